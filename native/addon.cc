@@ -1,0 +1,238 @@
+// Addon entry point and the plumbing every other file uses: coded errors, the promise
+// worker, dtype/device names and IValue conversion.
+#include "common.h"
+
+#include <torch/cuda.h>
+#include <torch/version.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/runtime/jit_exception.h>
+
+namespace tg {
+
+Napi::Error MakeJsError(Napi::Env env, const std::string& code, const std::string& msg) {
+  Napi::Error err = Napi::Error::New(env, msg);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+// The interpreter puts a TorchScript traceback first and the actual error last; lead with
+// the error so a one-line display says what went wrong.
+std::string InterpreterMessage(const std::string& full) {
+  auto pos = full.rfind("Error: ");
+  if (pos == std::string::npos) return full;
+  auto lineStart = full.rfind('\n', pos);
+  std::string head = full.substr(lineStart == std::string::npos ? 0 : lineStart + 1);
+  while (!head.empty() && (head.back() == '\n' || head.back() == ' ')) head.pop_back();
+  return head + "\n" + full;
+}
+
+Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
+  auto* w = new PromiseWorker(env, std::move(work), std::move(done));
+  auto promise = w->deferred_.Promise();
+  w->Queue();
+  return promise;
+}
+
+PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done)
+    : Napi::AsyncWorker(env, "torchgraph"), deferred_(Napi::Promise::Deferred::New(env)),
+      work_(std::move(work)), done_(std::move(done)) {}
+
+void PromiseWorker::Execute() {
+  try {
+    work_();
+  } catch (const Error& e) {
+    code_ = e.code;
+    message_ = e.what();
+  } catch (const c10::Error& e) {
+    code_ = "ERR_TORCH";
+    message_ = e.what_without_backtrace();
+  } catch (const torch::jit::JITException& e) {
+    code_ = "ERR_TORCH";
+    message_ = InterpreterMessage(e.what());
+  } catch (const std::exception& e) {
+    // The interpreter rethrows op failures as plain runtime_errors carrying the traceback.
+    std::string what = e.what();
+    bool fromInterpreter = what.find("TorchScript interpreter") != std::string::npos;
+    code_ = fromInterpreter ? "ERR_TORCH" : "ERR_NATIVE";
+    message_ = fromInterpreter ? InterpreterMessage(what) : what;
+  } catch (...) {
+    code_ = "ERR_NATIVE";
+    message_ = "unknown native exception";
+  }
+  if (!code_.empty()) SetError(message_);
+}
+
+void PromiseWorker::OnOK() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  try {
+    deferred_.Resolve(Guard(env, [&] { return done_(env); }));
+  } catch (const Napi::Error& e) {
+    deferred_.Reject(e.Value());
+  }
+}
+
+void PromiseWorker::OnError(const Napi::Error&) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  deferred_.Reject(MakeJsError(env, code_, message_).Value());
+}
+
+const char* DTypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    case at::kComplexFloat: return "complex64";
+    case at::kComplexDouble: return "complex128";
+    default: return c10::toString(t);
+  }
+}
+
+at::ScalarType ParseDType(const std::string& n) {
+  if (n == "float32") return at::kFloat;
+  if (n == "float64") return at::kDouble;
+  if (n == "float16") return at::kHalf;
+  if (n == "bfloat16") return at::kBFloat16;
+  if (n == "int64") return at::kLong;
+  if (n == "int32") return at::kInt;
+  if (n == "int16") return at::kShort;
+  if (n == "int8") return at::kChar;
+  if (n == "uint8") return at::kByte;
+  if (n == "bool") return at::kBool;
+  if (n == "complex64") return at::kComplexFloat;
+  if (n == "complex128") return at::kComplexDouble;
+  throw Error("ERR_INVALID_ARG", "unknown dtype '" + n + "'");
+}
+
+at::Device ParseDevice(const std::string& name) {
+  std::optional<at::Device> d;
+  try {
+    d = at::Device(name);
+  } catch (const c10::Error&) {
+    throw Error("ERR_INVALID_ARG", "invalid device '" + name + "' (expected cpu, cuda or cuda:N)");
+  }
+  if (d->is_cuda()) {
+    if (!torch::cuda::is_available())
+      throw Error("ERR_NO_DEVICE", "device '" + name + "' requested but CUDA is not available (" +
+                                       (torch::cuda::device_count() == 0 ? "no CUDA device or a CPU-only libtorch" : "") + ")");
+    if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
+      throw Error("ERR_NO_DEVICE", "device '" + name + "' does not exist (" +
+                                       std::to_string(torch::cuda::device_count()) + " CUDA devices)");
+  } else if (!d->is_cpu() && !d->is_meta()) {
+    throw Error("ERR_NO_DEVICE", "device '" + name + "' is not supported (cpu or cuda)");
+  }
+  return *d;
+}
+
+Napi::Value ToJs(Napi::Env env, const c10::IValue& v) {
+  if (v.isTensor()) return WrapTensor(env, v.toTensor());
+  if (v.isNone()) return env.Null();
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isInt()) {
+    int64_t i = v.toInt();
+    if (i > (int64_t(1) << 53) || i < -(int64_t(1) << 53)) return Napi::BigInt::New(env, i);
+    return Napi::Number::New(env, static_cast<double>(i));
+  }
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  if (v.isDevice()) return Napi::String::New(env, v.toDevice().str());
+  if (v.isTuple() || v.isList()) {
+    auto elems = v.isTuple() ? v.toTupleRef().elements().vec() : v.toList().vec();
+    auto arr = Napi::Array::New(env, elems.size());
+    for (size_t i = 0; i < elems.size(); ++i) arr.Set(i, ToJs(env, elems[i]));
+    return arr;
+  }
+  if (v.isGenericDict()) {
+    auto obj = Napi::Object::New(env);
+    for (const auto& kv : v.toGenericDict()) {
+      std::string key = kv.key().isString() ? kv.key().toStringRef() : c10::str(kv.key());
+      obj.Set(key, ToJs(env, kv.value()));
+    }
+    return obj;
+  }
+  throw Error("ERR_INVALID_ARG", std::string("cannot return a value of type ") + v.tagKind() + " to JS");
+}
+
+c10::IValue FromJs(Napi::Env env, Napi::Value v) {
+  if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    int64_t i = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw Error("ERR_INVALID_ARG", "BigInt does not fit in int64");
+    return i;
+  }
+  if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  if (IsTensor(env, v)) return UnwrapTensor(v);
+  if (v.IsArray()) {
+    auto arr = v.As<Napi::Array>();
+    std::vector<c10::IValue> items;
+    for (uint32_t i = 0; i < arr.Length(); ++i) items.push_back(FromJs(env, arr.Get(i)));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  if (v.IsObject()) {
+    auto o = v.As<Napi::Object>();
+    // {list: [...]}: a List[Tensor] / List[int] / List[float] argument.
+    if (o.Has("list")) {
+      auto arr = o.Get("list").As<Napi::Array>();
+      std::vector<c10::IValue> items;
+      for (uint32_t i = 0; i < arr.Length(); ++i) items.push_back(FromJs(env, arr.Get(i)));
+      if (items.empty() || items[0].isTensor()) {
+        c10::List<at::Tensor> l;
+        for (auto& it : items) l.push_back(it.toTensor());
+        return l;
+      }
+      if (items[0].isInt()) { c10::List<int64_t> l; for (auto& it : items) l.push_back(it.toInt()); return l; }
+      if (items[0].isDouble()) { c10::List<double> l; for (auto& it : items) l.push_back(it.toDouble()); return l; }
+      if (items[0].isBool()) { c10::List<bool> l; for (auto& it : items) l.push_back(it.toBool()); return l; }
+      throw Error("ERR_INVALID_ARG", "unsupported list element type");
+    }
+  }
+  throw Error("ERR_INVALID_ARG", "unsupported input value (expected Tensor, number, bigint, boolean, null, string or array)");
+}
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  // Run graphs as given: the optimizing executor would rewrite (and re-fuse) what we built,
+  // which would make original / unfused / fused comparisons meaningless.
+  torch::jit::setGraphExecutorOptimize(false);
+  InstallTrackingAllocator();
+  InitTensor(env, exports, data);
+  InitModule(env, exports, data);
+  InitGraph(env, exports, data);
+  InitMemory(env, exports);
+  exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+  exports.Set("cudaAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
+  }));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
+  }));
+  exports.Set("builtWithCuda", Napi::Boolean::New(env,
+#ifdef TORCHGRAPH_WITH_CUDA
+      true
+#else
+      false
+#endif
+      ));
+  return exports;
+}
+
+}  // namespace
+}  // namespace tg
+
+static Napi::Object InitTorchgraph(Napi::Env env, Napi::Object exports) { return tg::Init(env, exports); }
+
+NODE_API_MODULE(torchgraph, InitTorchgraph)

@@ -1,0 +1,660 @@
+// Graph export (torch::jit::Graph -> plain JS data, lib/ir/serialized.ts) and build
+// (plain data -> torch::jit::Graph, constructed node by node; torch's printed IR does not
+// parse back). A built graph runs through the JIT interpreter with the module's own tensors:
+// `self` is passed as the first input, so parameter reads share storage with the module.
+#include "common.h"
+
+#include <torch/cuda.h>
+#include <torch/csrc/jit/api/function_impl.h>
+
+#include <chrono>
+#include <unordered_map>
+
+namespace tg {
+namespace {
+
+using torch::jit::Value;
+namespace jit = torch::jit;
+
+// ---------------------------------------------------------------------------- export
+
+struct Exporter {
+  Napi::Env env;
+
+  Napi::Value Shape(const c10::VaryingShape<int64_t>& s) {
+    auto sizes = s.sizes();
+    if (!sizes) return env.Undefined();
+    auto arr = Napi::Array::New(env, sizes->size());
+    for (size_t i = 0; i < sizes->size(); ++i)
+      arr.Set(i, (*sizes)[i] ? Napi::Value(Napi::Number::New(env, static_cast<double>(*(*sizes)[i]))) : env.Null());
+    return arr;
+  }
+
+  Napi::Object Type(const c10::TypePtr& t) {
+    auto o = Napi::Object::New(env);
+    using K = c10::TypeKind;
+    switch (t->kind()) {
+      case K::TensorType: {
+        o.Set("kind", "Tensor");
+        auto tt = t->expect<c10::TensorType>();
+        if (auto st = tt->scalarType()) o.Set("dtype", DTypeName(*st));
+        auto sh = Shape(tt->sizes());
+        if (!sh.IsUndefined()) o.Set("shape", sh);
+        auto sr = Shape(tt->strides());
+        if (!sr.IsUndefined()) o.Set("strides", sr);
+        if (auto d = tt->device()) o.Set("device", d->str());
+        if (auto rg = tt->requiresGrad()) o.Set("requiresGrad", Napi::Boolean::New(env, *rg));
+        break;
+      }
+      case K::IntType: o.Set("kind", "Int"); break;
+      case K::FloatType: o.Set("kind", "Float"); break;
+      case K::BoolType: o.Set("kind", "Bool"); break;
+      case K::StringType: o.Set("kind", "String"); break;
+      case K::NoneType: o.Set("kind", "None"); break;
+      case K::DeviceObjType: o.Set("kind", "Device"); break;
+      case K::NumberType: o.Set("kind", "Number"); break;
+      case K::ComplexType: o.Set("kind", "Complex"); break;
+      case K::OptionalType:
+        o.Set("kind", "Optional");
+        o.Set("elem", Type(t->expectRef<c10::OptionalType>().getElementType()));
+        break;
+      case K::ListType:
+        o.Set("kind", "List");
+        o.Set("elem", Type(t->expectRef<c10::ListType>().getElementType()));
+        break;
+      case K::TupleType: {
+        o.Set("kind", "Tuple");
+        auto elems = t->containedTypes();
+        auto arr = Napi::Array::New(env, elems.size());
+        for (size_t i = 0; i < elems.size(); ++i) arr.Set(i, Type(elems[i]));
+        o.Set("elems", arr);
+        break;
+      }
+      case K::DictType:
+        o.Set("kind", "Dict");
+        o.Set("key", Type(t->expectRef<c10::DictType>().getKeyType()));
+        o.Set("value", Type(t->expectRef<c10::DictType>().getValueType()));
+        break;
+      case K::ClassType: {
+        o.Set("kind", "Class");
+        auto n = t->expectRef<c10::ClassType>().name();
+        o.Set("name", n ? n->qualifiedName() : "<anonymous>");
+        break;
+      }
+      default:
+        o.Set("kind", "Other");
+        o.Set("repr", t->annotation_str());
+    }
+    return o;
+  }
+
+  Napi::Object ValueObj(const Value* v) {
+    auto o = Napi::Object::New(env);
+    o.Set("id", Napi::Number::New(env, static_cast<double>(v->unique())));
+    if (v->hasDebugName()) o.Set("name", v->debugName());
+    o.Set("type", Type(v->type()));
+    return o;
+  }
+
+  Napi::Value IVal(const c10::IValue& v) {
+    auto o = Napi::Object::New(env);
+    if (v.isInt()) { o.Set("type", "int"); o.Set("value", Napi::BigInt::New(env, v.toInt())); }
+    else if (v.isDouble()) { o.Set("type", "float"); o.Set("value", v.toDouble()); }
+    else if (v.isBool()) { o.Set("type", "bool"); o.Set("value", v.toBool()); }
+    else if (v.isString()) { o.Set("type", "str"); o.Set("value", v.toStringRef()); }
+    else if (v.isNone()) { o.Set("type", "none"); }
+    else if (v.isDevice()) { o.Set("type", "device"); o.Set("value", v.toDevice().str()); }
+    else if (v.isTensor()) { o.Set("type", "tensor"); o.Set("tensor", WrapTensor(env, v.toTensor())); }
+    else if (v.isList()) {
+      o.Set("type", "list");
+      auto l = v.toList();
+      auto arr = Napi::Array::New(env, l.size());
+      for (size_t i = 0; i < l.size(); ++i) arr.Set(i, IVal(l.get(i)));
+      o.Set("items", arr);
+      o.Set("elem", Type(l.elementType()));
+    } else if (v.isTuple()) {
+      o.Set("type", "tuple");
+      const auto& el = v.toTupleRef().elements();
+      auto arr = Napi::Array::New(env, el.size());
+      for (size_t i = 0; i < el.size(); ++i) arr.Set(i, IVal(el[i]));
+      o.Set("items", arr);
+    } else {
+      throw Error("ERR_GRAPH", std::string("cannot export a constant of type ") + v.tagKind());
+    }
+    return o;
+  }
+
+  Napi::Object Attr(const jit::Node* n, c10::Symbol name) {
+    auto o = Napi::Object::New(env);
+    using A = jit::AttributeKind;
+    switch (n->kindOf(name)) {
+      case A::i: o.Set("kind", "i"); o.Set("value", Napi::BigInt::New(env, n->i(name))); break;
+      case A::f: o.Set("kind", "f"); o.Set("value", n->f(name)); break;
+      case A::s: o.Set("kind", "s"); o.Set("value", n->s(name)); break;
+      case A::t: o.Set("kind", "t"); o.Set("value", WrapTensor(env, n->t(name))); break;
+      case A::is: {
+        o.Set("kind", "is");
+        const auto& v = n->is(name);
+        auto arr = Napi::Array::New(env, v.size());
+        for (size_t i = 0; i < v.size(); ++i) arr.Set(i, Napi::BigInt::New(env, v[i]));
+        o.Set("value", arr);
+        break;
+      }
+      case A::fs: {
+        o.Set("kind", "fs");
+        const auto& v = n->fs(name);
+        auto arr = Napi::Array::New(env, v.size());
+        for (size_t i = 0; i < v.size(); ++i) arr.Set(i, v[i]);
+        o.Set("value", arr);
+        break;
+      }
+      case A::ss: {
+        o.Set("kind", "ss");
+        const auto& v = n->ss(name);
+        auto arr = Napi::Array::New(env, v.size());
+        for (size_t i = 0; i < v.size(); ++i) arr.Set(i, v[i]);
+        o.Set("value", arr);
+        break;
+      }
+      case A::ival: o.Set("kind", "ival"); o.Set("value", IVal(n->ival(name))); break;
+      case A::ty: o.Set("kind", "ty"); o.Set("value", Type(n->ty(name))); break;
+      default:
+        throw Error("ERR_GRAPH", std::string("unsupported attribute kind '") + jit::toString(n->kindOf(name)) +
+                                     "' for attribute '" + name.toUnqualString() + "' on " + n->kind().toQualString());
+    }
+    return o;
+  }
+
+  Napi::Object NodeObj(const jit::Node* n) {
+    auto o = Napi::Object::New(env);
+    o.Set("kind", n->kind().toQualString());
+    if (n->kind().is_aten()) {
+      if (auto s = n->maybeSchema()) o.Set("schema", c10::toString(*s));
+    }
+    auto ins = Napi::Array::New(env, n->inputs().size());
+    for (size_t i = 0; i < n->inputs().size(); ++i) ins.Set(i, Napi::Number::New(env, static_cast<double>(n->input(i)->unique())));
+    o.Set("inputs", ins);
+    auto outs = Napi::Array::New(env, n->outputs().size());
+    for (size_t i = 0; i < n->outputs().size(); ++i) outs.Set(i, ValueObj(n->output(i)));
+    o.Set("outputs", outs);
+    auto attrs = Napi::Object::New(env);
+    for (auto name : n->attributeNames()) attrs.Set(name.toUnqualString(), Attr(n, name));
+    o.Set("attrs", attrs);
+    auto blocks = Napi::Array::New(env, n->blocks().size());
+    for (size_t i = 0; i < n->blocks().size(); ++i) blocks.Set(i, BlockObj(n->blocks()[i]));
+    o.Set("blocks", blocks);
+    if (auto cs = n->callstack()) {
+      auto frames = Napi::Array::New(env);
+      std::string path;
+      for (const auto& e : (*cs)->vec()) {
+        const auto& mi = std::get<2>(e);
+        if (!mi) continue;
+        path = path.empty() ? mi->instance_name() : path + "." + mi->instance_name();
+        auto f = Napi::Object::New(env);
+        f.Set("path", path);
+        auto cn = mi->class_type() ? mi->class_type()->name() : std::nullopt;
+        f.Set("cls", cn ? cn->qualifiedName() : "");
+        f.Set("method", std::get<0>(e) ? std::get<0>(e)->name() : "forward");
+        frames.Set(frames.Length(), f);
+      }
+      o.Set("scope", frames);
+    }
+    if (auto flc = n->sourceRange().file_line_col()) {
+      o.Set("source", std::get<0>(*flc) + ":" + std::to_string(std::get<1>(*flc)));
+    }
+    return o;
+  }
+
+  Napi::Object BlockObj(const jit::Block* b) {
+    auto o = Napi::Object::New(env);
+    auto ins = Napi::Array::New(env, b->inputs().size());
+    for (size_t i = 0; i < b->inputs().size(); ++i) ins.Set(i, ValueObj(b->inputs()[i]));
+    o.Set("inputs", ins);
+    auto outs = Napi::Array::New(env, b->outputs().size());
+    for (size_t i = 0; i < b->outputs().size(); ++i) outs.Set(i, Napi::Number::New(env, static_cast<double>(b->outputs()[i]->unique())));
+    o.Set("outputs", outs);
+    auto nodes = Napi::Array::New(env);
+    for (const auto* n : b->nodes()) nodes.Set(nodes.Length(), NodeObj(n));
+    o.Set("nodes", nodes);
+    return o;
+  }
+};
+
+// ----------------------------------------------------------------------------- build
+
+std::string Describe(const Napi::Object& nd, size_t index) {
+  std::string s = "node #" + std::to_string(index) + " (" + nd.Get("kind").ToString().Utf8Value();
+  auto outs = nd.Get("outputs");
+  if (outs.IsArray() && outs.As<Napi::Array>().Length() > 0) {
+    auto o0 = outs.As<Napi::Array>().Get(0u).As<Napi::Object>();
+    s += " -> %" + (o0.Get("name").IsString() ? o0.Get("name").As<Napi::String>().Utf8Value()
+                                              : o0.Get("id").ToString().Utf8Value());
+  }
+  return s + ")";
+}
+
+struct Builder {
+  Napi::Env env;
+  std::shared_ptr<jit::Graph> g;
+  std::unordered_map<int64_t, Value*> values;
+  std::unordered_map<std::string, c10::ClassTypePtr> classes;
+  std::shared_ptr<jit::CompilationUnit> cu;
+  size_t nodeIndex = 0;
+
+  void CollectClasses(const jit::Module& m) {
+    if (auto n = m.type()->name()) classes.emplace(n->qualifiedName(), m.type());
+    for (const auto& c : m.children()) CollectClasses(c);
+  }
+
+  static int64_t Int(Napi::Value v) {
+    if (v.IsBigInt()) { bool lossless; return v.As<Napi::BigInt>().Int64Value(&lossless); }
+    return static_cast<int64_t>(v.As<Napi::Number>().DoubleValue());
+  }
+
+  c10::TypePtr Type(Napi::Value tv) {
+    if (!tv.IsObject()) throw Error("ERR_GRAPH", "missing type");
+    auto o = tv.As<Napi::Object>();
+    std::string k = o.Get("kind").ToString().Utf8Value();
+    if (k == "Tensor") {
+      // Shapes are analysis results in TS; the interpreter needs only "a tensor".
+      return c10::TensorType::get();
+    }
+    if (k == "Int") return c10::IntType::get();
+    if (k == "Float") return c10::FloatType::get();
+    if (k == "Bool") return c10::BoolType::get();
+    if (k == "String") return c10::StringType::get();
+    if (k == "None") return c10::NoneType::get();
+    if (k == "Device") return c10::DeviceObjType::get();
+    if (k == "Number") return c10::NumberType::get();
+    if (k == "Complex") return c10::ComplexType::get();
+    if (k == "Optional") return c10::OptionalType::create(Type(o.Get("elem")));
+    if (k == "List") return c10::ListType::create(Type(o.Get("elem")));
+    if (k == "Tuple") {
+      auto arr = o.Get("elems").As<Napi::Array>();
+      std::vector<c10::TypePtr> elems;
+      for (uint32_t i = 0; i < arr.Length(); ++i) elems.push_back(Type(arr.Get(i)));
+      return c10::TupleType::create(std::move(elems));
+    }
+    if (k == "Dict") return c10::DictType::create(Type(o.Get("key")), Type(o.Get("value")));
+    if (k == "Class") {
+      std::string name = o.Get("name").ToString().Utf8Value();
+      auto it = classes.find(name);
+      if (it != classes.end()) return it->second;
+      if (cu) {
+        if (auto c = cu->get_class(c10::QualifiedName(name))) return c;
+      }
+      throw Error("ERR_GRAPH", "unknown class type '" + name + "' (not a module type of this model)");
+    }
+    throw Error("ERR_GRAPH", "unsupported type '" + (o.Get("repr").IsString() ? o.Get("repr").ToString().Utf8Value() : k) + "'");
+  }
+
+  Value* Lookup(Napi::Value id, const std::string& where) {
+    int64_t i = Int(id);
+    auto it = values.find(i);
+    if (it == values.end()) throw Error("ERR_GRAPH", where + ": uses value " + std::to_string(i) + " before it is defined");
+    return it->second;
+  }
+
+  void Define(Napi::Object vd, Value* v) {
+    int64_t id = Int(vd.Get("id"));
+    if (values.count(id)) throw Error("ERR_GRAPH", "value id " + std::to_string(id) + " is defined twice");
+    values[id] = v;
+    v->setType(Type(vd.Get("type")));
+    if (vd.Get("name").IsString()) {
+      std::string name = vd.Get("name").As<Napi::String>().Utf8Value();
+      // Purely numeric names are reserved for unnamed values in torch::jit.
+      if (!name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])))
+        v->setDebugName(name);
+    }
+  }
+
+  c10::IValue IVal(Napi::Value v) {
+    auto o = v.As<Napi::Object>();
+    std::string t = o.Get("type").ToString().Utf8Value();
+    if (t == "int") return Int(o.Get("value"));
+    if (t == "float") return o.Get("value").As<Napi::Number>().DoubleValue();
+    if (t == "bool") return o.Get("value").ToBoolean().Value();
+    if (t == "str") return o.Get("value").ToString().Utf8Value();
+    if (t == "none") return c10::IValue();
+    if (t == "device") return c10::Device(o.Get("value").ToString().Utf8Value());
+    if (t == "tensor") return UnwrapTensor(o.Get("tensor"));
+    if (t == "tuple" || t == "list") {
+      auto arr = o.Get("items").As<Napi::Array>();
+      std::vector<c10::IValue> items;
+      for (uint32_t i = 0; i < arr.Length(); ++i) items.push_back(IVal(arr.Get(i)));
+      if (t == "tuple") return c10::ivalue::Tuple::create(std::move(items));
+      c10::impl::GenericList l(Type(o.Get("elem")));
+      for (auto& it : items) l.push_back(std::move(it));
+      return l;
+    }
+    throw Error("ERR_GRAPH", "unsupported constant type '" + t + "'");
+  }
+
+  void SetAttr(jit::Node* n, const std::string& name, Napi::Object a) {
+    auto sym = c10::Symbol::attr(name);
+    std::string k = a.Get("kind").ToString().Utf8Value();
+    Napi::Value v = a.Get("value");
+    if (k == "i") n->i_(sym, Int(v));
+    else if (k == "f") n->f_(sym, v.As<Napi::Number>().DoubleValue());
+    else if (k == "s") n->s_(sym, v.ToString().Utf8Value());
+    else if (k == "t") n->t_(sym, UnwrapTensor(v));
+    else if (k == "is") {
+      std::vector<int64_t> xs;
+      auto arr = v.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) xs.push_back(Int(arr.Get(i)));
+      n->is_(sym, xs);
+    } else if (k == "fs") {
+      std::vector<double> xs;
+      auto arr = v.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) xs.push_back(arr.Get(i).As<Napi::Number>().DoubleValue());
+      n->fs_(sym, xs);
+    } else if (k == "ss") {
+      std::vector<std::string> xs;
+      auto arr = v.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) xs.push_back(arr.Get(i).ToString().Utf8Value());
+      n->ss_(sym, xs);
+    } else if (k == "ival") n->ival_(sym, IVal(v));
+    else if (k == "ty") n->ty_(sym, Type(v));
+    else throw Error("ERR_GRAPH", "unsupported attribute kind '" + k + "'");
+  }
+
+  void BuildBlock(Napi::Object bd, jit::Block* b, bool top) {
+    auto ins = bd.Get("inputs").As<Napi::Array>();
+    for (uint32_t i = 0; i < ins.Length(); ++i) Define(ins.Get(i).As<Napi::Object>(), top ? g->addInput() : b->addInput());
+    auto nodes = bd.Get("nodes").As<Napi::Array>();
+    for (uint32_t i = 0; i < nodes.Length(); ++i) BuildNode(nodes.Get(i).As<Napi::Object>(), b);
+    auto outs = bd.Get("outputs").As<Napi::Array>();
+    for (uint32_t i = 0; i < outs.Length(); ++i) b->registerOutput(Lookup(outs.Get(i), top ? "graph output" : "block output"));
+  }
+
+  void BuildNode(Napi::Object nd, jit::Block* b) {
+    size_t index = nodeIndex++;
+    std::string where = Describe(nd, index);
+    try {
+      std::string kind = nd.Get("kind").ToString().Utf8Value();
+      if (kind.find("::") == std::string::npos) throw Error("ERR_GRAPH", "kind must be qualified, e.g. aten::add");
+      jit::Node* n = g->create(c10::Symbol::fromQualString(kind), 0);
+      b->appendNode(n);
+      auto ins = nd.Get("inputs").As<Napi::Array>();
+      for (uint32_t i = 0; i < ins.Length(); ++i) n->addInput(Lookup(ins.Get(i), "input " + std::to_string(i)));
+      auto outs = nd.Get("outputs").As<Napi::Array>();
+      for (uint32_t i = 0; i < outs.Length(); ++i) Define(outs.Get(i).As<Napi::Object>(), n->addOutput());
+      if (nd.Get("attrs").IsObject()) {
+        auto attrs = nd.Get("attrs").As<Napi::Object>();
+        auto names = attrs.GetPropertyNames();
+        for (uint32_t i = 0; i < names.Length(); ++i) {
+          std::string an = names.Get(i).ToString().Utf8Value();
+          SetAttr(n, an, attrs.Get(an).As<Napi::Object>());
+        }
+      }
+      if (nd.Get("blocks").IsArray()) {
+        auto blocks = nd.Get("blocks").As<Napi::Array>();
+        for (uint32_t i = 0; i < blocks.Length(); ++i) BuildBlock(blocks.Get(i).As<Napi::Object>(), n->addBlock(), false);
+      }
+      // Ops must resolve to a registered libtorch operator for these input types.
+      if (n->kind().is_aten() && !n->maybeOperator()) {
+        std::string sig = kind + "(";
+        for (size_t i = 0; i < n->inputs().size(); ++i) sig += (i ? ", " : "") + n->input(i)->type()->annotation_str();
+        throw Error("ERR_GRAPH", "no libtorch operator matches " + sig + ")");
+      }
+    } catch (const Error& e) {
+      if (e.what() && std::string(e.what()).rfind("node #", 0) == 0) throw;
+      throw Error(e.code, where + ": " + e.what());
+    } catch (const c10::Error& e) {
+      throw Error("ERR_GRAPH", where + ": " + e.what_without_backtrace());
+    } catch (const Napi::Error& e) {
+      throw Error("ERR_GRAPH", where + ": malformed node data: " + e.Message());
+    }
+  }
+};
+
+// ------------------------------------------------------------------------ Graph object
+
+struct Built {
+  std::shared_ptr<jit::Graph> graph;
+  jit::Module module;
+  at::Device device = at::kCPU;
+  std::shared_ptr<jit::GraphFunction> fn;
+  bool takesSelf = false;
+  std::mutex compile;
+};
+
+class Graph : public Napi::ObjectWrap<Graph> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Graph", {
+      InstanceMethod("run", &Graph::Run),
+      InstanceMethod("toString", &Graph::Str),
+      InstanceMethod("dispose", &Graph::Dispose),
+      InstanceMethod("exportGraph", &Graph::Export),
+    });
+  }
+  explicit Graph(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Graph>(info) {}
+  std::shared_ptr<Built> built_;
+
+ private:
+  std::shared_ptr<Built> built() const {
+    if (!built_) throw Error("ERR_DISPOSED", "graph was disposed");
+    return built_;
+  }
+
+  // run(inputs[], {measureMemory}) -> Promise<{output, peakBytes, ms}>
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto b = built();
+      auto arr = info[0].As<Napi::Array>();
+      auto stack = std::make_shared<std::vector<c10::IValue>>();
+      if (b->takesSelf) stack->push_back(b->module._ivalue());
+      for (uint32_t i = 0; i < arr.Length(); ++i) stack->push_back(FromJs(env, arr.Get(i)));
+      size_t expected = b->graph->inputs().size();
+      if (stack->size() != expected)
+        throw Error("ERR_INVALID_ARG", "graph takes " + std::to_string(expected - (b->takesSelf ? 1 : 0)) + " inputs, got " +
+                                           std::to_string(arr.Length()));
+      bool measure = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("measureMemory").ToBoolean();
+      auto result = std::make_shared<std::vector<c10::IValue>>();
+      auto peak = std::make_shared<int64_t>(-1);
+      auto ms = std::make_shared<double>(0);
+      return PromiseWorker::Run(
+          env,
+          [b, stack, measure, result, peak, ms] {
+            c10::InferenceMode guard;
+            {
+              std::lock_guard<std::mutex> lock(b->compile);
+              if (!b->fn) b->fn = std::make_shared<jit::GraphFunction>("torchgraph_built", b->graph, nullptr);
+            }
+            std::optional<MemoryScope> scope;
+            if (measure) scope.emplace(b->device);
+            auto t0 = std::chrono::steady_clock::now();
+            b->fn->run(*stack);
+            if (b->device.is_cuda()) torch::cuda::synchronize();
+            *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (scope) *peak = scope->peakAboveBaseline();
+            *result = std::move(*stack);
+          },
+          [result, peak, ms](Napi::Env env) -> Napi::Value {
+            auto o = Napi::Object::New(env);
+            if (result->size() == 1) {
+              o.Set("output", ToJs(env, (*result)[0]));
+            } else {
+              auto arr = Napi::Array::New(env, result->size());
+              for (size_t i = 0; i < result->size(); ++i) arr.Set(i, ToJs(env, (*result)[i]));
+              o.Set("output", arr);
+            }
+            o.Set("peakBytes", Napi::Number::New(env, static_cast<double>(*peak)));
+            o.Set("ms", Napi::Number::New(env, *ms));
+            return o;
+          });
+    });
+  }
+
+  Napi::Value Str(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), built()->graph->toString()); });
+  }
+
+  // The graph as libtorch holds it after building (round-trip checks).
+  Napi::Value Export(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Exporter{info.Env()}.BlockObj(built()->graph->block()); });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    built_.reset();
+    return info.Env().Undefined();
+  }
+};
+
+}  // namespace
+
+Napi::Object ExportGraph(Napi::Env env, const torch::jit::Graph& g) {
+  return Exporter{env}.BlockObj(g.block());
+}
+
+namespace {
+Builder MakeBuilder(Napi::Env env, Napi::Object data, const torch::jit::Module& module) {
+  Builder b{env, std::make_shared<jit::Graph>()};
+  b.CollectClasses(module);
+  b.cu = module.type()->compilation_unit();
+  b.BuildBlock(data, b.g->block(), true);
+  try {
+    b.g->lint();
+  } catch (const c10::Error& e) {
+    throw Error("ERR_GRAPH", std::string("built graph is not well formed: ") + e.what_without_backtrace());
+  }
+  return b;
+}
+
+// Describe a value computed by a shape run: tensors by dtype/shape/device, scalars and
+// int lists by value. Must run on the JS thread.
+Napi::Value DescribeValue(Napi::Env env, const c10::IValue& v) {
+  auto o = Napi::Object::New(env);
+  if (v.isTensor()) {
+    const auto& t = v.toTensor();
+    o.Set("kind", "Tensor");
+    auto shape = Napi::Array::New(env, t.dim());
+    for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
+    o.Set("shape", shape);
+    auto strides = Napi::Array::New(env, t.dim());
+    for (int64_t i = 0; i < t.dim(); ++i) strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
+    o.Set("strides", strides);
+    o.Set("dtype", DTypeName(t.scalar_type()));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(t.numel() * t.element_size())));
+    o.Set("storageBytes", Napi::Number::New(env, static_cast<double>(t.storage().nbytes())));
+  } else if (v.isInt()) { o.Set("kind", "Int"); o.Set("value", Napi::Number::New(env, static_cast<double>(v.toInt()))); }
+  else if (v.isDouble()) { o.Set("kind", "Float"); o.Set("value", v.toDouble()); }
+  else if (v.isBool()) { o.Set("kind", "Bool"); o.Set("value", v.toBool()); }
+  else if (v.isIntList()) {
+    o.Set("kind", "IntList");
+    auto l = v.toIntList();
+    auto arr = Napi::Array::New(env, l.size());
+    for (size_t i = 0; i < l.size(); ++i) arr.Set(i, Napi::Number::New(env, static_cast<double>(l.get(i))));
+    o.Set("value", arr);
+  } else if (v.isNone()) { o.Set("kind", "None"); }
+  else { o.Set("kind", "Other"); o.Set("repr", v.tagKind()); }
+  return o;
+}
+}  // namespace
+
+// inferValues(module, graphData, inputs, {meta}) -> Promise<[id, description][]>
+// Runs a copy of the graph that returns every top-level value. With meta, every parameter
+// read becomes a meta tensor of the same shape, so nothing is computed; without, the
+// module's real tensors are used (the fallback when an op has no meta kernel).
+Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs, bool meta) {
+  Builder b = MakeBuilder(env, data, module);
+  auto g = b.g;
+  bool takesSelf = !g->inputs().empty() && g->inputs()[0]->type()->kind() == c10::TypeKind::ClassType;
+  std::unordered_map<const Value*, int64_t> idOf;
+  for (const auto& kv : b.values) idOf[kv.second] = kv.first;
+  if (meta && takesSelf) {
+    // Resolve attribute reads from self; replace tensor reads by meta constants.
+    std::unordered_map<const Value*, c10::IValue> objs;
+    objs[g->inputs()[0]] = module._ivalue();
+    for (auto* n : g->nodes()) {
+      if (n->kind() != c10::prim::GetAttr) continue;
+      auto it = objs.find(n->input(0));
+      if (it == objs.end() || !it->second.isObject()) continue;
+      c10::IValue val = it->second.toObject()->getAttr(n->s(c10::attr::name));
+      if (val.isTensor()) {
+        const auto& t = val.toTensor();
+        at::Tensor m = at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
+        jit::WithInsertPoint guard(n);
+        Value* c = g->insertConstant(m);
+        c->setType(c10::TensorType::get());
+        n->output()->replaceAllUsesWith(c);
+        idOf[c] = idOf[n->output()];
+      } else {
+        objs[n->output()] = val;
+      }
+    }
+  }
+  std::vector<Value*> reported;
+  std::vector<int64_t> ids;
+  for (auto* n : g->nodes()) {
+    for (auto* o : n->outputs()) {
+      auto k = o->type()->kind();
+      auto it = idOf.find(o);
+      if (it == idOf.end() || !o->hasUses()) continue;
+      if (k == c10::TypeKind::TensorType || k == c10::TypeKind::IntType || k == c10::TypeKind::FloatType ||
+          k == c10::TypeKind::BoolType || (k == c10::TypeKind::ListType && o->type()->containedTypes()[0]->kind() == c10::TypeKind::IntType)) {
+        reported.push_back(o);
+        ids.push_back(it->second);
+      }
+    }
+  }
+  for (auto* o : g->outputs()) {
+    auto it = idOf.find(o);
+    if (it != idOf.end() && o->type()->kind() == c10::TypeKind::TensorType) { reported.push_back(o); ids.push_back(it->second); }
+  }
+  while (!g->outputs().empty()) g->eraseOutput(0);
+  {
+    jit::WithInsertPoint guard(g->return_node());
+    auto* tup = g->insertNode(g->createTuple(reported));
+    g->registerOutput(tup->output());
+  }
+  auto stack = std::make_shared<std::vector<c10::IValue>>();
+  if (takesSelf) stack->push_back(module._ivalue());
+  for (uint32_t i = 0; i < inputs.Length(); ++i) stack->push_back(FromJs(env, inputs.Get(i)));
+  if (stack->size() != g->inputs().size()) throw Error("ERR_INVALID_ARG", "wrong number of inputs for shape inference");
+  auto idsPtr = std::make_shared<std::vector<int64_t>>(std::move(ids));
+  return PromiseWorker::Run(
+      env,
+      [g, stack] {
+        c10::InferenceMode guard;
+        jit::GraphFunction fn("torchgraph_infer", g, nullptr);
+        fn.run(*stack);
+      },
+      [stack, idsPtr](Napi::Env env) -> Napi::Value {
+        const auto& elems = stack->back().toTupleRef().elements();
+        auto arr = Napi::Array::New(env, elems.size());
+        for (size_t i = 0; i < elems.size(); ++i) {
+          auto pair = Napi::Array::New(env, 2);
+          pair.Set(0u, Napi::Number::New(env, static_cast<double>((*idsPtr)[i])));
+          pair.Set(1u, DescribeValue(env, elems[i]));
+          arr.Set(i, pair);
+        }
+        return arr;
+      });
+}
+
+std::shared_ptr<torch::jit::Graph> BuildGraph(Napi::Env env, Napi::Object data, const torch::jit::Module& module) {
+  return MakeBuilder(env, data, module).g;
+}
+
+Napi::Value NewGraphObject(Napi::Env env, std::shared_ptr<torch::jit::Graph> g, torch::jit::Module module, at::Device device) {
+  auto* data = env.GetInstanceData<AddonData>();
+  Napi::Object obj = data->graphCtor.New({});
+  auto built = std::make_shared<Built>();
+  built->takesSelf = !g->inputs().empty() && g->inputs()[0]->type()->kind() == c10::TypeKind::ClassType;
+  built->graph = std::move(g);
+  built->module = std::move(module);
+  built->device = device;
+  Graph::Unwrap(obj)->built_ = built;
+  return obj;
+}
+
+void InitGraph(Napi::Env env, Napi::Object exports, AddonData* data) {
+  Napi::Function ctor = Graph::Define(env);
+  data->graphCtor = Napi::Persistent(ctor);
+  exports.Set("Graph", ctor);
+}
+
+}  // namespace tg

@@ -1,0 +1,311 @@
+// Module: a loaded TorchScript module. Loading and running happen off the JS thread; the
+// worker holds a shared_ptr so dispose() during a run is safe.
+#include "common.h"
+
+#include <sys/stat.h>
+
+#include <torch/cuda.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include <chrono>
+
+namespace tg {
+namespace {
+
+struct Loaded {
+  torch::jit::Module module;
+  at::Device device;
+  int64_t paramBytes = 0;
+};
+
+int64_t ParamBytes(const torch::jit::Module& m) {
+  int64_t b = 0;
+  for (const auto& p : m.parameters()) b += static_cast<int64_t>(p.nbytes());
+  for (const auto& p : m.buffers()) b += static_cast<int64_t>(p.nbytes());
+  return b;
+}
+
+std::string ClassName(const torch::jit::Module& m) {
+  auto n = m.type()->name();
+  return n ? n->qualifiedName() : "<anonymous>";
+}
+
+Napi::Object TensorInfo(Napi::Env env, const std::string& name, const at::Tensor& t) {
+  auto o = Napi::Object::New(env);
+  o.Set("name", name);
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
+  o.Set("shape", shape);
+  o.Set("dtype", DTypeName(t.scalar_type()));
+  o.Set("device", t.device().str());
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(t.nbytes())));
+  return o;
+}
+
+// The submodule tree with class names, direct parameters/buffers and plain scalar
+// attributes (num_heads, batch_first, ... survive in scripted modules, not traced ones).
+Napi::Object Tree(Napi::Env env, const torch::jit::Module& m, const std::string& name, const std::string& path) {
+  auto o = Napi::Object::New(env);
+  o.Set("name", name);
+  o.Set("path", path);
+  o.Set("type", ClassName(m));
+  o.Set("training", Napi::Boolean::New(env, m.is_training()));
+  auto params = Napi::Array::New(env);
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) params.Set(params.Length(), TensorInfo(env, p.name, p.value));
+  o.Set("parameters", params);
+  auto buffers = Napi::Array::New(env);
+  for (const auto& p : m.named_buffers(/*recurse=*/false)) buffers.Set(buffers.Length(), TensorInfo(env, p.name, p.value));
+  o.Set("buffers", buffers);
+  auto attrs = Napi::Object::New(env);
+  auto type = m.type();
+  for (size_t i = 0; i < type->numAttributes(); ++i) {
+    if (type->is_parameter(i) || type->is_buffer(i)) continue;
+    const auto& an = type->getAttributeName(i);
+    c10::IValue v = m._ivalue()->getSlot(i);
+    if (v.isInt() || v.isDouble() || v.isBool() || v.isString() || v.isNone()) attrs.Set(an, ToJs(env, v));
+  }
+  // Class constants (__constants__ such as MultiheadAttention.batch_first) are part of the
+  // type, not the object.
+  for (size_t i = 0; i < type->numConstants(); ++i) {
+    c10::IValue v = type->getConstant(i);
+    if (v.isInt() || v.isDouble() || v.isBool() || v.isString() || v.isNone()) attrs.Set(type->getConstantName(i), ToJs(env, v));
+  }
+  o.Set("attributes", attrs);
+  auto children = Napi::Array::New(env);
+  for (const auto& c : m.named_children())
+    children.Set(children.Length(), Tree(env, c.value, c.name, path.empty() ? c.name : path + "." + c.name));
+  o.Set("children", children);
+  auto methods = Napi::Array::New(env);
+  for (const auto& meth : m.get_methods()) methods.Set(methods.Length(), meth.name());
+  o.Set("methods", methods);
+  return o;
+}
+
+torch::jit::Module Submodule(const torch::jit::Module& root, const std::string& path) {
+  torch::jit::Module m = root;
+  if (path.empty()) return m;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    bool found = false;
+    for (const auto& c : m.named_children()) {
+      if (c.name == part) { m = c.value; found = true; break; }
+    }
+    if (!found) throw Error("ERR_INVALID_ARG", "no submodule '" + part + "' in path '" + path + "'");
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return m;
+}
+
+class Module : public Napi::ObjectWrap<Module> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Module", {
+      InstanceMethod("info", &Module::Info),
+      InstanceMethod("run", &Module::Run),
+      InstanceMethod("exportGraph", &Module::Export),
+      InstanceMethod("buildGraph", &Module::Build),
+      InstanceMethod("inferValues", &Module::Infer),
+      InstanceMethod("dispose", &Module::Dispose),
+      InstanceAccessor("device", &Module::DeviceName, nullptr),
+      InstanceAccessor("disposed", &Module::Disposed, nullptr),
+      InstanceAccessor("paramBytes", &Module::ParamBytesJs, nullptr),
+    });
+  }
+
+  explicit Module(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Module>(info) {}
+  ~Module() override { Release(); }
+
+  void Adopt(Napi::Env env, std::shared_ptr<Loaded> l) {
+    loaded_ = std::move(l);
+    env_ = env;
+    reported_ = loaded_->device.is_cpu() ? loaded_->paramBytes : 0;
+    if (reported_) Napi::MemoryManagement::AdjustExternalMemory(env, reported_);
+  }
+
+  std::shared_ptr<Loaded> loaded() const {
+    if (!loaded_) throw Error("ERR_DISPOSED", "module was disposed");
+    return loaded_;
+  }
+
+ private:
+  void Release() {
+    if (reported_ && env_) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reported_);
+    reported_ = 0;
+    loaded_.reset();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto l = loaded();
+      return Tree(info.Env(), l->module, "", "");
+    });
+  }
+
+  // run(method, inputs[], {measureMemory}) -> Promise<{output, peakBytes, ms}>
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      std::string method = info[0].As<Napi::String>().Utf8Value();
+      auto arr = info[1].As<Napi::Array>();
+      auto stack = std::make_shared<std::vector<c10::IValue>>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        c10::IValue v = FromJs(env, arr.Get(i));
+        if (v.isTensor() && v.toTensor().device() != l->device)
+          throw Error("ERR_INVALID_ARG", "input " + std::to_string(i) + " is on " + v.toTensor().device().str() +
+                                             " but the module is on " + l->device.str());
+        stack->push_back(std::move(v));
+      }
+      bool measure = info.Length() > 2 && info[2].IsObject() && info[2].As<Napi::Object>().Get("measureMemory").ToBoolean();
+      auto method_fn = l->module.find_method(method);
+      if (!method_fn) throw Error("ERR_INVALID_ARG", "module has no method '" + method + "'");
+      auto result = std::make_shared<c10::IValue>();
+      auto peak = std::make_shared<int64_t>(-1);
+      auto ms = std::make_shared<double>(0);
+      return PromiseWorker::Run(
+          env,
+          [l, method, stack, measure, result, peak, ms] {
+            c10::InferenceMode guard;
+            auto m = *l->module.find_method(method);
+            std::optional<MemoryScope> scope;
+            if (measure) scope.emplace(l->device);
+            auto t0 = std::chrono::steady_clock::now();
+            *result = m(std::move(*stack));
+            if (l->device.is_cuda()) torch::cuda::synchronize();
+            *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (scope) *peak = scope->peakAboveBaseline();
+          },
+          [result, peak, ms](Napi::Env env) -> Napi::Value {
+            auto o = Napi::Object::New(env);
+            o.Set("output", ToJs(env, *result));
+            o.Set("peakBytes", Napi::Number::New(env, static_cast<double>(*peak)));
+            o.Set("ms", Napi::Number::New(env, *ms));
+            return o;
+          });
+    });
+  }
+
+  // exportGraph(method, {inline: bool, path: string}) -> GraphData
+  Napi::Value Export(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      std::string method = info[0].As<Napi::String>().Utf8Value();
+      bool inl = false;
+      std::string path;
+      if (info.Length() > 1 && info[1].IsObject()) {
+        auto o = info[1].As<Napi::Object>();
+        inl = o.Get("inline").ToBoolean();
+        if (o.Get("path").IsString()) path = o.Get("path").As<Napi::String>().Utf8Value();
+      }
+      torch::jit::Module m = Submodule(l->module, path);
+      auto fn = m.find_method(method);
+      if (!fn) throw Error("ERR_INVALID_ARG", "module '" + (path.empty() ? std::string("<root>") : path) + "' has no method '" + method + "'");
+      auto g = fn->graph()->copy();
+      if (inl) torch::jit::Inline(*g);
+      return ExportGraph(env, *g);
+    });
+  }
+
+  // buildGraph(GraphData) -> Graph (a runnable graph bound to this module's tensors)
+  Napi::Value Build(const Napi::CallbackInfo& info);
+
+  // inferValues(GraphData, inputs[], {meta}) -> Promise<[valueId, description][]>
+  Napi::Value Infer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      bool meta = info.Length() > 2 && info[2].IsObject() && info[2].As<Napi::Object>().Get("meta").ToBoolean();
+      return InferValues(env, l->module, info[0].As<Napi::Object>(), info[1].As<Napi::Array>(), meta);
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+  Napi::Value DeviceName(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), loaded()->device.str()); });
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !loaded_); }
+  Napi::Value ParamBytesJs(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(loaded()->paramBytes)); });
+  }
+
+  std::shared_ptr<Loaded> loaded_;
+  int64_t reported_ = 0;
+  napi_env env_ = nullptr;
+};
+
+// load(path, device) -> Promise<Module>
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) throw Error("ERR_INVALID_ARG", "load(path: string, device?: string)");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    at::Device device = ParseDevice(info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "cpu");
+    auto loaded = std::make_shared<std::shared_ptr<Loaded>>();
+    return PromiseWorker::Run(
+        env,
+        [path, device, loaded] {
+          struct stat st;
+          if (stat(path.c_str(), &st) != 0) throw Error("ERR_LOAD", "cannot load '" + path + "': no such file");
+          if (S_ISDIR(st.st_mode)) throw Error("ERR_LOAD", "cannot load '" + path + "': it is a directory");
+          if (st.st_size == 0) throw Error("ERR_LOAD", "cannot load '" + path + "': the file is empty");
+          torch::jit::Module m;
+          try {
+            m = torch::jit::load(path, device);
+          } catch (const c10::Error& e) {
+            std::string why = e.what_without_backtrace();
+            auto nl = why.find('\n');
+            if (nl != std::string::npos) why = why.substr(0, nl);
+            std::string hint;
+            if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos ||
+                why.find("PytorchStreamReader failed locating file") != std::string::npos)
+              hint = " (this looks like a torch.save() checkpoint, not a TorchScript archive: export the model with "
+                     "torch.jit.trace or torch.jit.script and torch.jit.save)";
+            else if (why.find("central directory") != std::string::npos || why.find("zip archive") != std::string::npos ||
+                     why.find("file_size") != std::string::npos)
+              hint = " (not a TorchScript zip archive, or a truncated one)";
+            throw Error("ERR_LOAD", "cannot load '" + path + "' as TorchScript: " + why + hint);
+          }
+          m.eval();
+          auto l = std::make_shared<Loaded>(Loaded{std::move(m), device});
+          l->paramBytes = ParamBytes(l->module);
+          *loaded = l;
+        },
+        [loaded](Napi::Env env) -> Napi::Value {
+          auto* data = env.GetInstanceData<AddonData>();
+          Napi::Object obj = data->moduleCtor.New({});
+          Module::Unwrap(obj)->Adopt(env, *loaded);
+          return obj;
+        });
+  });
+}
+
+}  // namespace
+
+// Defined in graph.cc: wraps a built graph bound to a loaded module.
+Napi::Value NewGraphObject(Napi::Env env, std::shared_ptr<torch::jit::Graph> g, torch::jit::Module module, at::Device device);
+
+Napi::Value Module::Build(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    auto l = loaded();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Error("ERR_INVALID_ARG", "buildGraph(graph: GraphData)");
+    auto g = BuildGraph(env, info[0].As<Napi::Object>(), l->module);
+    return NewGraphObject(env, g, l->module, l->device);
+  });
+}
+
+void InitModule(Napi::Env env, Napi::Object exports, AddonData* data) {
+  Napi::Function ctor = Module::Define(env);
+  data->moduleCtor = Napi::Persistent(ctor);
+  exports.Set("Module", ctor);
+  exports.Set("load", Napi::Function::New(env, Load));
+}
+
+}  // namespace tg
