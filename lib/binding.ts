@@ -50,6 +50,14 @@ export interface ModuleTreeData {
   methods: string[];
 }
 
+export interface NativeInferResult {
+  /** [value id, description] for every top-level value (see passes/value-info.ts). */
+  values: [number, unknown][];
+  /** Ops that had no meta kernel and ran on zero-filled real tensors, with counts. */
+  fallbacks: Record<string, number>;
+  mode: 'meta-nodes' | 'meta' | 'real';
+}
+
 export interface NativeGraph {
   run(inputs: NativeValue[], options?: RunOptions): Promise<NativeRunResult>;
   toString(): string;
@@ -65,6 +73,8 @@ export interface NativeModule {
   run(method: string, inputs: NativeValue[], options?: RunOptions): Promise<NativeRunResult>;
   exportGraph(method: string, options?: { inline?: boolean; path?: string }): GraphData;
   buildGraph(graph: GraphData): NativeGraph;
+  /** Run a copy of the graph that returns every top-level value's description (see passes/value-info.ts). */
+  inferValues(graph: GraphData, inputs: NativeValue[], options: { meta: boolean }): Promise<NativeInferResult>;
   dispose(): void;
 }
 

@@ -159,7 +159,19 @@ export function modelsDir(): string {
     : path.join(repoRoot(), '.torchgraph', 'models');
 }
 
+const torchInfoCache = new Map<string, TorchInfo>();
+
+/** libtorch.js's resolution, once per process and environment (TORCHGRAPH_PYTHON costs a Python start). */
 function torchInfo(): TorchInfo {
+  const envKey = `${process.env.TORCHGRAPH_LIBTORCH ?? ''}\0${process.env.TORCHGRAPH_PYTHON ?? ''}`;
+  const cached = torchInfoCache.get(envKey);
+  if (cached) return cached;
+  const info = resolveTorch();
+  torchInfoCache.set(envKey, info);
+  return info;
+}
+
+function resolveTorch(): TorchInfo {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const resolver = require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): TorchInfo | null };
   let info: TorchInfo | null;

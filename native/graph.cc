@@ -8,6 +8,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 
 #include <chrono>
+#include <map>
 #include <unordered_map>
 
 namespace tg {
@@ -527,7 +528,7 @@ Builder MakeBuilder(Napi::Env env, Napi::Object data, const torch::jit::Module& 
 // int lists by value. Must run on the JS thread.
 Napi::Value DescribeValue(Napi::Env env, const c10::IValue& v) {
   auto o = Napi::Object::New(env);
-  if (v.isTensor()) {
+  if (v.isTensor() && v.toTensor().defined()) {
     const auto& t = v.toTensor();
     o.Set("kind", "Tensor");
     auto shape = Napi::Array::New(env, t.dim());
@@ -552,86 +553,221 @@ Napi::Value DescribeValue(Napi::Env env, const c10::IValue& v) {
   else { o.Set("kind", "Other"); o.Set("repr", v.tagKind()); }
   return o;
 }
+
+c10::IValue MetaLike(const c10::IValue& v) {
+  if (v.isTensor()) {
+    const auto& t = v.toTensor();
+    if (!t.defined() || t.is_meta()) return v;
+    return at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
+  }
+  return v;
+}
+
+// A real tensor standing in for a meta one, for an op that has no meta kernel. Its values
+// are zeros: only shapes are wanted.
+c10::IValue Materialize(const c10::IValue& v) {
+  if (v.isTensor() && v.toTensor().is_meta()) {
+    const auto& t = v.toTensor();
+    return at::zeros_like(at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kCPU)));
+  }
+  if (v.isTensorList()) {
+    c10::List<at::Tensor> l;
+    for (const at::Tensor& t : v.toTensorList()) l.push_back(Materialize(t).toTensor());
+    return l;
+  }
+  return v;
+}
+
+c10::IValue Metaize(const c10::IValue& v) {
+  if (v.isTensor()) return MetaLike(v);
+  if (v.isTuple()) {
+    std::vector<c10::IValue> items;
+    for (const auto& e : v.toTupleRef().elements()) items.push_back(Metaize(e));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  return v;
+}
+
+struct InferResult {
+  std::vector<c10::IValue> values;
+  std::map<std::string, int> fallbacks;
+};
+
+// Straight-line graphs: run node by node on meta tensors; an op without a meta kernel runs
+// on zero-filled real tensors of the same shapes and its outputs go back to meta. Module
+// calls run their method graphs the same way. Only parameters become meta: constants and
+// sizes stay real, so size arithmetic (aten::size -> NumToTensor -> Int) stays exact.
+std::vector<c10::IValue> RunNodesOnMeta(const jit::Graph& g, std::vector<c10::IValue> inputs,
+                                        std::unordered_map<const Value*, c10::IValue>& env, InferResult& out) {
+  for (size_t i = 0; i < g.inputs().size(); ++i) env[g.inputs()[i]] = MetaLike(inputs[i]);
+  for (auto* n : g.nodes()) {
+    if (n->kind() == c10::prim::GetAttr) {
+      c10::IValue obj = env.at(n->input(0));
+      env[n->output()] = MetaLike(obj.toObject()->getAttr(n->s(c10::attr::name)));
+      continue;
+    }
+    if (n->kind() == c10::prim::Constant) {
+      env[n->output()] = *jit::toIValue(n->output());
+      continue;
+    }
+    if (n->kind() == c10::prim::CallMethod) {
+      auto cls = n->input(0)->type()->expect<c10::ClassType>();
+      auto& callee = jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name)));
+      std::vector<c10::IValue> args;
+      for (auto* in : n->inputs()) args.push_back(env.at(in));
+      std::unordered_map<const Value*, c10::IValue> inner;
+      auto results = RunNodesOnMeta(*callee.graph(), std::move(args), inner, out);
+      for (size_t i = 0; i < n->outputs().size(); ++i) env[n->output(i)] = results.at(i);
+      continue;
+    }
+    // Structural ops are interpreter instructions, not operators.
+    if (n->kind() == c10::prim::ListConstruct) {
+      c10::impl::GenericList l(n->output()->type()->containedTypes()[0]);
+      for (auto* in : n->inputs()) l.push_back(env.at(in));
+      env[n->output()] = l;
+      continue;
+    }
+    if (n->kind() == c10::prim::TupleConstruct) {
+      std::vector<c10::IValue> items;
+      for (auto* in : n->inputs()) items.push_back(env.at(in));
+      env[n->output()] = c10::ivalue::Tuple::create(std::move(items));
+      continue;
+    }
+    if (n->kind() == c10::prim::TupleUnpack || n->kind() == c10::prim::ListUnpack) {
+      const auto& v = env.at(n->input(0));
+      auto items = v.isTuple() ? v.toTupleRef().elements().vec() : v.toListRef().vec();
+      for (size_t i = 0; i < n->outputs().size(); ++i) env[n->output(i)] = items.at(i);
+      continue;
+    }
+    if (!n->blocks().empty() || !n->maybeOperator())
+      throw Error("ERR_GRAPH", std::string("no node-by-node execution for ") + n->kind().toQualString());
+    jit::Stack stack;
+    for (auto* in : n->inputs()) stack.push_back(env.at(in));
+    bool onMeta = true;
+    try {
+      n->getOperation()(stack);
+    } catch (const std::exception& metaError) {
+      if (getenv("TORCHGRAPH_DEBUG_META")) fprintf(stderr, "meta failed at %s: %s\n", n->kind().toQualString(), metaError.what());
+      // Only a missing meta kernel is worth a real run; other errors are real errors.
+      bool anyMeta = false;
+      for (auto* in : n->inputs()) {
+        const auto& v = env.at(in);
+        anyMeta |= (v.isTensor() && v.toTensor().defined() && v.toTensor().is_meta()) || v.isTensorList();
+      }
+      if (!anyMeta) throw;
+      out.fallbacks[n->kind().toQualString()]++;
+      onMeta = false;
+      stack.clear();
+      for (auto* in : n->inputs()) stack.push_back(Materialize(env.at(in)));
+      try {
+        n->getOperation()(stack);
+      } catch (const std::exception& e) {
+        throw Error("ERR_GRAPH", std::string("shape inference failed at ") + n->kind().toQualString() + ": " + e.what());
+      }
+    }
+    // Outputs of a stand-in run go back to meta.
+    for (size_t i = 0; i < n->outputs().size(); ++i) env[n->output(i)] = onMeta ? stack[i] : Metaize(stack[i]);
+  }
+  std::vector<c10::IValue> results;
+  for (auto* o : g.outputs()) results.push_back(env.at(o));
+  return results;
+}
+
 }  // namespace
 
-// inferValues(module, graphData, inputs, {meta}) -> Promise<[id, description][]>
-// Runs a copy of the graph that returns every top-level value. With meta, every parameter
-// read becomes a meta tensor of the same shape, so nothing is computed; without, the
-// module's real tensors are used (the fallback when an op has no meta kernel).
+// inferValues(module, graphData, inputs, {meta}) -> Promise<{values: [id, description][], fallbacks, mode}>
+// Computes every top-level value of the graph. With meta: straight-line graphs run node by
+// node on meta tensors (nothing computed; ops without meta kernels run on zeros and are
+// listed), graphs with blocks or calls run whole on meta through the interpreter. Without
+// meta: the interpreter on the real inputs and the module's real tensors.
 Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs, bool meta) {
   Builder b = MakeBuilder(env, data, module);
   auto g = b.g;
   bool takesSelf = !g->inputs().empty() && g->inputs()[0]->type()->kind() == c10::TypeKind::ClassType;
+  bool straight = true;
+  for (auto* n : g->nodes())
+    if (!n->blocks().empty() || n->kind() == c10::prim::CallFunction) straight = false;
   std::unordered_map<const Value*, int64_t> idOf;
   for (const auto& kv : b.values) idOf[kv.second] = kv.first;
-  if (meta && takesSelf) {
-    // Resolve attribute reads from self; replace tensor reads by meta constants.
-    std::unordered_map<const Value*, c10::IValue> objs;
-    objs[g->inputs()[0]] = module._ivalue();
-    for (auto* n : g->nodes()) {
-      if (n->kind() != c10::prim::GetAttr) continue;
-      auto it = objs.find(n->input(0));
-      if (it == objs.end() || !it->second.isObject()) continue;
-      c10::IValue val = it->second.toObject()->getAttr(n->s(c10::attr::name));
-      if (val.isTensor()) {
-        const auto& t = val.toTensor();
-        at::Tensor m = at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
-        jit::WithInsertPoint guard(n);
-        Value* c = g->insertConstant(m);
-        c->setType(c10::TensorType::get());
-        n->output()->replaceAllUsesWith(c);
-        idOf[c] = idOf[n->output()];
-      } else {
-        objs[n->output()] = val;
-      }
-    }
-  }
   std::vector<Value*> reported;
   std::vector<int64_t> ids;
-  for (auto* n : g->nodes()) {
-    for (auto* o : n->outputs()) {
-      auto k = o->type()->kind();
-      auto it = idOf.find(o);
-      if (it == idOf.end() || !o->hasUses()) continue;
-      if (k == c10::TypeKind::TensorType || k == c10::TypeKind::IntType || k == c10::TypeKind::FloatType ||
-          k == c10::TypeKind::BoolType || (k == c10::TypeKind::ListType && o->type()->containedTypes()[0]->kind() == c10::TypeKind::IntType)) {
-        reported.push_back(o);
-        ids.push_back(it->second);
-      }
-    }
-  }
-  for (auto* o : g->outputs()) {
+  auto report = [&](Value* o) {
+    auto k = o->type()->kind();
     auto it = idOf.find(o);
-    if (it != idOf.end() && o->type()->kind() == c10::TypeKind::TensorType) { reported.push_back(o); ids.push_back(it->second); }
-  }
-  while (!g->outputs().empty()) g->eraseOutput(0);
-  {
-    jit::WithInsertPoint guard(g->return_node());
-    auto* tup = g->insertNode(g->createTuple(reported));
-    g->registerOutput(tup->output());
-  }
+    if (it == idOf.end()) return;
+    if (k == c10::TypeKind::TensorType || k == c10::TypeKind::IntType || k == c10::TypeKind::FloatType ||
+        k == c10::TypeKind::BoolType || (k == c10::TypeKind::ListType && o->type()->containedTypes()[0]->kind() == c10::TypeKind::IntType)) {
+      reported.push_back(o);
+      ids.push_back(it->second);
+    }
+  };
+  for (auto* n : g->nodes())
+    for (auto* o : n->outputs()) report(o);
   auto stack = std::make_shared<std::vector<c10::IValue>>();
   if (takesSelf) stack->push_back(module._ivalue());
   for (uint32_t i = 0; i < inputs.Length(); ++i) stack->push_back(FromJs(env, inputs.Get(i)));
   if (stack->size() != g->inputs().size()) throw Error("ERR_INVALID_ARG", "wrong number of inputs for shape inference");
+  auto result = std::make_shared<InferResult>();
+  std::string mode = meta ? (straight ? "meta-nodes" : "meta") : "real";
+  if (!(meta && straight)) {
+    if (meta && takesSelf) {
+      // Parameter reads become meta constants so that nothing real is touched.
+      std::unordered_map<const Value*, c10::IValue> objs;
+      objs[g->inputs()[0]] = module._ivalue();
+      for (auto* n : g->nodes()) {
+        if (n->kind() != c10::prim::GetAttr) continue;
+        auto it = objs.find(n->input(0));
+        if (it == objs.end() || !it->second.isObject()) continue;
+        c10::IValue val = it->second.toObject()->getAttr(n->s(c10::attr::name));
+        if (val.isTensor()) {
+          jit::WithInsertPoint guard(n);
+          Value* c = g->insertConstant(MetaLike(val));
+          c->setType(c10::TensorType::get());
+          n->output()->replaceAllUsesWith(c);
+          for (auto& r : reported) if (r == n->output()) r = c;
+        } else {
+          objs[n->output()] = val;
+        }
+      }
+    }
+    while (!g->outputs().empty()) g->eraseOutput(0);
+    jit::WithInsertPoint guard(g->return_node());
+    auto* tup = g->insertNode(g->createTuple(reported));
+    g->registerOutput(tup->output());
+  }
   auto idsPtr = std::make_shared<std::vector<int64_t>>(std::move(ids));
+  auto reportedPtr = std::make_shared<std::vector<Value*>>(std::move(reported));
+  bool nodeByNode = meta && straight;
+  jit::Module mod = module;
   return PromiseWorker::Run(
       env,
-      [g, stack] {
+      [g, stack, result, nodeByNode, reportedPtr, mod] {
         c10::InferenceMode guard;
-        jit::GraphFunction fn("torchgraph_infer", g, nullptr);
-        fn.run(*stack);
+        if (nodeByNode) {
+          std::unordered_map<const Value*, c10::IValue> env;
+          RunNodesOnMeta(*g, *stack, env, *result);
+          for (auto* v : *reportedPtr) result->values.push_back(env.at(v));
+        } else {
+          jit::GraphFunction fn("torchgraph_infer", g, nullptr);
+          fn.run(*stack);
+          result->values = stack->back().toTupleRef().elements().vec();
+        }
       },
-      [stack, idsPtr](Napi::Env env) -> Napi::Value {
-        const auto& elems = stack->back().toTupleRef().elements();
-        auto arr = Napi::Array::New(env, elems.size());
-        for (size_t i = 0; i < elems.size(); ++i) {
+      [result, idsPtr, mode](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        auto arr = Napi::Array::New(env, result->values.size());
+        for (size_t i = 0; i < result->values.size(); ++i) {
           auto pair = Napi::Array::New(env, 2);
           pair.Set(0u, Napi::Number::New(env, static_cast<double>((*idsPtr)[i])));
-          pair.Set(1u, DescribeValue(env, elems[i]));
+          pair.Set(1u, DescribeValue(env, result->values[i]));
           arr.Set(i, pair);
         }
-        return arr;
+        o.Set("values", arr);
+        auto fb = Napi::Object::New(env);
+        for (const auto& kv : result->fallbacks) fb.Set(kv.first, kv.second);
+        o.Set("fallbacks", fb);
+        o.Set("mode", mode);
+        return o;
       });
 }
 

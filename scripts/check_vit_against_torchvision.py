@@ -10,6 +10,7 @@ import warnings
 
 import torch
 
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vit  # noqa: E402
 

@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vit  # noqa: E402
 
@@ -188,6 +189,14 @@ def max_abs_diff(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor]) -> f
     return worst
 
 
+def forget_script_types() -> None:
+    """After a failed torch.jit.script, TorchScript's cache of module types keeps the half-built
+    class, and every later script of a module with the same concrete type fails with "Can't
+    redefine method: forward". A fresh cache makes the next attempt compile from scratch."""
+    import torch.jit._recursive as rec
+    rec.concrete_type_store = rec.ConcreteTypeStore()
+
+
 def export_module(model: nn.Module, inputs: Tuple[torch.Tensor, ...], refs: List[torch.Tensor],
                   folder: str) -> Dict[str, Any]:
     """Trace (no_grad), trace (grad) and script `model`, save, reload and check each against
@@ -210,6 +219,8 @@ def export_module(model: nn.Module, inputs: Tuple[torch.Tensor, ...], refs: List
                     sm = torch.jit.script(model)
             sm.save(path)
         except Exception as e:  # noqa: BLE001 - recorded in the manifest
+            if variant == "scripted":
+                forget_script_types()
             res["errors"][variant] = error_text(e)
             res["timings"][variant] = round(time.perf_counter() - t0, 3)
             if os.path.exists(path):

@@ -1,0 +1,134 @@
+// Constant-fold what the module's own attributes decide. Scripted models read plain
+// attributes (training, _qkv_same_embed_dim, bias_k, ...) at run time and branch on them
+// with prim::If; with the attributes known, the branches not taken go away. In place.
+import type { ModuleTreeData } from '../binding';
+import type { Graph, Node, Value } from '../ir';
+import { modulePaths } from './module-calls';
+
+export interface FoldReport {
+  attributesFolded: number;
+  opsFolded: number;
+  ifsResolved: number;
+  /** prim::If / prim::Loop nodes that remain, with what their condition depends on. */
+  remaining: { kind: string; node: string; condition: string }[];
+}
+
+type Scalar = bigint | number | boolean | string | null;
+
+function attributeTable(tree: ModuleTreeData): Map<string, Record<string, unknown>> {
+  const table = new Map<string, Record<string, unknown>>();
+  const walk = (m: ModuleTreeData) => { table.set(m.path, m.attributes); m.children.forEach(walk); };
+  walk(tree);
+  return table;
+}
+
+function constantOf(v: Value): { value: Scalar } | undefined {
+  const n = v.node;
+  if (!n || !n.isConstant) return undefined;
+  const c = n.constantValue();
+  if (c === null || typeof c === 'bigint' || typeof c === 'number' || typeof c === 'boolean' || typeof c === 'string') return { value: c };
+  return undefined;
+}
+
+function isNoneTyped(v: Value): boolean { return v.type.kind === 'None'; }
+function cannotBeNone(v: Value): boolean { return !['Optional', 'None', 'Other'].includes(v.type.kind); }
+
+/** The folded value of a node on constant inputs, or undefined. */
+function foldOp(n: Node): { value: Scalar } | undefined {
+  const c = n.inputs.map(constantOf);
+  const all = c.every((x) => x !== undefined);
+  const vals = c.map((x) => x?.value);
+  switch (n.kind) {
+    case 'aten::__not__': return all ? { value: !vals[0] } : undefined;
+    case 'aten::__is__':
+    case 'aten::__isnot__': {
+      const [a, b] = n.inputs;
+      let same: boolean | undefined;
+      if ((isNoneTyped(a) || constantOf(a)?.value === null) && (isNoneTyped(b) || constantOf(b)?.value === null)) same = true;
+      else if ((isNoneTyped(b) || constantOf(b)?.value === null) && cannotBeNone(a)) same = false;
+      else if ((isNoneTyped(a) || constantOf(a)?.value === null) && cannotBeNone(b)) same = false;
+      if (same === undefined) return undefined;
+      return { value: n.kind === 'aten::__is__' ? same : !same };
+    }
+    case 'aten::eq': return all && n.inputs.length === 2 ? { value: vals[0] === vals[1] } : undefined;
+    case 'aten::ne': return all && n.inputs.length === 2 ? { value: vals[0] !== vals[1] } : undefined;
+    case 'aten::__and__': return all && typeof vals[0] === 'boolean' ? { value: Boolean(vals[0] && vals[1]) } : undefined;
+    case 'aten::__or__': return all && typeof vals[0] === 'boolean' ? { value: Boolean(vals[0] || vals[1]) } : undefined;
+    case 'aten::Bool': return all && typeof vals[0] !== 'string' && vals[0] !== null ? { value: Boolean(vals[0]) } : undefined;
+    case 'prim::unchecked_cast': return all ? { value: vals[0] as Scalar } : undefined;
+    default: return undefined;
+  }
+}
+
+function replaceWithConstant(g: Graph, n: Node, value: Scalar): void {
+  const out = n.output;
+  const c = g.withInsertPoint(n, () =>
+    out.type.kind === 'Bool' ? g.insertConstant(Boolean(value))
+      : out.type.kind === 'Int' && typeof value !== 'bigint' && typeof value === 'number' ? g.insertConstant(BigInt(value))
+        : g.insertConstant(value));
+  if (value === null) c.node!.outputs[0].type = out.type.kind === 'None' ? out.type : { kind: 'None' };
+  out.replaceAllUsesWith(c);
+  n.destroy();
+}
+
+/** Replace a prim::If whose condition is constant by the nodes of the branch taken. */
+function inlineBranch(n: Node, taken: boolean): void {
+  const block = n.blocks[taken ? 0 : 1];
+  for (const inner of block.nodes()) inner.insertBefore(n);
+  n.outputs.forEach((o, i) => o.replaceAllUsesWith(block.outputs[i]));
+  n.blocks[taken ? 1 : 0].setOutputs([]);
+  block.setOutputs([]);
+  for (const b of n.blocks) for (const inner of [...b.nodes()].reverse()) inner.destroy();
+  n.destroy();
+}
+
+export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport {
+  const attrs = attributeTable(tree);
+  const report: FoldReport = { attributesFolded: 0, opsFolded: 0, ifsResolved: 0, remaining: [] };
+  let changed = true;
+  while (changed) {
+    changed = false;
+    const paths = modulePaths(g);
+    for (const n of g.allNodes()) {
+      if (n.isDestroyed) continue;
+      if (n.kind === 'prim::GetAttr') {
+        const path = paths.get(n.inputs[0]);
+        const name = n.attr('name');
+        if (path === undefined || typeof name !== 'string') continue;
+        const table = attrs.get(path);
+        if (!table || !(name in table)) continue;
+        const v = table[name];
+        if (v !== null && !['number', 'boolean', 'string', 'bigint'].includes(typeof v)) continue;
+        const kind = n.output.type.kind;
+        let value: Scalar = v as Scalar;
+        if (kind === 'Int' && typeof v === 'number') value = BigInt(v);
+        else if (kind === 'Optional' && v !== null) continue; // a present Optional[T] keeps its type; leave it
+        else if (!['Int', 'Float', 'Bool', 'String', 'Optional', 'None'].includes(kind)) continue;
+        replaceWithConstant(g, n, value);
+        report.attributesFolded++;
+        changed = true;
+      } else if (n.kind === 'prim::If') {
+        const c = constantOf(n.inputs[0]);
+        if (c && typeof c.value === 'boolean') {
+          inlineBranch(n, c.value);
+          report.ifsResolved++;
+          changed = true;
+        }
+      } else if (n.outputs.length === 1 && n.blocks.length === 0) {
+        const f = foldOp(n);
+        if (f) {
+          replaceWithConstant(g, n, f.value);
+          report.opsFolded++;
+          changed = true;
+        }
+      }
+    }
+  }
+  g.eliminateDeadCode();
+  for (const n of g.allNodes()) {
+    if (n.kind !== 'prim::If' && n.kind !== 'prim::Loop') continue;
+    const cond = n.kind === 'prim::If' ? n.inputs[0] : n.inputs[1];
+    report.remaining.push({ kind: n.kind, node: n.describe(), condition: cond?.node ? cond.node.kind : 'input' });
+  }
+  return report;
+}

@@ -1,0 +1,49 @@
+// The ways to see a model as a graph:
+//   standard: like torch.fx's default tracer; user modules inlined, torch.nn leaf modules
+//             (Linear, LayerNorm, MultiheadAttention, ...) kept as single call_module nodes;
+//   inlined:  everything down to aten/prim ops; weights are prim::GetAttr reads of the
+//             module's own tensors.
+// Scripted models carry run-time checks on module attributes; both views fold what the
+// module's known attributes decide and report what remains.
+import { Graph } from './ir';
+import type { Module } from './module';
+import { nativeSync } from './errors';
+import { foldModuleConstants, type FoldReport } from './passes/fold-module-constants';
+import { inlineModuleCalls, type InlineReport } from './passes/inline-modules';
+
+export type ViewName = 'standard' | 'inlined';
+
+export interface ViewReport {
+  view: ViewName;
+  method: string;
+  nodes: number;
+  inline?: InlineReport;
+  fold: FoldReport;
+  ms: number;
+}
+
+export interface ModelView {
+  graph: Graph;
+  report: ViewReport;
+}
+
+export function exportView(module: Module, view: ViewName, method = 'forward'): ModelView {
+  const t0 = performance.now();
+  const native = module._native;
+  let graph: Graph;
+  let inline: InlineReport | undefined;
+  if (view === 'inlined') {
+    graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: true })));
+    // torch's Inline leaves some nested calls in traced models; finish the job.
+    inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+  } else {
+    graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: false })));
+    inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: false, path })));
+  }
+  const fold = foldModuleConstants(graph, module.tree());
+  graph.verify();
+  return {
+    graph,
+    report: { view, method, nodes: graph.allNodes().length, inline, fold, ms: performance.now() - t0 },
+  };
+}

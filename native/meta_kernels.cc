@@ -1,0 +1,55 @@
+// Meta (shape-only) kernels that libtorch lacks in C++: PyTorch registers these from
+// Python (torch/_meta_registrations.py), so a C++-only process cannot run them on meta
+// tensors. Shape propagation needs them to avoid computing on stand-in data.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+namespace {
+
+// LayerNorm's math path reaches native_batch_norm on the flattened input.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> NativeBatchNormMeta(
+    const at::Tensor& input, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+    const std::optional<at::Tensor>&, const std::optional<at::Tensor>&, bool, double, double) {
+  int64_t c = input.dim() > 1 ? input.size(1) : 1;
+  return {at::empty_like(input), at::empty({c}, input.options()), at::empty({c}, input.options())};
+}
+
+// (B, L, E) query -> (B, L, E) output; weights (B, H, L, S), or (B, L, S) when averaged.
+std::tuple<at::Tensor, at::Tensor> NativeMhaMeta(
+    const at::Tensor& query, const at::Tensor& key, const at::Tensor&, int64_t embed_dim, int64_t num_head,
+    const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+    bool need_weights, bool average_attn_weights, std::optional<int64_t>) {
+  auto sizes = query.sizes().vec();
+  sizes.back() = embed_dim;
+  at::Tensor out = at::empty(sizes, query.options());
+  if (!need_weights) return {out, at::Tensor()};
+  int64_t b = query.dim() == 3 ? query.size(0) : 1;
+  int64_t l = query.size(-2), s = key.size(-2);
+  at::Tensor w = average_attn_weights ? at::empty({b, l, s}, query.options()) : at::empty({b, num_head, l, s}, query.options());
+  return {out, w};
+}
+
+// Convolution on meta reaches the "overrideable" backend hook; the output size is the
+// usual formula.
+at::Tensor ConvolutionMeta(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>&,
+                           c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                           bool transposed, c10::IntArrayRef output_padding, int64_t groups) {
+  int64_t spatial = input.dim() - 2;
+  std::vector<int64_t> out{input.size(0), transposed ? weight.size(1) * groups : weight.size(0)};
+  auto at = [](c10::IntArrayRef a, int64_t i) { return a.size() == 1 ? a[0] : a[i]; };
+  for (int64_t i = 0; i < spatial; ++i) {
+    int64_t in = input.size(i + 2), k = weight.size(i + 2);
+    int64_t d = at(dilation, i), p = at(padding, i), st = at(stride, i);
+    out.push_back(transposed ? (in - 1) * st - 2 * p + d * (k - 1) + at(output_padding, i) + 1
+                             : (in + 2 * p - d * (k - 1) - 1) / st + 1);
+  }
+  return at::empty(out, input.options());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(aten, Meta, m) {
+  m.impl("native_batch_norm", TORCH_FN(NativeBatchNormMeta));
+  m.impl("_native_multi_head_attention", TORCH_FN(NativeMhaMeta));
+  m.impl("convolution_overrideable", TORCH_FN(ConvolutionMeta));
+}
