@@ -286,6 +286,11 @@ struct Builder {
       }
       throw Error("ERR_GRAPH", "unknown class type '" + name + "' (not a module type of this model)");
     }
+    if (k == "Other" && cu && o.Get("repr").IsString()) {
+      // Function values (prim::CallFunction targets) are typed by their function.
+      std::string repr = o.Get("repr").ToString().Utf8Value();
+      if (auto* fn = cu->find_function(c10::QualifiedName(repr))) return c10::FunctionType::create(fn);
+    }
     throw Error("ERR_GRAPH", "unsupported type '" + (o.Get("repr").IsString() ? o.Get("repr").ToString().Utf8Value() : k) + "'");
   }
 

@@ -432,10 +432,57 @@ def build_control_flow(_: argparse.Namespace):
     return model, (torch.randn(2, 16),), ["x"], ["out", "h_mean"], {"impl": "scripts/export_models.py:ControlFlow"}
 
 
+class Encoder(nn.Module):
+    """nn.TransformerEncoder of 2 layers (d_model 30, 2 heads: head dim 15, a scale that is not a
+    power of two). In eval under no_grad its layers take the _transformer_encoder_layer_fwd
+    fast path."""
+
+    def __init__(self, norm_first: bool):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(30, 2, dim_feedforward=48, dropout=0.1, batch_first=True, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+class Seq2Seq(nn.Module):
+    """nn.Transformer (encoder-decoder) with a causal target mask: self-, causal self- and
+    cross-attention (target length 5, source length 7)."""
+
+    def __init__(self):
+        super().__init__()
+        self.transformer = nn.Transformer(30, 2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=48,
+                                          dropout=0.1, batch_first=True)
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        mask = nn.Transformer.generate_square_subsequent_mask(tgt.size(1))
+        return self.transformer(src, tgt, tgt_mask=mask, tgt_is_causal=True)
+
+
+def build_encoder(norm_first: bool):
+    def build(_: argparse.Namespace):
+        torch.manual_seed(SEED)
+        model = Encoder(norm_first)
+        randomize_(model)
+        return model, (torch.randn(3, 6, 30),), ["x"], ["out"], {"impl": f"scripts/export_models.py:Encoder(norm_first={norm_first})"}
+    return build
+
+
+def build_seq2seq(_: argparse.Namespace):
+    torch.manual_seed(SEED)
+    model = Seq2Seq()
+    randomize_(model)
+    return model, (torch.randn(2, 7, 30), torch.randn(2, 5, 30)), ["src", "tgt"], ["out"], {"impl": "scripts/export_models.py:Seq2Seq"}
+
+
 MODELS = {
     "mha_demo": build_mha_demo,
     "vit_b_16": build_vit_b_16,
     "control_flow": build_control_flow,
+    "encoder_post_norm": build_encoder(False),
+    "encoder_pre_norm": build_encoder(True),
+    "seq2seq": build_seq2seq,
 }
 
 

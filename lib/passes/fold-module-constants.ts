@@ -55,7 +55,6 @@ function foldOp(n: Node): { value: Scalar } | undefined {
     case 'aten::__and__': return all && typeof vals[0] === 'boolean' ? { value: Boolean(vals[0] && vals[1]) } : undefined;
     case 'aten::__or__': return all && typeof vals[0] === 'boolean' ? { value: Boolean(vals[0] || vals[1]) } : undefined;
     case 'aten::Bool': return all && typeof vals[0] !== 'string' && vals[0] !== null ? { value: Boolean(vals[0]) } : undefined;
-    case 'prim::unchecked_cast': return all ? { value: vals[0] as Scalar } : undefined;
     default: return undefined;
   }
 }
@@ -66,7 +65,8 @@ function replaceWithConstant(g: Graph, n: Node, value: Scalar): void {
     out.type.kind === 'Bool' ? g.insertConstant(Boolean(value))
       : out.type.kind === 'Int' && typeof value !== 'bigint' && typeof value === 'number' ? g.insertConstant(BigInt(value))
         : g.insertConstant(value));
-  if (value === null) c.node!.outputs[0].type = out.type.kind === 'None' ? out.type : { kind: 'None' };
+  // A None keeps its Optional type: ops in branches not (yet) folded still type-check.
+  if (value === null) c.node!.outputs[0].type = out.type;
   out.replaceAllUsesWith(c);
   n.destroy();
 }

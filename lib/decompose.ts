@@ -1,0 +1,31 @@
+// The decomposition pipeline over a model view: shapes, traced attention bodies inlined,
+// shapes again, then every attention expanded into explicit ops. In place on `graph`.
+import type { Graph } from './ir';
+import type { Module } from './module';
+import { nativeSync } from './errors';
+import { decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './passes/decompose-attention';
+import { foldModuleConstants } from './passes/fold-module-constants';
+import { propagateShapes, type InputSpec, type ShapeReport } from './passes/propagate-shapes';
+
+export interface DecompositionResult {
+  report: DecomposeReport;
+  shapes: ShapeReport;
+  /** Attention ops of the four kinds still in the graph (skipped ones). */
+  remaining: number;
+}
+
+export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
+  const tree = module.tree();
+  const native = module._native;
+  let shapes = await propagateShapes(graph, module, inputs);
+  const { inlined, explicitBodies } = inlineAttentionModuleCalls(graph, tree,
+    (path, m, inline) => nativeSync(() => native.exportGraph(m, { inline, path })));
+  if (inlined > 0) {
+    // Inlined scripted bodies branch on module attributes: fold what those decide.
+    foldModuleConstants(graph, tree);
+    shapes = await propagateShapes(graph, module, inputs);
+  }
+  const report = decomposeAttention(graph, { tree, explicitBodies });
+  graph.verify();
+  return { report, shapes, remaining: remainingAttentionOps(graph).length };
+}

@@ -1,0 +1,449 @@
+// The HTML report: one self-contained file (inline CSS, SVG and script; nothing is fetched when
+// it is viewed). The graph is laid out here, at write time, by dagre (a layered graph layout
+// library), and drawn as SVG that the page's script zooms and pans; the memory timeline is an
+// SVG chart drawn here too, with a hover readout added by the script. The report object itself
+// is embedded as JSON (<script type="application/json" id="report-data">) for tools.
+import * as dagre from '@dagrejs/dagre';
+import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent } from './format';
+import { reportToJsonObject } from './json';
+import { memoryReduction, type GraphDrawing, type MemoryPoint, type ValidationReport } from './types';
+import { writeFileAtomic } from './write';
+
+export interface HtmlOptions {
+  /** Page title; default "torchgraph: <model>". */
+  title?: string;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** JSON that is safe inside a <script> element. */
+function scriptJson(v: unknown): string {
+  return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+// Distinct, readable fills for fusion groups (light enough for dark text).
+const PALETTE = ['#8ecae6', '#ffb703', '#90be6d', '#f4a261', '#cdb4db', '#f28482', '#84a59d', '#ffd166',
+  '#a3c4f3', '#b5e48c', '#f9c74f', '#e5989b', '#98f5e1', '#fbc4ab', '#c3bef0', '#d4a373'];
+
+// ---- graph ------------------------------------------------------------------------------------
+
+interface Laid {
+  svg: string;
+  width: number;
+  height: number;
+  groupsDrawn: number;
+  regions: number;
+}
+
+const NODE_H = 26;
+const nodeWidth = (label: string) => Math.max(56, Math.min(260, 7.2 * label.length + 20));
+
+/** Lay out a drawing with dagre and render it as SVG markup (inside a <g id="viewport">). */
+export function layoutDrawing(d: GraphDrawing): Laid {
+  const g = new dagre.graphlib.Graph({ compound: true, multigraph: false });
+  g.setGraph({ rankdir: 'TB', nodesep: 16, ranksep: 26, marginx: 24, marginy: 24 });
+  g.setDefaultEdgeLabel(() => ({}));
+  const regions = [...new Set(d.nodes.map((n) => n.attention).filter((a): a is string => a !== undefined))];
+  regions.forEach((a, k) => g.setNode(`region:${k}`, { label: a }));
+  for (const n of d.nodes) {
+    g.setNode(n.id, { width: nodeWidth(n.label), height: NODE_H });
+    if (n.attention !== undefined) g.setParent(n.id, `region:${regions.indexOf(n.attention)}`);
+  }
+  for (const e of d.edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to);
+  dagre.layout(g);
+
+  // Colour only groups with two or more drawn members: a singleton is not a fusion.
+  const members = new Map<string, number>();
+  for (const n of d.nodes) if (n.group !== undefined) members.set(n.group, (members.get(n.group) ?? 0) + 1);
+  const colourOf = new Map<string, string>();
+  for (const n of d.nodes) {
+    if (n.group !== undefined && members.get(n.group)! >= 2 && !colourOf.has(n.group)) {
+      colourOf.set(n.group, PALETTE[colourOf.size % PALETTE.length]);
+    }
+  }
+
+  const parts: string[] = [];
+  regions.forEach((a, k) => {
+    const c = g.node(`region:${k}`);
+    const x = c.x - c.width / 2;
+    const y = c.y - c.height / 2;
+    parts.push(`<g class="region" data-attention="${escapeHtml(a)}"><rect x="${r1(x)}" y="${r1(y)}" width="${r1(c.width)}" height="${r1(c.height)}" rx="8"/>` +
+      `<text x="${r1(x + 8)}" y="${r1(y + 14)}">attention: ${escapeHtml(a)}</text></g>`);
+  });
+  for (const e of g.edges()) {
+    const pts = g.edge(e).points ?? [];
+    if (!pts.length) continue;
+    const dpath = pts.map((p: { x: number; y: number }, i: number) => `${i ? 'L' : 'M'}${r1(p.x)} ${r1(p.y)}`).join(' ');
+    parts.push(`<path class="edge" d="${dpath}" marker-end="url(#arrow)"/>`);
+  }
+  for (const n of d.nodes) {
+    const p = g.node(n.id);
+    const w = p.width;
+    const fill = n.group !== undefined ? colourOf.get(n.group) : undefined;
+    const cls = ['node', `node-${n.kind}`, fill ? 'fused' : ''].filter(Boolean).join(' ');
+    const title = [n.title ?? n.label, n.group !== undefined ? `fusion group ${n.group}` : '', n.attention ? `attention ${n.attention}` : '']
+      .filter(Boolean).join('\n');
+    parts.push(`<g class="${cls}" data-id="${escapeHtml(n.id)}"${n.group !== undefined ? ` data-group="${escapeHtml(n.group)}"` : ''}>` +
+      `<title>${escapeHtml(title)}</title>` +
+      `<rect x="${r1(p.x - w / 2)}" y="${r1(p.y - NODE_H / 2)}" width="${r1(w)}" height="${NODE_H}" rx="${n.kind === 'op' ? 5 : 13}"${fill ? ` style="fill:${fill}"` : ''}/>` +
+      `<text x="${r1(p.x)}" y="${r1(p.y + 4)}">${escapeHtml(n.label)}</text></g>`);
+  }
+  const gl = g.graph();
+  return { svg: parts.join('\n'), width: Math.ceil(gl.width ?? 100), height: Math.ceil(gl.height ?? 100), groupsDrawn: colourOf.size, regions: regions.length };
+}
+
+function graphSection(d: GraphDrawing | undefined): string {
+  if (!d || d.nodes.length === 0) {
+    return '<section id="graph-section"><h2>Graph</h2><p class="muted">No graph drawing in this report.</p></section>';
+  }
+  const laid = layoutDrawing(d);
+  return `<section id="graph-section"><h2>Graph</h2>
+<p class="caption">${escapeHtml(d.caption)}. ${laid.groupsDrawn} fusion group(s) coloured, ${laid.regions} attention region(s) boxed.
+Wheel to zoom, drag to pan.</p>
+<div class="toolbar"><button type="button" id="zoom-in" title="zoom in">+</button><button type="button" id="zoom-out" title="zoom out">&minus;</button><button type="button" id="zoom-fit" title="fit to view">fit</button>
+<span class="legend"><span class="swatch fused-swatch"></span>fusion group (one colour each) <span class="swatch plain-swatch"></span>not fused <span class="swatch region-swatch"></span>attention region <span class="swatch summary-swatch"></span>collapsed nodes</span></div>
+<div class="graph-frame"><svg id="graph" viewBox="0 0 ${laid.width} ${laid.height}" data-width="${laid.width}" data-height="${laid.height}" preserveAspectRatio="xMidYMin meet">
+<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z"/></marker></defs>
+<g id="viewport">
+${laid.svg}
+</g></svg></div></section>`;
+}
+
+// ---- memory chart -------------------------------------------------------------------------------
+
+function niceStep(range: number, ticks: number): number {
+  const raw = range / Math.max(1, ticks);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= raw) return m * mag;
+  return 10 * mag;
+}
+
+/** Byte ticks at round binary-ish steps (multiples of 2^k KiB/MiB). */
+function byteStep(max: number, ticks: number): number {
+  const raw = max / Math.max(1, ticks);
+  let unit = 1;
+  while (unit * 1024 <= raw) unit *= 1024;
+  return niceStep(raw / unit, 1) * unit;
+}
+
+export const CHART = { width: 960, height: 340, left: 78, right: 190, top: 16, bottom: 44 };
+
+function memorySection(report: ValidationReport): string {
+  const m = report.memory;
+  if (!m || (m.unfused.length === 0 && m.fused.length === 0)) {
+    return '<section id="memory-section"><h2>Memory timeline</h2><p class="muted">No memory timeline in this report.</p></section>';
+  }
+  const { width: W, height: H, left: L, right: R, top: T, bottom: B } = CHART;
+  const series: { key: 'unfused' | 'fused'; pts: MemoryPoint[]; measured: number; estimated: number }[] = [
+    { key: 'unfused', pts: m.unfused, measured: report.runs.unfused.peakBytes, estimated: report.runs.unfused.estimatedPeakBytes },
+    { key: 'fused', pts: m.fused, measured: report.runs.fused.peakBytes, estimated: report.runs.fused.estimatedPeakBytes },
+  ];
+  const maxIndex = Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p.index)));
+  const maxY = Math.max(1, ...series.flatMap((s) => [...s.pts.map((p) => p.liveBytes), s.measured, s.estimated])) * 1.08;
+  const x = (i: number) => L + (i / maxIndex) * (W - L - R);
+  const y = (b: number) => T + (1 - b / maxY) * (H - T - B);
+  const parts: string[] = [];
+
+  const ystep = byteStep(maxY, 5);
+  for (let v = 0; v <= maxY; v += ystep) {
+    parts.push(`<line class="grid" x1="${L}" x2="${W - R}" y1="${r1(y(v))}" y2="${r1(y(v))}"/>` +
+      `<text class="tick" x="${L - 6}" y="${r1(y(v) + 4)}" text-anchor="end">${escapeHtml(formatBytes(v))}</text>`);
+  }
+  const xstep = niceStep(maxIndex, 8);
+  for (let i = 0; i <= maxIndex; i += xstep) {
+    parts.push(`<line class="tickmark" x1="${r1(x(i))}" x2="${r1(x(i))}" y1="${H - B}" y2="${H - B + 5}"/>` +
+      `<text class="tick" x="${r1(x(i))}" y="${H - B + 18}" text-anchor="middle">${i}</text>`);
+  }
+  parts.push(`<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/><line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${H - B}"/>`);
+  parts.push(`<text class="axis-label" x="${r1((L + W - R) / 2)}" y="${H - 6}" text-anchor="middle">execution order (node index)</text>`);
+  parts.push(`<text class="axis-label" transform="translate(14 ${r1((T + H - B) / 2)}) rotate(-90)" text-anchor="middle">estimated live bytes</text>`);
+
+  let labelY = T + 12;
+  for (const s of series) {
+    if (s.pts.length) {
+      // A step line: the level holds until the next node runs.
+      const pts: string[] = [];
+      s.pts.forEach((p, k) => {
+        if (k) pts.push(`${r1(x(p.index))},${r1(y(s.pts[k - 1].liveBytes))}`);
+        pts.push(`${r1(x(p.index))},${r1(y(p.liveBytes))}`);
+      });
+      parts.push(`<polyline class="series series-${s.key}" data-series="${s.key}" points="${pts.join(' ')}"/>`);
+      const peak = s.pts.reduce((a, p) => (p.liveBytes > a.liveBytes ? p : a), s.pts[0]);
+      parts.push(`<circle class="est-peak est-peak-${s.key}" cx="${r1(x(peak.index))}" cy="${r1(y(peak.liveBytes))}" r="4">` +
+        `<title>estimated ${s.key} peak ${escapeHtml(formatBytes(peak.liveBytes))} at node ${peak.index} (${escapeHtml(peak.node)})</title></circle>`);
+    }
+    if (s.measured >= 0) {
+      parts.push(`<line class="measured measured-${s.key}" data-measured="${s.key}" x1="${L}" x2="${W - R}" y1="${r1(y(s.measured))}" y2="${r1(y(s.measured))}"/>`);
+      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(y(s.measured) + 4)}">measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
+    }
+    parts.push(`<text class="legend-text" x="${W - R + 22}" y="${labelY + 4}">${s.key} (est. peak ${escapeHtml(formatBytes(s.estimated))})</text>` +
+      `<line class="series-${s.key} legend-line" x1="${W - R + 4}" x2="${W - R + 18}" y1="${labelY}" y2="${labelY}"/>`);
+    labelY += 18;
+  }
+  parts.push(`<line id="hover-line" x1="0" x2="0" y1="${T}" y2="${H - B}" visibility="hidden"/>`);
+  parts.push(`<rect id="chart-hit" x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="transparent"/>`);
+
+  const weights = m.weightsBytes !== undefined ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.` : '';
+  return `<section id="memory-section"><h2>Memory timeline</h2>
+<p class="caption">Estimated live bytes after each node, in execution order, for the unfused (decomposed) and fused graphs;
+dashed lines mark the peaks measured when the graphs ran, dots the estimated peaks.${weights}</p>
+<div class="chart-frame"><svg id="memory-chart" viewBox="0 0 ${W} ${H}" data-max-index="${maxIndex}" data-max-y="${maxY}">
+${parts.join('\n')}
+</svg><div id="chart-readout" class="readout">&nbsp;</div></div></section>`;
+}
+
+// ---- tables ------------------------------------------------------------------------------------
+
+function row(cells: string[], head = false): string {
+  if (head) return `<tr>${cells.map((c) => `<th>${c}</th>`).join('')}</tr>`;
+  return `<tr>${cells.map((c, i) => (i === 0 ? `<th scope="row">${c}</th>` : `<td>${c}</td>`)).join('')}</tr>`;
+}
+
+function summarySection(report: ValidationReport): string {
+  const { graphs: g, runs: r } = report;
+  const e = escapeHtml;
+  const rows = [
+    ['Run as', 'original', 'unfused', 'fused'],
+    ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
+    ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
+    ['Fusion groups', '-', '-', formatInt(g.fused.groups) + (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
+    ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
+    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes), formatBytes(r.fused.estimatedPeakBytes)],
+    ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
+    ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
+    ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
+  ].map((cells) => row(cells.map(e)));
+  const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
+  const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
+  const a = report.attention;
+  const checks = (report.checks ?? []).map((c) =>
+    `<li class="${c.passed ? 'pass' : 'fail'}"><span class="mark">${c.passed ? 'PASS' : 'FAIL'}</span> <code>${e(c.name)}</code> ${e(c.detail)}</li>`).join('\n');
+  const skipped = a.skipped.map((s) => `<li><code>${e(s.node)}</code>: ${e(s.reason)}</li>`).join('\n');
+  return `<section id="summary-section"><h2>Summary</h2>
+<table id="summary" class="numbers"><thead>${row(['', 'standard', 'decomposed', 'fused'].map(e), true)}</thead><tbody>
+${rows.join('\n')}
+</tbody></table>
+<p>Memory reduction, fused vs unfused peak: <b>${e(formatPercent(est))}</b> estimated, <b>${e(formatPercent(meas))}</b> measured.
+Attentions decomposed: <b>${a.decomposed} of ${a.found}</b>${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}.</p>
+${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
+${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}
+</section>`;
+}
+
+function attentionSection(report: ValidationReport): string {
+  const list = report.attentions ?? [];
+  if (!list.length) return '';
+  const e = escapeHtml;
+  const yn = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'no');
+  const rows = list.map((a) => `<tr class="${a.decomposed ? '' : 'not-decomposed'}"><th scope="row"><code>${e(a.id)}</code></th><td>${e(a.form)}</td>` +
+    `<td>${a.heads ?? '-'}</td><td>${a.embedDim ?? '-'}</td><td>${yn(a.batchFirst)}</td><td>${a.opsExposed}</td>` +
+    `<td>${a.decomposed ? 'yes' : e(`no: ${a.reason ?? 'no reason given'}`)}</td><td>${e(formatDiff(a.maxAbsDiff))}</td></tr>`);
+  return `<section id="attention-section"><h2>Attention</h2>
+<table id="attentions" class="numbers"><thead><tr><th>where</th><th>form</th><th>heads</th><th>embed dim</th><th>batch first</th><th>ops exposed</th><th>decomposed</th><th>max abs diff</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table></section>`;
+}
+
+function environmentSection(report: ValidationReport): string {
+  const e = escapeHtml;
+  const env = report.environment ?? {};
+  const items: [string, string][] = [];
+  if (report.inputs?.length) {
+    for (const i of report.inputs) items.push([`input ${i.name}`, `${i.shape.join('x') || 'scalar'} ${i.dtype} (${i.source})`]);
+  }
+  if (report.tolerance !== undefined) items.push(['tolerance', `max abs diff <= ${report.tolerance}`]);
+  if (env.device) items.push(['device', env.device]);
+  if (env.torchVersion) items.push(['torch', env.torchVersion]);
+  if (env.torchgraphVersion) items.push(['torchgraph', env.torchgraphVersion]);
+  if (env.node) items.push(['node', env.node]);
+  if (env.platform) items.push(['platform', env.platform]);
+  if (env.createdAt) items.push(['created', env.createdAt]);
+  if (env.timings) items.push(['stage times', Object.entries(env.timings).map(([k, v]) => `${k} ${formatMs(v)}`).join(', ')]);
+  if (!items.length) return '';
+  return `<section id="environment-section"><h2>Run</h2><dl>${items.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('')}</dl></section>`;
+}
+
+// ---- page --------------------------------------------------------------------------------------
+
+const CSS = `
+:root { --fg:#1d232b; --muted:#5b6573; --line:#d8dde3; --bg:#fff; --panel:#f6f8fa; --pass:#1a7f37; --fail:#cf222e;
+  --unfused:#2f6fb3; --fused:#e0701b; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--fg); background: var(--bg); }
+header { padding: 18px 28px 10px; border-bottom: 1px solid var(--line); display: flex; align-items: baseline; gap: 16px; flex-wrap: wrap; }
+header h1 { font-size: 20px; margin: 0; }
+.verdict { font-weight: 700; padding: 2px 10px; border-radius: 12px; color: #fff; }
+.verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
+main { padding: 6px 28px 40px; max-width: 1280px; }
+h2 { font-size: 17px; margin: 22px 0 8px; } h3 { font-size: 15px; margin: 14px 0 6px; }
+.muted, .caption { color: var(--muted); }
+table.numbers { border-collapse: collapse; }
+table.numbers th, table.numbers td { padding: 4px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+table.numbers th[scope=row] { text-align: left; font-weight: 500; }
+table.numbers thead th { background: var(--panel); }
+#summary tbody tr:first-child td, #summary tbody tr:first-child th { color: var(--muted); font-style: italic; }
+ul.checks { list-style: none; padding: 0; margin: 0; }
+ul.checks li { padding: 2px 0; }
+.mark { display: inline-block; width: 44px; font-weight: 700; }
+li.pass .mark { color: var(--pass); } li.fail .mark { color: var(--fail); }
+tr.not-decomposed td { color: var(--fail); }
+.toolbar { display: flex; gap: 6px; align-items: center; margin: 6px 0; flex-wrap: wrap; }
+.toolbar button { min-width: 32px; height: 26px; border: 1px solid var(--line); background: var(--panel); border-radius: 5px; cursor: pointer; }
+.legend { color: var(--muted); margin-left: 12px; font-size: 12px; }
+.swatch { display: inline-block; width: 14px; height: 10px; border-radius: 3px; margin: 0 4px 0 10px; vertical-align: middle; border: 1px solid #7a8591; }
+.fused-swatch { background: linear-gradient(90deg, #8ecae6 50%, #ffb703 50%); } .plain-swatch { background: #fff; }
+.region-swatch { background: rgba(120, 90, 200, .12); border: 1px dashed #7c5cc4; } .summary-swatch { background: #eceff3; border-style: dashed; }
+.graph-frame { border: 1px solid var(--line); border-radius: 6px; height: 72vh; min-height: 420px; overflow: hidden; background: #fcfdfe; }
+#graph { width: 100%; height: 100%; cursor: grab; touch-action: none; user-select: none; }
+#graph.dragging { cursor: grabbing; }
+#graph .node rect { fill: #fff; stroke: #6b7785; stroke-width: 1; }
+#graph .node text { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; text-anchor: middle; fill: #1d232b; }
+#graph .node-input rect, #graph .node-output rect { fill: #e8f1fb; stroke: #2f6fb3; }
+#graph .node-summary rect { fill: #eceff3; stroke-dasharray: 4 3; }
+#graph .node:hover rect { stroke: #000; stroke-width: 2; }
+#graph .edge { fill: none; stroke: #8a96a3; stroke-width: 1.2; }
+#graph marker path { fill: #8a96a3; }
+#graph .region rect { fill: rgba(120, 90, 200, .07); stroke: #7c5cc4; stroke-dasharray: 5 4; }
+#graph .region text { font: 600 12px system-ui, sans-serif; fill: #5a3fa6; }
+.chart-frame { position: relative; max-width: 980px; }
+#memory-chart { width: 100%; height: auto; }
+#memory-chart .grid { stroke: #eef1f4; } #memory-chart .axis, #memory-chart .tickmark { stroke: #8a96a3; }
+#memory-chart .tick { font-size: 11px; fill: var(--muted); } #memory-chart .axis-label { font-size: 12px; fill: var(--muted); }
+#memory-chart .series { fill: none; stroke-width: 1.6; }
+#memory-chart .series-unfused { stroke: var(--unfused); } #memory-chart .series-fused { stroke: var(--fused); }
+#memory-chart .legend-line { stroke-width: 3; } #memory-chart .legend-text { font-size: 12px; }
+#memory-chart .est-peak-unfused { fill: var(--unfused); } #memory-chart .est-peak-fused { fill: var(--fused); }
+#memory-chart .measured { stroke-dasharray: 6 4; stroke-width: 1.3; }
+#memory-chart .measured-unfused { stroke: var(--unfused); } #memory-chart .measured-fused { stroke: var(--fused); }
+#memory-chart .measured-label { font-size: 11px; } .measured-label-unfused { fill: var(--unfused); } .measured-label-fused { fill: var(--fused); }
+#hover-line { stroke: #444; stroke-width: 1; stroke-dasharray: 2 2; }
+.readout { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted); min-height: 1.5em; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; } dt { color: var(--muted); } dd { margin: 0; }
+code { font: 12.5px ui-monospace, "DejaVu Sans Mono", monospace; }
+`;
+
+// Runs in the browser: zoom/pan for the graph, a hover readout for the chart. Plain ES2017.
+const CLIENT_JS = `
+(function () {
+  'use strict';
+  var data = JSON.parse(document.getElementById('report-data').textContent);
+  var svg = document.getElementById('graph');
+  if (svg) {
+    var vp = document.getElementById('viewport');
+    var W = +svg.getAttribute('data-width'), H = +svg.getAttribute('data-height');
+    var view = { x: 0, y: 0, w: W, h: H };
+    var apply = function () { svg.setAttribute('viewBox', view.x + ' ' + view.y + ' ' + view.w + ' ' + view.h); };
+    var toSvg = function (cx, cy) {
+      var r = svg.getBoundingClientRect();
+      // preserveAspectRatio meet: one scale, content centred horizontally, top-aligned.
+      var s = Math.min(r.width / view.w, r.height / view.h);
+      var ox = (r.width - view.w * s) / 2;
+      return { x: view.x + (cx - r.left - ox) / s, y: view.y + (cy - r.top) / s, s: s };
+    };
+    var zoom = function (factor, cx, cy) {
+      var r = svg.getBoundingClientRect();
+      if (cx === undefined) { cx = r.left + r.width / 2; cy = r.top + r.height / 2; }
+      var p = toSvg(cx, cy);
+      var nw = Math.min(Math.max(view.w / factor, W / 50), W * 4);
+      var k = nw / view.w;
+      view.x = p.x - (p.x - view.x) * k; view.y = p.y - (p.y - view.y) * k;
+      view.w = nw; view.h = view.h * k;
+      apply();
+    };
+    var fit = function () {
+      // Start readable: fit the width, but never shrink text below about 70%.
+      var r = svg.getBoundingClientRect();
+      var w = Math.min(W, r.width / 0.7);
+      view = { x: (W - w) / 2, y: 0, w: w, h: w * r.height / Math.max(1, r.width) };
+      if (W <= w && H <= view.h) view = { x: 0, y: 0, w: W, h: H };
+      apply();
+    };
+    svg.addEventListener('wheel', function (ev) {
+      ev.preventDefault();
+      zoom(Math.exp(-ev.deltaY * 0.0015), ev.clientX, ev.clientY);
+    }, { passive: false });
+    var drag = null;
+    svg.addEventListener('pointerdown', function (ev) {
+      drag = { x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y };
+      svg.setPointerCapture(ev.pointerId); svg.classList.add('dragging');
+    });
+    svg.addEventListener('pointermove', function (ev) {
+      if (!drag) return;
+      var s = toSvg(0, 0).s;
+      view.x = drag.vx - (ev.clientX - drag.x) / s; view.y = drag.vy - (ev.clientY - drag.y) / s;
+      apply();
+    });
+    var end = function () { drag = null; svg.classList.remove('dragging'); };
+    svg.addEventListener('pointerup', end); svg.addEventListener('pointercancel', end);
+    document.getElementById('zoom-in').addEventListener('click', function () { zoom(1.25); });
+    document.getElementById('zoom-out').addEventListener('click', function () { zoom(0.8); });
+    document.getElementById('zoom-fit').addEventListener('click', fit);
+    vp.setAttribute('data-ready', '1');
+    fit();
+  }
+  var chart = document.getElementById('memory-chart');
+  if (chart && data.memory) {
+    var hit = document.getElementById('chart-hit'), line = document.getElementById('hover-line');
+    var out = document.getElementById('chart-readout');
+    var maxIndex = +chart.getAttribute('data-max-index');
+    var x0 = +hit.getAttribute('x'), xw = +hit.getAttribute('width');
+    var fmt = function (b) {
+      var u = ['B', 'KiB', 'MiB', 'GiB'], i = 0;
+      while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+      return (i ? b.toFixed(2) : b) + ' ' + u[i];
+    };
+    var at = function (pts, idx) {
+      var best = null;
+      for (var k = 0; k < pts.length; k++) { if (pts[k].index <= idx) best = pts[k]; else break; }
+      return best;
+    };
+    hit.addEventListener('mousemove', function (ev) {
+      var r = chart.getBoundingClientRect();
+      var sx = (ev.clientX - r.left) * (chart.viewBox.baseVal.width / r.width);
+      var idx = Math.round((sx - x0) / xw * maxIndex);
+      idx = Math.max(0, Math.min(maxIndex, idx));
+      var xx = x0 + idx / maxIndex * xw;
+      line.setAttribute('x1', xx); line.setAttribute('x2', xx); line.setAttribute('visibility', 'visible');
+      var u = at(data.memory.unfused, idx), f = at(data.memory.fused, idx);
+      out.textContent = 'node ' + idx + ' | unfused: ' + (u ? fmt(u.liveBytes) + ' after ' + u.node : '-') +
+        ' | fused: ' + (f ? fmt(f.liveBytes) + ' after ' + f.node : '-');
+    });
+    hit.addEventListener('mouseleave', function () { line.setAttribute('visibility', 'hidden'); });
+  }
+})();
+`;
+
+/** The whole report page as one HTML string. */
+export function renderHtml(report: ValidationReport, opts: HtmlOptions = {}): string {
+  const title = opts.title ?? `torchgraph: ${report.model}`;
+  const json = reportToJsonObject(report);
+  const verdict = report.passed ? '<span class="verdict pass">PASSED</span>' : '<span class="verdict fail">FAILED</span>';
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="torchgraph">
+<title>${escapeHtml(title)}</title>
+<style>${CSS}</style>
+</head><body>
+<header><h1>torchgraph validation: <code>${escapeHtml(report.model)}</code></h1>${verdict}</header>
+<main>
+${summarySection(report)}
+${graphSection(report.drawing)}
+${memorySection(report)}
+${attentionSection(report)}
+${environmentSection(report)}
+</main>
+<script type="application/json" id="report-data">${scriptJson(json)}</script>
+<script>${CLIENT_JS}</script>
+</body></html>
+`;
+}
+
+/** Render and write atomically (a temporary file in the same folder, then a rename). */
+export function writeHtmlReport(file: string, report: ValidationReport, opts: HtmlOptions = {}): void {
+  writeFileAtomic(file, renderHtml(report, opts));
+}

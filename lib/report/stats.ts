@@ -1,0 +1,50 @@
+// Graph statistics in the report's terms: node count, ops per kind (module calls as
+// call_module:<ClassName>), attention ops.
+import type { Graph, Node } from '../ir';
+import { shortClassName } from '../ir/types';
+import type { GraphStats } from './types';
+
+/** Ops that are a whole attention (or a layer holding one) in an undecomposed graph. */
+export const ATTENTION_KINDS: ReadonlySet<string> = new Set([
+  'call_module:MultiheadAttention',
+  'call_module:TransformerEncoderLayer',
+  'call_module:TransformerDecoderLayer',
+  'aten::_native_multi_head_attention',
+  'aten::_transformer_encoder_layer_fwd',
+  'aten::scaled_dot_product_attention',
+]);
+
+/** The report's name for a node's kind: `call_module:<ClassName>` for a kept submodule forward
+ * call, `call_method:<ClassName>.<method>` for another method, the node kind otherwise. */
+export function opKind(n: Node): string {
+  if (n.kind === 'prim::CallMethod') {
+    const self = n.inputs[0]?.type;
+    const method = n.attr('name');
+    if (self?.kind === 'Class') {
+      const cls = shortClassName(self.name);
+      return method === 'forward' || method === undefined ? `call_module:${cls}` : `call_method:${cls}.${String(method)}`;
+    }
+  }
+  return n.kind;
+}
+
+export interface StatsOptions {
+  /** The attention a node belongs to (e.g. from node.meta); when given, attentionOps counts the
+   * nodes that have one. Otherwise attentionOps counts ATTENTION_KINDS. */
+  attentionOf?: (n: Node) => string | undefined;
+}
+
+/** nodes (every node, nested blocks included), ops per kind and attention ops of a graph. */
+export function graphStats(g: Graph, opts: StatsOptions = {}): GraphStats {
+  const ops: Record<string, number> = {};
+  let attentionOps = 0;
+  const nodes = g.allNodes();
+  for (const n of nodes) {
+    const k = opKind(n);
+    ops[k] = (ops[k] ?? 0) + 1;
+    if (opts.attentionOf ? opts.attentionOf(n) !== undefined : ATTENTION_KINDS.has(k)) attentionOps++;
+  }
+  const sorted: Record<string, number> = {};
+  for (const k of Object.keys(ops).sort()) sorted[k] = ops[k];
+  return { nodes: nodes.length, ops: sorted, attentionOps };
+}

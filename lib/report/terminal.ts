@@ -1,0 +1,66 @@
+// The terminal rendering of a ValidationReport: the seed's comparison table, honest about
+// what is estimated and what is measured, followed by the checks.
+import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
+import { memoryReduction, type ValidationReport } from './types';
+
+export interface TerminalOptions {
+  /** ANSI colours for PASS/FAIL (default false; the CLI turns it on for a TTY without NO_COLOR). */
+  color?: boolean;
+}
+
+const paint = (on: boolean, code: number, s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
+
+export function renderTerminal(report: ValidationReport, opts: TerminalOptions = {}): string {
+  const color = opts.color ?? false;
+  const { graphs: g, runs: r } = report;
+  const out: string[] = [];
+
+  out.push(`torchgraph validate: ${report.model}`);
+  const env = report.environment;
+  const about: string[] = [];
+  if (report.inputs?.length) {
+    about.push(`input${report.inputs.length > 1 ? 's' : ''} ${report.inputs.map((i) => `${i.name} ${i.shape.join('x') || 'scalar'} ${i.dtype}`).join(', ')}`);
+  }
+  if (env?.device) about.push(`device ${env.device}`);
+  if (env?.torchVersion) about.push(`torch ${env.torchVersion}`);
+  if (about.length) out.push(`  ${about.join(' | ')}`);
+  out.push('');
+
+  const rows: string[][] = [
+    ['run as', 'original', 'unfused', 'fused'],
+    ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
+    ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
+    ['Fusion groups', '-', '-', formatInt(g.fused.groups) +
+      (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
+    ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
+    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes), formatBytes(r.fused.estimatedPeakBytes)],
+    ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
+    ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
+    ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
+  ];
+  out.push(textTable(['', 'standard', 'decomposed', 'fused'], rows).trimEnd());
+  out.push('');
+
+  const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
+  const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
+  out.push(`Memory reduction, fused vs unfused peak: ${formatPercent(est)} estimated, ${formatPercent(meas)} measured`);
+  if (report.memory?.weightsBytes !== undefined) out.push(`Weights (not in the peaks above): ${formatBytes(report.memory.weightsBytes)}`);
+
+  const a = report.attention;
+  out.push(`Attentions decomposed: ${a.decomposed} of ${a.found}${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}`);
+  for (const s of a.skipped) out.push(`  skipped ${s.node}: ${s.reason}`);
+
+  if (report.checks?.length) {
+    out.push('Checks:');
+    const w = Math.max(...report.checks.map((c) => c.name.length));
+    for (const c of report.checks) {
+      const mark = c.passed ? paint(color, 32, 'PASS') : paint(color, 31, 'FAIL');
+      out.push(`  ${mark}  ${c.name.padEnd(w)}  ${c.detail}`);
+    }
+  }
+  const failed = report.checks?.filter((c) => !c.passed).length ?? 0;
+  const total = report.checks?.length;
+  const verdict = report.passed ? paint(color, 32, 'PASSED') : paint(color, 31, 'FAILED');
+  out.push(`Result: ${verdict}${total !== undefined ? ` (${total - failed} of ${total} checks passed)` : ''}`);
+  return out.join('\n') + '\n';
+}
