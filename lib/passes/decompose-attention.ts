@@ -343,7 +343,7 @@ export function inlineAttentionModuleCalls(g: Graph, tree: ModuleTreeData,
     const body = inlineCallBody(g, call.node, call.path, call.method, fetch(call.path, call.method, !scripted), [...(call.node.scope ?? []), frame]);
     inlined++;
     // A body with no attention op already spells attention out (the need_weights slow path).
-    if (isMhaClass(call.cls) && !body.some((n) => ATTENTION_OPS.has(n.kind))) {
+    if (isMhaClass(call.cls) && call.method === 'forward' && !body.some((n) => ATTENTION_OPS.has(n.kind))) {
       explicitBodies.push({ id: call.path, form: 'module', node: `prim::CallMethod ${call.path}`, opsExposed: countOps(body) });
     }
   }
