@@ -10,7 +10,7 @@ import { BUILTIN_MODELS } from './model';
 import { DEFAULT_TOLERANCE } from './validate';
 import { validateCommand, type ValidateCliOptions } from './validate-command';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function nonNegativeInt(what: string) {
   return (v: string) => {
@@ -65,7 +65,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('validate')
     .description('decompose attention, partition, run original/unfused/fused and compare them')
     .argument('[model]', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`, 'vit_b_16')
-    .option('-i, --input <spec>', 'an input: shape[:dtype] or a .npy file (repeat for several inputs)', collect, [] as string[])
+    .option('-i, --input <spec>', 'an input: shape[:dtype] or a .npy file (repeat for several inputs)', collect)
     .option('--seed <n>', 'seed for generated inputs', nonNegativeInt('seed'), 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
@@ -101,7 +101,7 @@ ${EXIT_CODES}`)
     .command('bench')
     .description('benchmark original/unfused/fused runs: times and peak memory (the runtime harness)')
     .argument('[models...]', 'built-in models or TorchScript files (default: the standard suite)')
-    .option('-i, --input <spec>', 'an input for file models (repeatable)', collect, [] as string[])
+    .option('-i, --input <spec>', 'an input for file models (repeatable)', collect)
     .option('--seed <n>', 'seed for generated inputs', nonNegativeInt('seed'), 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
@@ -109,9 +109,9 @@ ${EXIT_CODES}`)
     .option('--json', 'print one JSON object instead of a table')
     .option('-v, --verbose', 'progress; full errors with stack traces')
     .addHelpText('after', EXIT_CODES)
-    .action(async (models: string[], o: { input: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; verbose?: boolean }) => {
+    .action(async (models: string[], o: { input?: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; verbose?: boolean }) => {
       setExit(await dispatchBench({
-        models, inputs: o.input, device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
+        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
         json: Boolean(o.json), verbose: Boolean(o.verbose), stdout: io.stdout, stderr: io.stderr,
       }));
     });
@@ -143,6 +143,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
 }
 
 if (require.main === module) {
+  // `torchgraph ... | head`: a closed pipe is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
   main(process.argv.slice(2)).then(
     (code) => { process.exitCode = code; },
     (e) => { process.stderr.write(formatError(e, true)); process.exitCode = EXIT_INTERNAL; },

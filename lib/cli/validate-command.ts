@@ -12,7 +12,7 @@ import { loadPipeline } from './pipeline';
 import { DEFAULT_TOLERANCE, runValidation } from './validate';
 
 export interface ValidateCliOptions {
-  input: string[];
+  input?: string[];
   seed: number;
   device: string;
   json?: boolean;
@@ -23,12 +23,13 @@ export interface ValidateCliOptions {
 
 export async function validateCommand(modelArg: string, o: ValidateCliOptions, io: CliIO): Promise<number> {
   const verbose = Boolean(o.verbose);
+  const inputTexts = o.input ?? [];
   // Everything that can be checked cheaply is checked before anything slow runs.
   const ref = resolveModelArg(modelArg);
-  if (ref.kind === 'file' && o.input.length === 0) {
+  if (ref.kind === 'file' && inputTexts.length === 0) {
     throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224)`);
   }
-  const specs = parseSpecs(o.input);
+  const specs = parseSpecs(inputTexts);
   if (o.report !== undefined) checkReportPath(o.report);
   const pipeline = loadPipeline('validate');
 

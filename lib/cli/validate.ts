@@ -6,7 +6,7 @@ import type { Graph, Node } from '../ir';
 import type { Module } from '../module';
 import type { Tensor } from '../tensor';
 import { drawingFromGraph } from '../report/drawing';
-import { graphStats } from '../report/stats';
+import { graphStats, metaAttention } from '../report/stats';
 import {
   REPORT_FORMAT,
   type AttentionDetail, type AttentionSummary, type Environment, type FusedGraphStats, type GraphDrawing, type GraphStats,
@@ -24,7 +24,7 @@ export interface DecomposeStage extends StageGraph {
   attention: AttentionSummary;
   /** One entry per attention found. */
   attentions?: AttentionDetail[];
-  /** The attention (module path) a node of `graph` was emitted for (e.g. read from node.meta). */
+  /** The attention (module path) a node of `graph` was emitted for; default: node.meta.attention.id. */
   attentionOf?: (n: Node) => string | undefined;
 }
 
@@ -159,9 +159,10 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
       { device: opts.device, seed: opts.seed, log: opts.log }));
     timings.total = Math.round((performance.now() - t0) * 100) / 100;
 
+    const attentionOf = dec.attentionOf ?? metaAttention;
     const standard: GraphStats = { ...graphStats(std.graph), ...std.stats };
-    const decomposed: GraphStats = { ...graphStats(dec.graph, { attentionOf: dec.attentionOf }), ...dec.stats };
-    const fused: FusedGraphStats = { ...graphStats(part.graph, { attentionOf: dec.attentionOf }), groups: part.groups, ...part.stats };
+    const decomposed: GraphStats = { ...graphStats(dec.graph, { attentionOf }), ...dec.stats };
+    const fused: FusedGraphStats = { ...graphStats(part.graph, { attentionOf }), groups: part.groups, ...part.stats };
 
     const checks: ReportCheck[] = [
       diffCheck('unfused-matches', 'unfused (decomposed) vs original', run.unfused.maxAbsDiff, tolerance),
@@ -175,7 +176,7 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
       return d === undefined ? a : { ...a, maxAbsDiff: comparable(d) };
     });
     const drawing = part.drawing ?? drawingFromGraph(dec.graph, {
-      groupOf: part.groupOf, attentionOf: dec.attentionOf, maxNodes: opts.drawingMaxNodes,
+      groupOf: part.groupOf, attentionOf, maxNodes: opts.drawingMaxNodes,
     });
     const env: Environment = {
       device: opts.device,

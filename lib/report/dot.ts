@@ -45,7 +45,7 @@ export function graphToDot(g: Graph, opts: DotOptions = {}): string {
       ids.set(n, id);
       n.outputs.forEach((o) => valueSource.set(o, id));
       const outs = n.outputs.map((o) => `%${o.debugName} : ${typeToString(o.type, { tensorDetails: true })}`);
-      const attrs = Object.entries(n.attrs).map(([k, a]) => `${k}=${formatAttr(a)}`);
+      const attrs = Object.entries(n.attrs).filter(([k]) => !(n.kind === 'prim::CallMethod' && k === 'name' && opKind(n) !== n.kind)).map(([k, a]) => `${k}=${formatAttr(a)}`);
       const label = [opKind(n), ...attrs.map((a) => (a.length > 40 ? a.slice(0, 39) + '…' : a)), ...outs.slice(0, 3)].join('\n');
       const fill = opts.fillOf?.(n);
       const tip = [n.describe(), n.modulePath ? `module ${n.modulePath}` : '', n.source ?? ''].filter(Boolean).join('\n');

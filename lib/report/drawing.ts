@@ -3,7 +3,7 @@
 // attention region with the rest collapsed into "summary" nodes.
 import type { Graph, Node, Value } from '../ir';
 import { typeToString } from '../ir/types';
-import { opKind } from './stats';
+import { metaAttention, opKind } from './stats';
 import type { DrawingEdge, DrawingNode, GraphDrawing } from './types';
 
 export interface DrawingOptions {
@@ -11,7 +11,8 @@ export interface DrawingOptions {
   caption?: string;
   /** Fusion group of a node (e.g. from node.meta), drawn as its colour. */
   groupOf?: (n: Node) => string | number | undefined;
-  /** Attention region of a node (its module path), drawn as a labelled box. */
+  /** Attention region of a node (its module path), drawn as a labelled box; default:
+   * node.meta.attention.id as the decomposition records it. */
   attentionOf?: (n: Node) => string | undefined;
   /** Most nodes drawn individually (default 160). */
   maxNodes?: number;
@@ -35,6 +36,7 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
   const hide = opts.hideKinds ?? DEFAULT_HIDE;
   const maxNodes = Math.max(8, opts.maxNodes ?? 160);
   const top = g.nodes();
+  const attOf = opts.attentionOf ?? metaAttention;
 
   // Map every node (nested ones included) to its top-level ancestor's index.
   const topIndex = new Map<Node, number>();
@@ -54,15 +56,19 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
   let hi = visible.length; // exclusive, in positions of `visible`
   let focus: string | undefined;
   if (visible.length > maxNodes) {
-    const att = (i: number) => opts.attentionOf?.(top[i]);
+    const att = (i: number) => attOf(top[i]);
     const first = visible.findIndex((i) => att(i) !== undefined);
     if (first >= 0) {
       focus = att(visible[first]);
       let last = first;
       for (let p = first; p < visible.length && p - first < maxNodes; p++) if (att(visible[p]) === focus) last = p;
-      const ctx = Math.max(0, Math.floor((maxNodes - (last - first + 1)) / 2));
-      lo = Math.max(0, first - Math.min(ctx, 12));
-      hi = Math.min(visible.length, lo + maxNodes, last + 1 + Math.min(ctx, 12));
+      // Context on either side, up to the neighbouring attention regions (not into them).
+      const ctx = Math.min(12, Math.max(0, Math.floor((maxNodes - (last - first + 1)) / 2)));
+      lo = first;
+      while (lo > 0 && first - lo < ctx && att(visible[lo - 1]) === undefined) lo--;
+      hi = last + 1;
+      while (hi < visible.length && hi - last - 1 < ctx && att(visible[hi]) === undefined) hi++;
+      hi = Math.min(hi, lo + maxNodes);
     } else {
       hi = maxNodes;
     }
@@ -94,7 +100,7 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     nodes.push({ id, label: v.name ? v.name.replace(/\.\d+$/, '') : `input ${k}`, kind: 'input', title: valueTitle(v) });
   });
 
-  const countAttention = (ps: number[]) => new Set(ps.map((p) => opts.attentionOf?.(top[visible[p]])).filter((a) => a !== undefined)).size;
+  const countAttention = (ps: number[]) => new Set(ps.map((p) => attOf(top[visible[p]])).filter((a) => a !== undefined)).size;
   if (lo > 0) {
     const ps = Array.from({ length: lo }, (_, p) => p);
     const k = countAttention(ps);
@@ -105,7 +111,7 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     const n = top[i];
     const kind = opKind(n);
     const group = opts.groupOf?.(n);
-    const attention = opts.attentionOf?.(n);
+    const attention = attOf(n);
     const d: DrawingNode = {
       id: `n${i}`, label: shortLabel(kind), kind: 'op',
       title: [kind, ...n.outputs.map(valueTitle), n.modulePath ? `in ${n.modulePath}` : ''].filter(Boolean).join('\n'),

@@ -162,7 +162,7 @@ function memorySection(report: ValidationReport): string {
   parts.push(`<text class="axis-label" x="${r1((L + W - R) / 2)}" y="${H - 6}" text-anchor="middle">execution order (node index)</text>`);
   parts.push(`<text class="axis-label" transform="translate(14 ${r1((T + H - B) / 2)}) rotate(-90)" text-anchor="middle">estimated live bytes</text>`);
 
-  let labelY = T + 12;
+  const labelYs: number[] = [];
   for (const s of series) {
     if (s.pts.length) {
       // A step line: the level holds until the next node runs.
@@ -177,12 +177,12 @@ function memorySection(report: ValidationReport): string {
         `<title>estimated ${s.key} peak ${escapeHtml(formatBytes(peak.liveBytes))} at node ${peak.index} (${escapeHtml(peak.node)})</title></circle>`);
     }
     if (s.measured >= 0) {
+      let ly = y(s.measured) + 4;
+      for (const other of labelYs) if (Math.abs(other - ly) < 13) ly = other + 13; // keep labels apart
+      labelYs.push(ly);
       parts.push(`<line class="measured measured-${s.key}" data-measured="${s.key}" x1="${L}" x2="${W - R}" y1="${r1(y(s.measured))}" y2="${r1(y(s.measured))}"/>`);
-      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(y(s.measured) + 4)}">measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
+      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(ly)}">measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
     }
-    parts.push(`<text class="legend-text" x="${W - R + 22}" y="${labelY + 4}">${s.key} (est. peak ${escapeHtml(formatBytes(s.estimated))})</text>` +
-      `<line class="series-${s.key} legend-line" x1="${W - R + 4}" x2="${W - R + 18}" y1="${labelY}" y2="${labelY}"/>`);
-    labelY += 18;
   }
   parts.push(`<line id="hover-line" x1="0" x2="0" y1="${T}" y2="${H - B}" visibility="hidden"/>`);
   parts.push(`<rect id="chart-hit" x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="transparent"/>`);
@@ -193,7 +193,10 @@ function memorySection(report: ValidationReport): string {
 dashed lines mark the peaks measured when the graphs ran, dots the estimated peaks.${weights}</p>
 <div class="chart-frame"><svg id="memory-chart" viewBox="0 0 ${W} ${H}" data-max-index="${maxIndex}" data-max-y="${maxY}">
 ${parts.join('\n')}
-</svg><div id="chart-readout" class="readout">&nbsp;</div></div></section>`;
+</svg>
+<div class="chart-legend">${series.map((s) => `<span><span class="key key-${s.key}"></span>${s.key}: estimated peak ${escapeHtml(formatBytes(s.estimated))}, measured ${escapeHtml(formatBytes(s.measured))}</span>`).join('')}
+<span><span class="key key-measured"></span>measured peak</span><span><span class="key key-dot"></span>estimated peak</span></div>
+<div id="chart-readout" class="readout">&nbsp;</div></div></section>`;
 }
 
 // ---- tables ------------------------------------------------------------------------------------
@@ -315,7 +318,10 @@ tr.not-decomposed td { color: var(--fail); }
 #memory-chart .tick { font-size: 11px; fill: var(--muted); } #memory-chart .axis-label { font-size: 12px; fill: var(--muted); }
 #memory-chart .series { fill: none; stroke-width: 1.6; }
 #memory-chart .series-unfused { stroke: var(--unfused); } #memory-chart .series-fused { stroke: var(--fused); }
-#memory-chart .legend-line { stroke-width: 3; } #memory-chart .legend-text { font-size: 12px; }
+.chart-legend { display: flex; gap: 18px; flex-wrap: wrap; font-size: 12px; color: var(--muted); margin: 2px 0 4px 78px; }
+.key { display: inline-block; width: 18px; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: 6px; }
+.key-unfused { border-color: var(--unfused); } .key-fused { border-color: var(--fused); }
+.key-measured { border-top: 2px dashed #555; } .key-dot { width: 8px; height: 8px; border: 0; border-radius: 50%; background: #555; }
 #memory-chart .est-peak-unfused { fill: var(--unfused); } #memory-chart .est-peak-fused { fill: var(--fused); }
 #memory-chart .measured { stroke-dasharray: 6 4; stroke-width: 1.3; }
 #memory-chart .measured-unfused { stroke: var(--unfused); } #memory-chart .measured-fused { stroke: var(--fused); }
@@ -355,11 +361,15 @@ const CLIENT_JS = `
       apply();
     };
     var fit = function () {
-      // Start readable: fit the width, but never shrink text below about 70%.
+      view = { x: 0, y: 0, w: W, h: H };
+      apply();
+    };
+    var initial = function () {
+      // The whole graph when it stays readable; otherwise its top, at a readable width.
       var r = svg.getBoundingClientRect();
+      if (Math.min(r.width / W, r.height / H) >= 0.45) { fit(); return; }
       var w = Math.min(W, r.width / 0.7);
       view = { x: (W - w) / 2, y: 0, w: w, h: w * r.height / Math.max(1, r.width) };
-      if (W <= w && H <= view.h) view = { x: 0, y: 0, w: W, h: H };
       apply();
     };
     svg.addEventListener('wheel', function (ev) {
@@ -383,7 +393,7 @@ const CLIENT_JS = `
     document.getElementById('zoom-out').addEventListener('click', function () { zoom(0.8); });
     document.getElementById('zoom-fit').addEventListener('click', fit);
     vp.setAttribute('data-ready', '1');
-    fit();
+    initial();
   }
   var chart = document.getElementById('memory-chart');
   if (chart && data.memory) {

@@ -28,9 +28,17 @@ export function opKind(n: Node): string {
   return n.kind;
 }
 
+/** The attention a node was emitted for, as the decomposition records it in
+ * `node.meta.attention` ({ id, role }); undefined for other nodes. */
+export function metaAttention(n: Node): string | undefined {
+  const a = n.meta.attention as { id?: unknown } | string | undefined;
+  if (typeof a === 'string') return a;
+  return a && typeof a.id === 'string' ? a.id : undefined;
+}
+
 export interface StatsOptions {
-  /** The attention a node belongs to (e.g. from node.meta); when given, attentionOps counts the
-   * nodes that have one. Otherwise attentionOps counts ATTENTION_KINDS. */
+  /** The attention a node belongs to; default metaAttention. attentionOps counts the nodes
+   * that have one, plus the whole-attention ops (ATTENTION_KINDS) left in the graph. */
   attentionOf?: (n: Node) => string | undefined;
 }
 
@@ -39,10 +47,11 @@ export function graphStats(g: Graph, opts: StatsOptions = {}): GraphStats {
   const ops: Record<string, number> = {};
   let attentionOps = 0;
   const nodes = g.allNodes();
+  const attentionOf = opts.attentionOf ?? metaAttention;
   for (const n of nodes) {
     const k = opKind(n);
     ops[k] = (ops[k] ?? 0) + 1;
-    if (opts.attentionOf ? opts.attentionOf(n) !== undefined : ATTENTION_KINDS.has(k)) attentionOps++;
+    if (attentionOf(n) !== undefined || ATTENTION_KINDS.has(k)) attentionOps++;
   }
   const sorted: Record<string, number> = {};
   for (const k of Object.keys(ops).sort()) sorted[k] = ops[k];

@@ -1,0 +1,228 @@
+// FLOPs per node. One multiply-add is 2 FLOPs. Formulas (N = output elements unless said):
+//   linear x(..., in) . W(out, in)^T      2 * prod(...) * in * out  (+ prod(...) * out for the bias)
+//   matmul/bmm/mm (batch broadcast)       2 * numel(out) * K         (baddbmm/addmm: + numel(out))
+//   conv                                  2 * numel(out) * (Cin/groups) * prod(kernel) (+ numel(out) bias);
+//                                         transposed: 2 * numel(in) * (Cout/groups) * prod(kernel)
+//   layer/group/instance norm             6 * numel (statistics 4, normalise 2) + numel per affine tensor
+//   batch norm                            eval 2 * numel (+ affine), training as layer norm
+//   rms norm                              3 * numel (+ numel for the weight)
+//   softmax                               5 * numel (max, subtract, exp, sum, divide)
+//   elementwise                           cost * N (ACT_COST / ELEMENTWISE_COST; dropout in eval: 0)
+//   scaled_dot_product_attention          2*B*L*S*E + 2*B*L*S*Ev + B*L*S (scale) + 5*B*L*S (softmax)
+//                                         (+ B*L*S per mask, causal or dropout)   B = batch*heads
+//   _native_multi_head_attention          q/k/v and output projections as linear, plus the core as SDPA
+//   views, copies, casts, creation        0
+import type { Graph, Node } from '../ir';
+import { buildFacts, constNumber, constOf, type GraphFacts } from './facts';
+import { ACT_COST, ELEMENTWISE_COST, baseName, numel } from './ops';
+
+export type FlopCategory = 'matmul' | 'conv' | 'attention' | 'norm' | 'softmax' | 'elementwise' | 'reduction' | 'other';
+
+export const FLOP_CATEGORIES: readonly FlopCategory[] = ['matmul', 'conv', 'attention', 'norm', 'softmax', 'elementwise', 'reduction', 'other'];
+
+export interface FlopsReport {
+  total: number;
+  byCategory: Record<FlopCategory, number>;
+  /** FLOPs of each node, indexed like graph.allNodes(). */
+  perNode: Float64Array;
+  /** Compute ops counted as 0 because no formula covers them: kind -> count. */
+  noFormula: Record<string, number>;
+  /** Compute ops counted as 0 because shapes are missing: kind -> count. */
+  missingShapes: Record<string, number>;
+}
+
+export interface SdpaDims {
+  /** Batch times heads. */
+  batch: number;
+  L: number;
+  S: number;
+  /** Head dim of q/k and of v. */
+  E: number;
+  Ev: number;
+  /** Number of masks applied to the scores (attn_mask, causal, padding). */
+  masks?: number;
+  dropout?: boolean;
+}
+
+/** The attention core: Q.K^T, scale, masks, softmax, dropout, P.V. */
+export function sdpaFlops(d: SdpaDims): number {
+  const scores = d.batch * d.L * d.S;
+  return 2 * scores * d.E + 2 * scores * d.Ev + scores /* scale */ + 5 * scores /* softmax */
+    + (d.masks ?? 0) * scores + (d.dropout ? 2 * scores : 0);
+}
+
+/** Linear: x(..., in) times W(out, in)^T, plus the bias. */
+export function linearFlops(xShape: readonly number[], wShape: readonly number[], bias: boolean): number {
+  const inF = wShape[wShape.length - 1];
+  const outF = wShape.length >= 2 ? wShape[0] : 1;
+  const rows = numel(xShape) / inF;
+  return 2 * rows * inF * outF + (bias ? rows * outF : 0);
+}
+
+export function categoryOf(f: GraphFacts, p: number): FlopCategory {
+  const c = f.classes[p];
+  if (c.includes('linear') || c.includes('matmul')) return 'matmul';
+  if (c.includes('conv')) return 'conv';
+  if (c.includes('attention')) return 'attention';
+  if (c.includes('norm') || c.includes('batchnorm')) return 'norm';
+  if (c.includes('softmax')) return 'softmax';
+  if (c.includes('elementwise')) return 'elementwise';
+  if (c.includes('reduction') || c.includes('pool')) return 'reduction';
+  return 'other';
+}
+
+const MISSING = -1;
+const NO_FORMULA = -2;
+
+/** FLOPs of the node at position p; negative codes for "shapes missing" / "no formula". */
+function flopsAt(f: GraphFacts, p: number): number {
+  if (f.role[p] !== 'compute') return 0;
+  const n = f.nodes[p];
+  const kind = n.kind;
+  const shp = (k: number) => { const i = f.vindex.get(n.inputs[k]); return i === undefined ? undefined : f.info[i]?.shape; };
+  const out = (k = 0) => { const v = n.outputs[k]; const i = v ? f.vindex.get(v) : undefined; return i === undefined ? undefined : f.info[i]?.shape; };
+  const isTensorArg = (k: number) => { const v = n.inputs[k]; return !!v && v.type.kind === 'Tensor' && constOf(v) !== null; };
+  const cls = f.classes[p];
+
+  if (cls.includes('attention')) return attentionFlops(f, n);
+  if (cls.includes('linear') || cls.includes('matmul')) {
+    if (kind === 'aten::linear' || kind === 'aten::_linear') {
+      const x = shp(0), w = shp(1);
+      if (!x || !w) return MISSING;
+      return linearFlops(x, w, isTensorArg(2));
+    }
+    const o = out();
+    if (!o) return MISSING;
+    const a = kind === 'aten::addmm' || kind === 'aten::baddbmm' || kind === 'aten::addbmm' ? shp(1) : shp(0);
+    if (!a) return MISSING;
+    const K = a[a.length - 1];
+    let total = 2 * numel(o) * K;
+    if (kind === 'aten::addbmm') total = 2 * (a[0] ?? 1) * numel(o) * K;
+    if (kind === 'aten::addmm' || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
+    return total;
+  }
+  if (cls.includes('conv')) {
+    const o = out(), x = shp(0), w = shp(1);
+    if (!o || !x || !w) return MISSING;
+    const transposed = /conv_transpose/.test(kind) || ((kind === 'aten::_convolution' || kind === 'aten::convolution') && constOf(n.inputs[6]) === true);
+    const perOut = numel(w.slice(1));
+    const bias = isTensorArg(2) ? numel(o) : 0;
+    return (transposed ? 2 * numel(x) * perOut : 2 * numel(o) * perOut) + bias;
+  }
+  const o = out();
+  const base = baseName(kind);
+  if (cls.includes('batchnorm') || cls.includes('norm')) {
+    const x = shp(0);
+    if (!x) return MISSING;
+    const N = numel(x);
+    const affine = (k: number) => (isTensorArg(k) ? N : 0);
+    switch (base) {
+      case 'layer_norm': case 'native_layer_norm': return 6 * N + affine(2) + affine(3);
+      case 'group_norm': case 'native_group_norm': return 6 * N + affine(2) + affine(3);
+      case 'instance_norm': return 6 * N + affine(1) + affine(2);
+      case 'rms_norm': case '_fused_rms_norm': return 3 * N + affine(2);
+      default: { // batch norms: (input, weight, bias, running_mean, running_var, training, ...)
+        const training = constOf(n.inputs[5]) === true;
+        return (training ? 6 * N : 2 * N) + affine(1) + affine(2);
+      }
+    }
+  }
+  if (cls.includes('softmax')) { const x = shp(0); return x ? 5 * numel(x) : MISSING; }
+  if (cls.includes('dropout')) {
+    if (f.role[p] !== 'compute') return 0;
+    const train = kind === 'aten::native_dropout' ? constOf(n.inputs[2]) !== false : constOf(n.inputs[2]) === true;
+    if (!train) return 0;
+    return o ? 2 * numel(o) : MISSING;
+  }
+  if (cls.includes('act')) {
+    if (!o) return MISSING;
+    let cost = ACT_COST[base] ?? 1;
+    if (base === 'gelu' && constOf(n.inputs[1]) === 'tanh') cost = 9;
+    return cost * numel(o);
+  }
+  if (cls.includes('cast')) return 0;
+  if (cls.includes('elementwise')) {
+    if (!o) return MISSING;
+    return (ELEMENTWISE_COST[base] ?? 1) * numel(o);
+  }
+  if (cls.includes('reduction')) {
+    const x = shp(0);
+    if (!x) return MISSING;
+    const N = numel(x);
+    if (base === 'mean') return N + (o ? numel(o) : 0);
+    if (base === 'var' || base === 'std' || base === 'var_mean' || base === 'std_mean' || base === 'logsumexp') return 3 * N;
+    if (base === 'norm' || base === 'linalg_vector_norm') return 2 * N;
+    return N;
+  }
+  if (cls.includes('pool')) {
+    const x = shp(0);
+    if (!x || !o) return MISSING;
+    if (base.startsWith('adaptive')) return numel(x);
+    const k = constOf(n.inputs[1]);
+    const kernel = Array.isArray(k) ? numel(k) : 1;
+    return numel(o) * kernel;
+  }
+  if (cls.includes('layout') || cls.includes('copy') || cls.includes('create')) return 0;
+  return NO_FORMULA;
+}
+
+function attentionFlops(f: GraphFacts, n: Node): number {
+  const shapeOf = (k: number) => { const i = f.vindex.get(n.inputs[k]); return i === undefined ? undefined : f.info[i]?.shape; };
+  if (n.kind === 'aten::_native_multi_head_attention') {
+    // (query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights, average, mask_type)
+    const q = shapeOf(0), k = shapeOf(1);
+    const E = constNumber(n.inputs[3]);
+    const H = constNumber(n.inputs[4]);
+    if (!q || !k || !E || !H) return MISSING;
+    const B = q.length === 3 ? q[0] : 1;
+    const L = q[q.length - 2];
+    const S = k[k.length - 2];
+    const hasBias = (i: number) => n.inputs[i].type.kind === 'Tensor' && constOf(n.inputs[i]) !== null;
+    const proj = (rows: number, bias: boolean) => 2 * rows * E * E + (bias ? rows * E : 0);
+    const core = sdpaFlops({ batch: B * H, L, S, E: E / H, Ev: E / H, masks: hasBias(9) ? 1 : 0 });
+    const needWeights = constOf(n.inputs[10]) === true;
+    return proj(B * L, hasBias(6)) + 2 * proj(B * S, hasBias(6)) + core + proj(B * L, hasBias(8)) + (needWeights ? B * H * L * S : 0);
+  }
+  // SDPA family: (query, key, value, attn_mask?, dropout_p, is_causal, scale, ...)
+  const q = shapeOf(0), k = shapeOf(1), v = shapeOf(2);
+  if (!q || !k || !v) return MISSING;
+  const L = q[q.length - 2], E = q[q.length - 1], S = k[k.length - 2], Ev = v[v.length - 1];
+  const oi = f.vindex.get(n.outputs[0]);
+  const o = oi === undefined ? undefined : f.info[oi]?.shape;
+  const batch = o ? numel(o) / (L * Ev) : numel(q) / (L * E);
+  const isSdpa = n.kind === 'aten::scaled_dot_product_attention' || n.kind === 'aten::_scaled_dot_product_attention_math';
+  const maskArg = isSdpa ? n.inputs[3] : undefined;
+  const masks = (maskArg && maskArg.type.kind === 'Tensor' && constOf(maskArg) !== null ? 1 : 0)
+    + (isSdpa && constOf(n.inputs[5]) === true ? 1 : 0);
+  const dropout = isSdpa ? (constNumber(n.inputs[4]) ?? 0) > 0 : false;
+  return sdpaFlops({ batch, L, S, E, Ev, masks, dropout });
+}
+
+/** FLOPs of every node; writes node.meta.flops for compute nodes. */
+export function countFlops(graphOrFacts: Graph | GraphFacts, opts: { writeMeta?: boolean } = {}): FlopsReport {
+  const f = 'nodes' in graphOrFacts && 'role' in graphOrFacts ? graphOrFacts : buildFacts(graphOrFacts as Graph);
+  const perNode = new Float64Array(f.nodes.length);
+  const byCategory = Object.fromEntries(FLOP_CATEGORIES.map((c) => [c, 0])) as Record<FlopCategory, number>;
+  const noFormula: Record<string, number> = {};
+  const missingShapes: Record<string, number> = {};
+  let total = 0;
+  for (let p = 0; p < f.nodes.length; p++) {
+    const x = flopsAt(f, p);
+    const kind = f.nodes[p].kind;
+    if (x === MISSING) missingShapes[kind] = (missingShapes[kind] ?? 0) + 1;
+    else if (x === NO_FORMULA) noFormula[kind] = (noFormula[kind] ?? 0) + 1;
+    const fl = x > 0 ? x : 0;
+    perNode[p] = fl;
+    if (fl) { total += fl; byCategory[categoryOf(f, p)] += fl; }
+    if (opts.writeMeta !== false && f.role[p] === 'compute') f.nodes[p].meta.flops = fl;
+  }
+  return { total, byCategory, perNode, noFormula, missingShapes };
+}
+
+/** FLOPs of one node (builds facts for its graph: use countFlops for many nodes). */
+export function nodeFlops(n: Node): number {
+  const f = buildFacts(n.graph);
+  const p = f.pos.get(n);
+  if (p === undefined) throw new Error(`${n.describe()} is not in its graph`);
+  return Math.max(0, flopsAt(f, p));
+}

@@ -1,0 +1,175 @@
+// What each aten op is to the analyses: its fusion classes, whether its output aliases an input
+// (storage shared, nothing allocated), whether a use of an input reads only metadata, and the
+// small tensor-geometry helpers (numel, contiguity, "can this reshape be a view?").
+//
+// Classes are sets because one op can play several parts: aten::add of two activations is a
+// residual add, a mask and an elementwise op; the rules decide which part it plays.
+
+export type OpClass =
+  | 'matmul'      // activation x activation: matmul, bmm, mm, baddbmm
+  | 'linear'      // activation x weight: linear, addmm, matmul/mm whose other operand is a weight
+  | 'conv'
+  | 'batchnorm'
+  | 'norm'        // layer_norm, group_norm, instance_norm, rms_norm
+  | 'softmax'
+  | 'dropout'
+  | 'act'         // relu, gelu, silu, ...
+  | 'scale'       // mul / div by a scalar
+  | 'mask'        // masked_fill, where, add of a (float, -inf) mask tensor
+  | 'add'         // add / sub of two tensors
+  | 'elementwise'
+  | 'cast'        // to, type_as, float(), ...
+  | 'layout'      // view, reshape, transpose, permute, contiguous, select, slice, ...
+  | 'attention'   // opaque attention ops: scaled_dot_product_attention, _native_multi_head_attention
+  | 'reduction'
+  | 'pool'
+  | 'create'      // new_ones, zeros_like, arange, ... (allocate, no input data)
+  | 'copy'        // cat, stack, clone, repeat: data movement
+  | 'other';
+
+const op = (k: string) => `aten::${k}`;
+const kinds = (...ks: string[]) => ks.map(op);
+/** In-place twins: aten::relu_ for aten::relu. */
+const withInPlace = (...ks: string[]) => ks.flatMap((k) => [op(k), op(k + '_')]);
+
+export const MATMUL_KINDS = new Set(kinds('matmul', 'bmm', 'mm', 'baddbmm', 'addmm', 'addbmm', 'linear', '_linear'));
+export const CONV_KINDS = new Set(kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
+  'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d', 'mkldnn_convolution', 'cudnn_convolution', '_convolution_mode'));
+export const BATCHNORM_KINDS = new Set(kinds('batch_norm', '_batch_norm_impl_index', 'native_batch_norm', '_native_batch_norm_legit_no_training'));
+export const NORM_KINDS = new Set(kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm', 'rms_norm', '_fused_rms_norm'));
+export const SOFTMAX_KINDS = new Set(kinds('softmax', '_softmax', '_safe_softmax', 'log_softmax', '_log_softmax'));
+export const DROPOUT_KINDS = new Set(kinds('dropout', 'feature_dropout', 'alpha_dropout', 'feature_alpha_dropout', 'native_dropout',
+  'dropout_', 'feature_dropout_', 'alpha_dropout_'));
+export const ATTENTION_KINDS = new Set(kinds('scaled_dot_product_attention', '_scaled_dot_product_attention_math',
+  '_scaled_dot_product_flash_attention', '_scaled_dot_product_flash_attention_for_cpu', '_scaled_dot_product_efficient_attention',
+  '_scaled_dot_product_cudnn_attention', '_native_multi_head_attention'));
+
+/** Per-element cost of activations, in basic operations (exp, erf, tanh count as one). */
+export const ACT_COST: Record<string, number> = {
+  relu: 1, relu6: 1, leaky_relu: 2, hardtanh: 1, threshold: 1, elu: 4, selu: 5, celu: 4,
+  sigmoid: 4, tanh: 1, silu: 5, mish: 6, softplus: 3, hardswish: 4, hardsigmoid: 3, glu: 5, prelu: 2,
+  gelu: 5, // x * 0.5 * (1 + erf(x / sqrt 2)); approximate='tanh' costs 9
+};
+const ACT_KINDS = new Set(Object.keys(ACT_COST).flatMap((k) => [op(k), op(k + '_')]));
+
+/** Elementwise ops and their per-output-element cost. */
+export const ELEMENTWISE_COST: Record<string, number> = {
+  add: 1, sub: 1, mul: 1, div: 1, rsub: 1, neg: 1, abs: 1, exp: 1, log: 1, log1p: 1, expm1: 1, sqrt: 1, rsqrt: 1,
+  reciprocal: 1, square: 1, pow: 1, sin: 1, cos: 1, erf: 1, erfc: 1, floor: 1, ceil: 1, round: 1, trunc: 1, sign: 1,
+  clamp: 2, clamp_min: 1, clamp_max: 1, clip: 2, maximum: 1, minimum: 1, fmod: 1, remainder: 1, floor_divide: 1,
+  where: 1, masked_fill: 1, lerp: 3, addcmul: 3, addcdiv: 3, eq: 1, ne: 1, lt: 1, le: 1, gt: 1, ge: 1,
+  logical_not: 1, logical_and: 1, logical_or: 1, logical_xor: 1, bitwise_not: 1, bitwise_and: 1, bitwise_or: 1,
+  __and__: 1, __or__: 1, __xor__: 1, isnan: 1, isinf: 1, nan_to_num: 1, triu: 1, tril: 1, fill: 0, zero: 0,
+};
+const ELEMENTWISE_KINDS = new Set(Object.keys(ELEMENTWISE_COST).flatMap((k) => [op(k), op(k + '_')]));
+
+export const CAST_KINDS = new Set(kinds('to', 'type_as', 'float', 'double', 'half', 'bfloat16', 'int', 'long', 'bool', '_to_copy'));
+export const REDUCTION_KINDS = new Set(kinds('sum', 'mean', 'amax', 'amin', 'max', 'min', 'var', 'std', 'var_mean', 'std_mean',
+  'norm', 'linalg_vector_norm', 'logsumexp', 'argmax', 'argmin', 'prod', 'cumsum', 'cumprod', 'all', 'any', 'count_nonzero'));
+export const POOL_KINDS = new Set(kinds('max_pool1d', 'max_pool2d', 'max_pool3d', 'avg_pool1d', 'avg_pool2d', 'avg_pool3d',
+  'adaptive_avg_pool1d', 'adaptive_avg_pool2d', 'adaptive_avg_pool3d', 'adaptive_max_pool1d', 'adaptive_max_pool2d',
+  'max_pool2d_with_indices'));
+export const CREATE_KINDS = new Set(kinds('new_ones', 'new_zeros', 'new_full', 'new_empty', 'zeros_like', 'ones_like', 'empty_like',
+  'full_like', 'rand_like', 'randn_like', 'zeros', 'ones', 'empty', 'full', 'arange', 'rand', 'randn', 'tensor', 'scalar_tensor',
+  'eye', 'linspace'));
+export const COPY_KINDS = new Set(kinds('cat', 'concat', 'stack', 'clone', 'repeat', 'repeat_interleave', 'constant_pad_nd', 'pad',
+  'index_select', 'gather', 'index', 'embedding', 'roll', 'flip', 'masked_select', 'copy_', 'unflatten_dense_tensors'));
+
+/** Views: the output always shares the input's storage. */
+export const VIEW_KINDS = new Set(kinds('view', '_unsafe_view', 'squeeze', 'unsqueeze', 'expand', 'expand_as', 'permute', 'transpose',
+  't', 'select', 'slice', 'narrow', 'unflatten', 'view_as', 'detach', 'alias', 'as_strided', 'diagonal', 'movedim', 'moveaxis',
+  'swapaxes', 'swapdims', 'unfold', 'numpy_T', 'mT', 'mH', 'adjoint', 'real', 'view_as_real', 'view_as_complex', '_reshape_alias',
+  'squeeze_', 'unsqueeze_', 't_', 'transpose_', 'detach_', 'lift_fresh'));
+/** Views returning a list of tensors sharing the input's storage. */
+export const LIST_VIEW_KINDS = new Set(kinds('chunk', 'split', 'split_with_sizes', 'unbind', 'tensor_split', 'unsafe_chunk',
+  'unsafe_split', 'unsafe_split_with_sizes', 'hsplit', 'vsplit'));
+/** A view when the geometry allows, else a copy. */
+export const RESHAPE_KINDS = new Set(kinds('reshape', 'flatten', 'reshape_as'));
+export const CONTIGUOUS_KINDS = new Set(kinds('contiguous'));
+
+export const LAYOUT_KINDS = new Set([...VIEW_KINDS, ...LIST_VIEW_KINDS, ...RESHAPE_KINDS, ...CONTIGUOUS_KINDS]);
+
+/** prim ops that build or take apart containers of tensors. */
+export const CONTAINER_KINDS = new Set(['prim::ListConstruct', 'prim::TupleConstruct', 'prim::ListUnpack', 'prim::TupleUnpack',
+  'prim::TupleIndex', 'aten::__getitem__', 'prim::unchecked_cast', 'aten::list', 'prim::DictConstruct', 'aten::__isnot__']);
+
+/** Ops whose tensor input at position 0 is read only for its metadata (shape, dtype, device). */
+export const METADATA_INPUT0 = new Set([...kinds('size', 'dim', 'numel', 'new_ones', 'new_zeros', 'new_full', 'new_empty',
+  'zeros_like', 'ones_like', 'empty_like', 'full_like', 'rand_like', 'randn_like', 'is_contiguous', 'is_floating_point', 'len',
+  'sym_size', 'stride'), 'prim::device', 'prim::dtype', 'prim::layout', 'prim::is_cuda', 'prim::shape', 'prim::requires_grad']);
+
+export function isElementwiseKind(kind: string): boolean { return ELEMENTWISE_KINDS.has(kind); }
+export function isActKind(kind: string): boolean { return ACT_KINDS.has(kind); }
+
+/** The bare op name: "aten::relu_" -> "relu" (in-place underscore dropped, dunders kept). */
+export function baseName(kind: string): string {
+  const name = kind.slice(kind.indexOf('::') + 2);
+  return /[^_]_$/.test(name) ? name.slice(0, -1) : name;
+}
+
+// ---- tensor geometry --------------------------------------------------------------------------
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Row-major contiguity, ignoring size-1 dims (their strides are arbitrary). */
+export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  let expected = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] === 1) continue;
+    if (shape[i] === 0) return true;
+    if (strides[i] !== expected) return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
+/**
+ * Whether a tensor of `shape`/`strides` can be viewed as `newShape` without a copy (what
+ * reshape/flatten decide). Old dims are grouped into runs that are contiguous with each other;
+ * each run must map onto whole new dims.
+ */
+export function canView(shape: readonly number[], strides: readonly number[], newShape: readonly number[]): boolean {
+  const total = numel(shape);
+  if (total === 0) return true;
+  if (numel(newShape) !== total) return false;
+  // Drop size-1 dims on both sides: they never constrain a view.
+  const dims: number[] = [];
+  const st: number[] = [];
+  shape.forEach((d, i) => { if (d !== 1) { dims.push(d); st.push(strides[i]); } });
+  const target = newShape.filter((d) => d !== 1);
+  let t = target.length - 1;
+  let i = dims.length - 1;
+  while (i >= 0) {
+    // Grow a run of old dims [j..i] that are mutually contiguous.
+    let runNumel = dims[i];
+    let j = i;
+    while (j > 0 && st[j - 1] === st[j] * dims[j]) { j--; runNumel *= dims[j]; }
+    // The new dims taken from the end must multiply exactly to the run's element count.
+    let got = 1;
+    while (t >= 0 && got < runNumel) { got *= target[t]; t--; }
+    if (got !== runNumel) return false;
+    i = j - 1;
+  }
+  return t < 0;
+}
+
+/** Broadcast two shapes (numpy rules); undefined when they do not broadcast. */
+export function broadcastShapes(a: readonly number[], b: readonly number[]): number[] | undefined {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1;
+    const y = b[b.length - n + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) return undefined;
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
