@@ -476,7 +476,45 @@ def build_seq2seq(_: argparse.Namespace):
     return model, (torch.randn(2, 7, 30), torch.randn(2, 5, 30)), ["src", "tgt"], ["out"], {"impl": "scripts/export_models.py:Seq2Seq"}
 
 
+class AttentionBlock(nn.Module):
+    """One self-attention (768, 12 heads of 64), batch first, weights not returned: the
+    benchmark's long-sequence case, where the (L, L) scores dominate memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(768, 12, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def build_attention_block(seq_len: int):
+    def build(_: argparse.Namespace):
+        torch.manual_seed(SEED)
+        model = AttentionBlock()
+        randomize_(model)
+        return model, (torch.randn(1, seq_len, 768),), ["x"], ["out"], {"impl": f"scripts/export_models.py:AttentionBlock(L={seq_len})"}
+    return build
+
+
+class AttentionCore(nn.Module):
+    """Only the attention core, softmax(Q K^T / sqrt(d)) V, on given (B, H, L, hd) tensors."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+def build_attention_core(seq_len: int):
+    def build(_: argparse.Namespace):
+        torch.manual_seed(SEED)
+        inputs = tuple(torch.randn(1, 12, seq_len, 64) for _ in range(3))
+        return AttentionCore(), inputs, ["q", "k", "v"], ["out"], {"impl": f"scripts/export_models.py:AttentionCore(L={seq_len})"}
+    return build
+
+
 MODELS = {
+    "attention_2048": build_attention_block(2048),
+    "attention_core_2048": build_attention_core(2048),
     "mha_demo": build_mha_demo,
     "vit_b_16": build_vit_b_16,
     "control_flow": build_control_flow,

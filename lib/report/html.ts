@@ -48,6 +48,7 @@ export function layoutDrawing(d: GraphDrawing): Laid {
   g.setGraph({ rankdir: 'TB', nodesep: 16, ranksep: 26, marginx: 24, marginy: 24 });
   g.setDefaultEdgeLabel(() => ({}));
   const regions = [...new Set(d.nodes.map((n) => n.attention).filter((a): a is string => a !== undefined))];
+  const regionLabel = (a: string) => `attention: ${a}`;
   regions.forEach((a, k) => g.setNode(`region:${k}`, { label: a }));
   for (const n of d.nodes) {
     g.setNode(n.id, { width: nodeWidth(n.label), height: NODE_H });
@@ -71,8 +72,16 @@ export function layoutDrawing(d: GraphDrawing): Laid {
     const c = g.node(`region:${k}`);
     const x = c.x - c.width / 2;
     const y = c.y - c.height / 2;
+    // The title goes in the box's top-left corner, else its top-right, else just above the box:
+    // the first place where it overlaps no node.
+    const text = regionLabel(a);
+    const tw = 6.6 * text.length;
+    const boxes = d.nodes.map((n) => g.node(n.id)).map((p) => ({ x0: p.x - p.width / 2, x1: p.x + p.width / 2, y0: p.y - NODE_H / 2, y1: p.y + NODE_H / 2 }));
+    const free = (x0: number, y0: number) => !boxes.some((b) => b.x0 < x0 + tw && b.x1 > x0 && b.y0 < y0 + 14 && b.y1 > y0);
+    const spots: [number, number][] = [[x + 8, y + 3], [x + c.width - tw - 8, y + 3], [x + 8, y - 16]];
+    const [lx, ly] = spots.find(([sx, sy]) => free(sx, sy)) ?? spots[0];
     parts.push(`<g class="region" data-attention="${escapeHtml(a)}"><rect x="${r1(x)}" y="${r1(y)}" width="${r1(c.width)}" height="${r1(c.height)}" rx="8"/>` +
-      `<text x="${r1(x + 8)}" y="${r1(y + 14)}">attention: ${escapeHtml(a)}</text></g>`);
+      `<text x="${r1(lx)}" y="${r1(ly + 11)}">${escapeHtml(text)}</text></g>`);
   });
   for (const e of g.edges()) {
     const pts = g.edge(e).points ?? [];
@@ -311,7 +320,7 @@ tr.not-decomposed td { color: var(--fail); }
 #graph .edge { fill: none; stroke: #8a96a3; stroke-width: 1.2; }
 #graph marker path { fill: #8a96a3; }
 #graph .region rect { fill: rgba(120, 90, 200, .07); stroke: #7c5cc4; stroke-dasharray: 5 4; }
-#graph .region text { font: 600 12px system-ui, sans-serif; fill: #5a3fa6; }
+#graph .region text { font: 600 12px system-ui, sans-serif; fill: #5a3fa6; paint-order: stroke; stroke: #fcfdfe; stroke-width: 3px; }
 .chart-frame { position: relative; max-width: 980px; }
 #memory-chart { width: 100%; height: auto; }
 #memory-chart .grid { stroke: #eef1f4; } #memory-chart .axis, #memory-chart .tickmark { stroke: #8a96a3; }

@@ -1,0 +1,194 @@
+// Fused lowering: fusion groups become ops libtorch runs as one kernel, in place.
+//   attention core  matmul -> [scale] -> [masks] -> softmax -> [dropout] -> matmul
+//                   => aten::scaled_dot_product_attention (flash/efficient kernels: the
+//                      (L, S) score matrix is never materialised)
+//   parallel projections (linears reading one input whose weights are consecutive row
+//                   slices of one packed tensor) => one linear over the union slice (a view:
+//                   nothing is concatenated or copied) and column slices of its output.
+// What does not fit is left unfused, with the reason.
+import type { Graph, Node, Value } from '../ir';
+import { Emitter } from './emit';
+
+export interface LoweringOutcome {
+  id: string;
+  lowered: boolean;
+  reason?: string;
+}
+
+function constant(v: Value | undefined): unknown {
+  const n = v?.node;
+  if (!n || !n.isConstant) return undefined;
+  return n.constantValue();
+}
+
+function num(v: Value | undefined): number | undefined {
+  const c = constant(v);
+  if (typeof c === 'number') return c;
+  if (typeof c === 'bigint') return Number(c);
+  return undefined;
+}
+
+const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
+
+/** The single user of a value, or undefined when there are several (or none). */
+function soleUser(v: Value): Node | undefined {
+  const users = v.users();
+  return users.length === 1 ? users[0] : undefined;
+}
+
+class NotFused extends Error {}
+
+interface CoreMatch {
+  q: Value;
+  k: Value;
+  v: Value;
+  scale: number;
+  boolMasks: Value[];
+  floatMasks: Value[];
+  causal: boolean;
+  dropout: number;
+  out: Node;
+}
+
+function isCausalMask(m: Value): boolean {
+  const triu = m.node;
+  if (triu?.kind !== 'aten::triu' || num(triu.inputs[1]) !== 1) return false;
+  const ones = triu.inputs[0].node;
+  return ones?.kind === 'aten::new_ones' || ones?.kind === 'aten::ones';
+}
+
+/** Read an attention core from its softmax node, following the data flow. */
+function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
+  if (num(softmax.inputs[1]) !== -1 && num(softmax.inputs[1]) !== 3) throw new NotFused('softmax is not over the last dim');
+  let scale = 1;
+  const boolMasks: Value[] = [];
+  const floatMasks: Value[] = [];
+  let x = softmax.inputs[0];
+  let causal = false;
+  // Backwards from softmax to the scores matmul through masks and a scale.
+  for (;;) {
+    const n = x.node;
+    if (!n || !inGroup(n)) throw new NotFused('the scores do not come from a matmul in the group');
+    if (n.kind === 'aten::matmul' || n.kind === 'aten::bmm') break;
+    if (n.kind === 'aten::masked_fill' && num(n.inputs[2]) === -Infinity) {
+      if (isCausalMask(n.inputs[1])) causal = true;
+      else boolMasks.push(n.inputs[1]);
+      x = n.inputs[0];
+    } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1) {
+      floatMasks.push(n.inputs[1]);
+      x = n.inputs[0];
+    } else if (SCALE_OPS.has(n.kind) && num(n.inputs[1]) !== undefined) {
+      const s = num(n.inputs[1])!;
+      scale *= n.kind === 'aten::mul' ? s : 1 / s;
+      x = n.inputs[0];
+    } else {
+      throw new NotFused(`unexpected ${n.kind} between the scores and softmax`);
+    }
+    if (x.users().length !== 1) throw new NotFused('an intermediate of the scores is used outside the core');
+  }
+  const scores = x.node!;
+  let q = scores.inputs[0];
+  const qn = q.node;
+  if (qn && inGroup(qn) && SCALE_OPS.has(qn.kind) && num(qn.inputs[1]) !== undefined) {
+    const s = num(qn.inputs[1])!;
+    scale *= qn.kind === 'aten::mul' ? s : 1 / s;
+    q = qn.inputs[0];
+  }
+  const kT = scores.inputs[1].node;
+  if (!kT || kT.kind !== 'aten::transpose') throw new NotFused('K^T is not an explicit transpose');
+  const dims = [num(kT.inputs[1]), num(kT.inputs[2])].map((d) => (d !== undefined && d < 0 ? d + 4 : d)).sort();
+  if (!(dims[0] === 2 && dims[1] === 3) && !(dims[0] === 1 && dims[1] === 2)) throw new NotFused('K^T does not swap the last two dims');
+  const k = kT.inputs[0];
+
+  let attn = softmax.output;
+  let dropout = 0;
+  let next = soleUser(attn);
+  if (!next) throw new NotFused('the attention weights are used outside the core (returned weights)');
+  if (next.kind === 'aten::dropout') {
+    const p = num(next.inputs[1]) ?? NaN;
+    const train = constant(next.inputs[2]);
+    if (typeof train !== 'boolean' || Number.isNaN(p)) throw new NotFused('dropout arguments are not constants');
+    dropout = train ? p : 0;
+    attn = next.output;
+    next = soleUser(attn);
+    if (!next) throw new NotFused('the attention weights are used outside the core (returned weights)');
+  }
+  if ((next.kind !== 'aten::matmul' && next.kind !== 'aten::bmm') || next.inputs[0] !== attn) throw new NotFused('softmax is not followed by @ V');
+  return { q, k, v: next.inputs[1], scale, boolMasks, floatMasks, causal, dropout, out: next };
+}
+
+/** Replace one attention core (given by any of its nodes' group) with scaled_dot_product_attention. */
+export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): LoweringOutcome {
+  const members = new Set(groupNodes);
+  const softmax = groupNodes.find((n) => n.kind === 'aten::softmax');
+  if (!softmax) return { id, lowered: false, reason: 'no softmax in the group' };
+  let m: CoreMatch;
+  try {
+    m = matchCore(softmax, (n) => members.has(n) || n.kind === 'aten::transpose');
+  } catch (e) {
+    if (e instanceof NotFused) return { id, lowered: false, reason: e.message };
+    throw e;
+  }
+  if (m.boolMasks.length && m.floatMasks.length) return { id, lowered: false, reason: 'bool and float masks together (SDPA takes one mask)' };
+  const em = new Emitter(g, m.out, { id, scope: m.out.scope });
+  em.role = 'fused_attention';
+  let mask: Value | null = null;
+  if (m.boolMasks.length) {
+    // Ours mark masked positions; SDPA's bool masks mark the positions that take part.
+    const any = m.boolMasks.reduce((a, b) => em.op('aten::logical_or', a, b));
+    mask = em.logicalNot(any);
+  } else if (m.floatMasks.length) {
+    mask = m.floatMasks.reduce((a, b) => em.add(a, b));
+  }
+  const sdpa = em.op('aten::scaled_dot_product_attention', m.q, m.k, m.v, mask ?? em.none(),
+    em.constant(m.dropout), em.constant(m.causal), em.constant(m.scale), em.constant(false));
+  m.out.output.replaceAllUsesWith(sdpa);
+  for (const n of em.emitted) n.meta.fused = { kind: 'attention_core', id };
+  return { id, lowered: true };
+}
+
+interface SliceOf { base: Value; start: number; end: number }
+
+function rowSlice(v: Value | undefined): SliceOf | undefined {
+  const n = v?.node;
+  if (!n || n.kind !== 'aten::slice' || num(n.inputs[1]) !== 0 || num(n.inputs[4]) !== 1) return undefined;
+  const start = num(n.inputs[2]);
+  const end = num(n.inputs[3]);
+  if (start === undefined || end === undefined) return undefined;
+  return { base: n.inputs[0], start, end };
+}
+
+/** Linears sharing one input with weights (and biases) that are consecutive row slices of one tensor -> one linear. */
+export function lowerParallelProjections(g: Graph, linears: Node[], id: string): LoweringOutcome {
+  if (linears.length < 2 || linears.some((l) => l.kind !== 'aten::linear')) return { id, lowered: false, reason: 'needs two or more aten::linear' };
+  const x = linears[0].inputs[0];
+  if (linears.some((l) => l.inputs[0] !== x)) return { id, lowered: false, reason: 'the projections read different inputs' };
+  const ws = linears.map((l) => rowSlice(l.inputs[1]));
+  if (ws.some((w) => !w) || ws.some((w) => w!.base !== ws[0]!.base)) {
+    return { id, lowered: false, reason: 'weights are not row slices of one packed tensor (a concatenated copy would be needed)' };
+  }
+  const hasBias = linears.map((l) => constant(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor');
+  const bs = linears.map((l) => rowSlice(l.inputs[2]));
+  if (hasBias.some((h) => h !== hasBias[0])) return { id, lowered: false, reason: 'some projections have a bias and some do not' };
+  if (hasBias[0] && (bs.some((b) => !b) || bs.some((b) => b!.base !== bs[0]!.base))) return { id, lowered: false, reason: 'biases are not slices of one packed tensor' };
+  const order = linears.map((_, i) => i).sort((a, b) => ws[a]!.start - ws[b]!.start);
+  for (let j = 1; j < order.length; j++) {
+    if (ws[order[j]]!.start !== ws[order[j - 1]]!.end) return { id, lowered: false, reason: 'weight slices are not consecutive' };
+    if (hasBias[0] && (bs[order[j]]!.start !== ws[order[j]]!.start || bs[order[j]]!.end !== ws[order[j]]!.end)) return { id, lowered: false, reason: 'bias slices do not match weight slices' };
+  }
+  const first = ws[order[0]]!.start;
+  const last = ws[order[order.length - 1]]!.end;
+  // Insert before the earliest linear (the input and the packed tensors are defined before it).
+  const earliest = linears.reduce((a, b) => (a.isBefore(b) ? a : b));
+  const em = new Emitter(g, earliest, { id, scope: earliest.scope });
+  em.role = 'fused_projection';
+  const w = em.slice(ws[0]!.base, 0, first, last);
+  const b = hasBias[0] ? em.slice(bs[0]!.base, 0, first, last) : null;
+  const y = em.linear(x, w, b);
+  for (const i of order) {
+    const col = em.slice(y, -1, ws[i]!.start - first, ws[i]!.end - first);
+    linears[i].output.replaceAllUsesWith(col);
+  }
+  for (const n of em.emitted) n.meta.fused = { kind: 'parallel_projection', id };
+  return { id, lowered: true };
+}

@@ -1,0 +1,52 @@
+// From a loaded model to the three graphs the runtime compares:
+//   standard    torch.fx-like view (leaf modules are calls), for node counts;
+//   decomposed  attention expanded into explicit ops (leaf modules then inlined too, so every
+//               op is visible to the partitioner and the analyses): the "unfused" graph;
+//   fused       the decomposed graph with fusion groups lowered to fused kernels.
+import type { Graph } from './ir';
+import type { Module } from './module';
+import { nativeSync } from './errors';
+import { decomposeModelGraph, type DecompositionResult } from './decompose';
+import { attentionGroupsFromTags, lowerFusionGroups, type FusedLoweringReport, type FusionGroupLike } from './fuse';
+import { inlineModuleCalls } from './passes/inline-modules';
+import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
+import { exportView, type ViewReport } from './views';
+
+export interface PreparedGraphs {
+  standard: Graph;
+  standardReport: ViewReport;
+  /** The standard view with attention decomposed (leaf module calls kept): node counts only. */
+  decomposedStandard: Graph;
+  /** Decomposed and fully inlined: the unfused graph that runs and is analysed. */
+  decomposed: Graph;
+  decomposition: DecompositionResult;
+  fused: Graph;
+  groups: FusionGroupLike[];
+  lowering: FusedLoweringReport;
+  timings: Record<string, number>;
+}
+
+export type Partitioner = (decomposed: Graph) => FusionGroupLike[];
+
+export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], partition: Partitioner = attentionGroupsFromTags): Promise<PreparedGraphs> {
+  const timings: Record<string, number> = {};
+  const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try { return await f(); } finally { timings[name] = performance.now() - t0; }
+  };
+  const std = await time('standard', () => exportView(module, 'standard'));
+  const decomposedStandard = std.graph.clone();
+  const decomposition = await time('decompose', () => decomposeModelGraph(module, decomposedStandard, inputs));
+  const decomposed = decomposedStandard.clone();
+  const native = module._native;
+  await time('inline', async () => {
+    inlineModuleCalls(decomposed, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+    await propagateShapes(decomposed, module, inputs);
+  });
+  const fused = decomposed.clone();
+  // Shapes travel with the clone's meta; groups are found on the graph they lower.
+  const groups = await time('partition', () => partition(fused));
+  const lowering = await time('lower', () => lowerFusionGroups(fused, groups));
+  await time('shapes_fused', () => propagateShapes(fused, module, inputs));
+  return { standard: std.graph, standardReport: std.report, decomposedStandard, decomposed, decomposition, fused, groups, lowering, timings };
+}

@@ -1,0 +1,208 @@
+// The CLI end to end on real TorchScript models: `inspect` on mha_demo (standard and inlined,
+// text, --dot, --json), bad model files, and `validate` through the real loading, input and
+// report paths with a stand-in pipeline (TORCHGRAPH_PIPELINE_MODULE) until lib/pipeline lands.
+// Skipped where the fixtures cannot be exported (no Python torch) or the addon does not load.
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ensureModel, type ModelFixture } from '../../lib/models';
+import { validateReportJson } from '../../lib/report/json';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join('lib', 'cli', 'main.ts'), ...args], {
+    cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 300_000, maxBuffer: 64 << 20,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function oneLine(err: string): string {
+  const lines = err.split('\n').filter((l) => l.length > 0);
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${err}`);
+  return lines[0];
+}
+
+/** A stand-in for lib/pipeline: real load, views and forward run; no decomposition or fusion
+ * (decomposed = inlined view, fused = the same), so every number it reports is about the
+ * original model. FAKE_FUSED_DIFF makes the fused comparison fail. */
+const STAND_IN = (root: string) => `
+'use strict';
+const { exportView } = require(${JSON.stringify(path.join(root, 'lib', 'views'))});
+const { disposeValue } = require(${JSON.stringify(path.join(root, 'lib', 'tensor'))});
+exports.createPipeline = () => ({
+  standard: (m) => ({ graph: exportView(m, 'standard').graph }),
+  decompose: (m) => ({ graph: exportView(m, 'inlined').graph, attention: { found: 1, decomposed: 1, skipped: [] } }),
+  partition: (m, dec) => ({ graph: dec, groups: 0, estimatedPeakBytes: { unfused: 1000, fused: 900 } }),
+  run: async (m, graphs, inputs) => {
+    const r = await m.run('forward', inputs, { measureMemory: true });
+    disposeValue(r.output);
+    const fused = Number(process.env.FAKE_FUSED_DIFF || 0);
+    return {
+      original: { peakBytes: r.peakBytes, medianMs: r.ms },
+      unfused: { peakBytes: r.peakBytes, medianMs: r.ms, maxAbsDiff: 0 },
+      fused: { peakBytes: r.peakBytes, medianMs: r.ms, maxAbsDiff: fused },
+    };
+  },
+});
+`;
+
+describe('cli: end to end on real models (integration)', function () {
+  this.timeout(600_000);
+  let fx: ModelFixture;
+  let tmp: string;
+  let standIn: string;
+
+  before(async function () {
+    try {
+      fx = await ensureModel('mha_demo');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('../../lib/runtime-info') as typeof import('../../lib/runtime-info')).runtimeInfo();
+    } catch (e) {
+      console.log(`      skipped: ${(e as Error).message.split('\n')[0]}`);
+      this.skip();
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-cli-e2e-'));
+    standIn = path.join(tmp, 'stand-in-pipeline.js');
+    fs.writeFileSync(standIn, STAND_IN(ROOT));
+  });
+  after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
+
+  describe('inspect mha_demo', () => {
+    it('standard view as text: the attention stays one call_module node', () => {
+      const r = cli(['inspect', 'mha_demo']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^# mha_demo: standard view, 6 nodes \(/);
+      assert.match(r.out, /^graph\(%self\.1 : MhaDemo, %x\.1 : Tensor\):$/m);
+      assert.match(r.out, /: MultiheadAttention += prim::GetAttr\[name="attn"\]/);
+      assert.equal((r.out.match(/prim::CallMethod\[name="forward"\]/g) ?? []).length, 2);
+      assert.doesNotMatch(r.out, /_native_multi_head_attention/);
+    });
+
+    it('inlined view as text: down to aten ops, the fast-path attention op visible', () => {
+      const r = cli(['inspect', 'mha_demo', '--view', 'inlined']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^# mha_demo: inlined view, \d+ nodes/);
+      assert.match(r.out, /aten::_native_multi_head_attention\(/);
+      assert.match(r.out, /aten::layer_norm\(/);
+      assert.doesNotMatch(r.out, /prim::CallMethod/);
+    });
+
+    for (const view of ['standard', 'inlined']) {
+      it(`${view} view as DOT: well-formed, edges between declared nodes`, () => {
+        const r = cli(['inspect', 'mha_demo', '--view', view, '--dot']);
+        assert.equal(r.code, 0, r.err);
+        assert.match(r.out, new RegExp(`^digraph "mha_demo \\(${view}\\)" \\{`));
+        assert.ok(r.out.trimEnd().endsWith('}'));
+        const declared = new Set([...r.out.matchAll(/^\s*(\w+) \[label=/gm)].map((m) => m[1]));
+        const edges = [...r.out.matchAll(/^\s*(\w+) -> (\w+)/gm)];
+        assert.ok(edges.length >= 4);
+        for (const [, a, b] of edges) assert.ok(declared.has(a) && declared.has(b), `${a} -> ${b}`);
+        assert.match(r.out, view === 'standard' ? /label="call_module:MultiheadAttention/ : /label="aten::_native_multi_head_attention/);
+      });
+    }
+
+    it('--json: the graph in lib/ir format with op counts', () => {
+      const r = cli(['inspect', 'mha_demo', '--json']);
+      assert.equal(r.code, 0, r.err);
+      const o = JSON.parse(r.out);
+      assert.equal(o.view, 'standard');
+      assert.equal(o.nodes, 6);
+      assert.equal(o.ops['call_module:MultiheadAttention'], 1);
+      assert.equal(o.ops['call_module:LayerNorm'], 1);
+      assert.equal(o.graph.format, 'torchgraph.graph');
+    });
+
+    it('a model file by path works the same as the built-in name', () => {
+      const r = cli(['inspect', fx.variants.traced!]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /standard view, 6 nodes/);
+    });
+  });
+
+  describe('bad model files: exit 2 with one line', () => {
+    it('not TorchScript', () => {
+      const f = path.join(tmp, 'junk.pt');
+      fs.writeFileSync(f, 'this is not a zip archive');
+      for (const args of [['inspect', f], ['validate', f, '--input', '2x3']]) {
+        const r = cli(args, { TORCHGRAPH_PIPELINE_MODULE: standIn });
+        assert.equal(r.code, 2, r.err);
+        assert.match(oneLine(r.err), /^torchgraph: cannot load '.*junk\.pt' as TorchScript: /);
+        assert.equal(r.out, '');
+      }
+    });
+
+    it('empty', () => {
+      const f = path.join(tmp, 'empty.pt');
+      fs.writeFileSync(f, '');
+      const r = cli(['inspect', f]);
+      assert.equal(r.code, 2);
+      assert.match(oneLine(r.err), /the file is empty/);
+    });
+
+    it('--verbose adds the stack trace', () => {
+      const f = path.join(tmp, 'junk.pt');
+      const r = cli(['inspect', f, '--verbose']);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /code: ERR_LOAD/);
+      assert.match(r.err, /\n\s+at /);
+    });
+  });
+
+  describe('validate with a stand-in pipeline', () => {
+    it('--json: one object on stdout that matches the contract; exit 0', () => {
+      const r = cli(['validate', 'mha_demo', '--json'], { TORCHGRAPH_PIPELINE_MODULE: standIn });
+      assert.equal(r.code, 0, r.err);
+      const o = JSON.parse(r.out);
+      assert.deepEqual(validateReportJson(o), []);
+      assert.equal(o.model, 'mha_demo');
+      assert.equal(o.passed, true);
+      assert.equal(o.graphs.standard.nodes, 6);
+      assert.equal(o.graphs.standard.ops['call_module:MultiheadAttention'], 1);
+      assert.equal(o.graphs.decomposed.ops['aten::_native_multi_head_attention'], 1);
+      assert.ok(o.runs.original.peakBytes > 0, 'measured by the addon');
+      assert.deepEqual(o.inputs, [{ name: 'x', shape: [4, 196, 768], dtype: 'float32', source: 'example input of mha_demo' }]);
+      assert.match(o.environment.torchVersion, /^\d+\.\d+/);
+      assert.equal(r.err, '', 'nothing on stderr when not a terminal and not --verbose');
+    });
+
+    it('the table, the HTML report, and exit 1 when a check fails', () => {
+      const html = path.join(tmp, 'r.html');
+      const r = cli(['validate', 'mha_demo', '--report', html], { TORCHGRAPH_PIPELINE_MODULE: standIn, FAKE_FUSED_DIFF: '0.5' });
+      assert.equal(r.code, 1, r.err);
+      assert.match(r.out, /^torchgraph validate: mha_demo$/m);
+      assert.match(r.out, /^Graph nodes +6 +\d+ +\d+$/m);
+      assert.match(r.out, /FAIL {2}fused-matches/);
+      assert.match(r.out, /^Result: FAILED \(2 of 3 checks passed\)$/m);
+      assert.equal(r.err, `torchgraph: report written to ${html}\n`);
+      const page = fs.readFileSync(html, 'utf8');
+      assert.match(page, /<span class="verdict fail">FAILED<\/span>/);
+      assert.match(page, /<g class="node node-op"/);
+      assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+    });
+
+    it('a model file with --input specs, seeded', () => {
+      const a = cli(['validate', fx.variants.traced!, '--input', '2x5x768', '--seed', '4', '--json'], { TORCHGRAPH_PIPELINE_MODULE: standIn });
+      assert.equal(a.code, 0, a.err);
+      const o = JSON.parse(a.out);
+      assert.deepEqual(o.inputs, [{ name: 'input0', shape: [2, 5, 768], dtype: 'float32', source: 'random normal (seed 4)' }]);
+    });
+
+    it('an input the model rejects is one line on stderr', () => {
+      const r = cli(['validate', fx.variants.traced!, '--input', '2x5x7'], { TORCHGRAPH_PIPELINE_MODULE: standIn });
+      assert.ok(r.code === 2 || r.code === 3, `exit ${r.code}`);
+      oneLine(r.err);
+    });
+
+    it('--device cuda without a GPU is exit 2 with one line', function () {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const info = (require('../../lib/runtime-info') as typeof import('../../lib/runtime-info')).runtimeInfo();
+      if (info.cudaAvailable) this.skip();
+      const r = cli(['validate', 'mha_demo', '--device', 'cuda'], { TORCHGRAPH_PIPELINE_MODULE: standIn });
+      assert.equal(r.code, 2, r.err);
+      oneLine(r.err);
+    });
+  });
+});

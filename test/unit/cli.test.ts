@@ -1,0 +1,245 @@
+// The CLI shell: argument parsing, help, version, and exit codes. In-process through main() with
+// captured output, plus a few real child processes (the bin as users run it, under tsx).
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { main } from '../../lib/cli/main';
+import type { CliIO } from '../../lib/cli/io';
+import { EXIT_INTERNAL, EXIT_USAGE, formatError, exitCodeFor, CliError } from '../../lib/cli/errors';
+import { TorchGraphError } from '../../lib/errors';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
+function resolves(id: string): boolean {
+  try {
+    require.resolve(id);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const PIPELINE_PRESENT = resolves('../../lib/pipeline');
+const BENCH_PRESENT = resolves('../../lib/runtime/bench');
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIO = { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, stderrIsTTY: false, color: false };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+/** The bin in a child process, as `node --require tsx/cjs lib/cli/main.ts ARGS`. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join('lib', 'cli', 'main.ts'), ...args], {
+    cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 60_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function oneLine(err: string): string {
+  const lines = err.split('\n').filter((l) => l.length > 0);
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${err}`);
+  assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
+  return lines[0];
+}
+
+describe('cli: parsing and exit codes', () => {
+  let tmp: string;
+  before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-cli-')); });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('--version prints the package version', async () => {
+    for (const flag of ['--version', '-V']) {
+      const r = await run([flag]);
+      assert.equal(r.code, 0);
+      assert.equal(r.out.trim(), PKG.version);
+    }
+  });
+
+  it('--help lists the commands and the exit codes', async () => {
+    const r = await run(['--help']);
+    assert.equal(r.code, 0);
+    for (const w of ['validate', 'inspect', 'bench', 'Exit codes', '--version']) assert.ok(r.out.includes(w), w);
+    assert.equal(r.err, '');
+  });
+
+  for (const cmd of ['validate', 'inspect', 'bench']) {
+    it(`${cmd} --help describes its options`, async () => {
+      const r = await run([cmd, '--help']);
+      assert.equal(r.code, 0);
+      assert.match(r.out, new RegExp(`Usage: torchgraph ${cmd}`));
+      assert.match(r.out, /Exit codes:/);
+    });
+  }
+
+  it('validate --help documents every option of the issue', async () => {
+    const r = await run(['validate', '--help']);
+    for (const o of ['--input <spec>', '--seed <n>', '--device <device>', '--json', '--report <file.html>', '--verbose', '1x3x224x224', '2x7x64:float64', 'vit_b_16']) {
+      assert.ok(r.out.includes(o), o);
+    }
+  });
+
+  it('no command: help on stderr, exit 2', async () => {
+    const r = await run([]);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.match(r.err, /Usage: torchgraph/);
+    assert.equal(r.out, '');
+  });
+
+  const usage: [string[], RegExp][] = [
+    [['frobnicate'], /^torchgraph: error: unknown command 'frobnicate'/],
+    [['validate', '--jsn'], /^torchgraph: error: unknown option '--jsn' \(Did you mean --json\?\)$/],
+    [['validate', '--seed', 'abc'], /seed must be a non-negative integer/],
+    [['validate', '--seed', '-1'], /argument '-1' is invalid. seed must be a non-negative integer/],
+    [['validate', '--device', 'tpu'], /device must be cpu, cuda or cuda:N/],
+    [['validate', '--tolerance', 'x'], /tolerance must be a non-negative number/],
+    [['validate', '--input'], /argument missing/],
+    [['inspect'], /missing required argument 'model'/],
+    [['inspect', 'mha_demo', '--view', 'sideways'], /Allowed choices are standard, inlined, decomposed, fused/],
+    [['inspect', 'mha_demo', '--json', '--dot'], /cannot be used with option/],
+    [['bench', '--repeat', 'many'], /repeat must be a non-negative integer/],
+  ];
+  for (const [argv, re] of usage) {
+    it(`${argv.join(' ')}: exit 2 with one line`, async () => {
+      const r = await run(argv);
+      assert.equal(r.code, EXIT_USAGE, r.err);
+      assert.match(oneLine(r.err), re);
+      assert.equal(r.out, '');
+    });
+  }
+
+  it('a missing model file is exit 2, naming the file and the built-in models', async () => {
+    for (const argv of [['validate', path.join(tmp, 'nope.pt'), '--input', '1x3'], ['inspect', path.join(tmp, 'nope.pt')]]) {
+      const r = await run(argv);
+      assert.equal(r.code, EXIT_USAGE);
+      assert.match(oneLine(r.err), /^torchgraph: model file not found: .*nope\.pt \(built-in models: .*vit_b_16.*\)$/);
+    }
+  });
+
+  it('a folder as model is exit 2', async () => {
+    const r = await run(['inspect', tmp]);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.match(oneLine(r.err), /is a folder, not a TorchScript file/);
+  });
+
+  it('validate on a model file without --input is a usage error that says so', async () => {
+    const f = path.join(tmp, 'model.pt');
+    fs.writeFileSync(f, 'whatever');
+    const r = await run(['validate', f]);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.match(oneLine(r.err), /model file, so its inputs must be given: pass --input SPEC/);
+  });
+
+  it('a bad --input spec is exit 2 before any model is loaded', async () => {
+    const f = path.join(tmp, 'model.pt');
+    fs.writeFileSync(f, 'whatever');
+    const r = await run(['validate', f, '--input', '1x3x', '--input', '2x2']);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.equal(oneLine(r.err), 'torchgraph: bad input spec "1x3x": dimension 3 is empty');
+  });
+
+  it('--report into a folder that does not exist is exit 2', async function () {
+    const r = await run(['validate', 'mha_demo', '--report', path.join(tmp, 'no', 'such', 'r.html')]);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.match(oneLine(r.err), /--report .*: folder .* does not exist/);
+  });
+
+  it('validate without the pipeline module: exit 2, "not available in this build"', async function () {
+    if (PIPELINE_PRESENT) this.skip();
+    const r = await run(['validate', 'mha_demo']);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.match(oneLine(r.err), /^torchgraph: validate is not available in this build: /);
+    assert.equal(r.out, '');
+  });
+
+  it('inspect --view decomposed|fused without the pipeline module: exit 2', async function () {
+    if (PIPELINE_PRESENT) this.skip();
+    for (const view of ['decomposed', 'fused']) {
+      const r = await run(['inspect', 'mha_demo', '--view', view]);
+      assert.equal(r.code, EXIT_USAGE);
+      assert.match(oneLine(r.err), new RegExp(`inspect --view ${view} is not available in this build`));
+    }
+  });
+
+  it('bench without the runtime harness: exit 2, no made-up output', async function () {
+    if (BENCH_PRESENT) this.skip();
+    const r = await run(['bench', 'mha_demo', '--repeat', '3']);
+    assert.equal(r.code, EXIT_USAGE);
+    assert.match(oneLine(r.err), /^torchgraph: bench is not available in this build: /);
+    assert.equal(r.out, '');
+  });
+
+  it('TORCHGRAPH_PIPELINE_MODULE pointing nowhere is a clear exit 2', async () => {
+    const saved = process.env.TORCHGRAPH_PIPELINE_MODULE;
+    process.env.TORCHGRAPH_PIPELINE_MODULE = path.join(tmp, 'absent-pipeline.ts');
+    try {
+      const r = await run(['validate', 'mha_demo']);
+      assert.equal(r.code, EXIT_USAGE);
+      assert.match(oneLine(r.err), /pipeline module .*absent-pipeline\.ts \(TORCHGRAPH_PIPELINE_MODULE\) not found/);
+    } finally {
+      if (saved === undefined) delete process.env.TORCHGRAPH_PIPELINE_MODULE;
+      else process.env.TORCHGRAPH_PIPELINE_MODULE = saved;
+    }
+  });
+
+  describe('error formatting', () => {
+    it('maps errors to exit codes', () => {
+      assert.equal(exitCodeFor(new TorchGraphError('ERR_LOAD', 'x')), EXIT_USAGE);
+      assert.equal(exitCodeFor(new TorchGraphError('ERR_NO_DEVICE', 'x')), EXIT_USAGE);
+      assert.equal(exitCodeFor(new TorchGraphError('ERR_INVALID_ARG', 'x')), EXIT_USAGE);
+      assert.equal(exitCodeFor(new TorchGraphError('ERR_TORCH', 'x')), EXIT_INTERNAL);
+      assert.equal(exitCodeFor(new Error('boom')), EXIT_INTERNAL);
+      assert.equal(exitCodeFor(new CliError('x', 1)), 1);
+    });
+
+    it('one line without --verbose, the stack with it', () => {
+      const e = new TorchGraphError('ERR_LOAD', "cannot load 'm.pt' as TorchScript: bad zip\n  more detail");
+      assert.equal(formatError(e, false), "torchgraph: cannot load 'm.pt' as TorchScript: bad zip\n");
+      const v = formatError(e, true);
+      assert.match(v, /code: ERR_LOAD/);
+      assert.match(v, /more detail/);
+      assert.match(v, /\n\s+at /);
+      assert.equal(formatError(new Error('boom'), false), 'torchgraph: internal error: boom (run with --verbose for details)\n');
+    });
+  });
+
+  describe('the bin in a child process', function () {
+    this.timeout(120_000);
+
+    it('--version and exit 0', () => {
+      const r = spawnCli(['--version']);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out.trim(), PKG.version);
+    });
+
+    it('a bad option: exit 2, one line on stderr, nothing on stdout', () => {
+      const r = spawnCli(['validate', '--frob']);
+      assert.equal(r.code, 2);
+      assert.match(oneLine(r.err), /unknown option '--frob'/);
+      assert.equal(r.out, '');
+    });
+
+    it('a bad spec: exit 2 with one line', () => {
+      const f = path.join(tmp, 'm.pt');
+      fs.writeFileSync(f, 'x');
+      const r = spawnCli(['validate', f, '--input', '3x9:complex']);
+      assert.equal(r.code, 2);
+      assert.match(oneLine(r.err), /unknown dtype "complex"/);
+    });
+
+    it('bench without the harness: exit 2', function () {
+      if (BENCH_PRESENT) this.skip();
+      const r = spawnCli(['bench']);
+      assert.equal(r.code, 2);
+      assert.match(oneLine(r.err), /bench is not available in this build/);
+    });
+
+    it('the file starts with a node shebang (it is the package bin)', () => {
+      assert.match(fs.readFileSync(path.join(ROOT, 'lib', 'cli', 'main.ts'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
+    });
+  });
+});
