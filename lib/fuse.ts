@@ -54,7 +54,7 @@ export function attentionGroupsFromTags(graph: Graph): FusionGroupLike[] {
   }
   const groups: FusionGroupLike[] = [];
   for (const [id, nodes] of byId) {
-    groups.push({ kind: 'attention_core', id, nodes });
+    if (nodes.some((n) => n.kind === 'aten::softmax')) groups.push({ kind: 'attention_core', id, nodes });
     const proj = nodes.filter((n) => n.kind === 'aten::linear' && ['q_proj', 'k_proj', 'v_proj'].includes((n.meta.attention as { role: string }).role));
     if (proj.length > 1) groups.push({ kind: 'parallel_projection', id, nodes: proj });
   }

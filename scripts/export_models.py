@@ -515,6 +515,7 @@ def build_attention_core(seq_len: int):
 MODELS = {
     "attention_2048": build_attention_block(2048),
     "attention_core_2048": build_attention_core(2048),
+    "attention_core_512": build_attention_core(512),
     "mha_demo": build_mha_demo,
     "vit_b_16": build_vit_b_16,
     "control_flow": build_control_flow,

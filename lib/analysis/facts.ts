@@ -7,7 +7,7 @@ import { tensorInfo, valueInfo, type TensorInfo } from '../passes/value-info';
 import {
   ATTENTION_KINDS, BATCHNORM_KINDS, CAST_KINDS, CONTAINER_KINDS, CONTIGUOUS_KINDS, CONV_KINDS, COPY_KINDS, CREATE_KINDS,
   DROPOUT_KINDS, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0, NORM_KINDS, POOL_KINDS, REDUCTION_KINDS, RESHAPE_KINDS,
-  SOFTMAX_KINDS, VIEW_KINDS, baseName, canView, isActKind, isContiguous, isElementwiseKind, numel, type OpClass,
+  SOFTMAX_KINDS, VIEW_KINDS, ACT_KINDS_LIST, baseName, canView, isContiguous, isElementwiseKind, numel, type OpClass,
 } from './ops';
 
 /**
@@ -40,7 +40,7 @@ export interface GraphFacts {
   readonly topOf: Int32Array;
 
   readonly values: Value[];
-  readonly vindex: Map<Value, number>;
+  readonly vindex: ValueIndex;
   readonly info: (TensorInfo | undefined)[];
   readonly vkind: Uint8Array;
   /** Non-tensor values and shape-arithmetic scalar tensors. */
@@ -63,21 +63,31 @@ export interface GraphFacts {
   readonly hasBlocks: boolean;
 }
 
+function holdsTensor(t: Value['type']): boolean {
+  switch (t.kind) {
+    case 'Tensor': return true;
+    case 'List': case 'Optional': return holdsTensor(t.elem);
+    case 'Tuple': for (const e of t.elems) if (holdsTensor(e)) return true; return false;
+    case 'Dict': return holdsTensor(t.value);
+    default: return false;
+  }
+}
+
 function typeKind(v: Value): VK {
   const t = v.type;
-  const holdsTensor = (x: typeof t): boolean => {
-    switch (x.kind) {
-      case 'Tensor': return true;
-      case 'List': case 'Optional': return holdsTensor(x.elem);
-      case 'Tuple': return x.elems.some(holdsTensor);
-      case 'Dict': return holdsTensor(x.value);
-      default: return false;
-    }
-  };
   if (t.kind === 'Tensor') return VK.Tensor;
   if (t.kind === 'Optional' && t.elem.kind === 'Tensor') return VK.Tensor;
   if (t.kind === 'Class' || t.kind === 'Other') return VK.Object;
   return holdsTensor(t) ? VK.Container : VK.Plain;
+}
+
+/** Value -> index, by Value.id (unique within a graph). */
+export class ValueIndex {
+  constructor(private readonly ids: Int32Array) {}
+  get(v: Value): number | undefined {
+    const i = this.ids[v.id];
+    return i === undefined || i < 0 ? undefined : i;
+  }
 }
 
 /** A constant's JS value (ints as numbers), or what shape propagation recorded. */
@@ -110,19 +120,25 @@ export function buildFacts(graph: Graph): GraphFacts {
   const nodes = graph.allNodes();
   const N = nodes.length;
   const pos = new Map<Node, number>();
-  nodes.forEach((n, i) => pos.set(n, i));
+  for (let p = 0; p < N; p++) pos.set(nodes[p], p);
 
+  // Values in definition order; ids index a dense table.
   const values: Value[] = [];
-  const vindex = new Map<Value, number>();
-  const producer: number[] = [];
-  const addValue = (v: Value, p: number) => { vindex.set(v, values.length); values.push(v); producer.push(p); };
-  graph.inputs.forEach((v) => addValue(v, -1));
+  const producerList: number[] = [];
   let hasBlocks = false;
+  let maxId = -1;
+  const addValue = (v: Value, p: number) => { values.push(v); producerList.push(p); if (v.id > maxId) maxId = v.id; };
+  for (const v of graph.inputs) addValue(v, -1);
   for (let p = 0; p < N; p++) {
     const n = nodes[p];
-    n.outputs.forEach((o) => addValue(o, p));
-    for (const b of n.blocks) { hasBlocks = true; b.inputs.forEach((v) => addValue(v, -1)); }
+    for (const o of n.outputs) addValue(o, p);
+    for (const b of n.blocks) { hasBlocks = true; for (const v of b.inputs) addValue(v, -1); }
   }
+  const ids = new Int32Array(maxId + 1).fill(-1);
+  for (let i = 0; i < values.length; i++) ids[values[i].id] = i;
+  const vindex = new ValueIndex(ids);
+  const idx = (v: Value) => { const i = ids[v.id]; return i === undefined ? -1 : i; };
+
   const V = values.length;
   const info: (TensorInfo | undefined)[] = new Array(V);
   const vkind = new Uint8Array(V);
@@ -131,32 +147,46 @@ export function buildFacts(graph: Graph): GraphFacts {
   const input = new Uint8Array(V);
   const parent = new Int32Array(V).fill(-1);
   const holds: (number[] | undefined)[] = new Array(V);
-  const dataUsers: number[][] = Array.from({ length: V }, () => []);
-  const metaUsers: number[][] = Array.from({ length: V }, () => []);
+  const dataUsers: number[][] = new Array(V);
+  const metaUsers: number[][] = new Array(V);
   const graphOutput = new Uint8Array(V);
-
   for (let i = 0; i < V; i++) {
     const v = values[i];
+    dataUsers[i] = [];
+    metaUsers[i] = [];
     vkind[i] = typeKind(v);
     if (vkind[i] === VK.Tensor) info[i] = tensorInfo(v);
-    if (vkind[i] === VK.Plain) scalar[i] = 1;
+    else if (vkind[i] === VK.Plain) scalar[i] = 1;
   }
-  graph.inputs.forEach((v) => { const i = vindex.get(v)!; if (vkind[i] === VK.Tensor) input[i] = 1; });
+  for (const v of graph.inputs) { const i = idx(v); if (vkind[i] === VK.Tensor) input[i] = 1; }
 
   const role: NodeRole[] = new Array(N);
   const classes: OpClass[][] = new Array(N);
-  const idx = (v: Value) => vindex.get(v) ?? -1;
-  const isScalarTensorInfo = (i: number) => { const t = info[i]; return !t || numel(t.shape) <= 1; };
+  const ins: number[] = [];
+  const outs: number[] = [];
+
+  const addUse = (i: number, p: number, kind: string, j: number) => {
+    const meta = (j === 0 && METADATA_INPUT0.has(kind)) || kind === 'aten::size' || kind === 'aten::dim' || kind === 'aten::numel';
+    const list = meta ? metaUsers[i] : dataUsers[i];
+    if (list.length === 0 || list[list.length - 1] !== p) list.push(p);
+  };
+  const recordUses = (p: number, kind: string) => {
+    for (let j = 0; j < ins.length; j++) {
+      const i = ins[j];
+      if (i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container) && scalar[i] !== 1) addUse(i, p, kind, j);
+    }
+  };
 
   for (let p = 0; p < N; p++) {
     const n = nodes[p];
     const kind = n.kind;
-    const ins = n.inputs.map(idx);
-    const outs = n.outputs.map(idx);
-    const tensorOuts = outs.filter((o) => vkind[o] === VK.Tensor);
-    classes[p] = [];
+    ins.length = 0;
+    outs.length = 0;
+    for (const v of n.inputs) ins.push(idx(v));
+    for (const v of n.outputs) outs.push(idx(v));
+    classes[p] = NO_CLASSES;
 
-    if (n.blocks.length) { role[p] = 'control'; continue; }
+    if (n.blocks.length) { role[p] = 'control'; recordUses(p, kind); continue; }
     if (kind === 'prim::Constant') {
       const o = outs[0];
       if (o !== undefined && vkind[o] === VK.Tensor) {
@@ -171,146 +201,153 @@ export function buildFacts(graph: Graph): GraphFacts {
       if (vkind[o] === VK.Tensor) { weight[o] = 1; role[p] = 'weight'; } else role[p] = 'bookkeeping';
       continue;
     }
-    if (kind === 'prim::NumToTensor') { outs.forEach((o) => { scalar[o] = 1; }); role[p] = 'bookkeeping'; continue; }
+    if (kind === 'prim::NumToTensor') { for (const o of outs) scalar[o] = 1; role[p] = 'bookkeeping'; continue; }
 
-    // Shape arithmetic: every input is a plain value or a scalar tensor, every output too.
-    const allInScalar = ins.every((i) => i < 0 || scalar[i] === 1 || vkind[i] === VK.Object);
-    if (allInScalar && tensorOuts.length && tensorOuts.every(isScalarTensorInfo) && !CREATE_KINDS.has(kind)) {
-      tensorOuts.forEach((o) => { scalar[o] = 1; });
+    // Shape arithmetic: every input plain or a scalar tensor, every tensor output at most one element.
+    let allInScalar = true;
+    for (const i of ins) if (!(i < 0 || scalar[i] === 1 || vkind[i] === VK.Object)) { allInScalar = false; break; }
+    if (allInScalar && !CREATE_KINDS.has(kind)) {
+      let tensorsSmall = true, anyTensor = false;
+      for (const o of outs) if (vkind[o] === VK.Tensor) { anyTensor = true; const t = info[o]; if (t && numel(t.shape) > 1) tensorsSmall = false; }
+      if (anyTensor && tensorsSmall) for (const o of outs) if (vkind[o] === VK.Tensor) scalar[o] = 1;
     }
-    if (outs.length === 0 || outs.every((o) => scalar[o] === 1 || vkind[o] === VK.Object)) {
-      // A list of tensors is never bookkeeping; a list of ints is.
-      role[p] = 'bookkeeping';
-      for (const i of ins) if (i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container)) addUse(i, p, n, ins.indexOf(i));
-      continue;
-    }
+    let bookkeeping = true;
+    for (const o of outs) if (!(scalar[o] === 1 || vkind[o] === VK.Object)) { bookkeeping = false; break; }
+    if (bookkeeping) { role[p] = 'bookkeeping'; recordUses(p, kind); continue; }
 
     // Aliasing and containers.
-    const in0 = ins[0];
-    let aliases = false;
+    const in0 = ins.length ? ins[0] : -1;
     if (CONTAINER_KINDS.has(kind)) {
       role[p] = 'container';
       if (kind === 'prim::ListConstruct' || kind === 'prim::TupleConstruct' || kind === 'prim::DictConstruct') {
-        for (const o of outs) holds[o] = ins.filter((i) => vkind[i] === VK.Tensor || vkind[i] === VK.Container);
-      } else if (in0 !== undefined) {
+        const held: number[] = [];
+        for (const i of ins) if (i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container)) held.push(i);
+        for (const o of outs) holds[o] = held;
+      } else if (in0 >= 0) {
         const held = holds[in0];
         const k = kind === 'prim::TupleIndex' || kind === 'aten::__getitem__' ? constNumber(n.inputs[1]) : undefined;
-        outs.forEach((o, j) => {
+        for (let j = 0; j < outs.length; j++) {
+          const o = outs[j];
           const src = held ? (held.length === 1 ? held[0] : held[k ?? j]) : in0;
-          if (src === undefined) return;
+          if (src === undefined) continue;
           if (vkind[o] === VK.Tensor) parent[o] = vkind[src] === VK.Tensor ? src : (holds[src]?.[0] ?? -1);
           else if (vkind[o] === VK.Container) holds[o] = [src];
-        });
+        }
       }
-    } else if (in0 !== undefined && in0 >= 0 && (vkind[in0] === VK.Tensor)) {
+    } else if (in0 >= 0 && vkind[in0] === VK.Tensor) {
+      let aliases = false;
       const a = info[in0];
-      const o0 = outs[0];
-      const b = o0 !== undefined ? info[o0] : undefined;
+      const b = outs.length ? info[outs[0]] : undefined;
       if (VIEW_KINDS.has(kind)) aliases = true;
       else if (LIST_VIEW_KINDS.has(kind)) { for (const o of outs) if (vkind[o] === VK.Container) holds[o] = [in0]; aliases = true; }
       else if (RESHAPE_KINDS.has(kind)) aliases = !!a && !!b && canView(a.shape, a.strides, b.shape);
       else if (CONTIGUOUS_KINDS.has(kind)) aliases = !!a && isContiguous(a.shape, a.strides);
       else if (DROPOUT_KINDS.has(kind) && kind !== 'aten::native_dropout') {
-        const p0 = constNumber(n.inputs[1]);
-        const train = constOf(n.inputs[2]);
-        aliases = train === false || p0 === 0;
+        aliases = constOf(n.inputs[2]) === false || constNumber(n.inputs[1]) === 0;
       } else if (CAST_KINDS.has(kind)) aliases = !!a && !!b && a.dtype === b.dtype;
-      else if (/[^_]_$/.test(kind.slice(kind.indexOf('::') + 2)) && kind.startsWith('aten::')) aliases = true; // in-place
+      else if (kind.startsWith('aten::') && IN_PLACE.test(kind)) aliases = true;
       if (aliases) {
-        for (const o of outs) if (vkind[o] === VK.Tensor) parent[o] = in0;
+        for (const o of outs) if (vkind[o] === VK.Tensor) { parent[o] = in0; weight[o] = weight[in0]; input[o] = input[in0]; }
         role[p] = 'view';
       } else role[p] = 'compute';
     } else role[p] = 'compute';
+    if (role[p] === 'container') for (const o of outs) { const par = parent[o]; if (par >= 0) { weight[o] = weight[par]; input[o] = input[par]; } }
 
-    for (const o of outs) {
-      const par = parent[o];
-      if (par >= 0) { weight[o] = weight[par]; input[o] = input[par]; }
-    }
-    classes[p] = classify(n, ins, outs);
-    n.inputs.forEach((_, j) => { const i = ins[j]; if (i >= 0 && vkind[i] !== VK.Plain && scalar[i] !== 1) addUse(i, p, n, j); });
+    classes[p] = classify(kind, ins);
+    recordUses(p, kind);
   }
 
-  function addUse(i: number, p: number, n: Node, j: number): void {
-    const meta = (j === 0 && METADATA_INPUT0.has(n.kind)) || n.kind === 'aten::size' || n.kind === 'aten::dim' || n.kind === 'aten::numel';
-    const list = meta ? metaUsers[i] : dataUsers[i];
-    if (list[list.length - 1] !== p) list.push(p);
-  }
-
-  function classify(n: Node, ins: number[], outs: number[]): OpClass[] {
-    const kind = n.kind;
-    const isW = (i: number | undefined) => i !== undefined && i >= 0 && weight[i] === 1;
-    const isScalarArg = (i: number | undefined) => i === undefined || i < 0 || scalar[i] === 1 || vkind[i] === VK.Plain
+  function isScalarArg(i: number | undefined): boolean {
+    return i === undefined || i < 0 || scalar[i] === 1 || vkind[i] === VK.Plain
       || (vkind[i] === VK.Tensor && !!info[i] && numel(info[i]!.shape) === 1);
-    if (ATTENTION_KINDS.has(kind)) return ['attention'];
-    if (kind === 'aten::linear' || kind === 'aten::_linear') return ['linear'];
-    if (kind === 'aten::addmm') return isW(ins[2]) ? ['linear'] : ['matmul'];
-    if (kind === 'aten::matmul' || kind === 'aten::mm' || kind === 'aten::bmm') return isW(ins[0]) || isW(ins[1]) ? ['linear'] : ['matmul'];
-    if (kind === 'aten::baddbmm' || kind === 'aten::addbmm') return isW(ins[1]) || isW(ins[2]) ? ['linear'] : ['matmul'];
-    if (CONV_KINDS.has(kind)) return ['conv'];
-    if (BATCHNORM_KINDS.has(kind)) return ['batchnorm'];
-    if (NORM_KINDS.has(kind)) return ['norm'];
-    if (SOFTMAX_KINDS.has(kind)) return ['softmax'];
-    if (DROPOUT_KINDS.has(kind)) return ['dropout', 'elementwise'];
-    if (LAYOUT_KINDS.has(kind)) return ['layout'];
-    if (CAST_KINDS.has(kind)) return ['cast', 'elementwise'];
-    if (isActKind(kind)) return ['act', 'elementwise'];
+  }
+  function isW(i: number | undefined): boolean { return i !== undefined && i >= 0 && weight[i] === 1; }
+
+  function classify(kind: string, ins: number[]): OpClass[] {
+    const fixed = FIXED_CLASSES.get(kind);
+    if (fixed) return fixed;
+    if (kind === 'aten::addmm') return isW(ins[2]) ? C_LINEAR : C_MATMUL;
+    if (kind === 'aten::matmul' || kind === 'aten::mm' || kind === 'aten::bmm') return isW(ins[0]) || isW(ins[1]) ? C_LINEAR : C_MATMUL;
+    if (kind === 'aten::baddbmm' || kind === 'aten::addbmm') return isW(ins[1]) || isW(ins[2]) ? C_LINEAR : C_MATMUL;
     const base = baseName(kind);
     if (base === 'mul' || base === 'div') {
-      const [x, y] = [ins[0], ins[1]];
-      if (isScalarArg(y) && !isScalarArg(x)) return ['scale', 'elementwise'];
-      if (base === 'mul' && isScalarArg(x) && !isScalarArg(y)) return ['scale', 'elementwise'];
-      return ['elementwise'];
+      const x = ins[0], y = ins[1];
+      if (isScalarArg(y) && !isScalarArg(x)) return C_SCALE;
+      if (base === 'mul' && isScalarArg(x) && !isScalarArg(y)) return C_SCALE;
+      return C_ELEMENTWISE;
     }
-    if (base === 'add' || base === 'sub') {
-      const [x, y] = [ins[0], ins[1]];
-      if (!isScalarArg(x) && !isScalarArg(y)) return ['add', 'mask', 'elementwise'];
-      return ['elementwise'];
-    }
-    if (base === 'masked_fill' || base === 'where') return ['mask', 'elementwise'];
-    if (isElementwiseKind(kind)) return ['elementwise'];
-    if (REDUCTION_KINDS.has(kind)) return ['reduction'];
-    if (POOL_KINDS.has(kind)) return ['pool'];
-    if (CREATE_KINDS.has(kind)) return ['create'];
-    if (COPY_KINDS.has(kind)) return ['copy'];
-    void outs;
-    return ['other'];
+    if (base === 'add' || base === 'sub') return !isScalarArg(ins[0]) && !isScalarArg(ins[1]) ? C_ADD : C_ELEMENTWISE;
+    if (base === 'masked_fill' || base === 'where') return C_MASK;
+    if (isElementwiseKind(kind)) return C_ELEMENTWISE;
+    return C_OTHER;
   }
 
   // Graph outputs (containers hold their elements).
   const markOut = (i: number) => {
     if (i < 0 || graphOutput[i]) return;
     graphOutput[i] = 1;
-    holds[i]?.forEach(markOut);
+    const h = holds[i];
+    if (h) for (const k of h) markOut(k);
   };
-  graph.outputs.forEach((v) => markOut(idx(v)));
+  for (const v of graph.outputs) markOut(idx(v));
 
   // Subtree extents and top-level ancestors.
   const endPos = new Int32Array(N);
   const topOf = new Int32Array(N);
-  const topLevel: boolean[] = new Array(N).fill(false);
-  for (let p = N - 1; p >= 0; p--) {
-    const n = nodes[p];
-    let end = p;
-    if (n.blocks.length) {
-      // The subtree is contiguous in allNodes order: it ends where the next non-descendant starts.
-      let q = p + 1;
-      while (q < N && isDescendant(nodes[q], n)) q++;
-      end = q - 1;
-    }
-    endPos[p] = end;
-  }
+  const topLevel: boolean[] = new Array(N);
   for (let p = 0; p < N; p++) {
     const owner = nodes[p].owningBlock?.owningNode;
     topLevel[p] = !owner;
     topOf[p] = owner ? topOf[pos.get(owner)!] : p;
+    endPos[p] = p;
+  }
+  if (hasBlocks) {
+    for (let p = 0; p < N; p++) {
+      if (!nodes[p].blocks.length) continue;
+      // The subtree is contiguous in allNodes order.
+      let q = p + 1;
+      while (q < N && isDescendant(nodes[q], nodes[p])) q++;
+      endPos[p] = q - 1;
+    }
   }
 
   return {
     graph, nodes, pos, role, classes, topLevel, endPos, topOf,
     values, vindex, info, vkind, scalar, weight, input, parent, holds,
-    producer: Int32Array.from(producer), dataUsers, metaUsers, graphOutput, hasBlocks,
+    producer: Int32Array.from(producerList), dataUsers, metaUsers, graphOutput, hasBlocks,
   };
 }
+
+const IN_PLACE = /[^_]_$/;
+const NO_CLASSES: OpClass[] = [];
+const C_LINEAR: OpClass[] = ['linear'];
+const C_MATMUL: OpClass[] = ['matmul'];
+const C_SCALE: OpClass[] = ['scale', 'elementwise'];
+const C_ADD: OpClass[] = ['add', 'mask', 'elementwise'];
+const C_MASK: OpClass[] = ['mask', 'elementwise'];
+const C_ELEMENTWISE: OpClass[] = ['elementwise'];
+const C_OTHER: OpClass[] = ['other'];
+
+/** Classes that depend on the kind alone. */
+const FIXED_CLASSES: Map<string, OpClass[]> = (() => {
+  const m = new Map<string, OpClass[]>();
+  const put = (ks: Iterable<string>, c: OpClass[]) => { for (const k of ks) if (!m.has(k)) m.set(k, c); };
+  put(ATTENTION_KINDS, ['attention']);
+  put(['aten::linear', 'aten::_linear'], C_LINEAR);
+  put(CONV_KINDS, ['conv']);
+  put(BATCHNORM_KINDS, ['batchnorm']);
+  put(NORM_KINDS, ['norm']);
+  put(SOFTMAX_KINDS, ['softmax']);
+  put(DROPOUT_KINDS, ['dropout', 'elementwise']);
+  put(LAYOUT_KINDS, ['layout']);
+  put(CAST_KINDS, ['cast', 'elementwise']);
+  put(ACT_KINDS_LIST, ['act', 'elementwise']);
+  put(REDUCTION_KINDS, ['reduction']);
+  put(POOL_KINDS, ['pool']);
+  put(CREATE_KINDS, ['create']);
+  put(COPY_KINDS, ['copy']);
+  return m;
+})();
 
 function isDescendant(n: Node, ancestor: Node): boolean {
   for (let o = n.owningBlock?.owningNode; o; o = o.owningBlock?.owningNode) if (o === ancestor) return true;

@@ -50,7 +50,8 @@ export const ACT_COST: Record<string, number> = {
   sigmoid: 4, tanh: 1, silu: 5, mish: 6, softplus: 3, hardswish: 4, hardsigmoid: 3, glu: 5, prelu: 2,
   gelu: 5, // x * 0.5 * (1 + erf(x / sqrt 2)); approximate='tanh' costs 9
 };
-const ACT_KINDS = new Set(Object.keys(ACT_COST).flatMap((k) => [op(k), op(k + '_')]));
+export const ACT_KINDS_LIST: readonly string[] = Object.keys(ACT_COST).flatMap((k) => [op(k), op(k + '_')]);
+const ACT_KINDS = new Set(ACT_KINDS_LIST);
 
 /** Elementwise ops and their per-output-element cost. */
 export const ELEMENTWISE_COST: Record<string, number> = {

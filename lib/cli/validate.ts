@@ -6,6 +6,7 @@ import type { Graph, Node } from '../ir';
 import type { Module } from '../module';
 import type { Tensor } from '../tensor';
 import { drawingFromGraph } from '../report/drawing';
+import { formatDiff } from '../report/format';
 import { graphStats, metaAttention } from '../report/stats';
 import {
   REPORT_FORMAT,
@@ -111,7 +112,7 @@ export const DEFAULT_TOLERANCE = 1e-4;
 export function diffCheck(name: string, what: string, diff: number | null, tolerance: number): ReportCheck {
   if (diff === null || Number.isNaN(diff)) return { name, passed: false, detail: `${what}: outputs could not be compared (shape, dtype or NaN)` };
   const passed = diff <= tolerance;
-  return { name, passed, detail: `${what}: max abs diff ${diff.toExponential(2)} ${passed ? '<=' : '>'} ${tolerance}` };
+  return { name, passed, detail: `${what}: max abs diff ${formatDiff(diff)} ${passed ? '<=' : '>'} ${tolerance}` };
 }
 
 export function attentionCheck(a: AttentionSummary): ReportCheck {

@@ -135,7 +135,7 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   const floatIsBool = cfg.floatMaskIsBoolean ?? false;
   if (useCausal) {
     em.role = 'mask';
-    const causal = em.triu(em.newFull('aten::new_ones', scores, [L, S], SCALAR_TYPE.bool), 1);
+    const causal = em.triu(em.newFull('aten::new_ones', q, [L, S], SCALAR_TYPE.bool), 1);
     scores = em.maskedFill(scores, causal, -Infinity);
   } else if (attnMask && attnDtype) {
     let m = attnMask;
@@ -197,7 +197,7 @@ export function emitSdpa(em: Emitter, q: Value, k: Value, v: Value, opts: {
   let scores = em.matmul(qScaled, kT);
   if (opts.isCausal) {
     em.role = 'mask';
-    const causal = em.triu(em.newFull('aten::new_ones', scores, [L, S], SCALAR_TYPE.bool), 1);
+    const causal = em.triu(em.newFull('aten::new_ones', q, [L, S], SCALAR_TYPE.bool), 1);
     scores = em.maskedFill(scores, causal, -Infinity);
   }
   if (opts.mask) {

@@ -193,7 +193,7 @@ function inlineCallBody(g: Graph, call: Node, path: string, method: string, grap
   callee.inputs.forEach((v, i) => map.set(v, call.inputs[i]));
   const copied: Node[] = [];
   for (const n of callee.nodes()) {
-    const c = copyNodeBefore(n, call, map, scope);
+    const c = copyNodeBefore(n, call, map, scope, path);
     c.meta.attention = { id: path, role: 'body' };
     copied.push(c);
   }

@@ -12,21 +12,26 @@ export interface InlineReport {
   leafCalls: { path: string; cls: string }[];
 }
 
-/** Copy `src` (a node of another graph) before `before`, mapping values through `map`. */
-export function copyNodeBefore(src: Node, before: Node, map: Map<Value, Value>, scopePrefix: ScopeFrame[]): Node {
+/**
+ * Copy `src` (a node of a callee graph exported for the module at `calleePath`) before
+ * `before`, mapping values through `map`. The callee's scope paths are relative to its own
+ * module; they are made absolute.
+ */
+export function copyNodeBefore(src: Node, before: Node, map: Map<Value, Value>, scopePrefix: ScopeFrame[], calleePath = ''): Node {
   const g = before.graph;
+  const rebased = (src.scope ?? []).map((f) => ({ ...f, path: calleePath && f.path ? `${calleePath}.${f.path}` : f.path || calleePath }));
   const n = g.create(src.kind, src.inputs.map((v) => mapValue(v, map)), [], src.attrs, {
-    schema: src.schema, source: src.source, scope: [...scopePrefix, ...(src.scope ?? [])],
+    schema: src.schema, source: src.source, scope: [...scopePrefix, ...rebased],
   });
   for (const o of src.outputs) map.set(o, n.addOutput(o.type, o.name));
   n.insertBefore(before);
-  for (const b of src.blocks) copyBlockInto(b, n.addBlock(), map, scopePrefix);
+  for (const b of src.blocks) copyBlockInto(b, n.addBlock(), map, scopePrefix, calleePath);
   return n;
 }
 
-function copyBlockInto(src: Block, dst: Block, map: Map<Value, Value>, scopePrefix: ScopeFrame[]): void {
+function copyBlockInto(src: Block, dst: Block, map: Map<Value, Value>, scopePrefix: ScopeFrame[], calleePath: string): void {
   for (const i of src.inputs) map.set(i, dst.addInput(i.type, i.name));
-  for (const n of src.nodes()) copyNodeBefore(n, dst.returnNode, map, scopePrefix);
+  for (const n of src.nodes()) copyNodeBefore(n, dst.returnNode, map, scopePrefix, calleePath);
   dst.setOutputs(src.outputs.map((v) => mapValue(v, map)));
 }
 
@@ -52,7 +57,7 @@ export function inlineModuleCalls(graph: Graph, fetch: FetchMethodGraph,
     callee.inputs.forEach((v, i) => map.set(v, call.node.inputs[i]));
     const frame: ScopeFrame = { path: call.path, cls: call.cls, method: call.method };
     const prefix = [...(call.node.scope ?? []), frame];
-    for (const n of callee.nodes()) copyNodeBefore(n, call.node, map, prefix);
+    for (const n of callee.nodes()) copyNodeBefore(n, call.node, map, prefix, call.path);
     call.node.outputs.forEach((o, i) => o.replaceAllUsesWith(mapValue(callee.outputs[i], map)));
     call.node.destroy();
     inlinedCalls++;

@@ -115,7 +115,7 @@ function graphSection(d: GraphDrawing | undefined): string {
 Wheel to zoom, drag to pan.</p>
 <div class="toolbar"><button type="button" id="zoom-in" title="zoom in">+</button><button type="button" id="zoom-out" title="zoom out">&minus;</button><button type="button" id="zoom-fit" title="fit to view">fit</button>
 <span class="legend"><span class="swatch fused-swatch"></span>fusion group (one colour each) <span class="swatch plain-swatch"></span>not fused <span class="swatch region-swatch"></span>attention region <span class="swatch summary-swatch"></span>collapsed nodes</span></div>
-<div class="graph-frame"><svg id="graph" viewBox="0 0 ${laid.width} ${laid.height}" data-width="${laid.width}" data-height="${laid.height}" preserveAspectRatio="xMidYMin meet">
+<div class="graph-frame" style="height: min(72vh, ${Math.max(260, Math.round(laid.height * 1.25 + 40))}px)"><svg id="graph" viewBox="0 0 ${laid.width} ${laid.height}" data-width="${laid.width}" data-height="${laid.height}" preserveAspectRatio="xMidYMin meet">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z"/></marker></defs>
 <g id="viewport">
 ${laid.svg}
@@ -297,6 +297,7 @@ table.numbers { border-collapse: collapse; }
 table.numbers th, table.numbers td { padding: 4px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 table.numbers th[scope=row] { text-align: left; font-weight: 500; }
 table.numbers thead th { background: var(--panel); }
+table.numbers thead th:first-child { text-align: left; }
 #summary tbody tr:first-child td, #summary tbody tr:first-child th { color: var(--muted); font-style: italic; }
 ul.checks { list-style: none; padding: 0; margin: 0; }
 ul.checks li { padding: 2px 0; }
@@ -309,7 +310,7 @@ tr.not-decomposed td { color: var(--fail); }
 .swatch { display: inline-block; width: 14px; height: 10px; border-radius: 3px; margin: 0 4px 0 10px; vertical-align: middle; border: 1px solid #7a8591; }
 .fused-swatch { background: linear-gradient(90deg, #8ecae6 50%, #ffb703 50%); } .plain-swatch { background: #fff; }
 .region-swatch { background: rgba(120, 90, 200, .12); border: 1px dashed #7c5cc4; } .summary-swatch { background: #eceff3; border-style: dashed; }
-.graph-frame { border: 1px solid var(--line); border-radius: 6px; height: 72vh; min-height: 420px; overflow: hidden; background: #fcfdfe; }
+.graph-frame { border: 1px solid var(--line); border-radius: 6px; height: 72vh; min-height: 240px; overflow: hidden; background: #fcfdfe; }
 #graph { width: 100%; height: 100%; cursor: grab; touch-action: none; user-select: none; }
 #graph.dragging { cursor: grabbing; }
 #graph .node rect { fill: #fff; stroke: #6b7785; stroke-width: 1; }
@@ -370,7 +371,15 @@ const CLIENT_JS = `
       apply();
     };
     var fit = function () {
-      view = { x: 0, y: 0, w: W, h: H };
+      // The whole graph, but a small one no larger than 1.25x.
+      var r = svg.getBoundingClientRect();
+      var s = Math.min(r.width / W, r.height / H);
+      if (s > 1.25) {
+        var w = r.width / 1.25, h = r.height / 1.25;
+        view = { x: (W - w) / 2, y: 0, w: w, h: h };
+      } else {
+        view = { x: 0, y: 0, w: W, h: H };
+      }
       apply();
     };
     var initial = function () {

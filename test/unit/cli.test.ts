@@ -33,7 +33,7 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
 }
 
 /** The bin in a child process, as `node --require tsx/cjs lib/cli/main.ts ARGS`. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join('lib', 'cli', 'main.ts'), ...args], {
     cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 60_000,
   });

@@ -1,0 +1,455 @@
+// Peak activation memory by liveness over the execution order.
+//
+// The model follows what the TorchScript interpreter and the allocator do:
+//   - nodes run in graph order (the fused graph: groups contracted to one kernel each, in a
+//     topological order that keeps the original order where it can);
+//   - a tensor's storage is allocated when its producer runs and freed right after its last
+//     reader runs (graph outputs stay alive); views (view, reshape when possible, transpose,
+//     select, slice, contiguous of a contiguous tensor, eval-mode dropout, in-place ops, ...)
+//     share their base's storage, so storage is counted, not per-view bytes;
+//   - weights (prim::GetAttr and tensor constants, and views of them) are counted separately;
+//     graph inputs belong to the caller and are not counted unless includeInputs;
+//   - shape arithmetic (size, int, NumToTensor scalars) is ignored;
+//   - transient workspace an op allocates and frees inside itself is counted while it runs:
+//     layer_norm's mean/rstd, the copies matmul/linear make of operands that cannot be viewed
+//     in the batched/flattened form, and the attention kernels' working set (see below);
+//   - in the fused graph a group's internal values never exist; its outputs are written
+//     directly (a parallel projection group writes one packed tensor that lives until the last
+//     of q/k/v is read); a fused attention core, like SDPA's flash/memory-efficient kernels,
+//     holds only its output and the per-row log-sum-exp (batch*heads*L floats): O(L*hd), not
+//     O(L*S), per head.
+import type { Graph, Node } from '../ir';
+import { buildFacts, constOf, VK, type GraphFacts } from './facts';
+import type { SdpaDims } from './flops';
+import { ATTENTION_KINDS, canView, numel } from './ops';
+import type { Partition } from './partition';
+
+export interface SdpaWorkspaceQuery extends SdpaDims {
+  dtypeBytes: number;
+  /** The op kind, or 'fused' for a fused attention core group. */
+  source: string;
+}
+
+export interface MemoryOptions {
+  /** Estimate the fused graph of this partition (made from the same graph). */
+  partition?: Partition;
+  /** Round every allocation up to a multiple of this (CUDA's caching allocator: 512). Default 1. */
+  alignBytes?: number;
+  /** Count the graph inputs (held by the caller) in the live bytes. Default false. */
+  includeInputs?: boolean;
+  /**
+   * How attention kernels hold their working set: 'flash' (default; flash/memory-efficient
+   * kernels: output + log-sum-exp) or 'math' (scores and probabilities materialised).
+   */
+  sdpaKernel?: 'flash' | 'math';
+  /** Extra bytes an attention kernel allocates (per-thread tiles, ...): a calibration hook for the runtime. */
+  sdpaWorkspace?: (q: SdpaWorkspaceQuery) => number;
+  /** @internal */
+  facts?: GraphFacts;
+}
+
+export interface TimelineEntry {
+  /** Position in the schedule. */
+  step: number;
+  /** The nodes run at this step (a group's members, or one node with its nested blocks). */
+  nodes: Node[];
+  /** The group id when the step runs a fusion group. */
+  group?: number;
+  label: string;
+  allocatedBytes: number;
+  workspaceBytes: number;
+  freedBytes: number;
+  /** Highest live bytes while this step runs (allocations and workspace before frees). */
+  peakBytes: number;
+  /** Live bytes after the step, once its dead inputs are freed. */
+  liveBytes: number;
+}
+
+export interface LiveStorage {
+  /** The value that owns the storage (its producer's output). */
+  value: string;
+  producer: string;
+  bytes: number;
+}
+
+export interface MemoryEstimate {
+  mode: 'unfused' | 'fused';
+  /** Peak of live activation storage (plus workspace) while running, in bytes. */
+  peakBytes: number;
+  peakStep: number;
+  peakLabel: string;
+  /** The largest storages live at the peak. */
+  liveAtPeak: LiveStorage[];
+  /** Bytes of distinct weight storages the graph reads. */
+  weightBytes: number;
+  /** Bytes of the graph's tensor inputs (not in peakBytes unless includeInputs). */
+  inputBytes: number;
+  /** Bytes still live at the end (outputs). */
+  outputBytes: number;
+  timeline: TimelineEntry[];
+  /** Tensors without shape information (counted as 0 bytes). */
+  unknownTensors: number;
+  /** True when the fused schedule had to fall back to group position order (should not happen). */
+  scheduleFallback: boolean;
+  options: { alignBytes: number; includeInputs: boolean; sdpaKernel: 'flash' | 'math' };
+}
+
+interface Unit { members: number[]; group: number; key: number }
+
+const NONE = -1, WEIGHT = -2, INPUT = -3;
+
+function dtypeBytes(t: { bytes: number; shape: number[] } | undefined): number {
+  if (!t) return 4;
+  const n = numel(t.shape);
+  return n > 0 ? t.bytes / n : 4;
+}
+
+/** Estimate peak memory of the graph (unfused), or of its fused form when opts.partition is given. */
+export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOptions = {}): MemoryEstimate {
+  const given = 'role' in graphOrFacts ? graphOrFacts : undefined;
+  const graph = given ? given.graph : (graphOrFacts as Graph);
+  const part = opts.partition;
+  if (part && part.graph !== graph) throw new Error('estimateMemory: the partition was made from another graph');
+  // Positions must agree with the partition's: use its facts (partition again after rewriting the graph).
+  const f: GraphFacts = part ? part.facts : (opts.facts ?? given ?? buildFacts(graph));
+  const fused = !!part;
+  const align = Math.max(1, opts.alignBytes ?? 1);
+  const round = (b: number) => (align > 1 ? Math.ceil(b / align) * align : b);
+  const kernel = opts.sdpaKernel ?? 'flash';
+  const N = f.nodes.length;
+
+  // Group of each node (fused mode), by position.
+  const groupOfPos = new Int32Array(N).fill(-1);
+  const groupRule: string[] = [];
+  if (part) {
+    for (const g of part.groups) {
+      groupRule[g.id] = g.rule;
+      for (const n of g.nodes) { const p = f.pos.get(n); if (p !== undefined) groupOfPos[p] = g.id; }
+    }
+  }
+
+  // Units: groups and top-level nodes (nested nodes run inside their top-level owner's unit).
+  const units: Unit[] = [];
+  const unitOf = new Int32Array(N).fill(-1);
+  const groupUnit = new Map<number, number>();
+  for (let p = 0; p < N; p++) {
+    const top = f.topOf[p];
+    if (top !== p) { unitOf[p] = unitOf[top]; units[unitOf[top]].members.push(p); continue; }
+    const g = groupOfPos[p];
+    if (g >= 0) {
+      let u = groupUnit.get(g);
+      if (u === undefined) { u = units.length; groupUnit.set(g, u); units.push({ members: [], group: g, key: p }); }
+      unitOf[p] = u;
+      units[u].members.push(p);
+    } else {
+      unitOf[p] = units.length;
+      units.push({ members: [p], group: -1, key: p });
+    }
+  }
+  const U = units.length;
+
+  // A value read only inside its producer's group never materialises (fused mode).
+  const internal = (i: number): boolean => {
+    const q = f.producer[i];
+    if (!fused || q < 0) return false;
+    const g = groupOfPos[q];
+    if (g < 0 || f.graphOutput[i]) return false;
+    for (const u of f.dataUsers[i]) if (groupOfPos[f.topOf[u]] !== g) return false;
+    return true;
+  };
+
+  // Schedule.
+  let order: number[];
+  let scheduleFallback = false;
+  if (!fused) {
+    order = units.map((_, u) => u);
+  } else {
+    const succ: number[][] = Array.from({ length: U }, () => []);
+    const indeg = new Int32Array(U);
+    const addEdge = (a: number, b: number) => { if (a !== b) { succ[a].push(b); indeg[b]++; } };
+    for (let i = 0; i < f.values.length; i++) {
+      const q = f.producer[i];
+      if (q < 0) continue;
+      const from = unitOf[q];
+      for (const u of f.dataUsers[i]) addEdge(from, unitOf[u]);
+      if (f.metaUsers[i].length && !internal(i)) for (const u of f.metaUsers[i]) addEdge(from, unitOf[u]);
+    }
+    order = [];
+    const heap: number[] = [];
+    const less = (a: number, b: number) => units[a].key < units[b].key;
+    const push = (u: number) => {
+      heap.push(u);
+      for (let k = heap.length - 1; k > 0;) { const up = (k - 1) >> 1; if (!less(heap[k], heap[up])) break; [heap[k], heap[up]] = [heap[up], heap[k]]; k = up; }
+    };
+    const pop = (): number => {
+      const top = heap[0];
+      const last = heap.pop()!;
+      if (heap.length) {
+        heap[0] = last;
+        for (let k = 0; ;) {
+          const l = 2 * k + 1, r = l + 1;
+          let m = k;
+          if (l < heap.length && less(heap[l], heap[m])) m = l;
+          if (r < heap.length && less(heap[r], heap[m])) m = r;
+          if (m === k) break;
+          [heap[k], heap[m]] = [heap[m], heap[k]];
+          k = m;
+        }
+      }
+      return top;
+    };
+    for (let u = 0; u < U; u++) if (indeg[u] === 0) push(u);
+    while (heap.length) {
+      const u = pop();
+      order.push(u);
+      for (const v of succ[u]) if (--indeg[v] === 0) push(v);
+    }
+    if (order.length < U) {
+      scheduleFallback = true;
+      const done = new Set(order);
+      for (let u = 0; u < U; u++) if (!done.has(u)) order.push(u);
+    }
+  }
+  const stepOf = new Int32Array(U);
+  order.forEach((u, s) => { stepOf[u] = s; });
+  const stepOfPos = (p: number) => stepOf[unitOf[p]];
+
+  // Storages.
+  const V = f.values.length;
+  const store = new Int32Array(V).fill(NONE);
+  const sBytes: number[] = [];
+  const sDef: number[] = [];
+  const sRoot: number[] = [];
+  const sCap: number[] = [];
+  const groupStore = new Map<string, number>();
+  let unknownTensors = 0;
+  let inputBytes = 0;
+  const inputRoots = new Set<number>();
+  const newStorage = (bytes: number, def: number, root: number, cap = Infinity) => {
+    sBytes.push(bytes); sDef.push(def); sRoot.push(root); sCap.push(cap);
+    return sBytes.length - 1;
+  };
+  for (let i = 0; i < V; i++) {
+    if (f.vkind[i] !== VK.Tensor || f.scalar[i]) continue;
+    if (f.weight[i]) { store[i] = WEIGHT; continue; }
+    if (f.input[i]) {
+      store[i] = INPUT;
+      let r = i;
+      while (f.parent[r] >= 0) r = f.parent[r];
+      if (!inputRoots.has(r)) { inputRoots.add(r); inputBytes += f.info[r]?.storageBytes ?? 0; }
+      continue;
+    }
+    const q = f.producer[i];
+    if (q < 0) continue; // block inputs: loop-carried values live inside their owner's unit
+    const t = f.info[i];
+    if (!t) unknownTensors++;
+    const g = fused ? groupOfPos[q] : -1;
+    if (g >= 0) {
+      if (internal(i)) continue;
+      // A group output: written by the kernel, unless it is a view of something from outside.
+      let r = i;
+      while (f.parent[r] >= 0 && f.producer[f.parent[r]] >= 0 && groupOfPos[f.producer[f.parent[r]]] === g) r = f.parent[r];
+      if (f.parent[r] >= 0) { store[i] = store[f.parent[r]]; continue; }
+      const packed = groupRule[g] === 'parallel_projection';
+      const key = packed ? `${g}` : `${g}:${r}`;
+      let s = groupStore.get(key);
+      if (s === undefined) {
+        s = newStorage(0, stepOfPos(q), r, packed ? Infinity : (f.info[r]?.storageBytes ?? Infinity));
+        groupStore.set(key, s);
+      }
+      sBytes[s] = Math.min(sCap[s], sBytes[s] + (t?.bytes ?? 0));
+      store[i] = s;
+      continue;
+    }
+    if (f.parent[i] >= 0) { store[i] = store[f.parent[i]]; continue; }
+    store[i] = newStorage(t?.storageBytes ?? t?.bytes ?? 0, stepOfPos(q), i);
+  }
+  const S = sBytes.length;
+
+  // Last use of every value, then of every storage.
+  const END = order.length; // graph outputs: never freed
+  const lastOf = new Int32Array(V).fill(-1);
+  for (let i = V - 1; i >= 0; i--) {
+    let last = lastOf[i];
+    if (f.graphOutput[i]) last = END;
+    const own = f.producer[i] >= 0 ? stepOfPos(f.producer[i]) : -1;
+    for (const u of f.dataUsers[i]) last = Math.max(last, stepOfPos(u));
+    if (!(fused && internal(i))) for (const u of f.metaUsers[i]) last = Math.max(last, stepOfPos(u));
+    last = Math.max(last, own);
+    lastOf[i] = last;
+    const h = f.holds[i];
+    if (h) for (const e of h) lastOf[e] = Math.max(lastOf[e], last);
+  }
+  const sLast = new Int32Array(S).fill(-1);
+  for (let i = 0; i < V; i++) { const s = store[i]; if (s >= 0) sLast[s] = Math.max(sLast[s], lastOf[i]); }
+
+  // Weights read.
+  const weightRoots = new Set<number>();
+  for (let i = 0; i < V; i++) {
+    if (store[i] !== WEIGHT || (f.dataUsers[i].length === 0 && f.metaUsers[i].length === 0)) continue;
+    let r = i;
+    while (f.parent[r] >= 0) r = f.parent[r];
+    weightRoots.add(r);
+  }
+  let weightBytes = 0;
+  for (const r of weightRoots) weightBytes += f.info[r]?.storageBytes ?? 0;
+
+  // Workspace per step.
+  const ws = new Float64Array(order.length);
+  for (let s = 0; s < order.length; s++) {
+    const u = units[order[s]];
+    if (u.group >= 0 && part) ws[s] = groupWorkspace(f, u, part, kernel, opts.sdpaWorkspace);
+    else for (const p of u.members) ws[s] = Math.max(ws[s], nodeWorkspace(f, p, kernel, opts.sdpaWorkspace));
+    ws[s] = ws[s] ? round(ws[s]) : 0;
+  }
+
+  // Sweep.
+  const alloc = new Float64Array(order.length + 1);
+  const freed = new Float64Array(order.length + 1);
+  for (let s = 0; s < S; s++) {
+    const b = round(sBytes[s]);
+    alloc[sDef[s]] += b;
+    const last = Math.max(sLast[s], sDef[s]);
+    freed[last] += b;
+  }
+  const base = opts.includeInputs ? inputBytes : 0;
+  let live = base;
+  let peak = base, peakStep = 0;
+  const timeline: TimelineEntry[] = new Array(order.length);
+  for (let s = 0; s < order.length; s++) {
+    const u = units[order[s]];
+    const during = live + alloc[s] + ws[s];
+    if (during > peak) { peak = during; peakStep = s; }
+    live += alloc[s] - freed[s];
+    const nodes = u.members.map((p) => f.nodes[p]);
+    timeline[s] = {
+      step: s, nodes, group: u.group >= 0 ? u.group : undefined,
+      label: u.group >= 0 && part ? `group #${u.group} ${part.groups[u.group].kind}` : `${nodes[0].kind}${nodes[0].outputs.length ? ' -> %' + nodes[0].outputs[0].debugName : ''}`,
+      allocatedBytes: alloc[s], workspaceBytes: ws[s], freedBytes: freed[s], peakBytes: during, liveBytes: live,
+    };
+  }
+
+  const liveAtPeak: LiveStorage[] = [];
+  for (let s = 0; s < S; s++) {
+    if (sDef[s] <= peakStep && Math.max(sLast[s], sDef[s]) >= peakStep && sBytes[s] > 0) {
+      const v = f.values[sRoot[s]];
+      liveAtPeak.push({ value: '%' + v.debugName, producer: v.node?.kind ?? 'input', bytes: round(sBytes[s]) });
+    }
+  }
+  liveAtPeak.sort((a, b) => b.bytes - a.bytes);
+  let outputBytes = 0;
+  for (let s = 0; s < S; s++) if (sLast[s] >= END) outputBytes += round(sBytes[s]);
+
+  return {
+    mode: fused ? 'fused' : 'unfused',
+    peakBytes: peak, peakStep, peakLabel: timeline[peakStep]?.label ?? '', liveAtPeak: liveAtPeak.slice(0, 10),
+    weightBytes, inputBytes, outputBytes, timeline, unknownTensors, scheduleFallback,
+    options: { alignBytes: align, includeInputs: !!opts.includeInputs, sdpaKernel: kernel },
+  };
+}
+
+// ---- workspace models ----------------------------------------------------------------------------
+
+function attentionWorkspace(d: SdpaDims, dsize: number, kernel: 'flash' | 'math', source: string,
+  hook: MemoryOptions['sdpaWorkspace']): number {
+  const base = kernel === 'math'
+    ? 2 * d.batch * d.L * d.S * dsize // scores and probabilities
+    : d.batch * d.L * 4; // float32 log-sum-exp per row
+  return base + (hook ? hook({ ...d, dtypeBytes: dsize, source }) : 0);
+}
+
+function shapeAt(f: GraphFacts, n: Node, k: number, out = false) {
+  const v = out ? n.outputs[k] : n.inputs[k];
+  const i = v ? f.vindex.get(v) : undefined;
+  return i === undefined ? undefined : f.info[i];
+}
+
+/** Copies matmul makes of operands it cannot view in its folded/batched form. */
+function matmulCopies(a: { shape: number[]; strides: number[]; bytes: number }, b: { shape: number[]; strides: number[]; bytes: number }): number {
+  const da = a.shape.length, db = b.shape.length;
+  if (da < 3 && db < 3) return 0;
+  if (da >= 3 && db <= 2) {
+    const k = a.shape[da - 1];
+    return canView(a.shape, a.strides, [numel(a.shape) / Math.max(1, k), k]) ? 0 : a.bytes;
+  }
+  const batchA = da >= 2 ? a.shape.slice(0, -2) : [];
+  const batchB = db >= 2 ? b.shape.slice(0, -2) : [];
+  const n = Math.max(batchA.length, batchB.length);
+  const batch: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = batchA[batchA.length - n + i] ?? 1, y = batchB[batchB.length - n + i] ?? 1;
+    batch.push(x === 1 ? y : x);
+  }
+  const B = numel(batch);
+  const copy = (t: { shape: number[]; strides: number[]; bytes: number }) => {
+    if (t.shape.length < 2) return 0;
+    const rc = t.shape.slice(-2);
+    const tb = t.shape.slice(0, -2);
+    const ts = t.strides.slice(0, -2);
+    const shape = [...batch, ...rc];
+    const strides = batch.map((d, i) => {
+      const j = i - (n - tb.length);
+      return j >= 0 && tb[j] === d ? ts[j] : 0;
+    }).concat(t.strides.slice(-2));
+    if (canView(shape, strides, [B, rc[0], rc[1]])) return 0;
+    const n0 = numel(t.shape);
+    return n0 ? (t.bytes / n0) * B * rc[0] * rc[1] : 0;
+  };
+  return copy(a) + copy(b);
+}
+
+function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace']): number {
+  if (f.role[p] !== 'compute') return 0;
+  const n = f.nodes[p];
+  const kind = n.kind;
+  if (ATTENTION_KINDS.has(kind)) {
+    if (kind === 'aten::_native_multi_head_attention') {
+      const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1);
+      const E = Number(constOf(n.inputs[3]) ?? 0), H = Number(constOf(n.inputs[4]) ?? 1);
+      if (!q || !k || !E) return 0;
+      const B = q.shape.length === 3 ? q.shape[0] : 1;
+      const L = q.shape[q.shape.length - 2], S = k.shape[k.shape.length - 2];
+      const ds = dtypeBytes(q);
+      // Projected q/k/v and their head-split copies coexist inside the op, then the core runs.
+      return 2 * B * (L + 2 * S) * E * ds + attentionWorkspace({ batch: B * H, L, S, E: E / H, Ev: E / H }, ds, kernel, kind, hook);
+    }
+    const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1), v = shapeAt(f, n, 2);
+    if (!q || !k || !v) return 0;
+    const L = q.shape[q.shape.length - 2], E = q.shape[q.shape.length - 1], S = k.shape[k.shape.length - 2], Ev = v.shape[v.shape.length - 1];
+    return attentionWorkspace({ batch: numel(q.shape) / (L * E), L, S, E, Ev }, dtypeBytes(q), kernel, kind, hook);
+  }
+  if (kind === 'aten::layer_norm') {
+    const x = shapeAt(f, n, 0);
+    const ns = constOf(n.inputs[1]);
+    if (!x) return 0;
+    const inner = Array.isArray(ns) ? numel(ns) : x.shape[x.shape.length - 1];
+    return 2 * (numel(x.shape) / Math.max(1, inner)) * 4;
+  }
+  if (kind === 'aten::linear') {
+    const x = shapeAt(f, n, 0);
+    if (!x || x.shape.length <= 2) return 0;
+    const k = x.shape[x.shape.length - 1];
+    return canView(x.shape, x.strides, [numel(x.shape) / Math.max(1, k), k]) ? 0 : x.bytes;
+  }
+  if (kind === 'aten::matmul') {
+    const a = shapeAt(f, n, 0), b = shapeAt(f, n, 1);
+    return a && b ? matmulCopies(a, b) : 0;
+  }
+  return 0;
+}
+
+function groupWorkspace(f: GraphFacts, u: Unit, part: Partition, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace']): number {
+  const g = part.groups[u.group];
+  if (g.kind !== 'attention') return 0;
+  // An opaque attention op (with its head merge): the op's own working set.
+  const op = u.members.find((p) => ATTENTION_KINDS.has(f.nodes[p].kind));
+  if (op !== undefined) return nodeWorkspace(f, op, kernel, hook);
+  const scores = g.nodes[g.roles.indexOf('scores')];
+  const context = g.nodes[g.roles.indexOf('context')];
+  if (!scores || !context) return 0;
+  const s = shapeAt(f, scores, 0, true), q = shapeAt(f, scores, 0), v = shapeAt(f, context, 1);
+  if (!s || !q || !v) return 0;
+  const L = s.shape[s.shape.length - 2], S = s.shape[s.shape.length - 1];
+  return attentionWorkspace({ batch: numel(s.shape) / (L * S), L, S, E: q.shape[q.shape.length - 1], Ev: v.shape[v.shape.length - 1] },
+    dtypeBytes(s), kernel, 'fused', hook);
+}
