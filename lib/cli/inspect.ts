@@ -5,7 +5,9 @@ import { graphToDot } from '../report/dot';
 import { graphStats } from '../report/stats';
 import { EXIT_OK } from './errors';
 import type { CliIO } from './io';
-import { builtinFile, builtinFixture, resolveModelArg } from './model';
+import { builtinFile, builtinFixture, exampleInputs, makeInputs, parseSpecs, resolveModelArg } from './model';
+import { CliError } from './errors';
+import type { Tensor } from '../tensor';
 import { loadPipeline } from './pipeline';
 
 export const VIEWS = ['standard', 'inlined', 'decomposed', 'fused'] as const;
@@ -16,33 +18,40 @@ export interface InspectCliOptions {
   json?: boolean;
   dot?: boolean;
   verbose?: boolean;
+  /** --input SPEC (shapes for the decomposed and fused views of file models). */
+  input?: string[];
+  seed?: string;
 }
 
 /** The graph of one view. standard/inlined come from lib/views; decomposed/fused from the pipeline. */
-export async function viewGraph(module: Module, view: InspectView): Promise<Graph> {
+export async function viewGraph(module: Module, view: InspectView, inputs: Tensor[] = []): Promise<Graph> {
   if (view === 'standard' || view === 'inlined') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { exportView } = require('../views') as typeof import('../views');
     return exportView(module, view).graph;
   }
   const pipeline = loadPipeline(`inspect --view ${view}`);
-  const std = await pipeline.standard(module);
-  const dec = await pipeline.decompose(module, std.graph);
+  const std = await pipeline.standard(module, inputs);
+  const dec = await pipeline.decompose(module, std.graph, inputs);
   if (view === 'decomposed') return dec.graph;
-  return (await pipeline.partition(module, dec.graph, dec)).graph;
+  return (await pipeline.partition(module, dec.graph, dec, inputs)).graph;
 }
 
 export async function inspectCommand(modelArg: string, o: InspectCliOptions, io: CliIO): Promise<number> {
   const ref = resolveModelArg(modelArg);
-  if (o.view === 'decomposed' || o.view === 'fused') loadPipeline(`inspect --view ${o.view}`); // fail fast
-  const file = ref.kind === 'builtin'
-    ? builtinFile(await builtinFixture(ref.name, { verbose: o.verbose, stderr: io.stderr }))
-    : ref.path;
+  const needsInputs = o.view === 'decomposed' || o.view === 'fused';
+  if (needsInputs) loadPipeline(`inspect --view ${o.view}`); // fail fast
+  const specs = parseSpecs(o.input ?? []);
+  const fx = ref.kind === 'builtin' ? await builtinFixture(ref.name, { verbose: o.verbose, stderr: io.stderr }) : undefined;
+  const file = fx ? builtinFile(fx) : (ref as { path: string }).path;
+  // Shapes decide how attention decomposes (masks, ranks): the decomposed views need inputs.
+  if (needsInputs && !specs.length && !fx) throw new CliError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input`);
+  const inputs = !needsInputs ? [] : specs.length ? makeInputs(specs, Number(o.seed ?? 0)).tensors : exampleInputs(fx!).tensors;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Module } = require('../module') as typeof import('../module');
   const module = await Module.load(file);
   try {
-    const graph = await viewGraph(module, o.view);
+    const graph = await viewGraph(module, o.view, inputs);
     if (o.dot) {
       io.stdout(graphToDot(graph, { name: `${ref.display} (${o.view})` }));
     } else if (o.json) {

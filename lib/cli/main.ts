@@ -90,6 +90,8 @@ Examples:
     .addOption(new Option('--view <view>', 'which graph').choices(VIEWS).default('standard'))
     .addOption(new Option('--json', 'the graph as JSON (lib/ir format)').conflicts('dot'))
     .addOption(new Option('--dot', 'the graph as Graphviz DOT').conflicts('json'))
+    .option('--input <spec>', 'input shape[:dtype] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--seed <n>', 'seed for random inputs', '0')
     .option('-v, --verbose', 'full errors with stack traces')
     .addHelpText('after', `
 Views: standard (torch.nn leaf modules kept as call_module nodes), inlined (everything down to

@@ -75,11 +75,11 @@ export interface ValidationPipeline {
   /** Load a TorchScript file on a device (default: Module.load). */
   load?(file: string, opts: { device: string }): Promise<Module>;
   /** The standard view (leaf modules kept as call_module nodes). */
-  standard(model: Module): StageGraph | Promise<StageGraph>;
+  standard(model: Module, inputs: Tensor[]): StageGraph | Promise<StageGraph>;
   /** Attention decomposed into explicit ops. */
-  decompose(model: Module, standard: Graph): DecomposeStage | Promise<DecomposeStage>;
+  decompose(model: Module, standard: Graph, inputs: Tensor[]): DecomposeStage | Promise<DecomposeStage>;
   /** Fusion partition of the decomposed graph, its lowering, and the memory estimates. */
-  partition(model: Module, decomposed: Graph, decompose: DecomposeStage): PartitionStage | Promise<PartitionStage>;
+  partition(model: Module, decomposed: Graph, decompose: DecomposeStage, inputs: Tensor[]): PartitionStage | Promise<PartitionStage>;
   /** Run original, unfused and fused on the inputs, compare and measure. */
   run(model: Module, graphs: { standard: Graph; decomposed: Graph; fused: Graph }, inputs: Tensor[], opts: RunOptions): Promise<RunStage>;
   /** Torch version, device name, ... for the report. */
@@ -150,11 +150,11 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
   });
   try {
     log('building the standard view');
-    const std = await timed(timings, 'standard', () => pipeline.standard(model));
+    const std = await timed(timings, 'standard', () => pipeline.standard(model, opts.inputs));
     log('decomposing attention');
-    const dec = await timed(timings, 'decompose', () => pipeline.decompose(model, std.graph));
+    const dec = await timed(timings, 'decompose', () => pipeline.decompose(model, std.graph, opts.inputs));
     log('partitioning and fusing');
-    const part = await timed(timings, 'partition', () => pipeline.partition(model, dec.graph, dec));
+    const part = await timed(timings, 'partition', () => pipeline.partition(model, dec.graph, dec, opts.inputs));
     log(`running original, unfused and fused on ${opts.device}`);
     const run = await timed(timings, 'run', () => pipeline.run(model, { standard: std.graph, decomposed: dec.graph, fused: part.graph }, opts.inputs,
       { device: opts.device, seed: opts.seed, log: opts.log }));

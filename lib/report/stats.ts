@@ -51,7 +51,8 @@ export function graphStats(g: Graph, opts: StatsOptions = {}): GraphStats {
   for (const n of nodes) {
     const k = opKind(n);
     ops[k] = (ops[k] ?? 0) + 1;
-    if (attentionOf(n) !== undefined || ATTENTION_KINDS.has(k)) attentionOps++;
+    // Explicit ops only: the constants, lists and weight reads an attention also emits are bookkeeping.
+    if ((attentionOf(n) !== undefined && k.startsWith('aten::')) || ATTENTION_KINDS.has(k)) attentionOps++;
   }
   const sorted: Record<string, number> = {};
   for (const k of Object.keys(ops).sort()) sorted[k] = ops[k];

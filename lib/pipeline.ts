@@ -1,0 +1,130 @@
+// The real validation pipeline behind `torchgraph validate` (see lib/cli/validate.ts):
+// standard view -> attention decomposed (then every module call inlined) -> partitioned and
+// lowered to fused kernels -> original, unfused and fused run and compared.
+import type { Graph, Node } from './ir';
+import type { Module } from './module';
+import type { Tensor } from './tensor';
+import { nativeSync } from './errors';
+import { analyzeGraph, countFlops, estimateMemory, partitionGraph, type GraphAnalysis, type Partition } from './analysis';
+import { decomposeModelGraph } from './decompose';
+import { lowerFusionGroups, type FusionGroupLike } from './fuse';
+import { inlineModuleCalls } from './passes/inline-modules';
+import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
+import { compareGraphs } from './runtime/compare';
+import { runtimeInfo } from './runtime-info';
+import { exportView } from './views';
+import type { DecomposeStage, PartitionStage, RunStage, ValidationPipeline } from './cli/validate';
+import type { MemoryPoint } from './report/types';
+import type { TimelineEntry } from './analysis';
+
+const specsOf = (inputs: Tensor[]): InputSpec[] => inputs.map((t) => ({ shape: t.shape, dtype: t.dtype }));
+
+/** Partitioner groups in the shape the fused lowering takes. */
+export function loweringGroups(p: Partition): FusionGroupLike[] {
+  return p.groups.map((g) => ({
+    kind: g.kind === 'attention' ? 'attention_core'
+      : g.kind === 'qkv_projection' || g.kind === 'kv_projection' ? 'parallel_projection' : g.kind,
+    id: g.label ?? `group ${g.id}`,
+    nodes: g.nodes,
+  }));
+}
+
+function timeline(entries: TimelineEntry[]): MemoryPoint[] {
+  return entries.map((e) => ({ index: e.step, node: e.label, liveBytes: e.liveBytes }));
+}
+
+interface State { analysis?: GraphAnalysis; fusedPeak?: number }
+
+export function createPipeline(): ValidationPipeline {
+  const state = new WeakMap<Module, State>();
+  return {
+    async standard(model, inputs: Tensor[] = []) {
+      const graph = exportView(model, 'standard').graph;
+      // FLOPs of the original: leaf module calls hide their ops, so count on the inlined view.
+      let flops: number | undefined;
+      if (inputs.length) {
+        const inlined = exportView(model, 'inlined').graph;
+        await propagateShapes(inlined, model, specsOf(inputs));
+        flops = countFlops(inlined).total;
+      }
+      return { graph, stats: flops !== undefined ? { flops } : {} };
+    },
+
+    async decompose(model, standard, inputs): Promise<DecomposeStage> {
+      const graph = standard.clone();
+      const specs = specsOf(inputs);
+      const { report } = await decomposeModelGraph(model, graph, specs);
+      // Every op visible: the leaf modules left as calls are inlined too.
+      const native = model._native;
+      inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+      await propagateShapes(graph, model, specs);
+      return {
+        graph,
+        stats: { flops: countFlops(graph).total },
+        attention: {
+          found: report.found,
+          decomposed: report.decomposed.length,
+          skipped: report.skipped.map((s) => ({ node: s.node, reason: s.reason })),
+        },
+        attentions: [
+          ...report.decomposed.map((d) => ({ id: d.id, form: d.form, heads: d.numHeads, embedDim: d.embedDim, batchFirst: d.batchFirst, opsExposed: d.opsExposed, decomposed: true })),
+          ...report.skipped.map((s) => ({ id: s.node, form: s.form, opsExposed: 0, decomposed: false, reason: s.reason })),
+        ],
+      };
+    },
+
+    async partition(model, decomposed, _dec, inputs): Promise<PartitionStage> {
+      const analysis = analyzeGraph(decomposed);
+      state.set(model, { analysis });
+      // Lower on a copy, with groups found on that copy.
+      const fused = decomposed.clone();
+      const lowering = lowerFusionGroups(fused, loweringGroups(partitionGraph(fused, { writeMeta: false })));
+      await propagateShapes(fused, model, specsOf(inputs));
+      // The fused estimate is of the graph as lowered (groups without a fused kernel here still
+      // materialise their intermediates), so that it can be checked against the measurement.
+      const fusedEstimate = estimateMemory(fused);
+      state.set(model, { analysis, fusedPeak: fusedEstimate.peakBytes });
+      const groupOf = (n: Node) => analysis.partition.groupOf(n)?.id;
+      return {
+        graph: fused,
+        groups: analysis.summary.fusionGroups,
+        stats: { flops: countFlops(fused).total, averageGroupSize: analysis.summary.averageGroupSize, lowering } as never,
+        estimatedPeakBytes: { unfused: analysis.summary.peakBytes.unfused, fused: fusedEstimate.peakBytes },
+        memory: {
+          unfused: timeline(analysis.memory.unfused.timeline),
+          fused: timeline(fusedEstimate.timeline),
+          weightsBytes: analysis.summary.weightBytes,
+        },
+        groupOf,
+      };
+    },
+
+    async run(model, graphs, inputs): Promise<RunStage> {
+      const cmp = await compareGraphs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs, { warmup: 1, repetitions: 5 });
+      const r = cmp.runs;
+      const checks = [];
+      const st = state.get(model);
+      if (st?.analysis && st.fusedPeak !== undefined && r.unfused.peakBytes > 0 && r.fused.peakBytes > 0) {
+        const rel = (est: number, meas: number) => Math.abs(est - meas) / meas;
+        const eu = rel(st.analysis.summary.peakBytes.unfused, r.unfused.peakBytes);
+        const ef = rel(st.fusedPeak, r.fused.peakBytes);
+        checks.push({
+          name: 'estimate-vs-measured',
+          passed: Math.max(eu, ef) <= 0.1,
+          detail: `estimated peaks within ${(eu * 100).toFixed(1)}% (unfused) and ${(ef * 100).toFixed(1)}% (fused) of measured (limit 10%)`,
+        });
+      }
+      return {
+        original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
+        unfused: { peakBytes: r.unfused.peakBytes, medianMs: r.unfused.medianMs, maxAbsDiff: r.unfused.maxAbsDiff },
+        fused: { peakBytes: r.fused.peakBytes, medianMs: r.fused.medianMs, maxAbsDiff: r.fused.maxAbsDiff },
+        checks,
+      };
+    },
+
+    environment() {
+      const info = runtimeInfo();
+      return { torchVersion: info.torchVersion };
+    },
+  };
+}
