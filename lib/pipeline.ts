@@ -30,7 +30,8 @@ export function loweringGroups(p: Partition): FusionGroupLike[] {
 }
 
 function timeline(entries: TimelineEntry[]): MemoryPoint[] {
-  return entries.map((e) => ({ index: e.step, node: e.label, liveBytes: e.liveBytes }));
+  // The highest live bytes while each step runs: what the peak estimate is the maximum of.
+  return entries.map((e) => ({ index: e.step, node: e.label, liveBytes: e.peakBytes }));
 }
 
 interface State { analysis?: GraphAnalysis; fusedPeak?: number }

@@ -1,7 +1,7 @@
 // Fusion partitioning, FLOPs, bytes and the liveness peak-memory estimate.
 export { analyzeGraph, groupCosts, withMeasuredPeaks, type AnalysisSummary, type AnalyzeOptions, type GraphAnalysis, type GroupCost, type PeakComparison } from './analyze';
 export { countFlops, nodeFlops, sdpaFlops, linearFlops, FLOP_CATEGORIES, type FlopCategory, type FlopsReport, type SdpaDims } from './flops';
-export { estimateMemory, type LiveStorage, type MemoryEstimate, type MemoryOptions, type SdpaWorkspaceQuery, type TimelineEntry } from './memory';
+export { cpuFlashAttentionWorkspace, estimateMemory, type LiveStorage, type MemoryEstimate, type MemoryOptions, type SdpaWorkspaceQuery, type TimelineEntry } from './memory';
 export {
   partitionGraph, mergeWouldCycle, type FusionGroup, type NotFused, type Partition, type PartitionOptions, type ProjectionSet,
   type ProjectionStatus, type RefusedMerge,

@@ -23,6 +23,7 @@ import { buildFacts, constOf, VK, type GraphFacts } from './facts';
 import type { SdpaDims } from './flops';
 import { ATTENTION_KINDS, canView, numel } from './ops';
 import type { Partition } from './partition';
+import type { GroupKind } from './rules';
 
 export interface SdpaWorkspaceQuery extends SdpaDims {
   dtypeBytes: number;
@@ -42,8 +43,16 @@ export interface MemoryOptions {
    * kernels: output + log-sum-exp) or 'math' (scores and probabilities materialised).
    */
   sdpaKernel?: 'flash' | 'math';
-  /** Extra bytes an attention kernel allocates (per-thread tiles, ...): a calibration hook for the runtime. */
+  /**
+   * Extra bytes an attention kernel allocates (per-thread tiles, ...): a calibration hook for the
+   * runtime. cpuFlashAttentionWorkspace(threads) models libtorch's CPU flash kernel.
+   */
   sdpaWorkspace?: (q: SdpaWorkspaceQuery) => number;
+  /**
+   * Fused mode: only groups of these kinds run as one kernel (the ones the runtime lowers); the
+   * others run op by op. Default: every group.
+   */
+  fusedKinds?: readonly GroupKind[];
   /** @internal */
   facts?: GraphFacts;
 }
@@ -123,6 +132,7 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
   const groupRule: string[] = [];
   if (part) {
     for (const g of part.groups) {
+      if (opts.fusedKinds && !opts.fusedKinds.includes(g.kind)) continue;
       groupRule[g.id] = g.rule;
       for (const n of g.nodes) { const p = f.pos.get(n); if (p !== undefined) groupOfPos[p] = g.id; }
     }
@@ -349,6 +359,22 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
 }
 
 // ---- workspace models ----------------------------------------------------------------------------
+
+/**
+ * Scratch of libtorch's CPU flash-attention kernel, for MemoryOptions.sdpaWorkspace: per
+ * thread, a qSplit x kvSplit float32 score tile, the row max and sum, and a qSplit x Ev float32
+ * accumulator (plus a reduced-precision tile for 16-bit inputs); qSplit is 32, 64 (L >= 192) or
+ * 256 (L >= 768), kvSplit 512, both capped by the sequence lengths. `threads`: libtorch's
+ * intra-op thread count. Matches the measured peak of mha_demo's fused graph on CPU exactly.
+ */
+export function cpuFlashAttentionWorkspace(threads: number): (q: SdpaWorkspaceQuery) => number {
+  return (q) => {
+    const qs = Math.min(q.L >= 768 ? 256 : q.L >= 192 ? 64 : 32, q.L);
+    const kvs = Math.min(512, q.S);
+    const perThread = (qs * kvs + 2 * qs + qs * q.Ev) * 4 + (q.dtypeBytes < 4 ? qs * kvs * q.dtypeBytes : 0);
+    return q.source === 'aten::_native_multi_head_attention' ? 0 : threads * perThread;
+  };
+}
 
 function attentionWorkspace(d: SdpaDims, dsize: number, kernel: 'flash' | 'math', source: string,
   hook: MemoryOptions['sdpaWorkspace']): number {
