@@ -155,8 +155,12 @@ export function buildFacts(graph: Graph): GraphFacts {
     dataUsers[i] = [];
     metaUsers[i] = [];
     vkind[i] = typeKind(v);
-    if (vkind[i] === VK.Tensor) info[i] = tensorInfo(v);
-    else if (vkind[i] === VK.Plain) scalar[i] = 1;
+    if (vkind[i] === VK.Tensor) {
+      info[i] = tensorInfo(v);
+      // Shape propagation saw no tensor here (an undefined optional output, None): nothing to count.
+      if (!info[i] && valueInfo(v)) vkind[i] = VK.Plain;
+    }
+    if (vkind[i] === VK.Plain) scalar[i] = 1;
   }
   for (const v of graph.inputs) { const i = idx(v); if (vkind[i] === VK.Tensor) input[i] = 1; }
 

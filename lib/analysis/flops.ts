@@ -11,6 +11,7 @@
 //   scaled_dot_product_attention          2*B*L*S*E + 2*B*L*S*Ev + B*L*S (scale) + 5*B*L*S (softmax)
 //                                         (+ B*L*S per mask, causal or dropout)   B = batch*heads
 //   _native_multi_head_attention          q/k/v and output projections as linear, plus the core as SDPA
+//   _transformer_encoder_layer_fwd        the same, plus two layer norms, the FFN, its activation, two residual adds
 //   views, copies, casts, creation        0
 import type { Graph, Node } from '../ir';
 import { buildFacts, constNumber, constOf, type GraphFacts } from './facts';
@@ -168,6 +169,24 @@ function flopsAt(f: GraphFacts, p: number): number {
 
 function attentionFlops(f: GraphFacts, n: Node): number {
   const shapeOf = (k: number) => { const i = f.vindex.get(n.inputs[k]); return i === undefined ? undefined : f.info[i]?.shape; };
+  const hasTensor = (i: number) => n.inputs[i]?.type.kind === 'Tensor' && constOf(n.inputs[i]) !== null;
+  if (n.kind === 'aten::_transformer_encoder_layer_fwd') {
+    // (src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu, norm_first, eps,
+    //  norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type)
+    const x = shapeOf(0), w1 = shapeOf(14);
+    const E = constNumber(n.inputs[1]);
+    const H = constNumber(n.inputs[2]);
+    if (!x || !w1 || !E || !H) return MISSING;
+    const L = x[x.length - 2];
+    const B = numel(x) / (L * E);
+    const rows = B * L, N = rows * E, Fd = w1[0];
+    const proj = (outF: number, bias: boolean) => 2 * rows * E * outF + (bias ? rows * outF : 0);
+    const core = sdpaFlops({ batch: B * H, L, S: L, E: E / H, Ev: E / H, masks: hasTensor(18) ? 1 : 0 });
+    const norms = 2 * 6 * N + N * [10, 11, 12, 13].filter(hasTensor).length;
+    const ffn = 2 * rows * E * Fd + (hasTensor(15) ? rows * Fd : 0) + 2 * rows * Fd * E + (hasTensor(17) ? N : 0);
+    const act = (constOf(n.inputs[7]) === true ? ACT_COST.gelu : ACT_COST.relu) * rows * Fd;
+    return proj(3 * E, hasTensor(4)) + core + proj(E, hasTensor(6)) + norms + ffn + act + 2 * N /* residual adds */;
+  }
   if (n.kind === 'aten::_native_multi_head_attention') {
     // (query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights, average, mask_type)
     const q = shapeOf(0), k = shapeOf(1);
@@ -177,11 +196,10 @@ function attentionFlops(f: GraphFacts, n: Node): number {
     const B = q.length === 3 ? q[0] : 1;
     const L = q[q.length - 2];
     const S = k[k.length - 2];
-    const hasBias = (i: number) => n.inputs[i].type.kind === 'Tensor' && constOf(n.inputs[i]) !== null;
     const proj = (rows: number, bias: boolean) => 2 * rows * E * E + (bias ? rows * E : 0);
-    const core = sdpaFlops({ batch: B * H, L, S, E: E / H, Ev: E / H, masks: hasBias(9) ? 1 : 0 });
+    const core = sdpaFlops({ batch: B * H, L, S, E: E / H, Ev: E / H, masks: hasTensor(9) ? 1 : 0 });
     const needWeights = constOf(n.inputs[10]) === true;
-    return proj(B * L, hasBias(6)) + 2 * proj(B * S, hasBias(6)) + core + proj(B * L, hasBias(8)) + (needWeights ? B * H * L * S : 0);
+    return proj(B * L, hasTensor(6)) + 2 * proj(B * S, hasTensor(6)) + core + proj(B * L, hasTensor(8)) + (needWeights ? B * H * L * S : 0);
   }
   // SDPA family: (query, key, value, attn_mask?, dropout_p, is_causal, scale, ...)
   const q = shapeOf(0), k = shapeOf(1), v = shapeOf(2);

@@ -271,7 +271,7 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
       store[i] = s;
       continue;
     }
-    if (f.parent[i] >= 0) { store[i] = store[f.parent[i]]; continue; }
+    if (false) { continue; }
     store[i] = newStorage(t?.storageBytes ?? t?.bytes ?? 0, stepOfPos(q), i);
   }
   const S = sBytes.length;
@@ -424,11 +424,35 @@ function matmulCopies(a: { shape: number[]; strides: number[]; bytes: number }, 
   return copy(a) + copy(b);
 }
 
+/**
+ * Peak inside libtorch's CPU _native_multi_head_attention: the packed projection and its
+ * head-split copy (2 qkv); then q/k/v and the scores; then q/k/v, the head-merge copy, the
+ * output, and the scores when the weights are returned. A = B*L*E bytes, S = B*H*L*S bytes.
+ * Matches the measured peaks of mha_demo (weights returned) and of L=2048 (not) exactly.
+ */
+function nativeMhaPeak(A: number, qkv: number, scores: number, needWeights: boolean): number {
+  return Math.max(2 * qkv, qkv + scores, qkv + 2 * A + (needWeights ? scores : 0));
+}
+
 function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace']): number {
   if (f.role[p] !== 'compute') return 0;
   const n = f.nodes[p];
   const kind = n.kind;
   if (ATTENTION_KINDS.has(kind)) {
+    // The opaque ops' CPU path (bmm + softmax, not flash), allocation by allocation; what the op
+    // returns is counted as its outputs, the rest is workspace.
+    const outBytes = n.outputs.reduce((k, o) => { const i = f.vindex.get(o); return k + (i !== undefined ? f.info[i]?.bytes ?? 0 : 0); }, 0);
+    if (kind === 'aten::_transformer_encoder_layer_fwd') {
+      const x = shapeAt(f, n, 0), w1 = shapeAt(f, n, 14);
+      const E = Number(constOf(n.inputs[1]) ?? 0), H = Number(constOf(n.inputs[2]) ?? 1);
+      if (!x || !w1 || !E) return 0;
+      const L = x.shape[x.shape.length - 2], B = numel(x.shape) / (L * E), ds = dtypeBytes(x);
+      const A = B * L * E * ds;
+      const normFirst = constOf(n.inputs[8]) === true;
+      const attn = (normFirst ? A : 0) + nativeMhaPeak(A, 3 * A, B * H * L * L * ds, false);
+      const ffn = 3 * A + B * L * w1.shape[0] * ds; // residual, normed input, hidden (activated in place), output
+      return Math.max(0, Math.max(attn, ffn) - outBytes);
+    }
     if (kind === 'aten::_native_multi_head_attention') {
       const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1);
       const E = Number(constOf(n.inputs[3]) ?? 0), H = Number(constOf(n.inputs[4]) ?? 1);
@@ -436,8 +460,8 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
       const B = q.shape.length === 3 ? q.shape[0] : 1;
       const L = q.shape[q.shape.length - 2], S = k.shape[k.shape.length - 2];
       const ds = dtypeBytes(q);
-      // Projected q/k/v and their head-split copies coexist inside the op, then the core runs.
-      return 2 * B * (L + 2 * S) * E * ds + attentionWorkspace({ batch: B * H, L, S, E: E / H, Ev: E / H }, ds, kernel, kind, hook);
+      const peak = nativeMhaPeak(B * L * E * ds, B * (L + 2 * S) * E * ds, B * H * L * S * ds, constOf(n.inputs[10]) === true);
+      return Math.max(0, peak - outBytes);
     }
     const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1), v = shapeAt(f, n, 2);
     if (!q || !k || !v) return 0;

@@ -42,7 +42,9 @@ export const DROPOUT_KINDS = new Set(kinds('dropout', 'feature_dropout', 'alpha_
   'dropout_', 'feature_dropout_', 'alpha_dropout_'));
 export const ATTENTION_KINDS = new Set(kinds('scaled_dot_product_attention', '_scaled_dot_product_attention_math',
   '_scaled_dot_product_flash_attention', '_scaled_dot_product_flash_attention_for_cpu', '_scaled_dot_product_efficient_attention',
-  '_scaled_dot_product_cudnn_attention', '_native_multi_head_attention'));
+  '_scaled_dot_product_cudnn_attention', '_native_multi_head_attention', '_transformer_encoder_layer_fwd'));
+/** Opaque ops that contain the Q/K/V projections as well as the core. */
+export const PROJECTING_ATTENTION_KINDS = new Set(kinds('_native_multi_head_attention', '_transformer_encoder_layer_fwd'));
 
 /** Per-element cost of activations, in basic operations (exp, erf, tanh count as one). */
 export const ACT_COST: Record<string, number> = {

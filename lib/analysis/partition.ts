@@ -5,7 +5,7 @@ import type { Graph, Node, Value } from '../ir';
 import { buildFacts, isActivation, VK, type GraphFacts } from './facts';
 import { constOf } from './facts';
 import { CONDITIONS, RULES, type ChainRule, type GroupKind, type Link, type ParallelRule, type Rule, type StepSpec } from './rules';
-import type { OpClass } from './ops';
+import { PROJECTING_ATTENTION_KINDS, type OpClass } from './ops';
 
 export interface FusionGroup {
   id: number;
@@ -613,7 +613,7 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
     const st = pt.groups[g.id];
     let qv = -1, kv = -1, vv = -1;
     const head = g.nodes[0];
-    if (head.kind === 'aten::_native_multi_head_attention') { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
+    if (PROJECTING_ATTENTION_KINDS.has(head.kind)) { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
     if (f.classes[f.pos.get(head)!].includes('attention')) {
       const p = f.pos.get(head)!;
       [qv, kv, vv] = [pt.vIn(p, 0), pt.vIn(p, 1), pt.vIn(p, 2)];

@@ -584,6 +584,26 @@ describe('analysis: FLOPs', () => {
     assert.equal(countFlops(b.g).total, 4 * proj + core);
   });
 
+  it('_transformer_encoder_layer_fwd: attention, two norms, the FFN, its activation, two residual adds', () => {
+    const b = new GB();
+    const [B, L, E, H, F] = [3, 6, 30, 2, 48];
+    const x = b.input('x', [B, L, E]);
+    const w = (n: string, s: number[]) => b.weight(n, s);
+    const n = b.g.createNode('aten::_transformer_encoder_layer_fwd', [x, b.int(E), b.int(H), w('qkv', [3 * E, E]), w('qkv_b', [3 * E]),
+      w('o', [E, E]), w('o_b', [E]), b.bool(false), b.bool(false), b.float(1e-5), w('n1', [E]), w('n1b', [E]), w('n2', [E]), w('n2b', [E]),
+      w('f1', [F, E]), w('f1b', [F]), w('f2', [E, F]), w('f2b', [E]), b.none(), b.none()], [TensorType]);
+    setValueInfo(n.output, { kind: 'Tensor', shape: [B, L, E], strides: [L * E, E, 1], dtype: 'float32', bytes: B * L * E * 4, storageBytes: B * L * E * 4 });
+    b.out(n.output);
+    const rows = B * L, N = rows * E;
+    const hand = (2 * rows * E * 3 * E + rows * 3 * E) + sdpaFlops({ batch: B * H, L, S: L, E: E / H, Ev: E / H }) + (2 * rows * E * E + N)
+      + 2 * 8 * N /* norms with affine */ + (2 * rows * E * F + rows * F) + (2 * rows * F * E + N) + rows * F /* relu */ + 2 * N;
+    assert.equal(hand, 261684);
+    assert.equal(countFlops(b.g).total, hand);
+    // Its CPU path: during the attention, max(6A, 3A + scores, 5A); A = B*L*E*4.
+    const A = B * L * E * 4;
+    assert.equal(estimateMemory(b.g).peakBytes, Math.max(6 * A, 3 * A + B * H * L * L * 4, 5 * A, 3 * A + B * L * F * 4));
+  });
+
   it('norms, softmax, activations; views and eval dropout cost nothing; shape arithmetic is not counted', () => {
     const b = new GB();
     const x = b.input('x', [2, 4, 8]);
@@ -712,6 +732,26 @@ describe('analysis: memory estimate', () => {
     assert.equal(unfused.peakBytes, 4 * 128);
     assert.equal(fused.timeline.find((e) => e.group !== undefined && p.groups[e.group].rule === 'parallel_projection')!.allocatedBytes, 384);
     assert.ok(fused.peakBytes >= 384 + 128);
+  });
+
+  it('_native_multi_head_attention on CPU materialises its scores (bmm + softmax), and the weights when returned', () => {
+    for (const needWeights of [false, true]) {
+      const b = new GB();
+      const [B, L, E, H] = [2, 64, 16, 4];
+      const x = b.input('x', [B, L, E]);
+      const n = b.g.createNode('aten::_native_multi_head_attention', [x, x, x, b.int(E), b.int(H), b.weight('w', [3 * E, E]), b.weight('bias', [3 * E]),
+        b.weight('ow', [E, E]), b.weight('ob', [E]), b.none(), b.bool(needWeights), b.bool(true), b.none()], [TensorType, TensorType]);
+      const A = B * L * E * 4, scores = B * H * L * L * 4, avg = B * L * L * 4;
+      setValueInfo(n.outputs[0], { kind: 'Tensor', shape: [B, L, E], strides: [L * E, E, 1], dtype: 'float32', bytes: A, storageBytes: A });
+      if (needWeights) setValueInfo(n.outputs[1], { kind: 'Tensor', shape: [B, L, L], strides: [L * L, L, 1], dtype: 'float32', bytes: avg, storageBytes: avg });
+      else setValueInfo(n.outputs[1], { kind: 'Other', repr: 'Tensor' }); // an undefined tensor: not counted
+      b.out(...n.outputs);
+      const m = estimateMemory(b.g);
+      assert.equal(m.unknownTensors, 0);
+      // q/k/v (3A) with the scores; with weights returned also the head-merge copy and the output.
+      assert.equal(m.peakBytes, needWeights ? 5 * A + scores : 3 * A + scores);
+      assert.equal(m.outputBytes, needWeights ? A + avg : A);
+    }
   });
 
   it('alignBytes rounds every allocation (CUDA caching allocator: 512)', () => {
