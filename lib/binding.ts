@@ -110,7 +110,7 @@ function recordedLibtorch(root: string): Resolved | null {
   }
 }
 
-function explainLoadFailure(e: Error, root: string): string {
+export function explainLoadFailure(e: Error, root: string): string {
   const msg = e.message;
   const rec = recordedLibtorch(root);
   const where = rec ? `libtorch ${rec.version} from ${rec.source} at ${rec.libDir}` : 'no libtorch recorded';

@@ -271,7 +271,7 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
       store[i] = s;
       continue;
     }
-    if (false) { continue; }
+    if (f.parent[i] >= 0) { store[i] = store[f.parent[i]]; continue; }
     store[i] = newStorage(t?.storageBytes ?? t?.bytes ?? 0, stepOfPos(q), i);
   }
   const S = sBytes.length;
