@@ -1,0 +1,45 @@
+// The main job end to end with the real pipeline: `torchgraph validate` on the built-in models.
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { validateReportJson } from '../../lib/report/json';
+import type { ValidationReport } from '../../lib/report/types';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'main.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('torchgraph validate (real pipeline)', function () {
+  this.timeout(900_000);
+
+  for (const model of ['mha_demo', 'vit_b_16']) {
+    it(`${model}: --json matches the contract, every check passes, estimates within 10% of measured peaks`, () => {
+      const r = cli('validate', model, '--json');
+      assert.equal(r.status, 0, r.stderr + r.stdout.slice(0, 2000));
+      const report = JSON.parse(r.stdout) as ValidationReport;
+      assert.deepEqual(validateReportJson(report), []);
+      assert.equal(report.passed, true);
+      assert.equal(report.attention.decomposed, report.attention.found);
+      assert.equal(report.attention.found, model === 'vit_b_16' ? 12 : 1);
+      for (const run of ['unfused', 'fused'] as const) {
+        const x = report.runs[run];
+        assert.ok(x.maxAbsDiff !== null && x.maxAbsDiff <= 1e-5, `${run} diff ${x.maxAbsDiff}`);
+        const rel = Math.abs(x.estimatedPeakBytes - x.peakBytes) / x.peakBytes;
+        console.log(`      ${model} ${run}: estimated ${x.estimatedPeakBytes} B, measured ${x.peakBytes} B (${(rel * 100).toFixed(1)}%)`);
+        assert.ok(rel <= 0.1, `${run}: estimate ${x.estimatedPeakBytes} vs measured ${x.peakBytes}`);
+      }
+      assert.ok(report.graphs.fused.ops['aten::scaled_dot_product_attention'] === report.attention.found);
+      assert.equal(report.graphs.decomposed.ops['aten::scaled_dot_product_attention'], undefined);
+      assert.ok(report.checks!.some((c) => c.name === 'estimate-vs-measured' && c.passed));
+    });
+  }
+
+  it('a model file without --input is a usage error (exit 2, one line)', () => {
+    const r = cli('validate', path.join(ROOT, 'package.json'));
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+});
