@@ -6,25 +6,8 @@ import { optionalRequire } from './optional';
 
 export const BENCH_MODULE = '../runtime/bench';
 
-/** What `torchgraph bench` hands to runBench. */
-export interface BenchOptions {
-  /** Built-in model names or TorchScript files; empty: the standard suite. */
-  models: string[];
-  /** --input SPEC strings, in order (for file models). */
-  inputs: string[];
-  device: string;
-  seed: number;
-  /** Warm-up runs before timing (undefined: the harness's default). */
-  warmup?: number;
-  /** Timed repetitions (undefined: the harness's default). */
-  repeat?: number;
-  /** Print one JSON object on stdout instead of a table. */
-  json: boolean;
-  verbose: boolean;
-  /** Where the harness writes its output. */
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
+/** What `torchgraph bench` hands to runBench (defined with the harness). */
+export type BenchOptions = import('../runtime/bench').RunBenchOptions;
 
 /** runBench may return an exit code, or an object whose `passed: false` means exit 1. */
 export type BenchResult = number | void | { passed?: boolean };

@@ -212,6 +212,20 @@ function attentionId(n: Node): string {
   return n.modulePath || n.describe();
 }
 
+/** The math of the fused kernels (native MHA, encoder layer): packed weights, batch first, masked_softmax masks. */
+function fusedKernelMath(o: { E: number; H: number; rank: number; qkvW: Value; qkvB: Value; projW: Value; projB: Value; mask?: MaskInput; maskType?: number; needWeights: boolean; averageWeights: boolean }): MhaMath {
+  return {
+    embedDim: o.E, numHeads: o.H, batchFirst: true, batched: o.rank === 3,
+    inProj: { packed: true, weight: o.qkvW, bias: isNone(o.qkvB) ? null : o.qkvB },
+    outWeight: o.projW, outBias: isNone(o.projB) ? null : o.projB,
+    addZeroAttn: false, dropout: 0, training: false,
+    attnMask: o.mask && o.maskType !== 1 ? o.mask : undefined,
+    keyPaddingMask: o.mask && o.maskType === 1 ? o.mask : undefined,
+    isCausal: false, needWeights: o.needWeights, averageWeights: o.averageWeights,
+    floatMaskIsBoolean: true, nativeMaskType: o.maskType,
+  };
+}
+
 /** aten::_native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights, average_attn_weights, mask_type) */
 function decomposeNativeMha(g: Graph, n: Node): AttentionRecord {
   const [query, key, value, edArg, nhArg, qkvW, qkvB, projW, projB, maskArg, nwArg, avgArg, mtArg] = n.inputs;
@@ -225,16 +239,7 @@ function decomposeNativeMha(g: Graph, n: Node): AttentionRecord {
   const rank = rankOf(query, 'query');
   const id = attentionId(n);
   const em = new Emitter(g, n, { id, scope: n.scope });
-  const cfg: MhaMath = {
-    embedDim: E, numHeads: H, batchFirst: true, batched: rank === 3,
-    inProj: { packed: true, weight: qkvW, bias: isNone(qkvB) ? null : qkvB },
-    outWeight: projW, outBias: isNone(projB) ? null : projB,
-    addZeroAttn: false, dropout: 0, training: false,
-    attnMask: mask && maskType !== 1 ? mask : undefined,
-    keyPaddingMask: mask && maskType === 1 ? mask : undefined,
-    isCausal: false, needWeights, averageWeights,
-    floatMaskIsBoolean: true, nativeMaskType: maskType,
-  };
+  const cfg = fusedKernelMath({ E, H, rank, qkvW, qkvB, projW, projB, mask, maskType, needWeights, averageWeights });
   const { out, weights } = emitMultiheadAttention(em, cfg, query, key, value);
   replaceValue(n.outputs[0], out);
   if (weights) replaceValue(n.outputs[1], weights);
@@ -259,16 +264,8 @@ function decomposeEncoderLayer(g: Graph, n: Node): AttentionRecord {
   const rank = rankOf(src, 'src');
   const id = attentionId(n);
   const em = new Emitter(g, n, { id, scope: n.scope });
-  const attention = (x: Value) => emitMultiheadAttention(em, {
-    embedDim: E, numHeads: H, batchFirst: true, batched: rank === 3,
-    inProj: { packed: true, weight: qkvW, bias: isNone(qkvB) ? null : qkvB },
-    outWeight: projW, outBias: isNone(projB) ? null : projB,
-    addZeroAttn: false, dropout: 0, training: false,
-    attnMask: mask && maskType !== 1 ? mask : undefined,
-    keyPaddingMask: mask && maskType === 1 ? mask : undefined,
-    isCausal: false, needWeights: false, averageWeights: false,
-    floatMaskIsBoolean: true, nativeMaskType: maskType,
-  }, x, x, x).out;
+  const cfg = fusedKernelMath({ E, H, rank, qkvW, qkvB, projW, projB, mask, maskType, needWeights: false, averageWeights: false });
+  const attention = (x: Value) => emitMultiheadAttention(em, cfg, x, x, x).out;
   const ffn = (x: Value) => {
     em.role = 'ffn';
     const h = em.linear(x, fw1, fb1);

@@ -147,16 +147,22 @@ export function formatBenchTable(report: BenchReport): string {
 }
 
 export interface RunBenchOptions {
+  /** Built-in model names or TorchScript files; empty: the standard suite. */
   models: string[];
+  /** --input SPEC strings, in order (for file models). */
   inputs: string[];
   device: string;
   seed: number;
+  /** Warm-up runs before timing (undefined: each case's default). */
   warmup?: number;
+  /** Timed repetitions (undefined: each case's default). */
   repeat?: number;
+  /** Print one JSON object on stdout instead of a table. */
   json: boolean;
   verbose: boolean;
   stdout: (s: string) => void;
   stderr: (s: string) => void;
+  /** Fusion groups for the fused graph (default: the decomposition's own attention groups). */
   partition?: Partitioner;
 }
 
