@@ -85,6 +85,8 @@ export interface Binding {
   builtWithCuda: boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
+  /** libtorch's intra-op threads (at::get_num_threads). */
+  numThreads(): number;
   memoryStats(): { cpuLiveBytes: number; cpuPeakBytes: number };
 }
 

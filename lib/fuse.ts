@@ -2,6 +2,7 @@
 // op where libtorch has one. Groups come from the partitioner (lib/analysis); each kind has a
 // lowering, and what is not lowered is reported with the reason.
 import type { Graph, Node } from './ir';
+import { partitionGraph, type Partition } from './analysis';
 import { lowerAttentionCore, lowerParallelProjections, type LoweringOutcome } from './passes/lower-fused';
 
 export interface FusionGroupLike {
@@ -43,20 +44,17 @@ export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[]): Fuse
   return report;
 }
 
-/** Groups from the decomposition's own tags: one core and one Q/K/V set per attention. */
-export function attentionGroupsFromTags(graph: Graph): FusionGroupLike[] {
-  const byId = new Map<string, Node[]>();
-  for (const n of graph.allNodes()) {
-    const tag = n.meta.attention as { id: string } | undefined;
-    if (!tag) continue;
-    if (!byId.has(tag.id)) byId.set(tag.id, []);
-    byId.get(tag.id)!.push(n);
-  }
-  const groups: FusionGroupLike[] = [];
-  for (const [id, nodes] of byId) {
-    if (nodes.some((n) => n.kind === 'aten::softmax')) groups.push({ kind: 'attention_core', id, nodes });
-    const proj = nodes.filter((n) => n.kind === 'aten::linear' && ['q_proj', 'k_proj', 'v_proj'].includes((n.meta.attention as { role: string }).role));
-    if (proj.length > 1) groups.push({ kind: 'parallel_projection', id, nodes: proj });
-  }
-  return groups;
+/** Partitioner groups (lib/analysis) in the shape the lowering takes. */
+export function loweringGroups(p: Partition): FusionGroupLike[] {
+  return p.groups.map((g) => ({
+    kind: g.kind === 'attention' ? 'attention_core'
+      : g.kind === 'qkv_projection' || g.kind === 'kv_projection' ? 'parallel_projection' : g.kind,
+    id: g.label ?? `group ${g.id}`,
+    nodes: g.nodes,
+  }));
+}
+
+/** The partitioner's groups of a graph, for lowering that same graph. */
+export function partitionForLowering(graph: Graph): FusionGroupLike[] {
+  return loweringGroups(partitionGraph(graph, { writeMeta: false }));
 }

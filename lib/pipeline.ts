@@ -5,9 +5,9 @@ import type { Graph, Node } from './ir';
 import type { Module } from './module';
 import type { Tensor } from './tensor';
 import { nativeSync } from './errors';
-import { analyzeGraph, countFlops, estimateMemory, partitionGraph, type GraphAnalysis, type Partition } from './analysis';
+import { analyzeGraph, countFlops, cpuFlashAttentionWorkspace, estimateMemory, type GraphAnalysis } from './analysis';
 import { decomposeModelGraph } from './decompose';
-import { lowerFusionGroups, type FusionGroupLike } from './fuse';
+import { lowerFusionGroups, partitionForLowering } from './fuse';
 import { inlineModuleCalls } from './passes/inline-modules';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
 import { compareGraphs } from './runtime/compare';
@@ -18,16 +18,6 @@ import type { MemoryPoint } from './report/types';
 import type { TimelineEntry } from './analysis';
 
 const specsOf = (inputs: Tensor[]): InputSpec[] => inputs.map((t) => ({ shape: t.shape, dtype: t.dtype }));
-
-/** Partitioner groups in the shape the fused lowering takes. */
-export function loweringGroups(p: Partition): FusionGroupLike[] {
-  return p.groups.map((g) => ({
-    kind: g.kind === 'attention' ? 'attention_core'
-      : g.kind === 'qkv_projection' || g.kind === 'kv_projection' ? 'parallel_projection' : g.kind,
-    id: g.label ?? `group ${g.id}`,
-    nodes: g.nodes,
-  }));
-}
 
 function timeline(entries: TimelineEntry[]): MemoryPoint[] {
   // The highest live bytes while each step runs: what the peak estimate is the maximum of.
@@ -75,15 +65,17 @@ export function createPipeline(): ValidationPipeline {
     },
 
     async partition(model, decomposed, _dec, inputs): Promise<PartitionStage> {
-      const analysis = analyzeGraph(decomposed);
+      const analysis = analyzeGraph(decomposed, model.device === 'cpu' ? {} : { memory: { alignBytes: 512 } });
       state.set(model, { analysis });
       // Lower on a copy, with groups found on that copy.
       const fused = decomposed.clone();
-      const lowering = lowerFusionGroups(fused, loweringGroups(partitionGraph(fused, { writeMeta: false })));
+      const lowering = lowerFusionGroups(fused, partitionForLowering(fused));
       await propagateShapes(fused, model, specsOf(inputs));
       // The fused estimate is of the graph as lowered (groups without a fused kernel here still
       // materialise their intermediates), so that it can be checked against the measurement.
-      const fusedEstimate = estimateMemory(fused);
+      // On CPU the flash kernel keeps per-thread tiles; CUDA's caching allocator rounds to 512 B.
+      const cpu = model.device === 'cpu';
+      const fusedEstimate = estimateMemory(fused, cpu ? { sdpaWorkspace: cpuFlashAttentionWorkspace(runtimeInfo().threads) } : { alignBytes: 512 });
       state.set(model, { analysis, fusedPeak: fusedEstimate.peakBytes });
       const groupOf = (n: Node) => analysis.partition.groupOf(n)?.id;
       return {

@@ -7,7 +7,7 @@ import type { Graph } from './ir';
 import type { Module } from './module';
 import { nativeSync } from './errors';
 import { decomposeModelGraph, type DecompositionResult } from './decompose';
-import { attentionGroupsFromTags, lowerFusionGroups, type FusedLoweringReport, type FusionGroupLike } from './fuse';
+import { lowerFusionGroups, partitionForLowering, type FusedLoweringReport, type FusionGroupLike } from './fuse';
 import { inlineModuleCalls } from './passes/inline-modules';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
 import { exportView, type ViewReport } from './views';
@@ -28,7 +28,7 @@ export interface PreparedGraphs {
 
 export type Partitioner = (decomposed: Graph) => FusionGroupLike[];
 
-export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], partition: Partitioner = attentionGroupsFromTags): Promise<PreparedGraphs> {
+export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], partition: Partitioner = partitionForLowering): Promise<PreparedGraphs> {
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();

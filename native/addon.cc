@@ -2,6 +2,7 @@
 // worker, dtype/device names and IValue conversion.
 #include "common.h"
 
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -216,6 +217,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
+  }));
+  exports.Set("numThreads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), at::get_num_threads());
   }));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));

@@ -109,7 +109,7 @@ function resolve() {
 function resolveOrInstall(log = console.error) {
   const found = resolve();
   if (found) return found;
-  log(`torchgraph: no libtorch configured; installing ${PINNED} (CPU) into ${path.relative(ROOT, LOCAL_SITE)}/ with pip`);
+  log(`no libtorch configured; installing ${PINNED} (CPU) into ${path.relative(ROOT, LOCAL_SITE)}/ with pip`);
   fs.mkdirSync(LOCAL_DIR, { recursive: true });
   const py = 'python3';
   try {

@@ -17,7 +17,11 @@
 //     directly (a parallel projection group writes one packed tensor that lives until the last
 //     of q/k/v is read); a fused attention core, like SDPA's flash/memory-efficient kernels,
 //     holds only its output and the per-row log-sum-exp (batch*heads*L floats): O(L*hd), not
-//     O(L*S), per head.
+//     O(L*S), per head;
+//   - libtorch's CPU _native_multi_head_attention and _transformer_encoder_layer_fwd do not use
+//     the flash kernel: they are modelled allocation by allocation (scores materialised).
+// On CPU (libtorch 2.13) this reproduces the measured peaks of ViT-B/16, the seed demo and a
+// 2048-token attention block byte for byte (test/integration/analysis.test.ts).
 import type { Graph, Node } from '../ir';
 import { buildFacts, constOf, VK, type GraphFacts } from './facts';
 import type { SdpaDims } from './flops';

@@ -1,10 +1,10 @@
 // The analyses on real TorchScript models: FLOPs against hand-computed ViT-B/16 numbers, the
 // attention cores and Q/K/V projections found, and estimated peaks against measured ones.
 import { strict as assert } from 'assert';
-import * as os from 'os';
 import type { Graph } from '../../lib/ir';
 import { ensureModel, type ModelFixture } from '../../lib/models';
 import { Module } from '../../lib/module';
+import { runtimeInfo } from '../../lib/runtime-info';
 import { randomTensor } from '../../lib/random';
 import { propagateShapes, type InputSpec } from '../../lib/passes/propagate-shapes';
 import { exportView } from '../../lib/views';
@@ -187,7 +187,7 @@ describe('analysis on real models (integration)', function () {
 
   describe('estimated vs measured peak (CPU, lib/runtime)', () => {
     // libtorch's intra-op threads: OMP_NUM_THREADS, else one per core (the CPU flash kernel's tiles are per thread).
-    const threads = Number(process.env.OMP_NUM_THREADS) || os.cpus().length;
+    const threads = runtimeInfo().threads;
     let worst = 0;
     after(() => { if (worst) console.log(`      worst |estimate - measured| / measured: ${(worst * 100).toFixed(2)}% (${threads} threads assumed)`); });
 
@@ -207,7 +207,7 @@ describe('analysis on real models (integration)', function () {
         const fx = await fixtureOrSkip(this, name);
         const m = await Module.load(fx.variants.traced!);
         try {
-          const prep = await prepare.prepareGraphs(m, specs(fx), (g) => pipeline.loweringGroups(partitionGraph(g, { writeMeta: false })));
+          const prep = await prepare.prepareGraphs(m, specs(fx));
           // Fused: the groups the runtime lowers to one kernel; the others still run op by op.
           const lowered = ['attention', 'qkv_projection', 'kv_projection'] as const;
           const a = analyzeGraph(prep.decomposed, { memory: { sdpaWorkspace: cpuFlashAttentionWorkspace(threads), fusedKinds: lowered } });
