@@ -43,7 +43,7 @@ export interface BenchReport {
 
 export const STANDARD_SUITE: BenchCase[] = [
   { name: 'mha_demo', model: 'mha_demo', inputs: [{ shape: [4, 196, 768], dtype: 'float32' }], repetitions: 9 },
-  { name: 'vit_b_16 batch 1', model: 'vit_b_16', inputs: [{ shape: [1, 3, 224, 224], dtype: 'float32' }], repetitions: 9 },
+  { name: 'vit_b_16 batch 1', model: 'vit_b_16', inputs: [{ shape: [1, 3, 224, 224], dtype: 'float32' }], repetitions: 15 },
   { name: 'vit_b_16 batch 8', model: 'vit_b_16', inputs: [{ shape: [8, 3, 224, 224], dtype: 'float32' }], repetitions: 3, warmup: 1 },
   { name: 'attention L=2048', model: 'attention_2048', inputs: [{ shape: [1, 2048, 768], dtype: 'float32' }], repetitions: 5 },
   { name: 'attention core L=2048', model: 'attention_core_2048', inputs: [0, 1, 2].map(() => ({ shape: [1, 12, 2048, 64], dtype: 'float32' as const })), repetitions: 5 },
