@@ -13,17 +13,6 @@ import { TorchGraphError } from '../../lib/errors';
 const ROOT = path.resolve(__dirname, '..', '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
-function resolves(id: string): boolean {
-  try {
-    require.resolve(id);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const PIPELINE_PRESENT = resolves('../../lib/pipeline');
-const BENCH_PRESENT = resolves('../../lib/runtime/bench');
-
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
@@ -148,31 +137,6 @@ describe('cli: parsing and exit codes', () => {
     assert.match(oneLine(r.err), /--report .*: folder .* does not exist/);
   });
 
-  it('validate without the pipeline module: exit 2, "not available in this build"', async function () {
-    if (PIPELINE_PRESENT) this.skip();
-    const r = await run(['validate', 'mha_demo']);
-    assert.equal(r.code, EXIT_USAGE);
-    assert.match(oneLine(r.err), /^torchgraph: validate is not available in this build: /);
-    assert.equal(r.out, '');
-  });
-
-  it('inspect --view decomposed|fused without the pipeline module: exit 2', async function () {
-    if (PIPELINE_PRESENT) this.skip();
-    for (const view of ['decomposed', 'fused']) {
-      const r = await run(['inspect', 'mha_demo', '--view', view]);
-      assert.equal(r.code, EXIT_USAGE);
-      assert.match(oneLine(r.err), new RegExp(`inspect --view ${view} is not available in this build`));
-    }
-  });
-
-  it('bench without the runtime harness: exit 2, no made-up output', async function () {
-    if (BENCH_PRESENT) this.skip();
-    const r = await run(['bench', 'mha_demo', '--repeat', '3']);
-    assert.equal(r.code, EXIT_USAGE);
-    assert.match(oneLine(r.err), /^torchgraph: bench is not available in this build: /);
-    assert.equal(r.out, '');
-  });
-
   it('TORCHGRAPH_PIPELINE_MODULE pointing nowhere is a clear exit 2', async () => {
     const saved = process.env.TORCHGRAPH_PIPELINE_MODULE;
     process.env.TORCHGRAPH_PIPELINE_MODULE = path.join(tmp, 'absent-pipeline.ts');
@@ -229,13 +193,6 @@ describe('cli: parsing and exit codes', () => {
       const r = spawnCli(['validate', f, '--input', '3x9:complex']);
       assert.equal(r.code, 2);
       assert.match(oneLine(r.err), /unknown dtype "complex"/);
-    });
-
-    it('bench without the harness: exit 2', function () {
-      if (BENCH_PRESENT) this.skip();
-      const r = spawnCli(['bench']);
-      assert.equal(r.code, 2);
-      assert.match(oneLine(r.err), /bench is not available in this build/);
     });
 
     it('the file starts with a node shebang (it is the package bin)', () => {
