@@ -4,11 +4,8 @@
 import type { Graph, Node } from './ir';
 import type { Module } from './module';
 import type { Tensor } from './tensor';
-import { nativeSync } from './errors';
 import { analyzeGraph, countFlops, cpuFlashAttentionWorkspace, estimateMemory, type GraphAnalysis } from './analysis';
-import { decomposeModelGraph } from './decompose';
-import { lowerFusionGroups, partitionForLowering } from './fuse';
-import { inlineModuleCalls } from './passes/inline-modules';
+import { decomposeStandardView, fuseDecomposed } from './prepare';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
 import { compareGraphs } from './runtime/compare';
 import { runtimeInfo } from './runtime-info';
@@ -42,13 +39,8 @@ export function createPipeline(): ValidationPipeline {
     },
 
     async decompose(model, standard, inputs): Promise<DecomposeStage> {
-      const graph = standard.clone();
-      const specs = specsOf(inputs);
-      const { report } = await decomposeModelGraph(model, graph, specs);
-      // Every op visible: the leaf modules left as calls are inlined too.
-      const native = model._native;
-      inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
-      await propagateShapes(graph, model, specs);
+      const { decomposed: graph, decomposition } = await decomposeStandardView(model, standard, specsOf(inputs));
+      const { report } = decomposition;
       return {
         graph,
         stats: { flops: countFlops(graph).total },
@@ -67,10 +59,7 @@ export function createPipeline(): ValidationPipeline {
     async partition(model, decomposed, _dec, inputs): Promise<PartitionStage> {
       const analysis = analyzeGraph(decomposed, model.device === 'cpu' ? {} : { memory: { alignBytes: 512 } });
       state.set(model, { analysis });
-      // Lower on a copy, with groups found on that copy.
-      const fused = decomposed.clone();
-      const lowering = lowerFusionGroups(fused, partitionForLowering(fused));
-      await propagateShapes(fused, model, specsOf(inputs));
+      const { fused, lowering } = await fuseDecomposed(model, decomposed, specsOf(inputs));
       // The fused estimate is of the graph as lowered (groups without a fused kernel here still
       // materialise their intermediates), so that it can be checked against the measurement.
       // On CPU the flash kernel keeps per-thread tiles; CUDA's caching allocator rounds to 512 B.

@@ -28,6 +28,31 @@ export interface PreparedGraphs {
 
 export type Partitioner = (decomposed: Graph) => FusionGroupLike[];
 
+/**
+ * Attention decomposed on a copy of the standard view, then every remaining module call
+ * inlined so the partitioner and the analyses see every op. Returns both stages.
+ */
+export async function decomposeStandardView(module: Module, standard: Graph, inputs: readonly InputSpec[]):
+Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: DecompositionResult }> {
+  const decomposedStandard = standard.clone();
+  const decomposition = await decomposeModelGraph(module, decomposedStandard, inputs);
+  const decomposed = decomposedStandard.clone();
+  const native = module._native;
+  inlineModuleCalls(decomposed, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+  await propagateShapes(decomposed, module, inputs);
+  return { decomposedStandard, decomposed, decomposition };
+}
+
+/** The fused graph: a copy of `decomposed` with the partitioner's groups (found on that copy) lowered. */
+export async function fuseDecomposed(module: Module, decomposed: Graph, inputs: readonly InputSpec[], partition: Partitioner = partitionForLowering):
+Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
+  const fused = decomposed.clone();
+  const groups = partition(fused);
+  const lowering = lowerFusionGroups(fused, groups);
+  await propagateShapes(fused, module, inputs);
+  return { fused, groups, lowering };
+}
+
 export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], partition: Partitioner = partitionForLowering): Promise<PreparedGraphs> {
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
@@ -35,18 +60,7 @@ export async function prepareGraphs(module: Module, inputs: readonly InputSpec[]
     try { return await f(); } finally { timings[name] = performance.now() - t0; }
   };
   const std = await time('standard', () => exportView(module, 'standard'));
-  const decomposedStandard = std.graph.clone();
-  const decomposition = await time('decompose', () => decomposeModelGraph(module, decomposedStandard, inputs));
-  const decomposed = decomposedStandard.clone();
-  const native = module._native;
-  await time('inline', async () => {
-    inlineModuleCalls(decomposed, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
-    await propagateShapes(decomposed, module, inputs);
-  });
-  const fused = decomposed.clone();
-  // Shapes travel with the clone's meta; groups are found on the graph they lower.
-  const groups = await time('partition', () => partition(fused));
-  const lowering = await time('lower', () => lowerFusionGroups(fused, groups));
-  await time('shapes_fused', () => propagateShapes(fused, module, inputs));
-  return { standard: std.graph, standardReport: std.report, decomposedStandard, decomposed, decomposition, fused, groups, lowering, timings };
+  const dec = await time('decompose', () => decomposeStandardView(module, std.graph, inputs));
+  const fus = await time('fuse', () => fuseDecomposed(module, dec.decomposed, inputs, partition));
+  return { standard: std.graph, standardReport: std.report, ...dec, ...fus, timings };
 }
