@@ -73,6 +73,8 @@ export interface NativeModule {
   run(method: string, inputs: NativeValue[], options?: RunOptions): Promise<NativeRunResult>;
   exportGraph(method: string, options?: { inline?: boolean; path?: string }): GraphData;
   buildGraph(graph: GraphData): NativeGraph;
+  /** The graph of a TorchScript function of the model (a prim::CallFunction target), by qualified name. */
+  exportFunction(qualifiedName: string, options?: { inline?: boolean }): GraphData;
   /** Run a copy of the graph that returns every top-level value's description (see passes/value-info.ts). */
   inferValues(graph: GraphData, inputs: NativeValue[], options: { meta: boolean }): Promise<NativeInferResult>;
   dispose(): void;

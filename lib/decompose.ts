@@ -5,6 +5,7 @@ import type { Module } from './module';
 import { nativeSync } from './errors';
 import { decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './passes/decompose-attention';
 import { foldModuleConstants } from './passes/fold-module-constants';
+import { inlineFunctionCalls } from './passes/inline-functions';
 import { propagateShapes, type InputSpec, type ShapeReport } from './passes/propagate-shapes';
 
 export interface DecompositionResult {
@@ -21,7 +22,11 @@ export async function decomposeModelGraph(module: Module, graph: Graph, inputs: 
   const { inlined, explicitBodies } = inlineAttentionModuleCalls(graph, tree,
     (path, m, inline) => nativeSync(() => native.exportGraph(m, { inline, path })));
   if (inlined > 0) {
-    // Inlined scripted bodies branch on module attributes: fold what those decide.
+    // Inlined scripted bodies compute masks and flags in helper functions and branch on
+    // module attributes: inline the helpers and fold what those decide.
+    inlineFunctionCalls(graph, (name) => {
+      try { return native.exportFunction(name, { inline: true }); } catch { return undefined; }
+    });
     foldModuleConstants(graph, tree);
     shapes = await propagateShapes(graph, module, inputs);
   }

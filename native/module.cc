@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <torch/cuda.h>
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <chrono>
@@ -108,6 +109,7 @@ class Module : public Napi::ObjectWrap<Module> {
       InstanceMethod("exportGraph", &Module::Export),
       InstanceMethod("buildGraph", &Module::Build),
       InstanceMethod("inferValues", &Module::Infer),
+      InstanceMethod("exportFunction", &Module::ExportFunction),
       InstanceMethod("dispose", &Module::Dispose),
       InstanceAccessor("device", &Module::DeviceName, nullptr),
       InstanceAccessor("disposed", &Module::Disposed, nullptr),
@@ -205,6 +207,25 @@ class Module : public Napi::ObjectWrap<Module> {
       auto fn = m.find_method(method);
       if (!fn) throw Error("ERR_INVALID_ARG", "module '" + (path.empty() ? std::string("<root>") : path) + "' has no method '" + method + "'");
       auto g = fn->graph()->copy();
+      if (inl) torch::jit::Inline(*g);
+      return ExportGraph(env, *g);
+    });
+  }
+
+  // exportFunction(qualifiedName, {inline}) -> GraphData of a TorchScript function of this
+  // model's compilation unit (the targets of prim::CallFunction).
+  Napi::Value ExportFunction(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      std::string name = info[0].As<Napi::String>().Utf8Value();
+      bool inl = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("inline").ToBoolean();
+      auto cu = l->module.type()->compilation_unit();
+      auto* fn = cu->find_function(c10::QualifiedName(name));
+      if (!fn) throw Error("ERR_INVALID_ARG", "no TorchScript function '" + name + "' in this model");
+      auto* gf = torch::jit::tryToGraphFunction(*fn);
+      if (!gf) throw Error("ERR_GRAPH", "function '" + name + "' has no graph (a builtin)");
+      auto g = gf->graph()->copy();
       if (inl) torch::jit::Inline(*g);
       return ExportGraph(env, *g);
     });

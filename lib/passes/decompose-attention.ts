@@ -77,10 +77,30 @@ function isNone(v: Value): boolean {
   return v.type.kind === 'None' || (v.node?.isConstant === true && constant(v) === null);
 }
 
+/** Ops whose output has the shape and dtype of their first tensor input. */
+const SAME_SHAPE_OPS = new Set(['aten::layer_norm', 'aten::dropout', 'aten::relu', 'aten::gelu', 'aten::contiguous', 'aten::clone', 'prim::unchecked_cast']);
+const SAME_SHAPE_MODULES = new Set(['LayerNorm', 'Dropout', 'Identity', 'ReLU', 'GELU']);
+
+/**
+ * What shape propagation knows about a tensor; for values it could not reach (inside prim::If
+ * branches of scripted models), the info of the input a shape-preserving op or module passed on.
+ */
+function knownTensor(v: Value, depth = 0): ReturnType<typeof tensorInfo> {
+  const info = tensorInfo(v);
+  if (info || depth > 8) return info;
+  const n = v.node;
+  if (!n) return undefined;
+  if (SAME_SHAPE_OPS.has(n.kind)) return knownTensor(n.inputs[0], depth + 1);
+  if (n.kind === 'prim::CallMethod' && n.inputs[0].type.kind === 'Class' && SAME_SHAPE_MODULES.has(shortClassName(n.inputs[0].type.name))) {
+    return knownTensor(n.inputs[1], depth + 1);
+  }
+  return undefined;
+}
+
 /** A mask argument: absent, or a tensor whose dtype shape propagation knows. */
 function maskOf(v: Value | undefined, what: string): MaskInput | undefined {
   if (!v || isNone(v)) return undefined;
-  const info = tensorInfo(v);
+  const info = knownTensor(v);
   if (!info) throw new Skip(`${what} dtype is unknown (run shape propagation before decomposing)`);
   const dtype = info.dtype === 'bool' ? 'bool' : info.dtype.startsWith('float') || info.dtype === 'bfloat16' ? 'float' : undefined;
   if (!dtype) throw new Skip(`${what} has dtype ${info.dtype}; only bool and floating masks are supported`);
@@ -88,7 +108,7 @@ function maskOf(v: Value | undefined, what: string): MaskInput | undefined {
 }
 
 function rankOf(v: Value, what: string): number {
-  const info = tensorInfo(v);
+  const info = knownTensor(v);
   if (!info) throw new Skip(`${what} shape is unknown (run shape propagation before decomposing)`);
   return info.shape.length;
 }

@@ -2,7 +2,7 @@
 // attributes (training, _qkv_same_embed_dim, bias_k, ...) at run time and branch on them
 // with prim::If; with the attributes known, the branches not taken go away. In place.
 import type { ModuleTreeData } from '../binding';
-import type { Graph, Node, Value } from '../ir';
+import type { Block, Graph, Node, Value } from '../ir';
 import { modulePaths } from './module-calls';
 
 export interface FoldReport {
@@ -44,7 +44,9 @@ function foldOp(n: Node): { value: Scalar } | undefined {
     case 'aten::__isnot__': {
       const [a, b] = n.inputs;
       let same: boolean | undefined;
-      if ((isNoneTyped(a) || constantOf(a)?.value === null) && (isNoneTyped(b) || constantOf(b)?.value === null)) same = true;
+      const ca = constantOf(a), cb = constantOf(b);
+      if (ca && cb && typeof ca.value === 'boolean' && typeof cb.value === 'boolean') same = ca.value === cb.value;
+      else if ((isNoneTyped(a) || constantOf(a)?.value === null) && (isNoneTyped(b) || constantOf(b)?.value === null)) same = true;
       else if ((isNoneTyped(b) || constantOf(b)?.value === null) && cannotBeNone(a)) same = false;
       else if ((isNoneTyped(a) || constantOf(a)?.value === null) && cannotBeNone(b)) same = false;
       if (same === undefined) return undefined;
@@ -69,6 +71,31 @@ function replaceWithConstant(g: Graph, n: Node, value: Scalar): void {
   if (value === null) c.node!.outputs[0].type = out.type;
   out.replaceAllUsesWith(c);
   n.destroy();
+}
+
+/** Outputs of a prim::If that both branches give the same way (the same outer value, or None). */
+function foldAgreeingOutputs(g: Graph, n: Node): boolean {
+  let folded = false;
+  n.outputs.forEach((o, i) => {
+    if (!o.hasUses()) return;
+    const [a, b] = n.blocks.map((blk) => blk.outputs[i]);
+    const inner = (v: Value) => n.blocks.some((blk) => v.owningBlock === blk || isInside(v, blk));
+    if (a === b && !inner(a)) {
+      o.replaceAllUsesWith(a);
+      folded = true;
+    } else if (constantOf(a)?.value === null && constantOf(b)?.value === null) {
+      const c = g.withInsertPoint(n, () => g.insertConstant(null));
+      c.type = o.type;
+      o.replaceAllUsesWith(c);
+      folded = true;
+    }
+  });
+  return folded;
+}
+
+function isInside(v: Value, blk: Block): boolean {
+  for (let b: Block | null = v.owningBlock; b; b = b.owningNode?.owningBlock ?? null) if (b === blk) return true;
+  return false;
 }
 
 /** Replace a prim::If whose condition is constant by the nodes of the branch taken. */
@@ -113,7 +140,16 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
           inlineBranch(n, c.value);
           report.ifsResolved++;
           changed = true;
+        } else if (foldAgreeingOutputs(g, n)) {
+          report.opsFolded++;
+          changed = true;
         }
+      } else if (n.kind === 'prim::TupleUnpack' && n.inputs[0].node?.kind === 'prim::TupleConstruct') {
+        const items = n.inputs[0].node.inputs;
+        n.outputs.forEach((o, i) => o.replaceAllUsesWith(items[i]));
+        n.destroy();
+        report.opsFolded++;
+        changed = true;
       } else if (n.outputs.length === 1 && n.blocks.length === 0) {
         const f = foldOp(n);
         if (f) {
