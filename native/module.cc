@@ -283,6 +283,9 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
             std::string why = e.what_without_backtrace();
             auto nl = why.find('\n');
             if (nl != std::string::npos) why = why.substr(0, nl);
+            // miniz appends a paragraph of generic advice; the hint below is more specific.
+            auto advice = why.find(" This is an internal miniz error");
+            if (advice != std::string::npos) why = why.substr(0, advice);
             std::string hint;
             if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos ||
                 why.find("PytorchStreamReader failed locating file") != std::string::npos)
