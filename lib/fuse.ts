@@ -3,10 +3,11 @@
 // lowering, and what is not lowered is reported with the reason.
 import type { Graph, Node } from './ir';
 import { partitionGraph, type Partition } from './analysis';
-import { lowerAttentionCore, lowerParallelProjections, type LoweringOutcome } from './passes/lower-fused';
+import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringOutcome } from './passes/lower-fused';
+import { tensorInfo } from './passes/value-info';
 
 export interface FusionGroupLike {
-  /** Partitioner rule name: 'attention_core', 'parallel_projection', 'linear_activation', 'elementwise', ... */
+  /** Group kind: 'attention_core', 'parallel_projection', 'linear_act', 'elementwise', ... */
   kind: string;
   id: string;
   nodes: Node[];
@@ -15,12 +16,12 @@ export interface FusionGroupLike {
 export interface FusedLoweringReport {
   attentionCores: LoweringOutcome[];
   projections: LoweringOutcome[];
+  linearActivations: LoweringOutcome[];
   /** Group kinds with no fused kernel here, and why they stay as they are. */
   notLowered: { kind: string; groups: number; reason: string }[];
 }
 
 const NO_KERNEL: Record<string, string> = {
-  linear_activation: 'libtorch has no fused linear+bias+activation kernel on CPU (the epilogue fusion exists only in cuBLASLt on CUDA)',
   elementwise: 'the TorchScript fuser (NNC) is not enabled: graphs run as built so that unfused and fused timings compare like for like',
 };
 
@@ -29,11 +30,12 @@ const NO_KERNEL: Record<string, string> = {
  * have been computed on this graph (their nodes belong to it).
  */
 export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[]): FusedLoweringReport {
-  const report: FusedLoweringReport = { attentionCores: [], projections: [], notLowered: [] };
+  const report: FusedLoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [] };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.nodes, g.id));
     else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id));
+    else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length));
     else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
   }
   for (const [kind, count] of others) {

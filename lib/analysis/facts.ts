@@ -270,7 +270,7 @@ export function buildFacts(graph: Graph): GraphFacts {
   function classify(kind: string, ins: number[]): OpClass[] {
     const fixed = FIXED_CLASSES.get(kind);
     if (fixed) return fixed;
-    if (kind === 'aten::addmm') return isW(ins[2]) ? C_LINEAR : C_MATMUL;
+    if (kind === 'aten::addmm' || kind === 'aten::_addmm_activation') return isW(ins[2]) ? C_LINEAR : C_MATMUL;
     if (kind === 'aten::matmul' || kind === 'aten::mm' || kind === 'aten::bmm') return isW(ins[0]) || isW(ins[1]) ? C_LINEAR : C_MATMUL;
     if (kind === 'aten::baddbmm' || kind === 'aten::addbmm') return isW(ins[1]) || isW(ins[2]) ? C_LINEAR : C_MATMUL;
     const base = baseName(kind);

@@ -94,12 +94,15 @@ function flopsAt(f: GraphFacts, p: number): number {
     }
     const o = out();
     if (!o) return MISSING;
-    const a = kind === 'aten::addmm' || kind === 'aten::baddbmm' || kind === 'aten::addbmm' ? shp(1) : shp(0);
+    const addmm = kind === 'aten::addmm' || kind === 'aten::_addmm_activation';
+    const a = addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm' ? shp(1) : shp(0);
     if (!a) return MISSING;
     const K = a[a.length - 1];
     let total = 2 * numel(o) * K;
     if (kind === 'aten::addbmm') total = 2 * (a[0] ?? 1) * numel(o) * K;
-    if (kind === 'aten::addmm' || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
+    if (addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
+    // The fused activation: GELU or ReLU on every output element.
+    if (kind === 'aten::_addmm_activation') total += numel(o) * (constOf(n.inputs[5]) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
     return total;
   }
   if (cls.includes('conv')) {

@@ -13,6 +13,8 @@ export interface EmitTag {
   /** Attention id (module path or node description) for node.meta.attention. */
   id: string;
   scope?: ScopeFrame[];
+  /** False for ops that are not part of an attention (node.meta.attention is left unset). */
+  attention?: boolean;
 }
 
 export class Emitter {
@@ -25,17 +27,20 @@ export class Emitter {
   private node(kind: string, inputs: Value[], outputs: TypeData[] = [TENSOR]): Node {
     const n = this.graph.withInsertPoint(this.before, () =>
       this.graph.createNode(kind, inputs, outputs, {}, { scope: this.tag.scope }));
-    n.meta.attention = { id: this.tag.id, role: this.role };
-    this.emitted.push(n);
+    this.track(n);
     return n;
+  }
+
+  private track(n: Node): void {
+    if (this.tag.attention !== false) n.meta.attention = { id: this.tag.id, role: this.role };
+    this.emitted.push(n);
   }
 
   op(kind: string, ...inputs: Value[]): Value { return this.node(kind, inputs).output; }
 
   constant(v: bigint | number | boolean | null | bigint[]): Value {
     const c = this.graph.withInsertPoint(this.before, () => this.graph.insertConstant(v));
-    c.node!.meta.attention = { id: this.tag.id, role: this.role };
-    this.emitted.push(c.node!);
+    this.track(c.node!);
     return c;
   }
 
@@ -86,15 +91,14 @@ export class Emitter {
   }
   gelu(x: Value): Value {
     const approx = this.graph.withInsertPoint(this.before, () => this.graph.insertConstant('none'));
-    this.emitted.push(approx.node!);
+    this.track(approx.node!);
     return this.op('aten::gelu', x, approx);
   }
   relu(x: Value): Value { return this.op('aten::relu', x); }
   getAttr(obj: Value, name: string, type: TypeData = TENSOR): Value {
     const n = this.graph.withInsertPoint(this.before, () =>
       this.graph.createNode('prim::GetAttr', [obj], [type], { name: { kind: 's', value: name } }, { scope: this.tag.scope }));
-    n.meta.attention = { id: this.tag.id, role: this.role };
-    this.emitted.push(n);
+    this.track(n);
     return n.output;
   }
   tuple(items: Value[], type: TypeData): Value { return this.node('prim::TupleConstruct', items, [type]).output; }

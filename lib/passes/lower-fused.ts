@@ -192,3 +192,31 @@ export function lowerParallelProjections(g: Graph, linears: Node[], id: string):
   for (const n of em.emitted) n.meta.fused = { kind: 'parallel_projection', id };
   return { id, lowered: true };
 }
+
+/**
+ * linear -> GELU (exact) or ReLU => aten::_addmm_activation on the input flattened to 2-D:
+ * one GEMM with the bias and the activation applied in place on its output, so the
+ * pre-activation tensor is never a separate buffer.
+ */
+export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined): LoweringOutcome {
+  const linear = groupNodes.find((n) => n.kind === 'aten::linear');
+  if (!linear) return { id, lowered: false, reason: 'no aten::linear in the group' };
+  const act = soleUser(linear.output);
+  if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.inputs[0] !== linear.output) {
+    return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };
+  }
+  if (act.kind === 'aten::gelu' && constant(act.inputs[1]) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
+  const [x, w, b] = linear.inputs;
+  if (b.type.kind !== 'Tensor' && constant(b) === null) return { id, lowered: false, reason: 'no bias (the fused kernel adds one)' };
+  const rank = rankOf(x);
+  if (rank === undefined || rank < 2) return { id, lowered: false, reason: 'input rank unknown or below 2' };
+  const em = new Emitter(g, act, { id, scope: act.scope, attention: false });
+  em.role = 'fused_linear_activation';
+  const x2d = rank === 2 ? x : em.reshape(x, [-1, em.size(x, -1)]);
+  const y2d = em.op('aten::_addmm_activation', b, x2d, em.op('aten::t', w), em.int(1), em.int(1), em.constant(act.kind === 'aten::gelu'));
+  const batch = Array.from({ length: rank - 1 }, (_, i) => em.size(x, i));
+  const y = rank === 2 ? y2d : em.view(y2d, [...batch, em.size(w, 0)]);
+  act.output.replaceAllUsesWith(y);
+  for (const n of em.emitted) n.meta.fused = { kind: 'linear_activation', id };
+  return { id, lowered: true };
+}

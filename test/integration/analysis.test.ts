@@ -209,7 +209,7 @@ describe('analysis on real models (integration)', function () {
         try {
           const prep = await prepare.prepareGraphs(m, specs(fx));
           // Fused: the groups the runtime lowers to one kernel; the others still run op by op.
-          const lowered = ['attention', 'qkv_projection', 'kv_projection'] as const;
+          const lowered = ['attention', 'qkv_projection', 'kv_projection', 'linear_act'] as const;
           const a = analyzeGraph(prep.decomposed, { memory: { sdpaWorkspace: cpuFlashAttentionWorkspace(threads), fusedKinds: lowered } });
           // The original graph (opaque attention ops), estimated on the inlined traced view.
           const orig = exportView(m, 'inlined').graph;

@@ -35,8 +35,23 @@ describe('runtime: original, unfused and fused', function () {
     const m = await Module.load(fx.variants.traced!);
     const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }]);
     assert.equal(prepared.lowering.projections.filter((o) => o.lowered).length, 12);
-    const linears = (g: typeof prepared.fused) => g.allNodes().filter((n) => n.kind === 'aten::linear').length;
-    assert.equal(linears(prepared.decomposed) - linears(prepared.fused), 24);
+    const count = (g: typeof prepared.fused, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
+    // 12 x (q, k, v) -> 12 packed linears; and the 12 MLP fc1 + GELU -> _addmm_activation.
+    assert.equal(count(prepared.fused, 'aten::_addmm_activation'), 12);
+    assert.equal(count(prepared.decomposed, 'aten::linear') - count(prepared.fused, 'aten::linear'), 24 + 12);
+    m.dispose();
+  });
+
+  it('ViT-B/16: linear + GELU runs as _addmm_activation, equal, and the MLP no longer holds two buffers', async () => {
+    const fx = await ensureModel('vit_b_16');
+    const m = await Module.load(fx.variants.traced!);
+    const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }]);
+    assert.equal(prepared.lowering.linearActivations.filter((o) => o.lowered).length, 12);
+    const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, fx.inputs.map(tensorFromFile), { warmup: 1, repetitions: 1 });
+    assert.ok(cmp.runs.fused.maxAbsDiff! <= 1e-5);
+    // Batch 1 peaks in the MLP: fc1 output and GELU output (197 x 3072 floats each) at once, unless fused.
+    const mlp = 197 * 3072 * 4;
+    assert.ok(cmp.runs.original.peakBytes - cmp.runs.fused.peakBytes >= 0.6 * mlp, `${cmp.runs.original.peakBytes} -> ${cmp.runs.fused.peakBytes}`);
     m.dispose();
   });
 
