@@ -5,6 +5,7 @@
 //   parallel projections (linears reading one input whose weights are consecutive row
 //                   slices of one packed tensor) => one linear over the union slice (a view:
 //                   nothing is concatenated or copied) and column slices of its output.
+//   linear -> GELU/ReLU => aten::_addmm_activation (activation in place on the GEMM output).
 // What does not fit is left unfused, with the reason.
 import type { Graph, Node, Value } from '../ir';
 import { Emitter } from './emit';
