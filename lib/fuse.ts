@@ -29,13 +29,13 @@ const NO_KERNEL: Record<string, string> = {
  * Lower the groups, in place on `graph` (pass a clone to keep the unfused graph). Groups must
  * have been computed on this graph (their nodes belong to it).
  */
-export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[]): FusedLoweringReport {
+export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu'): FusedLoweringReport {
   const report: FusedLoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [] };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.nodes, g.id));
     else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id));
-    else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length));
+    else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
     else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
   }
   for (const [kind, count] of others) {

@@ -48,7 +48,7 @@ export async function fuseDecomposed(module: Module, decomposed: Graph, inputs: 
 Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
   const fused = decomposed.clone();
   const groups = partition(fused);
-  const lowering = lowerFusionGroups(fused, groups);
+  const lowering = lowerFusionGroups(fused, groups, module.device);
   await propagateShapes(fused, module, inputs);
   return { fused, groups, lowering };
 }

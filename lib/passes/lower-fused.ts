@@ -199,7 +199,7 @@ export function lowerParallelProjections(g: Graph, linears: Node[], id: string):
  * one GEMM with the bias and the activation applied in place on its output, so the
  * pre-activation tensor is never a separate buffer.
  */
-export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined): LoweringOutcome {
+export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu'): LoweringOutcome {
   const linear = groupNodes.find((n) => n.kind === 'aten::linear');
   if (!linear) return { id, lowered: false, reason: 'no aten::linear in the group' };
   const act = soleUser(linear.output);
@@ -207,6 +207,8 @@ export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, 
     return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };
   }
   if (act.kind === 'aten::gelu' && constant(act.inputs[1]) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
+  // cuBLASLt's GELU epilogue is the tanh approximation: not equal to nn.GELU() there.
+  if (act.kind === 'aten::gelu' && !device.startsWith('cpu')) return { id, lowered: false, reason: `the fused GELU on ${device} is the tanh approximation` };
   const [x, w, b] = linear.inputs;
   if (b.type.kind !== 'Tensor' && constant(b) === null) return { id, lowered: false, reason: 'no bias (the fused kernel adds one)' };
   const rank = rankOf(x);
