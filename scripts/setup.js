@@ -41,14 +41,22 @@ function main() {
   } else if (hasPrebuild && !process.env.TORCHGRAPH_BUILD_FROM_SOURCE) {
     say(`using the prebuilt addon in ${path.relative(ROOT, prebuildDir)}`);
   } else {
-    const cmakeJs = binPath('cmake-js');
-    if (!cmakeJs) { say('cmake-js is missing; run npm install'); process.exit(1); }
+    // Resolved as a module, not from .bin: when torchgraph is a dependency, npm may hoist it.
+    let cmakeJs;
+    try {
+      cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [ROOT] });
+    } catch {
+      say('cmake-js is missing; run npm install');
+      process.exit(1);
+    }
     const jobs = String(Math.max(1, require('os').cpus().length));
-    run(cmakeJs, ['compile', '--CDCMAKE_BUILD_TYPE=Release', '-p', jobs]);
+    run(process.execPath, [cmakeJs, 'compile', '--CDCMAKE_BUILD_TYPE=Release', '-p', jobs]);
   }
 
+  // A published package ships dist/; a checkout compiles it (typescript is a dev dependency).
   const tsc = binPath('tsc');
   if (tsc && fs.existsSync(path.join(ROOT, 'tsconfig.json'))) run(tsc, ['-p', 'tsconfig.json']);
+  else if (!fs.existsSync(path.join(ROOT, 'dist', 'lib', 'index.js'))) say('warning: TypeScript is not installed and dist/ is missing');
   say(`setup done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
