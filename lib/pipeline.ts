@@ -3,7 +3,8 @@
 // lowered to fused kernels -> original, unfused and fused run and compared.
 import type { Graph, Node } from './ir';
 import type { Module } from './module';
-import type { Tensor } from './tensor';
+import { disposeValue, type Tensor } from './tensor';
+import { TorchGraphError } from './errors';
 import { analyzeGraph, countFlops, cpuFlashAttentionWorkspace, estimateMemory, type GraphAnalysis } from './analysis';
 import { decomposeStandardView, fuseDecomposed } from './prepare';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
@@ -31,6 +32,16 @@ export function createPipeline(): ValidationPipeline {
       // FLOPs of the original: leaf module calls hide their ops, so count on the inlined view.
       let flops: number | undefined;
       if (inputs.length) {
+        // The unmodified model failing on these shapes or dtypes is a problem with the inputs
+        // (exit 2), not with torchgraph: check once before any rewriting.
+        try {
+          disposeValue((await model.run('forward', inputs.map((t) => (t.device === model.device ? t : t.to(model.device))))).output);
+        } catch (e) {
+          if (e instanceof TorchGraphError && e.code === 'ERR_TORCH') {
+            throw new TorchGraphError('ERR_INVALID_ARG', `the model rejects these inputs: ${e.message.split('\n')[0]}`, { cause: e });
+          }
+          throw e;
+        }
         const inlined = exportView(model, 'inlined').graph;
         await propagateShapes(inlined, model, specsOf(inputs));
         flops = countFlops(inlined).total;

@@ -37,6 +37,15 @@ describe('torchgraph validate (real pipeline)', function () {
     });
   }
 
+  for (const spec of ['2x3', '4x196x768:int64']) {
+    it(`inputs the model rejects (${spec}) are bad input: exit 2, one line with torch's reason`, () => {
+      const r = cli('validate', 'mha_demo', '--input', spec);
+      assert.equal(r.status, 2, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /the model rejects these inputs: RuntimeError: /);
+    });
+  }
+
   it('a model file without --input is a usage error (exit 2, one line)', () => {
     const r = cli('validate', path.join(ROOT, 'package.json'));
     assert.equal(r.status, 2);
