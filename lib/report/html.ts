@@ -383,11 +383,14 @@ const CLIENT_JS = `
       apply();
     };
     var initial = function () {
-      // The whole graph when it stays readable; otherwise its top, at a readable width.
+      // The whole graph when it stays readable; otherwise, at a readable width, the top of the
+      // first attention region (what the report is about), or the top of the graph.
       var r = svg.getBoundingClientRect();
       if (Math.min(r.width / W, r.height / H) >= 0.45) { fit(); return; }
       var w = Math.min(W, r.width / 0.7);
-      view = { x: (W - w) / 2, y: 0, w: w, h: w * r.height / Math.max(1, r.width) };
+      var region = svg.querySelector('g.region rect');
+      var top = region ? Math.max(0, parseFloat(region.getAttribute('y')) - 30) : 0;
+      view = { x: (W - w) / 2, y: top, w: w, h: w * r.height / Math.max(1, r.width) };
       apply();
     };
     svg.addEventListener('wheel', function (ev) {
