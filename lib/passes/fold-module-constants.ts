@@ -144,6 +144,11 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
           report.opsFolded++;
           changed = true;
         }
+      } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct' && typeof constantOf(n.inputs[1])?.value === 'bigint') {
+        n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(constantOf(n.inputs[1])!.value)]);
+        n.destroy();
+        report.opsFolded++;
+        changed = true;
       } else if (n.kind === 'prim::TupleUnpack' && n.inputs[0].node?.kind === 'prim::TupleConstruct') {
         const items = n.inputs[0].node.inputs;
         n.outputs.forEach((o, i) => o.replaceAllUsesWith(items[i]));

@@ -201,6 +201,18 @@ describe('attention decomposition', function () {
     }
   });
 
+  describe('the inlined view', () => {
+    for (const variant of ['traced', 'scripted', 'traced_grad'] as const) {
+      it(`mha_demo ${variant}: decomposed in the inlined view too (scripted: through its folded run-time branches)`, async () => {
+        const fx = await ensureModel('mha_demo');
+        const o = await decomposeAndCompare(fx, fx.variants[variant]!, 'inlined');
+        assert.deepEqual(o.skipped, []);
+        assert.equal(o.remaining, 0);
+        assert.ok(Math.max(...o.diffs) <= TOL, `diff ${o.diffs}`);
+      });
+    }
+  });
+
   describe("the seed's demo model", () => {
     it('mha_demo: standard vs decomposed node counts', async () => {
       const fx = await ensureModel('mha_demo');
