@@ -9,6 +9,7 @@ import { Graph } from './ir';
 import type { Module } from './module';
 import { nativeSync } from './errors';
 import { foldModuleConstants, type FoldReport } from './passes/fold-module-constants';
+import { inlineFunctionCalls } from './passes/inline-functions';
 import { inlineModuleCalls, type InlineReport } from './passes/inline-modules';
 
 export type ViewName = 'standard' | 'inlined';
@@ -34,8 +35,12 @@ export function exportView(module: Module, view: ViewName, method = 'forward'): 
   let inline: InlineReport | undefined;
   if (view === 'inlined') {
     graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: true })));
-    // torch's Inline leaves some nested calls in traced models; finish the job.
+    // torch's Inline leaves some calls in place (nested module calls in traced models; calls
+    // to TorchScript functions of a scripted model that has not run yet): finish the job.
     inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+    inlineFunctionCalls(graph, (name) => {
+      try { return native.exportFunction(name, { inline: true }); } catch { return undefined; }
+    });
   } else {
     graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: false })));
     inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: false, path })));
