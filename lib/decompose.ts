@@ -7,6 +7,7 @@ import { decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, 
 import { foldModuleConstants } from './passes/fold-module-constants';
 import { inlineFunctionCalls } from './passes/inline-functions';
 import { propagateShapes, type InputSpec, type ShapeReport } from './passes/propagate-shapes';
+import { functionGraphs } from './views';
 
 export interface DecompositionResult {
   report: DecomposeReport;
@@ -24,9 +25,7 @@ export async function decomposeModelGraph(module: Module, graph: Graph, inputs: 
   if (inlined > 0) {
     // Inlined scripted bodies compute masks and flags in helper functions and branch on
     // module attributes: inline the helpers and fold what those decide.
-    inlineFunctionCalls(graph, (name) => {
-      try { return native.exportFunction(name, { inline: true }); } catch { return undefined; }
-    });
+    inlineFunctionCalls(graph, functionGraphs(module));
     foldModuleConstants(graph, tree);
     shapes = await propagateShapes(graph, module, inputs);
   }

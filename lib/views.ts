@@ -5,7 +5,7 @@
 //             module's own tensors.
 // Scripted models carry run-time checks on module attributes; both views fold what the
 // module's known attributes decide and report what remains.
-import { Graph } from './ir';
+import { Graph, type GraphData } from './ir';
 import type { Module } from './module';
 import { nativeSync } from './errors';
 import { foldModuleConstants, type FoldReport } from './passes/fold-module-constants';
@@ -28,6 +28,13 @@ export interface ModelView {
   report: ViewReport;
 }
 
+/** The inlined graph of a TorchScript function of the model, or undefined (a builtin, say). */
+export function functionGraphs(module: Module): (qualifiedName: string) => GraphData | undefined {
+  return (name) => {
+    try { return module._native.exportFunction(name, { inline: true }); } catch { return undefined; }
+  };
+}
+
 export function exportView(module: Module, view: ViewName, method = 'forward'): ModelView {
   const t0 = performance.now();
   const native = module._native;
@@ -38,9 +45,7 @@ export function exportView(module: Module, view: ViewName, method = 'forward'): 
     // torch's Inline leaves some calls in place (nested module calls in traced models; calls
     // to TorchScript functions of a scripted model that has not run yet): finish the job.
     inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
-    inlineFunctionCalls(graph, (name) => {
-      try { return native.exportFunction(name, { inline: true }); } catch { return undefined; }
-    });
+    inlineFunctionCalls(graph, functionGraphs(module));
   } else {
     graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: false })));
     inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: false, path })));
