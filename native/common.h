@@ -28,7 +28,10 @@ template <typename F>
 auto Guard(Napi::Env env, F&& fn) -> decltype(fn()) {
   try {
     return fn();
-  } catch (const Napi::Error&) {
+  } catch (Napi::Error& e) {
+    // node-addon-api's own type errors (a number where an array was expected, ...) are
+    // argument errors: give them the code every other error has.
+    if (!e.Value().Has("code")) e.Value().Set("code", Napi::String::New(env, "ERR_INVALID_ARG"));
     throw;
   } catch (const Error& e) {
     throw MakeJsError(env, e.code, e.what());

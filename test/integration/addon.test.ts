@@ -151,6 +151,27 @@ describe('addon: real models', function () {
     await rejectsWith(m.forward(ok), 'ERR_DISPOSED', /disposed/);
   });
 
+  it('malformed calls to the raw addon throw or reject with a code; the process goes on', async () => {
+    const m = await binding().load(demo.variants.traced!);
+    const calls: (() => unknown)[] = [
+      () => m.buildGraph({} as never), () => m.buildGraph(null as never),
+      () => m.buildGraph({ inputs: [], outputs: [99], nodes: [] }),
+      () => m.buildGraph({ inputs: [{ id: 0, type: { kind: 'Tensor' } }], outputs: [1], nodes: [{ kind: 'relu', inputs: [0], outputs: [{ id: 1, type: { kind: 'Tensor' } }], attrs: {}, blocks: [] }] }),
+      () => m.exportGraph('forward', { path: 'a.b' }), () => m.exportFunction('no.such.fn'),
+      () => binding().Tensor.fromTypedArray([1, 2] as never, [2], 'float32'),
+      () => binding().Tensor.fromTypedArray(new Float32Array(2), ['a'] as never, 'float32'),
+      () => binding().Tensor.empty([1e12, 1e12], 'float32'),
+      () => m.run('forward', 'x' as never), () => m.inferValues({} as never, [], { meta: true }),
+    ];
+    for (const [i, call] of calls.entries()) {
+      let error: (Error & { code?: string }) | undefined;
+      try { await call(); } catch (e) { error = e as Error & { code?: string }; }
+      assert.ok(error, `call ${i} did not fail`);
+      assert.match(error!.code ?? '', /^ERR_/, `call ${i}: ${error!.message}`);
+    }
+    m.dispose();
+  });
+
   it('dispose() during a run is safe: the run holds its own reference', async () => {
     const m = await Module.load(demo.variants.traced!);
     const p = m.forward(tensorFromFile(demo.inputs[0]));
