@@ -8,6 +8,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <unordered_map>
 
@@ -677,6 +678,36 @@ std::vector<c10::IValue> RunNodesOnMeta(const jit::Graph& g, std::vector<c10::IV
   return results;
 }
 
+// Tensors computed inside prim::If branches are invisible from the top level. Make each If
+// also return them (the branch not taken returns prim::Uninitialized in that slot), under
+// the id of the inner value, innermost Ifs first so that nested ones surface level by level.
+// Loops are left alone: their block outputs are loop-carried values.
+void ExposeBranchTensors(jit::Graph& g, std::unordered_map<const Value*, int64_t>& idOf) {
+  std::function<void(jit::Block*)> visit = [&](jit::Block* b) {
+    for (auto* n : b->nodes()) {
+      for (auto* sub : n->blocks()) visit(sub);
+      if (n->kind() != c10::prim::If) continue;
+      for (size_t bi = 0; bi < 2; ++bi) {
+        std::vector<Value*> inner;
+        for (auto* m : n->blocks()[bi]->nodes())
+          for (auto* o : m->outputs())
+            if (o->type()->kind() == c10::TypeKind::TensorType && idOf.count(o)) inner.push_back(o);
+        for (auto* v : inner) {
+          Value* out = n->addOutput()->setType(v->type());
+          n->blocks()[bi]->registerOutput(v);
+          jit::Block* other = n->blocks()[1 - bi];
+          jit::Node* un = g.create(c10::prim::Uninitialized);
+          un->output()->setType(v->type());
+          other->appendNode(un);
+          other->registerOutput(un->output());
+          idOf[out] = idOf[v];
+        }
+      }
+    }
+  };
+  visit(g.block());
+}
+
 }  // namespace
 
 // inferValues(module, graphData, inputs, {meta}) -> Promise<{values: [id, description][], fallbacks, mode}>
@@ -705,6 +736,7 @@ Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::O
       ids.push_back(it->second);
     }
   };
+  if (!straight) ExposeBranchTensors(*g, idOf);
   for (auto* n : g->nodes())
     for (auto* o : n->outputs()) report(o);
   auto stack = std::make_shared<std::vector<c10::IValue>>();

@@ -73,6 +73,48 @@ function replaceWithConstant(g: Graph, n: Node, value: Scalar): void {
   n.destroy();
 }
 
+/**
+ * A tuple returned by a prim::If becomes one output per element (each branch unpacks its
+ * tuple; the tuple is rebuilt after the If), so that folding can see which elements are used.
+ */
+function splitTupleOutputs(g: Graph): number {
+  let split = 0;
+  for (const n of g.allNodes()) {
+    if (n.kind !== 'prim::If') continue;
+    for (let i = n.outputs.length - 1; i >= 0; i--) {
+      const o = n.outputs[i];
+      if (o.type.kind !== 'Tuple' || !o.hasUses()) continue;
+      const elems = o.type.elems;
+      const parts = n.blocks.map((blk) => {
+        const unpack = g.withInsertPoint(blk, () => g.createNode('prim::TupleUnpack', [blk.outputs[i]], elems));
+        return unpack.outputs;
+      });
+      const news = elems.map((t, k) => {
+        n.blocks.forEach((blk, b) => blk.registerOutput(parts[b][k]));
+        return n.addOutput(t);
+      });
+      const tuple = g.withInsertPoint(n.next ?? n.owningBlock!.returnNode, () => g.createNode('prim::TupleConstruct', news, [o.type]));
+      o.replaceAllUsesWith(tuple.output);
+      n.blocks.forEach((blk) => blk.setOutputs(blk.outputs.filter((_, j) => j !== i)));
+      n.eraseOutput(i);
+      split++;
+    }
+  }
+  return split;
+}
+
+/** Outputs of a prim::If nobody reads: dropped from the If and from both branches. */
+function pruneUnusedOutputs(n: Node): boolean {
+  let pruned = false;
+  for (let i = n.outputs.length - 1; i >= 0; i--) {
+    if (n.outputs[i].hasUses()) continue;
+    n.blocks.forEach((blk) => blk.setOutputs(blk.outputs.filter((_, j) => j !== i)));
+    n.eraseOutput(i);
+    pruned = true;
+  }
+  return pruned;
+}
+
 /** Outputs of a prim::If that both branches give the same way (the same outer value, or None). */
 function foldAgreeingOutputs(g: Graph, n: Node): boolean {
   let folded = false;
@@ -112,58 +154,66 @@ function inlineBranch(n: Node, taken: boolean): void {
 export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport {
   const attrs = attributeTable(tree);
   const report: FoldReport = { attributesFolded: 0, opsFolded: 0, ifsResolved: 0, remaining: [] };
-  let changed = true;
-  while (changed) {
-    changed = false;
-    const paths = modulePaths(g);
-    for (const n of g.allNodes()) {
-      if (n.isDestroyed) continue;
-      if (n.kind === 'prim::GetAttr') {
-        const path = paths.get(n.inputs[0]);
-        const name = n.attr('name');
-        if (path === undefined || typeof name !== 'string') continue;
-        const table = attrs.get(path);
-        if (!table || !(name in table)) continue;
-        const v = table[name];
-        if (v !== null && !['number', 'boolean', 'string', 'bigint'].includes(typeof v)) continue;
-        const kind = n.output.type.kind;
-        let value: Scalar = v as Scalar;
-        if (kind === 'Int' && typeof v === 'number') value = BigInt(v);
-        else if (kind === 'Optional' && v !== null) continue; // a present Optional[T] keeps its type; leave it
-        else if (!['Int', 'Float', 'Bool', 'String', 'Optional', 'None'].includes(kind)) continue;
-        replaceWithConstant(g, n, value);
-        report.attributesFolded++;
-        changed = true;
-      } else if (n.kind === 'prim::If') {
-        const c = constantOf(n.inputs[0]);
-        if (c && typeof c.value === 'boolean') {
-          inlineBranch(n, c.value);
-          report.ifsResolved++;
+  report.opsFolded += splitTupleOutputs(g);
+  // Folding and dead-code removal feed each other (a dead tuple rebuild keeps If outputs
+  // alive): alternate until neither changes anything.
+  for (let round = 0; round < 50; round++) {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      const paths = modulePaths(g);
+      for (const n of g.allNodes()) {
+        if (n.isDestroyed) continue;
+        if (n.kind === 'prim::GetAttr') {
+          const path = paths.get(n.inputs[0]);
+          const name = n.attr('name');
+          if (path === undefined || typeof name !== 'string') continue;
+          const table = attrs.get(path);
+          if (!table || !(name in table)) continue;
+          const v = table[name];
+          if (v !== null && !['number', 'boolean', 'string', 'bigint'].includes(typeof v)) continue;
+          const kind = n.output.type.kind;
+          let value: Scalar = v as Scalar;
+          if (kind === 'Int' && typeof v === 'number') value = BigInt(v);
+          else if (kind === 'Optional' && v !== null) continue; // a present Optional[T] keeps its type; leave it
+          else if (!['Int', 'Float', 'Bool', 'String', 'Optional', 'None'].includes(kind)) continue;
+          replaceWithConstant(g, n, value);
+          report.attributesFolded++;
           changed = true;
-        } else if (foldAgreeingOutputs(g, n)) {
+        } else if (n.kind === 'prim::If') {
+          const c = constantOf(n.inputs[0]);
+          if (c && typeof c.value === 'boolean') {
+            inlineBranch(n, c.value);
+            report.ifsResolved++;
+            changed = true;
+          } else if (foldAgreeingOutputs(g, n) || pruneUnusedOutputs(n)) {
+            report.opsFolded++;
+            changed = true;
+          }
+        } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct' && typeof constantOf(n.inputs[1])?.value === 'bigint') {
+          n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(constantOf(n.inputs[1])!.value)]);
+          n.destroy();
           report.opsFolded++;
           changed = true;
-        }
-      } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct' && typeof constantOf(n.inputs[1])?.value === 'bigint') {
-        n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(constantOf(n.inputs[1])!.value)]);
-        n.destroy();
-        report.opsFolded++;
-        changed = true;
-      } else if (n.kind === 'prim::TupleUnpack' && n.inputs[0].node?.kind === 'prim::TupleConstruct') {
-        const items = n.inputs[0].node.inputs;
-        n.outputs.forEach((o, i) => o.replaceAllUsesWith(items[i]));
-        n.destroy();
-        report.opsFolded++;
-        changed = true;
-      } else if (n.outputs.length === 1 && n.blocks.length === 0) {
-        const f = foldOp(n);
-        if (f) {
-          replaceWithConstant(g, n, f.value);
+        } else if (n.kind === 'prim::TupleUnpack' && n.inputs[0].node?.kind === 'prim::TupleConstruct') {
+          const items = n.inputs[0].node.inputs;
+          n.outputs.forEach((o, i) => o.replaceAllUsesWith(items[i]));
+          n.destroy();
           report.opsFolded++;
           changed = true;
+        } else if (n.outputs.length === 1 && n.blocks.length === 0) {
+          const f = foldOp(n);
+          if (f) {
+            replaceWithConstant(g, n, f.value);
+            report.opsFolded++;
+            changed = true;
+          }
         }
       }
     }
+    const removed = g.eliminateDeadCode();
+    const pruned = g.allNodes().filter((n) => n.kind === 'prim::If' && pruneUnusedOutputs(n)).length;
+    if (!removed && !pruned) break;
   }
   g.eliminateDeadCode();
   for (const n of g.allNodes()) {
