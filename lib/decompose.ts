@@ -2,12 +2,11 @@
 // shapes again, then every attention expanded into explicit ops. In place on `graph`.
 import type { Graph } from './ir';
 import type { Module } from './module';
-import { nativeSync } from './errors';
 import { decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './passes/decompose-attention';
 import { foldModuleConstants } from './passes/fold-module-constants';
 import { inlineFunctionCalls } from './passes/inline-functions';
 import { propagateShapes, type InputSpec, type ShapeReport } from './passes/propagate-shapes';
-import { functionGraphs } from './views';
+import { functionGraphs, methodGraphs } from './views';
 
 export interface DecompositionResult {
   report: DecomposeReport;
@@ -18,10 +17,8 @@ export interface DecompositionResult {
 
 export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
   const tree = module.tree();
-  const native = module._native;
   let shapes = await propagateShapes(graph, module, inputs);
-  const { inlined, explicitBodies } = inlineAttentionModuleCalls(graph, tree,
-    (path, m, inline) => nativeSync(() => native.exportGraph(m, { inline, path })));
+  const { inlined, explicitBodies } = inlineAttentionModuleCalls(graph, tree, methodGraphs(module));
   if (inlined > 0) {
     // Inlined scripted bodies compute masks and flags in helper functions and branch on
     // module attributes: inline the helpers and fold what those decide.

@@ -5,12 +5,11 @@
 //   fused       the decomposed graph with fusion groups lowered to fused kernels.
 import type { Graph } from './ir';
 import type { Module } from './module';
-import { nativeSync } from './errors';
 import { decomposeModelGraph, type DecompositionResult } from './decompose';
 import { lowerFusionGroups, partitionForLowering, type FusedLoweringReport, type FusionGroupLike } from './fuse';
 import { inlineModuleCalls } from './passes/inline-modules';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
-import { exportView, type ViewReport } from './views';
+import { exportView, methodGraphs, type ViewReport } from './views';
 
 export interface PreparedGraphs {
   standard: Graph;
@@ -37,8 +36,7 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
   const decomposedStandard = standard.clone();
   const decomposition = await decomposeModelGraph(module, decomposedStandard, inputs);
   const decomposed = decomposedStandard.clone();
-  const native = module._native;
-  inlineModuleCalls(decomposed, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+  inlineModuleCalls(decomposed, methodGraphs(module), () => true);
   await propagateShapes(decomposed, module, inputs);
   return { decomposedStandard, decomposed, decomposition };
 }

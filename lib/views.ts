@@ -28,6 +28,11 @@ export interface ModelView {
   report: ViewReport;
 }
 
+/** The graph of a method of the submodule at `path` (inlined unless `inline` is false). */
+export function methodGraphs(module: Module): (path: string, method: string, inline?: boolean) => GraphData {
+  return (path, method, inline = true) => nativeSync(() => module._native.exportGraph(method, { inline, path }));
+}
+
 /** The inlined graph of a TorchScript function of the model, or undefined (a builtin, say). */
 export function functionGraphs(module: Module): (qualifiedName: string) => GraphData | undefined {
   return (name) => {
@@ -37,18 +42,18 @@ export function functionGraphs(module: Module): (qualifiedName: string) => Graph
 
 export function exportView(module: Module, view: ViewName, method = 'forward'): ModelView {
   const t0 = performance.now();
-  const native = module._native;
+  const graphOf = methodGraphs(module);
   let graph: Graph;
   let inline: InlineReport | undefined;
   if (view === 'inlined') {
-    graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: true })));
+    graph = Graph.fromData(graphOf('', method, true));
     // torch's Inline leaves some calls in place (nested module calls in traced models; calls
     // to TorchScript functions of a scripted model that has not run yet): finish the job.
-    inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: true, path })), () => true);
+    inline = inlineModuleCalls(graph, graphOf, () => true);
     inlineFunctionCalls(graph, functionGraphs(module));
   } else {
-    graph = Graph.fromData(nativeSync(() => native.exportGraph(method, { inline: false })));
-    inline = inlineModuleCalls(graph, (path, m) => nativeSync(() => native.exportGraph(m, { inline: false, path })));
+    graph = Graph.fromData(graphOf('', method, false));
+    inline = inlineModuleCalls(graph, (path, m) => graphOf(path, m, false));
   }
   const fold = foldModuleConstants(graph, module.tree());
   graph.verify();

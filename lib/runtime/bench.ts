@@ -9,7 +9,7 @@ import { randomTensor } from '../random';
 import { runtimeInfo } from '../runtime-info';
 import type { InputSpec } from '../passes/propagate-shapes';
 import type { Tensor } from '../tensor';
-import { compareGraphs, type Comparison } from './compare';
+import { compareGraphs, median, type Comparison } from './compare';
 
 export interface BenchCase {
   name: string;
@@ -48,12 +48,6 @@ export const STANDARD_SUITE: BenchCase[] = [
   { name: 'attention L=2048', model: 'attention_2048', inputs: [{ shape: [1, 2048, 768], dtype: 'float32' }], repetitions: 5 },
   { name: 'attention core L=2048', model: 'attention_core_2048', inputs: [0, 1, 2].map(() => ({ shape: [1, 12, 2048, 64], dtype: 'float32' as const })), repetitions: 5 },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 async function modelFile(model: string): Promise<string> {
   if ((MODEL_NAMES as readonly string[]).includes(model)) return (await ensureModel(model as ModelName)).variants.traced!;
