@@ -14,10 +14,7 @@
       "libraries": [ "<!@(node scripts/libtorch.js --print ldflags)" ],
       "defines": [ "NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GLIBCXX_USE_CXX11_ABI=1" ],
       "cflags_cc!": [ "-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20" ],
-      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-missing-field-initializers" ],
-      "conditions": [
-        [ "'<!(node scripts/libtorch.js --print cuda)'=='1'", { "defines": [ "TORCHGRAPH_WITH_CUDA" ] } ]
-      ]
+      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-missing-field-initializers" ]
     }
   ]
 }

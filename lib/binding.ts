@@ -84,7 +84,7 @@ export interface Binding {
   Tensor: NativeTensorClass;
   load(path: string, device?: string): Promise<NativeModule>;
   torchVersion: string;
-  builtWithCuda: boolean;
+  libtorchHasCuda: boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   /** libtorch's intra-op threads (at::get_num_threads). */

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -122,8 +123,13 @@ at::Device ParseDevice(const std::string& name) {
   }
   if (d->is_cuda()) {
     if (!torch::cuda::is_available())
-      throw Error("ERR_NO_DEVICE", "device '" + name + "' requested but CUDA is not available (" +
-                                       (torch::cuda::device_count() == 0 ? "no CUDA device or a CPU-only libtorch" : "") + ")");
+      throw Error("ERR_NO_DEVICE",
+                  "device '" + name + "' requested but CUDA is not available (" +
+                      (c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA)
+                           ? "this libtorch has CUDA but sees no GPU: check the driver and CUDA_VISIBLE_DEVICES"
+                           : "this libtorch is CPU-only: point TORCHGRAPH_LIBTORCH or TORCHGRAPH_PYTHON at a CUDA "
+                             "torch and run npm install again") +
+                      ")");
     if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
       throw Error("ERR_NO_DEVICE", "device '" + name + "' does not exist (" +
                                        std::to_string(torch::cuda::device_count()) + " CUDA devices)");
@@ -224,13 +230,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
   }));
-  exports.Set("builtWithCuda", Napi::Boolean::New(env,
-#ifdef TORCHGRAPH_WITH_CUDA
-      true
-#else
-      false
-#endif
-      ));
+  // Whether the libtorch loaded carries CUDA (libc10_cuda registers its device guard on load),
+  // decided at run time: the addon is compiled the same way for CPU and CUDA libtorch.
+  exports.Set("libtorchHasCuda", Napi::Boolean::New(env, c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA)));
   return exports;
 }
 

@@ -4,12 +4,9 @@
 
 #include <atomic>
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/alignment.h>
 #include <c10/core/impl/alloc_cpu.h>
-
-#ifdef TORCHGRAPH_WITH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
 
 namespace tg {
 namespace {
@@ -65,36 +62,31 @@ void InstallTrackingAllocator() {
   c10::SetCPUAllocator(&g_tracking, /*priority=*/10);
 }
 
+// Accelerators are measured through c10's device-generic DeviceAllocator (the CUDA caching
+// allocator implements it), so this file needs no CUDA headers and one binary serves CPU and
+// CUDA libtorch alike.
+static int64_t DeviceAllocatedBytes(c10::Device device, bool peak) {
+  auto idx = device.has_index() ? device.index() : c10::DeviceIndex(0);
+  auto stats = c10::getDeviceAllocator(device.type())->getDeviceStats(idx);
+  const auto& s = stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+  return peak ? s.peak : s.current;
+}
+
 MemoryScope::MemoryScope(c10::Device device) : lock_(g_measure), device_(device) {
-  if (device_.is_cuda()) {
-#ifdef TORCHGRAPH_WITH_CUDA
-    auto idx = device_.has_index() ? device_.index() : 0;
-    c10::cuda::CUDACachingAllocator::resetPeakStats(idx);
-    baseline_ = c10::cuda::CUDACachingAllocator::getDeviceStats(idx)
-                    .allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
-                    .current;
-#endif
-  } else {
+  if (device_.is_cpu()) {
     baseline_ = g_live.load();
     g_peak.store(baseline_);
+  } else {
+    c10::getDeviceAllocator(device_.type())->resetPeakStats(device_.has_index() ? device_.index() : 0);
+    baseline_ = DeviceAllocatedBytes(device_, /*peak=*/false);
   }
 }
 
 MemoryScope::~MemoryScope() = default;
 
 int64_t MemoryScope::peakAboveBaseline() const {
-  if (device_.is_cuda()) {
-#ifdef TORCHGRAPH_WITH_CUDA
-    auto idx = device_.has_index() ? device_.index() : 0;
-    return c10::cuda::CUDACachingAllocator::getDeviceStats(idx)
-               .allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
-               .peak -
-           baseline_;
-#else
-    return -1;
-#endif
-  }
-  return g_peak.load() - baseline_;
+  if (device_.is_cpu()) return g_peak.load() - baseline_;
+  return DeviceAllocatedBytes(device_, /*peak=*/true) - baseline_;
 }
 
 void InitMemory(Napi::Env env, Napi::Object exports) {

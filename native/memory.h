@@ -1,5 +1,5 @@
 // Peak-memory measurement: live bytes of c10 CPU tensor storage (a tracking allocator),
-// and the CUDA caching allocator's own statistics when built with CUDA.
+// and an accelerator's caching-allocator statistics (c10::DeviceAllocator) on CUDA.
 #pragma once
 
 #include <cstdint>
