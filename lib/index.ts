@@ -23,6 +23,7 @@ export type { DecomposeReport, AttentionRecord } from './passes/decompose-attent
 export { analyzeGraph, partitionGraph, countFlops, estimateMemory } from './analysis';
 export { lowerFusionGroups } from './fuse';
 export { prepareGraphs } from './prepare';
+export type { FuseOptions, PreparedGraphs } from './prepare';
 export { compareGraphs } from './runtime/compare';
 export { runBench } from './runtime/bench';
 export { randomTensor } from './random';

@@ -87,6 +87,7 @@ export function createPipeline(): ValidationPipeline {
           unfused: timeline(analysis.memory.unfused.timeline),
           fused: timeline(fusedEstimate.timeline),
           weightsBytes: analysis.summary.weightBytes,
+          fusedExtraWeightsBytes: lowering.heldWeightBytes,
         },
         groupOf,
       };

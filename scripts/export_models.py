@@ -512,6 +512,39 @@ def build_attention_core(seq_len: int):
     return build
 
 
+class SeparateProjections(nn.Module):
+    """Attention as many real models write it: separate q/k/v nn.Linear and
+    F.scaled_dot_product_attention; a cross-attention with kdim = vdim != embed_dim reading
+    one memory as key and value (separate k/v weights); a gated MLP whose gate and up
+    projections share an input. Head dim 24: its scale is not a power of two."""
+
+    def __init__(self, E: int = 96, H: int = 4, M: int = 40):
+        super().__init__()
+        self.heads = H
+        self.q_proj, self.k_proj, self.v_proj = nn.Linear(E, E), nn.Linear(E, E), nn.Linear(E, E)
+        self.out_proj = nn.Linear(E, E)
+        self.cross = nn.MultiheadAttention(E, H, kdim=M, vdim=M, batch_first=True)
+        self.gate, self.up, self.down = nn.Linear(E, 2 * E), nn.Linear(E, 2 * E), nn.Linear(2 * E, E)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        B, L, E = x.shape
+        hd = E // self.heads
+        q = self.q_proj(x).view(B, L, self.heads, hd).transpose(1, 2)
+        k = self.k_proj(x).view(B, L, self.heads, hd).transpose(1, 2)
+        v = self.v_proj(x).view(B, L, self.heads, hd).transpose(1, 2)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        x = x + self.out_proj(a.transpose(1, 2).reshape(B, L, E))
+        x = x + self.cross(x, memory, memory, need_weights=False)[0]
+        return x + self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))
+
+
+def build_separate_projections(_: argparse.Namespace):
+    torch.manual_seed(SEED)
+    model = SeparateProjections()
+    randomize_(model)
+    return model, (torch.randn(2, 7, 96), torch.randn(2, 5, 40)), ["x", "memory"], ["out"], {"impl": "scripts/export_models.py:SeparateProjections"}
+
+
 MODELS = {
     "attention_2048": build_attention_block(2048),
     "attention_core_2048": build_attention_core(2048),
@@ -522,6 +555,7 @@ MODELS = {
     "encoder_post_norm": build_encoder(False),
     "encoder_pre_norm": build_encoder(True),
     "seq2seq": build_seq2seq,
+    "separate_projections": build_separate_projections,
 }
 
 

@@ -2,6 +2,7 @@
 // created with its full argument list (TorchScript nodes carry all schema arguments), and
 // every emitted node is tagged with where it came from.
 import type { Graph, Node, Value, TypeData, ScopeFrame } from '../ir';
+import type { TensorHandleLike } from '../ir/serialized';
 
 const TENSOR: TypeData = { kind: 'Tensor' };
 const INT: TypeData = { kind: 'Int' };
@@ -42,6 +43,14 @@ export class Emitter {
     const c = this.graph.withInsertPoint(this.before, () => this.graph.insertConstant(v));
     this.track(c.node!);
     return c;
+  }
+
+  /** A tensor held by the graph (a prim::Constant over a native tensor handle). */
+  tensorConstant(t: TensorHandleLike): Value {
+    const n = this.graph.withInsertPoint(this.before, () =>
+      this.graph.createNode('prim::Constant', [], [TENSOR], { value: { kind: 't', value: t } }, { scope: this.tag.scope }));
+    this.track(n);
+    return n.output;
   }
 
   int(v: number | bigint): Value { return this.constant(BigInt(v)); }

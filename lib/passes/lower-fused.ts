@@ -2,18 +2,33 @@
 //   attention core  matmul -> [scale] -> [masks] -> softmax -> [dropout] -> matmul
 //                   => aten::scaled_dot_product_attention (flash/efficient kernels: the
 //                      (L, S) score matrix is never materialised)
-//   parallel projections (linears reading one input whose weights are consecutive row
-//                   slices of one packed tensor) => one linear over the union slice (a view:
-//                   nothing is concatenated or copied) and column slices of its output.
+//   parallel projections (linears reading one input) => one linear and column slices of its
+//                   output. Weights that are consecutive row slices of one packed tensor are
+//                   used as a view (nothing copied); separate weights are concatenated once
+//                   ahead of the runs (concat-weights.ts) and held by the graph.
 //   linear -> GELU/ReLU => aten::_addmm_activation (activation in place on the GEMM output).
 // What does not fit is left unfused, with the reason.
 import type { Graph, Node, Value } from '../ir';
+import type { TensorHandleLike } from '../ir/serialized';
 import { Emitter } from './emit';
+import { contiguousStrides, layoutIsSafe } from './strides';
+import { tensorInfo } from './value-info';
 
 export interface LoweringOutcome {
   id: string;
   lowered: boolean;
   reason?: string;
+  /** Bytes of weights concatenated for this group and held by the fused graph (not in any run's peak). */
+  heldBytes?: number;
+}
+
+/** Separate weights (and biases) of a group, concatenated along the output rows in the linears' order. */
+export interface PackedWeights {
+  weight: TensorHandleLike;
+  bias: TensorHandleLike | null;
+  /** Output rows of each linear, in the order given. */
+  rows: number[];
+  bytes: number;
 }
 
 function constant(v: Value | undefined): unknown {
@@ -159,15 +174,27 @@ function rowSlice(v: Value | undefined): SliceOf | undefined {
   return { base: n.inputs[0], start, end };
 }
 
-/** Linears sharing one input with weights (and biases) that are consecutive row slices of one tensor -> one linear. */
-export function lowerParallelProjections(g: Graph, linears: Node[], id: string): LoweringOutcome {
+/** Whether the linears' weights are row slices of one packed tensor (one linear over a view fits). */
+export function isPackedRowSlices(linears: Node[]): boolean {
+  const ws = linears.map((l) => rowSlice(l.inputs[1]));
+  return ws.every((w) => w && w.base === ws[0]!.base);
+}
+
+/**
+ * Linears sharing one input -> one linear and column slices of its output. The weights are
+ * row slices of one packed tensor (used as a view), or `packed`: separate weights concatenated
+ * ahead of time (a string there is why they could not be).
+ */
+export function lowerParallelProjections(g: Graph, linears: Node[], id: string, packed?: PackedWeights | string): LoweringOutcome {
   if (linears.length < 2 || linears.some((l) => l.kind !== 'aten::linear')) return { id, lowered: false, reason: 'needs two or more aten::linear' };
   const x = linears[0].inputs[0];
   if (linears.some((l) => l.inputs[0] !== x)) return { id, lowered: false, reason: 'the projections read different inputs' };
-  const ws = linears.map((l) => rowSlice(l.inputs[1]));
-  if (ws.some((w) => !w) || ws.some((w) => w!.base !== ws[0]!.base)) {
-    return { id, lowered: false, reason: 'weights are not row slices of one packed tensor (a concatenated copy would be needed)' };
+  if (!isPackedRowSlices(linears)) {
+    if (packed === undefined) return { id, lowered: false, reason: 'weights are not row slices of one packed tensor (a concatenated copy would be needed)' };
+    if (typeof packed === 'string') return { id, lowered: false, reason: packed };
+    return lowerOverConcatenated(g, linears, id, packed);
   }
+  const ws = linears.map((l) => rowSlice(l.inputs[1]));
   const hasBias = linears.map((l) => constant(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor');
   const bs = linears.map((l) => rowSlice(l.inputs[2]));
   if (hasBias.some((h) => h !== hasBias[0])) return { id, lowered: false, reason: 'some projections have a bias and some do not' };
@@ -179,19 +206,46 @@ export function lowerParallelProjections(g: Graph, linears: Node[], id: string):
   }
   const first = ws[order[0]]!.start;
   const last = ws[order[order.length - 1]]!.end;
-  // Insert before the earliest linear (the input and the packed tensors are defined before it).
+  const em = projectionEmitter(g, linears, id);
+  const w = em.slice(ws[0]!.base, 0, first, last);
+  const b = hasBias[0] ? em.slice(bs[0]!.base, 0, first, last) : null;
+  splitColumns(em, linears, em.linear(x, w, b), order.map((i) => ({ i, start: ws[i]!.start - first, end: ws[i]!.end - first })));
+  return { id, lowered: true };
+}
+
+function lowerOverConcatenated(g: Graph, linears: Node[], id: string, packed: PackedWeights): LoweringOutcome {
+  if (packed.rows.length !== linears.length) return { id, lowered: false, reason: 'concatenated weights do not match the group' };
+  const em = projectionEmitter(g, linears, id);
+  const y = em.linear(linears[0].inputs[0], em.tensorConstant(packed.weight), packed.bias ? em.tensorConstant(packed.bias) : null);
+  let start = 0;
+  splitColumns(em, linears, y, packed.rows.map((n, i) => ({ i, start, end: (start += n) })));
+  return { id, lowered: true, heldBytes: packed.bytes };
+}
+
+/** Emits before the earliest linear (its input and weights are defined before it). */
+function projectionEmitter(g: Graph, linears: Node[], id: string): Emitter {
   const earliest = linears.reduce((a, b) => (a.isBefore(b) ? a : b));
   const em = new Emitter(g, earliest, { id, scope: earliest.scope });
   em.role = 'fused_projection';
-  const w = em.slice(ws[0]!.base, 0, first, last);
-  const b = hasBias[0] ? em.slice(bs[0]!.base, 0, first, last) : null;
-  const y = em.linear(x, w, b);
-  for (const i of order) {
-    const col = em.slice(y, -1, ws[i]!.start - first, ws[i]!.end - first);
-    linears[i].output.replaceAllUsesWith(col);
+  return em;
+}
+
+/**
+ * Each linear's output becomes a column slice of `y`. A slice is strided where the linear's
+ * output was contiguous; where a view downstream would refuse that layout, the slice is copied
+ * to contiguous (as PyTorch's own packed in-projection does).
+ */
+function splitColumns(em: Emitter, linears: Node[], y: Value, parts: { i: number; start: number; end: number }[]): void {
+  const width = parts.reduce((w, p) => Math.max(w, p.end), 0);
+  for (const p of parts) {
+    const old = linears[p.i].output;
+    const shape = tensorInfo(old)?.shape;
+    const sliceStrides = shape ? contiguousStrides([...shape.slice(0, -1), width]) : undefined;
+    let part = em.slice(y, -1, p.start, p.end);
+    if (!sliceStrides || !layoutIsSafe(old, sliceStrides)) part = em.contiguous(part);
+    old.replaceAllUsesWith(part);
   }
-  for (const n of em.emitted) n.meta.fused = { kind: 'parallel_projection', id };
-  return { id, lowered: true };
+  for (const n of em.emitted) n.meta.fused = { kind: 'parallel_projection', id: em.tag.id };
 }
 
 /**

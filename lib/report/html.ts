@@ -196,7 +196,8 @@ function memorySection(report: ValidationReport): string {
   parts.push(`<line id="hover-line" x1="0" x2="0" y1="${T}" y2="${H - B}" visibility="hidden"/>`);
   parts.push(`<rect id="chart-hit" x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="transparent"/>`);
 
-  const weights = m.weightsBytes !== undefined ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.` : '';
+  const extra = m.fusedExtraWeightsBytes ? ` The fused graph holds ${escapeHtml(formatBytes(m.fusedExtraWeightsBytes))} more: projection weights concatenated once for one GEMM.` : '';
+  const weights = m.weightsBytes !== undefined ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.${extra}` : '';
   return `<section id="memory-section"><h2>Memory timeline</h2>
 <p class="caption">Estimated live bytes after each node, in execution order, for the unfused (decomposed) and fused graphs;
 dashed lines mark the peaks measured when the graphs ran, dots the estimated peaks.${weights}</p>

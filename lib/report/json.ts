@@ -126,7 +126,7 @@ const reportCheck: Check = obj({
   memory: obj({
     unfused: arrayOf(obj({ index: int(), node: str, liveBytes: int() })),
     fused: arrayOf(obj({ index: int(), node: str, liveBytes: int() })),
-  }, { weightsBytes: int() }),
+  }, { weightsBytes: int(), fusedExtraWeightsBytes: int() }),
   drawing: obj({
     caption: str,
     nodes: arrayOf(obj({ id: str, label: str, kind: oneOf('op', 'input', 'output', 'summary') }, { group: str, attention: str, title: str })),

@@ -124,6 +124,9 @@ export interface MemoryTimelines {
   fused: MemoryPoint[];
   /** Bytes of weights, counted apart from the timelines (not included in liveBytes). */
   weightsBytes?: number;
+  /** Bytes of weights the fused graph holds on top of the model's: projection weights stored
+   * separately in the model, concatenated once for one GEMM. Apart from the timelines too. */
+  fusedExtraWeightsBytes?: number;
 }
 
 export type DrawingNodeKind = 'op' | 'input' | 'output' | 'summary';

@@ -59,7 +59,7 @@ export async function runCase(c: BenchCase, opts: { device?: string; seed?: numb
   const module = await Module.load(file, { device: opts.device ?? 'cpu' });
   const inputs: Tensor[] = c.inputs.map((s, i) => randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i));
   try {
-    const prepared = await prepareGraphs(module, c.inputs, opts.partition);
+    const prepared = await prepareGraphs(module, c.inputs, { partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
       warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(),
     });

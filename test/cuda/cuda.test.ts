@@ -17,7 +17,8 @@ describe('cuda', function () {
     }
   });
 
-  for (const name of ['mha_demo', 'vit_b_16'] as ModelName[]) {
+  // separate_projections: on CUDA its separate q/k/v, k/v and gate/up weights are concatenated by default.
+  for (const name of ['mha_demo', 'vit_b_16', 'separate_projections'] as ModelName[]) {
     it(`${name}: forward on cuda matches PyTorch's CPU output; all three graphs agree`, async () => {
       const fx = await ensureModel(name);
       const m = await Module.load(fx.variants.traced!, { device: 'cuda' });
@@ -33,6 +34,7 @@ describe('cuda', function () {
       for (const r of Object.values(cmp.runs)) console.log(`      ${name} ${r.name}: ${r.medianMs.toFixed(2)} ms, peak ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB, diff ${r.maxAbsDiff}`);
       assert.ok(cmp.runs.unfused.maxAbsDiff! <= 1e-4 && cmp.runs.fused.maxAbsDiff! <= 1e-4);
       assert.ok(cmp.runs.original.peakBytes > 0, 'the CUDA caching allocator reports a peak');
+      if (name === 'separate_projections') assert.ok(prepared.lowering.projections.every((p) => p.lowered) && prepared.lowering.heldWeightBytes > 0, JSON.stringify(prepared.lowering.projections));
       m.dispose();
     });
   }

@@ -55,6 +55,48 @@ describe('runtime: original, unfused and fused', function () {
     m.dispose();
   });
 
+  describe('separate projection weights (separate q/k/v nn.Linear, MHA with kdim/vdim, gate/up)', () => {
+    // Per group: weights (rows x in) and biases, float32. q/k/v: 3 x 96x96; cross k/v: 2 x 96x40; gate/up: 2 x 192x96.
+    const heldBytes = 4 * (3 * (96 * 96 + 96) + 2 * (96 * 40 + 96) + 2 * (192 * 96 + 192));
+    for (const variant of ['traced', 'traced_grad', 'scripted'] as const) {
+      it(`${variant}: concatenated once into one GEMM per group, held bytes reported, all three graphs agree`, async () => {
+        const fx = await ensureModel('separate_projections');
+        const m = await Module.load(fx.variants[variant]!);
+        const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { concatenateProjections: true });
+        assert.deepEqual(prepared.lowering.projections.map((p) => p.lowered), [true, true, true], JSON.stringify(prepared.lowering.projections));
+        assert.equal(prepared.lowering.heldWeightBytes, heldBytes);
+        const count = (g: typeof prepared.fused, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
+        // 11 linears -> 7: q/k/v (3 -> 1), cross k/v (2 -> 1), gate/up (2 -> 1).
+        assert.equal(count(prepared.decomposed, 'aten::linear') - count(prepared.fused, 'aten::linear'), 4);
+        const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, fx.inputs.map(tensorFromFile), { warmup: 1, repetitions: 1 });
+        assert.ok(cmp.runs.unfused.maxAbsDiff !== null && cmp.runs.unfused.maxAbsDiff <= 1e-5, `unfused ${cmp.runs.unfused.maxAbsDiff}`);
+        assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused ${cmp.runs.fused.maxAbsDiff}`);
+        m.dispose();
+      });
+    }
+
+    it('traced cross-attention: column slices that a later view cannot take are made contiguous, the others stay views', async () => {
+      const fx = await ensureModel('separate_projections');
+      const m = await Module.load(fx.variants.traced!);
+      const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { concatenateProjections: true });
+      const contiguousIn = (id: string) => prepared.fused.allNodes().filter((n) => n.kind === 'aten::contiguous' && (n.meta.fused as { id?: string } | undefined)?.id === id).length;
+      // MHA's slow path views k as (S, N*H, hd): merging N with the heads needs k's rows contiguous.
+      assert.equal(contiguousIn('cross'), 2);
+      // q/k/v of the hand-written attention are viewed as (B, L, H, hd): a slice can.
+      assert.equal(contiguousIn('group 2'), 0);
+      m.dispose();
+    });
+
+    it('on CPU the default leaves them unfused, saying why', async () => {
+      const fx = await ensureModel('separate_projections');
+      const m = await Module.load(fx.variants.traced!);
+      const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+      assert.ok(prepared.lowering.projections.length === 3 && prepared.lowering.projections.every((p) => !p.lowered && /on CPU/.test(p.reason!)), JSON.stringify(prepared.lowering.projections));
+      assert.equal(prepared.lowering.heldWeightBytes, 0);
+      m.dispose();
+    });
+  });
+
   it('when attention weights are returned the core stays unfused, and says why', async () => {
     const fx = await ensureModel('mha_demo');
     const m = await Module.load(fx.variants.scripted!);
