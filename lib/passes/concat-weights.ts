@@ -8,7 +8,7 @@ import { Graph, type Node, type Value } from '../ir';
 import { copyNodeBefore } from './inline-modules';
 import type { NativeModule, NativeTensor } from '../binding';
 import { native, nativeSync } from '../errors';
-import { isPackedRowSlices, type PackedWeights } from './lower-fused';
+import { isPackedRowSlices, linearHasBias as hasBias, type PackedWeights } from './lower-fused';
 import { tensorInfo } from './value-info';
 
 export interface ConcatRequest {
@@ -58,11 +58,9 @@ export function planConcatenations(graph: Graph, groups: { kind: string; id: str
   return plan;
 }
 
-const hasBias = (l: Node): boolean => l.inputs[2].type.kind !== 'None' && !(l.inputs[2].node?.kind === 'prim::Constant' && l.inputs[2].node.constantValue() === null);
-
 /**
- * Concatenate each request's weights (and biases) along the output rows, once: a copy of
- * `graph` keeps only the attribute reads and the concatenations, and runs on the module.
+ * Concatenate each request's weights (and biases) along the output rows, once: a small graph
+ * of the attribute reads and the concatenations runs on the module.
  */
 export async function concatenateWeights(module: NativeModule, graph: Graph, requests: ConcatRequest[]): Promise<Map<string, PackedWeights | string>> {
   const out = new Map<string, PackedWeights | string>();

@@ -174,6 +174,10 @@ function rowSlice(v: Value | undefined): SliceOf | undefined {
   return { base: n.inputs[0], start, end };
 }
 
+export function linearHasBias(l: Node): boolean {
+  return constant(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor';
+}
+
 /** Whether the linears' weights are row slices of one packed tensor (one linear over a view fits). */
 export function isPackedRowSlices(linears: Node[]): boolean {
   const ws = linears.map((l) => rowSlice(l.inputs[1]));
@@ -195,7 +199,7 @@ export function lowerParallelProjections(g: Graph, linears: Node[], id: string, 
     return lowerOverConcatenated(g, linears, id, packed);
   }
   const ws = linears.map((l) => rowSlice(l.inputs[1]));
-  const hasBias = linears.map((l) => constant(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor');
+  const hasBias = linears.map(linearHasBias);
   const bs = linears.map((l) => rowSlice(l.inputs[2]));
   if (hasBias.some((h) => h !== hasBias[0])) return { id, lowered: false, reason: 'some projections have a bias and some do not' };
   if (hasBias[0] && (bs.some((b) => !b) || bs.some((b) => b!.base !== bs[0]!.base))) return { id, lowered: false, reason: 'biases are not slices of one packed tensor' };
