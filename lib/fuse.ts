@@ -29,8 +29,8 @@ export interface FusedLoweringReport {
 function notLoweredReason(kind: string, device: string): string {
   if (kind !== 'elementwise') return 'no fused libtorch op for this pattern';
   return device.startsWith('cuda')
-    ? 'not lowered: TorchScript\'s CUDA fuser (NNC) is not used yet; graphs run as built so unfused and fused timings compare like for like'
-    : 'not lowered: TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)';
+    ? 'TorchScript\'s CUDA fuser (NNC) is not used yet; graphs run as built so unfused and fused timings compare like for like'
+    : 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)';
 }
 
 /**

@@ -81,7 +81,7 @@ export function createPipeline(): ValidationPipeline {
       return {
         graph: fused,
         groups: analysis.summary.fusionGroups,
-        stats: { flops: countFlops(fused).total, averageGroupSize: analysis.summary.averageGroupSize, lowering } as never,
+        stats: { flops: countFlops(fused).total, averageGroupSize: analysis.summary.averageGroupSize, lowering },
         estimatedPeakBytes: { unfused: analysis.summary.peakBytes.unfused, fused: fusedEstimate.peakBytes },
         memory: {
           unfused: timeline(analysis.memory.unfused.timeline),

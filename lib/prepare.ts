@@ -41,7 +41,7 @@ export interface FuseOptions {
   concatenateProjections?: boolean;
 }
 
-const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (fuse option concatenateProjections forces it)';
+const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
 
 /**
  * Attention decomposed on a copy of the standard view, then every remaining module call

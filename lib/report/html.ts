@@ -6,7 +6,8 @@
 import * as dagre from '@dagrejs/dagre';
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent } from './format';
 import { reportToJsonObject } from './json';
-import { memoryReduction, type GraphDrawing, type MemoryPoint, type ValidationReport } from './types';
+import { describeLowering } from './lowering';
+import { memoryReduction, type GraphDrawing, type LoweringSummary, type MemoryPoint, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
 
 export interface HtmlOptions {
@@ -243,8 +244,19 @@ ${rows.join('\n')}
 <p>Memory reduction, fused vs unfused peak: <b>${e(formatPercent(est))}</b> estimated, <b>${e(formatPercent(meas))}</b> measured.
 Attentions decomposed: <b>${a.decomposed} of ${a.found}</b>${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}.</p>
 ${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
+${g.fused.lowering ? loweringList(g.fused.lowering) : ''}
 ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}
 </section>`;
+}
+
+function loweringList(lw: LoweringSummary): string {
+  const e = escapeHtml;
+  const items = describeLowering(lw).map((l) => {
+    const head = l.lowered === null ? `${e(l.kind)}: ${l.total} unfused` : `${e(l.kind)}: <b>${l.lowered} of ${l.total}</b> &rarr; <code>${e(l.to!)}</code>`;
+    const why = l.unfused.map((u) => `<li>${u.count} unfused: ${e(u.reason)}</li>`).join('');
+    return `<li>${head}${why ? `<ul>${why}</ul>` : ''}</li>`;
+  });
+  return `<h3>Fused lowering</h3><ul id="lowering">${items.join('\n')}</ul>`;
 }
 
 function attentionSection(report: ValidationReport): string {

@@ -10,7 +10,8 @@
 //               "unfused":  { "peakBytes": int, "estimatedPeakBytes": int, "medianMs": num, "maxAbsDiff": num|null },
 //               "fused":    { "peakBytes": int, "estimatedPeakBytes": int, "medianMs": num, "maxAbsDiff": num|null } },
 //     "passed": bool,
-//     ...optional extras: format, tolerance, checks, inputs, attentions, memory, drawing, environment }
+//     ...optional extras: format, tolerance, checks, inputs, attentions, memory, drawing, environment;
+//     graphs.fused.lowering says what each fusion group became, or why it stayed unfused }
 // Keys come out in this order (the contract's first, extras after), so outputs diff cleanly.
 import type { ValidationReport } from './types';
 import { REPORT_FORMAT } from './types';
@@ -20,7 +21,7 @@ const TOP_ORDER = ['format', 'model', 'attention', 'graphs', 'runs', 'passed', '
 const ORDERS: Record<string, string[]> = {
   attention: ['found', 'decomposed', 'skipped'],
   graphs: ['standard', 'decomposed', 'fused'],
-  graph: ['nodes', 'ops', 'groups', 'averageGroupSize', 'attentionOps', 'flops'],
+  graph: ['nodes', 'ops', 'groups', 'averageGroupSize', 'attentionOps', 'flops', 'lowering'],
   runs: ['original', 'unfused', 'fused'],
   run: ['peakBytes', 'estimatedPeakBytes', 'medianMs', 'maxAbsDiff'],
 };
@@ -100,7 +101,12 @@ const oneOf = (...vals: string[]): Check => (v, at, e) => {
 
 const graphExtras = { attentionOps: int(), flops: num };
 const graph = obj({ nodes: int(), ops: record(int()) }, graphExtras);
-const fusedGraph = obj({ nodes: int(), ops: record(int()), groups: int() }, { ...graphExtras, averageGroupSize: num });
+const outcomes = arrayOf(obj({ id: str, lowered: bool }, { reason: str, heldBytes: int() }));
+const lowering = obj({
+  attentionCores: outcomes, projections: outcomes, linearActivations: outcomes,
+  notLowered: arrayOf(obj({ kind: str, groups: int(), reason: str })), heldWeightBytes: int(),
+});
+const fusedGraph = obj({ nodes: int(), ops: record(int()), groups: int() }, { ...graphExtras, averageGroupSize: num, lowering });
 const compared = obj({ peakBytes: int(-1), estimatedPeakBytes: int(-1), medianMs: num, maxAbsDiff: numOrNull });
 
 const reportCheck: Check = obj({

@@ -1,7 +1,8 @@
 // The terminal rendering of a ValidationReport: the seed's comparison table, honest about
 // what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
-import { memoryReduction, type ValidationReport } from './types';
+import { describeLowering } from './lowering';
+import { memoryReduction, type LoweringSummary, type ValidationReport } from './types';
 
 export interface TerminalOptions {
   /** ANSI colours for PASS/FAIL (default false; the CLI turns it on for a TTY without NO_COLOR). */
@@ -47,6 +48,9 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   if (report.memory?.weightsBytes !== undefined) out.push(`Weights (not in the peaks above): ${formatBytes(report.memory.weightsBytes)}`);
   if (report.memory?.fusedExtraWeightsBytes) out.push(`Fused graph's extra weights (concatenated projections, not in the peaks): ${formatBytes(report.memory.fusedExtraWeightsBytes)}`);
 
+  const lw = report.graphs.fused.lowering;
+  if (lw) out.push(...loweringLines(lw));
+
   const a = report.attention;
   out.push(`Attentions decomposed: ${a.decomposed} of ${a.found}${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}`);
   for (const s of a.skipped) out.push(`  skipped ${s.node}: ${s.reason}`);
@@ -64,4 +68,18 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   const verdict = report.passed ? paint(color, 32, 'PASSED') : paint(color, 31, 'FAILED');
   out.push(`Result: ${verdict}${total !== undefined ? ` (${total - failed} of ${total} checks passed)` : ''}`);
   return out.join('\n') + '\n';
+}
+
+/** What the fused graph's groups became (see lowering.ts). */
+function loweringLines(lw: LoweringSummary): string[] {
+  const out = ['Fused lowering:'];
+  for (const l of describeLowering(lw)) {
+    if (l.lowered === null) {
+      out.push(`  ${l.kind}: ${l.total} group${l.total === 1 ? '' : 's'} unfused: ${l.unfused[0].reason}`);
+      continue;
+    }
+    out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
+    for (const u of l.unfused) out.push(`    ${u.count} unfused: ${u.reason}`);
+  }
+  return out;
 }

@@ -40,6 +40,26 @@ export interface FusedGraphStats extends GraphStats {
   groups: number;
   /** extra: average number of nodes per fusion group. */
   averageGroupSize?: number;
+  /** extra: what each group was lowered to, or why it was not. */
+  lowering?: LoweringSummary;
+}
+
+/** One group's lowering: `reason` says why it stays unfused; `heldBytes`, weights it concatenated. */
+export interface LoweringOutcomeSummary {
+  id: string;
+  lowered: boolean;
+  reason?: string;
+  heldBytes?: number;
+}
+
+export interface LoweringSummary {
+  attentionCores: LoweringOutcomeSummary[];
+  projections: LoweringOutcomeSummary[];
+  linearActivations: LoweringOutcomeSummary[];
+  /** Group kinds with no fused kernel here, with the count and the reason. */
+  notLowered: { kind: string; groups: number; reason: string }[];
+  /** Bytes of concatenated projection weights the fused graph holds. */
+  heldWeightBytes: number;
 }
 
 /** The original model (module.forward as exported), run as-is. */

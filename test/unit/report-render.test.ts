@@ -10,7 +10,7 @@ import { graphToDot } from '../../lib/report/dot';
 import { drawingFromGraph } from '../../lib/report/drawing';
 import { formatBytes, formatDiff, formatFlops, formatMs, textTable } from '../../lib/report/format';
 import { escapeHtml, layoutDrawing, renderHtml, writeHtmlReport } from '../../lib/report/html';
-import { validateReportJson } from '../../lib/report/json';
+import { reportToJson, validateReportJson } from '../../lib/report/json';
 import { sampleDecomposedGraph, sampleReport, sampleTimeline } from '../../lib/report/sample';
 import { opKind } from '../../lib/report/stats';
 import { renderTerminal } from '../../lib/report/terminal';
@@ -90,6 +90,30 @@ describe('report: terminal table', () => {
     assert.match(t, /^Attentions decomposed: 11 of 12 \(1 skipped\)$/m);
     assert.match(t, /^ {2}skipped encoder\.layers\.encoder_layer_3\.self_attention: needs kdim$/m);
     assert.match(t, /^Result: PASSED$/m);
+  });
+
+  it('says what the fusion groups became, each reason once with its count', () => {
+    const r = sampleReport();
+    const unfused = (id: string) => ({ id, lowered: false, reason: 'separate weights' });
+    r.graphs.fused.lowering = {
+      attentionCores: [{ id: 'a0', lowered: true }, { id: 'a1', lowered: false, reason: 'attention weights are returned' }],
+      projections: [unfused('p0'), unfused('p1'), { id: 'p2', lowered: true, heldBytes: 1024 }],
+      linearActivations: [],
+      notLowered: [{ kind: 'residual', groups: 24, reason: 'no fused libtorch op for this pattern' }],
+      heldWeightBytes: 1024,
+    };
+    const t = renderTerminal(r);
+    assert.match(t, /^ {2}attention cores: 1 of 2 -> scaled_dot_product_attention\n {4}1 unfused: attention weights are returned$/m);
+    assert.match(t, /^ {2}parallel projections: 1 of 3 -> one GEMM each\n {4}2 unfused: separate weights$/m);
+    assert.doesNotMatch(t, /linear \+ activation/);
+    assert.match(t, /^ {2}residual: 24 groups unfused: no fused libtorch op for this pattern$/m);
+    const html = renderHtml(r);
+    assert.match(html, /<ul id="lowering"><li>attention cores: <b>1 of 2<\/b> &rarr; <code>scaled_dot_product_attention<\/code><ul><li>1 unfused: attention weights are returned<\/li><\/ul><\/li>/);
+    assert.match(html, /<li>2 unfused: separate weights<\/li>/);
+    assert.deepEqual(validateReportJson(JSON.parse(reportToJson(r))), []);
+    const bad = JSON.parse(reportToJson(r));
+    bad.graphs.fused.lowering.projections[0].lowered = 'no';
+    assert.match(validateReportJson(bad).join('\n'), /graphs\.fused\.lowering\.projections\[0\]\.lowered/);
   });
 });
 

@@ -1,0 +1,29 @@
+// What the fused graph's groups became, grouped for display: per kind, how many were lowered
+// and to what, then each distinct reason for the rest once, with its count.
+import type { LoweringOutcomeSummary, LoweringSummary } from './types';
+
+export interface LoweringLine {
+  kind: string;
+  /** null for kinds that have no lowering here (all their groups stay unfused). */
+  lowered: number | null;
+  total: number;
+  to?: string;
+  unfused: { reason: string; count: number }[];
+}
+
+export function describeLowering(lw: LoweringSummary): LoweringLine[] {
+  const kinds: [string, LoweringOutcomeSummary[], string][] = [
+    ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
+    ['parallel projections', lw.projections, 'one GEMM each'],
+    ['linear + activation', lw.linearActivations, '_addmm_activation'],
+  ];
+  const out: LoweringLine[] = [];
+  for (const [kind, outcomes, to] of kinds) {
+    if (!outcomes.length) continue;
+    const why = new Map<string, number>();
+    for (const o of outcomes) if (!o.lowered) why.set(o.reason ?? 'no reason given', (why.get(o.reason ?? 'no reason given') ?? 0) + 1);
+    out.push({ kind, lowered: outcomes.filter((o) => o.lowered).length, total: outcomes.length, to, unfused: [...why].map(([reason, count]) => ({ reason, count })) });
+  }
+  for (const n of lw.notLowered) out.push({ kind: n.kind, lowered: null, total: n.groups, unfused: [{ reason: n.reason, count: n.groups }] });
+  return out;
+}
