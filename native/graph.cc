@@ -678,28 +678,45 @@ std::vector<c10::IValue> RunNodesOnMeta(const jit::Graph& g, std::vector<c10::IV
   return results;
 }
 
-// Tensors computed inside prim::If branches are invisible from the top level. Make each If
-// also return them (the branch not taken returns prim::Uninitialized in that slot), under
-// the id of the inner value, innermost Ifs first so that nested ones surface level by level.
-// Loops are left alone: their block outputs are loop-carried values.
-void ExposeBranchTensors(jit::Graph& g, std::unordered_map<const Value*, int64_t>& idOf) {
+// Tensors computed inside blocks are invisible from the top level. Make each prim::If also
+// return them (the branch not taken returns prim::Uninitialized in that slot), and each
+// prim::Loop carry them out (an extra loop-carried slot that starts uninitialized, so the
+// loop's output is the last iteration's tensor), under the id of the inner value, innermost
+// blocks first so that nested ones surface level by level.
+void ExposeBlockTensors(jit::Graph& g, std::unordered_map<const Value*, int64_t>& idOf) {
+  auto innerTensors = [&](jit::Block* blk) {
+    std::vector<Value*> inner;
+    for (auto* m : blk->nodes())
+      for (auto* o : m->outputs())
+        if (o->type()->kind() == c10::TypeKind::TensorType && idOf.count(o)) inner.push_back(o);
+    return inner;
+  };
   std::function<void(jit::Block*)> visit = [&](jit::Block* b) {
     for (auto* n : b->nodes()) {
       for (auto* sub : n->blocks()) visit(sub);
-      if (n->kind() != c10::prim::If) continue;
-      for (size_t bi = 0; bi < 2; ++bi) {
-        std::vector<Value*> inner;
-        for (auto* m : n->blocks()[bi]->nodes())
-          for (auto* o : m->outputs())
-            if (o->type()->kind() == c10::TypeKind::TensorType && idOf.count(o)) inner.push_back(o);
-        for (auto* v : inner) {
-          Value* out = n->addOutput()->setType(v->type());
-          n->blocks()[bi]->registerOutput(v);
-          jit::Block* other = n->blocks()[1 - bi];
+      if (n->kind() == c10::prim::If) {
+        for (size_t bi = 0; bi < 2; ++bi) {
+          for (auto* v : innerTensors(n->blocks()[bi])) {
+            Value* out = n->addOutput()->setType(v->type());
+            n->blocks()[bi]->registerOutput(v);
+            jit::Block* other = n->blocks()[1 - bi];
+            jit::Node* un = g.create(c10::prim::Uninitialized);
+            un->output()->setType(v->type());
+            other->appendNode(un);
+            other->registerOutput(un->output());
+            idOf[out] = idOf[v];
+          }
+        }
+      } else if (n->kind() == c10::prim::Loop) {
+        jit::Block* body = n->blocks()[0];
+        for (auto* v : innerTensors(body)) {
           jit::Node* un = g.create(c10::prim::Uninitialized);
           un->output()->setType(v->type());
-          other->appendNode(un);
-          other->registerOutput(un->output());
+          un->insertBefore(n);
+          n->addInput(un->output());
+          body->addInput()->setType(v->type());
+          body->registerOutput(v);
+          Value* out = n->addOutput()->setType(v->type());
           idOf[out] = idOf[v];
         }
       }
@@ -736,7 +753,7 @@ Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::O
       ids.push_back(it->second);
     }
   };
-  if (!straight) ExposeBranchTensors(*g, idOf);
+  if (!straight) ExposeBlockTensors(*g, idOf);
   for (auto* n : g->nodes())
     for (auto* o : n->outputs()) report(o);
   auto stack = std::make_shared<std::vector<c10::IValue>>();

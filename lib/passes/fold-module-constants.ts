@@ -85,10 +85,12 @@ function splitTupleOutputs(g: Graph): number {
       const o = n.outputs[i];
       if (o.type.kind !== 'Tuple' || !o.hasUses()) continue;
       const elems = o.type.elems;
-      const parts = n.blocks.map((blk) => {
-        const unpack = g.withInsertPoint(blk, () => g.createNode('prim::TupleUnpack', [blk.outputs[i]], elems));
-        return unpack.outputs;
-      });
+      const parts = n.blocks.map((blk) => g.withInsertPoint(blk, () => {
+        // A branch that returns early yields prim::Uninitialized for the tuple; unpacking it
+        // would fail at run time, so that branch yields an uninitialized value per element.
+        if (blk.outputs[i].node?.kind === 'prim::Uninitialized') return elems.map((t) => g.createNode('prim::Uninitialized', [], [t]).output);
+        return g.createNode('prim::TupleUnpack', [blk.outputs[i]], elems).outputs;
+      }));
       const news = elems.map((t, k) => {
         n.blocks.forEach((blk, b) => blk.registerOutput(parts[b][k]));
         return n.addOutput(t);

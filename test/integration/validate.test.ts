@@ -4,6 +4,7 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { validateReportJson } from '../../lib/report/json';
 import type { ValidationReport } from '../../lib/report/types';
+import { ensureModel, type ModelName } from '../../lib/models';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -34,6 +35,25 @@ describe('torchgraph validate (real pipeline)', function () {
       assert.ok(report.graphs.fused.ops['aten::scaled_dot_product_attention'] === report.attention.found);
       assert.equal(report.graphs.decomposed.ops['aten::scaled_dot_product_attention'], undefined);
       assert.ok(report.checks!.some((c) => c.name === 'estimate-vs-measured' && c.passed));
+    });
+  }
+
+  // Scripted models keep run-time checks as prim::If and loops as prim::Loop: the estimates must
+  // follow the branch taken and one iteration, or they count every path at once (seq2seq was
+  // 226% over), and early returns of tuples must not break the shape run.
+  for (const [model, inputs] of [['seq2seq', ['2x7x30', '2x5x30']], ['control_flow', ['2x16']], ['encoder_pre_norm', null]] as [ModelName, string[] | null][]) {
+    it(`${model} scripted: runs, and estimates follow the branches taken (within 10% of measured)`, async () => {
+      const fx = await ensureModel(model);
+      const specs = inputs ?? fx.inputs.map((i) => i.shape.join('x'));
+      const r = cli('validate', fx.variants.scripted!, ...specs.flatMap((s) => ['--input', s]), '--json');
+      assert.equal(r.status, 0, r.stderr + r.stdout.slice(0, 2000));
+      const report = JSON.parse(r.stdout) as ValidationReport;
+      for (const run of ['unfused', 'fused'] as const) {
+        const x = report.runs[run];
+        const rel = Math.abs(x.estimatedPeakBytes - x.peakBytes) / x.peakBytes;
+        console.log(`      ${model} scripted ${run}: estimated ${x.estimatedPeakBytes} B, measured ${x.peakBytes} B (${(rel * 100).toFixed(1)}%)`);
+        assert.ok(rel <= 0.1, `${run}: estimate ${x.estimatedPeakBytes} vs measured ${x.peakBytes}`);
+      }
     });
   }
 
