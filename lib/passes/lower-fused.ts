@@ -156,8 +156,14 @@ export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): Lo
   } else if (m.floatMasks.length) {
     mask = m.floatMasks.reduce((a, b) => em.add(a, b));
   }
-  const sdpa = em.op('aten::scaled_dot_product_attention', m.q, m.k, m.v, mask ?? em.none(),
+  // PyTorch's own slow path works on (batch*heads, L, hd); SDPA's fused CPU kernels take 4-D
+  // inputs only and fall back to the math kernel (scores materialised) on 3-D ones, so 3-D
+  // operands get a leading batch of 1, and the output loses it again.
+  const batched = tensorInfo(m.q)?.shape.length === 3;
+  const in4d = (t: Value) => (batched && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
+  let sdpa = em.op('aten::scaled_dot_product_attention', in4d(m.q), in4d(m.k), in4d(m.v), mask ? in4d(mask) : em.none(),
     em.constant(m.dropout), em.constant(m.causal), em.constant(m.scale), em.constant(false));
+  if (batched) sdpa = em.squeeze(sdpa, 0);
   m.out.output.replaceAllUsesWith(sdpa);
   for (const n of em.emitted) n.meta.fused = { kind: 'attention_core', id };
   return { id, lowered: true };

@@ -7,6 +7,7 @@ import { compareGraphs } from '../../lib/runtime/compare';
 import { lowerAttentionCore } from '../../lib/passes/lower-fused';
 import { binding } from '../../lib/binding';
 import { randomTensor } from '../../lib/random';
+import { tensorInfo } from '../../lib/passes/value-info';
 import { tensorFromFile } from '../support/tensors';
 
 describe('runtime: original, unfused and fused', function () {
@@ -52,6 +53,20 @@ describe('runtime: original, unfused and fused', function () {
     // Batch 1 peaks in the MLP: fc1 output and GELU output (197 x 3072 floats each) at once, unless fused.
     const mlp = 197 * 3072 * 4;
     assert.ok(cmp.runs.original.peakBytes - cmp.runs.fused.peakBytes >= 0.6 * mlp, `${cmp.runs.original.peakBytes} -> ${cmp.runs.fused.peakBytes}`);
+    m.dispose();
+  });
+
+  it('3-D attention (batch*heads, L, hd), as in PyTorch\'s weights path: SDPA gets 4-D operands, so its flash kernel runs', async () => {
+    const fx = await ensureModel('mha_demo');
+    const m = await Module.load(fx.variants.traced_grad!);
+    const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+    const sdpa = prepared.fused.allNodes().filter((n) => n.kind === 'aten::scaled_dot_product_attention');
+    assert.equal(sdpa.length, 1);
+    assert.deepEqual(sdpa[0].inputs.slice(0, 3).map((v) => tensorInfo(v)?.shape.length), [4, 4, 4]);
+    const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, fx.inputs.map(tensorFromFile), { warmup: 1, repetitions: 1 });
+    assert.ok(cmp.runs.fused.maxAbsDiff! <= 1e-5);
+    // The math kernel would hold the (48, 196, 196) scores and probabilities: above the unfused peak.
+    assert.ok(cmp.runs.fused.peakBytes < 0.8 * cmp.runs.unfused.peakBytes, `${cmp.runs.fused.peakBytes} vs ${cmp.runs.unfused.peakBytes}`);
     m.dispose();
   });
 
