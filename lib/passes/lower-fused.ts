@@ -45,6 +45,7 @@ function num(v: Value | undefined): number | undefined {
 }
 
 const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
+const ACTIVATION = /^aten::(gelu|relu|silu|tanh|sigmoid|hardswish|hardsigmoid|leaky_relu|elu|mish)_?$/;
 
 /** The single user of a value, or undefined when there are several (or none). */
 function soleUser(v: Value): Node | undefined {
@@ -266,6 +267,7 @@ function splitColumns(em: Emitter, linears: Node[], y: Value, parts: { i: number
 export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu'): LoweringOutcome {
   const linear = groupNodes.find((n) => n.kind === 'aten::linear');
   if (!linear) return { id, lowered: false, reason: 'no aten::linear in the group' };
+  if (!groupNodes.some((n) => ACTIVATION.test(n.kind))) return { id, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' };
   const act = soleUser(linear.output);
   if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.inputs[0] !== linear.output) {
     return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };

@@ -163,7 +163,22 @@ export function sampleReport(opts: { blocks?: number; failing?: boolean } = {}):
     graphs: {
       standard: { nodes: 232, ops: { 'aten::add': 24, 'aten::layer_norm': 25, 'call_module:MultiheadAttention': blocks, 'aten::linear': 2 * blocks + 1, 'prim::Constant': 232 - 49 - 3 * blocks - 1 }, attentionOps: blocks, flops: 35.15e9 },
       decomposed: { ...dec, flops: 35.19e9 },
-      fused: { nodes: fusedNodes, ops: fusedOps, groups: groupIds.size, averageGroupSize: grouped / groupIds.size, attentionOps: dec.attentionOps, flops: 35.19e9 },
+      fused: {
+        nodes: fusedNodes, ops: fusedOps, groups: groupIds.size, averageGroupSize: grouped / groupIds.size, attentionOps: dec.attentionOps, flops: 35.19e9,
+        // As `validate vit_b_16` reports it on CPU.
+        lowering: {
+          attentionCores: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
+          projections: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
+          linearActivations: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
+            ? { id: `group ${i}`, lowered: true }
+            : { id: `group ${i}`, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' })),
+          notLowered: [
+            { kind: 'norm_linear', groups: 1, reason: 'no fused libtorch op for this pattern' },
+            { kind: 'elementwise', groups: 1, reason: 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)' },
+          ],
+          heldWeightBytes: 0,
+        },
+      },
     },
     runs: {
       original: { peakBytes: Math.round(estF * 1.06), medianMs: 212.4 },

@@ -98,7 +98,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
     const state = await page.evaluate<{
       title: string; verdict: string; nodes: number; visibleNodes: number; edges: number; fusedNodes: number; regions: string[];
       ready: string; graphBox: { w: number; h: number }; series: { key: string; w: number; h: number; points: number }[];
-      measured: string[]; attentionRows: number; summaryRows: number;
+      measured: string[]; attentionRows: number; summaryRows: number; lowering: string[];
     }>(`(() => {
       const box = (el) => { const r = el.getBoundingClientRect(); return { w: r.width, h: r.height }; };
       const nodes = [...document.querySelectorAll('#graph .node rect')].map(box);
@@ -116,6 +116,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
         measured: [...document.querySelectorAll('#memory-chart line.measured')].map((l) => l.getAttribute('data-measured')),
         attentionRows: document.querySelectorAll('#attentions tbody tr').length,
         summaryRows: document.querySelectorAll('#summary tbody tr').length,
+        lowering: [...document.querySelectorAll('#lowering > li')].map((li) => li.firstChild.textContent),
       };
     })()`);
     assert.deepEqual(rec.errors, []);
@@ -137,6 +138,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
     assert.deepEqual(state.measured, ['unfused', 'fused']);
     assert.equal(state.attentionRows, 12);
     assert.equal(state.summaryRows, 9);
+    assert.deepEqual(state.lowering, ['attention cores: ', 'parallel projections: ', 'linear + activation: ', 'norm_linear: 1 unfused', 'elementwise: 1 unfused']);
 
     const shot = path.join(SCREENSHOTS, 'report.png');
     await page.screenshot({ path: shot, fullPage: true });
