@@ -163,13 +163,17 @@ export interface RunBenchOptions {
 export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   let cases = STANDARD_SUITE;
   if (options.models.length) {
-    cases = options.models.map((m) => {
+    cases = await Promise.all(options.models.map(async (m): Promise<BenchCase> => {
       const std = STANDARD_SUITE.find((c) => c.model === m || c.name === m);
       if (std) return std;
+      // Other built-in models run on their example inputs unless --input says otherwise.
+      if (!options.inputs.length && (MODEL_NAMES as readonly string[]).includes(m)) {
+        return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };
+      }
       if (!options.inputs.length) throw new Error(`bench ${m}: a model file needs --input SPEC`);
       const { parseInputSpec } = require('../cli/input-spec') as { parseInputSpec: (s: string) => { shape: number[]; dtype: InputSpec['dtype'] } };
       return { name: m, model: m, inputs: options.inputs.map((s) => { const p = parseInputSpec(s); return { shape: p.shape, dtype: p.dtype }; }) };
-    });
+    }));
   }
   cases = cases.map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
   const total = cases.reduce((a, c) => a + 3 * (c.repetitions ?? 5), 0);
