@@ -87,13 +87,20 @@ export async function concatenateWeights(module: NativeModule, graph: Graph, req
   }
   g.setOutputs([g.createNode('prim::TupleConstruct', results, [{ kind: 'Tuple', elems: results.map(() => ({ kind: 'Tensor' })) }]).output]);
 
-  const built = nativeSync(() => module.buildGraph(g.toData()));
+  // A failure here costs the groups their fusion, not the whole preparation: they stay unfused
+  // and say why.
   let tensors: NativeTensor[];
   try {
-    const res = await native(() => built.run([]));
-    tensors = res.output as unknown as NativeTensor[];
-  } finally {
-    built.dispose();
+    const built = nativeSync(() => module.buildGraph(g.toData()));
+    try {
+      tensors = (await native(() => built.run([]))).output as unknown as NativeTensor[];
+    } finally {
+      built.dispose();
+    }
+  } catch (e) {
+    const why = `the weights could not be concatenated: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+    for (const r of usable) out.set(r.id, why);
+    return out;
   }
   let k = 0;
   for (const r of usable) {
