@@ -20,8 +20,11 @@ const INPUT_INFO = new WeakMap<Value, ValueInfo>();
 export function setValueInfo(v: Value, info: ValueInfo): void {
   const n = v.node;
   if (!n) { INPUT_INFO.set(v, info); return; }
-  const list = (n.meta.outputInfo as (ValueInfo | undefined)[] | undefined) ?? (n.meta.outputInfo = []) as (ValueInfo | undefined)[];
+  // A new list each time: Graph.clone copies meta shallowly, and a clone's shape run must not
+  // write into the graph it was cloned from.
+  const list = [...((n.meta.outputInfo as (ValueInfo | undefined)[] | undefined) ?? [])];
   list[n.outputs.indexOf(v)] = info;
+  n.meta.outputInfo = list;
 }
 
 export function valueInfo(v: Value): ValueInfo | undefined {

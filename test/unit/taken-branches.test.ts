@@ -72,3 +72,15 @@ describe('taken branches: the graph as it ran', () => {
     assert.equal(inlineTakenBranches(g).graph, g);
   });
 });
+
+describe('value info and clones', () => {
+  it('a shape written into a clone does not reach the graph it was cloned from', () => {
+    const g = new Graph();
+    const n = g.createNode('aten::relu', [g.addInput(TensorType, 'x')], [TensorType]);
+    g.registerOutput(n.output);
+    setValueInfo(n.output, info);
+    const c = g.clone();
+    setValueInfo(c.nodes()[0].output, { ...info, shape: [8], bytes: 32, storageBytes: 32 });
+    assert.deepEqual((n.meta.outputInfo as { shape: number[] }[])[0].shape, [4]);
+  });
+});
