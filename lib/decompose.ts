@@ -2,10 +2,11 @@
 // shapes again, then every attention expanded into explicit ops. In place on `graph`.
 import type { Graph } from './ir';
 import type { Module } from './module';
-import { decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './passes/decompose-attention';
+import { ATTENTION_OPS, decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './passes/decompose-attention';
 import { foldModuleConstants } from './passes/fold-module-constants';
 import { inlineFunctionCalls } from './passes/inline-functions';
 import { propagateShapes, type InputSpec, type ShapeReport } from './passes/propagate-shapes';
+import { shapeUntakenBranches, type UntakenShapesReport } from './passes/untaken-branch-shapes';
 import { functionGraphs, methodGraphs } from './views';
 
 export interface DecompositionResult {
@@ -13,6 +14,8 @@ export interface DecompositionResult {
   shapes: ShapeReport;
   /** Attention ops of the four kinds still in the graph (skipped ones). */
   remaining: number;
+  /** Shapes given to attention in branches the shape run did not take. */
+  untaken: UntakenShapesReport;
 }
 
 export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
@@ -26,7 +29,9 @@ export async function decomposeModelGraph(module: Module, graph: Graph, inputs: 
     foldModuleConstants(graph, tree);
     shapes = await propagateShapes(graph, module, inputs);
   }
+  // Attention in branches that did not run (a scripted model's other path) needs shapes too.
+  const untaken = await shapeUntakenBranches(graph, module, inputs, (n) => ATTENTION_OPS.has(n.kind));
   const report = decomposeAttention(graph, { tree, explicitBodies });
   graph.verify();
-  return { report, shapes, remaining: remainingAttentionOps(graph).length };
+  return { report, shapes, remaining: remainingAttentionOps(graph).length, untaken };
 }

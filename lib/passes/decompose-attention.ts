@@ -44,7 +44,7 @@ export interface DecomposeOptions {
 
 class Skip extends Error {}
 
-const ATTENTION_OPS = new Set(['aten::_native_multi_head_attention', 'aten::_transformer_encoder_layer_fwd', 'aten::scaled_dot_product_attention']);
+export const ATTENTION_OPS: ReadonlySet<string> = new Set(['aten::_native_multi_head_attention', 'aten::_transformer_encoder_layer_fwd', 'aten::scaled_dot_product_attention']);
 
 function isMhaClass(cls: string): boolean { return shortClassName(cls) === 'MultiheadAttention'; }
 function isEncoderLayerClass(cls: string): boolean { return shortClassName(cls) === 'TransformerEncoderLayer'; }

@@ -8,7 +8,7 @@ import type { Block, Graph, Node } from '../ir';
 import { tensorInfo, valueInfo } from './value-info';
 
 /** Which branch ran: from the condition's recorded value, else from which branch has tensor shapes. */
-function takenBranch(n: Node): number | undefined {
+export function takenBranch(n: Node): number | undefined {
   const cond = n.inputs[0];
   const known = cond.node?.isConstant ? cond.node.constantValue() : undefined;
   if (typeof known === 'boolean') return known ? 0 : 1;
@@ -19,8 +19,10 @@ function takenBranch(n: Node): number | undefined {
   return ran[0] !== ran[1] ? (ran[0] ? 0 : 1) : undefined;
 }
 
+// Shapes given to a branch that did not run (untaken-branch-shapes.ts) are marked so, and are
+// no evidence that it ran.
 function hasRecordedTensors(b: Block): boolean {
-  return b.nodes().some((m) => m.outputs.some((o) => o.type.kind === 'Tensor' && tensorInfo(o) !== undefined) || m.blocks.some(hasRecordedTensors));
+  return b.nodes().some((m) => (!m.meta.speculativeShapes && m.outputs.some((o) => o.type.kind === 'Tensor' && tensorInfo(o) !== undefined)) || m.blocks.some(hasRecordedTensors));
 }
 
 /** Replace a prim::Loop by its body run once: iteration 0, the carried values' initial inputs. */

@@ -9,7 +9,9 @@ import { ensureModel, ensureMhaVariants, type MhaVariantFixture, type MhaVariant
 import { remainingAttentionOps } from '../../lib/passes/decompose-attention';
 import { opName } from '../../lib/passes/module-calls';
 import { exportView, type ViewName } from '../../lib/views';
-import { diffAgainst } from '../support/graphs';
+import { diffAgainst, runGraph } from '../support/graphs';
+import { maxAbsDiff, tensorFromFile } from '../support/tensors';
+import { takenBranch } from '../../lib/passes/taken-branches';
 
 const TOL = 1e-5;
 
@@ -211,6 +213,44 @@ describe('attention decomposition', function () {
         assert.ok(Math.max(...o.diffs) <= TOL, `diff ${o.diffs}`);
       });
     }
+  });
+
+  describe('attention in a branch that did not run', () => {
+    it('vit_b_16 scripted, inlined view: both run-time paths decomposed; the slow path, forced in both graphs, equals PyTorch', async function () {
+      this.timeout(600_000);
+      const fx = await ensureModel('vit_b_16');
+      const m = await Module.load(fx.variants.scripted!);
+      try {
+        const original = exportView(m, 'inlined').graph;
+        const g = original.clone();
+        const r = await decomposeModelGraph(m, g, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+        assert.deepEqual(r.report.skipped, []);
+        assert.equal(r.remaining, 0);
+        assert.equal(r.untaken.forced, 12);
+        assert.equal(r.report.decomposed.length, 24, 'the 12 fast-path and the 12 slow-path attentions');
+        assert.ok(Math.max(...(await diffAgainst(m, g, fx))) <= TOL);
+        // The Ifs whose untaken branch got shapes, forced that way in the original and the decomposed graph.
+        const forced = g.allNodes().filter((n) => n.kind === 'prim::If' && takenBranch(n) !== undefined &&
+          n.blocks[1 - takenBranch(n)!].nodes().some((x) => x.meta.speculativeShapes));
+        assert.equal(forced.length, 12);
+        const force = (graph: typeof g) => {
+          for (const n of graph.allNodes()) {
+            const f = forced.find((x) => x.outputs.length && n.kind === 'prim::If' && n.outputs[0]?.id === x.outputs[0].id);
+            if (f) n.replaceInput(0, graph.withInsertPoint(n, () => graph.insertConstant(takenBranch(f) === 1)));
+          }
+        };
+        const slowOriginal = original.clone();
+        force(slowOriginal);
+        force(g);
+        const [ref] = await runGraph(m, slowOriginal, fx.inputs.map(tensorFromFile));
+        const [got] = await runGraph(m, g, fx.inputs.map(tensorFromFile));
+        const d = maxAbsDiff(got, ref);
+        console.log(`      slow path forced: decomposed vs PyTorch's slow path ${d.toExponential(2)}, vs the fixture ${maxAbsDiff(ref, fx.outputs[0]).toExponential(2)}`);
+        assert.ok(d <= TOL && maxAbsDiff(ref, fx.outputs[0]) <= TOL);
+      } finally {
+        m.dispose();
+      }
+    });
   });
 
   describe("the seed's demo model", () => {
