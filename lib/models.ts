@@ -15,7 +15,7 @@ import { NpyDtype } from './npy';
 export { readNpy, writeNpy, parseNpy, encodeNpy, numel, NpyError } from './npy';
 export type { NpyArray, NpyData, NpyDtype } from './npy';
 
-export const MODEL_NAMES = ['mha_demo', 'vit_b_16', 'control_flow', 'encoder_post_norm', 'encoder_pre_norm', 'seq2seq', 'attention_2048', 'attention_core_2048', 'attention_core_512', 'separate_projections'] as const;
+export const MODEL_NAMES = ['mha_demo', 'vit_b_16', 'control_flow', 'encoder_post_norm', 'encoder_pre_norm', 'seq2seq', 'attention_2048', 'attention_core_2048', 'attention_core_512', 'separate_projections', 'handwritten_attention'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 export const VARIANT_NAMES = ['traced', 'traced_grad', 'scripted'] as const;
 /** traced: torch.jit.trace under no_grad (MHA fast path); traced_grad: traced with grad enabled

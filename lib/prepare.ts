@@ -10,6 +10,7 @@ import { lowerFusionGroups, partitionForLowering, type FusedLoweringReport, type
 import { concatenateWeights, planConcatenations } from './passes/concat-weights';
 import type { PackedWeights } from './passes/lower-fused';
 import { inlineModuleCalls } from './passes/inline-modules';
+import { foldModuleConstants } from './passes/fold-module-constants';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
 import { exportView, methodGraphs, type ViewReport } from './views';
 
@@ -53,6 +54,9 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
   const decomposition = await decomposeModelGraph(module, decomposedStandard, inputs);
   const decomposed = decomposedStandard.clone();
   inlineModuleCalls(decomposed, methodGraphs(module), () => true);
+  // Scripted leaf modules' bodies branch on their attributes (Dropout: `if self.inplace`);
+  // folded, those branches leave straight-line ops the partitioner can group.
+  foldModuleConstants(decomposed, module.tree());
   await propagateShapes(decomposed, module, inputs);
   return { decomposedStandard, decomposed, decomposition };
 }

@@ -545,6 +545,44 @@ def build_separate_projections(_: argparse.Namespace):
     return model, (torch.randn(2, 7, 96), torch.randn(2, 5, 40)), ["x", "memory"], ["out"], {"impl": "scripts/export_models.py:SeparateProjections"}
 
 
+class HandWrittenAttention(nn.Module):
+    """Attention written out by hand, as BERT- and GPT-2-style code does: scores scaled after
+    the matmul by a Python float (traced as a 0-dim tensor), an additive padding mask added
+    after the scale, the same mask added before a run-time scale and a constant one (so it is
+    scaled by both), and a causal
+    mask by masked_fill(-inf) from a registered buffer. Head dim 24: its scale is not a
+    power of two."""
+
+    def __init__(self, E: int = 96, H: int = 4):
+        super().__init__()
+        self.heads = H
+        self.qkv = nn.Linear(E, 3 * E)
+        self.out = nn.Linear(E, E)
+        self.drop = nn.Dropout(0.1)
+        self.register_buffer("causal", torch.tril(torch.ones(16, 16, dtype=torch.bool)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, L, E = x.shape
+        hd = E // self.heads
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        bert = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd) + mask
+        a = torch.matmul(torch.softmax(bert, dim=-1), v)
+        scaled_mask = (torch.matmul(q, k.transpose(-1, -2)) + mask) * (hd ** -0.5) * 1.25
+        b = torch.matmul(self.drop(torch.softmax(scaled_mask, dim=-1)), v)
+        gpt = torch.matmul(q, k.transpose(-1, -2)) * (hd ** -0.5)
+        gpt = gpt.masked_fill(~self.causal[:L, :L], float("-inf"))
+        c = torch.matmul(torch.softmax(gpt, dim=-1), v)
+        return self.out((a + b + c).transpose(1, 2).reshape(B, L, E))
+
+
+def build_handwritten_attention(_: argparse.Namespace):
+    torch.manual_seed(SEED)
+    model = HandWrittenAttention()
+    randomize_(model)
+    mask = torch.randn(2, 1, 1, 7)
+    return model, (torch.randn(2, 7, 96), mask), ["x", "mask"], ["out"], {"impl": "scripts/export_models.py:HandWrittenAttention"}
+
+
 MODELS = {
     "attention_2048": build_attention_block(2048),
     "attention_core_2048": build_attention_core(2048),
@@ -556,6 +594,7 @@ MODELS = {
     "encoder_pre_norm": build_encoder(True),
     "seq2seq": build_seq2seq,
     "separate_projections": build_separate_projections,
+    "handwritten_attention": build_handwritten_attention,
 }
 
 

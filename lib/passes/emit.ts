@@ -39,6 +39,9 @@ export class Emitter {
 
   op(kind: string, ...inputs: Value[]): Value { return this.node(kind, inputs).output; }
 
+  /** An op with a float result (scalar arithmetic: aten::mul/div on floats, aten::Float). */
+  floatOp(kind: string, ...inputs: Value[]): Value { return this.node(kind, inputs, [{ kind: 'Float' }]).output; }
+
   constant(v: bigint | number | boolean | null | bigint[]): Value {
     const c = this.graph.withInsertPoint(this.before, () => this.graph.insertConstant(v));
     this.track(c.node!);

@@ -44,6 +44,15 @@ function num(v: Value | undefined): number | undefined {
   return undefined;
 }
 
+/** A number, or a 0-dim tensor constant's value (traces record `x / math.sqrt(d)` so). */
+function scalarOf(v: Value | undefined): number | undefined {
+  const n = num(v);
+  if (n !== undefined) return n;
+  const c = constant(v) as (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | undefined;
+  if (!c || typeof c !== 'object' || !Array.isArray(c.shape) || c.shape.length !== 0 || typeof c.toTypedArray !== 'function') return undefined;
+  return Number(c.toTypedArray()[0]);
+}
+
 const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
 const ACTIVATION = /^aten::(gelu|relu|silu|tanh|sigmoid|hardswish|hardsigmoid|leaky_relu|elu|mish)_?$/;
 
@@ -55,13 +64,19 @@ function soleUser(v: Value): Node | undefined {
 
 class NotFused extends Error {}
 
+/** A scale known only at run time: a 0-dim tensor or a number value (traced `d ** -0.5`). */
+interface RuntimeScale { value: Value; divide: boolean }
+
 interface CoreMatch {
   q: Value;
   k: Value;
   v: Value;
+  /** The scale: a constant times run-time factors. */
   scale: number;
+  runtimeScales: RuntimeScale[];
   boolMasks: Value[];
-  floatMasks: Value[];
+  /** Additive masks, each with the scale applied after it (SDPA adds its mask after scaling). */
+  floatMasks: { mask: Value; factor: number; runtime: RuntimeScale[] }[];
   causal: boolean;
   dropout: number;
   out: Node;
@@ -74,12 +89,28 @@ function isCausalMask(m: Value): boolean {
   return ones?.kind === 'aten::new_ones' || ones?.kind === 'aten::ones';
 }
 
+/** A scalar known at run time: an int or float value, or a 0-dim tensor (not a constant). */
+function isRuntimeScalar(v: Value): boolean {
+  if (v.node?.isConstant) return false;
+  if (v.type.kind === 'Float' || v.type.kind === 'Int') return true;
+  return v.type.kind === 'Tensor' && tensorInfo(v)?.shape.length === 0;
+}
+
+/** A 0-dim tensor constant added to the scores is a shift, not a mask (softmax ignores it, SDPA cannot take it). */
+function isScalarTensor(v: Value): boolean {
+  const c = constant(v) as TensorHandleLike | undefined;
+  return !!c && typeof c === 'object' && Array.isArray(c.shape) && c.shape.length === 0;
+}
+
 /** Read an attention core from its softmax node, following the data flow. */
 function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
   if (num(softmax.inputs[1]) !== -1 && num(softmax.inputs[1]) !== 3) throw new NotFused('softmax is not over the last dim');
+  // Walking back from softmax, `scale` is the product of the scales seen so far: what the
+  // original applies to everything below that point, masks included.
   let scale = 1;
+  const runtimeScales: RuntimeScale[] = [];
   const boolMasks: Value[] = [];
-  const floatMasks: Value[] = [];
+  const floatMasks: CoreMatch['floatMasks'] = [];
   let x = softmax.inputs[0];
   let causal = false;
   // Backwards from softmax to the scores matmul through masks and a scale.
@@ -91,12 +122,16 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
       if (isCausalMask(n.inputs[1])) causal = true;
       else boolMasks.push(n.inputs[1]);
       x = n.inputs[0];
-    } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1) {
-      floatMasks.push(n.inputs[1]);
+    } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1 && !isScalarTensor(n.inputs[1])) {
+      floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales] });
       x = n.inputs[0];
-    } else if (SCALE_OPS.has(n.kind) && num(n.inputs[1]) !== undefined) {
-      const s = num(n.inputs[1])!;
+    } else if (SCALE_OPS.has(n.kind) && scalarOf(n.inputs[1]) !== undefined) {
+      const s = scalarOf(n.inputs[1])!;
+      if (!(s > 0)) throw new NotFused('the scale is not a positive constant');
       scale *= n.kind === 'aten::mul' ? s : 1 / s;
+      x = n.inputs[0];
+    } else if (SCALE_OPS.has(n.kind) && isRuntimeScalar(n.inputs[1])) {
+      runtimeScales.push({ value: n.inputs[1], divide: n.kind === 'aten::div' });
       x = n.inputs[0];
     } else {
       throw new NotFused(`unexpected ${n.kind} between the scores and softmax`);
@@ -106,9 +141,12 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
   const scores = x.node!;
   let q = scores.inputs[0];
   const qn = q.node;
-  if (qn && inGroup(qn) && SCALE_OPS.has(qn.kind) && num(qn.inputs[1]) !== undefined) {
-    const s = num(qn.inputs[1])!;
+  if (qn && inGroup(qn) && SCALE_OPS.has(qn.kind) && scalarOf(qn.inputs[1]) !== undefined) {
+    const s = scalarOf(qn.inputs[1])!;
     scale *= qn.kind === 'aten::mul' ? s : 1 / s;
+    q = qn.inputs[0];
+  } else if (qn && inGroup(qn) && SCALE_OPS.has(qn.kind) && isRuntimeScalar(qn.inputs[1])) {
+    runtimeScales.push({ value: qn.inputs[1], divide: qn.kind === 'aten::div' });
     q = qn.inputs[0];
   }
   const kT = scores.inputs[1].node;
@@ -131,7 +169,7 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
     if (!next) throw new NotFused('the attention weights are used outside the core (returned weights)');
   }
   if ((next.kind !== 'aten::matmul' && next.kind !== 'aten::bmm') || next.inputs[0] !== attn) throw new NotFused('softmax is not followed by @ V');
-  return { q, k, v: next.inputs[1], scale, boolMasks, floatMasks, causal, dropout, out: next };
+  return { q, k, v: next.inputs[1], scale, runtimeScales, boolMasks, floatMasks, causal, dropout, out: next };
 }
 
 /** Replace one attention core (given by any of its nodes' group) with scaled_dot_product_attention. */
@@ -155,7 +193,17 @@ export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): Lo
     const any = m.boolMasks.reduce((a, b) => em.op('aten::logical_or', a, b));
     mask = em.logicalNot(any);
   } else if (m.floatMasks.length) {
-    mask = m.floatMasks.reduce((a, b) => em.add(a, b));
+    mask = m.floatMasks.map((f) => {
+      let scaled = f.factor === 1 ? f.mask : em.op('aten::mul', f.mask, em.constant(f.factor));
+      for (const r of f.runtime) scaled = em.op(r.divide ? 'aten::div' : 'aten::mul', scaled, r.value);
+      return scaled;
+    }).reduce((a, b) => em.add(a, b));
+  }
+  // SDPA takes its scale as a float: run-time factors are read (aten::Float) and multiplied in.
+  let scale = em.constant(m.scale);
+  for (const r of m.runtimeScales) {
+    const f = r.value.type.kind === 'Float' ? r.value : em.floatOp('aten::Float', r.value);
+    scale = em.floatOp(r.divide ? 'aten::div' : 'aten::mul', scale, f);
   }
   // PyTorch's own slow path works on (batch*heads, L, hd); SDPA's fused CPU kernels take 4-D
   // inputs only and fall back to the math kernel (scores materialised) on 3-D ones, so 3-D
@@ -163,7 +211,7 @@ export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): Lo
   const batched = tensorInfo(m.q)?.shape.length === 3;
   const in4d = (t: Value) => (batched && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
   let sdpa = em.op('aten::scaled_dot_product_attention', in4d(m.q), in4d(m.k), in4d(m.v), mask ? in4d(mask) : em.none(),
-    em.constant(m.dropout), em.constant(m.causal), em.constant(m.scale), em.constant(false));
+    em.constant(m.dropout), em.constant(m.causal), scale, em.constant(false));
   if (batched) sdpa = em.squeeze(sdpa, 0);
   m.out.output.replaceAllUsesWith(sdpa);
   for (const n of em.emitted) n.meta.fused = { kind: 'attention_core', id };
