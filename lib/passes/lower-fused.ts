@@ -54,6 +54,8 @@ function scalarOf(v: Value | undefined): number | undefined {
 }
 
 const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
+/** mul/div of two operands (a div with a rounding mode is not a scale). */
+const isScaleOp = (n: Node): boolean => SCALE_OPS.has(n.kind) && n.inputs.length === 2;
 const ACTIVATION = /^aten::(gelu|relu|silu|tanh|sigmoid|hardswish|hardsigmoid|leaky_relu|elu|mish)_?$/;
 
 /** The single user of a value, or undefined when there are several (or none). */
@@ -125,12 +127,12 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
     } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1 && !isScalarTensor(n.inputs[1])) {
       floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales] });
       x = n.inputs[0];
-    } else if (SCALE_OPS.has(n.kind) && scalarOf(n.inputs[1]) !== undefined) {
+    } else if (isScaleOp(n) && scalarOf(n.inputs[1]) !== undefined) {
       const s = scalarOf(n.inputs[1])!;
       if (!(s > 0)) throw new NotFused('the scale is not a positive constant');
       scale *= n.kind === 'aten::mul' ? s : 1 / s;
       x = n.inputs[0];
-    } else if (SCALE_OPS.has(n.kind) && isRuntimeScalar(n.inputs[1])) {
+    } else if (isScaleOp(n) && isRuntimeScalar(n.inputs[1])) {
       runtimeScales.push({ value: n.inputs[1], divide: n.kind === 'aten::div' });
       x = n.inputs[0];
     } else {
@@ -141,11 +143,11 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
   const scores = x.node!;
   let q = scores.inputs[0];
   const qn = q.node;
-  if (qn && inGroup(qn) && SCALE_OPS.has(qn.kind) && scalarOf(qn.inputs[1]) !== undefined) {
+  if (qn && inGroup(qn) && isScaleOp(qn) && scalarOf(qn.inputs[1]) !== undefined) {
     const s = scalarOf(qn.inputs[1])!;
     scale *= qn.kind === 'aten::mul' ? s : 1 / s;
     q = qn.inputs[0];
-  } else if (qn && inGroup(qn) && SCALE_OPS.has(qn.kind) && isRuntimeScalar(qn.inputs[1])) {
+  } else if (qn && inGroup(qn) && isScaleOp(qn) && isRuntimeScalar(qn.inputs[1])) {
     runtimeScales.push({ value: qn.inputs[1], divide: qn.kind === 'aten::div' });
     q = qn.inputs[0];
   }
