@@ -549,8 +549,8 @@ class HandWrittenAttention(nn.Module):
     """Attention written out by hand, as BERT- and GPT-2-style code does: scores scaled after
     the matmul by a Python float (traced as a 0-dim tensor), an additive padding mask added
     after the scale, the same mask added before a run-time scale and a constant one (so it is
-    scaled by both), and a causal
-    mask by masked_fill(-inf) from a registered buffer. Head dim 24: its scale is not a
+    scaled by both), a causal mask by masked_fill(-inf) from a registered buffer, and GPT-2's
+    eager form: a divide by a 0-dim tensor and where(causal, scores, finfo.min). Head dim 24: its scale is not a
     power of two."""
 
     def __init__(self, E: int = 96, H: int = 4):
@@ -572,7 +572,12 @@ class HandWrittenAttention(nn.Module):
         gpt = torch.matmul(q, k.transpose(-1, -2)) * (hd ** -0.5)
         gpt = gpt.masked_fill(~self.causal[:L, :L], float("-inf"))
         c = torch.matmul(torch.softmax(gpt, dim=-1), v)
-        return self.out((a + b + c).transpose(1, 2).reshape(B, L, E))
+        # GPT-2's eager attention: divide by a 0-dim tensor, fill with finfo.min through where.
+        gpt2 = torch.matmul(q, k.transpose(-1, -2)) / torch.full([], hd ** 0.5)
+        fill = torch.full([], -3.4028234663852886e38)  # torch.finfo(torch.float32).min
+        gpt2 = torch.where(self.causal[:L, :L], gpt2.to(gpt2.dtype), fill) + mask
+        d = torch.matmul(torch.softmax(gpt2, dim=-1), v)
+        return self.out((a + b + c + d).transpose(1, 2).reshape(B, L, E))
 
 
 def build_handwritten_attention(_: argparse.Namespace):

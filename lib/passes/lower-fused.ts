@@ -54,6 +54,8 @@ function scalarOf(v: Value | undefined): number | undefined {
 }
 
 const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
+// Users that read a tensor's metadata, not its data (scripted `x.to(x.dtype)`).
+const METADATA_READS = new Set(['prim::dtype', 'prim::device', 'aten::size', 'aten::dim', 'prim::layout']);
 /** mul/div of two operands (a div with a rounding mode is not a scale). */
 const isScaleOp = (n: Node): boolean => SCALE_OPS.has(n.kind) && n.inputs.length === 2;
 const ACTIVATION = /^aten::(gelu|relu|silu|tanh|sigmoid|hardswish|hardsigmoid|leaky_relu|elu|mish)_?$/;
@@ -77,8 +79,13 @@ interface CoreMatch {
   scale: number;
   runtimeScales: RuntimeScale[];
   boolMasks: Value[];
-  /** Additive masks, each with the scale applied after it (SDPA adds its mask after scaling). */
-  floatMasks: { mask: Value; factor: number; runtime: RuntimeScale[] }[];
+  /**
+   * Additive masks, each with the scale applied after it (SDPA adds its mask after scaling).
+   * `fillWhere`: the mask is a bool tensor whose positions were filled with a huge negative
+   * value (where / masked_fill); it becomes the additive mask where(mask, 0, value) or
+   * where(mask, value, 0).
+   */
+  floatMasks: { mask: Value; factor: number; runtime: RuntimeScale[]; fillWhere?: { value: number; keepWhere: boolean } }[];
   causal: boolean;
   dropout: number;
   out: Node;
@@ -97,6 +104,26 @@ function isRuntimeScalar(v: Value): boolean {
   if (v.type.kind === 'Float' || v.type.kind === 'Int') return true;
   return v.type.kind === 'Tensor' && tensorInfo(v)?.shape.length === 0;
 }
+
+/**
+ * The value a where/masked_fill writes: a number, a 0-dim tensor constant, or an aten::full of
+ * size [] with a constant fill (GPT-2's `torch.full([], finfo.min)`).
+ */
+function fillOf(v: Value): number | undefined {
+  const s = scalarOf(v);
+  if (s !== undefined) return s;
+  const n = v.node;
+  const size = n?.kind === 'aten::full' ? n.inputs[0] : undefined;
+  const empty = size && (size.node?.kind === 'prim::ListConstruct' ? size.node.inputs.length === 0 : Array.isArray(constant(size)) && (constant(size) as unknown[]).length === 0);
+  if (empty) return num(n!.inputs[1]);
+  return undefined;
+}
+
+// Filling with at most -1e30 is the same as adding it, in float32: s + c rounds to c for any
+// |s| below half an ulp of c (about 4e22 at -1e30), so kept positions are unchanged, filled ones
+// equal c, and a row filled entirely stays uniform after softmax. -inf is a bool mask instead.
+const isHugeNegative = (c: number | undefined): boolean => c !== undefined && Number.isFinite(c) && c <= -1e30;
+const isFloat32 = (v: Value): boolean => tensorInfo(v)?.dtype === 'float32';
 
 /** A 0-dim tensor constant added to the scores is a shift, not a mask (softmax ignores it, SDPA cannot take it). */
 function isScalarTensor(v: Value): boolean {
@@ -124,6 +151,16 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
       if (isCausalMask(n.inputs[1])) causal = true;
       else boolMasks.push(n.inputs[1]);
       x = n.inputs[0];
+    } else if (n.kind === 'aten::masked_fill' && isHugeNegative(fillOf(n.inputs[2])) && isFloat32(n.output)) {
+      // masked_fill(m, finfo.min) == scores + where(m, finfo.min, 0) exactly in float32 (see below).
+      floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales], fillWhere: { value: fillOf(n.inputs[2])!, keepWhere: false } });
+      x = n.inputs[0];
+    } else if (n.kind === 'aten::where' && n.inputs.length === 3 && isHugeNegative(fillOf(n.inputs[2])) && isFloat32(n.output)) {
+      // GPT-2: where(causal, scores, finfo.min) == scores + where(causal, 0, finfo.min).
+      floatMasks.push({ mask: n.inputs[0], factor: scale, runtime: [...runtimeScales], fillWhere: { value: fillOf(n.inputs[2])!, keepWhere: true } });
+      x = n.inputs[1];
+    } else if (n.kind === 'aten::to' && tensorInfo(n.inputs[0])?.dtype === tensorInfo(n.output)?.dtype && tensorInfo(n.output) !== undefined) {
+      x = n.inputs[0]; // a cast to the dtype it already has
     } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1 && !isScalarTensor(n.inputs[1])) {
       floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales] });
       x = n.inputs[0];
@@ -138,7 +175,7 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
     } else {
       throw new NotFused(`unexpected ${n.kind} between the scores and softmax`);
     }
-    if (x.users().length !== 1) throw new NotFused('an intermediate of the scores is used outside the core');
+    if (x.users().filter((u) => !METADATA_READS.has(u.kind)).length !== 1) throw new NotFused('an intermediate of the scores is used outside the core');
   }
   const scores = x.node!;
   let q = scores.inputs[0];
@@ -187,6 +224,8 @@ export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): Lo
     throw e;
   }
   if (m.boolMasks.length && m.floatMasks.length) return { id, lowered: false, reason: 'bool and float masks together (SDPA takes one mask)' };
+  // Scaled up (or by a factor known only at run time), a huge fill could overflow to -inf.
+  if (m.floatMasks.some((f) => f.fillWhere && (f.factor > 1 || f.runtime.length))) return { id, lowered: false, reason: 'a scale after a huge-negative fill' };
   const em = new Emitter(g, m.out, { id, scope: m.out.scope });
   em.role = 'fused_attention';
   let mask: Value | null = null;
@@ -196,7 +235,10 @@ export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): Lo
     mask = em.logicalNot(any);
   } else if (m.floatMasks.length) {
     mask = m.floatMasks.map((f) => {
-      let scaled = f.factor === 1 ? f.mask : em.op('aten::mul', f.mask, em.constant(f.factor));
+      const additive = f.fillWhere
+        ? em.op('aten::where', f.mask, em.constant(f.fillWhere.keepWhere ? 0 : f.fillWhere.value), em.constant(f.fillWhere.keepWhere ? f.fillWhere.value : 0))
+        : f.mask;
+      let scaled = f.factor === 1 ? additive : em.op('aten::mul', additive, em.constant(f.factor));
       for (const r of f.runtime) scaled = em.op(r.divide ? 'aten::div' : 'aten::mul', scaled, r.value);
       return scaled;
     }).reduce((a, b) => em.add(a, b));
