@@ -549,8 +549,9 @@ class HandWrittenAttention(nn.Module):
     """Attention written out by hand, as BERT- and GPT-2-style code does: scores scaled after
     the matmul by a Python float (traced as a 0-dim tensor), an additive padding mask added
     after the scale, the same mask added before a run-time scale and a constant one (so it is
-    scaled by both), a causal mask by masked_fill(-inf) from a registered buffer, and GPT-2's
-    eager form: a divide by a 0-dim tensor and where(causal, scores, finfo.min). Head dim 24: its scale is not a
+    scaled by both), a causal mask by masked_fill(-inf) from a registered buffer, GPT-2's
+    eager form (a divide by a 0-dim tensor and where(causal, scores, finfo.min)), and
+    masked_fill with finfo.min. Head dim 24: its scale is not a
     power of two."""
 
     def __init__(self, E: int = 96, H: int = 4):
@@ -577,7 +578,9 @@ class HandWrittenAttention(nn.Module):
         fill = torch.full([], -3.4028234663852886e38)  # torch.finfo(torch.float32).min
         gpt2 = torch.where(self.causal[:L, :L], gpt2.to(gpt2.dtype), fill) + mask
         d = torch.matmul(torch.softmax(gpt2, dim=-1), v)
-        return self.out((a + b + c + d).transpose(1, 2).reshape(B, L, E))
+        filled = (torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)).masked_fill(~self.causal[:L, :L], -3.4028234663852886e38)
+        e = torch.matmul(torch.softmax(filled, dim=-1), v)
+        return self.out((a + b + c + d + e).transpose(1, 2).reshape(B, L, E))
 
 
 def build_handwritten_attention(_: argparse.Namespace):

@@ -71,12 +71,12 @@ describe('runtime: original, unfused and fused', function () {
   });
 
   for (const variant of ['traced', 'traced_grad', 'scripted'] as const) {
-    it(`hand-written attention (${variant}): scale after the scores (constant or known at run time), masks before and after it, causal masked_fill(-inf), GPT-2's where(causal, scores, finfo.min): all 4 cores become SDPA and agree`, async () => {
+    it(`hand-written attention (${variant}): scale after the scores (constant or known at run time), masks before and after it, causal masked_fill(-inf), GPT-2's where(causal, scores, finfo.min), masked_fill(finfo.min): all 5 cores become SDPA and agree`, async () => {
       const fx = await ensureModel('handwritten_attention');
       const m = await Module.load(fx.variants[variant]!);
       const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
-      assert.deepEqual(prepared.lowering.attentionCores.map((o) => o.lowered), [true, true, true, true], JSON.stringify(prepared.lowering.attentionCores));
-      assert.equal(prepared.fused.allNodes().filter((n) => n.kind === 'aten::scaled_dot_product_attention').length, 4);
+      assert.deepEqual(prepared.lowering.attentionCores.map((o) => o.lowered), [true, true, true, true, true], JSON.stringify(prepared.lowering.attentionCores));
+      assert.equal(prepared.fused.allNodes().filter((n) => n.kind === 'aten::scaled_dot_product_attention').length, 5);
       const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, fx.inputs.map(tensorFromFile), { warmup: 1, repetitions: 1 });
       assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused ${cmp.runs.fused.maxAbsDiff}`);
       assert.ok(cmp.runs.fused.peakBytes < cmp.runs.unfused.peakBytes, `${cmp.runs.fused.peakBytes} vs ${cmp.runs.unfused.peakBytes}`);
