@@ -469,11 +469,17 @@ def build_encoder(norm_first: bool):
     return build
 
 
-def build_seq2seq(_: argparse.Namespace):
-    torch.manual_seed(SEED)
-    model = Seq2Seq()
-    randomize_(model)
-    return model, (torch.randn(2, 7, 30), torch.randn(2, 5, 30)), ["src", "tgt"], ["out"], {"impl": "scripts/export_models.py:Seq2Seq"}
+def randomized(cls, shapes: List[Tuple[int, ...]], names: List[str]):
+    """A builder for a model class with random weights (randomize_) and random inputs."""
+    def build(_: argparse.Namespace):
+        torch.manual_seed(SEED)
+        model = cls()
+        randomize_(model)
+        return model, tuple(torch.randn(*s) for s in shapes), names, ["out"], {"impl": f"scripts/export_models.py:{cls.__name__}"}
+    return build
+
+
+build_seq2seq = randomized(Seq2Seq, [(2, 7, 30), (2, 5, 30)], ["src", "tgt"])
 
 
 class AttentionBlock(nn.Module):
@@ -538,11 +544,7 @@ class SeparateProjections(nn.Module):
         return x + self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))
 
 
-def build_separate_projections(_: argparse.Namespace):
-    torch.manual_seed(SEED)
-    model = SeparateProjections()
-    randomize_(model)
-    return model, (torch.randn(2, 7, 96), torch.randn(2, 5, 40)), ["x", "memory"], ["out"], {"impl": "scripts/export_models.py:SeparateProjections"}
+build_separate_projections = randomized(SeparateProjections, [(2, 7, 96), (2, 5, 40)], ["x", "memory"])
 
 
 class HandWrittenAttention(nn.Module):
@@ -583,12 +585,7 @@ class HandWrittenAttention(nn.Module):
         return self.out((a + b + c + d + e).transpose(1, 2).reshape(B, L, E))
 
 
-def build_handwritten_attention(_: argparse.Namespace):
-    torch.manual_seed(SEED)
-    model = HandWrittenAttention()
-    randomize_(model)
-    mask = torch.randn(2, 1, 1, 7)
-    return model, (torch.randn(2, 7, 96), mask), ["x", "mask"], ["out"], {"impl": "scripts/export_models.py:HandWrittenAttention"}
+build_handwritten_attention = randomized(HandWrittenAttention, [(2, 7, 96), (2, 1, 1, 7)], ["x", "mask"])
 
 
 MODELS = {
