@@ -65,9 +65,10 @@ void InstallTrackingAllocator() {
 // Accelerators are measured through c10's device-generic DeviceAllocator (the CUDA caching
 // allocator implements it), so this file needs no CUDA headers and one binary serves CPU and
 // CUDA libtorch alike.
+static c10::DeviceIndex IndexOf(c10::Device device) { return device.has_index() ? device.index() : c10::DeviceIndex(0); }
+
 static int64_t DeviceAllocatedBytes(c10::Device device, bool peak) {
-  auto idx = device.has_index() ? device.index() : c10::DeviceIndex(0);
-  auto stats = c10::getDeviceAllocator(device.type())->getDeviceStats(idx);
+  auto stats = c10::getDeviceAllocator(device.type())->getDeviceStats(IndexOf(device));
   const auto& s = stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
   return peak ? s.peak : s.current;
 }
@@ -77,7 +78,7 @@ MemoryScope::MemoryScope(c10::Device device) : lock_(g_measure), device_(device)
     baseline_ = g_live.load();
     g_peak.store(baseline_);
   } else {
-    c10::getDeviceAllocator(device_.type())->resetPeakStats(device_.has_index() ? device_.index() : 0);
+    c10::getDeviceAllocator(device_.type())->resetPeakStats(IndexOf(device_));
     baseline_ = DeviceAllocatedBytes(device_, /*peak=*/false);
   }
 }

@@ -10,6 +10,7 @@
 // What does not fit is left unfused, with the reason.
 import type { Graph, Node, Value } from '../ir';
 import type { TensorHandleLike } from '../ir/serialized';
+import { isActKind } from '../analysis/ops';
 import { Emitter } from './emit';
 import { contiguousStrides, layoutIsSafe } from './strides';
 import { tensorInfo } from './value-info';
@@ -44,13 +45,18 @@ function num(v: Value | undefined): number | undefined {
   return undefined;
 }
 
+/** A 0-dim tensor constant (the IR holds tensor constants as native handles). */
+function scalarTensorConstant(v: Value | undefined): (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | undefined {
+  const c = constant(v) as (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | undefined;
+  return c && typeof c === 'object' && Array.isArray(c.shape) && c.shape.length === 0 ? c : undefined;
+}
+
 /** A number, or a 0-dim tensor constant's value (traces record `x / math.sqrt(d)` so). */
 function scalarOf(v: Value | undefined): number | undefined {
   const n = num(v);
   if (n !== undefined) return n;
-  const c = constant(v) as (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | undefined;
-  if (!c || typeof c !== 'object' || !Array.isArray(c.shape) || c.shape.length !== 0 || typeof c.toTypedArray !== 'function') return undefined;
-  return Number(c.toTypedArray()[0]);
+  const c = scalarTensorConstant(v);
+  return typeof c?.toTypedArray === 'function' ? Number(c.toTypedArray()[0]) : undefined;
 }
 
 const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
@@ -58,7 +64,6 @@ const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
 const METADATA_READS = new Set(['prim::dtype', 'prim::device', 'aten::size', 'aten::dim', 'prim::layout']);
 /** mul/div of two operands (a div with a rounding mode is not a scale). */
 const isScaleOp = (n: Node): boolean => SCALE_OPS.has(n.kind) && n.inputs.length === 2;
-const ACTIVATION = /^aten::(gelu|relu|silu|tanh|sigmoid|hardswish|hardsigmoid|leaky_relu|elu|mish)_?$/;
 
 /** The single user of a value, or undefined when there are several (or none). */
 function soleUser(v: Value): Node | undefined {
@@ -125,12 +130,6 @@ function fillOf(v: Value): number | undefined {
 const isHugeNegative = (c: number | undefined): boolean => c !== undefined && Number.isFinite(c) && c <= -1e30;
 const isFloat32 = (v: Value): boolean => tensorInfo(v)?.dtype === 'float32';
 
-/** A 0-dim tensor constant added to the scores is a shift, not a mask (softmax ignores it, SDPA cannot take it). */
-function isScalarTensor(v: Value): boolean {
-  const c = constant(v) as TensorHandleLike | undefined;
-  return !!c && typeof c === 'object' && Array.isArray(c.shape) && c.shape.length === 0;
-}
-
 /** Read an attention core from its softmax node, following the data flow. */
 function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
   if (num(softmax.inputs[1]) !== -1 && num(softmax.inputs[1]) !== 3) throw new NotFused('softmax is not over the last dim');
@@ -161,7 +160,8 @@ function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
       x = n.inputs[1];
     } else if (n.kind === 'aten::to' && tensorInfo(n.inputs[0])?.dtype === tensorInfo(n.output)?.dtype && tensorInfo(n.output) !== undefined) {
       x = n.inputs[0]; // a cast to the dtype it already has
-    } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1 && !isScalarTensor(n.inputs[1])) {
+    } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1 && !scalarTensorConstant(n.inputs[1])) {
+      // (a 0-dim constant added to the scores is a shift, not a mask: SDPA cannot take it)
       floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales] });
       x = n.inputs[0];
     } else if (isScaleOp(n) && scalarOf(n.inputs[1]) !== undefined) {
@@ -359,7 +359,7 @@ function splitColumns(em: Emitter, linears: Node[], y: Value, parts: { i: number
 export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu'): LoweringOutcome {
   const linear = groupNodes.find((n) => n.kind === 'aten::linear');
   if (!linear) return { id, lowered: false, reason: 'no aten::linear in the group' };
-  if (!groupNodes.some((n) => ACTIVATION.test(n.kind))) return { id, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' };
+  if (!groupNodes.some((n) => isActKind(n.kind))) return { id, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' };
   const act = soleUser(linear.output);
   if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.inputs[0] !== linear.output) {
     return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };

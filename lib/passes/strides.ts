@@ -4,6 +4,7 @@
 // layout (transpose, permute, unsqueeze, ...), can still be a view: aten::view refuses sizes
 // that do not fit the strides, where the original contiguous tensor was fine.
 import type { Value } from '../ir';
+import { constOf } from '../analysis/facts';
 import { tensorInfo } from './value-info';
 
 /**
@@ -49,16 +50,6 @@ export function contiguousStrides(shape: readonly number[]): number[] {
 // Ops whose result is a fresh tensor (or that accept any layout): the layout question ends there.
 const FRESH_RESULT = /^aten::(linear|matmul|bmm|mm|addmm|baddbmm|_addmm_activation|add|sub|mul|div|neg|exp|tanh|sigmoid|silu|gelu|relu|softmax|log_softmax|dropout|layer_norm|contiguous|clone|cat|stack|scaled_dot_product_attention|masked_fill|where|pow|sqrt|rsqrt)_?$/;
 
-function intList(v: Value): number[] | undefined {
-  const c = v.node?.isConstant ? v.node.constantValue() : undefined;
-  if (Array.isArray(c)) return c.map(Number);
-  if (v.node?.kind === 'prim::ListConstruct') {
-    const xs = v.node.inputs.map((x) => (x.node?.isConstant ? x.node.constantValue() : undefined));
-    if (xs.every((x) => typeof x === 'bigint' || typeof x === 'number')) return xs.map(Number);
-  }
-  return undefined;
-}
-
 const norm = (d: number, rank: number) => (d < 0 ? d + rank : d);
 
 /**
@@ -82,24 +73,24 @@ export function layoutIsSafe(v: Value, strides: readonly number[]): boolean {
         if (!next && n.kind === 'aten::reshape') continue; // reshape copies: a fresh tensor
         break;
       case 'aten::transpose': {
-        const c0 = n.inputs[1].node?.constantValue();
-        const c1 = n.inputs[2].node?.constantValue();
-        if (typeof c0 !== 'bigint' || typeof c1 !== 'bigint') return false;
-        const [a, b] = [norm(Number(c0), shape.length), norm(Number(c1), shape.length)];
+        const c0 = constOf(n.inputs[1]);
+        const c1 = constOf(n.inputs[2]);
+        if (typeof c0 !== 'number' || typeof c1 !== 'number') return false;
+        const [a, b] = [norm(c0, shape.length), norm(c1, shape.length)];
         next = [...strides];
         [next[a], next[b]] = [next[b], next[a]];
         break;
       }
       case 'aten::permute': {
-        const dims = intList(n.inputs[1]);
-        if (!dims) return false;
+        const dims = constOf(n.inputs[1]);
+        if (!Array.isArray(dims)) return false;
         next = dims.map((d) => strides[norm(d, shape.length)]);
         break;
       }
       case 'aten::unsqueeze': {
-        const c = n.inputs[1].node?.constantValue();
-        if (typeof c !== 'bigint') return false;
-        const d = norm(Number(c), shape.length + 1);
+        const c = constOf(n.inputs[1]);
+        if (typeof c !== 'number') return false;
+        const d = norm(c, shape.length + 1);
         next = [...strides];
         next.splice(d, 0, d < strides.length ? strides[d] * shape[d] : 1);
         break;
