@@ -3,6 +3,7 @@
 // lowering, and what is not lowered is reported with the reason.
 import type { Graph, Node } from './ir';
 import { partitionGraph, type Partition } from './analysis';
+import type { CoreReading } from './analysis/attention-core';
 import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringOutcome, type PackedWeights } from './passes/lower-fused';
 import { tensorInfo } from './passes/value-info';
 
@@ -11,6 +12,8 @@ export interface FusionGroupLike {
   kind: string;
   id: string;
   nodes: Node[];
+  /** Attention cores: the partitioner's reading of what the core computes. */
+  core?: CoreReading;
 }
 
 export interface FusedLoweringReport {
@@ -43,7 +46,7 @@ export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], devic
   const report: FusedLoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
   const others = new Map<string, number>();
   for (const g of groups) {
-    if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.nodes, g.id));
+    if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));
     else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id, packed.get(g.id)));
     else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
     else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
@@ -64,6 +67,7 @@ export function loweringGroups(p: Partition): FusionGroupLike[] {
       : g.kind === 'qkv_projection' || g.kind === 'kv_projection' || g.kind === 'parallel_linear' ? 'parallel_projection' : g.kind,
     id: g.label ?? `group ${g.id}`,
     nodes: g.nodes,
+    ...(g.core ? { core: g.core } : {}),
   }));
 }
 

@@ -7,6 +7,7 @@ import type { Graph } from './ir';
 import type { Module } from './module';
 import { decomposeModelGraph, type DecompositionResult } from './decompose';
 import { lowerFusionGroups, partitionForLowering, type FusedLoweringReport, type FusionGroupLike } from './fuse';
+import { canonicalize } from './passes/canonicalize';
 import { concatenateWeights, planConcatenations } from './passes/concat-weights';
 import type { PackedWeights } from './passes/lower-fused';
 import { inlineModuleCalls } from './passes/inline-modules';
@@ -65,6 +66,8 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
 export async function fuseDecomposed(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions = {}):
 Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
   const fused = decomposed.clone();
+  // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
+  canonicalize(fused);
   const groups = (options.partition ?? partitionForLowering)(fused);
   const plan = planConcatenations(fused, groups);
   const packed = new Map<string, PackedWeights | string>(plan.refused);

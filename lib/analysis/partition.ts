@@ -6,6 +6,7 @@ import { buildFacts, isActivation, VK, type GraphFacts } from './facts';
 import { constOf } from './facts';
 import { CONDITIONS, RULES, type ChainRule, type GroupKind, type Link, type ParallelRule, type Rule, type StepSpec } from './rules';
 import { PROJECTING_ATTENTION_KINDS, type OpClass } from './ops';
+import { readAttentionCore, type CoreReading } from './attention-core';
 
 export interface FusionGroup {
   id: number;
@@ -24,6 +25,8 @@ export interface FusionGroup {
   outputs: Value[];
   /** The decomposition's attention id (node.meta.attention.id), when members carry one. */
   label?: string;
+  /** Explicit attention cores: what the core computes (read once, here), or why it cannot be read. */
+  core?: CoreReading;
 }
 
 /** Why an attention core or a projection set was not fused: the nearest rule and what failed. */
@@ -598,9 +601,11 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
       }
     }
     const nodes = g.members.map((p) => f.nodes[p]);
+    const roles = g.members.map((p) => g.roles.get(p)!);
+    const isCore = g.kind === 'attention' && roles.includes('softmax');
     return {
-      id: g.id, kind: g.kind, rule: g.rule, rules: [...g.rules], nodes, roles: g.members.map((p) => g.roles.get(p)!),
-      inputs, outputs, label: attentionLabel(nodes),
+      id: g.id, kind: g.kind, rule: g.rule, rules: [...g.rules], nodes, roles,
+      inputs, outputs, label: attentionLabel(nodes), ...(isCore ? { core: readAttentionCore(nodes, roles) } : {}),
     };
   });
 

@@ -2,6 +2,7 @@
 // values, block outputs are the inputs of a per-block prim::Return node) with torch.fx's `meta`.
 import type { Graph } from './graph';
 import type { AttrData, IValueData, ScopeFrame, TensorHandleLike, TypeData } from './serialized';
+import { argIndex } from '../ops/registry';
 
 /** One consumer slot: `node.inputs[index]` is the value. Block outputs are uses by the block's prim::Return node. */
 export interface Use {
@@ -103,6 +104,14 @@ export class Node {
 
   /** The unwrapped value of an attribute, or undefined. */
   attr(name: string): AttrData['value'] | undefined { return this.attrs[name]?.value; }
+  /**
+   * The input bound to the schema argument `name` (lib/ops/registry.ts), e.g. `sdpa.arg('is_causal')`;
+   * undefined when the op as matched has no such argument.
+   */
+  arg(name: string): Value | undefined {
+    const i = argIndex(this.kind, this._inputs.map((v) => v.type.kind), name, this.schema);
+    return i >= 0 ? this._inputs[i] : undefined;
+  }
   hasUses(): boolean { return this._outputs.some((o) => o.hasUses()); }
 
   /** Index in the owning block's node list (O(n)); -1 while detached. */

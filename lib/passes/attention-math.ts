@@ -35,7 +35,8 @@ export interface MhaMath {
   training: boolean;
   attnMask?: MaskInput;
   keyPaddingMask?: MaskInput;
-  isCausal: boolean;
+  /** A constant, or a bool known only at run time (scripted nn.Transformer computes it from the mask). */
+  isCausal: boolean | Value;
   needWeights: boolean;
   averageWeights: boolean;
   /** masked_softmax semantics of the fused kernels: a float mask marks masked positions by any non-zero. */
@@ -56,6 +57,15 @@ function applyMask(em: Emitter, scores: Value, mask: Value, dtype: MaskDtype, fl
   if (dtype === 'bool') return em.maskedFill(scores, mask, -Infinity);
   if (floatIsBool) return em.maskedFill(scores, em.op('aten::ne', mask, em.constant(0)), -Infinity);
   return em.add(scores, mask);
+}
+
+/** where(flag, causal, mask): the causal mask in the mask's form (bool: true = masked; float: -inf) when the run-time flag is set. */
+function causalIfFlag(em: Emitter, like: Value, L: Value, S: Value, flag: Value, mask: Value, dtype: MaskDtype): Value {
+  em.role = 'mask';
+  const causal = em.triu(em.newFull('aten::new_ones', like, [L, S], SCALAR_TYPE.bool), 1);
+  const flagT = em.op('aten::tensor', flag, em.none(), em.none(), em.constant(false));
+  const causalMask = dtype === 'bool' ? causal : em.op('aten::where', causal, em.constant(-Infinity), em.constant(0));
+  return em.op('aten::where', flagT, causalMask, mask);
 }
 
 export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value): { out: Value; weights: Value | null } {
@@ -98,7 +108,12 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
 
   let attnMask = cfg.attnMask?.value;
   const attnDtype = cfg.attnMask?.dtype;
-  const useCausal = cfg.isCausal && !cfg.keyPaddingMask && !cfg.needWeights;
+  // F.multi_head_attention_forward: is_causal is a hint that attn_mask is causal; with no key
+  // padding mask and no weights wanted, the causal mask is used instead of attn_mask, otherwise
+  // attn_mask is. A run-time flag picks between the two when the graph runs.
+  const hintApplies = !cfg.keyPaddingMask && !cfg.needWeights;
+  const useCausal = cfg.isCausal === true && hintApplies;
+  const runtimeCausal = typeof cfg.isCausal === 'object' && hintApplies ? cfg.isCausal : undefined;
   if (useCausal) attnMask = undefined;
 
   // add_bias_kv: one more key/value position, masks padded to match.
@@ -147,6 +162,7 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
       em.role = 'mask';
       m = em.view(m, [B, H, L, S]);
     }
+    if (runtimeCausal) m = causalIfFlag(em, q, L, S, runtimeCausal, m, attnDtype);
     scores = applyMask(em, scores, m, attnDtype, floatIsBool);
   }
   if (kpm && cfg.keyPaddingMask) {
@@ -184,7 +200,7 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
 
 /** torch.nn.functional.scaled_dot_product_attention as explicit math (its own mask semantics: bool True = attend). */
 export function emitSdpa(em: Emitter, q: Value, k: Value, v: Value, opts: {
-  mask?: { value: Value; dtype: MaskDtype }; dropout: number; isCausal: boolean; scale: number | null; headDim: number;
+  mask?: { value: Value; dtype: MaskDtype }; dropout: number; isCausal: boolean | Value; scale: number | null; headDim: number;
 }): Value {
   em.role = 'reshape';
   const L = em.size(q, -2);
@@ -195,9 +211,11 @@ export function emitSdpa(em: Emitter, q: Value, k: Value, v: Value, opts: {
   const kT = em.transpose(k, -2, -1);
   em.role = 'scores';
   let scores = em.matmul(qScaled, kT);
-  if (opts.isCausal) {
+  // With attn_mask given, SDPA raises when is_causal is set: a run-time flag only matters without one.
+  if (opts.isCausal === true || (typeof opts.isCausal === 'object' && !opts.mask)) {
     em.role = 'mask';
-    const causal = em.triu(em.newFull('aten::new_ones', q, [L, S], SCALAR_TYPE.bool), 1);
+    let causal = em.triu(em.newFull('aten::new_ones', q, [L, S], SCALAR_TYPE.bool), 1);
+    if (typeof opts.isCausal === 'object') causal = em.op('aten::logical_and', causal, em.op('aten::tensor', opts.isCausal, em.none(), em.none(), em.constant(false)));
     scores = em.maskedFill(scores, causal, -Infinity);
   }
   if (opts.mask) {

@@ -67,6 +67,14 @@ function constBool(v: Value, what: string): boolean {
   return c;
 }
 
+/** A constant bool, or the value itself when it is a bool known only at run time. */
+function boolArg(v: Value, what: string): boolean | Value {
+  const c = constant(v);
+  if (typeof c === 'boolean') return c;
+  if (v.type.kind === 'Bool' && !v.node?.isConstant) return v;
+  throw new Skip(`${what} is neither a bool constant nor a bool value`);
+}
+
 function constFloat(v: Value, what: string): number {
   const c = constant(v);
   if (typeof c !== 'number') throw new Skip(`${what} is not a constant float`);
@@ -172,10 +180,11 @@ function decomposeScriptedMhaCall(g: Graph, call: Node, path: string, m: ModuleT
   if (call.inputs.length !== 9) throw new Skip(`unexpected MultiheadAttention.forward signature (${call.inputs.length} arguments)`);
   const needWeights = constBool(needWeightsArg, 'need_weights');
   const averageWeights = constBool(avgArg, 'average_attn_weights');
-  const isCausal = constBool(causalArg, 'is_causal');
   const attnMask = maskOf(attnMaskArg, 'attn_mask');
   const keyPaddingMask = maskOf(kpmArg, 'key_padding_mask');
-  if (isCausal && !attnMask) throw new Skip('is_causal without attn_mask (PyTorch raises here)');
+  // Without attn_mask, PyTorch raises when is_causal is set; a run-time flag can only be false then.
+  const isCausal = attnMask ? boolArg(causalArg, 'is_causal') : isNone(causalArg) ? false : boolArg(causalArg, 'is_causal');
+  if (isCausal === true && !attnMask) throw new Skip('is_causal without attn_mask (PyTorch raises here)');
   const rank = rankOf(query, 'query');
 
   const em = new Emitter(g, call, { id: path, scope });
@@ -306,19 +315,38 @@ function decomposeEncoderLayer(g: Graph, n: Node): AttentionRecord {
   return { id, form: 'encoder_layer', node: 'aten::_transformer_encoder_layer_fwd', opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst: true };
 }
 
-/** aten::scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) */
+/** aten::scaled_dot_product_attention, its arguments read by name (lib/ops/registry.ts). */
 function decomposeSdpa(g: Graph, n: Node): AttentionRecord {
-  const [q, k, v, maskArg, dropArg, causalArg, scaleArg, gqaArg] = n.inputs;
-  const dropout = constFloat(dropArg, 'dropout_p');
-  const isCausal = constBool(causalArg, 'is_causal');
+  const arg = (name: string) => {
+    const v = n.arg(name);
+    if (!v) throw new Skip(`no argument '${name}' in ${n.schema ?? n.kind}`);
+    return v;
+  };
+  const [q, k, v] = [arg('query'), arg('key'), arg('value')];
+  const dropout = constFloat(arg('dropout_p'), 'dropout_p');
+  const scaleArg = n.arg('scale');
   const scale = scaleArg && !isNone(scaleArg) ? constFloat(scaleArg, 'scale') : null;
-  if (gqaArg && !isNone(gqaArg) && constBool(gqaArg, 'enable_gqa')) throw new Skip('enable_gqa=True (grouped-query attention) is not decomposed');
-  const mask = maskOf(maskArg, 'attn_mask');
+  const gqaArg = n.arg('enable_gqa');
+  const gqa = gqaArg !== undefined && !isNone(gqaArg) && constBool(gqaArg, 'enable_gqa');
+  const mask = maskOf(arg('attn_mask'), 'attn_mask');
+  const isCausal = boolArg(arg('is_causal'), 'is_causal');
   const qi = tensorInfo(q);
   if (!qi) throw new Skip('query shape is unknown (run shape propagation before decomposing)');
   const id = attentionId(n);
   const em = new Emitter(g, n, { id, scope: n.scope });
-  const out = emitSdpa(em, q, k, v, { mask: mask ? { value: mask.value, dtype: mask.dtype } : undefined, dropout, isCausal, scale, headDim: qi.shape[qi.shape.length - 1] });
+  // enable_gqa: K and V have fewer heads (dim -3) than Q; PyTorch's math repeats each one
+  // Hq / Hkv times in place (repeat_interleave), which is what is emitted.
+  const repeatHeads = (t: Value, what: string): Value => {
+    if (!gqa) return t;
+    const ti = tensorInfo(t);
+    if (!ti || ti.shape.length < 3 || qi.shape.length < 3) throw new Skip(`${what} shape is unknown or below rank 3 with enable_gqa`);
+    const hq = qi.shape[qi.shape.length - 3], hkv = ti.shape[ti.shape.length - 3];
+    if (hq % hkv !== 0) throw new Skip(`enable_gqa with ${hq} query heads and ${hkv} ${what} heads (not a multiple)`);
+    if (hq === hkv) return t;
+    em.role = 'repeat_kv';
+    return em.op('aten::repeat_interleave', t, em.int(hq / hkv), em.int(-3), em.none());
+  };
+  const out = emitSdpa(em, q, repeatHeads(k, 'key'), repeatHeads(v, 'value'), { mask: mask ? { value: mask.value, dtype: mask.dtype } : undefined, dropout, isCausal, scale, headDim: qi.shape[qi.shape.length - 1] });
   replaceValue(n.output, out);
   n.destroy();
   return { id, form: 'sdpa', node: 'aten::scaled_dot_product_attention', opsExposed: countOps(em.emitted) };

@@ -11,6 +11,7 @@
 import type { Graph, Node, Value } from '../ir';
 import type { TensorHandleLike } from '../ir/serialized';
 import { isActKind } from '../analysis/ops';
+import type { AttentionCore, CoreReading } from '../analysis/attention-core';
 import { Emitter } from './emit';
 import { contiguousStrides, layoutIsSafe } from './strides';
 import { tensorInfo } from './value-info';
@@ -45,222 +46,100 @@ function num(v: Value | undefined): number | undefined {
   return undefined;
 }
 
-/** A 0-dim tensor constant (the IR holds tensor constants as native handles). */
-function scalarTensorConstant(v: Value | undefined): (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | undefined {
-  const c = constant(v) as (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | undefined;
-  return c && typeof c === 'object' && Array.isArray(c.shape) && c.shape.length === 0 ? c : undefined;
-}
-
-/** A number, or a 0-dim tensor constant's value (traces record `x / math.sqrt(d)` so). */
-function scalarOf(v: Value | undefined): number | undefined {
-  const n = num(v);
-  if (n !== undefined) return n;
-  const c = scalarTensorConstant(v);
-  return typeof c?.toTypedArray === 'function' ? Number(c.toTypedArray()[0]) : undefined;
-}
-
-const SCALE_OPS = new Set(['aten::mul', 'aten::div']);
-// Users that read a tensor's metadata, not its data (scripted `x.to(x.dtype)`).
-const METADATA_READS = new Set(['prim::dtype', 'prim::device', 'aten::size', 'aten::dim', 'prim::layout']);
-/** mul/div of two operands (a div with a rounding mode is not a scale). */
-const isScaleOp = (n: Node): boolean => SCALE_OPS.has(n.kind) && n.inputs.length === 2;
-
 /** The single user of a value, or undefined when there are several (or none). */
 function soleUser(v: Value): Node | undefined {
   const users = v.users();
   return users.length === 1 ? users[0] : undefined;
 }
 
-class NotFused extends Error {}
-
-/** A scale known only at run time: a 0-dim tensor or a number value (traced `d ** -0.5`). */
-interface RuntimeScale { value: Value; divide: boolean }
-
-interface CoreMatch {
-  q: Value;
-  k: Value;
-  v: Value;
-  /** The scale: a constant times run-time factors. */
-  scale: number;
-  runtimeScales: RuntimeScale[];
-  boolMasks: Value[];
-  /**
-   * Additive masks, each with the scale applied after it (SDPA adds its mask after scaling).
-   * `fillWhere`: the mask is a bool tensor whose positions were filled with a huge negative
-   * value (where / masked_fill); it becomes the additive mask where(mask, 0, value) or
-   * where(mask, value, 0).
-   */
-  floatMasks: { mask: Value; factor: number; runtime: RuntimeScale[]; fillWhere?: { value: number; keepWhere: boolean } }[];
-  causal: boolean;
-  dropout: number;
-  out: Node;
-}
-
-function isCausalMask(m: Value): boolean {
-  const triu = m.node;
-  if (triu?.kind !== 'aten::triu' || num(triu.inputs[1]) !== 1) return false;
-  const ones = triu.inputs[0].node;
-  return ones?.kind === 'aten::new_ones' || ones?.kind === 'aten::ones';
-}
-
-/** A scalar known at run time: an int or float value, or a 0-dim tensor (not a constant). */
-function isRuntimeScalar(v: Value): boolean {
-  if (v.node?.isConstant) return false;
-  if (v.type.kind === 'Float' || v.type.kind === 'Int') return true;
-  return v.type.kind === 'Tensor' && tensorInfo(v)?.shape.length === 0;
-}
-
 /**
- * The value a where/masked_fill writes: a number, a 0-dim tensor constant, or an aten::full of
- * size [] with a constant fill (GPT-2's `torch.full([], finfo.min)`).
+ * A mask applied to scores viewed as `space` (leading dims regrouped), as a mask of the scores'
+ * own shape: leading dims of `space` are grouped into the scores' dims; a group where the mask
+ * broadcasts (all 1) stays 1, others are expanded and merged (copied only where needed).
  */
-function fillOf(v: Value): number | undefined {
-  const s = scalarOf(v);
-  if (s !== undefined) return s;
-  const n = v.node;
-  const size = n?.kind === 'aten::full' ? n.inputs[0] : undefined;
-  const empty = size && (size.node?.kind === 'prim::ListConstruct' ? size.node.inputs.length === 0 : Array.isArray(constant(size)) && (constant(size) as unknown[]).length === 0);
-  if (empty) return num(n!.inputs[1]);
-  return undefined;
+function maskInScoresSpace(em: Emitter, mask: Value, space: readonly number[], scores: readonly number[]): Value {
+  const shape = tensorInfo(mask)?.shape;
+  if (!shape) throw new NotLowered('a mask applied to a view of the scores has no recorded shape');
+  const aligned = [...Array(Math.max(0, space.length - shape.length)).fill(1), ...shape];
+  // Group space dims (left to right) into scores dims by their products.
+  const groups: number[][] = [];
+  let i = 0;
+  for (const target of scores) {
+    const g: number[] = [];
+    let prod = 1;
+    do { if (i >= space.length) throw new NotLowered('a view of the scores does not regroup their dims'); prod *= space[i]; g.push(i++); } while (prod < target);
+    if (prod !== target) throw new NotLowered(`a view of the scores [${space}] does not regroup into [${scores}]`);
+    groups.push(g);
+  }
+  if (i !== space.length) throw new NotLowered(`a view of the scores [${space}] does not regroup into [${scores}]`);
+  const full = groups.map((g) => g.some((d) => aligned[d] !== 1));
+  const expanded = aligned.map((d, k) => (full[groups.findIndex((g) => g.includes(k))] ? space[k] : d));
+  let m = aligned.length !== shape.length ? em.reshape(mask, aligned) : mask;
+  if (expanded.some((d, k) => d !== aligned[k])) m = em.expand(m, expanded);
+  return em.reshape(m, scores.map((d, j) => (full[j] ? d : 1)));
 }
 
-// Filling with at most -1e30 is the same as adding it, in float32: s + c rounds to c for any
-// |s| below half an ulp of c (about 4e22 at -1e30), so kept positions are unchanged, filled ones
-// equal c, and a row filled entirely stays uniform after softmax. -inf is a bool mask instead.
-const isHugeNegative = (c: number | undefined): boolean => c !== undefined && Number.isFinite(c) && c <= -1e30;
-const isFloat32 = (v: Value): boolean => tensorInfo(v)?.dtype === 'float32';
+class NotLowered extends Error {}
 
-/** Read an attention core from its softmax node, following the data flow. */
-function matchCore(softmax: Node, inGroup: (n: Node) => boolean): CoreMatch {
-  if (num(softmax.inputs[1]) !== -1 && num(softmax.inputs[1]) !== 3) throw new NotFused('softmax is not over the last dim');
-  // Walking back from softmax, `scale` is the product of the scales seen so far: what the
-  // original applies to everything below that point, masks included.
-  let scale = 1;
-  const runtimeScales: RuntimeScale[] = [];
-  const boolMasks: Value[] = [];
-  const floatMasks: CoreMatch['floatMasks'] = [];
-  let x = softmax.inputs[0];
-  let causal = false;
-  // Backwards from softmax to the scores matmul through masks and a scale.
-  for (;;) {
-    const n = x.node;
-    if (!n || !inGroup(n)) throw new NotFused('the scores do not come from a matmul in the group');
-    if (n.kind === 'aten::matmul' || n.kind === 'aten::bmm') break;
-    if (n.kind === 'aten::masked_fill' && num(n.inputs[2]) === -Infinity) {
-      if (isCausalMask(n.inputs[1])) causal = true;
-      else boolMasks.push(n.inputs[1]);
-      x = n.inputs[0];
-    } else if (n.kind === 'aten::masked_fill' && isHugeNegative(fillOf(n.inputs[2])) && isFloat32(n.output)) {
-      // masked_fill(m, finfo.min) == scores + where(m, finfo.min, 0) exactly in float32 (see below).
-      floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales], fillWhere: { value: fillOf(n.inputs[2])!, keepWhere: false } });
-      x = n.inputs[0];
-    } else if (n.kind === 'aten::where' && n.inputs.length === 3 && isHugeNegative(fillOf(n.inputs[2])) && isFloat32(n.output)) {
-      // GPT-2: where(causal, scores, finfo.min) == scores + where(causal, 0, finfo.min).
-      floatMasks.push({ mask: n.inputs[0], factor: scale, runtime: [...runtimeScales], fillWhere: { value: fillOf(n.inputs[2])!, keepWhere: true } });
-      x = n.inputs[1];
-    } else if (n.kind === 'aten::to' && tensorInfo(n.inputs[0])?.dtype === tensorInfo(n.output)?.dtype && tensorInfo(n.output) !== undefined) {
-      x = n.inputs[0]; // a cast to the dtype it already has
-    } else if (n.kind === 'aten::add' && n.inputs[1].type.kind === 'Tensor' && num(n.inputs[2]) === 1 && !scalarTensorConstant(n.inputs[1])) {
-      // (a 0-dim constant added to the scores is a shift, not a mask: SDPA cannot take it)
-      floatMasks.push({ mask: n.inputs[1], factor: scale, runtime: [...runtimeScales] });
-      x = n.inputs[0];
-    } else if (isScaleOp(n) && scalarOf(n.inputs[1]) !== undefined) {
-      const s = scalarOf(n.inputs[1])!;
-      if (!(s > 0)) throw new NotFused('the scale is not a positive constant');
-      scale *= n.kind === 'aten::mul' ? s : 1 / s;
-      x = n.inputs[0];
-    } else if (isScaleOp(n) && isRuntimeScalar(n.inputs[1])) {
-      runtimeScales.push({ value: n.inputs[1], divide: n.kind === 'aten::div' });
-      x = n.inputs[0];
-    } else {
-      throw new NotFused(`unexpected ${n.kind} between the scores and softmax`);
-    }
-    if (x.users().filter((u) => !METADATA_READS.has(u.kind)).length !== 1) throw new NotFused('an intermediate of the scores is used outside the core');
-  }
-  const scores = x.node!;
-  let q = scores.inputs[0];
-  const qn = q.node;
-  if (qn && inGroup(qn) && isScaleOp(qn) && scalarOf(qn.inputs[1]) !== undefined) {
-    const s = scalarOf(qn.inputs[1])!;
-    scale *= qn.kind === 'aten::mul' ? s : 1 / s;
-    q = qn.inputs[0];
-  } else if (qn && inGroup(qn) && isScaleOp(qn) && isRuntimeScalar(qn.inputs[1])) {
-    runtimeScales.push({ value: qn.inputs[1], divide: qn.kind === 'aten::div' });
-    q = qn.inputs[0];
-  }
-  const kT = scores.inputs[1].node;
-  if (!kT || kT.kind !== 'aten::transpose') throw new NotFused('K^T is not an explicit transpose');
-  const dims = [num(kT.inputs[1]), num(kT.inputs[2])].map((d) => (d !== undefined && d < 0 ? d + 4 : d)).sort();
-  if (!(dims[0] === 2 && dims[1] === 3) && !(dims[0] === 1 && dims[1] === 2)) throw new NotFused('K^T does not swap the last two dims');
-  const k = kT.inputs[0];
-
-  let attn = softmax.output;
-  let dropout = 0;
-  let next = soleUser(attn);
-  if (!next) throw new NotFused('the attention weights are used outside the core (returned weights)');
-  if (next.kind === 'aten::dropout') {
-    const p = num(next.inputs[1]) ?? NaN;
-    const train = constant(next.inputs[2]);
-    if (typeof train !== 'boolean' || Number.isNaN(p)) throw new NotFused('dropout arguments are not constants');
-    dropout = train ? p : 0;
-    attn = next.output;
-    next = soleUser(attn);
-    if (!next) throw new NotFused('the attention weights are used outside the core (returned weights)');
-  }
-  if ((next.kind !== 'aten::matmul' && next.kind !== 'aten::bmm') || next.inputs[0] !== attn) throw new NotFused('softmax is not followed by @ V');
-  return { q, k, v: next.inputs[1], scale, runtimeScales, boolMasks, floatMasks, causal, dropout, out: next };
-}
-
-/** Replace one attention core (given by any of its nodes' group) with scaled_dot_product_attention. */
-export function lowerAttentionCore(g: Graph, groupNodes: Node[], id: string): LoweringOutcome {
-  const members = new Set(groupNodes);
-  const softmax = groupNodes.find((n) => n.kind === 'aten::softmax');
-  if (!softmax) return { id, lowered: false, reason: 'no softmax in the group' };
-  let m: CoreMatch;
-  try {
-    m = matchCore(softmax, (n) => members.has(n) || n.kind === 'aten::transpose');
-  } catch (e) {
-    if (e instanceof NotFused) return { id, lowered: false, reason: e.message };
-    throw e;
-  }
-  if (m.boolMasks.length && m.floatMasks.length) return { id, lowered: false, reason: 'bool and float masks together (SDPA takes one mask)' };
+/** One attention core, as the partitioner read it (analysis/attention-core.ts), becomes scaled_dot_product_attention. */
+export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, id: string): LoweringOutcome {
+  if (!reading) return { id, lowered: false, reason: 'the group is not an explicit attention core' };
+  if (!reading.ok) return { id, lowered: false, reason: reading.reason };
+  const c = reading.core;
   // Scaled up (or by a factor known only at run time), a huge fill could overflow to -inf.
-  if (m.floatMasks.some((f) => f.fillWhere && (f.factor > 1 || f.runtime.length))) return { id, lowered: false, reason: 'a scale after a huge-negative fill' };
-  const em = new Emitter(g, m.out, { id, scope: m.out.scope });
+  if (c.masks.some((m) => m.form === 'fill' && (m.factor > 1 || m.runtime.length))) return { id, lowered: false, reason: 'a scale after a huge-negative fill' };
+  const em = new Emitter(g, c.context, { id, scope: c.context.scope });
   em.role = 'fused_attention';
-  let mask: Value | null = null;
-  if (m.boolMasks.length) {
-    // Ours mark masked positions; SDPA's bool masks mark the positions that take part.
-    const any = m.boolMasks.reduce((a, b) => em.op('aten::logical_or', a, b));
-    mask = em.logicalNot(any);
-  } else if (m.floatMasks.length) {
-    mask = m.floatMasks.map((f) => {
-      const additive = f.fillWhere
-        ? em.op('aten::where', f.mask, em.constant(f.fillWhere.keepWhere ? 0 : f.fillWhere.value), em.constant(f.fillWhere.keepWhere ? f.fillWhere.value : 0))
-        : f.mask;
-      let scaled = f.factor === 1 ? additive : em.op('aten::mul', additive, em.constant(f.factor));
-      for (const r of f.runtime) scaled = em.op(r.divide ? 'aten::div' : 'aten::mul', scaled, r.value);
-      return scaled;
-    }).reduce((a, b) => em.add(a, b));
+  try {
+    const causalOnly = c.masks.length === 1 && c.masks[0].causal === true && !c.masks[0].space;
+    const mask = causalOnly ? null : combinedMask(em, c);
+    // SDPA takes its scale as a float: run-time factors are read (aten::Float) and multiplied in.
+    let scale = em.constant(c.scale);
+    for (const r of c.runtimeScales) {
+      const f = r.value.type.kind === 'Float' ? r.value : em.floatOp('aten::Float', r.value);
+      scale = em.floatOp(r.divide ? 'aten::div' : 'aten::mul', scale, f);
+    }
+    // PyTorch's own slow path works on (batch*heads, L, hd); SDPA's fused CPU kernels take 4-D
+    // inputs only and fall back to the math kernel (scores materialised) on 3-D ones, so 3-D
+    // operands get a leading batch of 1, and the output loses it again.
+    const batched = c.scoresShape.length === 3;
+    const in4d = (t: Value) => (batched && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
+    const k = c.k ?? em.transpose(c.kT!, -2, -1);
+    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(c.q), in4d(k), in4d(c.v), mask ? in4d(mask) : em.none(),
+      em.constant(c.dropout), em.constant(causalOnly), scale, em.constant(false));
+    if (batched) sdpa = em.squeeze(sdpa, 0);
+    c.context.output.replaceAllUsesWith(sdpa);
+  } catch (e) {
+    if (!(e instanceof NotLowered)) throw e;
+    for (const n of [...em.emitted].reverse()) if (!n.hasUses()) n.destroy();
+    return { id, lowered: false, reason: e.message };
   }
-  // SDPA takes its scale as a float: run-time factors are read (aten::Float) and multiplied in.
-  let scale = em.constant(m.scale);
-  for (const r of m.runtimeScales) {
-    const f = r.value.type.kind === 'Float' ? r.value : em.floatOp('aten::Float', r.value);
-    scale = em.floatOp(r.divide ? 'aten::div' : 'aten::mul', scale, f);
-  }
-  // PyTorch's own slow path works on (batch*heads, L, hd); SDPA's fused CPU kernels take 4-D
-  // inputs only and fall back to the math kernel (scores materialised) on 3-D ones, so 3-D
-  // operands get a leading batch of 1, and the output loses it again.
-  const batched = tensorInfo(m.q)?.shape.length === 3;
-  const in4d = (t: Value) => (batched && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
-  let sdpa = em.op('aten::scaled_dot_product_attention', in4d(m.q), in4d(m.k), in4d(m.v), mask ? in4d(mask) : em.none(),
-    em.constant(m.dropout), em.constant(m.causal), scale, em.constant(false));
-  if (batched) sdpa = em.squeeze(sdpa, 0);
-  m.out.output.replaceAllUsesWith(sdpa);
   for (const n of em.emitted) n.meta.fused = { kind: 'attention_core', id };
   return { id, lowered: true };
 }
+
+/**
+ * The core's masks as one SDPA mask: bool (true = attend) when every mask is boolean, else one
+ * additive float mask (bool masks become -inf where masked: adding -inf is masked_fill's -inf).
+ */
+function combinedMask(em: Emitter, c: AttentionCore): Value | null {
+  if (!c.masks.length) return null;
+  const toScores = (v: Value, space?: number[]) => (space && !sameDims(space, c.scoresShape) ? maskInScoresSpace(em, v, space, c.scoresShape) : v);
+  const masked = (m: AttentionCore['masks'][number]) => toScores(m.negate ? em.logicalNot(m.value) : m.value, m.space);
+  if (c.masks.every((m) => m.form === 'bool')) {
+    const any = c.masks.map(masked).reduce((a, b) => em.op('aten::logical_or', a, b));
+    return em.logicalNot(any); // SDPA's bool masks mark the positions that take part
+  }
+  return c.masks.map((m) => {
+    if (m.form === 'bool') return em.op('aten::where', masked(m), em.constant(-Infinity), em.constant(0));
+    let additive = m.form === 'fill' ? em.op('aten::where', masked(m), em.constant(m.fill!), em.constant(0)) : toScores(m.value, m.space);
+    if (m.factor !== 1) additive = em.op('aten::mul', additive, em.constant(m.factor));
+    for (const r of m.runtime) additive = em.op(r.divide ? 'aten::div' : 'aten::mul', additive, r.value);
+    return additive;
+  }).reduce((a, b) => em.add(a, b));
+}
+
+const sameDims = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 interface SliceOf { base: Value; start: number; end: number }
 

@@ -4,7 +4,7 @@ import { Module, Tensor, runtimeInfo } from '../../lib';
 import { ensureModel, type ModelName } from '../../lib/models';
 import { prepareGraphs } from '../../lib/prepare';
 import { compareGraphs } from '../../lib/runtime/compare';
-import { lowerAttentionCore } from '../../lib/passes/lower-fused';
+import { partitionGraph } from '../../lib/analysis';
 import { binding } from '../../lib/binding';
 import { randomTensor } from '../../lib/random';
 import { tensorInfo } from '../../lib/passes/value-info';
@@ -134,9 +134,10 @@ describe('runtime: original, unfused and fused', function () {
     const core = prepared.decomposed.clone();
     const softmax = core.allNodes().find((n) => n.kind === 'aten::softmax')!;
     core.setOutputs([...core.outputs, softmax.output]);
-    const outcome = lowerAttentionCore(core, core.allNodes().filter((n) => (n.meta.attention as { id: string } | undefined)?.id === 'attn'), 'attn');
-    assert.equal(outcome.lowered, false);
-    assert.match(outcome.reason!, /weights/);
+    const p = partitionGraph(core, { writeMeta: false });
+    assert.equal(p.attentionCores.filter((g) => g.core).length, 0, 'no core group forms around returned weights');
+    const why = p.notFused.find((w) => w.subject === 'attention_core');
+    assert.match(why?.message ?? '', /graph output, so it must be materialised/);
     m.dispose();
   });
 
