@@ -24,7 +24,24 @@ export interface NativeTensorClass {
 }
 
 /** Values crossing the boundary: tuples and lists come back as arrays, ints as number (BigInt past 2^53). */
-export type NativeValue = NativeTensor | number | bigint | boolean | string | null | NativeValue[] | { list: NativeValue[] } | { [key: string]: NativeValue };
+export type NativeValue = NativeTensor | number | bigint | boolean | string | null | NativeValue[]
+  | { list: NativeValue[]; elem?: 'int' | 'float' | 'bool' | 'Tensor' } | { [key: string]: NativeValue };
+
+/** Default values as plain data: None -> null, int -> BigInt (always), float -> number, lists -> arrays. */
+export type NativeDefault = null | boolean | bigint | number | string | NativeDefault[];
+
+/** One argument of a method's TorchScript schema (signature() lists self first). */
+export interface NativeArgument {
+  name: string;
+  /** annotation_str of the type: "Tensor", "Optional[Tensor]", "Optional[bool]", "List[int]", ... */
+  type: string;
+  kwargOnly: boolean;
+  hasDefault: boolean;
+  /** Present when hasDefault and the default is plain data. */
+  default?: NativeDefault;
+  /** torch's print of a default that is not plain data. */
+  defaultRepr?: string;
+}
 
 export interface NativeRunResult {
   output: NativeValue;
@@ -75,6 +92,8 @@ export interface NativeModule {
   buildGraph(graph: GraphData): NativeGraph;
   /** The graph of a TorchScript function of the model (a prim::CallFunction target), by qualified name. */
   exportFunction(qualifiedName: string, options?: { inline?: boolean }): GraphData;
+  /** The arguments of a method's schema, self first, with their defaults. */
+  signature(method: string): NativeArgument[];
   /** Run a copy of the graph that returns every top-level value's description (see passes/value-info.ts). */
   inferValues(graph: GraphData, inputs: NativeValue[], options: { meta: boolean }): Promise<NativeInferResult>;
   dispose(): void;

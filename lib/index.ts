@@ -4,6 +4,7 @@ export { Tensor, flattenTensors, disposeValue } from './tensor';
 export type { Value } from './tensor';
 export { Module, load } from './module';
 export type { LoadOptions, RunResult, ParameterInfo } from './module';
+export type { ArgumentInfo, DefaultValue } from './arguments';
 export { TorchGraphError } from './errors';
 export type { ErrorCode } from './errors';
 export type { ModuleTreeData, TensorInfoData, TypedArray } from './binding';

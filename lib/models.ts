@@ -15,7 +15,7 @@ import { NpyDtype } from './npy';
 export { readNpy, writeNpy, parseNpy, encodeNpy, numel, NpyError } from './npy';
 export type { NpyArray, NpyData, NpyDtype } from './npy';
 
-export const MODEL_NAMES = ['mha_demo', 'vit_b_16', 'control_flow', 'encoder_post_norm', 'encoder_pre_norm', 'seq2seq', 'attention_2048', 'attention_core_2048', 'attention_core_512', 'separate_projections', 'handwritten_attention'] as const;
+export const MODEL_NAMES = ['mha_demo', 'vit_b_16', 'control_flow', 'encoder_post_norm', 'encoder_pre_norm', 'seq2seq', 'attention_2048', 'attention_core_2048', 'attention_core_512', 'separate_projections', 'handwritten_attention', 'small_cnn_mbconv', 'small_cnn_convnext', 'small_cnn_resnet', 'transformer_encoder_optional', 'seq2seq_runtime_causal', 'gqa_sdpa'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 export const VARIANT_NAMES = ['traced', 'traced_grad', 'scripted'] as const;
 /** traced: torch.jit.trace under no_grad (MHA fast path); traced_grad: traced with grad enabled
@@ -138,8 +138,8 @@ export function variantPath(fx: ModelFixture, variant: VariantName): string {
 
 // ---------------------------------------------------------------------------------------------
 
-interface PythonInfo { exe: string; pythonPath: string | null }
-interface TorchInfo { version: string; python: PythonInfo | null; source?: string }
+export interface PythonInfo { exe: string; pythonPath: string | null }
+export interface TorchInfo { version: string; python: PythonInfo | null; source?: string }
 
 let rootCache: string | undefined;
 
@@ -257,14 +257,16 @@ async function withLock<T>(lock: string, done: () => boolean, fn: () => Promise<
   }
 }
 
-function runExporter(info: TorchInfo, args: string[], what: string, log?: (line: string) => void): Promise<void> {
+/** Run a Python exporter of scripts/ (default export_models.py) with `info`'s Python and path. */
+export function runExporter(info: TorchInfo, args: string[], what: string, log?: (line: string) => void,
+  scriptName = 'export_models.py'): Promise<void> {
   const python = info.python;
   if (!python) {
     return Promise.reject(new Error(`torchgraph: cannot export ${what}: torch comes from a bare libtorch (${info.source ?? 'TORCHGRAPH_LIBTORCH'}) ` +
       'and model export needs a Python torch: set TORCHGRAPH_PYTHON to a Python that has torch ' +
       '(or point TORCHGRAPH_LIBTORCH at a Python torch package).'));
   }
-  const script = path.join(repoRoot(), 'scripts', 'export_models.py');
+  const script = path.join(repoRoot(), 'scripts', scriptName);
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
   if (python.pythonPath) env.PYTHONPATH = [python.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
   return new Promise<void>((resolve, reject) => {
@@ -290,7 +292,7 @@ function runExporter(info: TorchInfo, args: string[], what: string, log?: (line:
       if (code === 0) return resolve();
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       const lines = tail.trimEnd().split('\n').slice(-25).join('\n');
-      reject(new Error(`torchgraph: exporting ${what} failed: ${python.exe} scripts/export_models.py ${how}.\n` +
+      reject(new Error(`torchgraph: exporting ${what} failed: ${python.exe} scripts/${scriptName} ${how}.\n` +
         `Exporter output (last lines):\n${lines}`));
     });
   });
@@ -303,7 +305,7 @@ function asTensorFiles(v: unknown, dir: string): TensorFile[] {
   }));
 }
 
-function toFixture(manifestPath: string, key: string, cacheHit: boolean): ModelFixture {
+export function toFixture(manifestPath: string, key: string, cacheHit: boolean): ModelFixture {
   const raw = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
   const dir = path.dirname(manifestPath);
   const variants: Partial<Record<VariantName, string>> = {};
@@ -335,7 +337,7 @@ function toFixture(manifestPath: string, key: string, cacheHit: boolean): ModelF
 const inflight = new Map<string, Promise<unknown>>();
 
 /** Run the exporter for `key` unless `marker` exists; one export per key across processes. */
-function ensureExported(key: string, marker: string, what: string, opts: EnsureOptions,
+export function ensureExported(key: string, marker: string, what: string, opts: EnsureOptions,
   run: (keyDir: string) => Promise<void>): Promise<boolean> {
   const pending = inflight.get(key);
   if (pending) return pending.then(() => true);

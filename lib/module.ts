@@ -1,5 +1,6 @@
-import { binding, ModuleTreeData, NativeModule, TensorInfoData } from './binding';
+import { binding, ModuleTreeData, NativeModule, NativeValue, TensorInfoData } from './binding';
 import { native, nativeSync, TorchGraphError } from './errors';
+import { argumentsFromSchema, resolveArguments, type ArgumentInfo } from './arguments';
 import { fromNativeValue, Value, toNativeValue } from './tensor';
 
 export interface LoadOptions {
@@ -23,6 +24,7 @@ export interface ParameterInfo extends TensorInfoData {
 /** A TorchScript module loaded by libtorch. dispose() frees its tensors. */
 export class Module {
   readonly #handle: NativeModule;
+  readonly #signatures = new Map<string, ArgumentInfo[]>();
   readonly path: string;
 
   private constructor(handle: NativeModule, path: string) {
@@ -61,6 +63,35 @@ export class Module {
   /** Bytes held by parameters and buffers. */
   get parameterBytes(): number { return nativeSync(() => this.#handle.paramBytes); }
 
+  /**
+   * The arguments of a method (self left out), from its TorchScript schema: name, type and
+   * default. A scripted nn.TransformerEncoder says
+   * [{name: 'src', type: 'Tensor', hasDefault: false}, {name: 'mask', type: 'Optional[Tensor]',
+   * hasDefault: true, default: null}, ...]; ints are BigInt. Traced modules have no defaults.
+   */
+  signature(method = 'forward'): ArgumentInfo[] {
+    return this._signature(method).map((a) => ({ ...a }));
+  }
+
+  /** @internal The cached signature (not to be modified). */
+  _signature(method = 'forward'): readonly ArgumentInfo[] {
+    let s = this.#signatures.get(method);
+    if (!s) {
+      s = argumentsFromSchema(nativeSync(() => this.#handle.signature(method)));
+      this.#signatures.set(method, s);
+    }
+    return s;
+  }
+
+  /**
+   * Every argument's value for a run of `method`: the inputs given, then the defaults of the
+   * arguments after them (see lib/arguments.ts). Throws ERR_INVALID_ARG naming an argument
+   * that has no default and is not given.
+   */
+  _resolveInputs(inputs: readonly NativeValue[], method = 'forward'): NativeValue[] {
+    return resolveArguments(this._signature(method), inputs, method);
+  }
+
   /** Run `forward` under inference mode, off the JS thread. */
   async forward(...inputs: Value[]): Promise<Value> {
     return (await this.run('forward', inputs)).output;
@@ -68,7 +99,7 @@ export class Module {
 
   /** Run any method, optionally measuring peak memory. */
   async run(method: string, inputs: Value[], options: { measureMemory?: boolean } = {}): Promise<RunResult> {
-    const nativeInputs = inputs.map(toNativeValue);
+    const nativeInputs = this._resolveInputs(inputs.map(toNativeValue), method);
     const r = await native(() => this.#handle.run(method, nativeInputs, options));
     return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };
   }

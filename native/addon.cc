@@ -193,6 +193,11 @@ c10::IValue FromJs(Napi::Env env, Napi::Value v) {
       auto arr = o.Get("list").As<Napi::Array>();
       std::vector<c10::IValue> items;
       for (uint32_t i = 0; i < arr.Length(); ++i) items.push_back(FromJs(env, arr.Get(i)));
+      // elem ('int', 'float', 'bool', 'Tensor') types an empty list; otherwise the first item does.
+      std::string elem = o.Has("elem") && o.Get("elem").IsString() ? o.Get("elem").As<Napi::String>().Utf8Value() : "";
+      if (items.empty() && elem == "int") return c10::List<int64_t>();
+      if (items.empty() && elem == "float") return c10::List<double>();
+      if (items.empty() && elem == "bool") return c10::List<bool>();
       if (items.empty() || items[0].isTensor()) {
         c10::List<at::Tensor> l;
         for (auto& it : items) l.push_back(it.toTensor());

@@ -83,8 +83,8 @@ at::Tensor UnwrapTensor(Napi::Value v);  // throws tg::Error when disposed or no
 // arrays; ints become numbers when they fit in 2^53, else BigInt.
 Napi::Value ToJs(Napi::Env env, const c10::IValue& v);
 // JS -> IValue for method inputs: Tensor, number (float), bigint (int), boolean, null,
-// string, arrays (tuple), {list: [...]} is not supported: pass arrays of tensors as lists
-// via {type:'list', items}. Must run on the JS thread.
+// string, arrays (tuple), {list: [...], elem?} (a List[Tensor|int|float|bool]; elem types an
+// empty one). Must run on the JS thread.
 c10::IValue FromJs(Napi::Env env, Napi::Value v);
 
 void InitMemory(Napi::Env env, Napi::Object exports);

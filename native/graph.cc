@@ -683,12 +683,18 @@ std::vector<c10::IValue> RunNodesOnMeta(const jit::Graph& g, std::vector<c10::IV
 // prim::Loop carry them out (an extra loop-carried slot that starts uninitialized, so the
 // loop's output is the last iteration's tensor), under the id of the inner value, innermost
 // blocks first so that nested ones surface level by level.
+// Tensors and Optional[Tensor]s (masks merged at run time): what a shape run reports.
+bool IsTensorOrOptional(const c10::TypePtr& t) {
+  return t->kind() == c10::TypeKind::TensorType ||
+         (t->kind() == c10::TypeKind::OptionalType && t->containedTypes()[0]->kind() == c10::TypeKind::TensorType);
+}
+
 void ExposeBlockTensors(jit::Graph& g, std::unordered_map<const Value*, int64_t>& idOf) {
   auto innerTensors = [&](jit::Block* blk) {
     std::vector<Value*> inner;
     for (auto* m : blk->nodes())
       for (auto* o : m->outputs())
-        if (o->type()->kind() == c10::TypeKind::TensorType && idOf.count(o)) inner.push_back(o);
+        if (IsTensorOrOptional(o->type()) && idOf.count(o)) inner.push_back(o);
     return inner;
   };
   std::function<void(jit::Block*)> visit = [&](jit::Block* b) {
@@ -747,7 +753,7 @@ Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::O
     auto k = o->type()->kind();
     auto it = idOf.find(o);
     if (it == idOf.end()) return;
-    if (k == c10::TypeKind::TensorType || k == c10::TypeKind::IntType || k == c10::TypeKind::FloatType ||
+    if (IsTensorOrOptional(o->type()) || k == c10::TypeKind::IntType || k == c10::TypeKind::FloatType ||
         k == c10::TypeKind::BoolType || (k == c10::TypeKind::ListType && o->type()->containedTypes()[0]->kind() == c10::TypeKind::IntType)) {
       reported.push_back(o);
       ids.push_back(it->second);

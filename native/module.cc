@@ -110,6 +110,7 @@ class Module : public Napi::ObjectWrap<Module> {
       InstanceMethod("buildGraph", &Module::Build),
       InstanceMethod("inferValues", &Module::Infer),
       InstanceMethod("exportFunction", &Module::ExportFunction),
+      InstanceMethod("signature", &Module::Signature),
       InstanceMethod("dispose", &Module::Dispose),
       InstanceAccessor("device", &Module::DeviceName, nullptr),
       InstanceAccessor("disposed", &Module::Disposed, nullptr),
@@ -188,6 +189,58 @@ class Module : public Napi::ObjectWrap<Module> {
             return o;
           });
     });
+  }
+
+  // signature(method) -> [{name, type, kwargOnly, hasDefault, default?, defaultRepr?}]: the
+  // method schema's arguments, self first, as plain data. Defaults: None -> null, bool, int ->
+  // BigInt (always, as int64 is carried), float -> number, str, lists -> arrays; any other
+  // default has hasDefault but only defaultRepr. What to do with them is lib's business.
+  Napi::Value Signature(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      if (info.Length() < 1 || !info[0].IsString()) throw Error("ERR_INVALID_ARG", "signature(method: string)");
+      std::string method = info[0].As<Napi::String>().Utf8Value();
+      auto fn = l->module.find_method(method);
+      if (!fn) throw Error("ERR_INVALID_ARG", "module has no method '" + method + "'");
+      const auto& args = fn->function().getSchema().arguments();
+      auto arr = Napi::Array::New(env, args.size());
+      for (size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        auto o = Napi::Object::New(env);
+        o.Set("name", a.name());
+        o.Set("type", a.type()->annotation_str());
+        o.Set("kwargOnly", Napi::Boolean::New(env, a.kwarg_only()));
+        o.Set("hasDefault", Napi::Boolean::New(env, a.default_value().has_value()));
+        if (a.default_value()) {
+          Napi::Value d = DefaultToJs(env, *a.default_value());
+          if (d.IsEmpty()) o.Set("defaultRepr", c10::str(*a.default_value()));
+          else o.Set("default", d);
+        }
+        arr.Set(static_cast<uint32_t>(i), o);
+      }
+      return arr;
+    });
+  }
+
+  // Plain data of a default value; empty when it is not plain data (a tensor, a device, ...).
+  static Napi::Value DefaultToJs(Napi::Env env, const c10::IValue& v) {
+    if (v.isNone()) return env.Null();
+    if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+    if (v.isInt()) return Napi::BigInt::New(env, v.toInt());
+    if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+    if (v.isString()) return Napi::String::New(env, v.toStringRef());
+    if (v.isList() || v.isTuple()) {
+      auto elems = v.isTuple() ? v.toTupleRef().elements().vec() : v.toList().vec();
+      auto arr = Napi::Array::New(env, elems.size());
+      for (size_t i = 0; i < elems.size(); ++i) {
+        Napi::Value e = DefaultToJs(env, elems[i]);
+        if (e.IsEmpty()) return Napi::Value();
+        arr.Set(static_cast<uint32_t>(i), e);
+      }
+      return arr;
+    }
+    return Napi::Value();
   }
 
   // exportGraph(method, {inline: bool, path: string}) -> GraphData

@@ -482,6 +482,49 @@ def randomized(cls, shapes: List[Tuple[int, ...]], names: List[str]):
 build_seq2seq = randomized(Seq2Seq, [(2, 7, 30), (2, 5, 30)], ["src", "tgt"])
 
 
+class Seq2SeqRuntimeCausal(nn.Module):
+    """nn.Transformer given tgt_mask only: the decoder detects at run time whether the mask is
+    causal (_detect_is_causal_mask), so scripted, its attentions get a run-time is_causal."""
+
+    def __init__(self):
+        super().__init__()
+        self.transformer = nn.Transformer(30, 2, num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=48,
+                                          dropout=0.1, batch_first=True)
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
+        return self.transformer(src, tgt, tgt_mask=tgt_mask)
+
+
+class GroupedQuerySdpa(nn.Module):
+    """Grouped-query attention through F.scaled_dot_product_attention(enable_gqa=True): 6 query
+    heads share 2 key/value heads of dim 10 (scale 1/sqrt(10), not a power of two), causal."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(40, 60)
+        self.kv = nn.Linear(40, 40)
+        self.out = nn.Linear(60, 40)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        q = self.q(x).view(B, L, 6, 10).transpose(1, 2)
+        k, v = self.kv(x).view(B, L, 2, 2, 10).permute(2, 0, 3, 1, 4).unbind(0)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return self.out(y.transpose(1, 2).reshape(B, L, 60))
+
+
+build_gqa_sdpa = randomized(GroupedQuerySdpa, [(2, 9, 40)], ["x"])
+
+
+def build_seq2seq_runtime_causal(_: argparse.Namespace):
+    torch.manual_seed(SEED)
+    model = Seq2SeqRuntimeCausal()
+    randomize_(model)
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    return (model, (torch.randn(2, 7, 30), torch.randn(2, 5, 30), mask), ["src", "tgt", "tgt_mask"], ["out"],
+            {"impl": "scripts/export_models.py:Seq2SeqRuntimeCausal"})
+
+
 class AttentionBlock(nn.Module):
     """One self-attention (768, 12 heads of 64), batch first, weights not returned: the
     benchmark's long-sequence case, where the (L, L) scores dominate memory."""
@@ -588,6 +631,258 @@ class HandWrittenAttention(nn.Module):
 build_handwritten_attention = randomized(HandWrittenAttention, [(2, 7, 96), (2, 1, 1, 7)], ["x", "mask"])
 
 
+# Small CNNs (no attention): the convolution, batch-norm, pooling and channels-last blocks of
+# MobileNetV3 / EfficientNet, ConvNeXt and ResNet, written in plain torch with torchvision's
+# habits (in-place activations, out += identity), small enough to validate in seconds.
+
+def randomize_batchnorm_(model: nn.Module) -> None:
+    """Eval-mode batch norm that is not an identity: running stats and affine weights random."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn_like(m.running_mean))
+                m.running_var.copy_(1.0 + 0.2 * torch.rand_like(m.running_var))
+                m.weight.copy_(1.0 + 0.1 * torch.randn_like(m.weight))
+
+
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: Optional[nn.Module] = None) -> nn.Sequential:
+    layers: List[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act is not None:
+        layers.append(act)
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """torchvision's SqueezeExcitation: adaptive_avg_pool2d(1), 1x1 conv, ReLU, 1x1 conv,
+    hardsigmoid (MobileNetV3) or sigmoid (EfficientNet), then scale the input (broadcast mul)."""
+
+    def __init__(self, c: int, squeeze: int, gate: nn.Module):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+        self.act = nn.ReLU()
+        self.gate = gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.gate(self.fc2(self.act(self.fc1(self.avgpool(x)))))
+        return s * x
+
+
+class LinearSqueezeExcite(nn.Module):
+    """Squeeze-excitation with linears (pooled, flattened, SiLU, sigmoid, viewed back)."""
+
+    def __init__(self, c: int, squeeze: int):
+        super().__init__()
+        self.fc1 = nn.Linear(c, squeeze)
+        self.fc2 = nn.Linear(squeeze, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        s = torch.sigmoid(self.fc2(nn.functional.silu(self.fc1(s))))
+        return x * s[:, :, None, None]
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand + BN + act, depthwise kxk + BN + act, squeeze-excitation,
+    1x1 project + BN, residual when the shape allows."""
+
+    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int, act: str, se: str):
+        super().__init__()
+        mid = cin * expand
+        make = {"hardswish": lambda: nn.Hardswish(inplace=True), "relu": lambda: nn.ReLU(inplace=True), "silu": lambda: nn.SiLU(inplace=True)}[act]
+        layers: List[nn.Module] = []
+        if expand != 1:
+            layers.append(conv_bn(cin, mid, 1, act=make()))
+        layers.append(conv_bn(mid, mid, k, stride, groups=mid, act=make()))
+        if se == "conv":
+            layers.append(SqueezeExcite(mid, max(8, mid // 4), nn.Hardsigmoid(inplace=True) if act == "hardswish" else nn.Sigmoid()))
+        elif se == "linear":
+            layers.append(LinearSqueezeExcite(mid, max(8, mid // 4)))
+        layers.append(conv_bn(mid, cout, 1))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        if self.residual:
+            y = y + x
+        return y
+
+
+class SmallMBConvNet(nn.Module):
+    """MobileNetV3 / EfficientNet-style: stem conv + BN + hardswish, MBConv blocks (depthwise,
+    squeeze-excitation by convs and by linears, ReLU/hardswish/SiLU), a 1x1 head conv, global
+    average pool, classifier with hardswish and (eval) dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 2, act=nn.Hardswish(inplace=True))
+        self.blocks = nn.Sequential(
+            MBConv(16, 16, 1, 3, 1, "relu", "conv"),
+            MBConv(16, 24, 4, 3, 2, "relu", "none"),
+            MBConv(24, 24, 3, 3, 1, "relu", "none"),
+            MBConv(24, 40, 3, 5, 2, "hardswish", "conv"),
+            MBConv(40, 40, 4, 5, 1, "hardswish", "conv"),
+            MBConv(40, 48, 4, 3, 1, "silu", "linear"),
+        )
+        self.head = conv_bn(48, 96, 1, act=nn.Hardswish(inplace=True))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(96, 128), nn.Hardswish(inplace=True), nn.Dropout(0.2), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.blocks(self.stem(x)))
+        return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt LayerNorm2d: layer norm over channels of an NCHW tensor by permutes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise 7x7 conv, permute to NHWC, LayerNorm, Linear 4x, GELU, Linear, permute back,
+    layer scale, residual."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(c, c, 7, padding=3, groups=c)
+        self.norm = nn.LayerNorm(c, eps=1e-6)
+        self.pwconv1 = nn.Linear(c, 4 * c)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * c, c)
+        self.layer_scale = nn.Parameter(0.5 + 0.1 * torch.randn(c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + self.layer_scale * y.permute(0, 3, 1, 2)
+
+
+class SmallConvNeXt(nn.Module):
+    """ConvNeXt-style: 4x4 patchify stem + LayerNorm2d, stages of ConvNeXt blocks with
+    LayerNorm2d + 2x2 stride-2 downsampling, global mean, LayerNorm, linear head."""
+
+    def __init__(self, dims: Tuple[int, ...] = (24, 48, 96), depths: Tuple[int, ...] = (2, 2, 1)):
+        super().__init__()
+        layers: List[nn.Module] = [nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6))]
+        for i, (d, n) in enumerate(zip(dims, depths)):
+            if i:
+                layers.append(nn.Sequential(LayerNorm2d(dims[i - 1], eps=1e-6), nn.Conv2d(dims[i - 1], d, 2, 2)))
+            layers.extend(ConvNeXtBlock(d) for _ in range(n))
+        self.features = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = nn.Linear(dims[-1], 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x).mean(dim=(-2, -1))
+        return self.head(self.norm(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, cin: int, mid: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += identity
+        return self.relu(out)
+
+
+class SmallResNet(nn.Module):
+    """ResNet-style: 7x7 stride-2 conv + BN + ReLU, 3x3 max pool, basic blocks and bottlenecks
+    (1x1 stride-2 conv + BN downsampling), global average pool, linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 16, 1))
+        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2))
+        self.layer3 = nn.Sequential(Bottleneck(32, 16, 64, 2), Bottleneck(64, 16, 64, 1))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def build_small_cnn(cls, shape: Tuple[int, ...]):
+    def build(_: argparse.Namespace):
+        torch.manual_seed(SEED)
+        model = cls()
+        randomize_(model)
+        randomize_batchnorm_(model)
+        return model, (torch.randn(*shape),), ["image"], ["logits"], {"impl": f"scripts/export_models.py:{cls.__name__}"}
+    return build
+
+
+class TransformerEncoderOptional(nn.Module):
+    """nn.TransformerEncoder (2 layers, d_model 48, 4 heads, batch first) behind a forward that
+    keeps its optional arguments, forward(src, mask=None, src_key_padding_mask=None,
+    is_causal=None), plus defaults of the other plain kinds (float, int, an int tuple: TorchScript
+    takes no list defaults, bool) that the graph runs must pass too. Only src is given. The CLI
+    runs the scripted variant (runVariant): a trace would keep only src."""
+
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(48, 4, dim_feedforward=96, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, src: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                src_key_padding_mask: Optional[torch.Tensor] = None, is_causal: Optional[bool] = None,
+                scale: float = 0.5, shift: int = 1, dims: Tuple[int] = (-1,), center: bool = True) -> torch.Tensor:
+        out = self.encoder(src, mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
+        if center:
+            out = out - out.mean(dims, keepdim=True)
+        return out * scale + shift
+
+
+def build_transformer_encoder_optional(_: argparse.Namespace):
+    torch.manual_seed(SEED)
+    model = TransformerEncoderOptional()
+    randomize_(model)
+    return model, (torch.randn(2, 7, 48),), ["src"], ["out"], {
+        "impl": "scripts/export_models.py:TransformerEncoderOptional", "runVariant": "scripted"}
+
+
 MODELS = {
     "attention_2048": build_attention_block(2048),
     "attention_core_2048": build_attention_core(2048),
@@ -598,8 +893,14 @@ MODELS = {
     "encoder_post_norm": build_encoder(False),
     "encoder_pre_norm": build_encoder(True),
     "seq2seq": build_seq2seq,
+    "seq2seq_runtime_causal": build_seq2seq_runtime_causal,
+    "gqa_sdpa": build_gqa_sdpa,
     "separate_projections": build_separate_projections,
     "handwritten_attention": build_handwritten_attention,
+    "transformer_encoder_optional": build_transformer_encoder_optional,
+    "small_cnn_mbconv": build_small_cnn(SmallMBConvNet, (2, 3, 64, 64)),
+    "small_cnn_convnext": build_small_cnn(SmallConvNeXt, (2, 3, 64, 64)),
+    "small_cnn_resnet": build_small_cnn(SmallResNet, (1, 3, 96, 96)),  # batch 1: the im2col fallback convolution
 }
 
 

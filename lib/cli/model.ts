@@ -1,7 +1,7 @@
 // MODEL arguments (a built-in name or a TorchScript file) and the inputs a run uses.
 import * as fs from 'fs';
 import * as path from 'path';
-import { MODEL_NAMES, type ModelFixture, type ModelName } from '../models';
+import { MODEL_NAMES, type ModelFixture, type ModelName, type VariantName } from '../models';
 import type { ReportInput } from '../report/types';
 import type { Tensor } from '../tensor';
 import { CliError, EXIT_INTERNAL, UsageError } from './errors';
@@ -45,10 +45,13 @@ export async function builtinFixture(name: ModelName, opts: { verbose?: boolean;
   }
 }
 
-/** The TorchScript file a built-in model runs from (the traced variant). */
+/** The TorchScript file a built-in model runs from: the variant its manifest names as runVariant
+ * (a scripted model whose forward keeps optional arguments, which a trace would drop), else the
+ * traced variant. */
 export function builtinFile(fx: ModelFixture): string {
-  const p = fx.variants.traced;
-  if (!p) throw new CliError(`built-in model ${fx.name} has no traced variant: ${fx.errors.traced ?? 'no error recorded'}`, EXIT_INTERNAL);
+  const variant = (typeof fx.raw.runVariant === 'string' ? fx.raw.runVariant : 'traced') as VariantName;
+  const p = fx.variants[variant];
+  if (!p) throw new CliError(`built-in model ${fx.name} has no ${variant} variant: ${fx.errors[variant] ?? 'no error recorded'}`, EXIT_INTERNAL);
   return p;
 }
 

@@ -27,7 +27,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   // Everything that can be checked cheaply is checked before anything slow runs.
   const ref = resolveModelArg(modelArg);
   if (ref.kind === 'file' && inputTexts.length === 0) {
-    throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224)`);
+    throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)`);
   }
   const specs = parseSpecs(inputTexts);
   if (o.report !== undefined) checkReportPath(o.report);

@@ -81,8 +81,9 @@ function constFloat(v: Value, what: string): number {
   return c;
 }
 
+/** None by type, as a constant, or as the shape run saw it (an Optional[Tensor] computed at run time). */
 function isNone(v: Value): boolean {
-  return v.type.kind === 'None' || (v.node?.isConstant === true && constant(v) === null);
+  return v.type.kind === 'None' || (v.node?.isConstant === true && constant(v) === null) || valueInfo(v)?.kind === 'None';
 }
 
 /** Ops whose output has the shape and dtype of their first tensor input. */

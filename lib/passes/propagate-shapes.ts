@@ -10,6 +10,7 @@ import { randomTensor } from '../random';
 import { fromNative, TorchGraphError } from '../errors';
 import type { DType } from '../ir/serialized';
 import { setValueInfo, type ValueInfo } from './value-info';
+import { defaultToNative, missingArguments, type ArgumentInfo, type DefaultValue } from '../arguments';
 
 export interface InputSpec { shape: number[]; dtype: DType }
 
@@ -35,23 +36,53 @@ export function dtypeSize(dtype: DType): number {
   }
 }
 
+/** The arguments of forward after the `given` specs (they take their defaults), for a graph of
+ * `arity` inputs besides the module. A graph whose inputs are not forward's must get them all. */
+function defaultedInputs(module: Module, arity: number, given: number): ArgumentInfo[] {
+  if (given === arity) return [];
+  const signature = module._signature('forward');
+  if (signature.length !== arity) {
+    throw new TorchGraphError('ERR_INVALID_ARG', `graph takes ${arity} inputs, ${given} input specs given`);
+  }
+  return missingArguments(signature, given);
+}
+
+/** What shape propagation knows of an input that took its default. */
+function defaultInfo(arg: ArgumentInfo): ValueInfo | undefined {
+  const v = arg.default as DefaultValue;
+  if (v === null) return { kind: 'None' };
+  if (typeof v === 'boolean') return { kind: 'Bool', value: v };
+  if (typeof v === 'bigint') return { kind: 'Int', value: Number(v) };
+  if (typeof v === 'number') return { kind: 'Float', value: v };
+  if (Array.isArray(v) && /^List\[int\]$/.test(arg.type) && v.every((x) => typeof x === 'bigint')) return { kind: 'IntList', value: v.map(Number) };
+  return undefined;
+}
+
+/** Shapes and dtypes of every value of `g` (a graph of `module`'s forward) for tensors of the
+ * `inputs` specs given to forward's first arguments; the arguments after them take their
+ * defaults (None, bools, numbers: lib/arguments.ts), as they do in the graph runs. */
 export async function propagateShapes(g: Graph, module: Module, inputs: readonly InputSpec[], seed = 0): Promise<ShapeReport> {
   const t0 = performance.now();
   const data = g.toData();
   const userInputs = g.inputs.filter((v) => v.type.kind !== 'Class');
-  if (userInputs.length !== inputs.length) {
-    throw new TorchGraphError('ERR_INVALID_ARG', `graph takes ${userInputs.length} inputs, ${inputs.length} input specs given`);
-  }
+  // Inputs not given take the defaults of forward's arguments (None stays None).
+  const defaulted = defaultedInputs(module, userInputs.length, inputs.length);
   userInputs.forEach((v, i) => {
+    if (i >= inputs.length) {
+      const info = defaultInfo(defaulted[i - inputs.length]);
+      if (info) setValueInfo(v, info);
+      return;
+    }
     const { shape, dtype } = inputs[i];
     const n = shape.reduce((a, b) => a * b, 1);
     const strides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
     setValueInfo(v, { kind: 'Tensor', shape: [...shape], strides, dtype, bytes: n * dtypeSize(dtype), storageBytes: n * dtypeSize(dtype) });
   });
+  const defaults = defaulted.map(defaultToNative);
   const run = async (meta: boolean) => {
     const tensors = inputs.map((s, i) => (meta ? Tensor.empty(s.shape, s.dtype, 'meta') : randomTensor(s.shape, s.dtype, seed + i)));
     try {
-      return await module._native.inferValues(data, tensors.map(nativeOf), { meta });
+      return await module._native.inferValues(data, [...tensors.map(nativeOf), ...defaults], { meta });
     } finally {
       tensors.forEach((t) => t.dispose());
     }

@@ -10,6 +10,7 @@ import { runtimeInfo } from '../runtime-info';
 import type { InputSpec } from '../passes/propagate-shapes';
 import type { Tensor } from '../tensor';
 import { compareGraphs, median, type Comparison } from './compare';
+import { builtinFile } from '../cli/model';
 
 export interface BenchCase {
   name: string;
@@ -50,7 +51,7 @@ export const STANDARD_SUITE: BenchCase[] = [
 ];
 
 async function modelFile(model: string): Promise<string> {
-  if ((MODEL_NAMES as readonly string[]).includes(model)) return (await ensureModel(model as ModelName)).variants.traced!;
+  if ((MODEL_NAMES as readonly string[]).includes(model)) return builtinFile(await ensureModel(model as ModelName));
   return model;
 }
 

@@ -70,7 +70,8 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
   const h = module._native;
   const device = module.device;
   const moved = inputs.map((t) => (t.device === device ? t : t.to(device)));
-  const args = moved.map(nativeOf);
+  // Arguments not given take their defaults, the same for the original and the rebuilt graphs.
+  const args = module._resolveInputs(moved.map(nativeOf));
   const built: NativeGraph[] = [];
   const runners: Runner[] = [
     { name: 'original', run: (xs) => h.run('forward', xs, { measureMemory: true }), dispose: () => {} },

@@ -1,0 +1,130 @@
+// Scripted modules whose forward has arguments with defaults (issue 11): given only the first
+// inputs, the rest take their defaults everywhere, in the library (Module.run, propagateShapes,
+// prepareGraphs, compareGraphs: original and rebuilt graphs) and in the CLI (validate, inspect,
+// bench). Fixture: transformer_encoder_optional, a scripted nn.TransformerEncoder behind
+// forward(src, mask=None, src_key_padding_mask=None, is_causal=None, scale=0.5, shift=1,
+// dims=(-1,), center=True).
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { Module, Tensor, TorchGraphError } from '../../lib';
+import { ensureModel, type ModelFixture } from '../../lib/models';
+import { prepareGraphs } from '../../lib/prepare';
+import { compareGraphs } from '../../lib/runtime/compare';
+import { propagateShapes } from '../../lib/passes/propagate-shapes';
+import { tensorInfo, valueInfo } from '../../lib/passes/value-info';
+import { exportView } from '../../lib/views';
+import { validateReportJson } from '../../lib/report/json';
+import type { ValidationReport } from '../../lib/report/types';
+import { maxAbsDiff, tensorFromFile } from '../support/tensors';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'main.ts'), ...args],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 600_000, maxBuffer: 64 << 20 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const ARGS = ['src', 'mask', 'src_key_padding_mask', 'is_causal', 'scale', 'shift', 'dims', 'center'];
+
+describe('optional arguments take their defaults (scripted nn.TransformerEncoder)', function () {
+  this.timeout(600_000);
+  let fx: ModelFixture;
+  let m: Module;
+  let src: Tensor;
+
+  before(async () => {
+    fx = await ensureModel('transformer_encoder_optional');
+    m = await Module.load(fx.variants.scripted!);
+    src = tensorFromFile(fx.inputs[0]);
+  });
+  after(() => { src?.dispose(); m?.dispose(); });
+
+  it('module.signature(): names, types and defaults (None null, ints BigInt); a trace keeps only src', async () => {
+    const sig = m.signature();
+    assert.deepEqual(sig.map((a) => a.name), ARGS);
+    assert.deepEqual(sig.map((a) => a.type), ['Tensor', 'Optional[Tensor]', 'Optional[Tensor]', 'Optional[bool]', 'float', 'int', 'Tuple[int]', 'bool']);
+    assert.equal(sig[0].hasDefault, false);
+    assert.deepEqual(sig.slice(1).map((a) => a.default), [null, null, null, 0.5, 1n, [-1n], true]);
+    const traced = await Module.load(fx.variants.traced!);
+    try {
+      assert.deepEqual(traced.signature().map((a) => [a.name, a.hasDefault]), [['src', false]]);
+    } finally {
+      traced.dispose();
+    }
+  });
+
+  it('Module.forward(src) matches the eager reference; given values override the defaults after them', async () => {
+    const out = await m.forward(src) as Tensor;
+    assert.ok(maxAbsDiff(out, fx.outputs[0]) <= 1e-5);
+    // scale 2.0 instead of 0.5: out - shift grows 4x.
+    const scaled = (await m.run('forward', [src, null, null, null, 2.0])).output as Tensor;
+    const a = out.data() as Float32Array;
+    const b = scaled.data() as Float32Array;
+    for (let i = 0; i < a.length; i += 97) assert.ok(Math.abs((b[i] - 1) - 4 * (a[i] - 1)) < 1e-4, `${i}: ${a[i]} ${b[i]}`);
+    out.dispose();
+    scaled.dispose();
+  });
+
+  it('a missing argument without a default, or too many inputs: ERR_INVALID_ARG naming it', async () => {
+    await assert.rejects(m.run('forward', []), (e: unknown) =>
+      e instanceof TorchGraphError && e.code === 'ERR_INVALID_ARG' && /missing argument 'src' \(Tensor\)/.test(e.message));
+    await assert.rejects(m.run('forward', [src, null, null, null, 0.5, 1n, [-1n], true, 3]), (e: unknown) =>
+      e instanceof TorchGraphError && e.code === 'ERR_INVALID_ARG' && /takes 8 inputs, 9 given/.test(e.message));
+  });
+
+  it('propagateShapes with only src: the defaulted inputs carry their values (None stays None)', async () => {
+    const g = exportView(m, 'inlined').graph;
+    const report = await propagateShapes(g, m, [{ shape: [2, 7, 48], dtype: 'float32' }]);
+    assert.ok(report.values > 0);
+    const [srcIn, mask, kpm, isCausal, scale, shift] = g.inputs.filter((v) => v.type.kind !== 'Class');
+    assert.deepEqual(tensorInfo(srcIn)?.shape, [2, 7, 48]);
+    assert.deepEqual([mask, kpm, isCausal].map((v) => valueInfo(v)?.kind), ['None', 'None', 'None']);
+    assert.deepEqual(valueInfo(scale), { kind: 'Float', value: 0.5 });
+    assert.deepEqual(valueInfo(shift), { kind: 'Int', value: 1 });
+    assert.deepEqual(tensorInfo(g.outputs[0])?.shape, [2, 7, 48]);
+    await assert.rejects(propagateShapes(g, m, []), /missing argument 'src'/);
+  });
+
+  it('prepareGraphs and compareGraphs with only src: the rebuilt graphs keep every input and get the defaults', async () => {
+    const prepared = await prepareGraphs(m, [{ shape: [2, 7, 48], dtype: 'float32' }]);
+    for (const g of [prepared.decomposed, prepared.fused]) {
+      assert.equal(g.inputs.filter((v) => v.type.kind !== 'Class').length, ARGS.length);
+    }
+    const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, [src], { warmup: 1, repetitions: 1 });
+    assert.ok(cmp.runs.unfused.maxAbsDiff !== null && cmp.runs.unfused.maxAbsDiff <= 1e-5, `unfused ${cmp.runs.unfused.maxAbsDiff}`);
+    assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused ${cmp.runs.fused.maxAbsDiff}`);
+    const r = prepared.decomposition.report;
+    console.log(`      attentions: ${r.decomposed.length} of ${r.found} decomposed${r.skipped.length ? `; skipped: ${r.skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : ''}`);
+  });
+
+  it('cli validate transformer_encoder_optional --input 2x7x48: the optional masks take None, every check passes', () => {
+    const r = cli('validate', 'transformer_encoder_optional', '--input', '2x7x48', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ValidationReport;
+    assert.deepEqual(validateReportJson(report), []);
+    assert.deepEqual(report.inputs!.map((i) => [i.name, i.shape.join('x')]), [['src', '2x7x48']]);
+    // The masks are Optional[Tensor]s merged at run time: the shape run sees them None.
+    assert.deepEqual(report.checks!.filter((c) => !c.passed), []);
+    assert.ok(report.attention!.found >= 2 && report.attention!.decomposed === report.attention!.found, JSON.stringify(report.attention));
+  });
+
+  it('cli validate of the scripted file: too many inputs is exit 2 with one line naming the signature', () => {
+    const specs = ['2x7x48', '7x7', '2x7:bool', '2x7', '1', '1', '1', '1', '1'];
+    const r = cli('validate', fx.variants.scripted!, ...specs.flatMap((s) => ['--input', s]));
+    assert.equal(r.status, 2, r.stderr + r.stdout);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /forward\(src, mask=None, .*center=True\) takes 8 inputs, 9 given/);
+  });
+
+  it('cli inspect --view fused and bench with only src', () => {
+    const i = cli('inspect', 'transformer_encoder_optional', '--view', 'fused', '--input', '2x7x48');
+    assert.equal(i.status, 0, i.stderr);
+    assert.match(i.stdout, /%is_causal\S* : Optional\[bool\]/);
+    const b = cli('bench', 'transformer_encoder_optional', '--warmup', '1', '--repeat', '1', '--json');
+    assert.equal(b.status, 0, b.stderr);
+    const report = JSON.parse(b.stdout) as { cases: { comparison: { runs: Record<string, { maxAbsDiff: number | null }> } }[] };
+    assert.ok(report.cases[0].comparison.runs.fused.maxAbsDiff! <= 1e-5);
+  });
+});
