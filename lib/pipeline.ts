@@ -5,9 +5,8 @@ import type { Graph, Node } from './ir';
 import type { Module } from './module';
 import { disposeValue, type Tensor } from './tensor';
 import { TorchGraphError } from './errors';
-import { analyzeGraph, countFlops, cpuFlashAttentionWorkspace, estimateMemory, type GraphAnalysis } from './analysis';
-import { inlineTakenBranches } from './passes/taken-branches';
-import { decomposeStandardView, fuseDecomposed } from './prepare';
+import { analyzeGraph, countFlops, type GraphAnalysis } from './analysis';
+import { decomposeStandardView, estimatePeak, fuseDecomposed } from './prepare';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
 import { compareGraphs } from './runtime/compare';
 import { runtimeInfo } from './runtime-info';
@@ -77,9 +76,8 @@ export function createPipeline(): ValidationPipeline {
       // On CPU the flash kernel keeps per-thread tiles; CUDA's caching allocator rounds to 512 B.
       // Both estimates follow the branches the shape run took (scripted models keep run-time
       // checks as prim::If; counted whole, an If would hold both of its paths at once).
-      const cpu = model.device === 'cpu';
-      const unfusedEstimate = estimateMemory(inlineTakenBranches(decomposed).graph, cpu ? {} : { alignBytes: 512 });
-      const fusedEstimate = estimateMemory(inlineTakenBranches(fused).graph, cpu ? { sdpaWorkspace: cpuFlashAttentionWorkspace(runtimeInfo().threads) } : { alignBytes: 512 });
+      const unfusedEstimate = estimatePeak(decomposed, model.device, 'unfused');
+      const fusedEstimate = estimatePeak(fused, model.device, 'fused');
       state.set(model, { analysis, unfusedPeak: unfusedEstimate.peakBytes, fusedPeak: fusedEstimate.peakBytes });
       const groupOf = (n: Node) => analysis.partition.groupOf(n)?.id;
       return {

@@ -13,6 +13,9 @@ import type { PackedWeights } from './passes/lower-fused';
 import { inlineModuleCalls } from './passes/inline-modules';
 import { foldModuleConstants } from './passes/fold-module-constants';
 import { propagateShapes, type InputSpec } from './passes/propagate-shapes';
+import { inlineTakenBranches } from './passes/taken-branches';
+import { cpuFlashAttentionWorkspace, estimateMemory, type MemoryEstimate } from './analysis';
+import { runtimeInfo } from './runtime-info';
 import { exportView, methodGraphs, type ViewReport } from './views';
 
 export interface PreparedGraphs {
@@ -62,23 +65,54 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
   return { decomposedStandard, decomposed, decomposition };
 }
 
-/** The fused graph: a copy of `decomposed` with the partitioner's groups (found on that copy) lowered. */
+/**
+ * The liveness peak estimate that measurements are checked against (validate) and lowering is
+ * judged by. It follows the branches the shape run took (scripted models keep run-time checks as
+ * prim::If; counted whole, an If would hold both of its paths at once). On CPU the flash kernel
+ * and convolutions keep per-thread scratch; CUDA's caching allocator rounds to 512 B.
+ */
+export function estimatePeak(graph: Graph, device: string, mode: 'unfused' | 'fused'): MemoryEstimate {
+  if (device !== 'cpu') return estimateMemory(inlineTakenBranches(graph).graph, { alignBytes: 512 });
+  const threads = runtimeInfo().threads;
+  return estimateMemory(inlineTakenBranches(graph).graph, mode === 'fused' ? { threads, sdpaWorkspace: cpuFlashAttentionWorkspace(threads) } : { threads });
+}
+
+/**
+ * The fused graph: a copy of `decomposed` with the partitioner's groups (found on that copy)
+ * lowered. A lowered attention core is judged by the peak estimate: when SDPA itself is where
+ * the fused graph peaks above the unfused one (tiny sequences, where its output and per-thread
+ * workspace outweigh the scores it saves), that core is kept explicit, with the figures.
+ */
 export async function fuseDecomposed(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions = {}):
 Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
-  const fused = decomposed.clone();
-  // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
-  canonicalize(fused);
-  const groups = (options.partition ?? partitionForLowering)(fused);
-  const plan = planConcatenations(fused, groups);
-  const packed = new Map<string, PackedWeights | string>(plan.refused);
-  if (options.concatenateProjections ?? module.device !== 'cpu') {
-    for (const [id, p] of await concatenateWeights(module._native, fused, plan.requests)) packed.set(id, p);
-  } else {
-    for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
+  const kept = new Map<string, string>();
+  let unfusedPeak: number | undefined;
+  for (;;) {
+    const fused = decomposed.clone();
+    // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
+    canonicalize(fused);
+    const found = (options.partition ?? partitionForLowering)(fused);
+    const groups = found.map((g) => {
+      const why = kept.get(g.id);
+      return why && g.kind === 'attention_core' ? { ...g, core: { ok: false as const, reason: why } } : g;
+    });
+    const plan = planConcatenations(fused, groups);
+    const packed = new Map<string, PackedWeights | string>(plan.refused);
+    if (options.concatenateProjections ?? module.device !== 'cpu') {
+      for (const [id, p] of await concatenateWeights(module._native, fused, plan.requests)) packed.set(id, p);
+    } else {
+      for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
+    }
+    const lowering = lowerFusionGroups(fused, groups, module.device, packed);
+    await propagateShapes(fused, module, inputs);
+    if (!lowering.attentionCores.some((c) => c.lowered)) return { fused, groups, lowering };
+    unfusedPeak ??= estimatePeak(decomposed, module.device, 'unfused').peakBytes;
+    const est = estimatePeak(fused, module.device, 'fused');
+    const atPeak = est.timeline[est.peakStep]?.nodes.map((n) => n.meta.fused as { kind: string; id: string } | undefined)
+      .find((t) => t?.kind === 'attention_core' && !kept.has(t.id));
+    if (est.peakBytes <= unfusedPeak || !atPeak) return { fused, groups, lowering };
+    kept.set(atPeak.id, `at these shapes SDPA (its output and per-thread workspace) is where the fused graph would peak, at ${est.peakBytes} B against the explicit core's ${unfusedPeak} B: the core stays explicit`);
   }
-  const lowering = lowerFusionGroups(fused, groups, module.device, packed);
-  await propagateShapes(fused, module, inputs);
-  return { fused, groups, lowering };
 }
 
 export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], options: FuseOptions = {}): Promise<PreparedGraphs> {

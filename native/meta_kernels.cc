@@ -43,7 +43,17 @@ at::Tensor ConvolutionMeta(const at::Tensor& input, const at::Tensor& weight, co
     out.push_back(transposed ? (in - 1) * st - 2 * p + d * (k - 1) + at(output_padding, i) + 1
                              : (in + 2 * p - d * (k - 1) - 1) / st + 1);
   }
-  return at::empty(out, input.options());
+  // The layout the CPU/CUDA backends give: channels last when the input or the weight suggests it
+  // (mkldnn_conv_use_channels_last, thnn_conv_use_channels_last, cudnn_conv_suggest_memory_format).
+  auto fmt = at::MemoryFormat::Contiguous;
+  if (input.dim() == 4 && (input.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
+                           weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast)) {
+    fmt = at::MemoryFormat::ChannelsLast;
+  } else if (input.dim() == 5 && (input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d ||
+                                  weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d)) {
+    fmt = at::MemoryFormat::ChannelsLast3d;
+  }
+  return at::empty(out, input.options().memory_format(fmt));
 }
 
 }  // namespace

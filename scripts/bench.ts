@@ -1,10 +1,28 @@
 // `npm run bench`: the standard suite (mha_demo, ViT-B/16 batch 1 and 8, attention at
 // L=2048), or the models named on the command line. `--json` prints the report as JSON.
-import { runBench } from '../lib/runtime/bench';
+// `--corpus`: one row per real-model corpus class (lib/corpus.ts), traced, on its own inputs
+// (token ids in the vocabulary, padding masks that pad), with the cores lowered to SDPA.
+import { loadCorpus } from '../lib/corpus';
+import { runBench, type BenchCase } from '../lib/runtime/bench';
 
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-runBench({
-  models: args.filter((a) => !a.startsWith('--')), inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0,
-  json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
-}).then((r) => { process.exitCode = r.passed ? 0 : 1; }, (e) => { console.error(e instanceof Error ? e.message : e); process.exitCode = 2; });
+async function corpusCases(): Promise<BenchCase[]> {
+  const corpus = await loadCorpus({ log: (s: string) => process.stderr.write(`${s}\n`) });
+  for (const s of corpus.skips) process.stderr.write(`bench: corpus skips ${s.id ?? s.library}: ${s.reason}\n`);
+  return corpus.fixtures.filter((fx) => fx.variants.traced).map((fx) => ({
+    name: fx.name, model: fx.variants.traced!, inputs: fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })),
+    files: fx.inputs.map((i) => i.file), warmup: 1, repetitions: fx.size === 'standard' ? 3 : 5,
+  }));
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const cases = args.includes('--corpus') ? await corpusCases() : undefined;
+  const r = await runBench({
+    models: args.filter((a) => !a.startsWith('--')), inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
+    json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
+  });
+  return r.passed ? 0 : 1;
+}
+
+main().then((code) => { process.exitCode = code; }, (e) => { console.error(e instanceof Error ? e.message : e); process.exitCode = 2; });

@@ -19,13 +19,19 @@
 //     holds only its output and the per-row log-sum-exp (batch*heads*L floats): O(L*hd), not
 //     O(L*S), per head;
 //   - libtorch's CPU _native_multi_head_attention and _transformer_encoder_layer_fwd do not use
-//     the flash kernel: they are modelled allocation by allocation (scores materialised).
+//     the flash kernel: they are modelled allocation by allocation (scores materialised);
+//   - so are the CPU convolutions (cpuConvWorkspace: oneDNN's blocked copies of input, weight and
+//     output, its scratchpads, or the fallback's im2col buffer; by backend, layout and threads),
+//     max pooling's int64 indices, batch norm's per-channel statistics and layer norm's copy of a
+//     non-contiguous (permuted NCHW) input.
 // On CPU (libtorch 2.13) this reproduces the measured peaks of ViT-B/16, the seed demo and a
-// 2048-token attention block byte for byte (test/integration/analysis.test.ts).
+// 2048-token attention block byte for byte (test/integration/analysis.test.ts), and those of
+// MobileNet/EfficientNet-, ConvNeXt- and ResNet-style CNNs (test/integration/cnn-memory.test.ts).
 import type { Graph, Node } from '../ir';
 import { buildFacts, constOf, VK, type GraphFacts } from './facts';
 import type { SdpaDims } from './flops';
-import { ATTENTION_KINDS, canView, numel } from './ops';
+import { availableParallelism, cpus } from 'os';
+import { ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast } from './ops';
 import type { Partition } from './partition';
 import type { GroupKind } from './rules';
 
@@ -52,6 +58,25 @@ export interface MemoryOptions {
    * runtime. cpuFlashAttentionWorkspace(threads) models libtorch's CPU flash kernel.
    */
   sdpaWorkspace?: (q: SdpaWorkspaceQuery) => number;
+  /**
+   * The device whose kernels' own scratch is modelled: 'cpu' (libtorch's CPU build: oneDNN
+   * convolution reorders and scratchpads, the fallback convolution's im2col buffer) or 'cuda'
+   * (none of those; cuDNN's workspace is not modelled). Device-independent scratch (max-pool
+   * indices, batch norm's statistics, layer norm's contiguous copy) is counted on both.
+   * Default: 'cuda' when alignBytes > 1 (how the pipeline asks for CUDA estimates), else 'cpu'.
+   */
+  device?: 'cpu' | 'cuda';
+  /**
+   * libtorch's intra-op thread count (at::get_num_threads(); runtimeInfo().threads): oneDNN
+   * keeps per-thread scratch, and 1x1 convolutions take oneDNN only when multi-threaded.
+   * Default: os.availableParallelism().
+   */
+  threads?: number;
+  /**
+   * oneDNN's channel block on this CPU: 16 with AVX-512 (the default), 8 with AVX2. Blocked
+   * layouts (nChw16c) pad channels up to a multiple of it.
+   */
+  cpuChannelBlock?: number;
   /**
    * Fused mode: only groups of these kinds run as one kernel (the ones the runtime lowers); the
    * others run op by op. Default: every group.
@@ -129,6 +154,10 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
   const align = Math.max(1, opts.alignBytes ?? 1);
   const round = (b: number) => (align > 1 ? Math.ceil(b / align) * align : b);
   const kernel = opts.sdpaKernel ?? 'flash';
+  const device = opts.device ?? (align > 1 ? 'cuda' : 'cpu');
+  const cpu: CpuKernels | undefined = device === 'cpu'
+    ? { threads: Math.max(1, opts.threads ?? defaultThreads()), block: Math.max(1, opts.cpuChannelBlock ?? 16) }
+    : undefined;
   const N = f.nodes.length;
 
   // Group of each node (fused mode), by position.
@@ -312,8 +341,8 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
   const ws = new Float64Array(order.length);
   for (let s = 0; s < order.length; s++) {
     const u = units[order[s]];
-    if (u.group >= 0 && part) ws[s] = groupWorkspace(f, u, part, kernel, opts.sdpaWorkspace);
-    else for (const p of u.members) ws[s] = Math.max(ws[s], nodeWorkspace(f, p, kernel, opts.sdpaWorkspace));
+    if (u.group >= 0 && part) ws[s] = groupWorkspace(f, u, part, kernel, opts.sdpaWorkspace, cpu);
+    else for (const p of u.members) ws[s] = Math.max(ws[s], nodeWorkspace(f, p, kernel, opts.sdpaWorkspace, cpu));
     ws[s] = ws[s] ? round(ws[s]) : 0;
   }
 
@@ -438,10 +467,112 @@ function nativeMhaPeak(A: number, qkv: number, scores: number, needWeights: bool
   return Math.max(2 * qkv, qkv + scores, qkv + 2 * A + (needWeights ? scores : 0));
 }
 
-function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace']): number {
+// ---- CPU convolution (libtorch 2.13's CPU build, oneDNN on x86) ---------------------------------
+
+interface CpuKernels {
+  /** Intra-op threads. */
+  threads: number;
+  /** oneDNN's channel block (16 on AVX-512). */
+  block: number;
+}
+
+function defaultThreads(): number {
+  return typeof availableParallelism === 'function' ? availableParallelism() : Math.max(1, cpus().length);
+}
+
+const notOne = (v: number | boolean | string | null | number[] | undefined) =>
+  Array.isArray(v) ? v.some((x) => x !== 1) : typeof v === 'number' ? v !== 1 : false;
+
+/**
+ * What a CPU convolution allocates besides its output, and for how long, as measured allocation
+ * by allocation through the c10 CPU allocator (which oneDNN's scratch goes through too). The
+ * backend follows ATen's choice (ConvParams::use_mkldnn): oneDNN for float32 unless the call is
+ * batch 1, ungrouped, with a kernel not larger than 3x3 on a small input (or a 1x1 kernel,
+ * single-threaded, batch < 16), which take the fallback (slow_conv2d). Either backend first
+ * copies an input that is not contiguous in its memory format (channels last when the input or
+ * the weight is laid out so, else NCHW); the channels-last path also copies a weight that is not.
+ *  - oneDNN, NCHW: the input is reordered to a blocked layout (nChw16c, channels padded to the
+ *    block) unless the kernel is larger than 1x1 with fewer than 16 input channels and no groups
+ *    (oneDNN's "first convolution" reads NCHW directly); the weight is reordered (padded); the
+ *    output is computed in a blocked buffer, then the input and weight copies are freed, the NCHW
+ *    output allocated and the blocked one reordered into it and freed. A bias whose length is not
+ *    a multiple of the block is padded too; a strided 1x1 convolution keeps a per-thread
+ *    unit-stride copy of its input tile (oneDNN's "rtus" scratch).
+ *  - oneDNN, channels last: the output is written in place; the weight is reordered (plus a
+ *    per-thread scratchpad when not depthwise).
+ *  - slow_conv2d: the im2col buffer (batch x C*k x output positions), unless 1x1, unit stride,
+ *    no padding.
+ * Returns the bytes live during the op beyond the output (and the op's inputs).
+ */
+function cpuConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
+  // Arguments by schema name (input and weight lead every convolution schema; the first is
+  // `self` in mkldnn_convolution's). A transposed convolution is not modelled.
+  const transposed = n.arg('transposed');
+  if ((transposed && constOf(transposed) !== false) || /transpose/.test(n.kind)) return 0;
+  const x = shapeAt(f, n, 0), w = shapeAt(f, n, 1), y = shapeAt(f, n, 0, true);
+  if (!x || !w || !y || x.shape.length < 3 || w.shape.length !== x.shape.length) return 0;
+  if (x.dtype !== 'float32' && x.dtype !== 'float64') return 0;
+  const ds = dtypeBytes(x);
+  const N = x.shape[0], C = x.shape[1], O = w.shape[0];
+  const groups = Math.max(1, Math.round(C / Math.max(1, w.shape[1])));
+  const kernel = w.shape.slice(2), K = numel(kernel);
+  const inSpatial = numel(x.shape.slice(2)), outSpatial = numel(y.shape.slice(2));
+  const stride = n.arg('stride'), dilation = n.arg('dilation');
+  const strided = !!stride && notOne(constOf(stride));
+  const dilated = !!dilation && notOne(constOf(dilation));
+  const kw = kernel[kernel.length - 1], kh = kernel.length >= 2 ? kernel[kernel.length - 2] : 1;
+  // ATen's use_mkldnn (the 4-D numel it tests is N*C*H*W, or N*C*1*W for 1-D convolutions).
+  const inNumel4 = x.shape.length === 5 ? N * C * x.shape[2] * x.shape[3] : numel(x.shape);
+  const mkldnn = x.dtype === 'float32'
+    && (strided || dilated || N >= 16 || kw !== 1 || kh !== 1 || cpu.threads > 1)
+    && (groups > 1 || (kw > 3 && kh > 3) || N > 1 || inNumel4 > 20480);
+  // suggest_memory_format() of the input or the weight (a contiguous 1x1 weight is not channels last).
+  const cl = x.shape.length >= 4 && (stridesLikeChannelsLast(x.shape, x.strides) || stridesLikeChannelsLast(w.shape, w.strides));
+  const inCopy = (cl ? isChannelsLastContiguous(x.shape, x.strides) : isContiguous(x.shape, x.strides)) ? 0 : numel(x.shape) * ds;
+  const wCopy = cl && !isChannelsLastContiguous(w.shape, w.strides) ? numel(w.shape) * ds : 0;
+  if (!mkldnn) {
+    const columns = K !== 1 || strided || outSpatial !== inSpatial;
+    return inCopy + wCopy + (columns ? N * C * K * outSpatial * ds : 0);
+  }
+  const B = cpu.block;
+  const pad = (c: number, b = B) => Math.ceil(c / b) * b;
+  const depthwise = groups > 1 && w.shape[1] === 1;
+  if (cl) {
+    if (depthwise) return inCopy + pad(O) * K * 4;
+    const scratch = 4120 * cpu.threads + 4096;
+    const oBlocked = K === 1 ? (O <= B ? B : pad(O, 2 * B)) : pad(O);
+    return inCopy + wCopy + scratch + oBlocked * w.shape[1] * K * 4;
+  }
+  const inReorder = K === 1 || C >= B || groups > 1 ? N * pad(C) * inSpatial * 4 : 0;
+  const wReorder = pad(O) * (groups > 1 ? w.shape[1] : inReorder ? pad(C) : C) * K * 4;
+  const outBlocked = N * pad(O) * outSpatial * 4;
+  // A bias: shape propagation saw a tensor there, or (scripted modules read `self.bias` as an
+  // Optional GetAttr it records nothing for) it is not known to be None: nn.Conv2d's default.
+  const b = n.arg('bias');
+  const bi = b ? f.vindex.get(b) : undefined;
+  const hasBias = (bi !== undefined && !!f.info[bi]) || (!!b && b.type.kind !== 'None' && constOf(b) !== null);
+  const bReorder = hasBias && O % B !== 0 ? pad(O) * 4 + 128 : 0;
+  const rtus = K === 1 && strided ? cpu.threads * pad(C) * outSpatial * 4 + 128 : 0;
+  const out = numel(y.shape) * 4;
+  return inCopy + Math.max(rtus + bReorder + inReorder + wReorder + outBlocked - out, outBlocked);
+}
+
+function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace'], cpu?: CpuKernels): number {
   if (f.role[p] !== 'compute') return 0;
   const n = f.nodes[p];
   const kind = n.kind;
+  if (CONV_KINDS.has(kind)) return cpu ? cpuConvWorkspace(f, n, cpu) : 0;
+  if (kind === 'aten::batch_norm') {
+    // native_batch_norm's save_mean and save_invstd (C values each, in the accumulation type),
+    // allocated after the output and dropped by batch_norm.
+    const x = shapeAt(f, n, 0);
+    return x && x.shape.length >= 2 ? 2 * x.shape[1] * Math.max(4, dtypeBytes(x)) : 0;
+  }
+  if (kind === 'aten::max_pool2d' || kind === 'aten::max_pool3d') {
+    // Both run max_pool{2,3}d_with_indices and drop the int64 indices (max_pool1d has its own kernel).
+    const y = shapeAt(f, n, 0, true);
+    return y ? numel(y.shape) * 8 : 0;
+  }
   if (ATTENTION_KINDS.has(kind)) {
     // The opaque ops' CPU path (bmm + softmax, not flash), allocation by allocation; what the op
     // returns is counted as its outputs, the rest is workspace.
@@ -477,7 +608,9 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
     const ns = constOf(n.inputs[1]);
     if (!x) return 0;
     const inner = Array.isArray(ns) ? numel(ns) : x.shape[x.shape.length - 1];
-    return 2 * (numel(x.shape) / Math.max(1, inner)) * 4;
+    // mean and rstd per row; a non-contiguous input (a permuted NCHW tensor: LayerNorm2d,
+    // ConvNeXt's channels-last MLP) is copied to contiguous first, and the copy lives throughout.
+    return 2 * (numel(x.shape) / Math.max(1, inner)) * 4 + (isContiguous(x.shape, x.strides) ? 0 : x.bytes);
   }
   if (kind === 'aten::linear') {
     const x = shapeAt(f, n, 0);
@@ -492,12 +625,12 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
   return 0;
 }
 
-function groupWorkspace(f: GraphFacts, u: Unit, part: Partition, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace']): number {
+function groupWorkspace(f: GraphFacts, u: Unit, part: Partition, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace'], cpu?: CpuKernels): number {
   const g = part.groups[u.group];
   if (g.kind !== 'attention') return 0;
   // An opaque attention op (with its head merge): the op's own working set.
   const op = u.members.find((p) => ATTENTION_KINDS.has(f.nodes[p].kind));
-  if (op !== undefined) return nodeWorkspace(f, op, kernel, hook);
+  if (op !== undefined) return nodeWorkspace(f, op, kernel, hook, cpu);
   const scores = g.nodes[g.roles.indexOf('scores')];
   const context = g.nodes[g.roles.indexOf('context')];
   if (!scores || !context) return 0;

@@ -131,6 +131,42 @@ export function isContiguous(shape: readonly number[], strides: readonly number[
 }
 
 /**
+ * Channels-last contiguity of a 4-D (NHWC) or 5-D (NDHWC) tensor, ignoring size-1 dims: what
+ * `is_contiguous(memory_format=channels_last)` answers (so `contiguous(channels_last)` does not copy).
+ */
+export function isChannelsLastContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  if (shape.length !== 4 && shape.length !== 5) return false;
+  const order = shape.length === 4 ? [1, 3, 2, 0] : [1, 4, 3, 2, 0];
+  let expected = 1;
+  for (const d of order) {
+    if (shape[d] === 1) continue;
+    if (shape[d] === 0) return true;
+    if (strides[d] !== expected) return false;
+    expected *= shape[d];
+  }
+  return true;
+}
+
+/**
+ * c10's is_channels_last_strides_2d/3d: strides ordered like channels last (C innermost, then
+ * W, H, (D), N), with c10's tie-breaks for size-1 dims; what suggest_memory_format() reads.
+ */
+export function stridesLikeChannelsLast(shape: readonly number[], strides: readonly number[]): boolean {
+  if (shape.length !== 4 && shape.length !== 5) return false;
+  if (strides[1] === 0) return false;
+  const order = shape.length === 4 ? [1, 3, 2, 0] : [1, 4, 3, 2, 0];
+  let min = 0;
+  for (const d of order) {
+    if (shape[d] === 0) return false;
+    if (strides[d] < min) return false;
+    if (d === 0 && min === strides[1]) return false;
+    min = strides[d];
+    if (shape[d] > 1) min *= shape[d];
+  }
+  return true;
+}
+
+/**
  * Whether a tensor of `shape`/`strides` can be viewed as `newShape` without a copy (what
  * reshape/flatten decide). Old dims are grouped into runs that are contiguous with each other;
  * each run must map onto whole new dims.

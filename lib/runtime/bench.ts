@@ -3,12 +3,13 @@
 // measured peaks, max abs diffs and the project's targets as ratios within the same process.
 import * as cliProgress from 'cli-progress';
 import { Module } from '../module';
-import { ensureModel, MODEL_NAMES, type ModelName } from '../models';
+import { ensureModel, MODEL_NAMES, readNpy, type ModelName } from '../models';
+import type { TypedArray } from '../binding';
 import { prepareGraphs, type Partitioner } from '../prepare';
 import { randomTensor } from '../random';
 import { runtimeInfo } from '../runtime-info';
 import type { InputSpec } from '../passes/propagate-shapes';
-import type { Tensor } from '../tensor';
+import { Tensor } from '../tensor';
 import { compareGraphs, median, type Comparison } from './compare';
 import { builtinFile } from '../cli/model';
 
@@ -17,6 +18,8 @@ export interface BenchCase {
   /** Built-in model name or a TorchScript file. */
   model: string;
   inputs: InputSpec[];
+  /** .npy files to run on instead of seeded random inputs (token ids must stay in the vocabulary). */
+  files?: string[];
   warmup?: number;
   repetitions?: number;
 }
@@ -28,6 +31,8 @@ export interface BenchCaseResult {
   comparison: Comparison;
   attentions: { found: number; decomposed: number };
   loweredCores: number;
+  /** Attention cores the fused lowering saw (lowered or not). */
+  cores: number;
   /** JS wall time of a forward call minus the time measured around it inside C++, over the latter. */
   addonOverhead: { wallMs: number; nativeMs: number; ratio: number };
   prepareMs: Record<string, number>;
@@ -58,7 +63,9 @@ async function modelFile(model: string): Promise<string> {
 export async function runCase(c: BenchCase, opts: { device?: string; seed?: number; partition?: Partitioner; onRun?: () => void } = {}): Promise<BenchCaseResult> {
   const file = await modelFile(c.model);
   const module = await Module.load(file, { device: opts.device ?? 'cpu' });
-  const inputs: Tensor[] = c.inputs.map((s, i) => randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i));
+  const inputs: Tensor[] = c.files
+    ? c.files.map((f) => { const a = readNpy(f); return Tensor.from(a.data as TypedArray, a.shape, a.dtype); })
+    : c.inputs.map((s, i) => randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i));
   try {
     const prepared = await prepareGraphs(module, c.inputs, { partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
@@ -79,6 +86,7 @@ export async function runCase(c: BenchCase, opts: { device?: string; seed?: numb
       name: c.name, model: c.model, inputs: c.inputs, comparison,
       attentions: { found: prepared.decomposition.report.found, decomposed: prepared.decomposition.report.decomposed.length },
       loweredCores: prepared.lowering.attentionCores.filter((o) => o.lowered).length,
+      cores: prepared.lowering.attentionCores.length,
       addonOverhead: { wallMs, nativeMs, ratio: (wallMs - nativeMs) / nativeMs },
       prepareMs: prepared.timings,
     };
@@ -119,7 +127,7 @@ export function evaluateTargets(cases: BenchCaseResult[]): BenchTarget[] {
 const MiB = (b: number) => (b / 2 ** 20).toFixed(2);
 
 export function formatBenchTable(report: BenchReport): string {
-  const rows: string[][] = [['case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB', 'diff unfused', 'diff fused']];
+  const rows: string[][] = [['case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB', 'diff unfused', 'diff fused', 'cores -> SDPA']];
   for (const c of report.cases) {
     const r = c.comparison.runs;
     rows.push([
@@ -130,6 +138,7 @@ export function formatBenchTable(report: BenchReport): string {
       MiB(r.original.peakBytes), MiB(r.unfused.peakBytes), MiB(r.fused.peakBytes),
       r.unfused.maxAbsDiff === null ? 'n/a' : r.unfused.maxAbsDiff.toExponential(1),
       r.fused.maxAbsDiff === null ? 'n/a' : r.fused.maxAbsDiff.toExponential(1),
+      `${c.loweredCores}/${c.cores}`,
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -159,11 +168,13 @@ export interface RunBenchOptions {
   stderr: (s: string) => void;
   /** Fusion groups for the fused graph (default: the decomposition's own attention groups). */
   partition?: Partitioner;
+  /** Cases to run instead of `models` (e.g. the real-model corpus). */
+  cases?: BenchCase[];
 }
 
 export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
-  let cases = STANDARD_SUITE;
-  if (options.models.length) {
+  let cases = options.cases ?? STANDARD_SUITE;
+  if (!options.cases && options.models.length) {
     cases = await Promise.all(options.models.map(async (m): Promise<BenchCase> => {
       const std = STANDARD_SUITE.find((c) => c.model === m || c.name === m);
       if (std) return std;

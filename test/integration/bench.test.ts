@@ -37,7 +37,7 @@ describe('bench harness', function () {
   it('targets: ratios against their limits, MISS in the table when over', () => {
     const run = (medianMs: number, peakBytes: number) => ({ name: 'original' as const, medianMs, minMs: medianMs, maxMs: medianMs, samples: [medianMs], peakBytes, maxAbsDiff: 0 });
     const result = (name: string, o: [number, number], u: [number, number], f: [number, number]): BenchCaseResult => ({
-      name, model: name, inputs: [], attentions: { found: 1, decomposed: 1 }, loweredCores: 1, prepareMs: {},
+      name, model: name, inputs: [], attentions: { found: 1, decomposed: 1 }, loweredCores: 1, cores: 1, prepareMs: {},
       addonOverhead: { wallMs: 10.2, nativeMs: 10, ratio: 0.02 },
       comparison: { device: 'cpu', rssDeltaBytes: 0, runs: { original: run(...o), unfused: { ...run(...u), name: 'unfused' }, fused: { ...run(...f), name: 'fused' } } },
     });
