@@ -11,6 +11,29 @@ out="${OUT:-/tmp/torchgraph-cuda-check}"
 mkdir -p "$out"
 exec > >(tee "$out/cuda-check.log") 2>&1
 
+# Preflight: every missing assumption, one line each, before anything slow (device time is scarce).
+missing=()
+command -v g++ >/dev/null || missing+=("g++ not found (the addon is compiled here)")
+command -v cmake >/dev/null || missing+=("cmake not found (cmake-js builds the addon)")
+{ command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; } || [ -f .device/node.tar.xz ] \
+  || missing+=("no node >= 20 here and no .device/node.tar.xz (run scripts/pack-device.sh and carry .device)")
+[ -d node_modules ] || [ -f .device/node_modules.tar.xz ] || missing+=("node_modules missing: npm ci, or carry .device from scripts/pack-device.sh")
+py="${TORCHGRAPH_PYTHON:-python3}"
+if ! command -v "$py" >/dev/null; then
+  missing+=("python $py not found (set TORCHGRAPH_PYTHON to a Python whose torch has CUDA)")
+else
+  torch_state=$("$py" -c 'import torch; print("nocuda" if torch.version.cuda is None else ("nogpu" if not torch.cuda.is_available() else "ok"))' 2>/dev/null || echo notorch)
+  case "$torch_state" in
+    notorch) missing+=("$py has no torch (set TORCHGRAPH_PYTHON to a Python whose torch has CUDA)") ;;
+    nocuda) missing+=("$py's torch is a CPU build (torch.version.cuda is None)") ;;
+    nogpu) missing+=("no visible GPU: torch.cuda.is_available() is False (driver, CUDA_VISIBLE_DEVICES)") ;;
+  esac
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  printf 'cuda-check: missing: %s\n' "${missing[@]}"
+  exit 2
+fi
+
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   [ -f .device/node.tar.xz ] || { echo "no node >= 20 here and no .device/node.tar.xz (run scripts/pack-device.sh and carry .device)"; exit 2; }
   mkdir -p /tmp/torchgraph-node && tar -C /tmp/torchgraph-node -xJf .device/node.tar.xz
