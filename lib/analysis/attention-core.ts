@@ -17,6 +17,7 @@ import type { Node, Value } from '../ir';
 import type { TensorHandleLike } from '../ir/serialized';
 import { tensorInfo } from '../passes/value-info';
 import { constOf } from './facts';
+import { METADATA_INPUT0, numel, sameShape } from './ops';
 
 /** A scale known only at run time: a 0-dim tensor or a number value (traced `d ** -0.5`). */
 export interface RuntimeScale { value: Value; divide: boolean }
@@ -119,12 +120,9 @@ function scaleOf(n: Node): { x: Value; factor?: number; runtime?: RuntimeScale }
   return undefined;
 }
 
-const sameDims = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
-const numel = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
-
 /** A view of the scores that keeps the last two dims and regroups the leading ones. */
 function regroupsLeadingDims(from: readonly number[], to: readonly number[]): boolean {
-  return from.length >= 2 && to.length >= 2 && sameDims(from.slice(-2), to.slice(-2)) && numel(from) === numel(to);
+  return from.length >= 2 && to.length >= 2 && sameShape(from.slice(-2), to.slice(-2)) && numel(from) === numel(to);
 }
 
 /** Last-two-dims transpose (negative dims normalised), as a transpose or a permute. */
@@ -181,6 +179,13 @@ function read(roleOf: Map<Node, string>): AttentionCore {
     const space = tensorInfo(at)?.shape;
     masks.push({ ...m, factor: scale, runtime: [...runtimeScales], ...(space ? { space } : {}) });
   };
+  /** Multiply a scale node's factor in; returns what it scaled. */
+  const fold = (n: Node, s: NonNullable<ReturnType<typeof scaleOf>>): Value => {
+    if (s.factor === undefined) runtimeScales.push(s.runtime!);
+    else if (!(s.factor > 0)) throw new Refuse('the scale is not positive', n);
+    else scale *= s.factor;
+    return s.x;
+  };
   let scores: Node | undefined;
   for (;;) {
     const n = member(x);
@@ -190,17 +195,12 @@ function read(roleOf: Map<Node, string>): AttentionCore {
     if (role === 'scale') {
       const s = scaleOf(n);
       if (!s) throw new Refuse('not a scale by a scalar', n);
-      if (s.factor !== undefined) {
-        if (!(s.factor > 0)) throw new Refuse('the scale is not positive', n);
-        scale *= s.factor;
-      } else runtimeScales.push(s.runtime!);
-      x = s.x;
+      x = fold(n, s);
     } else if (role === 'mask') {
       x = readMask(n, (v) => member(v) !== undefined, pushMask);
     } else if (role === 'through') {
-      const from = tensorInfo(n.inputs[0])?.shape;
-      const to = tensorInfo(n.output)?.shape;
-      if (!from || !to || !regroupsLeadingDims(from, to) || !tensorInfo(n.inputs[0]) || tensorInfo(n.inputs[0])!.dtype !== tensorInfo(n.output)!.dtype) {
+      const from = tensorInfo(n.inputs[0]), to = tensorInfo(n.output);
+      if (!from || !to || !regroupsLeadingDims(from.shape, to.shape) || from.dtype !== to.dtype) {
         throw new Refuse('a layout op between the scores and softmax that does not only regroup their leading dims', n);
       }
       x = n.inputs[0];
@@ -228,9 +228,7 @@ function read(roleOf: Map<Node, string>): AttentionCore {
     const n = member(v);
     if (!n || roleOf.get(n) !== 'scale') return v;
     const s = scaleOf(n);
-    if (!s) return v;
-    if (s.factor !== undefined) { if (!(s.factor > 0)) throw new Refuse('the scale is not positive', n); scale *= s.factor; } else runtimeScales.push(s.runtime!);
-    return s.x;
+    return s ? fold(n, s) : v;
   };
   q = unscale(q);
   kT = unscale(kT);
@@ -259,10 +257,9 @@ function read(roleOf: Map<Node, string>): AttentionCore {
 }
 
 function soleDataUser(v: Value): Node | undefined {
-  const users = v.users().filter((u) => !META_READS.has(u.kind));
+  const users = v.users().filter((u) => !METADATA_INPUT0.has(u.kind));
   return users.length === 1 ? users[0] : undefined;
 }
-const META_READS = new Set(['prim::dtype', 'prim::device', 'aten::size', 'aten::dim', 'prim::layout']);
 
 /** One mask node; returns the scores value before it. */
 function readMask(n: Node, inGroup: (v: Value) => boolean, push: (m: Omit<CoreMask, 'factor' | 'runtime' | 'space'>, at: Value) => void): Value {
@@ -271,7 +268,7 @@ function readMask(n: Node, inGroup: (v: Value) => boolean, push: (m: Omit<CoreMa
     const self = n.arg('self')!, mask = n.arg('mask')!;
     const fill = fillOf(n.arg('value')!);
     if (fill === -Infinity) {
-      const causal = isCausalMask(mask) && sameDims(tensorInfo(mask)?.shape ?? [], tensorInfo(self)?.shape.slice(-2) ?? [-1]);
+      const causal = isCausalMask(mask) && sameShape(tensorInfo(mask)?.shape ?? [], tensorInfo(self)?.shape.slice(-2) ?? [-1]);
       push({ value: mask, form: 'bool', ...(causal ? { causal } : {}) }, n.output);
       return self;
     }

@@ -59,13 +59,22 @@ function applyMask(em: Emitter, scores: Value, mask: Value, dtype: MaskDtype, fl
   return em.add(scores, mask);
 }
 
+/** The (L, S) causal mask, true above the diagonal (masked), on `like`'s device. */
+function causalMask(em: Emitter, like: Value, L: Value, S: Value): Value {
+  return em.triu(em.newFull('aten::new_ones', like, [L, S], SCALAR_TYPE.bool), 1);
+}
+
+/** A run-time bool as a 0-dim bool tensor, for where/logical_and. */
+function flagTensor(em: Emitter, flag: Value): Value {
+  return em.op('aten::tensor', flag, em.none(), em.none(), em.constant(false));
+}
+
 /** where(flag, causal, mask): the causal mask in the mask's form (bool: true = masked; float: -inf) when the run-time flag is set. */
 function causalIfFlag(em: Emitter, like: Value, L: Value, S: Value, flag: Value, mask: Value, dtype: MaskDtype): Value {
   em.role = 'mask';
-  const causal = em.triu(em.newFull('aten::new_ones', like, [L, S], SCALAR_TYPE.bool), 1);
-  const flagT = em.op('aten::tensor', flag, em.none(), em.none(), em.constant(false));
-  const causalMask = dtype === 'bool' ? causal : em.op('aten::where', causal, em.constant(-Infinity), em.constant(0));
-  return em.op('aten::where', flagT, causalMask, mask);
+  const causal = causalMask(em, like, L, S);
+  const inForm = dtype === 'bool' ? causal : em.op('aten::where', causal, em.constant(-Infinity), em.constant(0));
+  return em.op('aten::where', flagTensor(em, flag), inForm, mask);
 }
 
 export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value): { out: Value; weights: Value | null } {
@@ -150,8 +159,7 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   const floatIsBool = cfg.floatMaskIsBoolean ?? false;
   if (useCausal) {
     em.role = 'mask';
-    const causal = em.triu(em.newFull('aten::new_ones', q, [L, S], SCALAR_TYPE.bool), 1);
-    scores = em.maskedFill(scores, causal, -Infinity);
+    scores = em.maskedFill(scores, causalMask(em, q, L, S), -Infinity);
   } else if (attnMask && attnDtype) {
     let m = attnMask;
     const rank = cfg.attnMask!.rank;
@@ -214,8 +222,8 @@ export function emitSdpa(em: Emitter, q: Value, k: Value, v: Value, opts: {
   // With attn_mask given, SDPA raises when is_causal is set: a run-time flag only matters without one.
   if (opts.isCausal === true || (typeof opts.isCausal === 'object' && !opts.mask)) {
     em.role = 'mask';
-    let causal = em.triu(em.newFull('aten::new_ones', q, [L, S], SCALAR_TYPE.bool), 1);
-    if (typeof opts.isCausal === 'object') causal = em.op('aten::logical_and', causal, em.op('aten::tensor', opts.isCausal, em.none(), em.none(), em.constant(false)));
+    let causal = causalMask(em, q, L, S);
+    if (typeof opts.isCausal === 'object') causal = em.op('aten::logical_and', causal, flagTensor(em, opts.isCausal));
     scores = em.maskedFill(scores, causal, -Infinity);
   }
   if (opts.mask) {

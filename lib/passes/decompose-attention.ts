@@ -184,7 +184,7 @@ function decomposeScriptedMhaCall(g: Graph, call: Node, path: string, m: ModuleT
   const attnMask = maskOf(attnMaskArg, 'attn_mask');
   const keyPaddingMask = maskOf(kpmArg, 'key_padding_mask');
   // Without attn_mask, PyTorch raises when is_causal is set; a run-time flag can only be false then.
-  const isCausal = attnMask ? boolArg(causalArg, 'is_causal') : isNone(causalArg) ? false : boolArg(causalArg, 'is_causal');
+  const isCausal = isNone(causalArg) ? false : boolArg(causalArg, 'is_causal');
   if (isCausal === true && !attnMask) throw new Skip('is_causal without attn_mask (PyTorch raises here)');
   const rank = rankOf(query, 'query');
 

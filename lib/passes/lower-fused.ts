@@ -10,7 +10,7 @@
 // What does not fit is left unfused, with the reason.
 import type { Graph, Node, Value } from '../ir';
 import type { TensorHandleLike } from '../ir/serialized';
-import { isActKind } from '../analysis/ops';
+import { isActKind, sameShape } from '../analysis/ops';
 import type { AttentionCore, CoreReading } from '../analysis/attention-core';
 import { Emitter } from './emit';
 import { contiguousStrides, layoutIsSafe } from './strides';
@@ -124,7 +124,7 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
  */
 function combinedMask(em: Emitter, c: AttentionCore): Value | null {
   if (!c.masks.length) return null;
-  const toScores = (v: Value, space?: number[]) => (space && !sameDims(space, c.scoresShape) ? maskInScoresSpace(em, v, space, c.scoresShape) : v);
+  const toScores = (v: Value, space?: number[]) => (space && !sameShape(space, c.scoresShape) ? maskInScoresSpace(em, v, space, c.scoresShape) : v);
   const masked = (m: AttentionCore['masks'][number]) => toScores(m.negate ? em.logicalNot(m.value) : m.value, m.space);
   if (c.masks.every((m) => m.form === 'bool')) {
     const any = c.masks.map(masked).reduce((a, b) => em.op('aten::logical_or', a, b));
@@ -138,8 +138,6 @@ function combinedMask(em: Emitter, c: AttentionCore): Value | null {
     return additive;
   }).reduce((a, b) => em.add(a, b));
 }
-
-const sameDims = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 interface SliceOf { base: Value; start: number; end: number }
 
