@@ -5,11 +5,11 @@
 // and partitionGraph alone, and prints medians and spread. Pure TypeScript timing: libtorch is
 // only used for the preparation.
 import { analyzeGraph, partitionGraph } from '../lib/analysis';
-import type { Graph } from '../lib/ir';
-import { ensureModel } from '../lib/models';
-import { Module } from '../lib/module';
-import { propagateShapes, type InputSpec } from '../lib/passes/propagate-shapes';
-import { exportView } from '../lib/views';
+import type { Graph } from '../lib/core/ir';
+import { ensureModel } from '../lib/app/models';
+import { Module } from '../lib/torchscript/module';
+import { propagateShapes, type InputSpec } from '../lib/torchscript/propagate-shapes';
+import { exportView } from '../lib/transforms/module-views';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   let decomposed = false;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { decomposeModelGraph } = require('../lib/decompose') as { decomposeModelGraph: (m: Module, g: Graph, s: InputSpec[]) => Promise<unknown> };
+    const { decomposeModelGraph } = require('../lib/transforms/decompose-model') as { decomposeModelGraph: (m: Module, g: Graph, s: InputSpec[]) => Promise<unknown> };
     await decomposeModelGraph(m, graph, specs);
     decomposed = true;
   } catch (e) {

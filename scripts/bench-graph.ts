@@ -1,13 +1,13 @@
 // Graph-side timings on ViT-B/16 (traced), medians of repeated runs in one process:
 // export + import into TS, shape propagation, build back, attention decomposition,
 // partition + analysis. `npx tsx scripts/bench-graph.ts`
-import { Module } from '../lib/module';
-import { ensureModel } from '../lib/models';
-import { exportView } from '../lib/views';
-import { propagateShapes } from '../lib/passes/propagate-shapes';
-import { decomposeAttention, inlineAttentionModuleCalls } from '../lib/passes/decompose-attention';
+import { Module } from '../lib/torchscript/module';
+import { ensureModel } from '../lib/app/models';
+import { exportView } from '../lib/transforms/module-views';
+import { propagateShapes } from '../lib/torchscript/propagate-shapes';
+import { decomposeAttention, inlineAttentionModuleCalls } from '../lib/transforms/decompose-attention';
 import { analyzeGraph } from '../lib/analysis';
-import { nativeSync } from '../lib/errors';
+import { nativeSync } from '../lib/core/errors';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 

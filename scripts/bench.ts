@@ -2,10 +2,10 @@
 // L=2048), or the models named on the command line. `--json` prints the report as JSON.
 // `--corpus`: one row per real-model corpus class (lib/corpus.ts), traced, on its own inputs
 // (token ids in the vocabulary, padding masks that pad), with the cores lowered to SDPA.
-import { loadCorpus } from '../lib/corpus';
-import { runBench, type BenchCase } from '../lib/runtime/bench';
+import { loadCorpus } from '../lib/app/corpus';
+import { runBench, type SuiteCase } from '../lib/app/bench';
 
-async function corpusCases(): Promise<BenchCase[]> {
+async function corpusCases(): Promise<SuiteCase[]> {
   const corpus = await loadCorpus({ log: (s: string) => process.stderr.write(`${s}\n`) });
   for (const s of corpus.skips) process.stderr.write(`bench: corpus skips ${s.id ?? s.library}: ${s.reason}\n`);
   return corpus.fixtures.filter((fx) => fx.variants.traced).map((fx) => ({

@@ -54,4 +54,4 @@ npx mocha --no-config --require tsx/cjs --extension ts --timeout 600000 test/cud
 # The CPU suite too: the same binary must behave on CPU next to a CUDA libtorch.
 npx mocha 'test/integration/{addon,graph,runtime}.test.ts'
 TORCHGRAPH_DEVICE=cuda npx tsx scripts/bench.ts --json mha_demo vit_b_16 attention_core_2048 attention_2048 separate_projections > "$out/bench-cuda.json" || true
-npx tsx -e "const { formatBenchTable } = require('./lib/runtime/bench'); process.stdout.write(formatBenchTable(JSON.parse(require('fs').readFileSync('$out/bench-cuda.json', 'utf8'))))"
+npx tsx -e "const { formatBenchTable } = require('./lib/pipeline/bench'); process.stdout.write(formatBenchTable(JSON.parse(require('fs').readFileSync('$out/bench-cuda.json', 'utf8'))))"

@@ -3,7 +3,7 @@
 //   --mha-variants SPEC.json: export the attention configs listed in SPEC.json instead
 // Prints one line per fixture: name, cache hit or exported, folder.
 import * as fs from 'fs';
-import { ensureMhaVariants, ensureModel, MhaVariantSpec, MODEL_NAMES, ModelFixture } from '../lib/models';
+import { ensureMhaVariants, ensureModel, MhaVariantSpec, MODEL_NAMES, ModelFixture } from '../lib/app/models';
 
 function describe(fx: ModelFixture): string {
   const failed = Object.keys(fx.errors);

@@ -1,12 +1,12 @@
 // One call for everything the report needs: partition, FLOPs, per-group bytes and intensity,
 // peak memory of the unfused and fused graphs, and the summary numbers. Measured peaks (from
 // the runtime) plug in through withMeasuredPeaks.
-import type { Graph } from '../ir';
-import { buildFacts, VK, type GraphFacts } from './facts';
+import type { Graph } from '../core/ir';
+import { buildFacts, VK, type GraphFacts } from '../core/facts';
 import { countFlops, type FlopCategory, type FlopsReport } from './flops';
 import { estimateMemory, type MemoryEstimate, type MemoryOptions } from './memory';
-import { partitionGraph, type FusionGroup, type Partition } from './partition';
-import type { Rule } from './rules';
+import { partitionGraph, type FusionGroup, type Partition } from '../fusion/partition';
+import type { Rule } from '../fusion/rules';
 
 export interface GroupCost {
   group: number;

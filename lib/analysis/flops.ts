@@ -13,9 +13,9 @@
 //   _native_multi_head_attention          q/k/v and output projections as linear, plus the core as SDPA
 //   _transformer_encoder_layer_fwd        the same, plus two layer norms, the FFN, its activation, two residual adds
 //   views, copies, casts, creation        0
-import type { Graph, Node } from '../ir';
-import { buildFacts, constNumber, constOf, type GraphFacts } from './facts';
-import { ACT_COST, ELEMENTWISE_COST, baseName, numel } from './ops';
+import type { Graph, Node } from '../core/ir';
+import { buildFacts, constNumber, constOf, type GraphFacts } from '../core/facts';
+import { ACT_COST, ELEMENTWISE_COST, baseName, numel } from '../core/ops/classes';
 
 export type FlopCategory = 'matmul' | 'conv' | 'attention' | 'norm' | 'softmax' | 'elementwise' | 'reduction' | 'other';
 

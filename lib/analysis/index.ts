@@ -5,7 +5,7 @@ export { cpuFlashAttentionWorkspace, estimateMemory, type LiveStorage, type Memo
 export {
   partitionGraph, mergeWouldCycle, type FusionGroup, type NotFused, type Partition, type PartitionOptions, type ProjectionSet,
   type ProjectionStatus, type RefusedMerge,
-} from './partition';
-export { RULES, CONDITIONS, ruleByName, type ChainRule, type ParallelRule, type Rule, type StepSpec, type GroupKind, type Link } from './rules';
-export { canView, isContiguous, type OpClass } from './ops';
-export { buildFacts, type GraphFacts, type NodeRole } from './facts';
+} from '../fusion/partition';
+export { RULES, CONDITIONS, ruleByName, type ChainRule, type ParallelRule, type Rule, type StepSpec, type GroupKind, type Link } from '../fusion/rules';
+export { canView, isContiguous, type OpClass } from '../core/ops/classes';
+export { buildFacts, type GraphFacts, type NodeRole } from '../core/facts';

@@ -27,13 +27,13 @@
 // On CPU (libtorch 2.13) this reproduces the measured peaks of ViT-B/16, the seed demo and a
 // 2048-token attention block byte for byte (test/integration/analysis.test.ts), and those of
 // MobileNet/EfficientNet-, ConvNeXt- and ResNet-style CNNs (test/integration/cnn-memory.test.ts).
-import type { Graph, Node } from '../ir';
-import { buildFacts, constOf, VK, type GraphFacts } from './facts';
+import type { Graph, Node } from '../core/ir';
+import { buildFacts, constOf, VK, type GraphFacts } from '../core/facts';
 import type { SdpaDims } from './flops';
 import { availableParallelism, cpus } from 'os';
-import { ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast } from './ops';
-import type { Partition } from './partition';
-import type { GroupKind } from './rules';
+import { ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast } from '../core/ops/classes';
+import type { Partition } from '../fusion/partition';
+import type { GroupKind } from '../fusion/rules';
 
 export interface SdpaWorkspaceQuery extends SdpaDims {
   dtypeBytes: number;

@@ -1,9 +1,9 @@
 // Graphviz DOT for a graph (`torchgraph inspect --dot`): one box per node, data edges between
 // them, nested blocks (prim::If, prim::Loop) as clusters. Constants are left out by default; their
 // values show in the consuming node's tooltip instead.
-import type { Block, Graph, Node, Value } from '../ir';
-import { formatAttr } from '../ir/print';
-import { typeToString } from '../ir/types';
+import type { Block, Graph, Node, Value } from '../core/ir';
+import { formatAttr } from '../core/ir/print';
+import { typeToString } from '../core/ir/types';
 import { opKind } from './stats';
 
 export interface DotOptions {

@@ -1,8 +1,8 @@
 // A drawable extract of a graph for the HTML report: the data-flow nodes (constants and weight
 // reads left out), all of them when the graph is small, otherwise a window around the first
 // attention region with the rest collapsed into "summary" nodes.
-import type { Graph, Node, Value } from '../ir';
-import { typeToString } from '../ir/types';
+import type { Graph, Node, Value } from '../core/ir';
+import { typeToString } from '../core/ir/types';
 import { metaAttention, opKind } from './stats';
 import type { DrawingEdge, DrawingNode, GraphDrawing } from './types';
 

@@ -2,8 +2,8 @@
 // blocks, attention decomposed into the ops the decomposition emits, fusion groups for Q/K/V,
 // the attention core, linear+GELU and residual adds). For tests, docs and previewing the
 // renderers without running a model; every number is marked as made up by the model name.
-import { Graph, type Node, type Value } from '../ir';
-import { ClassType, IntType, ListType, TensorType } from '../ir/types';
+import { Graph, type Node, type Value } from '../core/ir';
+import { ClassType, IntType, ListType, TensorType } from '../core/ir/types';
 import { drawingFromGraph } from './drawing';
 import { graphStats } from './stats';
 import type { AttentionDetail, MemoryPoint, ValidationReport } from './types';

@@ -1,7 +1,7 @@
 // Graph statistics in the report's terms: node count, ops per kind (module calls as
 // call_module:<ClassName>), attention ops.
-import type { Graph, Node } from '../ir';
-import { shortClassName } from '../ir/types';
+import type { Graph, Node } from '../core/ir';
+import { shortClassName } from '../core/ir/types';
 import type { GraphStats } from './types';
 
 /** Ops that are a whole attention (or a layer holding one) in an undecomposed graph. */

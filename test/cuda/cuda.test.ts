@@ -1,9 +1,9 @@
 // CUDA checks: run on a GPU machine with scripts/cuda-check.sh (skipped elsewhere, saying why).
 import { strict as assert } from 'assert';
 import { Module, runtimeInfo } from '../../lib';
-import { ensureModel, type ModelName } from '../../lib/models';
-import { prepareGraphs } from '../../lib/prepare';
-import { compareGraphs } from '../../lib/runtime/compare';
+import { ensureModel, type ModelName } from '../../lib/app/models';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { compareGraphs } from '../../lib/pipeline/compare';
 import { tensorFromFile, maxAbsDiff } from '../support/tensors';
 import type { Tensor } from '../../lib';
 

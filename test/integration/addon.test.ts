@@ -5,8 +5,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Module, Tensor, TorchGraphError, runtimeInfo, flattenTensors, type TypedArray } from '../../lib';
-import { binding } from '../../lib/binding';
-import { ensureModel, type ModelFixture } from '../../lib/models';
+import { binding } from '../../lib/torchscript/binding';
+import { ensureModel, type ModelFixture } from '../../lib/app/models';
 import { maxAbsDiff, tensorFromFile } from '../support/tensors';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -243,7 +243,7 @@ describe('addon: the prebuildify route', () => {
     const demo = await ensureModel('mha_demo');
     const script = `
       const { Module, Tensor } = require(${JSON.stringify(path.join(ROOT, 'lib'))});
-      const { readNpy } = require(${JSON.stringify(path.join(ROOT, 'lib', 'models'))});
+      const { readNpy } = require(${JSON.stringify(path.join(ROOT, 'lib', 'torchscript', 'npy'))});
       (async () => {
         const a = readNpy(${JSON.stringify(demo.inputs[0].file)});
         const m = await Module.load(${JSON.stringify(demo.variants.traced!)});
@@ -263,7 +263,7 @@ describe('addon: the prebuildify route', () => {
     // The failure classes (missing libtorch, symbol mismatch, not built) are unit-tested in
     // test/unit/binding.test.ts; here a real failed load in a fresh process.
     const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e',
-      `try { require(${JSON.stringify(path.join(ROOT, 'lib', 'binding'))}).binding(); } catch (e) { console.log(e.code); console.log(e.message); }`],
+      `try { require(${JSON.stringify(path.join(ROOT, 'lib', 'torchscript', 'binding'))}).binding(); } catch (e) { console.log(e.code); console.log(e.message); }`],
     { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TORCHGRAPH_ADDON: '/nonexistent/torchgraph.node' } });
     assert.match(r.stdout, /ERR_ADDON/);
     assert.match(r.stdout, /could not load the native addon/);

@@ -1,13 +1,13 @@
 // The analyses on real TorchScript models: FLOPs against hand-computed ViT-B/16 numbers, the
 // attention cores and Q/K/V projections found, and estimated peaks against measured ones.
 import { strict as assert } from 'assert';
-import type { Graph } from '../../lib/ir';
-import { ensureModel, type ModelFixture } from '../../lib/models';
-import { Module } from '../../lib/module';
-import { runtimeInfo } from '../../lib/runtime-info';
-import { randomTensor } from '../../lib/random';
-import { propagateShapes, type InputSpec } from '../../lib/passes/propagate-shapes';
-import { exportView } from '../../lib/views';
+import type { Graph } from '../../lib/core/ir';
+import { ensureModel, type ModelFixture } from '../../lib/app/models';
+import { Module } from '../../lib/torchscript/module';
+import { runtimeInfo } from '../../lib/torchscript/runtime-info';
+import { randomTensor } from '../../lib/torchscript/random';
+import { propagateShapes, type InputSpec } from '../../lib/torchscript/propagate-shapes';
+import { exportView } from '../../lib/transforms/module-views';
 import {
   analyzeGraph, cpuFlashAttentionWorkspace, partitionGraph, sdpaFlops, withMeasuredPeaks, type GraphAnalysis,
 } from '../../lib/analysis';
@@ -35,7 +35,7 @@ async function inlined(fx: ModelFixture, variant: 'traced' | 'traced_grad'): Pro
 function decomposer(): ((m: Module, g: Graph, s: InputSpec[]) => Promise<unknown>) | null {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../../lib/decompose') as { decomposeModelGraph?: (m: Module, g: Graph, s: InputSpec[]) => Promise<unknown> };
+    const mod = require('../../lib/transforms/decompose-model') as { decomposeModelGraph?: (m: Module, g: Graph, s: InputSpec[]) => Promise<unknown> };
     return mod.decomposeModelGraph ?? null;
   } catch {
     return null;
@@ -193,12 +193,12 @@ describe('analysis on real models (integration)', function () {
 
     for (const name of ['vit_b_16', 'mha_demo'] as const) {
       it(`${name}: original, unfused and fused estimates within 10% of the measured peaks`, async function () {
-        let prepare: typeof import('../../lib/prepare'), runtime: typeof import('../../lib/runtime/compare'), pipeline: typeof import('../../lib/pipeline');
+        let prepare: typeof import('../../lib/pipeline/prepare'), runtime: typeof import('../../lib/pipeline/compare'), pipeline: typeof import('../../lib/pipeline/pipeline');
         try {
           /* eslint-disable @typescript-eslint/no-require-imports */
-          prepare = require('../../lib/prepare');
-          runtime = require('../../lib/runtime/compare');
-          pipeline = require('../../lib/pipeline');
+          prepare = require('../../lib/pipeline/prepare');
+          runtime = require('../../lib/pipeline/compare');
+          pipeline = require('../../lib/pipeline/pipeline');
           /* eslint-enable @typescript-eslint/no-require-imports */
         } catch (e) {
           console.log(`      skipped: the runtime is not in this checkout (${(e as Error).message.split('\n')[0]})`);

@@ -5,10 +5,10 @@
 // mask, or never did, fails the non-causal or the causal case).
 import { strict as assert } from 'assert';
 import { Module, Tensor } from '../../lib';
-import { ensureModel } from '../../lib/models';
-import { prepareGraphs } from '../../lib/prepare';
-import { compareGraphs } from '../../lib/runtime/compare';
-import { randomTensor } from '../../lib/random';
+import { ensureModel } from '../../lib/app/models';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { compareGraphs } from '../../lib/pipeline/compare';
+import { randomTensor } from '../../lib/torchscript/random';
 import { tensorFromFile } from '../support/tensors';
 
 const TOL = 1e-4;

@@ -1,7 +1,8 @@
 // The benchmark harness (npm run bench): what it reports and how targets are judged. No timing
 // is asserted here: times are judged by the benchmark itself, on a quiet machine.
 import { strict as assert } from 'assert';
-import { evaluateTargets, formatBenchTable, runBench, type BenchCaseResult, type BenchReport } from '../../lib/runtime/bench';
+import { evaluateTargets, formatBenchTable, type BenchCaseResult, type BenchReport } from '../../lib/pipeline/bench';
+import { runBench } from '../../lib/app/bench';
 
 function quiet(): { out: string[]; opts: { stdout: (s: string) => void; stderr: (s: string) => void } } {
   const out: string[] = [];

@@ -6,20 +6,17 @@
 // convolution's im2col buffer, max pooling's indices, ...). Before those models the estimates
 // were 11% (mbconv) and 33% (resnet, im2col) under the measured peaks.
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
-import * as path from 'path';
+import { runCli } from '../support/cli';
 import { validateReportJson } from '../../lib/report/json';
 import type { ValidationReport } from '../../lib/report/types';
-import { ensureModel, type ModelName } from '../../lib/models';
+import { ensureModel, type ModelName } from '../../lib/app/models';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const CNNS: ModelName[] = ['small_cnn_mbconv', 'small_cnn_convnext', 'small_cnn_resnet'];
 
 function validate(...args: string[]): ValidationReport {
-  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'main.ts'), 'validate', ...args, '--json'],
-    { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
-  assert.equal(r.status, 0, `validate ${args.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout.slice(0, 2000)}`);
-  return JSON.parse(r.stdout) as ValidationReport;
+  const r = runCli(['validate', ...args, '--json']);
+  assert.equal(r.code, 0, `validate ${args.join(' ')} exited ${r.code}: ${r.err}${r.out.slice(0, 2000)}`);
+  return JSON.parse(r.out) as ValidationReport;
 }
 
 function checkReport(label: string, report: ValidationReport): void {

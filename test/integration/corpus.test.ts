@@ -10,11 +10,11 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import { Test } from 'mocha';
-import { loadCorpus, type Corpus, type CorpusFixture } from '../../lib/corpus';
-import { readNpy, repoRoot, type VariantName } from '../../lib/models';
-import { exampleInputs } from '../../lib/cli/model';
-import { createPipeline } from '../../lib/pipeline';
-import { runValidation } from '../../lib/cli/validate';
+import { loadCorpus, type Corpus, type CorpusFixture } from '../../lib/app/corpus';
+import { readNpy, repoRoot, type VariantName } from '../../lib/app/models';
+import { exampleInputs } from '../../lib/app/cli/model';
+import { createPipeline } from '../../lib/pipeline/pipeline';
+import { runValidation } from '../../lib/pipeline/stages';
 import type { ValidationReport } from '../../lib/report/types';
 
 const TOLERANCE = 1e-4;

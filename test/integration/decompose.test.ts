@@ -4,14 +4,14 @@
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import { Module } from '../../lib';
-import { decomposeModelGraph } from '../../lib/decompose';
-import { ensureModel, ensureMhaVariants, type MhaVariantFixture, type MhaVariantSpec, type ModelFixture } from '../../lib/models';
-import { remainingAttentionOps } from '../../lib/passes/decompose-attention';
-import { opName } from '../../lib/passes/module-calls';
-import { exportView, type ViewName } from '../../lib/views';
+import { decomposeModelGraph } from '../../lib/transforms/decompose-model';
+import { ensureModel, ensureMhaVariants, type MhaVariantFixture, type MhaVariantSpec, type ModelFixture } from '../../lib/app/models';
+import { remainingAttentionOps } from '../../lib/transforms/decompose-attention';
+import { opName } from '../../lib/transforms/module-calls';
+import { exportView, type ViewName } from '../../lib/transforms/module-views';
 import { diffAgainst, runGraph } from '../support/graphs';
 import { maxAbsDiff, tensorFromFile } from '../support/tensors';
-import { takenBranch } from '../../lib/passes/taken-branches';
+import { takenBranch } from '../../lib/transforms/taken-branches';
 
 const TOL = 1e-5;
 

@@ -1,13 +1,13 @@
 // Graph export, views, build-back and shape propagation on real models (issue: graph IR).
 import { strict as assert } from 'assert';
 import { Module, Tensor, TorchGraphError } from '../../lib';
-import { binding } from '../../lib/binding';
-import { Graph, GraphVerifyError } from '../../lib/ir';
-import { ensureModel, type ModelFixture } from '../../lib/models';
-import { opName } from '../../lib/passes/module-calls';
-import { propagateShapes } from '../../lib/passes/propagate-shapes';
-import { tensorInfo } from '../../lib/passes/value-info';
-import { exportView } from '../../lib/views';
+import { binding } from '../../lib/torchscript/binding';
+import { Graph, GraphVerifyError } from '../../lib/core/ir';
+import { ensureModel, type ModelFixture } from '../../lib/app/models';
+import { opName } from '../../lib/transforms/module-calls';
+import { propagateShapes } from '../../lib/torchscript/propagate-shapes';
+import { tensorInfo } from '../../lib/core/value-info';
+import { exportView } from '../../lib/transforms/module-views';
 import { diffAgainst, runGraph } from '../support/graphs';
 import { maxAbsDiff, tensorFromFile } from '../support/tensors';
 

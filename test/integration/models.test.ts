@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   ensureMhaVariants, ensureModel, MhaVariantSpec, ModelFixture, readNpy, repoRoot, variantPath, VARIANT_NAMES,
-} from '../../lib/models';
+} from '../../lib/app/models';
 
 interface PythonInfo { exe: string; pythonPath: string | null }
 

@@ -5,25 +5,21 @@
 // forward(src, mask=None, src_key_padding_mask=None, is_causal=None, scale=0.5, shift=1,
 // dims=(-1,), center=True).
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
-import * as path from 'path';
+import { runCli, type CliResult } from '../support/cli';
 import { Module, Tensor, TorchGraphError } from '../../lib';
-import { ensureModel, type ModelFixture } from '../../lib/models';
-import { prepareGraphs } from '../../lib/prepare';
-import { compareGraphs } from '../../lib/runtime/compare';
-import { propagateShapes } from '../../lib/passes/propagate-shapes';
-import { tensorInfo, valueInfo } from '../../lib/passes/value-info';
-import { exportView } from '../../lib/views';
+import { ensureModel, type ModelFixture } from '../../lib/app/models';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { compareGraphs } from '../../lib/pipeline/compare';
+import { propagateShapes } from '../../lib/torchscript/propagate-shapes';
+import { tensorInfo, valueInfo } from '../../lib/core/value-info';
+import { exportView } from '../../lib/transforms/module-views';
 import { validateReportJson } from '../../lib/report/json';
 import type { ValidationReport } from '../../lib/report/types';
 import { maxAbsDiff, tensorFromFile } from '../support/tensors';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'main.ts'), ...args],
-    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 600_000, maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function cli(...args: string[]): CliResult {
+  return runCli(args);
 }
 
 const ARGS = ['src', 'mask', 'src_key_padding_mask', 'is_causal', 'scale', 'shift', 'dims', 'center'];
@@ -101,8 +97,8 @@ describe('optional arguments take their defaults (scripted nn.TransformerEncoder
 
   it('cli validate transformer_encoder_optional --input 2x7x48: the optional masks take None, every check passes', () => {
     const r = cli('validate', 'transformer_encoder_optional', '--input', '2x7x48', '--json');
-    assert.equal(r.status, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as ValidationReport;
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out) as ValidationReport;
     assert.deepEqual(validateReportJson(report), []);
     assert.deepEqual(report.inputs!.map((i) => [i.name, i.shape.join('x')]), [['src', '2x7x48']]);
     // The masks are Optional[Tensor]s merged at run time: the shape run sees them None.
@@ -113,18 +109,18 @@ describe('optional arguments take their defaults (scripted nn.TransformerEncoder
   it('cli validate of the scripted file: too many inputs is exit 2 with one line naming the signature', () => {
     const specs = ['2x7x48', '7x7', '2x7:bool', '2x7', '1', '1', '1', '1', '1'];
     const r = cli('validate', fx.variants.scripted!, ...specs.flatMap((s) => ['--input', s]));
-    assert.equal(r.status, 2, r.stderr + r.stdout);
-    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-    assert.match(r.stderr, /forward\(src, mask=None, .*center=True\) takes 8 inputs, 9 given/);
+    assert.equal(r.code, 2, r.err + r.out);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    assert.match(r.err, /forward\(src, mask=None, .*center=True\) takes 8 inputs, 9 given/);
   });
 
   it('cli inspect --view fused and bench with only src', () => {
     const i = cli('inspect', 'transformer_encoder_optional', '--view', 'fused', '--input', '2x7x48');
-    assert.equal(i.status, 0, i.stderr);
-    assert.match(i.stdout, /%is_causal\S* : Optional\[bool\]/);
+    assert.equal(i.code, 0, i.err);
+    assert.match(i.out, /%is_causal\S* : Optional\[bool\]/);
     const b = cli('bench', 'transformer_encoder_optional', '--warmup', '1', '--repeat', '1', '--json');
-    assert.equal(b.status, 0, b.stderr);
-    const report = JSON.parse(b.stdout) as { cases: { comparison: { runs: Record<string, { maxAbsDiff: number | null }> } }[] };
+    assert.equal(b.code, 0, b.err);
+    const report = JSON.parse(b.out) as { cases: { comparison: { runs: Record<string, { maxAbsDiff: number | null }> } }[] };
     assert.ok(report.cases[0].comparison.runs.fused.maxAbsDiff! <= 1e-5);
   });
 });

@@ -1,13 +1,13 @@
 // Original, unfused and fused graphs: agreement, fused lowering, measured peak memory (issue: runtime).
 import { strict as assert } from 'assert';
 import { Module, Tensor, runtimeInfo } from '../../lib';
-import { ensureModel, type ModelName } from '../../lib/models';
-import { prepareGraphs } from '../../lib/prepare';
-import { compareGraphs } from '../../lib/runtime/compare';
+import { ensureModel, type ModelName } from '../../lib/app/models';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { compareGraphs } from '../../lib/pipeline/compare';
 import { partitionGraph } from '../../lib/analysis';
-import { binding } from '../../lib/binding';
-import { randomTensor } from '../../lib/random';
-import { tensorInfo } from '../../lib/passes/value-info';
+import { binding } from '../../lib/torchscript/binding';
+import { randomTensor } from '../../lib/torchscript/random';
+import { tensorInfo } from '../../lib/core/value-info';
 import { tensorFromFile } from '../support/tensors';
 
 describe('runtime: original, unfused and fused', function () {

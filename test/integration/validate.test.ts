@@ -1,16 +1,14 @@
 // The main job end to end with the real pipeline: `torchgraph validate` on the built-in models.
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
+import { runCli, ROOT, type CliResult } from '../support/cli';
 import * as path from 'path';
 import { validateReportJson } from '../../lib/report/json';
 import type { ValidationReport } from '../../lib/report/types';
-import { ensureModel, type ModelName } from '../../lib/models';
+import { ensureModel, type ModelName } from '../../lib/app/models';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'main.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function cli(...args: string[]): CliResult {
+  return runCli(args);
 }
 
 describe('torchgraph validate (real pipeline)', function () {
@@ -19,8 +17,8 @@ describe('torchgraph validate (real pipeline)', function () {
   for (const model of ['mha_demo', 'vit_b_16']) {
     it(`${model}: --json matches the contract, every check passes, estimates within 10% of measured peaks`, () => {
       const r = cli('validate', model, '--json');
-      assert.equal(r.status, 0, r.stderr + r.stdout.slice(0, 2000));
-      const report = JSON.parse(r.stdout) as ValidationReport;
+      assert.equal(r.code, 0, r.err + r.out.slice(0, 2000));
+      const report = JSON.parse(r.out) as ValidationReport;
       assert.deepEqual(validateReportJson(report), []);
       assert.equal(report.passed, true);
       assert.equal(report.attention.decomposed, report.attention.found);
@@ -46,8 +44,8 @@ describe('torchgraph validate (real pipeline)', function () {
       const fx = await ensureModel(model);
       const specs = inputs ?? fx.inputs.map((i) => i.shape.join('x'));
       const r = cli('validate', fx.variants.scripted!, ...specs.flatMap((s) => ['--input', s]), '--json');
-      assert.equal(r.status, 0, r.stderr + r.stdout.slice(0, 2000));
-      const report = JSON.parse(r.stdout) as ValidationReport;
+      assert.equal(r.code, 0, r.err + r.out.slice(0, 2000));
+      const report = JSON.parse(r.out) as ValidationReport;
       for (const run of ['unfused', 'fused'] as const) {
         const x = report.runs[run];
         const rel = Math.abs(x.estimatedPeakBytes - x.peakBytes) / x.peakBytes;
@@ -60,15 +58,15 @@ describe('torchgraph validate (real pipeline)', function () {
   for (const spec of ['2x3', '4x196x768:int64']) {
     it(`inputs the model rejects (${spec}) are bad input: exit 2, one line with torch's reason`, () => {
       const r = cli('validate', 'mha_demo', '--input', spec);
-      assert.equal(r.status, 2, r.stderr);
-      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr, /the model rejects these inputs: RuntimeError: /);
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+      assert.match(r.err, /the model rejects these inputs: RuntimeError: /);
     });
   }
 
   it('a model file without --input is a usage error (exit 2, one line)', () => {
     const r = cli('validate', path.join(ROOT, 'package.json'));
-    assert.equal(r.status, 2);
-    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.equal(r.code, 2);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
   });
 });

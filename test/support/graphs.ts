@@ -1,8 +1,8 @@
 // Build a TS graph back into libtorch, run it, and compare with references.
-import type { Graph } from '../../lib/ir';
+import type { Graph } from '../../lib/core/ir';
 import { Module, Tensor, flattenTensors } from '../../lib';
-import { fromNativeValue, nativeOf } from '../../lib/tensor';
-import type { ModelFixture, TensorFile } from '../../lib/models';
+import { fromNativeValue, nativeOf } from '../../lib/torchscript/tensor';
+import type { ModelFixture, TensorFile } from '../../lib/app/models';
 import { maxAbsDiff, tensorFromFile } from './tensors';
 
 export async function runGraph(module: Module, graph: Graph, inputs: Tensor[]): Promise<Tensor[]> {

@@ -1,5 +1,5 @@
 // Helpers for tests: fixture tensors in, max abs diff out.
-import { readNpy, type TensorFile } from '../../lib/models';
+import { readNpy, type TensorFile } from '../../lib/app/models';
 import { Tensor, type TypedArray } from '../../lib';
 
 export function tensorFromFile(tf: TensorFile): Tensor {

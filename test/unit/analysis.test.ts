@@ -1,8 +1,8 @@
 // Fusion partitioner, FLOPs and the liveness memory estimate on small hand-built graphs (no libtorch).
 import { strict as assert } from 'assert';
-import { ClassType, Graph, TensorType, type Node, type Value } from '../../lib/ir';
-import type { DType } from '../../lib/ir/serialized';
-import { setValueInfo, tensorInfo } from '../../lib/passes/value-info';
+import { ClassType, Graph, TensorType, type Node, type Value } from '../../lib/core/ir';
+import type { DType } from '../../lib/core/ir/serialized';
+import { setValueInfo, tensorInfo } from '../../lib/core/value-info';
 import {
   analyzeGraph, canView, countFlops, estimateMemory, mergeWouldCycle, partitionGraph, sdpaFlops, withMeasuredPeaks,
   type FusionGroup, type Partition,

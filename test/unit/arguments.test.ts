@@ -1,8 +1,8 @@
 // Inputs given + a method's schema -> every argument's value (lib/arguments.ts): no libtorch.
 import { strict as assert } from 'assert';
-import { argumentsFromSchema, defaultToNative, missingArguments, resolveArguments, type ArgumentInfo } from '../../lib/arguments';
-import type { NativeArgument, NativeValue } from '../../lib/binding';
-import { TorchGraphError } from '../../lib/errors';
+import { argumentsFromSchema, defaultToNative, missingArguments, resolveArguments, type ArgumentInfo } from '../../lib/torchscript/arguments';
+import type { NativeArgument, NativeValue } from '../../lib/torchscript/binding';
+import { TorchGraphError } from '../../lib/core/errors';
 
 // What native signature('forward') says for a scripted nn.TransformerEncoder (self first).
 const ENCODER: NativeArgument[] = [

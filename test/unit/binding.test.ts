@@ -3,7 +3,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { explainLoadFailure } from '../../lib/binding';
+import { explainLoadFailure } from '../../lib/torchscript/binding';
 
 describe('addon load failures', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-root-'));

@@ -2,9 +2,9 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { describeSpec, InputSpecError, inputSeed, parseInputSpec, readSpecFile } from '../../lib/cli/input-spec';
-import { TorchGraphError } from '../../lib/errors';
-import { writeNpy } from '../../lib/npy';
+import { describeSpec, InputSpecError, inputSeed, parseInputSpec, readSpecFile } from '../../lib/app/cli/input-spec';
+import { TorchGraphError } from '../../lib/core/errors';
+import { writeNpy } from '../../lib/torchscript/npy';
 
 describe('cli: --input SPEC parsing', () => {
   const good: [string, number[], string][] = [

@@ -1,11 +1,11 @@
 // runValidation against a stand-in pipeline: what is checked, how the report is assembled, and
 // that it always matches the --json contract. No libtorch needed.
 import { strict as assert } from 'assert';
-import { Graph } from '../../lib/ir';
-import { ClassType, TensorType } from '../../lib/ir/types';
-import type { Module } from '../../lib/module';
-import type { Tensor } from '../../lib/tensor';
-import { runValidation, DEFAULT_TOLERANCE, type RunStage, type ValidationOptions, type ValidationPipeline } from '../../lib/cli/validate';
+import { Graph } from '../../lib/core/ir';
+import { ClassType, TensorType } from '../../lib/core/ir/types';
+import type { Module } from '../../lib/torchscript/module';
+import type { Tensor } from '../../lib/torchscript/tensor';
+import { runValidation, DEFAULT_TOLERANCE, type RunStage, type ValidationOptions, type ValidationPipeline } from '../../lib/pipeline/stages';
 import { validateReportJson, reportToJson } from '../../lib/report/json';
 import { sampleDecomposedGraph } from '../../lib/report/sample';
 import { graphStats } from '../../lib/report/stats';

@@ -1,16 +1,15 @@
 // The CLI shell: argument parsing, help, version, and exit codes. In-process through main() with
 // captured output, plus a few real child processes (the bin as users run it, under tsx).
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
+import { runCli, oneLine, ROOT, CLI_MAIN, type CliResult } from '../support/cli';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../../lib/cli/main';
-import type { CliIO } from '../../lib/cli/io';
-import { EXIT_INTERNAL, EXIT_USAGE, formatError, exitCodeFor, CliError } from '../../lib/cli/errors';
-import { TorchGraphError } from '../../lib/errors';
+import { main } from '../../lib/app/cli/main';
+import type { CliIO } from '../../lib/app/cli/io';
+import { EXIT_INTERNAL, EXIT_USAGE, formatError, exitCodeFor, CliError } from '../../lib/app/cli/errors';
+import { TorchGraphError } from '../../lib/core/errors';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -21,19 +20,8 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
   return { code, out, err };
 }
 
-/** The bin in a child process, as `node --require tsx/cjs lib/cli/main.ts ARGS`. */
-function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join('lib', 'cli', 'main.ts'), ...args], {
-    cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 60_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function oneLine(err: string): string {
-  const lines = err.split('\n').filter((l) => l.length > 0);
-  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${err}`);
-  assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
-  return lines[0];
+function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
+  return runCli(args, { env, timeoutMs: 60_000 });
 }
 
 describe('cli: parsing and exit codes', () => {
@@ -137,18 +125,6 @@ describe('cli: parsing and exit codes', () => {
     assert.match(oneLine(r.err), /--report .*: folder .* does not exist/);
   });
 
-  it('TORCHGRAPH_PIPELINE_MODULE pointing nowhere is a clear exit 2', async () => {
-    const saved = process.env.TORCHGRAPH_PIPELINE_MODULE;
-    process.env.TORCHGRAPH_PIPELINE_MODULE = path.join(tmp, 'absent-pipeline.ts');
-    try {
-      const r = await run(['validate', 'mha_demo']);
-      assert.equal(r.code, EXIT_USAGE);
-      assert.match(oneLine(r.err), /pipeline module .*absent-pipeline\.ts \(TORCHGRAPH_PIPELINE_MODULE\) not found/);
-    } finally {
-      if (saved === undefined) delete process.env.TORCHGRAPH_PIPELINE_MODULE;
-      else process.env.TORCHGRAPH_PIPELINE_MODULE = saved;
-    }
-  });
 
   describe('error formatting', () => {
     it('maps errors to exit codes', () => {
@@ -196,7 +172,7 @@ describe('cli: parsing and exit codes', () => {
     });
 
     it('the file starts with a node shebang (it is the package bin)', () => {
-      assert.match(fs.readFileSync(path.join(ROOT, 'lib', 'cli', 'main.ts'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
+      assert.match(fs.readFileSync(CLI_MAIN, 'utf8'), /^#!\/usr\/bin\/env node\n/);
     });
   });
 });

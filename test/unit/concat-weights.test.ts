@@ -1,9 +1,9 @@
 // Planning the concatenation of separate projection weights, and what happens when libtorch
 // cannot do it (the groups stay unfused, saying why; preparation goes on).
 import { strict as assert } from 'assert';
-import { ClassType, Graph, TensorType, type Node, type Value } from '../../lib/ir';
-import { concatenateWeights, planConcatenations } from '../../lib/passes/concat-weights';
-import type { NativeModule } from '../../lib/binding';
+import { ClassType, Graph, TensorType, type Node, type Value } from '../../lib/core/ir';
+import { concatenateWeights, planConcatenations } from '../../lib/fusion/concat-weights';
+import type { NativeModule } from '../../lib/torchscript/binding';
 
 /** self.q / self.k weights read by prim::GetAttr, or (inputDependent) weights computed from x. */
 function projections(inputDependent = false): { g: Graph; linears: Node[] } {

@@ -4,7 +4,7 @@ import {
   TensorPlaceholder, TensorType, TupleType, isSubtypeOf, isTensorPlaceholder, tensorDtype, tensorRank, tensorShape,
   typeEquals, typeToString, unshapedType,
   type GraphData, type TensorHandleLike, type TypeData, type Value,
-} from '../../lib/ir';
+} from '../../lib/core/ir';
 
 // ---- fixtures: graphs written as the native exporter would hand them over ----------------------
 

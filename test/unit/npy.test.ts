@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { encodeNpy, parseNpy, readNpy, writeNpy, NpyArray, NpyError } from '../../lib/npy';
+import { encodeNpy, parseNpy, readNpy, writeNpy, NpyArray, NpyError } from '../../lib/torchscript/npy';
 
 // Files written by numpy 2.4 (np.save), base64: the reader must accept numpy's own output,
 // including big-endian and Fortran-order arrays, and the writer must reproduce it byte for byte.

@@ -1,6 +1,6 @@
 // viewStrides against what torch 2.13 itself answers for Tensor.view (cases printed by PyTorch).
 import { strict as assert } from 'assert';
-import { contiguousStrides, viewStrides } from '../../lib/passes/strides';
+import { contiguousStrides, viewStrides } from '../../lib/core/strides';
 
 describe('strides: which views a strided tensor can take', () => {
   // [shape, strides, new shape, torch's strides of the view, or null where torch refuses]

@@ -1,8 +1,8 @@
 // The graph as it ran (passes/taken-branches.ts): what estimates of scripted models follow.
 import { strict as assert } from 'assert';
-import { BoolType, Graph, IntType, TensorType, type Node } from '../../lib/ir';
-import { setValueInfo } from '../../lib/passes/value-info';
-import { inlineTakenBranches } from '../../lib/passes/taken-branches';
+import { BoolType, Graph, IntType, TensorType, type Node } from '../../lib/core/ir';
+import { setValueInfo } from '../../lib/core/value-info';
+import { inlineTakenBranches } from '../../lib/transforms/taken-branches';
 
 const info = { kind: 'Tensor' as const, shape: [4], strides: [1], dtype: 'float32' as const, bytes: 16, storageBytes: 16 };
 

@@ -1,0 +1,108 @@
+// `--input SPEC`: a shape with an optional dtype (1x3x224x224, 2x7x64:float64, 3x9:bool,
+// 4x16:int64), filled from a seeded generator, or a path to a .npy file.
+import * as fs from 'fs';
+import * as path from 'path';
+import { TorchGraphError } from '../../core/errors';
+import { NpyError, numel, readNpy } from '../../torchscript/npy';
+
+export const SPEC_DTYPES = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'] as const;
+export type SpecDtype = (typeof SPEC_DTYPES)[number];
+
+const DTYPE_ALIASES: Record<string, SpecDtype> = {
+  float: 'float32', f32: 'float32', double: 'float64', f64: 'float64', long: 'int64', i64: 'int64',
+  int: 'int32', i32: 'int32', u8: 'uint8',
+};
+
+/** Most elements one generated input may have (4 GiB of float32). */
+export const MAX_SPEC_ELEMENTS = 2 ** 30;
+
+export type InputSpec =
+  | { kind: 'random'; text: string; shape: number[]; dtype: SpecDtype }
+  | { kind: 'npy'; text: string; path: string };
+
+/** A bad --input (exit code 2). */
+export class InputSpecError extends TorchGraphError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARG', message);
+    this.name = 'InputSpecError';
+  }
+}
+
+const EXAMPLE = 'expected a shape like 1x3x224x224, optionally with a dtype (2x7x64:float64), or a path to a .npy file';
+
+function looksLikePath(s: string): boolean {
+  return /\.npy$/i.test(s) || s.includes('/') || s.includes(path.sep) || s.startsWith('.') || s.startsWith('~');
+}
+
+/** Parse one SPEC; throws InputSpecError with what is wrong and where. Reads no file. */
+export function parseInputSpec(text: string): InputSpec {
+  const bad = (why: string) => new InputSpecError(`bad input spec ${JSON.stringify(text)}: ${why}`);
+  const s = text.trim();
+  if (s === '') throw bad(`empty; ${EXAMPLE}`);
+  if (looksLikePath(s)) {
+    if (!/\.npy$/i.test(s)) throw bad('a path must name a .npy file (NumPy array); other formats are not read');
+    return { kind: 'npy', text, path: s };
+  }
+  const colon = s.indexOf(':');
+  const dimsText = colon < 0 ? s : s.slice(0, colon);
+  let dtype: SpecDtype = 'float32';
+  if (colon >= 0) {
+    const d = s.slice(colon + 1).trim().toLowerCase();
+    if (d === '') throw bad(`missing dtype after ':' (one of ${SPEC_DTYPES.join(', ')})`);
+    if (d.includes(':')) throw bad("more than one ':'");
+    const resolved = (SPEC_DTYPES as readonly string[]).includes(d) ? (d as SpecDtype) : DTYPE_ALIASES[d];
+    if (!resolved) throw bad(`unknown dtype ${JSON.stringify(d)} (one of ${SPEC_DTYPES.join(', ')})`);
+    dtype = resolved;
+  }
+  if (/^[\d\s]*[,*][\d\s,*]*$/.test(dimsText)) throw bad("separate dimensions with 'x', e.g. 1x3x224x224");
+  if (!/^[0-9xX\s.+-]+$/.test(dimsText) || !/\d/.test(dimsText)) throw bad(EXAMPLE);
+  const parts = dimsText.split(/[xX]/);
+  const shape = parts.map((p, i) => {
+    const t = p.trim();
+    if (t === '') throw bad(`dimension ${i + 1} is empty`);
+    if (!/^\d+$/.test(t)) throw bad(`dimension ${i + 1} is ${JSON.stringify(t)}: dimensions must be positive integers`);
+    const n = Number(t);
+    if (n === 0) throw bad(`dimension ${i + 1} is 0: dimensions must be positive integers`);
+    if (!Number.isSafeInteger(n)) throw bad(`dimension ${i + 1} is too large`);
+    return n;
+  });
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count > MAX_SPEC_ELEMENTS) throw bad(`${count.toLocaleString('en-US')} elements is more than the ${MAX_SPEC_ELEMENTS.toLocaleString('en-US')} allowed`);
+  return { kind: 'random', text, shape, dtype };
+}
+
+/** What an input resolved to, without the data. */
+export interface InputInfo {
+  shape: number[];
+  dtype: SpecDtype;
+  /** "random normal (seed 3)", "file x.npy" */
+  source: string;
+}
+
+/** The data of a spec, as plain arrays (no native code): a .npy file's content, or undefined for
+ * a random spec (made later by randomTensor with its seed). Throws InputSpecError for missing or
+ * unreadable files. */
+export function readSpecFile(spec: Extract<InputSpec, { kind: 'npy' }>): ReturnType<typeof readNpy> {
+  const p = spec.path.startsWith('~') ? path.join(process.env.HOME ?? '', spec.path.slice(1)) : spec.path;
+  if (!fs.existsSync(p)) throw new InputSpecError(`input file not found: ${spec.path}`);
+  if (fs.statSync(p).isDirectory()) throw new InputSpecError(`input ${spec.path} is a folder, not a .npy file`);
+  try {
+    const arr = readNpy(p);
+    if (numel(arr.shape) === 0) throw new InputSpecError(`input ${spec.path} is empty (shape (${arr.shape.join(', ')}))`);
+    return arr;
+  } catch (e) {
+    if (e instanceof NpyError) throw new InputSpecError(`cannot read input ${e.message}`);
+    throw e;
+  }
+}
+
+/** The seed input `index` is filled from: distinct per input, reproducible per run. */
+export function inputSeed(seed: number, index: number): number {
+  return (seed + index) >>> 0;
+}
+
+export function describeSpec(spec: InputSpec, seed: number, index: number): string {
+  if (spec.kind === 'npy') return `file ${spec.path}`;
+  const how = spec.dtype === 'bool' ? 'random bools' : spec.dtype.startsWith('float') ? 'random normal' : 'random integers 0..9';
+  return `${how} (seed ${inputSeed(seed, index)})`;
+}

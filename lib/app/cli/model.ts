@@ -1,0 +1,96 @@
+// MODEL arguments (a built-in name or a TorchScript file) and the inputs a run uses.
+import * as fs from 'fs';
+import * as path from 'path';
+import { MODEL_NAMES, type ModelFixture, type ModelName, type VariantName } from '../models';
+import type { ReportInput } from '../../report/types';
+import type { Tensor } from '../../torchscript/tensor';
+import { CliError, EXIT_INTERNAL, UsageError } from './errors';
+import { describeSpec, inputSeed, parseInputSpec, readSpecFile, type InputSpec } from './input-spec';
+
+/** Built-in models the CLI offers (fixtures exported by scripts/export_models.py). */
+export const BUILTIN_MODELS: readonly ModelName[] = MODEL_NAMES;
+
+export type ModelRef = { kind: 'builtin'; name: ModelName; display: string } | { kind: 'file'; path: string; display: string };
+
+/** A built-in name (unless a file of that name exists here) or an existing file. */
+export function resolveModelArg(arg: string): ModelRef {
+  if (arg.trim() === '') throw new UsageError('empty MODEL: give a TorchScript file or a built-in name (' + BUILTIN_MODELS.join(', ') + ')');
+  if ((BUILTIN_MODELS as readonly string[]).includes(arg) && !fs.existsSync(arg)) {
+    return { kind: 'builtin', name: arg as ModelName, display: arg };
+  }
+  if (!fs.existsSync(arg)) {
+    throw new UsageError(`model file not found: ${arg} (built-in models: ${BUILTIN_MODELS.join(', ')})`);
+  }
+  if (fs.statSync(arg).isDirectory()) throw new UsageError(`model ${arg} is a folder, not a TorchScript file`);
+  return { kind: 'file', path: path.resolve(arg), display: arg };
+}
+
+/** Export (once; cached after) or find a built-in model's fixture. */
+export async function builtinFixture(name: ModelName, opts: { verbose?: boolean; stderr: (s: string) => void }): Promise<ModelFixture> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ensureModel } = require('../models') as typeof import('../models');
+  let announced = false;
+  try {
+    return await ensureModel(name, {
+      log: (line) => {
+        if (!announced) {
+          opts.stderr(`torchgraph: exporting built-in model ${name} with Python torch (first use; cached afterwards)...\n`);
+          announced = true;
+        }
+        if (opts.verbose) opts.stderr(`  ${line}\n`);
+      },
+    });
+  } catch (e) {
+    throw new CliError(`cannot prepare built-in model ${name}: ${(e as Error).message.replace(/^torchgraph:\s*/, '')}`, EXIT_INTERNAL, { cause: e });
+  }
+}
+
+/** The TorchScript file a built-in model runs from: the variant its manifest names as runVariant
+ * (a scripted model whose forward keeps optional arguments, which a trace would drop), else the
+ * traced variant. */
+export function builtinFile(fx: ModelFixture): string {
+  const variant = (typeof fx.raw.runVariant === 'string' ? fx.raw.runVariant : 'traced') as VariantName;
+  const p = fx.variants[variant];
+  if (!p) throw new CliError(`built-in model ${fx.name} has no ${variant} variant: ${fx.errors[variant] ?? 'no error recorded'}`, EXIT_INTERNAL);
+  return p;
+}
+
+export interface PreparedInputs {
+  tensors: Tensor[];
+  info: ReportInput[];
+}
+
+/** Parse every --input first, so a bad one is reported before anything slow happens. */
+export function parseSpecs(texts: readonly string[]): InputSpec[] {
+  return texts.map(parseInputSpec);
+}
+
+/** Make the tensors: random specs from the seed (input i from seed + i), .npy files as read. */
+export function makeInputs(specs: readonly InputSpec[], seed: number, names: readonly string[] = []): PreparedInputs {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Tensor } = require('../../torchscript/tensor') as typeof import('../../torchscript/tensor');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { randomTensor } = require('../../torchscript/random') as typeof import('../../torchscript/random');
+  const tensors: Tensor[] = [];
+  const info: ReportInput[] = [];
+  specs.forEach((s, i) => {
+    const name = names[i] ?? `input${i}`;
+    if (s.kind === 'random') {
+      tensors.push(randomTensor(s.shape, s.dtype, inputSeed(seed, i)));
+      info.push({ name, shape: s.shape, dtype: s.dtype, source: describeSpec(s, seed, i) });
+    } else {
+      const a = readSpecFile(s);
+      tensors.push(Tensor.from(a.data, a.shape, a.dtype));
+      info.push({ name, shape: a.shape, dtype: a.dtype, source: describeSpec(s, seed, i) });
+    }
+  });
+  return { tensors, info };
+}
+
+/** A built-in model's own example inputs (the .npy files its export wrote). */
+export function exampleInputs(fx: ModelFixture): PreparedInputs {
+  const specs: InputSpec[] = fx.inputs.map((t) => ({ kind: 'npy', text: t.file, path: t.file }));
+  const prepared = makeInputs(specs, 0, fx.inputs.map((t) => t.name));
+  prepared.info.forEach((i) => { i.source = `example input of ${fx.name}`; });
+  return prepared;
+}

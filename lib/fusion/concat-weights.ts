@@ -1,0 +1,120 @@
+// Packed weights for parallel projections whose weights are separate tensors (separate
+// q/k/v nn.Linear, MultiheadAttention with kdim/vdim, gate/up projections): the weights (and
+// biases) of each group are concatenated once, by running a graph of the module's own
+// attributes through libtorch, and the result is held by the fused graph as a constant. The
+// lowering (lower-fused.ts) then runs one GEMM over it. The bytes held are reported: they are
+// extra weight memory, outside any run's peak.
+import { Graph, type Node, type Value } from '../core/ir';
+import { copyNodeBefore } from '../transforms/inline-modules';
+import type { NativeModule, NativeTensor } from '../torchscript/binding';
+import { native, nativeSync } from '../core/errors';
+import { isPackedRowSlices, linearHasBias as hasBias, type PackedWeights } from './lower-fused';
+import { tensorInfo } from '../core/value-info';
+
+export interface ConcatRequest {
+  id: string;
+  linears: Node[];
+}
+
+export interface ConcatPlan {
+  requests: ConcatRequest[];
+  /** Groups that need a concatenation but cannot have one, with the reason. */
+  refused: Map<string, string>;
+}
+
+/**
+ * The nodes computing `vals` from the module alone (attribute reads and pure ops on them, such
+ * as the chunked in_proj_bias), in graph order; undefined when any depends on an input.
+ */
+function moduleCone(vals: Value[], self: Value | undefined): Node[] | undefined {
+  const seen = new Set<Node>();
+  const visit = (v: Value): boolean => {
+    if (v === self) return true;
+    const n = v.node;
+    if (!n || n.owningBlock !== n.graph.block || n.blocks.length || n.hasSideEffects()) return false;
+    if (seen.has(n)) return true;
+    seen.add(n);
+    return n.inputs.every(visit);
+  };
+  if (!self || !vals.every(visit)) return undefined;
+  return self.owningBlock!.nodes().filter((n) => seen.has(n));
+}
+
+/** Which parallel-projection groups need their weights concatenated, and whether they can. */
+export function planConcatenations(graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[]): ConcatPlan {
+  const self = graph.inputs[0]?.type.kind === 'Class' ? graph.inputs[0] : undefined;
+  const plan: ConcatPlan = { requests: [], refused: new Map() };
+  for (const g of groups) {
+    if (g.kind !== 'parallel_projection') continue;
+    const linears = g.nodes.filter((n) => n.kind === 'aten::linear');
+    if (linears.length < 2 || linears.some((l) => l.inputs[0] !== linears[0].inputs[0])) continue;
+    if (isPackedRowSlices(linears)) continue;
+    if (!moduleCone(linears.flatMap((l) => [l.inputs[1], l.inputs[2]]), self)) {
+      plan.refused.set(g.id, 'the weights depend on the inputs, so they cannot be concatenated once ahead of the runs');
+      continue;
+    }
+    plan.requests.push({ id: g.id, linears });
+  }
+  return plan;
+}
+
+/**
+ * Concatenate each request's weights (and biases) along the output rows, once: a small graph
+ * of the attribute reads and the concatenations runs on the module.
+ */
+export async function concatenateWeights(module: NativeModule, graph: Graph, requests: ConcatRequest[]): Promise<Map<string, PackedWeights | string>> {
+  const out = new Map<string, PackedWeights | string>();
+  const usable = requests.filter((r) => {
+    const biases = r.linears.map(hasBias);
+    if (biases.some((b) => b !== biases[0])) { out.set(r.id, 'some projections have a bias and some do not'); return false; }
+    return true;
+  });
+  if (usable.length === 0) return out;
+
+  // A graph of its own: `self`, the nodes reading the weights, and their concatenations.
+  const self = graph.inputs[0];
+  const g = new Graph();
+  const map = new Map<Value, Value>([[self, g.addInput(self.type, self.name)]]);
+  for (const n of moduleCone(usable.flatMap((r) => r.linears.flatMap((l) => [l.inputs[1], l.inputs[2]])), self)!) copyNodeBefore(n, g.block.returnNode, map, []);
+  const results: Value[] = [];
+  for (const r of usable) {
+    const cat = (vals: Value[]) => {
+      const list = g.createNode('prim::ListConstruct', vals.map((v) => map.get(v)!), [{ kind: 'List', elem: { kind: 'Tensor' } }]).output;
+      return g.createNode('aten::cat', [list, g.insertConstant(0n)], [{ kind: 'Tensor' }]).output;
+    };
+    results.push(cat(r.linears.map((l) => l.inputs[1])));
+    if (hasBias(r.linears[0])) results.push(cat(r.linears.map((l) => l.inputs[2])));
+  }
+  g.setOutputs([g.createNode('prim::TupleConstruct', results, [{ kind: 'Tuple', elems: results.map(() => ({ kind: 'Tensor' })) }]).output]);
+
+  // A failure here costs the groups their fusion, not the whole preparation: they stay unfused
+  // and say why.
+  let tensors: NativeTensor[];
+  try {
+    const built = nativeSync(() => module.buildGraph(g.toData()));
+    try {
+      tensors = (await native(() => built.run([]))).output as unknown as NativeTensor[];
+    } finally {
+      built.dispose();
+    }
+  } catch (e) {
+    const why = `the weights could not be concatenated: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+    for (const r of usable) out.set(r.id, why);
+    return out;
+  }
+  let k = 0;
+  for (const r of usable) {
+    const weight = tensors[k++];
+    const bias = hasBias(r.linears[0]) ? tensors[k++] : null;
+    const rows = r.linears.map((l) => nodeRows(l));
+    if (rows.some((n) => n === undefined)) { out.set(r.id, 'weight shapes unknown'); continue; }
+    out.set(r.id, { weight, bias, rows: rows as number[], bytes: weight.nbytes + (bias?.nbytes ?? 0) });
+  }
+  return out;
+}
+
+/** Output rows of a linear: its weight's first dimension, from the shape pass's value info. */
+function nodeRows(l: Node): number | undefined {
+  const n = tensorInfo(l.inputs[1])?.shape[0];
+  return typeof n === 'number' ? n : undefined;
+}

@@ -1,0 +1,140 @@
+// One benchmark case measured: prepare the three graphs, run them interleaved (warm-up,
+// repetitions), and report medians, spread, measured peaks, max abs diffs and the project's
+// targets as ratios within the same process. Which cases, and printing, are lib/app/bench.ts.
+import { Module } from '../torchscript/module';
+import { readNpy } from '../torchscript/npy';
+import type { TypedArray } from '../torchscript/binding';
+import { prepareGraphs, type Partitioner } from './prepare';
+import { randomTensor } from '../torchscript/random';
+import { runtimeInfo } from '../torchscript/runtime-info';
+import type { InputSpec } from '../torchscript/propagate-shapes';
+import { Tensor } from '../torchscript/tensor';
+import { compareGraphs, median, type Comparison } from './compare';
+
+export interface BenchCase {
+  name: string;
+  /** The model as named (a built-in name or a path). */
+  model: string;
+  /** The TorchScript file to load. */
+  file: string;
+  inputs: InputSpec[];
+  /** Per input, a .npy file to run on instead of a seeded random tensor (token ids must stay in the vocabulary). */
+  files?: (string | undefined)[];
+  warmup?: number;
+  repetitions?: number;
+}
+
+export interface BenchCaseResult {
+  name: string;
+  model: string;
+  inputs: InputSpec[];
+  comparison: Comparison;
+  attentions: { found: number; decomposed: number };
+  loweredCores: number;
+  /** Attention cores the fused lowering saw (lowered or not). */
+  cores: number;
+  /** JS wall time of a forward call minus the time measured around it inside C++, over the latter. */
+  addonOverhead: { wallMs: number; nativeMs: number; ratio: number };
+  prepareMs: Record<string, number>;
+}
+
+export interface BenchTarget { name: string; value: number; limit: number; passed: boolean; detail: string }
+
+export interface BenchReport {
+  environment: ReturnType<typeof runtimeInfo> & { device: string; node: string; cpus: number };
+  cases: BenchCaseResult[];
+  targets: BenchTarget[];
+  passed: boolean;
+}
+
+export async function runCase(c: BenchCase, opts: { device?: string; seed?: number; partition?: Partitioner; onRun?: () => void } = {}): Promise<BenchCaseResult> {
+  const module = await Module.load(c.file, { device: opts.device ?? 'cpu' });
+  const inputs: Tensor[] = c.inputs.map((s, i) => {
+    const f = c.files?.[i];
+    if (f === undefined) return randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i);
+    const a = readNpy(f);
+    return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
+  });
+  try {
+    const prepared = await prepareGraphs(module, c.inputs, { partition: opts.partition });
+    const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
+      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(),
+    });
+    // Addon overhead: the same forward timed from JS and inside C++.
+    const wall: number[] = [];
+    const inner: number[] = [];
+    for (let i = 0; i < Math.max(5, c.repetitions ?? 5); i++) {
+      const t0 = performance.now();
+      const r = await module.run('forward', inputs.map((t) => (module.device === t.device ? t : t.to(module.device))));
+      wall.push(performance.now() - t0);
+      inner.push(r.ms);
+    }
+    const wallMs = median(wall);
+    const nativeMs = median(inner);
+    return {
+      name: c.name, model: c.model, inputs: c.inputs, comparison,
+      attentions: { found: prepared.decomposition.report.found, decomposed: prepared.decomposition.report.decomposed.length },
+      loweredCores: prepared.lowering.attentionCores.filter((o) => o.lowered).length,
+      cores: prepared.lowering.attentionCores.length,
+      addonOverhead: { wallMs, nativeMs, ratio: (wallMs - nativeMs) / nativeMs },
+      prepareMs: prepared.timings,
+    };
+  } finally {
+    inputs.forEach((t) => t.dispose());
+    module.dispose();
+  }
+}
+
+export function evaluateTargets(cases: BenchCaseResult[]): BenchTarget[] {
+  const targets: BenchTarget[] = [];
+  const byName = new Map(cases.map((c) => [c.name, c]));
+  const ratio = (name: string, limit: number, value: number, detail: string) =>
+    targets.push({ name, value, limit, passed: value <= limit, detail });
+  const vit = byName.get('vit_b_16 batch 1');
+  if (vit) {
+    const r = vit.comparison.runs;
+    ratio('ViT-B/16 b1: fused time / original', 1.0, r.fused.medianMs / r.original.medianMs, `${r.fused.medianMs.toFixed(1)} ms vs ${r.original.medianMs.toFixed(1)} ms`);
+    ratio('ViT-B/16 b1: unfused time / original', 1.15, r.unfused.medianMs / r.original.medianMs, `${r.unfused.medianMs.toFixed(1)} ms vs ${r.original.medianMs.toFixed(1)} ms`);
+    ratio('ViT-B/16 b1: fused peak / original peak', 1.0, r.fused.peakBytes / r.original.peakBytes, `${r.fused.peakBytes} B vs ${r.original.peakBytes} B`);
+  }
+  // The (L, S) score matrix is what fusion removes; in a whole MHA block the projections'
+  // outputs (q, k, v, output: 4 x L x E floats) stay, so the block is reported next to the core.
+  for (const name of ['attention core L=2048', 'attention L=2048']) {
+    const attn = byName.get(name);
+    if (!attn) continue;
+    const r = attn.comparison.runs;
+    ratio(`${name}: fused peak / unfused peak`, 0.05, r.fused.peakBytes / r.unfused.peakBytes, `${MiB(r.fused.peakBytes)} MiB vs ${MiB(r.unfused.peakBytes)} MiB`);
+  }
+  const demo = byName.get('mha_demo');
+  if (demo) {
+    ratio('mha_demo: addon overhead over the libtorch forward', 0.05, demo.addonOverhead.ratio,
+      `${demo.addonOverhead.wallMs.toFixed(2)} ms from JS vs ${demo.addonOverhead.nativeMs.toFixed(2)} ms inside C++`);
+  }
+  return targets;
+}
+
+const MiB = (b: number) => (b / 2 ** 20).toFixed(2);
+
+export function formatBenchTable(report: BenchReport): string {
+  const rows: string[][] = [['case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB', 'diff unfused', 'diff fused', 'cores -> SDPA']];
+  for (const c of report.cases) {
+    const r = c.comparison.runs;
+    rows.push([
+      c.name,
+      `${r.original.medianMs.toFixed(1)} [${r.original.minMs.toFixed(1)}-${r.original.maxMs.toFixed(1)}]`,
+      (r.unfused.medianMs / r.original.medianMs).toFixed(3),
+      (r.fused.medianMs / r.original.medianMs).toFixed(3),
+      MiB(r.original.peakBytes), MiB(r.unfused.peakBytes), MiB(r.fused.peakBytes),
+      r.unfused.maxAbsDiff === null ? 'n/a' : r.unfused.maxAbsDiff.toExponential(1),
+      r.fused.maxAbsDiff === null ? 'n/a' : r.fused.maxAbsDiff.toExponential(1),
+      `${c.loweredCores}/${c.cores}`,
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
+  const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
+  out.push('targets (medians, same process):');
+  for (const t of report.targets) out.push(`  ${t.passed ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(3)} (limit ${t.limit}) ${t.detail}`);
+  out.push(`device ${report.environment.device}, torch ${report.environment.torchVersion}, ${report.environment.cpus} CPUs, node ${report.environment.node}`);
+  return out.join('\n');
+}

@@ -1,0 +1,133 @@
+// Run the original module, the unfused (decomposed) graph and the fused graph on the same
+// inputs, interleaved, and compare: median time and spread, measured peak memory, max abs
+// diff of every output against the original.
+import type { Graph } from '../core/ir';
+import type { Module } from '../torchscript/module';
+import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/binding';
+import { native, nativeSync } from '../core/errors';
+import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
+
+export type RunName = 'original' | 'unfused' | 'fused';
+
+export interface RunStats {
+  name: RunName;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  samples: number[];
+  /** Measured peak of live tensor storage above the level before the run (median over runs). */
+  peakBytes: number;
+  /** max abs diff of the outputs against the original (0 for the original itself; null when not comparable). */
+  maxAbsDiff: number | null;
+}
+
+export interface Comparison {
+  device: string;
+  runs: Record<RunName, RunStats>;
+  /** Change of process RSS over all the runs: includes allocator caching, not a peak. */
+  rssDeltaBytes: number;
+}
+
+export interface CompareOptions {
+  warmup?: number;
+  repetitions?: number;
+  /** Called after each timed run (for progress displays). */
+  onRun?: (name: RunName, rep: number, ms: number) => void;
+}
+
+interface Runner { name: RunName; run(inputs: NativeValue[]): Promise<NativeRunResult>; dispose(): void }
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Max abs diff over every output tensor; null when shapes or counts differ or a NaN appears. */
+export function maxAbsDiff(a: Tensor[], b: Tensor[]): number | null {
+  if (a.length !== b.length) return null;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i].shape.join('x') !== b[i].shape.join('x')) return null;
+    const x = a[i].data();
+    const y = b[i].data();
+    if (x instanceof BigInt64Array || y instanceof BigInt64Array) {
+      for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return Infinity;
+      continue;
+    }
+    for (let j = 0; j < x.length; j++) {
+      const d = Math.abs((x as Float32Array)[j] - (y as Float32Array)[j]);
+      if (Number.isNaN(d)) return null;
+      if (d > worst) worst = d;
+    }
+  }
+  return worst;
+}
+
+export async function compareGraphs(module: Module, graphs: { unfused: Graph; fused: Graph }, inputs: Tensor[], options: CompareOptions = {}): Promise<Comparison> {
+  const warmup = options.warmup ?? 2;
+  const reps = options.repetitions ?? 5;
+  const h = module._native;
+  const device = module.device;
+  const moved = inputs.map((t) => (t.device === device ? t : t.to(device)));
+  // Arguments not given take their defaults, the same for the original and the rebuilt graphs.
+  const args = module._resolveInputs(moved.map(nativeOf));
+  const built: NativeGraph[] = [];
+  const runners: Runner[] = [
+    { name: 'original', run: (xs) => h.run('forward', xs, { measureMemory: true }), dispose: () => {} },
+  ];
+  for (const name of ['unfused', 'fused'] as const) {
+    const g = nativeSync(() => h.buildGraph(graphs[name].toData()));
+    built.push(g);
+    runners.push({ name, run: (xs) => g.run(xs, { measureMemory: true }), dispose: () => g.dispose() });
+  }
+  const rss0 = process.memoryUsage().rss;
+  try {
+    const outputs = new Map<RunName, Tensor[]>();
+    for (const r of runners) {
+      for (let i = 0; i < warmup; i++) {
+        const res = await native(() => r.run(args));
+        const outs = flattenTensors(fromNativeValue(res.output));
+        if (i === warmup - 1 || warmup === 1) outputs.set(r.name, outs);
+        else outs.forEach((t) => t.dispose());
+      }
+      if (warmup === 0) outputs.set(r.name, flattenTensors(fromNativeValue((await native(() => r.run(args))).output)));
+    }
+    const times = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
+    const peaks = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
+    for (let rep = 0; rep < reps; rep++) {
+      // Rotate the order each repetition so no graph always runs first (caches, turbo).
+      for (let k = 0; k < runners.length; k++) {
+        const r = runners[(rep + k) % runners.length];
+        const res = await native(() => r.run(args));
+        flattenTensors(fromNativeValue(res.output)).forEach((t) => t.dispose());
+        times.get(r.name)!.push(res.ms);
+        peaks.get(r.name)!.push(res.peakBytes);
+        options.onRun?.(r.name, rep, res.ms);
+      }
+    }
+    const original = outputs.get('original')!;
+    const stats = (name: RunName): RunStats => {
+      const ts = times.get(name)!;
+      return {
+        name,
+        medianMs: median(ts),
+        minMs: Math.min(...ts),
+        maxMs: Math.max(...ts),
+        samples: ts,
+        peakBytes: median(peaks.get(name)!),
+        maxAbsDiff: name === 'original' ? 0 : maxAbsDiff(outputs.get(name)!, original),
+      };
+    };
+    const result: Comparison = {
+      device,
+      runs: { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') },
+      rssDeltaBytes: process.memoryUsage().rss - rss0,
+    };
+    for (const outs of outputs.values()) outs.forEach((t) => t.dispose());
+    return result;
+  } finally {
+    runners.forEach((r) => r.dispose());
+    moved.forEach((t, i) => { if (t !== inputs[i]) t.dispose(); });
+  }
+}

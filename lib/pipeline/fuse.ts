@@ -1,0 +1,77 @@
+// The fused graph: a copy of the decomposed graph with each fusion group lowered to a fused
+// op where libtorch has one. Groups come from the partitioner (lib/analysis); each kind has a
+// lowering, and what is not lowered is reported with the reason.
+import type { Graph, Node } from '../core/ir';
+import { partitionGraph, type Partition } from '../analysis';
+import type { CoreReading } from '../fusion/attention-core';
+import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringOutcome, type PackedWeights } from '../fusion/lower-fused';
+import { tensorInfo } from '../core/value-info';
+
+export interface FusionGroupLike {
+  /** Group kind: 'attention_core', 'parallel_projection', 'linear_act', 'elementwise', ... */
+  kind: string;
+  id: string;
+  nodes: Node[];
+  /** Attention cores: the partitioner's reading of what the core computes. */
+  core?: CoreReading;
+}
+
+export interface FusedLoweringReport {
+  attentionCores: LoweringOutcome[];
+  projections: LoweringOutcome[];
+  linearActivations: LoweringOutcome[];
+  /** Group kinds with no fused kernel here, and why they stay as they are. */
+  notLowered: { kind: string; groups: number; reason: string }[];
+  /** Bytes of concatenated projection weights the fused graph holds (extra weight memory). */
+  heldWeightBytes: number;
+}
+
+// Why elementwise chains stay unfused, per device. Checked in torch 2.13.0+cpu:
+// torch._C._llvm_enabled() and torch._C._jit_can_fuse_on_cpu() are both False, so NNC has no
+// CPU code generator there (only its IR interpreter, slower than the eager ops).
+function notLoweredReason(kind: string, device: string): string {
+  if (kind !== 'elementwise') return 'no fused libtorch op for this pattern';
+  return device.startsWith('cuda')
+    ? 'TorchScript\'s CUDA fuser (NNC) is not used yet; graphs run as built so unfused and fused timings compare like for like'
+    : 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)';
+}
+
+/**
+ * Lower the groups, in place on `graph` (pass a clone to keep the unfused graph). Groups must
+ * have been computed on this graph (their nodes belong to it). `packed` holds concatenated
+ * weights for projection groups whose weights are separate tensors (passes/concat-weights.ts),
+ * or why there are none, by group id.
+ */
+export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map()): FusedLoweringReport {
+  const report: FusedLoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
+  const others = new Map<string, number>();
+  for (const g of groups) {
+    if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));
+    else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id, packed.get(g.id)));
+    else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
+    else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
+  }
+  for (const [kind, count] of others) {
+    report.notLowered.push({ kind, groups: count, reason: notLoweredReason(kind, device) });
+  }
+  report.heldWeightBytes = report.projections.reduce((sum, p) => sum + (p.heldBytes ?? 0), 0);
+  graph.eliminateDeadCode();
+  graph.verify();
+  return report;
+}
+
+/** Partitioner groups (lib/analysis) in the shape the lowering takes. */
+export function loweringGroups(p: Partition): FusionGroupLike[] {
+  return p.groups.map((g) => ({
+    kind: g.kind === 'attention' ? 'attention_core'
+      : g.kind === 'qkv_projection' || g.kind === 'kv_projection' || g.kind === 'parallel_linear' ? 'parallel_projection' : g.kind,
+    id: g.label ?? `group ${g.id}`,
+    nodes: g.nodes,
+    ...(g.core ? { core: g.core } : {}),
+  }));
+}
+
+/** The partitioner's groups of a graph, for lowering that same graph. */
+export function partitionForLowering(graph: Graph): FusionGroupLike[] {
+  return loweringGroups(partitionGraph(graph, { writeMeta: false }));
+}

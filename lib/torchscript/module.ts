@@ -1,0 +1,116 @@
+import { binding, ModuleTreeData, NativeModule, NativeValue, TensorInfoData } from './binding';
+import { native, nativeSync, TorchGraphError } from '../core/errors';
+import { argumentsFromSchema, resolveArguments, type ArgumentInfo } from './arguments';
+import { fromNativeValue, Value, toNativeValue } from './tensor';
+
+export interface LoadOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: string;
+}
+
+export interface RunResult {
+  output: Value;
+  /** Measured peak of live tensor storage above the level before the run (bytes); -1 if not measured. */
+  peakBytes: number;
+  ms: number;
+}
+
+export interface ParameterInfo extends TensorInfoData {
+  /** Dotted name from the root, as in state_dict(). */
+  qualifiedName: string;
+  kind: 'parameter' | 'buffer';
+}
+
+/** A TorchScript module loaded by libtorch. dispose() frees its tensors. */
+export class Module {
+  readonly #handle: NativeModule;
+  readonly #signatures = new Map<string, ArgumentInfo[]>();
+  readonly path: string;
+
+  private constructor(handle: NativeModule, path: string) {
+    this.#handle = handle;
+    this.path = path;
+  }
+
+  /** Load a TorchScript file (traced or scripted). Rejects with code ERR_LOAD on bad files. */
+  static async load(path: string, options: LoadOptions = {}): Promise<Module> {
+    if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'load(path): path must be a non-empty string');
+    const handle = await native(() => binding().load(path, options.device ?? 'cpu'));
+    return new Module(handle, path);
+  }
+
+  get device(): string { return nativeSync(() => this.#handle.device); }
+  get disposed(): boolean { return this.#handle.disposed; }
+
+  /** The submodule tree: class types, direct parameters and buffers, plain attributes. */
+  tree(): ModuleTreeData { return nativeSync(() => this.#handle.info()); }
+
+  get methods(): string[] { return this.tree().methods; }
+
+  /** Every parameter and buffer with its state_dict name. */
+  parameters(): ParameterInfo[] {
+    const out: ParameterInfo[] = [];
+    const walk = (m: ModuleTreeData) => {
+      const prefix = m.path ? m.path + '.' : '';
+      for (const p of m.parameters) out.push({ ...p, qualifiedName: prefix + p.name, kind: 'parameter' });
+      for (const b of m.buffers) out.push({ ...b, qualifiedName: prefix + b.name, kind: 'buffer' });
+      m.children.forEach(walk);
+    };
+    walk(this.tree());
+    return out;
+  }
+
+  /** Bytes held by parameters and buffers. */
+  get parameterBytes(): number { return nativeSync(() => this.#handle.paramBytes); }
+
+  /**
+   * The arguments of a method (self left out), from its TorchScript schema: name, type and
+   * default. A scripted nn.TransformerEncoder says
+   * [{name: 'src', type: 'Tensor', hasDefault: false}, {name: 'mask', type: 'Optional[Tensor]',
+   * hasDefault: true, default: null}, ...]; ints are BigInt. Traced modules have no defaults.
+   */
+  signature(method = 'forward'): ArgumentInfo[] {
+    return this._signature(method).map((a) => ({ ...a }));
+  }
+
+  /** @internal The cached signature (not to be modified). */
+  _signature(method = 'forward'): readonly ArgumentInfo[] {
+    let s = this.#signatures.get(method);
+    if (!s) {
+      s = argumentsFromSchema(nativeSync(() => this.#handle.signature(method)));
+      this.#signatures.set(method, s);
+    }
+    return s;
+  }
+
+  /**
+   * Every argument's value for a run of `method`: the inputs given, then the defaults of the
+   * arguments after them (see lib/arguments.ts). Throws ERR_INVALID_ARG naming an argument
+   * that has no default and is not given.
+   */
+  _resolveInputs(inputs: readonly NativeValue[], method = 'forward'): NativeValue[] {
+    return resolveArguments(this._signature(method), inputs, method);
+  }
+
+  /** Run `forward` under inference mode, off the JS thread. */
+  async forward(...inputs: Value[]): Promise<Value> {
+    return (await this.run('forward', inputs)).output;
+  }
+
+  /** Run any method, optionally measuring peak memory. */
+  async run(method: string, inputs: Value[], options: { measureMemory?: boolean } = {}): Promise<RunResult> {
+    const nativeInputs = this._resolveInputs(inputs.map(toNativeValue), method);
+    const r = await native(() => this.#handle.run(method, nativeInputs, options));
+    return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };
+  }
+
+  dispose(): void { this.#handle.dispose(); }
+
+  /** @internal The native handle, for lib/ (graph export and build); not part of the public API. */
+  get _native(): NativeModule { return this.#handle; }
+}
+
+/** Shorthand for Module.load. */
+export function load(path: string, options?: LoadOptions): Promise<Module> {
+  return Module.load(path, options);
+}

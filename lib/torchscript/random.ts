@@ -1,0 +1,40 @@
+// Seeded random data for inputs: reproducible across runs and machines.
+import { Tensor } from './tensor';
+import type { DType } from '../core/ir/serialized';
+import type { TypedArray } from './binding';
+import { TorchGraphError } from '../core/errors';
+
+/** mulberry32: a small, well-distributed 32-bit generator; enough for test inputs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Normal floats, small uniform integers (0..9), or random bools, from `seed`. */
+export function randomTensor(shape: readonly number[], dtype: DType = 'float32', seed = 0): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const next = rng(seed);
+  const normal = () => {
+    // Box-Muller; 1 - u keeps log() finite.
+    const u = 1 - next();
+    const v = next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  };
+  let data: TypedArray;
+  switch (dtype) {
+    case 'float32': data = Float32Array.from({ length: n }, normal); break;
+    case 'float64': data = Float64Array.from({ length: n }, normal); break;
+    case 'int64': data = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(next() * 10))); break;
+    case 'int32': data = Int32Array.from({ length: n }, () => Math.floor(next() * 10)); break;
+    case 'uint8': data = Uint8Array.from({ length: n }, () => Math.floor(next() * 10)); break;
+    case 'bool': data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0)); break;
+    default: throw new TorchGraphError('ERR_INVALID_ARG', `cannot make random data of dtype ${dtype}`);
+  }
+  return Tensor.from(data, shape, dtype);
+}

@@ -1,0 +1,37 @@
+// The decomposition pipeline over a model view: shapes, traced attention bodies inlined,
+// shapes again, then every attention expanded into explicit ops. In place on `graph`.
+import type { Graph } from '../core/ir';
+import type { Module } from '../torchscript/module';
+import { ATTENTION_OPS, decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './decompose-attention';
+import { foldModuleConstants } from './fold-module-constants';
+import { inlineFunctionCalls } from './inline-functions';
+import { propagateShapes, type InputSpec, type ShapeReport } from '../torchscript/propagate-shapes';
+import { shapeUntakenBranches, type UntakenShapesReport } from './untaken-branch-shapes';
+import { functionGraphs, methodGraphs } from './module-views';
+
+export interface DecompositionResult {
+  report: DecomposeReport;
+  shapes: ShapeReport;
+  /** Attention ops of the four kinds still in the graph (skipped ones). */
+  remaining: number;
+  /** Shapes given to attention in branches the shape run did not take. */
+  untaken: UntakenShapesReport;
+}
+
+export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
+  const tree = module.tree();
+  let shapes = await propagateShapes(graph, module, inputs);
+  const { inlined, explicitBodies } = inlineAttentionModuleCalls(graph, tree, methodGraphs(module));
+  if (inlined > 0) {
+    // Inlined scripted bodies compute masks and flags in helper functions and branch on
+    // module attributes: inline the helpers and fold what those decide.
+    inlineFunctionCalls(graph, functionGraphs(module));
+    foldModuleConstants(graph, tree);
+    shapes = await propagateShapes(graph, module, inputs);
+  }
+  // Attention in branches that did not run (a scripted model's other path) needs shapes too.
+  const untaken = await shapeUntakenBranches(graph, module, inputs, (n) => ATTENTION_OPS.has(n.kind));
+  const report = decomposeAttention(graph, { tree, explicitBodies });
+  graph.verify();
+  return { report, shapes, remaining: remainingAttentionOps(graph).length, untaken };
+}

@@ -1,0 +1,75 @@
+// Inline calls to user-defined modules (and torch.nn containers), keeping calls to torch.nn
+// leaf modules as single nodes: the "standard" view, like torch.fx's default tracer.
+// In place on `graph`.
+import { Graph, type Block, type Node, type Value, type GraphData, type ScopeFrame } from '../core/ir';
+import { isLeafModuleClass, moduleCallOf, modulePaths } from './module-calls';
+
+/** Returns the method graph of the submodule at a dotted path. */
+export type FetchMethodGraph = (path: string, method: string) => GraphData;
+
+export interface InlineReport {
+  inlinedCalls: number;
+  leafCalls: { path: string; cls: string }[];
+}
+
+/**
+ * Copy `src` (a node of a callee graph exported for the module at `calleePath`) before
+ * `before`, mapping values through `map`. The callee's scope paths are relative to its own
+ * module; they are made absolute.
+ */
+export function copyNodeBefore(src: Node, before: Node, map: Map<Value, Value>, scopePrefix: ScopeFrame[], calleePath = ''): Node {
+  const g = before.graph;
+  const rebased = (src.scope ?? []).map((f) => ({ ...f, path: calleePath && f.path ? `${calleePath}.${f.path}` : f.path || calleePath }));
+  const n = g.create(src.kind, src.inputs.map((v) => mapValue(v, map)), [], src.attrs, {
+    schema: src.schema, source: src.source, scope: [...scopePrefix, ...rebased],
+  });
+  for (const o of src.outputs) map.set(o, n.addOutput(o.type, o.name));
+  n.insertBefore(before);
+  for (const b of src.blocks) copyBlockInto(b, n.addBlock(), map, scopePrefix, calleePath);
+  return n;
+}
+
+function copyBlockInto(src: Block, dst: Block, map: Map<Value, Value>, scopePrefix: ScopeFrame[], calleePath: string): void {
+  for (const i of src.inputs) map.set(i, dst.addInput(i.type, i.name));
+  for (const n of src.nodes()) copyNodeBefore(n, dst.returnNode, map, scopePrefix, calleePath);
+  dst.setOutputs(src.outputs.map((v) => mapValue(v, map)));
+}
+
+function mapValue(v: Value, map: Map<Value, Value>): Value {
+  const m = map.get(v);
+  if (!m) throw new Error(`inline: value %${v.debugName} has no mapping`);
+  return m;
+}
+
+/**
+ * Inline every module call whose class `shouldInline` accepts (default: all but torch.nn
+ * leaf modules), repeatedly, since inlined bodies bring calls of their own.
+ */
+export function inlineModuleCalls(graph: Graph, fetch: FetchMethodGraph,
+  shouldInline: (cls: string) => boolean = (cls) => !isLeafModuleClass(cls)): InlineReport {
+  let inlinedCalls = 0;
+  for (;;) {
+    const paths = modulePaths(graph);
+    const call = graph.allNodes().map((n) => moduleCallOf(n, paths)).find((c) => c && shouldInline(c.cls));
+    if (!call) break;
+    const callee = Graph.fromData(fetch(call.path, call.method));
+    const map = new Map<Value, Value>();
+    callee.inputs.forEach((v, i) => map.set(v, call.node.inputs[i]));
+    const frame: ScopeFrame = { path: call.path, cls: call.cls, method: call.method };
+    const prefix = [...(call.node.scope ?? []), frame];
+    for (const n of callee.nodes()) copyNodeBefore(n, call.node, map, prefix, call.path);
+    call.node.outputs.forEach((o, i) => o.replaceAllUsesWith(mapValue(callee.outputs[i], map)));
+    call.node.destroy();
+    inlinedCalls++;
+  }
+  const paths = modulePaths(graph);
+  const leafCalls: { path: string; cls: string }[] = [];
+  for (const n of graph.allNodes()) {
+    const call = moduleCallOf(n, paths);
+    if (!call) continue;
+    n.meta.callModule = { path: call.path, cls: call.cls };
+    leafCalls.push({ path: call.path, cls: call.cls });
+  }
+  graph.eliminateDeadCode();
+  return { inlinedCalls, leafCalls };
+}
