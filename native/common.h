@@ -96,6 +96,7 @@ void InitGraph(Napi::Env env, Napi::Object exports, AddonData* data);
 Napi::Object ExportGraph(Napi::Env env, const torch::jit::Graph& g);
 std::shared_ptr<torch::jit::Graph> BuildGraph(Napi::Env env, Napi::Object data,
                                                const torch::jit::Module& module);
-Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs, bool meta);
+Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs,
+                        bool nodeByNode, bool metaParameters);
 
 }  // namespace tg

@@ -678,154 +678,68 @@ std::vector<c10::IValue> RunNodesOnMeta(const jit::Graph& g, std::vector<c10::IV
   return results;
 }
 
-// Tensors computed inside blocks are invisible from the top level. Make each prim::If also
-// return them (the branch not taken returns prim::Uninitialized in that slot), and each
-// prim::Loop carry them out (an extra loop-carried slot that starts uninitialized, so the
-// loop's output is the last iteration's tensor), under the id of the inner value, innermost
-// blocks first so that nested ones surface level by level.
-// Tensors and Optional[Tensor]s (masks merged at run time): what a shape run reports.
-bool IsTensorOrOptional(const c10::TypePtr& t) {
-  return t->kind() == c10::TypeKind::TensorType ||
-         (t->kind() == c10::TypeKind::OptionalType && t->containedTypes()[0]->kind() == c10::TypeKind::TensorType);
-}
-
-void ExposeBlockTensors(jit::Graph& g, std::unordered_map<const Value*, int64_t>& idOf) {
-  auto innerTensors = [&](jit::Block* blk) {
-    std::vector<Value*> inner;
-    for (auto* m : blk->nodes())
-      for (auto* o : m->outputs())
-        if (IsTensorOrOptional(o->type()) && idOf.count(o)) inner.push_back(o);
-    return inner;
-  };
-  std::function<void(jit::Block*)> visit = [&](jit::Block* b) {
-    for (auto* n : b->nodes()) {
-      for (auto* sub : n->blocks()) visit(sub);
-      if (n->kind() == c10::prim::If) {
-        for (size_t bi = 0; bi < 2; ++bi) {
-          for (auto* v : innerTensors(n->blocks()[bi])) {
-            Value* out = n->addOutput()->setType(v->type());
-            n->blocks()[bi]->registerOutput(v);
-            jit::Block* other = n->blocks()[1 - bi];
-            jit::Node* un = g.create(c10::prim::Uninitialized);
-            un->output()->setType(v->type());
-            other->appendNode(un);
-            other->registerOutput(un->output());
-            idOf[out] = idOf[v];
-          }
-        }
-      } else if (n->kind() == c10::prim::Loop) {
-        jit::Block* body = n->blocks()[0];
-        for (auto* v : innerTensors(body)) {
-          jit::Node* un = g.create(c10::prim::Uninitialized);
-          un->output()->setType(v->type());
-          un->insertBefore(n);
-          n->addInput(un->output());
-          body->addInput()->setType(v->type());
-          body->registerOutput(v);
-          Value* out = n->addOutput()->setType(v->type());
-          idOf[out] = idOf[v];
-        }
-      }
-    }
-  };
-  visit(g.block());
-}
-
 }  // namespace
 
-// inferValues(module, graphData, inputs, {meta}) -> Promise<{values: [id, description][], fallbacks, mode}>
-// Computes every top-level value of the graph. With meta: straight-line graphs run node by
-// node on meta tensors (nothing computed; ops without meta kernels run on zeros and are
-// listed), graphs with blocks or calls run whole on meta through the interpreter. Without
-// meta: the interpreter on the real inputs and the module's real tensors.
-Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs, bool meta) {
+// inferValues(module, graphData, inputs, {nodeByNode, metaParameters}) -> Promise<{values: description[], fallbacks}>
+// Runs a graph made for a shape run (lib/torchscript/shape-run.ts: it returns one tuple of the
+// values to describe) and describes each element. nodeByNode: node by node, where an op without
+// a meta kernel runs on zeros (RunNodesOnMeta); otherwise the whole graph through the
+// interpreter. metaParameters: tensors read from `self` are meta tensors of the same shape.
+Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs,
+                        bool nodeByNode, bool metaParameters) {
   Builder b = MakeBuilder(env, data, module);
   auto g = b.g;
+  if (g->outputs().size() != 1 || g->outputs()[0]->type()->kind() != c10::TypeKind::TupleType)
+    throw Error("ERR_INVALID_ARG", "a shape-run graph returns one tuple");
   bool takesSelf = !g->inputs().empty() && g->inputs()[0]->type()->kind() == c10::TypeKind::ClassType;
-  bool straight = true;
-  for (auto* n : g->nodes())
-    if (!n->blocks().empty() || n->kind() == c10::prim::CallFunction) straight = false;
-  std::unordered_map<const Value*, int64_t> idOf;
-  for (const auto& kv : b.values) idOf[kv.second] = kv.first;
-  std::vector<Value*> reported;
-  std::vector<int64_t> ids;
-  auto report = [&](Value* o) {
-    auto k = o->type()->kind();
-    auto it = idOf.find(o);
-    if (it == idOf.end()) return;
-    if (IsTensorOrOptional(o->type()) || k == c10::TypeKind::IntType || k == c10::TypeKind::FloatType ||
-        k == c10::TypeKind::BoolType || (k == c10::TypeKind::ListType && o->type()->containedTypes()[0]->kind() == c10::TypeKind::IntType)) {
-      reported.push_back(o);
-      ids.push_back(it->second);
-    }
-  };
-  if (!straight) ExposeBlockTensors(*g, idOf);
-  for (auto* n : g->nodes())
-    for (auto* o : n->outputs()) report(o);
   auto stack = std::make_shared<std::vector<c10::IValue>>();
   if (takesSelf) stack->push_back(module._ivalue());
   for (uint32_t i = 0; i < inputs.Length(); ++i) stack->push_back(FromJs(env, inputs.Get(i)));
   if (stack->size() != g->inputs().size()) throw Error("ERR_INVALID_ARG", "wrong number of inputs for shape inference");
-  auto result = std::make_shared<InferResult>();
-  std::string mode = meta ? (straight ? "meta-nodes" : "meta") : "real";
-  if (!(meta && straight)) {
-    if (meta && takesSelf) {
-      // Parameter reads become meta constants so that nothing real is touched.
-      std::unordered_map<const Value*, c10::IValue> objs;
-      objs[g->inputs()[0]] = module._ivalue();
-      for (auto* n : g->nodes()) {
-        if (n->kind() != c10::prim::GetAttr) continue;
-        auto it = objs.find(n->input(0));
-        if (it == objs.end() || !it->second.isObject()) continue;
-        c10::IValue val = it->second.toObject()->getAttr(n->s(c10::attr::name));
-        if (val.isTensor()) {
-          jit::WithInsertPoint guard(n);
-          Value* c = g->insertConstant(MetaLike(val));
-          c->setType(c10::TensorType::get());
-          n->output()->replaceAllUsesWith(c);
-          for (auto& r : reported) if (r == n->output()) r = c;
-        } else {
-          objs[n->output()] = val;
-        }
+  if (metaParameters && takesSelf && !nodeByNode) {
+    // Parameter reads become meta constants so that nothing real is touched.
+    std::unordered_map<const Value*, c10::IValue> objs;
+    objs[g->inputs()[0]] = module._ivalue();
+    for (auto* n : g->nodes()) {
+      if (n->kind() != c10::prim::GetAttr) continue;
+      auto it = objs.find(n->input(0));
+      if (it == objs.end() || !it->second.isObject()) continue;
+      c10::IValue val = it->second.toObject()->getAttr(n->s(c10::attr::name));
+      if (val.isTensor()) {
+        jit::WithInsertPoint guard(n);
+        Value* c = g->insertConstant(MetaLike(val));
+        c->setType(c10::TensorType::get());
+        n->output()->replaceAllUsesWith(c);
+      } else {
+        objs[n->output()] = val;
       }
     }
-    while (!g->outputs().empty()) g->eraseOutput(0);
-    jit::WithInsertPoint guard(g->return_node());
-    auto* tup = g->insertNode(g->createTuple(reported));
-    g->registerOutput(tup->output());
   }
-  auto idsPtr = std::make_shared<std::vector<int64_t>>(std::move(ids));
-  auto reportedPtr = std::make_shared<std::vector<Value*>>(std::move(reported));
-  bool nodeByNode = meta && straight;
+  auto result = std::make_shared<InferResult>();
   jit::Module mod = module;
   return PromiseWorker::Run(
       env,
-      [g, stack, result, nodeByNode, reportedPtr, mod] {
+      [g, stack, result, nodeByNode, mod] {
         c10::InferenceMode guard;
+        c10::IValue out;
         if (nodeByNode) {
-          std::unordered_map<const Value*, c10::IValue> env;
-          RunNodesOnMeta(*g, *stack, env, *result);
-          for (auto* v : *reportedPtr) result->values.push_back(env.at(v));
+          std::unordered_map<const Value*, c10::IValue> values;
+          out = RunNodesOnMeta(*g, *stack, values, *result).at(0);
         } else {
           jit::GraphFunction fn("torchgraph_infer", g, nullptr);
           fn.run(*stack);
-          result->values = stack->back().toTupleRef().elements().vec();
+          out = stack->back();
         }
+        result->values = out.toTupleRef().elements().vec();
       },
-      [result, idsPtr, mode](Napi::Env env) -> Napi::Value {
+      [result](Napi::Env env) -> Napi::Value {
         auto o = Napi::Object::New(env);
         auto arr = Napi::Array::New(env, result->values.size());
-        for (size_t i = 0; i < result->values.size(); ++i) {
-          auto pair = Napi::Array::New(env, 2);
-          pair.Set(0u, Napi::Number::New(env, static_cast<double>((*idsPtr)[i])));
-          pair.Set(1u, DescribeValue(env, result->values[i]));
-          arr.Set(i, pair);
-        }
+        for (size_t i = 0; i < result->values.size(); ++i) arr.Set(i, DescribeValue(env, result->values[i]));
         o.Set("values", arr);
         auto fb = Napi::Object::New(env);
         for (const auto& kv : result->fallbacks) fb.Set(kv.first, kv.second);
         o.Set("fallbacks", fb);
-        o.Set("mode", mode);
         return o;
       });
 }

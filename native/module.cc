@@ -287,13 +287,16 @@ class Module : public Napi::ObjectWrap<Module> {
   // buildGraph(GraphData) -> Graph (a runnable graph bound to this module's tensors)
   Napi::Value Build(const Napi::CallbackInfo& info);
 
-  // inferValues(GraphData, inputs[], {meta}) -> Promise<[valueId, description][]>
+  // inferValues(GraphData, inputs[], {nodeByNode, metaParameters}) -> Promise<{values, fallbacks}>
   Napi::Value Infer(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
       auto l = loaded();
-      bool meta = info.Length() > 2 && info[2].IsObject() && info[2].As<Napi::Object>().Get("meta").ToBoolean();
-      return InferValues(env, l->module, info[0].As<Napi::Object>(), info[1].As<Napi::Array>(), meta);
+      auto flag = [&](const char* name) {
+        return info.Length() > 2 && info[2].IsObject() && info[2].As<Napi::Object>().Get(name).ToBoolean().Value();
+      };
+      return InferValues(env, l->module, info[0].As<Napi::Object>(), info[1].As<Napi::Array>(), flag("nodeByNode"),
+                         flag("metaParameters"));
     });
   }
 

@@ -1,5 +1,6 @@
 // What shape propagation knows about a value, stored on the producing node's meta
-// (torch.fx's habit: analyses write into node.meta). Graph inputs keep theirs on the graph.
+// (torch.fx's habit: analyses write into node.meta); block and graph inputs keep theirs in
+// their block's meta, so Graph.clone() carries both.
 import type { DType } from './ir/serialized';
 import type { Graph, Value } from './ir';
 
@@ -14,23 +15,29 @@ export type ValueInfo =
 
 export type TensorInfo = Extract<ValueInfo, { kind: 'Tensor' }>;
 
-const INPUT_INFO = new WeakMap<Value, ValueInfo>();
+type InfoList = (ValueInfo | undefined)[];
+/** Block inputs' info by value id (ids survive clone() and the erasing of other inputs). */
+type InfoById = Record<number, ValueInfo>;
 
-/** Record info for a value (node outputs go to node.meta.outputInfo[i]). */
+/** Record info for a value. */
 export function setValueInfo(v: Value, info: ValueInfo): void {
+  // New containers each time: Graph.clone copies meta shallowly, and a clone's shape run must
+  // not write into the graph it was cloned from.
   const n = v.node;
-  if (!n) { INPUT_INFO.set(v, info); return; }
-  // A new list each time: Graph.clone copies meta shallowly, and a clone's shape run must not
-  // write into the graph it was cloned from.
-  const list = [...((n.meta.outputInfo as (ValueInfo | undefined)[] | undefined) ?? [])];
-  list[n.outputs.indexOf(v)] = info;
-  n.meta.outputInfo = list;
+  if (n) {
+    const list = [...((n.meta.outputInfo as InfoList | undefined) ?? [])];
+    list[n.outputs.indexOf(v)] = info;
+    n.meta.outputInfo = list;
+    return;
+  }
+  const b = v.owningBlock;
+  if (b) b.meta.inputInfo = { ...(b.meta.inputInfo as InfoById | undefined), [v.id]: info };
 }
 
 export function valueInfo(v: Value): ValueInfo | undefined {
   const n = v.node;
-  if (!n) return INPUT_INFO.get(v);
-  return (n.meta.outputInfo as (ValueInfo | undefined)[] | undefined)?.[n.outputs.indexOf(v)];
+  if (n) return (n.meta.outputInfo as InfoList | undefined)?.[n.outputs.indexOf(v)];
+  return (v.owningBlock?.meta.inputInfo as InfoById | undefined)?.[v.id];
 }
 
 export function tensorInfo(v: Value): TensorInfo | undefined {
@@ -41,4 +48,5 @@ export function tensorInfo(v: Value): TensorInfo | undefined {
 /** Drop all recorded info (after a rewrite invalidates it). */
 export function clearValueInfo(g: Graph): void {
   for (const n of g.allNodes()) delete n.meta.outputInfo;
+  for (const b of g.allBlocks()) delete b.meta.inputInfo;
 }

@@ -83,36 +83,46 @@ export function estimatePeak(graph: Graph, device: string, mode: 'unfused' | 'fu
  * the fused graph peaks above the unfused one (tiny sequences, where its output and per-thread
  * workspace outweigh the scores it saves), that core is kept explicit, with the figures.
  */
+/** The peak estimates the lowering was judged by: what validate checks against measurements. */
+export interface PeakEstimates { unfused: MemoryEstimate; fused: MemoryEstimate }
+
 export async function fuseDecomposed(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions = {}):
-Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
+Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport; estimates: PeakEstimates }> {
   const kept = new Map<string, string>();
-  let unfusedPeak: number | undefined;
+  const unfused = estimatePeak(decomposed, module.device, 'unfused');
   for (;;) {
-    const fused = decomposed.clone();
-    // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
-    canonicalize(fused);
-    const found = (options.partition ?? partitionForLowering)(fused);
-    const groups = found.map((g) => {
-      const why = kept.get(g.id);
-      return why && g.kind === 'attention_core' ? { ...g, core: { ok: false as const, reason: why } } : g;
-    });
-    const plan = planConcatenations(fused, groups);
-    const packed = new Map<string, PackedWeights | string>(plan.refused);
-    if (options.concatenateProjections ?? module.device !== 'cpu') {
-      for (const [id, p] of await concatenateWeights(module._native, fused, plan.requests)) packed.set(id, p);
-    } else {
-      for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
-    }
-    const lowering = lowerFusionGroups(fused, groups, module.device, packed);
-    await propagateShapes(fused, module, inputs);
-    if (!lowering.attentionCores.some((c) => c.lowered)) return { fused, groups, lowering };
-    unfusedPeak ??= estimatePeak(decomposed, module.device, 'unfused').peakBytes;
+    const { fused, groups, lowering } = await lowerOnCopy(module, decomposed, inputs, options, kept);
     const est = estimatePeak(fused, module.device, 'fused');
+    const result = { fused, groups, lowering, estimates: { unfused, fused: est } };
+    if (!lowering.attentionCores.some((c) => c.lowered)) return result;
     const atPeak = est.timeline[est.peakStep]?.nodes.map((n) => n.meta.fused as { kind: string; id: string } | undefined)
       .find((t) => t?.kind === 'attention_core' && !kept.has(t.id));
-    if (est.peakBytes <= unfusedPeak || !atPeak) return { fused, groups, lowering };
-    kept.set(atPeak.id, `at these shapes SDPA (its output and per-thread workspace) is where the fused graph would peak, at ${est.peakBytes} B against the explicit core's ${unfusedPeak} B: the core stays explicit`);
+    if (est.peakBytes <= unfused.peakBytes || !atPeak) return result;
+    kept.set(atPeak.id, `at these shapes SDPA (its output and per-thread workspace) is where the fused graph would peak, at ${est.peakBytes} B against the explicit core's ${unfused.peakBytes} B: the core stays explicit`);
   }
+}
+
+/** One lowering: a copy of `decomposed`, canonicalised, partitioned, lowered (cores in `kept` stay explicit), shapes propagated. */
+async function lowerOnCopy(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions, kept: ReadonlyMap<string, string>):
+Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
+  const fused = decomposed.clone();
+  // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
+  canonicalize(fused);
+  const found = (options.partition ?? partitionForLowering)(fused);
+  const groups = found.map((g) => {
+    const why = kept.get(g.id);
+    return why && g.kind === 'attention_core' ? { ...g, core: { ok: false as const, reason: why } } : g;
+  });
+  const plan = planConcatenations(fused, groups);
+  const packed = new Map<string, PackedWeights | string>(plan.refused);
+  if (options.concatenateProjections ?? module.device !== 'cpu') {
+    for (const [id, p] of await concatenateWeights(module._native, fused, plan.requests)) packed.set(id, p);
+  } else {
+    for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
+  }
+  const lowering = lowerFusionGroups(fused, groups, module.device, packed);
+  await propagateShapes(fused, module, inputs);
+  return { fused, groups, lowering };
 }
 
 export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], options: FuseOptions = {}): Promise<PreparedGraphs> {

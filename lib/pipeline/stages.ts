@@ -56,7 +56,7 @@ export interface RunStage {
   fused: RunMeasure & { maxAbsDiff: number | null };
   /** Max abs diff per attention id, when the runtime compared attentions one by one. */
   attentionDiffs?: Record<string, number | null>;
-  /** More checks the runtime made (e.g. estimate vs measurement). */
+  /** More checks the runtime made. */
   checks?: ReportCheck[];
 }
 
@@ -108,6 +108,8 @@ export interface ValidationOptions {
 /** float32 outputs of a rewritten graph agree with the original to about 1e-5 on the test
  * models; 1e-4 leaves room for larger models and other BLAS orders. */
 export const DEFAULT_TOLERANCE = 1e-4;
+/** How far a peak estimate may be from the measured peak, relative to the measurement. */
+export const ESTIMATE_LIMIT = 0.1;
 
 export function diffCheck(name: string, what: string, diff: number | null, tolerance: number): ReportCheck {
   if (diff === null || Number.isNaN(diff)) return { name, passed: false, detail: `${what}: outputs could not be compared (shape, dtype or NaN)` };
@@ -120,6 +122,19 @@ export function attentionCheck(a: AttentionSummary): ReportCheck {
   const passed = a.decomposed === a.found;
   const skipped = a.skipped.length ? `; skipped: ${a.skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : '';
   return { name: 'attention-decomposed', passed, detail: `${a.decomposed} of ${a.found} attentions decomposed${skipped}` };
+}
+
+/** The liveness estimates against the measured peaks; none when a run was not measured. */
+export function estimateCheck(estimated: PartitionStage['estimatedPeakBytes'], run: RunStage, limit = ESTIMATE_LIMIT): ReportCheck[] {
+  if (!(run.unfused.peakBytes > 0 && run.fused.peakBytes > 0)) return [];
+  const rel = (est: number, meas: number) => Math.abs(est - meas) / meas;
+  const eu = rel(estimated.unfused, run.unfused.peakBytes);
+  const ef = rel(estimated.fused, run.fused.peakBytes);
+  return [{
+    name: 'estimate-vs-measured',
+    passed: Math.max(eu, ef) <= limit,
+    detail: `estimated peaks within ${(eu * 100).toFixed(1)}% (unfused) and ${(ef * 100).toFixed(1)}% (fused) of measured (limit ${limit * 100}%)`,
+  }];
 }
 
 /** NaN (not comparable) becomes null, as in the JSON contract. */
@@ -169,6 +184,7 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
       diffCheck('unfused-matches', 'unfused (decomposed) vs original', run.unfused.maxAbsDiff, tolerance),
       diffCheck('fused-matches', 'fused vs original', run.fused.maxAbsDiff, tolerance),
       attentionCheck(dec.attention),
+      ...estimateCheck(part.estimatedPeakBytes, run),
       ...(run.checks ?? []),
     ];
 

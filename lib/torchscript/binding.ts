@@ -68,11 +68,10 @@ export interface ModuleTreeData {
 }
 
 export interface NativeInferResult {
-  /** [value id, description] for every top-level value (see passes/value-info.ts). */
-  values: [number, unknown][];
+  /** A description (core/value-info.ts) per element of the tuple the shape-run graph returns. */
+  values: unknown[];
   /** Ops that had no meta kernel and ran on zero-filled real tensors, with counts. */
   fallbacks: Record<string, number>;
-  mode: 'meta-nodes' | 'meta' | 'real';
 }
 
 export interface NativeGraph {
@@ -95,7 +94,8 @@ export interface NativeModule {
   /** The arguments of a method's schema, self first, with their defaults. */
   signature(method: string): NativeArgument[];
   /** Run a copy of the graph that returns every top-level value's description (see passes/value-info.ts). */
-  inferValues(graph: GraphData, inputs: NativeValue[], options: { meta: boolean }): Promise<NativeInferResult>;
+  /** Runs a graph made by torchscript/shape-run.ts (it returns one tuple) and describes its elements. */
+  inferValues(graph: GraphData, inputs: NativeValue[], options: { nodeByNode: boolean; metaParameters: boolean }): Promise<NativeInferResult>;
   dispose(): void;
 }
 

@@ -11,6 +11,7 @@ import { fromNative, TorchGraphError } from '../core/errors';
 import type { DType } from '../core/ir/serialized';
 import { setValueInfo, type ValueInfo } from '../core/value-info';
 import { defaultToNative, missingArguments, type ArgumentInfo, type DefaultValue } from './arguments';
+import { planShapeRun } from './shape-run';
 
 export interface InputSpec { shape: number[]; dtype: DType }
 
@@ -63,7 +64,6 @@ function defaultInfo(arg: ArgumentInfo): ValueInfo | undefined {
  * defaults (None, bools, numbers: lib/arguments.ts), as they do in the graph runs. */
 export async function propagateShapes(g: Graph, module: Module, inputs: readonly InputSpec[], seed = 0): Promise<ShapeReport> {
   const t0 = performance.now();
-  const data = g.toData();
   const userInputs = g.inputs.filter((v) => v.type.kind !== 'Class');
   // Inputs not given take the defaults of forward's arguments (None stays None).
   const defaulted = defaultedInputs(module, userInputs.length, inputs.length);
@@ -80,9 +80,13 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
   });
   const defaults = defaulted.map(defaultToNative);
   const run = async (meta: boolean) => {
+    const plan = planShapeRun(g, { onMeta: meta });
     const tensors = inputs.map((s, i) => (meta ? Tensor.empty(s.shape, s.dtype, 'meta') : randomTensor(s.shape, s.dtype, seed + i)));
     try {
-      return await module._native.inferValues(data, [...tensors.map(nativeOf), ...defaults], { meta });
+      const r = await module._native.inferValues(plan.graph.toData(), [...tensors.map(nativeOf), ...defaults],
+        { nodeByNode: plan.executor === 'nodes', metaParameters: plan.metaParameters });
+      const mode: ShapeReport['mode'] = !meta ? 'real' : plan.executor === 'nodes' ? 'meta-nodes' : 'meta';
+      return { ...r, ids: plan.reportedIds, mode };
     } finally {
       tensors.forEach((t) => t.dispose());
     }
@@ -100,9 +104,9 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
     }
   }
   const byId = new Map(g.allValues().map((v) => [v.id, v]));
-  for (const [id, info] of result.values) {
-    const v = byId.get(id);
+  result.values.forEach((info, i) => {
+    const v = byId.get(result.ids[i]);
     if (v) setValueInfo(v, info as ValueInfo);
-  }
+  });
   return { mode: result.mode, fallbackReason, opsWithoutMeta: result.fallbacks, values: result.values.length, ms: performance.now() - t0 };
 }

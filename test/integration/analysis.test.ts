@@ -8,8 +8,11 @@ import { runtimeInfo } from '../../lib/torchscript/runtime-info';
 import { randomTensor } from '../../lib/torchscript/random';
 import { propagateShapes, type InputSpec } from '../../lib/torchscript/propagate-shapes';
 import { exportView } from '../../lib/transforms/module-views';
+import { decomposeModelGraph } from '../../lib/transforms/decompose-model';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { compareGraphs } from '../../lib/pipeline/compare';
 import {
-  analyzeGraph, cpuFlashAttentionWorkspace, partitionGraph, sdpaFlops, withMeasuredPeaks, type GraphAnalysis,
+  analyzeGraph, cpuFlashAttentionWorkspace, sdpaFlops, withMeasuredPeaks, type GraphAnalysis,
 } from '../../lib/analysis';
 
 const specs = (fx: ModelFixture): InputSpec[] => fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype as InputSpec['dtype'] }));
@@ -29,17 +32,6 @@ async function inlined(fx: ModelFixture, variant: 'traced' | 'traced_grad'): Pro
   const { graph } = exportView(m, 'inlined');
   await propagateShapes(graph, m, specs(fx));
   return { m, graph };
-}
-
-/** The decomposition pipeline, when this checkout has it (another issue's work). */
-function decomposer(): ((m: Module, g: Graph, s: InputSpec[]) => Promise<unknown>) | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../../lib/transforms/decompose-model') as { decomposeModelGraph?: (m: Module, g: Graph, s: InputSpec[]) => Promise<unknown> };
-    return mod.decomposeModelGraph ?? null;
-  } catch {
-    return null;
-  }
 }
 
 // ViT-B/16 at 224x224, batch 1.
@@ -104,12 +96,10 @@ describe('analysis on real models (integration)', function () {
     let a: GraphAnalysis;
     let sdpaTotal: number;
     before(async function () {
-      const decompose = decomposer();
-      if (!decompose) { console.log('      skipped: lib/decompose is not in this checkout'); this.skip(); }
       const fx = await fixtureOrSkip(this, 'vit_b_16');
       const m = await Module.load(fx.variants.traced!);
       const { graph } = exportView(m, 'inlined');
-      await decompose!(m, graph, specs(fx));
+      await decomposeModelGraph(m, graph, specs(fx));
       await propagateShapes(graph, m, specs(fx));
       a = analyzeGraph(graph);
       const ref = await inlined(fx, 'traced_grad');
@@ -168,11 +158,10 @@ describe('analysis on real models (integration)', function () {
   describe('seq2seq (nn.Transformer: self, causal self and cross-attention)', () => {
     it('every core found; the cross-attention K/V are one GEMM (packed or fused), none left unexplained', async function () {
       const fx = await fixtureOrSkip(this, 'seq2seq');
-      const decompose = decomposer();
       for (const variant of ['traced', 'traced_grad'] as const) {
         const m = await Module.load(fx.variants[variant]!);
         const { graph } = exportView(m, 'inlined');
-        if (decompose) await decompose(m, graph, specs(fx));
+        await decomposeModelGraph(m, graph, specs(fx));
         await propagateShapes(graph, m, specs(fx));
         const a = analyzeGraph(graph);
         m.dispose();
@@ -185,29 +174,19 @@ describe('analysis on real models (integration)', function () {
     });
   });
 
-  describe('estimated vs measured peak (CPU, lib/runtime)', () => {
+  describe('estimated vs measured peak (CPU, lib/pipeline)', () => {
     // libtorch's intra-op threads: OMP_NUM_THREADS, else one per core (the CPU flash kernel's tiles are per thread).
-    const threads = runtimeInfo().threads;
+    let threads = 0;
+    before(() => { threads = runtimeInfo().threads; });
     let worst = 0;
     after(() => { if (worst) console.log(`      worst |estimate - measured| / measured: ${(worst * 100).toFixed(2)}% (${threads} threads assumed)`); });
 
     for (const name of ['vit_b_16', 'mha_demo'] as const) {
       it(`${name}: original, unfused and fused estimates within 10% of the measured peaks`, async function () {
-        let prepare: typeof import('../../lib/pipeline/prepare'), runtime: typeof import('../../lib/pipeline/compare'), pipeline: typeof import('../../lib/pipeline/pipeline');
-        try {
-          /* eslint-disable @typescript-eslint/no-require-imports */
-          prepare = require('../../lib/pipeline/prepare');
-          runtime = require('../../lib/pipeline/compare');
-          pipeline = require('../../lib/pipeline/pipeline');
-          /* eslint-enable @typescript-eslint/no-require-imports */
-        } catch (e) {
-          console.log(`      skipped: the runtime is not in this checkout (${(e as Error).message.split('\n')[0]})`);
-          return this.skip();
-        }
         const fx = await fixtureOrSkip(this, name);
         const m = await Module.load(fx.variants.traced!);
         try {
-          const prep = await prepare.prepareGraphs(m, specs(fx));
+          const prep = await prepareGraphs(m, specs(fx));
           // Fused: the groups the runtime lowers to one kernel; the others still run op by op.
           const lowered = ['attention', 'qkv_projection', 'kv_projection', 'linear_act'] as const;
           const a = analyzeGraph(prep.decomposed, { memory: { sdpaWorkspace: cpuFlashAttentionWorkspace(threads), fusedKinds: lowered } });
@@ -216,7 +195,7 @@ describe('analysis on real models (integration)', function () {
           await propagateShapes(orig, m, specs(fx));
           const origPeak = analyzeGraph(orig, { memory: { sdpaWorkspace: cpuFlashAttentionWorkspace(threads) } }).memory.unfused.peakBytes;
           const inputs = specs(fx).map((s, i) => randomTensor(s.shape, s.dtype, i));
-          const cmp = await runtime.compareGraphs(m, { unfused: prep.decomposed, fused: prep.fused }, inputs, { warmup: 1, repetitions: 1 });
+          const cmp = await compareGraphs(m, { unfused: prep.decomposed, fused: prep.fused }, inputs, { warmup: 1, repetitions: 1 });
           inputs.forEach((t) => t.dispose());
           if (cmp.runs.unfused.peakBytes <= 0) return this.skip();
           const c = withMeasuredPeaks(a, { unfused: cmp.runs.unfused.peakBytes, fused: cmp.runs.fused.peakBytes, source: cmp.device });

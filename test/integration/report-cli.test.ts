@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ensureModel, type ModelFixture } from '../../lib/app/models';
 import { validateReportJson } from '../../lib/report/json';
+import { runtimeInfo } from '../../lib/torchscript/runtime-info';
 
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
@@ -24,8 +25,7 @@ describe('cli: end to end on real models (integration)', function () {
   before(async function () {
     try {
       fx = await ensureModel('mha_demo');
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      (require('../../lib/torchscript/runtime-info') as typeof import('../../lib/torchscript/runtime-info')).runtimeInfo();
+      runtimeInfo();
     } catch (e) {
       console.log(`      skipped: ${(e as Error).message.split('\n')[0]}`);
       this.skip();
@@ -162,8 +162,7 @@ describe('cli: end to end on real models (integration)', function () {
     });
 
     it('--device cuda without a GPU is exit 2 with one line', function () {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const info = (require('../../lib/torchscript/runtime-info') as typeof import('../../lib/torchscript/runtime-info')).runtimeInfo();
+      const info = runtimeInfo();
       if (info.cudaAvailable) this.skip();
       const r = cli(['validate', 'mha_demo', '--device', 'cuda']);
       assert.equal(r.code, 2, r.err);

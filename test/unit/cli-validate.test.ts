@@ -87,7 +87,7 @@ describe('cli: runValidation with a stand-in pipeline', () => {
     assert.equal(r.passed, true);
     assert.equal(r.model, 'mha_demo');
     assert.equal(r.tolerance, DEFAULT_TOLERANCE);
-    assert.deepEqual(r.checks!.map((c) => [c.name, c.passed]), [['unfused-matches', true], ['fused-matches', true], ['attention-decomposed', true]]);
+    assert.deepEqual(r.checks!.map((c) => [c.name, c.passed]), [['unfused-matches', true], ['fused-matches', true], ['attention-decomposed', true], ['estimate-vs-measured', true]]);
     // Stats: computed from the graphs, overridden/extended by the stage.
     assert.equal(r.graphs.standard.nodes, 6);
     assert.equal(r.graphs.standard.ops['call_module:MultiheadAttention'], 1);
@@ -147,6 +147,17 @@ describe('cli: runValidation with a stand-in pipeline', () => {
     assert.equal(c.passed, false);
     assert.match(c.detail, /^1 of 2 attentions decomposed; skipped: encoder\.layers\.encoder_layer_1\.self_attention \(kdim != embed_dim with add_bias_kv\)$/);
     assert.deepEqual(r.attention.skipped, [{ node: 'encoder.layers.encoder_layer_1.self_attention', reason: 'kdim != embed_dim with add_bias_kv' }]);
+  });
+
+  it('an estimate more than 10% from its measurement fails estimate-vs-measured', async () => {
+    const f = fakePipeline();
+    const partition = f.pipeline.partition;
+    f.pipeline.partition = async (...a) => ({ ...(await partition(...a)), estimatedPeakBytes: { unfused: 5_000_000, fused: 2_700_000 } });
+    const r = await runValidation(f.pipeline, baseOpts());
+    const c = r.checks!.find((x) => x.name === 'estimate-vs-measured')!;
+    assert.equal(c.passed, false);
+    assert.match(c.detail, /within 2\.0% \(unfused\) and 11\.5% \(fused\) of measured \(limit 10%\)/);
+    assert.equal(r.passed, false);
   });
 
   it("the runtime's own checks count", async () => {

@@ -5,6 +5,7 @@ import {
   typeEquals, typeToString, unshapedType,
   type GraphData, type TensorHandleLike, type TypeData, type Value,
 } from '../../lib/core/ir';
+import { clearValueInfo, setValueInfo, valueInfo, type ValueInfo } from '../../lib/core/value-info';
 
 // ---- fixtures: graphs written as the native exporter would hand them over ----------------------
 
@@ -667,6 +668,22 @@ describe('ir/graph', () => {
       assert.equal(g.outputs.length, 2);
       assert.deepEqual(useList(g.inputs[0]), ['prim::Loop:2', 'aten::mul:1']);
       assert.deepStrictEqual(g.toData(), loopData());
+    });
+
+    it('carries what is known about graph and block inputs; a clone writes only its own', () => {
+      const g = Graph.fromData(loopData());
+      const x: ValueInfo = { kind: 'Tensor', shape: [2], strides: [1], dtype: 'float32', bytes: 8, storageBytes: 8 };
+      setValueInfo(g.inputs[0], x);
+      const loopParam = g.allBlocks()[1].inputs[0];
+      setValueInfo(loopParam, { kind: 'Int', value: 3 });
+      const c = g.clone();
+      assert.deepEqual(valueInfo(c.inputs[0]), x);
+      assert.deepEqual(valueInfo(c.allBlocks()[1].inputs[0]), { kind: 'Int', value: 3 });
+      setValueInfo(c.inputs[0], { kind: 'None' });
+      assert.deepEqual(valueInfo(g.inputs[0]), x);
+      clearValueInfo(c);
+      assert.equal(valueInfo(c.inputs[0]), undefined);
+      assert.deepEqual(valueInfo(g.allBlocks()[1].inputs[0]), { kind: 'Int', value: 3 });
     });
   });
 });

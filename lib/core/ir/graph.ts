@@ -101,6 +101,11 @@ export class Graph {
     return out;
   }
 
+  /** Every block: the top block, then each node's blocks in execution order. */
+  allBlocks(): Block[] {
+    return [this.block, ...this.allNodes().flatMap((n) => n.blocks)];
+  }
+
   /** Every value defined in the graph: block inputs and node outputs, in definition order. */
   allValues(): Value[] {
     const out: Value[] = [];
@@ -130,11 +135,13 @@ export class Graph {
     return removed;
   }
 
-  /** A deep copy with the same value ids; node meta is copied shallowly; tensor handles are shared. */
+  /** A deep copy with the same value ids; node and block meta are copied shallowly; tensor handles are shared. */
   clone(): Graph {
     const g = Graph.fromData(this.toData());
     const mine = this.allNodes();
     g.allNodes().forEach((n, i) => { n.meta = { ...mine[i].meta }; });
+    const myBlocks = this.allBlocks();
+    g.allBlocks().forEach((b, i) => { b.meta = { ...myBlocks[i].meta }; });
     return g;
   }
 

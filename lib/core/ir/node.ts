@@ -309,6 +309,9 @@ export class Block {
     this.returnNode._prev = this.returnNode._next = this.returnNode;
   }
 
+  /** Analyses' results about the block's inputs (graph inputs for the top block), as node.meta is for outputs. */
+  meta: Record<string, unknown> = {};
+
   get inputs(): readonly Value[] { return this._inputs; }
   get outputs(): readonly Value[] { return this.returnNode._inputs; }
   get isEmpty(): boolean { return this.returnNode._next === this.returnNode; }
