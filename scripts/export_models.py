@@ -903,6 +903,12 @@ MODELS = {
     "small_cnn_resnet": build_small_cnn(SmallResNet, (1, 3, 96, 96)),  # batch 1: the im2col fallback convolution
 }
 
+# The one list of built-in model names, shared with lib/app/models.ts.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "builtin-models.json")) as _f:
+    BUILTIN_NAMES = json.load(_f)
+if sorted(BUILTIN_NAMES) != sorted(MODELS):
+    raise SystemExit(f"scripts/builtin-models.json lists {sorted(BUILTIN_NAMES)}, the exporter builds {sorted(MODELS)}")
+
 
 def export_named(args: argparse.Namespace) -> int:
     unknown = [n for n in args.names if n not in MODELS]

@@ -11,10 +11,8 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import {
-  contentKey, ensureExported, modelsDir, repoRoot, runExporter, toFixture,
-  type EnsureOptions, type ModelFixture, type VariantName,
-} from './models';
+import { contentKey, ensureExported, modelsDir, runExporter, toFixture, type EnsureOptions, type ModelFixture, type VariantName } from './models';
+import { packageRoot } from '../torchscript/package-root';
 
 export type CorpusCategory = 'text-encoder' | 'decoder' | 'encoder-decoder' | 'vision-transformer' | 'vision-conv';
 
@@ -87,7 +85,7 @@ interface IndexJson {
 /** Install the pinned model libraries (once; a stamp says they are there). */
 export function ensureCorpusPython(log?: (line: string) => void): CorpusPython {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const setup = require(path.join(repoRoot(), 'scripts', 'setup-corpus.js')) as {
+  const setup = require(path.join(packageRoot(), 'scripts', 'setup-corpus.js')) as {
     ensureCorpusPython(o: { log?: (m: string) => void }): CorpusPython;
   };
   return setup.ensureCorpusPython(log ? { log } : {});
@@ -96,7 +94,7 @@ export function ensureCorpusPython(log?: (line: string) => void): CorpusPython {
 /** Install the libraries if needed, export the corpus if it is not cached, and return it. */
 export async function loadCorpus(opts: CorpusOptions = {}): Promise<Corpus> {
   const py = ensureCorpusPython(opts.log ? (m) => opts.log!(`torchgraph: ${m}`) : undefined);
-  const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(repoRoot(), 'scripts', 'corpus.py'))).digest('hex');
+  const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
   const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${opts.small ? 'small' : 'all'}`;
   const key = contentKey(py.torchVersion, what);
   const dir = path.join(modelsDir(), key);

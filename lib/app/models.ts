@@ -10,13 +10,14 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { packageRoot } from '../torchscript/package-root';
 import { NpyDtype } from '../torchscript/npy';
 
-export { readNpy, writeNpy, parseNpy, encodeNpy, numel, NpyError } from '../torchscript/npy';
-export type { NpyArray, NpyData, NpyDtype } from '../torchscript/npy';
 
-export const MODEL_NAMES = ['mha_demo', 'vit_b_16', 'control_flow', 'encoder_post_norm', 'encoder_pre_norm', 'seq2seq', 'attention_2048', 'attention_core_2048', 'attention_core_512', 'separate_projections', 'handwritten_attention', 'small_cnn_mbconv', 'small_cnn_convnext', 'small_cnn_resnet', 'transformer_encoder_optional', 'seq2seq_runtime_causal', 'gqa_sdpa'] as const;
-export type ModelName = (typeof MODEL_NAMES)[number];
+/** The built-in models, by name: the one list, shared with scripts/export_models.py. */
+export const MODEL_NAMES: readonly string[] = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'scripts', 'builtin-models.json'), 'utf8')) as string[];
+/** A name in MODEL_NAMES. */
+export type ModelName = string;
 export const VARIANT_NAMES = ['traced', 'traced_grad', 'scripted'] as const;
 /** traced: torch.jit.trace under no_grad (MHA fast path); traced_grad: traced with grad enabled
  * (slow path); scripted: torch.jit.script. All in eval mode. */
@@ -141,22 +142,10 @@ export function variantPath(fx: ModelFixture, variant: VariantName): string {
 export interface PythonInfo { exe: string; pythonPath: string | null }
 export interface TorchInfo { version: string; python: PythonInfo | null; source?: string }
 
-let rootCache: string | undefined;
-
-/** The repository root: the nearest folder above this file holding scripts/export_models.py
- * (works from lib/ under tsx and from dist/lib/ when compiled). */
-export function repoRoot(): string {
-  if (rootCache) return rootCache;
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'scripts', 'export_models.py'))) return (rootCache = dir);
-    if (path.dirname(dir) === dir) throw new Error(`torchgraph: scripts/export_models.py not found above ${__dirname}`);
-  }
-}
-
 export function modelsDir(): string {
   return process.env.TORCHGRAPH_MODELS_DIR
     ? path.resolve(process.env.TORCHGRAPH_MODELS_DIR)
-    : path.join(repoRoot(), '.torchgraph', 'models');
+    : path.join(packageRoot(), '.torchgraph', 'models');
 }
 
 const torchInfoCache = new Map<string, TorchInfo>();
@@ -173,7 +162,7 @@ function torchInfo(): TorchInfo {
 
 function resolveTorch(): TorchInfo {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): TorchInfo | null };
+  const resolver = require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): TorchInfo | null };
   let info: TorchInfo | null;
   try {
     info = resolver.current();
@@ -200,7 +189,7 @@ export function contentKey(torchVersion: string, what: string): string {
   const h = crypto.createHash('sha256');
   h.update('torchgraph-fixtures/1\0');
   for (const f of ['export_models.py', 'vit.py']) {
-    h.update(fs.readFileSync(path.join(repoRoot(), 'scripts', f)));
+    h.update(fs.readFileSync(path.join(packageRoot(), 'scripts', f)));
     h.update('\0');
   }
   h.update(`${torchVersion}\0${what}`);
@@ -266,7 +255,7 @@ export function runExporter(info: TorchInfo, args: string[], what: string, log?:
       'and model export needs a Python torch: set TORCHGRAPH_PYTHON to a Python that has torch ' +
       '(or point TORCHGRAPH_LIBTORCH at a Python torch package).'));
   }
-  const script = path.join(repoRoot(), 'scripts', scriptName);
+  const script = path.join(packageRoot(), 'scripts', scriptName);
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
   if (python.pythonPath) env.PYTHONPATH = [python.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
   return new Promise<void>((resolve, reject) => {

@@ -4,6 +4,9 @@
 // Everything is indexed by position in graph.allNodes() order (nodes) or by value index.
 import type { Graph, Node, Value } from './ir';
 import { tensorInfo, valueInfo, type TensorInfo } from './value-info';
+import { constNumber, constOf } from './constants';
+// Analyses imported these from here first.
+export { constNumber, constOf };
 import {
   ATTENTION_KINDS, BATCHNORM_KINDS, CAST_KINDS, CONTAINER_KINDS, CONTIGUOUS_KINDS, CONV_KINDS, COPY_KINDS, CREATE_KINDS,
   DROPOUT_KINDS, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0, NORM_KINDS, POOL_KINDS, REDUCTION_KINDS, RESHAPE_KINDS,
@@ -88,32 +91,6 @@ export class ValueIndex {
     const i = this.ids[v.id];
     return i === undefined || i < 0 ? undefined : i;
   }
-}
-
-/** A constant's JS value (ints as numbers), or what shape propagation recorded. */
-export function constOf(v: Value): number | boolean | string | null | number[] | undefined {
-  const n = v.node;
-  if (n?.isConstant) {
-    const c = n.constantValue();
-    if (typeof c === 'bigint') return Number(c);
-    if (typeof c === 'number' || typeof c === 'boolean' || typeof c === 'string' || c === null) return c;
-    if (Array.isArray(c) && c.every((x) => typeof x === 'bigint' || typeof x === 'number')) return c.map(Number);
-    return undefined;
-  }
-  if (v.type.kind === 'None') return null;
-  const i = valueInfo(v);
-  if (!i) return undefined;
-  switch (i.kind) {
-    case 'Int': case 'Float': case 'Bool': case 'IntList': return i.value;
-    case 'None': return null;
-    default: return undefined;
-  }
-}
-
-export function constNumber(v: Value | undefined): number | undefined {
-  if (!v) return undefined;
-  const c = constOf(v);
-  return typeof c === 'number' ? c : typeof c === 'boolean' ? Number(c) : undefined;
 }
 
 export function buildFacts(graph: Graph): GraphFacts {

@@ -4,7 +4,7 @@
 // layout (transpose, permute, unsqueeze, ...), can still be a view: aten::view refuses sizes
 // that do not fit the strides, where the original contiguous tensor was fine.
 import type { Value } from './ir';
-import { constOf } from './facts';
+import { constOf } from './constants';
 import { tensorInfo } from './value-info';
 
 /**

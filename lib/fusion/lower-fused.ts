@@ -15,6 +15,7 @@ import type { AttentionCore, CoreReading } from './attention-core';
 import { Emitter } from '../transforms/emit';
 import { contiguousStrides, layoutIsSafe } from '../core/strides';
 import { tensorInfo } from '../core/value-info';
+import { constantOf } from '../core/constants';
 
 export interface LoweringOutcome {
   id: string;
@@ -22,6 +23,17 @@ export interface LoweringOutcome {
   reason?: string;
   /** Bytes of weights concatenated for this group and held by the fused graph (not in any run's peak). */
   heldBytes?: number;
+}
+
+/** What the fused lowering did with each group, by kind (the report's lowering section). */
+export interface LoweringReport {
+  attentionCores: LoweringOutcome[];
+  projections: LoweringOutcome[];
+  linearActivations: LoweringOutcome[];
+  /** Group kinds with no fused kernel here, and why they stay as they are. */
+  notLowered: { kind: string; groups: number; reason: string }[];
+  /** Bytes of concatenated projection weights the fused graph holds (extra weight memory). */
+  heldWeightBytes: number;
 }
 
 /** Separate weights (and biases) of a group, concatenated along the output rows in the linears' order. */
@@ -33,14 +45,8 @@ export interface PackedWeights {
   bytes: number;
 }
 
-function constant(v: Value | undefined): unknown {
-  const n = v?.node;
-  if (!n || !n.isConstant) return undefined;
-  return n.constantValue();
-}
-
 function num(v: Value | undefined): number | undefined {
-  const c = constant(v);
+  const c = constantOf(v);
   if (typeof c === 'number') return c;
   if (typeof c === 'bigint') return Number(c);
   return undefined;
@@ -151,7 +157,7 @@ function rowSlice(v: Value | undefined): SliceOf | undefined {
 }
 
 export function linearHasBias(l: Node): boolean {
-  return constant(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor';
+  return constantOf(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor';
 }
 
 /** Whether the linears' weights are row slices of one packed tensor (one linear over a view fits). */
@@ -241,11 +247,11 @@ export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, 
   if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.inputs[0] !== linear.output) {
     return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };
   }
-  if (act.kind === 'aten::gelu' && constant(act.inputs[1]) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
+  if (act.kind === 'aten::gelu' && constantOf(act.inputs[1]) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
   // cuBLASLt's GELU epilogue is the tanh approximation: not equal to nn.GELU() there.
   if (act.kind === 'aten::gelu' && !device.startsWith('cpu')) return { id, lowered: false, reason: `the fused GELU on ${device} is the tanh approximation` };
   const [x, w, b] = linear.inputs;
-  if (b.type.kind !== 'Tensor' && constant(b) === null) return { id, lowered: false, reason: 'no bias (the fused kernel adds one)' };
+  if (b.type.kind !== 'Tensor' && constantOf(b) === null) return { id, lowered: false, reason: 'no bias (the fused kernel adds one)' };
   const rank = rankOf(x);
   if (rank === undefined || rank < 2) return { id, lowered: false, reason: 'input rank unknown or below 2' };
   const em = new Emitter(g, act, { id, scope: act.scope, attention: false });

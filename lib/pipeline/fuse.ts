@@ -4,7 +4,7 @@
 import type { Graph, Node } from '../core/ir';
 import { partitionGraph, type Partition } from '../analysis';
 import type { CoreReading } from '../fusion/attention-core';
-import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringOutcome, type PackedWeights } from '../fusion/lower-fused';
+import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringOutcome, type LoweringReport, type PackedWeights } from '../fusion/lower-fused';
 import { tensorInfo } from '../core/value-info';
 
 export interface FusionGroupLike {
@@ -16,15 +16,6 @@ export interface FusionGroupLike {
   core?: CoreReading;
 }
 
-export interface FusedLoweringReport {
-  attentionCores: LoweringOutcome[];
-  projections: LoweringOutcome[];
-  linearActivations: LoweringOutcome[];
-  /** Group kinds with no fused kernel here, and why they stay as they are. */
-  notLowered: { kind: string; groups: number; reason: string }[];
-  /** Bytes of concatenated projection weights the fused graph holds (extra weight memory). */
-  heldWeightBytes: number;
-}
 
 // Why elementwise chains stay unfused, per device. Checked in torch 2.13.0+cpu:
 // torch._C._llvm_enabled() and torch._C._jit_can_fuse_on_cpu() are both False, so NNC has no
@@ -42,8 +33,8 @@ function notLoweredReason(kind: string, device: string): string {
  * weights for projection groups whose weights are separate tensors (passes/concat-weights.ts),
  * or why there are none, by group id.
  */
-export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map()): FusedLoweringReport {
-  const report: FusedLoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
+export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map()): LoweringReport {
+  const report: LoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));

@@ -6,7 +6,8 @@
 import type { Graph } from '../core/ir';
 import type { Module } from '../torchscript/module';
 import { decomposeModelGraph, type DecompositionResult } from '../transforms/decompose-model';
-import { lowerFusionGroups, partitionForLowering, type FusedLoweringReport, type FusionGroupLike } from './fuse';
+import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from './fuse';
+import type { LoweringReport } from '../fusion/lower-fused';
 import { canonicalize } from '../transforms/canonicalize';
 import { concatenateWeights, planConcatenations } from '../fusion/concat-weights';
 import type { PackedWeights } from '../fusion/lower-fused';
@@ -28,7 +29,7 @@ export interface PreparedGraphs {
   decomposition: DecompositionResult;
   fused: Graph;
   groups: FusionGroupLike[];
-  lowering: FusedLoweringReport;
+  lowering: LoweringReport;
   timings: Record<string, number>;
 }
 
@@ -87,7 +88,7 @@ export function estimatePeak(graph: Graph, device: string, mode: 'unfused' | 'fu
 export interface PeakEstimates { unfused: MemoryEstimate; fused: MemoryEstimate }
 
 export async function fuseDecomposed(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions = {}):
-Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport; estimates: PeakEstimates }> {
+Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport; estimates: PeakEstimates }> {
   const kept = new Map<string, string>();
   const unfused = estimatePeak(decomposed, module.device, 'unfused');
   for (;;) {
@@ -104,7 +105,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport
 
 /** One lowering: a copy of `decomposed`, canonicalised, partitioned, lowered (cores in `kept` stay explicit), shapes propagated. */
 async function lowerOnCopy(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions, kept: ReadonlyMap<string, string>):
-Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: FusedLoweringReport }> {
+Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   const fused = decomposed.clone();
   // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
   canonicalize(fused);

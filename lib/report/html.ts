@@ -7,7 +7,7 @@ import * as dagre from '@dagrejs/dagre';
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent } from './format';
 import { reportToJsonObject } from './json';
 import { describeLowering } from './lowering';
-import { memoryReduction, type GraphDrawing, type LoweringSummary, type MemoryPoint, type ValidationReport } from './types';
+import { memoryReduction, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
 
 export interface HtmlOptions {
@@ -249,7 +249,7 @@ ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}
 </section>`;
 }
 
-function loweringList(lw: LoweringSummary): string {
+function loweringList(lw: LoweringReport): string {
   const e = escapeHtml;
   const items = describeLowering(lw).map((l) => {
     const head = l.lowered === null ? `${e(l.kind)}: ${l.total} unfused` : `${e(l.kind)}: <b>${l.lowered} of ${l.total}</b> &rarr; <code>${e(l.to!)}</code>`;

@@ -1,6 +1,6 @@
 // What the fused graph's groups became, grouped for display: per kind, how many were lowered
 // and to what, then each distinct reason for the rest once, with its count.
-import type { LoweringOutcomeSummary, LoweringSummary } from './types';
+import type { LoweringOutcome, LoweringReport } from './types';
 
 export interface LoweringLine {
   kind: string;
@@ -11,8 +11,8 @@ export interface LoweringLine {
   unfused: { reason: string; count: number }[];
 }
 
-export function describeLowering(lw: LoweringSummary): LoweringLine[] {
-  const kinds: [string, LoweringOutcomeSummary[], string][] = [
+export function describeLowering(lw: LoweringReport): LoweringLine[] {
+  const kinds: [string, LoweringOutcome[], string][] = [
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
     ['parallel projections', lw.projections, 'one GEMM each'],
     ['linear + activation', lw.linearActivations, '_addmm_activation'],

@@ -2,7 +2,7 @@
 // what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
 import { describeLowering } from './lowering';
-import { memoryReduction, type LoweringSummary, type ValidationReport } from './types';
+import { memoryReduction, type LoweringReport, type ValidationReport } from './types';
 
 export interface TerminalOptions {
   /** ANSI colours for PASS/FAIL (default false; the CLI turns it on for a TTY without NO_COLOR). */
@@ -71,7 +71,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
 }
 
 /** What the fused graph's groups became (see lowering.ts). */
-function loweringLines(lw: LoweringSummary): string[] {
+function loweringLines(lw: LoweringReport): string[] {
   const out = ['Fused lowering:'];
   for (const l of describeLowering(lw)) {
     if (l.lowered === null) {

@@ -12,6 +12,9 @@
 // `null` (NaN and infinities have no JSON spelling): a `null` maxAbsDiff means the outputs could
 // not be compared (different shapes or dtypes, or a NaN), and its check fails. A peak of -1
 // means "not measured" (the runtime could not count memory on that device).
+import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
+
+export type { LoweringOutcome, LoweringReport };
 
 /** Value of `format` in every report this version writes. */
 export const REPORT_FORMAT = 'torchgraph.validate/1';
@@ -41,25 +44,7 @@ export interface FusedGraphStats extends GraphStats {
   /** extra: average number of nodes per fusion group. */
   averageGroupSize?: number;
   /** extra: what each group was lowered to, or why it was not. */
-  lowering?: LoweringSummary;
-}
-
-/** One group's lowering: `reason` says why it stays unfused; `heldBytes`, weights it concatenated. */
-export interface LoweringOutcomeSummary {
-  id: string;
-  lowered: boolean;
-  reason?: string;
-  heldBytes?: number;
-}
-
-export interface LoweringSummary {
-  attentionCores: LoweringOutcomeSummary[];
-  projections: LoweringOutcomeSummary[];
-  linearActivations: LoweringOutcomeSummary[];
-  /** Group kinds with no fused kernel here, with the count and the reason. */
-  notLowered: { kind: string; groups: number; reason: string }[];
-  /** Bytes of concatenated projection weights the fused graph holds. */
-  heldWeightBytes: number;
+  lowering?: LoweringReport;
 }
 
 /** The original model (module.forward as exported), run as-is. */

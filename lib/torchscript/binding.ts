@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { DType, GraphData } from '../core/ir/serialized';
 import { TorchGraphError } from '../core/errors';
+import { packageRoot } from './package-root';
 
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
@@ -109,18 +110,6 @@ export interface Binding {
   /** libtorch's intra-op threads (at::get_num_threads). */
   numThreads(): number;
   memoryStats(): { cpuLiveBytes: number; cpuPeakBytes: number };
-}
-
-/** The package root (holds package.json), whether running from lib/ (tsx) or dist/lib/. */
-export function packageRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'torchgraph') return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('torchgraph: cannot find the package root');
-    dir = up;
-  }
 }
 
 interface Resolved { version: string; libDir: string; source: string }

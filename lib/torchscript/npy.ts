@@ -8,6 +8,7 @@
 // ArrayBuffer of a Node Buffer (wrong for pooled Buffers), ignores byte order and fortran_order,
 // needs aligned data offsets, does not tell bool from uint8 in its return type, and brings a
 // fetch polyfill as a dependency.
+import { numel } from '../core/ops/classes';
 import * as fs from 'fs';
 import * as os from 'os';
 
@@ -49,10 +50,6 @@ export class NpyError extends Error {
 }
 
 /** Number of elements of a shape (1 for a scalar, shape []). */
-export function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 function parseHeader(header: string, where: string): { descr: string; fortran: boolean; shape: number[] } {
   const descr = /['"]descr['"]\s*:\s*['"]([^'"]+)['"]/.exec(header)?.[1];
   const fortranStr = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header)?.[1];

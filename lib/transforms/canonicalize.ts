@@ -7,7 +7,7 @@
 //   aten::dropout & co. with train=False or p=0 -> the input (ATen returns the input);
 //   softmax's dtype argument equal to the input's dtype -> None.
 import type { Graph, Node, Value } from '../core/ir';
-import { constOf } from '../core/facts';
+import { constOf } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
 
 export interface CanonicalizeReport {

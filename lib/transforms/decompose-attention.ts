@@ -11,9 +11,11 @@ import type { Graph, GraphData, Node, Value, TypeData, ScopeFrame } from '../cor
 import { Graph as GraphClass } from '../core/ir';
 import { Emitter } from './emit';
 import { emitMultiheadAttention, emitSdpa, type MaskInput, type MhaMath, type InProjection } from './attention-math';
-import { copyNodeBefore } from './inline-modules';
-import { modulePaths, moduleCallOf, shortClassName } from './module-calls';
+import { inlineCall } from './inline-modules';
+import { modulePaths, moduleCallOf } from './module-calls';
+import { shortClassName } from '../core/ir/types';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
+import { constantOf } from '../core/constants';
 
 export type AttentionForm = 'module' | 'native_mha' | 'encoder_layer' | 'sdpa';
 
@@ -49,41 +51,35 @@ export const ATTENTION_OPS: ReadonlySet<string> = new Set(['aten::_native_multi_
 function isMhaClass(cls: string): boolean { return shortClassName(cls) === 'MultiheadAttention'; }
 function isEncoderLayerClass(cls: string): boolean { return shortClassName(cls) === 'TransformerEncoderLayer'; }
 
-function constant(v: Value): unknown {
-  const n = v.node;
-  if (!n || !n.isConstant) return undefined;
-  return n.constantValue();
-}
-
 function constInt(v: Value, what: string): number {
-  const c = constant(v);
+  const c = constantOf(v);
   if (typeof c !== 'bigint') throw new Skip(`${what} is not a constant int`);
   return Number(c);
 }
 
 function constBool(v: Value, what: string): boolean {
-  const c = constant(v);
+  const c = constantOf(v);
   if (typeof c !== 'boolean') throw new Skip(`${what} is not a constant bool`);
   return c;
 }
 
 /** A constant bool, or the value itself when it is a bool known only at run time. */
 function boolArg(v: Value, what: string): boolean | Value {
-  const c = constant(v);
+  const c = constantOf(v);
   if (typeof c === 'boolean') return c;
   if (v.type.kind === 'Bool' && !v.node?.isConstant) return v;
   throw new Skip(`${what} is neither a bool constant nor a bool value`);
 }
 
 function constFloat(v: Value, what: string): number {
-  const c = constant(v);
+  const c = constantOf(v);
   if (typeof c !== 'number') throw new Skip(`${what} is not a constant float`);
   return c;
 }
 
 /** None by type, as a constant, or as the shape run saw it (an Optional[Tensor] computed at run time). */
 function isNone(v: Value): boolean {
-  return v.type.kind === 'None' || (v.node?.isConstant === true && constant(v) === null) || valueInfo(v)?.kind === 'None';
+  return v.type.kind === 'None' || (v.node?.isConstant === true && constantOf(v) === null) || valueInfo(v)?.kind === 'None';
 }
 
 /** Ops whose output has the shape and dtype of their first tensor input. */
@@ -151,7 +147,7 @@ function forwardTuple(tuple: Value, items: Value[]): void {
       user.outputs.forEach((o, i) => replaceValue(o, items[i]));
       user.destroy();
     } else if (user.kind === 'prim::TupleIndex') {
-      const idx = constant(user.inputs[1]);
+      const idx = constantOf(user.inputs[1]);
       if (typeof idx === 'bigint') {
         replaceValue(user.output, items[Number(idx)]);
         user.destroy();
@@ -218,21 +214,8 @@ function decomposeScriptedMhaCall(g: Graph, call: Node, path: string, m: ModuleT
 
 /** Traced modules lose their attributes; their body holds the op-level form, so inline it. */
 function inlineCallBody(g: Graph, call: Node, path: string, method: string, graph: GraphData, scope: ScopeFrame[]): Node[] {
-  const callee = GraphClass.fromData(graph);
-  const map = new Map<Value, Value>();
-  callee.inputs.forEach((v, i) => map.set(v, call.inputs[i]));
-  const copied: Node[] = [];
-  for (const n of callee.nodes()) {
-    const c = copyNodeBefore(n, call, map, scope, path);
-    c.meta.attention = { id: path, role: 'body' };
-    copied.push(c);
-  }
-  call.outputs.forEach((o, i) => {
-    const mapped = map.get(callee.outputs[i]);
-    if (!mapped) throw new Skip('callee output not found');
-    o.replaceAllUsesWith(mapped);
-  });
-  call.destroy();
+  const copied = inlineCall(call, GraphClass.fromData(graph), call.inputs, scope, path);
+  for (const c of copied) c.meta.attention = { id: path, role: 'body' };
   return copied;
 }
 
@@ -256,15 +239,24 @@ function fusedKernelMath(o: { E: number; H: number; rank: number; qkvW: Value; q
   };
 }
 
-/** aten::_native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights, average_attn_weights, mask_type) */
+/** The input bound to the schema argument `name` (core/ops/registry.ts), or a Skip saying it is missing. */
+function argOf(n: Node, name: string): Value {
+  const v = n.arg(name);
+  if (!v) throw new Skip(`no argument '${name}' in ${n.schema ?? n.kind}`);
+  return v;
+}
+
+/** aten::_native_multi_head_attention, its arguments read by name. */
 function decomposeNativeMha(g: Graph, n: Node): AttentionRecord {
-  const [query, key, value, edArg, nhArg, qkvW, qkvB, projW, projB, maskArg, nwArg, avgArg, mtArg] = n.inputs;
-  const E = constInt(edArg, 'embed_dim');
-  const H = constInt(nhArg, 'num_head');
-  const needWeights = constBool(nwArg, 'need_weights');
-  const averageWeights = constBool(avgArg, 'average_attn_weights');
-  const mask = maskOf(maskArg, 'mask');
-  const maskType = mask ? constInt(mtArg, 'mask_type') : undefined;
+  const arg = (name: string) => argOf(n, name);
+  const [query, key, value] = [arg('query'), arg('key'), arg('value')];
+  const [qkvW, qkvB, projW, projB] = [arg('qkv_weight'), arg('qkv_bias'), arg('proj_weight'), arg('proj_bias')];
+  const E = constInt(arg('embed_dim'), 'embed_dim');
+  const H = constInt(arg('num_head'), 'num_head');
+  const needWeights = constBool(arg('need_weights'), 'need_weights');
+  const averageWeights = constBool(arg('average_attn_weights'), 'average_attn_weights');
+  const mask = maskOf(arg('mask'), 'mask');
+  const maskType = mask ? constInt(arg('mask_type'), 'mask_type') : undefined;
   if (!needWeights && n.outputs[1].hasUses()) throw new Skip('attention weights are used but need_weights is false');
   const rank = rankOf(query, 'query');
   const id = attentionId(n);
@@ -277,20 +269,20 @@ function decomposeNativeMha(g: Graph, n: Node): AttentionRecord {
   return { id, form: 'native_mha', node: 'aten::_native_multi_head_attention', opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst: true };
 }
 
-/**
- * aten::_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
- *   use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2,
- *   ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type)
- */
+/** aten::_transformer_encoder_layer_fwd (a whole nn.TransformerEncoderLayer), its arguments read by name. */
 function decomposeEncoderLayer(g: Graph, n: Node): AttentionRecord {
-  const [src, edArg, nhArg, qkvW, qkvB, projW, projB, geluArg, nfArg, eps, nw1, nb1, nw2, nb2, fw1, fb1, fw2, fb2, maskArg, mtArg] = n.inputs;
-  if (n.inputs.length !== 20) throw new Skip(`unexpected _transformer_encoder_layer_fwd signature (${n.inputs.length} arguments)`);
-  const E = constInt(edArg, 'embed_dim');
-  const H = constInt(nhArg, 'num_heads');
-  const useGelu = constBool(geluArg, 'use_gelu');
-  const normFirst = constBool(nfArg, 'norm_first');
-  const mask = maskOf(maskArg, 'mask');
-  const maskType = mask ? constInt(mtArg, 'mask_type') : undefined;
+  const arg = (name: string) => argOf(n, name);
+  const src = arg('src');
+  const [qkvW, qkvB, projW, projB] = [arg('qkv_weight'), arg('qkv_bias'), arg('proj_weight'), arg('proj_bias')];
+  const [nw1, nb1, nw2, nb2] = [arg('norm_weight_1'), arg('norm_bias_1'), arg('norm_weight_2'), arg('norm_bias_2')];
+  const [fw1, fb1, fw2, fb2] = [arg('ffn_weight_1'), arg('ffn_bias_1'), arg('ffn_weight_2'), arg('ffn_bias_2')];
+  const eps = arg('eps');
+  const E = constInt(arg('embed_dim'), 'embed_dim');
+  const H = constInt(arg('num_heads'), 'num_heads');
+  const useGelu = constBool(arg('use_gelu'), 'use_gelu');
+  const normFirst = constBool(arg('norm_first'), 'norm_first');
+  const mask = maskOf(arg('mask'), 'mask');
+  const maskType = mask ? constInt(arg('mask_type'), 'mask_type') : undefined;
   const rank = rankOf(src, 'src');
   const id = attentionId(n);
   const em = new Emitter(g, n, { id, scope: n.scope });
@@ -318,11 +310,7 @@ function decomposeEncoderLayer(g: Graph, n: Node): AttentionRecord {
 
 /** aten::scaled_dot_product_attention, its arguments read by name (lib/ops/registry.ts). */
 function decomposeSdpa(g: Graph, n: Node): AttentionRecord {
-  const arg = (name: string) => {
-    const v = n.arg(name);
-    if (!v) throw new Skip(`no argument '${name}' in ${n.schema ?? n.kind}`);
-    return v;
-  };
+  const arg = (name: string) => argOf(n, name);
   const [q, k, v] = [arg('query'), arg('key'), arg('value')];
   const dropout = constFloat(arg('dropout_p'), 'dropout_p');
   const scaleArg = n.arg('scale');

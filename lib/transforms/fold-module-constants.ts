@@ -4,6 +4,7 @@
 import type { ModuleTreeData } from '../torchscript/binding';
 import type { Block, Graph, Node, Value } from '../core/ir';
 import { modulePaths } from './module-calls';
+import { constantOf } from '../core/constants';
 
 export interface FoldReport {
   attributesFolded: number;
@@ -22,10 +23,9 @@ function attributeTable(tree: ModuleTreeData): Map<string, Record<string, unknow
   return table;
 }
 
-function constantOf(v: Value): { value: Scalar } | undefined {
-  const n = v.node;
-  if (!n || !n.isConstant) return undefined;
-  const c = n.constantValue();
+function scalarOf(v: Value): { value: Scalar } | undefined {
+  const c = constantOf(v);
+  if (c === undefined) return undefined;
   if (c === null || typeof c === 'bigint' || typeof c === 'number' || typeof c === 'boolean' || typeof c === 'string') return { value: c };
   return undefined;
 }
@@ -35,7 +35,7 @@ function cannotBeNone(v: Value): boolean { return !['Optional', 'None', 'Other']
 
 /** The folded value of a node on constant inputs, or undefined. */
 function foldOp(n: Node): { value: Scalar } | undefined {
-  const c = n.inputs.map(constantOf);
+  const c = n.inputs.map(scalarOf);
   const all = c.every((x) => x !== undefined);
   const vals = c.map((x) => x?.value);
   switch (n.kind) {
@@ -44,11 +44,11 @@ function foldOp(n: Node): { value: Scalar } | undefined {
     case 'aten::__isnot__': {
       const [a, b] = n.inputs;
       let same: boolean | undefined;
-      const ca = constantOf(a), cb = constantOf(b);
+      const ca = scalarOf(a), cb = scalarOf(b);
       if (ca && cb && typeof ca.value === 'boolean' && typeof cb.value === 'boolean') same = ca.value === cb.value;
-      else if ((isNoneTyped(a) || constantOf(a)?.value === null) && (isNoneTyped(b) || constantOf(b)?.value === null)) same = true;
-      else if ((isNoneTyped(b) || constantOf(b)?.value === null) && cannotBeNone(a)) same = false;
-      else if ((isNoneTyped(a) || constantOf(a)?.value === null) && cannotBeNone(b)) same = false;
+      else if ((isNoneTyped(a) || scalarOf(a)?.value === null) && (isNoneTyped(b) || scalarOf(b)?.value === null)) same = true;
+      else if ((isNoneTyped(b) || scalarOf(b)?.value === null) && cannotBeNone(a)) same = false;
+      else if ((isNoneTyped(a) || scalarOf(a)?.value === null) && cannotBeNone(b)) same = false;
       if (same === undefined) return undefined;
       return { value: n.kind === 'aten::__is__' ? same : !same };
     }
@@ -127,7 +127,7 @@ function foldAgreeingOutputs(g: Graph, n: Node): boolean {
     if (a === b && !inner(a)) {
       o.replaceAllUsesWith(a);
       folded = true;
-    } else if (constantOf(a)?.value === null && constantOf(b)?.value === null) {
+    } else if (scalarOf(a)?.value === null && scalarOf(b)?.value === null) {
       const c = g.withInsertPoint(n, () => g.insertConstant(null));
       c.type = o.type;
       o.replaceAllUsesWith(c);
@@ -183,7 +183,7 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
           report.attributesFolded++;
           changed = true;
         } else if (n.kind === 'prim::If') {
-          const c = constantOf(n.inputs[0]);
+          const c = scalarOf(n.inputs[0]);
           if (c && typeof c.value === 'boolean') {
             inlineBranch(n, c.value);
             report.ifsResolved++;
@@ -192,8 +192,8 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
             report.opsFolded++;
             changed = true;
           }
-        } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct' && typeof constantOf(n.inputs[1])?.value === 'bigint') {
-          n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(constantOf(n.inputs[1])!.value)]);
+        } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct' && typeof scalarOf(n.inputs[1])?.value === 'bigint') {
+          n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(scalarOf(n.inputs[1])!.value)]);
           n.destroy();
           report.opsFolded++;
           changed = true;

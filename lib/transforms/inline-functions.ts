@@ -2,8 +2,8 @@
 // _detect_is_causal_mask, ...), in place. Scripted transformer stacks compute masks and the
 // is_causal flag in such helpers; once inlined, folding with known None arguments decides
 // them. Calls whose target is not a known function stay.
-import { Graph, type GraphData, type Node, type Value } from '../core/ir';
-import { copyNodeBefore } from './inline-modules';
+import { Graph, type GraphData, type Node } from '../core/ir';
+import { inlineCall } from './inline-modules';
 
 export type FetchFunctionGraph = (qualifiedName: string) => GraphData | undefined;
 
@@ -26,12 +26,8 @@ export function inlineFunctionCalls(graph: Graph, fetch: FetchFunctionGraph, sho
     const name = targetName(call)!;
     const data = fetch(name);
     if (!data) { unavailable.add(name); continue; }
-    const callee = Graph.fromData(data);
-    const map = new Map<Value, Value>();
-    callee.inputs.forEach((v, i) => map.set(v, call.inputs[i + 1]));
-    for (const n of callee.nodes()) copyNodeBefore(n, call, map, call.scope ?? []);
-    call.outputs.forEach((o, i) => o.replaceAllUsesWith(map.get(callee.outputs[i])!));
-    call.destroy();
+    // The first input is the function value itself.
+    inlineCall(call, Graph.fromData(data), call.inputs.slice(1), call.scope ?? []);
     inlined++;
   }
 }

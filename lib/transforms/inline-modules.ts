@@ -42,6 +42,19 @@ function mapValue(v: Value, map: Map<Value, Value>): Value {
 }
 
 /**
+ * Replace `call` by a copy of `callee`'s nodes (see copyNodeBefore) with the callee's inputs
+ * bound to `args`; the call's outputs become the copies of the callee's. Returns the copies.
+ */
+export function inlineCall(call: Node, callee: Graph, args: readonly Value[], scopePrefix: ScopeFrame[], calleePath = ''): Node[] {
+  const map = new Map<Value, Value>();
+  callee.inputs.forEach((v, i) => map.set(v, args[i]));
+  const copied = callee.nodes().map((n) => copyNodeBefore(n, call, map, scopePrefix, calleePath));
+  call.outputs.forEach((o, i) => o.replaceAllUsesWith(mapValue(callee.outputs[i], map)));
+  call.destroy();
+  return copied;
+}
+
+/**
  * Inline every module call whose class `shouldInline` accepts (default: all but torch.nn
  * leaf modules), repeatedly, since inlined bodies bring calls of their own.
  */
@@ -52,14 +65,8 @@ export function inlineModuleCalls(graph: Graph, fetch: FetchMethodGraph,
     const paths = modulePaths(graph);
     const call = graph.allNodes().map((n) => moduleCallOf(n, paths)).find((c) => c && shouldInline(c.cls));
     if (!call) break;
-    const callee = Graph.fromData(fetch(call.path, call.method));
-    const map = new Map<Value, Value>();
-    callee.inputs.forEach((v, i) => map.set(v, call.node.inputs[i]));
     const frame: ScopeFrame = { path: call.path, cls: call.cls, method: call.method };
-    const prefix = [...(call.node.scope ?? []), frame];
-    for (const n of callee.nodes()) copyNodeBefore(n, call.node, map, prefix, call.path);
-    call.node.outputs.forEach((o, i) => o.replaceAllUsesWith(mapValue(callee.outputs[i], map)));
-    call.node.destroy();
+    inlineCall(call.node, Graph.fromData(fetch(call.path, call.method)), call.node.inputs, [...(call.node.scope ?? []), frame], call.path);
     inlinedCalls++;
   }
   const paths = modulePaths(graph);

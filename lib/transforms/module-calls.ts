@@ -1,14 +1,10 @@
 // Which module a Class-typed value is, and which calls are torch.nn leaf-module calls
 // (torch.fx's default tracer keeps those as single call_module nodes).
 import type { Graph, Node, Value } from '../core/ir';
+import { shortClassName } from '../core/ir/types';
 
 /** Containers torch.fx traces through even though they live in torch.nn. */
 const NN_CONTAINERS = new Set(['Sequential', 'ModuleList', 'ModuleDict', 'ParameterList', 'ParameterDict']);
-
-/** "__torch__.torch.nn.modules.linear.___torch_mangle_3.Linear" -> "Linear". */
-export function shortClassName(qualified: string): string {
-  return qualified.split('.').pop() ?? qualified;
-}
 
 /** A torch.nn module other than a container: kept as one call in the standard view. */
 export function isLeafModuleClass(qualified: string): boolean {

@@ -11,7 +11,9 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { Test } from 'mocha';
 import { loadCorpus, type Corpus, type CorpusFixture } from '../../lib/app/corpus';
-import { readNpy, repoRoot, type VariantName } from '../../lib/app/models';
+import type { VariantName } from '../../lib/app/models';
+import { readNpy } from '../../lib/torchscript/npy';
+import { packageRoot } from '../../lib/torchscript/package-root';
 import { exampleInputs } from '../../lib/app/cli/model';
 import { createPipeline } from '../../lib/pipeline/pipeline';
 import { runValidation } from '../../lib/pipeline/stages';
@@ -85,7 +87,7 @@ describe('real-model corpus (issue 11)', function () {
   before(async function () {
     this.timeout(1_800_000);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const torch = (require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): { python: unknown } | null }).current();
+    const torch = (require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { python: unknown } | null }).current();
     if (!torch?.python) {
       // As the fixture tests: without a Python torch nothing can be exported.
       console.log(`      skipped: ${torch ? 'torch is a bare libtorch; the corpus needs a Python torch (set TORCHGRAPH_PYTHON)' : 'no torch configured (run npm install)'}`);
@@ -169,7 +171,7 @@ describe('real-model corpus (issue 11)', function () {
       assert.ok(corpus.fixtures.some((f) => f.library === lib) || (skip && skip.reason.length > 10), `${lib}: neither exported nor skipped with a reason`);
     }
     for (const s of corpus.skips) assert.ok(s.reason.trim(), JSON.stringify(s));
-    assert.ok(corpus.dir.startsWith(path.join(repoRoot(), '.torchgraph')) || !!process.env.TORCHGRAPH_MODELS_DIR);
+    assert.ok(corpus.dir.startsWith(path.join(packageRoot(), '.torchgraph')) || !!process.env.TORCHGRAPH_MODELS_DIR);
   });
 
   it('gives token ids in the vocabulary and attention masks that really pad', () => {

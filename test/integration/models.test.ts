@@ -3,9 +3,9 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  ensureMhaVariants, ensureModel, MhaVariantSpec, ModelFixture, readNpy, repoRoot, variantPath, VARIANT_NAMES,
-} from '../../lib/app/models';
+import { ensureMhaVariants, ensureModel, MhaVariantSpec, ModelFixture, variantPath, VARIANT_NAMES } from '../../lib/app/models';
+import { readNpy } from '../../lib/torchscript/npy';
+import { packageRoot } from '../../lib/torchscript/package-root';
 
 interface PythonInfo { exe: string; pythonPath: string | null }
 
@@ -13,7 +13,7 @@ interface PythonInfo { exe: string; pythonPath: string | null }
 function findPython(): PythonInfo | string {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const info = (require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): { python: PythonInfo | null } | null }).current();
+    const info = (require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { python: PythonInfo | null } | null }).current();
     if (!info) return 'no torch configured (run npm install, or set TORCHGRAPH_PYTHON)';
     if (!info.python) return 'torch is a bare libtorch; model export needs a Python torch (set TORCHGRAPH_PYTHON)';
     return info.python;
@@ -129,7 +129,7 @@ describe('fixture models (integration)', function () {
   });
 
   it('scripts/vit.py matches torchvision (skipped where torchvision does not import)', function () {
-    const r = spawnSync(py.exe, [path.join(repoRoot(), 'scripts', 'check_vit_against_torchvision.py')],
+    const r = spawnSync(py.exe, [path.join(packageRoot(), 'scripts', 'check_vit_against_torchvision.py')],
       { env: pythonEnv(py), encoding: 'utf8', timeout: 300_000 });
     const out = `${r.stdout}${r.stderr}`.trim();
     if (r.status === 3) {
@@ -213,10 +213,10 @@ describe('fixture models (integration)', function () {
   it('two processes asking at once export once', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-models-'));
     try {
-      const cli = path.join(repoRoot(), 'scripts', 'export-models.ts');
+      const cli = path.join(packageRoot(), 'scripts', 'export-models.ts');
       const run = () => new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(process.execPath, ['--require', 'tsx/cjs', cli, 'control_flow'], {
-          cwd: repoRoot(), env: { ...process.env, TORCHGRAPH_MODELS_DIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'],
+          cwd: packageRoot(), env: { ...process.env, TORCHGRAPH_MODELS_DIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'],
         });
         let out = '';
         child.stdout.on('data', (d: Buffer) => { out += d.toString(); });

@@ -3,7 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { TorchGraphError } from '../../core/errors';
-import { NpyError, numel, readNpy } from '../../torchscript/npy';
+import { NpyError, readNpy } from '../../torchscript/npy';
+import { numel } from '../../core/ops/classes';
 
 export const SPEC_DTYPES = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'] as const;
 export type SpecDtype = (typeof SPEC_DTYPES)[number];

@@ -43,17 +43,3 @@ export class Progress {
   }
 }
 
-let versionCache: string | undefined;
-
-/** torchgraph's version from its package.json (found above this file, under tsx or in dist/). */
-export function packageVersion(): string {
-  if (versionCache) return versionCache;
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const f = path.join(dir, 'package.json');
-    if (fs.existsSync(f)) {
-      const pkg = JSON.parse(fs.readFileSync(f, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'torchgraph' && pkg.version) return (versionCache = pkg.version);
-    }
-    if (path.dirname(dir) === dir) return (versionCache = '0.0.0-unknown');
-  }
-}

@@ -5,7 +5,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { dispatchBench } from './bench';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors';
 import { inspectCommand, VIEWS, type InspectCliOptions } from './inspect';
-import { packageVersion, processIO, type CliIO } from './io';
+import { processIO, type CliIO } from './io';
+import { packageVersion } from '../../torchscript/package-root';
 import { BUILTIN_MODELS } from './model';
 import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { validateCommand, type ValidateCliOptions } from './validate-command';

@@ -1,0 +1,38 @@
+// Reading constants: a prim::Constant's value as the IR holds it, and the JS value a pass can
+// compute with (ints as numbers), which also takes what a shape run recorded for values
+// computed at run time (sizes, flags).
+import type { ConstantValue, Value } from './ir';
+import { valueInfo } from './value-info';
+
+/** The value of a prim::Constant producing `v` (ints as bigints), or undefined when `v` is not one. */
+export function constantOf(v: Value | undefined): ConstantValue | undefined {
+  const n = v?.node;
+  if (!n || !n.isConstant) return undefined;
+  return n.constantValue();
+}
+
+/** A constant's JS value (ints as numbers), or what shape propagation recorded. */
+export function constOf(v: Value): number | boolean | string | null | number[] | undefined {
+  if (v.node?.isConstant) {
+    const c = constantOf(v);
+    if (typeof c === 'bigint') return Number(c);
+    if (typeof c === 'number' || typeof c === 'boolean' || typeof c === 'string' || c === null) return c;
+    if (Array.isArray(c) && c.every((x) => typeof x === 'bigint' || typeof x === 'number')) return c.map(Number);
+    return undefined;
+  }
+  if (v.type.kind === 'None') return null;
+  const i = valueInfo(v);
+  if (!i) return undefined;
+  switch (i.kind) {
+    case 'Int': case 'Float': case 'Bool': case 'IntList': return i.value;
+    case 'None': return null;
+    default: return undefined;
+  }
+}
+
+export function constNumber(v: Value | undefined): number | undefined {
+  if (!v) return undefined;
+  const c = constOf(v);
+  return typeof c === 'number' ? c : typeof c === 'boolean' ? Number(c) : undefined;
+}
+
