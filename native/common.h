@@ -14,7 +14,7 @@
 
 namespace tg {
 
-// An error with a stable code that JS can switch on (see lib/errors.ts).
+// An error with a stable code that JS can switch on (see lib/core/errors.ts).
 struct Error : std::runtime_error {
   std::string code;
   Error(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
@@ -62,7 +62,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::string message_;
 };
 
-// dtype names shared with lib/ir/serialized.ts (DType).
+// dtype names shared with lib/core/ir/serialized.ts (DType).
 const char* DTypeName(at::ScalarType t);
 at::ScalarType ParseDType(const std::string& name);
 at::Device ParseDevice(const std::string& name);  // validates availability too

@@ -1,4 +1,4 @@
-// Graph export (torch::jit::Graph -> plain JS data, lib/ir/serialized.ts) and build
+// Graph export (torch::jit::Graph -> plain JS data, lib/core/ir/serialized.ts) and build
 // (plain data -> torch::jit::Graph, constructed node by node; torch's printed IR does not
 // parse back). A built graph runs through the JIT interpreter with the module's own tensors:
 // `self` is passed as the first input, so parameter reads share storage with the module.

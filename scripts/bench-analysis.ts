@@ -1,15 +1,15 @@
 // Benchmark of partition + analysis on decomposed ViT-B/16 (target: well under 10 ms).
 //   npx tsx scripts/bench-analysis.ts [--iterations N] [--variant traced|traced_grad]
-// Prepares the graph once (export, decomposition when lib/decompose is present, shapes), then
+// Prepares the graph once (export, attention decomposed, shapes), then
 // times analyzeGraph (facts, partition, FLOPs and group costs, both memory estimates, summary)
 // and partitionGraph alone, and prints medians and spread. Pure TypeScript timing: libtorch is
 // only used for the preparation.
 import { analyzeGraph, partitionGraph } from '../lib/analysis';
-import type { Graph } from '../lib/core/ir';
 import { ensureModel } from '../lib/app/models';
 import { Module } from '../lib/torchscript/module';
 import { propagateShapes, type InputSpec } from '../lib/torchscript/propagate-shapes';
 import { exportView } from '../lib/transforms/module-views';
+import { decomposeModelGraph } from '../lib/transforms/decompose-model';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,15 +25,7 @@ async function main(): Promise<void> {
   const m = await Module.load(fx.variants[variant]!);
   const specs: InputSpec[] = fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype as InputSpec['dtype'] }));
   const { graph } = exportView(m, 'inlined');
-  let decomposed = false;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { decomposeModelGraph } = require('../lib/transforms/decompose-model') as { decomposeModelGraph: (m: Module, g: Graph, s: InputSpec[]) => Promise<unknown> };
-    await decomposeModelGraph(m, graph, specs);
-    decomposed = true;
-  } catch (e) {
-    console.log(`(no decomposition: ${(e as Error).message.split('\n')[0]}; timing the ${variant} graph as exported)`);
-  }
+  await decomposeModelGraph(m, graph, specs);
   await propagateShapes(graph, m, specs);
   m.dispose();
 
@@ -49,7 +41,7 @@ async function main(): Promise<void> {
   }
   const a = analyzeGraph(graph);
   const s = a.summary;
-  console.log(`ViT-B/16 ${variant}${decomposed ? ', attention decomposed' : ''}: ${s.nodes} nodes, ${s.computeNodes} compute, ` +
+  console.log(`ViT-B/16 ${variant}, attention decomposed: ${s.nodes} nodes, ${s.computeNodes} compute, ` +
     `${s.fusionGroups} groups, ${s.attentionCores.explicit + s.attentionCores.opaque} attention cores, ${s.projections.qkvFused} Q/K/V triples fused`);
   console.log(`${iterations} iterations, node ${process.version}`);
   const row = (name: string, xs: number[]) => console.log(`  ${name.padEnd(22)} median ${quantile(xs, 0.5).toFixed(2)} ms   p10 ${quantile(xs, 0.1).toFixed(2)}   p90 ${quantile(xs, 0.9).toFixed(2)}`);

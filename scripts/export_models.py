@@ -368,7 +368,7 @@ def export_fixture(out: str, name: str, model: nn.Module, inputs: Tuple[torch.Te
 # Named models
 
 class MhaDemo(nn.Module):
-    """The seed's demo: LayerNorm(768), then self-attention with a residual."""
+    """mha_demo: LayerNorm(768), then self-attention with a residual."""
 
     def __init__(self):
         super().__init__()

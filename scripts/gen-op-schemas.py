@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate lib/ops/schemas-table.ts from the resolved torch's operator registry.
+"""Regenerate lib/core/ops/schemas-table.ts from the resolved torch's operator registry.
 
-    python3 scripts/gen-op-schemas.py > lib/ops/schemas-table.ts
+    python3 scripts/gen-op-schemas.py > lib/core/ops/schemas-table.ts
 
 Lists the tensor overloads of the ops that torchgraph's passes read by argument name (nodes
 exported from TorchScript carry their own schema; the ones our passes emit need this table)."""

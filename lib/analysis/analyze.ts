@@ -181,7 +181,7 @@ export function analyzeGraph(graph: Graph, opts: AnalyzeOptions = {}): GraphAnal
 
 /**
  * The hook for the runtime: compare estimated peaks with measured ones (bytes of live tensor
- * storage above the level before the run, as lib/runtime measures them). Returns the comparison
+ * storage above the level before the run, as lib/pipeline/compare.ts measures them). Returns the comparison
  * and stores it in analysis.summary.measured.
  */
 export function withMeasuredPeaks(analysis: GraphAnalysis, measured: { unfused?: number; fused?: number; source?: string }): PeakComparison {

@@ -24,7 +24,7 @@
 //     output, its scratchpads, or the fallback's im2col buffer; by backend, layout and threads),
 //     max pooling's int64 indices, batch norm's per-channel statistics and layer norm's copy of a
 //     non-contiguous (permuted NCHW) input.
-// On CPU (libtorch 2.13) this reproduces the measured peaks of ViT-B/16, the seed demo and a
+// On CPU (libtorch 2.13) this reproduces the measured peaks of ViT-B/16, mha_demo and a
 // 2048-token attention block byte for byte (test/integration/analysis.test.ts), and those of
 // MobileNet/EfficientNet-, ConvNeXt- and ResNet-style CNNs (test/integration/cnn-memory.test.ts).
 import type { Graph, Node } from '../core/ir';

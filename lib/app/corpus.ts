@@ -1,6 +1,6 @@
 // The real-model corpus: model classes of the model libraries (Hugging Face transformers; timm and
 // torchvision where they import beside this torch), built by scripts/corpus.py from small configs
-// with random weights and exported to TorchScript in the fixture format of lib/models.ts.
+// with random weights and exported to TorchScript in the fixture format of lib/app/models.ts.
 //
 // loadCorpus() installs the pinned libraries once (scripts/setup-corpus.js, into
 // .torchgraph/corpus-python/: the main job never needs them), then exports the corpus unless it is

@@ -167,7 +167,7 @@ function resolveTorch(): TorchInfo {
   try {
     info = resolver.current();
   } catch (e) {
-    throw new Error(`torchgraph: cannot resolve torch for model export: ${(e as Error).message}`);
+    throw new Error(`torchgraph: cannot resolve torch for model export: ${(e as Error).message}`, { cause: e });
   }
   if (!info) {
     throw new Error('torchgraph: no torch found; model export needs a Python torch. Run `npm install` ' +

@@ -4,7 +4,7 @@
 import type { Graph, Node } from '../core/ir';
 import { partitionGraph, type Partition } from '../analysis';
 import type { CoreReading } from '../fusion/attention-core';
-import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringOutcome, type LoweringReport, type PackedWeights } from '../fusion/lower-fused';
+import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringReport, type PackedWeights } from '../fusion/lower-fused';
 import { tensorInfo } from '../core/value-info';
 
 export interface FusionGroupLike {

@@ -1,7 +1,8 @@
 // The real validation pipeline behind `torchgraph validate` (stages in lib/pipeline/stages.ts):
 // standard view -> attention decomposed (then every module call inlined) -> partitioned and
 // lowered to fused kernels -> original, unfused and fused run and compared.
-import type { Node } from '../core/ir';
+import type { Graph, Node } from '../core/ir';
+import type { Module } from '../torchscript/module';
 import { disposeValue, type Tensor } from '../torchscript/tensor';
 import { TorchGraphError } from '../core/errors';
 import { analyzeGraph, countFlops } from '../analysis';
@@ -10,7 +11,7 @@ import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes
 import { compareGraphs } from './compare';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import { exportView } from '../transforms/module-views';
-import type { DecomposeStage, PartitionStage, RunStage, ValidationPipeline } from './stages';
+import type { DecomposeStage, PartitionStage, RunStage, StageGraph, ValidationPipeline } from './stages';
 import type { MemoryPoint } from '../report/types';
 import type { TimelineEntry } from '../analysis';
 
@@ -21,84 +22,89 @@ function timeline(entries: TimelineEntry[]): MemoryPoint[] {
   return entries.map((e) => ({ index: e.step, node: e.label, liveBytes: e.peakBytes }));
 }
 
+/** The standard view; with inputs, the unmodified model is run once on them and its FLOPs counted. */
+async function standardStage(model: Module, inputs: Tensor[] = []): Promise<StageGraph> {
+  const graph = exportView(model, 'standard').graph;
+  // FLOPs of the original: leaf module calls hide their ops, so count on the inlined view.
+  let flops: number | undefined;
+  if (inputs.length) {
+    // The unmodified model failing on these shapes or dtypes is a problem with the inputs
+    // (exit 2), not with torchgraph: check once before any rewriting.
+    try {
+      disposeValue((await model.run('forward', inputs.map((t) => (t.device === model.device ? t : t.to(model.device))))).output);
+    } catch (e) {
+      if (e instanceof TorchGraphError && e.code === 'ERR_TORCH') {
+        throw new TorchGraphError('ERR_INVALID_ARG', `the model rejects these inputs: ${e.message.split('\n')[0]}`, { cause: e });
+      }
+      throw e;
+    }
+    const inlined = exportView(model, 'inlined').graph;
+    await propagateShapes(inlined, model, specsOf(inputs));
+    flops = countFlops(inlined).total;
+  }
+  return { graph, stats: flops !== undefined ? { flops } : {} };
+}
+
+/** Attention decomposed, then every module call inlined. */
+async function decomposeStage(model: Module, standard: Graph, inputs: Tensor[]): Promise<DecomposeStage> {
+  const { decomposed: graph, decomposition } = await decomposeStandardView(model, standard, specsOf(inputs));
+  const { report } = decomposition;
+  return {
+    graph,
+    stats: { flops: countFlops(graph).total },
+    attention: {
+      found: report.found,
+      decomposed: report.decomposed.length,
+      skipped: report.skipped.map((s) => ({ node: s.node, reason: s.reason })),
+    },
+    attentions: [
+      ...report.decomposed.map((d) => ({ id: d.id, form: d.form, heads: d.numHeads, embedDim: d.embedDim, batchFirst: d.batchFirst, opsExposed: d.opsExposed, decomposed: true })),
+      ...report.skipped.map((s) => ({ id: s.node, form: s.form, opsExposed: 0, decomposed: false, reason: s.reason })),
+    ],
+  };
+}
+
+/** Partitioned and lowered; the peak estimates the lowering was judged by. */
+async function partitionStage(model: Module, decomposed: Graph, inputs: Tensor[]): Promise<PartitionStage> {
+  const analysis = analyzeGraph(decomposed, model.device === 'cpu' ? {} : { memory: { alignBytes: 512 } });
+  // The estimates are of the graphs as lowered (groups without a fused kernel here still
+  // materialise their intermediates), following the branches the shape run took.
+  const { fused, lowering, estimates } = await fuseDecomposed(model, decomposed, specsOf(inputs));
+  const unfusedEstimate = estimates.unfused;
+  const fusedEstimate = estimates.fused;
+  const groupOf = (n: Node) => analysis.partition.groupOf(n)?.id;
+  return {
+    graph: fused,
+    groups: analysis.summary.fusionGroups,
+    stats: { flops: countFlops(fused).total, averageGroupSize: analysis.summary.averageGroupSize, lowering },
+    estimatedPeakBytes: { unfused: unfusedEstimate.peakBytes, fused: fusedEstimate.peakBytes },
+    memory: {
+      unfused: timeline(unfusedEstimate.timeline),
+      fused: timeline(fusedEstimate.timeline),
+      weightsBytes: analysis.summary.weightBytes,
+      fusedExtraWeightsBytes: lowering.heldWeightBytes,
+    },
+    groupOf,
+  };
+}
+
+/** Original, unfused and fused run, compared and measured. */
+async function runStage(model: Module, graphs: { decomposed: Graph; fused: Graph }, inputs: Tensor[]): Promise<RunStage> {
+  const cmp = await compareGraphs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs, { warmup: 1, repetitions: 5 });
+  const r = cmp.runs;
+  return {
+    original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
+    unfused: { peakBytes: r.unfused.peakBytes, medianMs: r.unfused.medianMs, maxAbsDiff: r.unfused.maxAbsDiff },
+    fused: { peakBytes: r.fused.peakBytes, medianMs: r.fused.medianMs, maxAbsDiff: r.fused.maxAbsDiff },
+  };
+}
+
 export function createPipeline(): ValidationPipeline {
   return {
-    async standard(model, inputs: Tensor[] = []) {
-      const graph = exportView(model, 'standard').graph;
-      // FLOPs of the original: leaf module calls hide their ops, so count on the inlined view.
-      let flops: number | undefined;
-      if (inputs.length) {
-        // The unmodified model failing on these shapes or dtypes is a problem with the inputs
-        // (exit 2), not with torchgraph: check once before any rewriting.
-        try {
-          disposeValue((await model.run('forward', inputs.map((t) => (t.device === model.device ? t : t.to(model.device))))).output);
-        } catch (e) {
-          if (e instanceof TorchGraphError && e.code === 'ERR_TORCH') {
-            throw new TorchGraphError('ERR_INVALID_ARG', `the model rejects these inputs: ${e.message.split('\n')[0]}`, { cause: e });
-          }
-          throw e;
-        }
-        const inlined = exportView(model, 'inlined').graph;
-        await propagateShapes(inlined, model, specsOf(inputs));
-        flops = countFlops(inlined).total;
-      }
-      return { graph, stats: flops !== undefined ? { flops } : {} };
-    },
-
-    async decompose(model, standard, inputs): Promise<DecomposeStage> {
-      const { decomposed: graph, decomposition } = await decomposeStandardView(model, standard, specsOf(inputs));
-      const { report } = decomposition;
-      return {
-        graph,
-        stats: { flops: countFlops(graph).total },
-        attention: {
-          found: report.found,
-          decomposed: report.decomposed.length,
-          skipped: report.skipped.map((s) => ({ node: s.node, reason: s.reason })),
-        },
-        attentions: [
-          ...report.decomposed.map((d) => ({ id: d.id, form: d.form, heads: d.numHeads, embedDim: d.embedDim, batchFirst: d.batchFirst, opsExposed: d.opsExposed, decomposed: true })),
-          ...report.skipped.map((s) => ({ id: s.node, form: s.form, opsExposed: 0, decomposed: false, reason: s.reason })),
-        ],
-      };
-    },
-
-    async partition(model, decomposed, _dec, inputs): Promise<PartitionStage> {
-      const analysis = analyzeGraph(decomposed, model.device === 'cpu' ? {} : { memory: { alignBytes: 512 } });
-      // The estimates are of the graphs as lowered (groups without a fused kernel here still
-      // materialise their intermediates), following the branches the shape run took.
-      const { fused, lowering, estimates } = await fuseDecomposed(model, decomposed, specsOf(inputs));
-      const unfusedEstimate = estimates.unfused;
-      const fusedEstimate = estimates.fused;
-      const groupOf = (n: Node) => analysis.partition.groupOf(n)?.id;
-      return {
-        graph: fused,
-        groups: analysis.summary.fusionGroups,
-        stats: { flops: countFlops(fused).total, averageGroupSize: analysis.summary.averageGroupSize, lowering },
-        estimatedPeakBytes: { unfused: unfusedEstimate.peakBytes, fused: fusedEstimate.peakBytes },
-        memory: {
-          unfused: timeline(unfusedEstimate.timeline),
-          fused: timeline(fusedEstimate.timeline),
-          weightsBytes: analysis.summary.weightBytes,
-          fusedExtraWeightsBytes: lowering.heldWeightBytes,
-        },
-        groupOf,
-      };
-    },
-
-    async run(model, graphs, inputs): Promise<RunStage> {
-      const cmp = await compareGraphs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs, { warmup: 1, repetitions: 5 });
-      const r = cmp.runs;
-      return {
-        original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
-        unfused: { peakBytes: r.unfused.peakBytes, medianMs: r.unfused.medianMs, maxAbsDiff: r.unfused.maxAbsDiff },
-        fused: { peakBytes: r.fused.peakBytes, medianMs: r.fused.medianMs, maxAbsDiff: r.fused.maxAbsDiff },
-      };
-    },
-
-    environment() {
-      const info = runtimeInfo();
-      return { torchVersion: info.torchVersion };
-    },
+    standard: standardStage,
+    decompose: decomposeStage,
+    partition: (model, decomposed, _dec, inputs) => partitionStage(model, decomposed, inputs),
+    run: (model, graphs, inputs) => runStage(model, graphs, inputs),
+    environment: () => ({ torchVersion: runtimeInfo().torchVersion }),
   };
 }

@@ -1,6 +1,6 @@
 // The validation run: load, standard view, decompose attention, partition, run the three graphs,
 // and turn what each stage says into a ValidationReport. The stages themselves come from a
-// ValidationPipeline (passes/, analysis/ and runtime/), so this file decides only what is
+// ValidationPipeline (lib/pipeline/pipeline.ts), so this file decides only what is
 // checked and how the report is assembled.
 import type { Graph, Node } from '../core/ir';
 import type { Module } from '../torchscript/module';

@@ -1,5 +1,5 @@
-// The terminal rendering of a ValidationReport: the seed's comparison table, honest about
-// what is estimated and what is measured, followed by the checks.
+// The terminal rendering of a ValidationReport: the standard / decomposed / fused table,
+// honest about what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
 import { describeLowering } from './lowering';
 import { memoryReduction, type LoweringReport, type ValidationReport } from './types';

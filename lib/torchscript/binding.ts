@@ -94,7 +94,6 @@ export interface NativeModule {
   exportFunction(qualifiedName: string, options?: { inline?: boolean }): GraphData;
   /** The arguments of a method's schema, self first, with their defaults. */
   signature(method: string): NativeArgument[];
-  /** Run a copy of the graph that returns every top-level value's description (see passes/value-info.ts). */
   /** Runs a graph made by torchscript/shape-run.ts (it returns one tuple) and describes its elements. */
   inferValues(graph: GraphData, inputs: NativeValue[], options: { nodeByNode: boolean; metaParameters: boolean }): Promise<NativeInferResult>;
   dispose(): void;

@@ -85,7 +85,7 @@ export class Module {
 
   /**
    * Every argument's value for a run of `method`: the inputs given, then the defaults of the
-   * arguments after them (see lib/arguments.ts). Throws ERR_INVALID_ARG naming an argument
+   * arguments after them (see lib/torchscript/arguments.ts). Throws ERR_INVALID_ARG naming an argument
    * that has no default and is not given.
    */
   _resolveInputs(inputs: readonly NativeValue[], method = 'forward'): NativeValue[] {

@@ -61,7 +61,7 @@ function defaultInfo(arg: ArgumentInfo): ValueInfo | undefined {
 
 /** Shapes and dtypes of every value of `g` (a graph of `module`'s forward) for tensors of the
  * `inputs` specs given to forward's first arguments; the arguments after them take their
- * defaults (None, bools, numbers: lib/arguments.ts), as they do in the graph runs. */
+ * defaults (None, bools, numbers: lib/torchscript/arguments.ts), as they do in the graph runs. */
 export async function propagateShapes(g: Graph, module: Module, inputs: readonly InputSpec[], seed = 0): Promise<ShapeReport> {
   const t0 = performance.now();
   const userInputs = g.inputs.filter((v) => v.type.kind !== 'Class');

@@ -1,4 +1,4 @@
-// The explicit math of multi-head attention, emitted op by op in the seed's order:
+// The explicit math of multi-head attention, emitted op by op in PyTorch's order:
 // Q/K/V projections, head reshapes, scale, Q @ K^T, masks, softmax, dropout, @ V, head
 // merge, output projection. Semantics follow torch.nn.functional.multi_head_attention_forward
 // (masks canonicalised as PyTorch does) in a batch-first (B, H, L, hd) layout.

@@ -308,7 +308,7 @@ function decomposeEncoderLayer(g: Graph, n: Node): AttentionRecord {
   return { id, form: 'encoder_layer', node: 'aten::_transformer_encoder_layer_fwd', opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst: true };
 }
 
-/** aten::scaled_dot_product_attention, its arguments read by name (lib/ops/registry.ts). */
+/** aten::scaled_dot_product_attention, its arguments read by name (lib/core/ops/registry.ts). */
 function decomposeSdpa(g: Graph, n: Node): AttentionRecord {
   const arg = (name: string) => argOf(n, name);
   const [q, k, v] = [arg('query'), arg('key'), arg('value')];

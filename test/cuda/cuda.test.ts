@@ -12,7 +12,7 @@ describe('cuda', function () {
   before(function () {
     const info = runtimeInfo();
     if (!info.cudaAvailable) {
-      console.log(`      SKIP: no CUDA here (libtorch ${info.libtorchHasCuda ? "with" : "without"} CUDA, ${info.cudaDevices} devices)`);
+      console.log(`      SKIP: no CUDA here (libtorch ${info.libtorchHasCuda ? 'with' : 'without'} CUDA, ${info.cudaDevices} devices)`);
       this.skip();
     }
   });

@@ -1,4 +1,4 @@
-// The native addon against real libtorch and real exported models (issue: foundation).
+// The native addon against real libtorch and real exported models.
 import { strict as assert } from 'assert';
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';

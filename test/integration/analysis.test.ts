@@ -133,7 +133,7 @@ describe('analysis on real models (integration)', function () {
     });
   });
 
-  describe('mha_demo traced with grad (the seed demo, explicit math path)', () => {
+  describe('mha_demo traced with grad (explicit math path)', () => {
     let a: GraphAnalysis;
     before(async function () {
       const fx = await fixtureOrSkip(this, 'mha_demo');

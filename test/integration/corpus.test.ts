@@ -1,4 +1,4 @@
-// Issue 11's bar on the real-model corpus (scripts/corpus.py: model classes of transformers, and of
+// The real-model corpus (scripts/corpus.py: model classes of transformers, and of
 // timm and torchvision where they import here), one `it` per model and variant: validate passes
 // every check; every nn.MultiheadAttention and SDPA site is decomposed; every attention core is
 // lowered to scaled_dot_product_attention or refused for a fact about the model (its attention
@@ -79,7 +79,7 @@ function shortfalls(fx: CorpusFixture, report: ValidationReport): string[] {
 
 interface Row { model: string; variant: VariantName; seconds: number; failures: string[] }
 
-describe('real-model corpus (issue 11)', function () {
+describe('real-model corpus', function () {
   this.timeout(1_800_000);
   let corpus: Corpus;
   const rows: Row[] = [];

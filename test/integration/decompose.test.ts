@@ -1,6 +1,6 @@
-// Attention decomposition on real TorchScript exports: every variant equal to PyTorch
-// (issue: decompose MultiheadAttention). Head dim 15 (scale not a power of two) and random
-// non-zero biases make a wrong decomposition visible.
+// Attention decomposition on real TorchScript exports: every variant equal to PyTorch.
+// Head dim 15 (scale not a power of two) and random non-zero biases make a wrong
+// decomposition visible.
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import { Module } from '../../lib';
@@ -253,7 +253,7 @@ describe('attention decomposition', function () {
     });
   });
 
-  describe("the seed's demo model", () => {
+  describe('mha_demo (LayerNorm, then self-attention with a residual)', () => {
     it('mha_demo: standard vs decomposed node counts', async () => {
       const fx = await ensureModel('mha_demo');
       // Scripted: the module keeps its dropout probability (the traced fast path has no dropout).

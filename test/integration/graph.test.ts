@@ -1,4 +1,4 @@
-// Graph export, views, build-back and shape propagation on real models (issue: graph IR).
+// Graph export, views, build-back and shape propagation on real models.
 import { strict as assert } from 'assert';
 import { Module, Tensor, TorchGraphError } from '../../lib';
 import { binding } from '../../lib/torchscript/binding';

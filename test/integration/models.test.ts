@@ -67,7 +67,7 @@ describe('fixture models (integration)', function () {
   describe('mha_demo', () => {
     let first: ModelFixture;
 
-    it('exports (or finds) the seed demo with a complete manifest', async () => {
+    it('exports (or finds) mha_demo with a complete manifest', async () => {
       first = await ensureModel('mha_demo');
       assert.equal(first.name, 'mha_demo');
       assert.equal(first.kind, 'model');

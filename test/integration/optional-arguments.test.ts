@@ -1,4 +1,4 @@
-// Scripted modules whose forward has arguments with defaults (issue 11): given only the first
+// Scripted modules whose forward has arguments with defaults given only the first
 // inputs, the rest take their defaults everywhere, in the library (Module.run, propagateShapes,
 // prepareGraphs, compareGraphs: original and rebuilt graphs) and in the CLI (validate, inspect,
 // bench). Fixture: transformer_encoder_optional, a scripted nn.TransformerEncoder behind
@@ -16,7 +16,6 @@ import { exportView } from '../../lib/transforms/module-views';
 import { validateReportJson } from '../../lib/report/json';
 import type { ValidationReport } from '../../lib/report/types';
 import { maxAbsDiff, tensorFromFile } from '../support/tensors';
-
 
 function cli(...args: string[]): CliResult {
   return runCli(args);

@@ -19,7 +19,9 @@ const SCREENSHOTS = process.env.TORCHGRAPH_SCREENSHOTS ?? path.join(ROOT, '.torc
 // Minimal local types for what the test uses of playwright-core (loaded lazily: it may be absent).
 interface PwPage {
   goto(url: string): Promise<unknown>;
-  on(ev: string, f: (x: any) => void): void;
+  on(ev: 'console', f: (m: { type(): string; text(): string }) => void): void;
+  on(ev: 'pageerror', f: (e: Error) => void): void;
+  on(ev: 'requestfailed' | 'request', f: (r: { url(): string }) => void): void;
   /** Browser-side code as a string: functions compiled by tsx carry helpers the page lacks. */
   evaluate<T>(js: string): Promise<T>;
   screenshot(o: { path: string; fullPage?: boolean }): Promise<unknown>;
@@ -151,7 +153,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
     const file = path.join(tmp, 'zoom.html');
     writeHtmlReport(file, sampleReport());
     const { page, rec } = await open(ctx!, file);
-    const viewBox = () => page.evaluate<number[]>(`document.getElementById('graph').getAttribute('viewBox').split(' ').map(Number)`);
+    const viewBox = () => page.evaluate<number[]>('document.getElementById(\'graph\').getAttribute(\'viewBox\').split(\' \').map(Number)');
     await page.locator('#graph').first().scrollIntoViewIfNeeded();
     const box = (await page.locator('#graph').first().boundingBox())!;
     const before = await viewBox();
@@ -171,14 +173,14 @@ describe('report: HTML in headless Chromium (integration)', function () {
 
     await page.locator('#zoom-fit').click();
     const fit = await viewBox();
-    const size = await page.evaluate<number[]>(`['data-width', 'data-height'].map((a) => Number(document.getElementById('graph').getAttribute(a)))`);
+    const size = await page.evaluate<number[]>('[\'data-width\', \'data-height\'].map((a) => Number(document.getElementById(\'graph\').getAttribute(a)))');
     // Fit shows the whole graph again.
     assert.ok(fit[0] <= 0 && fit[1] <= 0 && fit[0] + fit[2] >= size[0] && fit[1] + fit[3] >= size[1], `fit: ${fit} for ${size}`);
 
     await page.locator('#chart-hit').first().scrollIntoViewIfNeeded();
     const chart = (await page.locator('#chart-hit').first().boundingBox())!;
     await page.mouse.move(chart.x + chart.width * 0.3, chart.y + chart.height / 2);
-    const readout = await page.evaluate<string>(`document.getElementById('chart-readout').textContent`);
+    const readout = await page.evaluate<string>('document.getElementById(\'chart-readout\').textContent');
     assert.match(readout ?? '', /^node \d+ \| unfused: [\d.]+ (B|KiB|MiB) after aten::\w+.* \| fused: /);
     assert.deepEqual(rec.errors, []);
     await page.close();

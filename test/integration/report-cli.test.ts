@@ -11,11 +11,9 @@ import { ensureModel, type ModelFixture } from '../../lib/app/models';
 import { validateReportJson } from '../../lib/report/json';
 import { runtimeInfo } from '../../lib/torchscript/runtime-info';
 
-
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
   return runCli(args, { env, timeoutMs: 300_000 });
 }
-
 
 describe('cli: end to end on real models (integration)', function () {
   this.timeout(600_000);
@@ -68,7 +66,7 @@ describe('cli: end to end on real models (integration)', function () {
       });
     }
 
-    it('--json: the graph in lib/ir format with op counts', () => {
+    it('--json: the graph in torchgraph.graph format with op counts', () => {
       const r = cli(['inspect', 'mha_demo', '--json']);
       assert.equal(r.code, 0, r.err);
       const o = JSON.parse(r.out);

@@ -1,4 +1,4 @@
-// Original, unfused and fused graphs: agreement, fused lowering, measured peak memory (issue: runtime).
+// Original, unfused and fused graphs: agreement, fused lowering, measured peak memory.
 import { strict as assert } from 'assert';
 import { Module, Tensor, runtimeInfo } from '../../lib';
 import { ensureModel, type ModelName } from '../../lib/app/models';

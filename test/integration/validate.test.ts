@@ -6,7 +6,6 @@ import { validateReportJson } from '../../lib/report/json';
 import type { ValidationReport } from '../../lib/report/types';
 import { ensureModel, type ModelName } from '../../lib/app/models';
 
-
 function cli(...args: string[]): CliResult {
   return runCli(args);
 }

@@ -1,4 +1,4 @@
-// Inputs given + a method's schema -> every argument's value (lib/arguments.ts): no libtorch.
+// Inputs given + a method's schema -> every argument's value (lib/torchscript/arguments.ts): no libtorch.
 import { strict as assert } from 'assert';
 import { argumentsFromSchema, defaultToNative, missingArguments, resolveArguments, type ArgumentInfo } from '../../lib/torchscript/arguments';
 import type { NativeArgument, NativeValue } from '../../lib/torchscript/binding';

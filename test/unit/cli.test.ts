@@ -125,7 +125,6 @@ describe('cli: parsing and exit codes', () => {
     assert.match(oneLine(r.err), /--report .*: folder .* does not exist/);
   });
 
-
   describe('error formatting', () => {
     it('maps errors to exit codes', () => {
       assert.equal(exitCodeFor(new TorchGraphError('ERR_LOAD', 'x')), EXIT_USAGE);

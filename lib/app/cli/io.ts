@@ -1,6 +1,4 @@
 // Where the CLI writes, so that tests can run it in-process and capture everything.
-import * as fs from 'fs';
-import * as path from 'path';
 
 export interface CliIO {
   stdout: (s: string) => void;

@@ -90,7 +90,7 @@ Examples:
     .description("print a view of a model's graph")
     .argument('<model>', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`)
     .addOption(new Option('--view <view>', 'which graph').choices(VIEWS).default('standard'))
-    .addOption(new Option('--json', 'the graph as JSON (lib/ir format)').conflicts('dot'))
+    .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format)').conflicts('dot'))
     .addOption(new Option('--dot', 'the graph as Graphviz DOT').conflicts('json'))
     .option('--input <spec>', 'input shape[:dtype] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--seed <n>', 'seed for random inputs', '0')

@@ -105,7 +105,7 @@ export class Node {
   /** The unwrapped value of an attribute, or undefined. */
   attr(name: string): AttrData['value'] | undefined { return this.attrs[name]?.value; }
   /**
-   * The input bound to the schema argument `name` (lib/ops/registry.ts), e.g. `sdpa.arg('is_causal')`;
+   * The input bound to the schema argument `name` (lib/core/ops/registry.ts), e.g. `sdpa.arg('is_causal')`;
    * undefined when the op as matched has no such argument.
    */
   arg(name: string): Value | undefined {

@@ -1,5 +1,5 @@
 // Plain data exchanged with the native addon: how a TorchScript graph crosses the boundary.
-// The native side produces and consumes exactly these shapes; lib/ir/ builds Graph objects
+// The native side produces and consumes exactly these shapes; lib/core/ir/ builds Graph objects
 // from them and writes them back. Ints that may exceed 2^53 (attributes, constants) are
 // BigInt; tensor payloads are opaque handles owned by the native side.
 
@@ -29,7 +29,7 @@ export interface ValueData {
   type: TypeData;
 }
 
-/** An opaque native tensor handle (see lib/binding.ts). */
+/** An opaque native tensor handle (see lib/torchscript/binding.ts). */
 export interface TensorHandleLike {
   readonly shape: number[];
   readonly dtype: DType;

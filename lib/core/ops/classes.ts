@@ -29,8 +29,6 @@ export type OpClass =
 
 const op = (k: string) => `aten::${k}`;
 const kinds = (...ks: string[]) => ks.map(op);
-/** In-place twins: aten::relu_ for aten::relu. */
-const withInPlace = (...ks: string[]) => ks.flatMap((k) => [op(k), op(k + '_')]);
 
 export const MATMUL_KINDS = new Set(kinds('matmul', 'bmm', 'mm', 'baddbmm', 'addmm', 'addbmm', 'linear', '_linear'));
 export const CONV_KINDS = new Set(kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
