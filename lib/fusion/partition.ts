@@ -625,8 +625,31 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
   const pt = new Partitioner(f, rules);
   pt.run();
 
-  // Public groups.
-  const groups: FusionGroup[] = pt.groups.map((g) => {
+  const groups = publicGroups(pt);
+  const attentionCores = groups.filter((g) => g.kind === 'attention');
+  // Projection sets name the kinds of the parallel groups they find (qkv_projection, kv_projection).
+  const projections = projectionSets(pt, groups, attentionCores, rules);
+  const notFused = unfusedCores(pt, rules);
+  for (const ps of projections) if (ps.why) notFused.push(ps.why);
+
+  const refused: RefusedMerge[] = pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message }));
+
+  if (opts.writeMeta !== false) {
+    for (const n of f.nodes) { delete n.meta.group; delete n.meta.groupKind; delete n.meta.groupRole; }
+    for (const g of groups) g.nodes.forEach((n, k) => { n.meta.group = g.id; n.meta.groupKind = g.kind; n.meta.groupRole = g.roles[k]; });
+  }
+  const byNode = new Map<Node, FusionGroup>();
+  for (const g of groups) for (const n of g.nodes) byNode.set(n, g);
+  return {
+    graph, facts: f, groups, groupOf: (n: Node) => byNode.get(n), attentionCores, projections, notFused, refused,
+    ms: performance.now() - t0,
+  };
+}
+
+/** The partitioner's groups as published: members, roles, the tensors read and written, the core's reading. */
+function publicGroups(pt: Partitioner): FusionGroup[] {
+  const f = pt.f;
+  return pt.groups.map((g) => {
     const inG = (p: number) => pt.groupOf[p] === g.id;
     const inputs: Value[] = [];
     const outputs: Value[] = [];
@@ -654,48 +677,65 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
       inputs, outputs, label: attentionLabel(nodes), ...(isCore ? { core: readAttentionCore(nodes, roles) } : {}),
     };
   });
+}
 
-  // Projection sets of every attention group, and the kinds of parallel groups.
+/** Projection sets of every attention group; fused sets rename their parallel group's kind. */
+function projectionSets(pt: Partitioner, groups: FusionGroup[], attentionCores: FusionGroup[], rules: readonly Rule[]): ProjectionSet[] {
   const parallelIndex = rules.findIndex((r) => r.type === 'parallel');
   const parallelName = parallelIndex >= 0 ? rules[parallelIndex].name : 'parallel_projection';
   const projections: ProjectionSet[] = [];
-  const attentionCores = groups.filter((g) => g.kind === 'attention');
   for (const g of attentionCores) {
-    const st = pt.groups[g.id];
-    let qv = -1, kv = -1, vv = -1;
-    const head = g.nodes[0];
-    if (PROJECTING_ATTENTION_KINDS.has(head.kind)) { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
-    if (f.classes[f.pos.get(head)!].includes('attention')) {
-      const p = f.pos.get(head)!;
-      [qv, kv, vv] = [pt.vIn(p, 0), pt.vIn(p, 1), pt.vIn(p, 2)];
-    } else {
-      const scores = st.members.find((p) => st.roles.get(p) === 'scores');
-      const context = st.members.find((p) => st.roles.get(p) === 'context');
-      if (scores === undefined || context === undefined) continue;
-      [qv, kv, vv] = [pt.vIn(scores, 0), pt.vIn(scores, 1), pt.vIn(context, 1)];
-    }
-    const [sq, sk, sv] = [qv, kv, vv].map((i) => (i >= 0 ? projectionSource(pt, i) : -1));
-    const node = (p: number) => (p >= 0 ? f.nodes[p] : null);
-    const ps: ProjectionSet = { attention: g, q: node(sq), k: node(sk), v: node(sv), status: 'unknown' };
-    projections.push(ps);
-    if (sq < 0 || sk < 0 || sv < 0) continue;
-    const gq = pt.groupOf[sq], gk = pt.groupOf[sk], gv = pt.groupOf[sv];
-    const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallelName;
-    if (sq === sk && sk === sv) { ps.status = 'packed'; continue; }
-    if (sk === sv) { ps.status = 'packed_kv'; continue; }
-    if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) { ps.status = 'fused'; ps.group = groups[gq]; groups[gq].kind = 'qkv_projection'; continue; }
-    const qShares = pt.tensorKey(pt.linearOperands(sq)!.x) === pt.tensorKey(pt.linearOperands(sk)!.x);
-    if (gk >= 0 && gk === gv && isParallel(gk) && !qShares) { ps.status = 'kv_fused'; ps.group = groups[gk]; groups[gk].kind = 'kv_projection'; continue; }
-    ps.status = 'not_fused';
-    const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
-    const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
-    let why = conditionsPassed(kvOnly) > conditionsPassed(qkv) ? kvOnly : qkv;
-    if (!why) why = { subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups', nodes: [sq, sk, sv].map((p) => f.nodes[p]) };
-    why.attention = g.label;
-    ps.why = why;
+    if (PROJECTING_ATTENTION_KINDS.has(g.nodes[0].kind)) { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
+    const operands = qkvOperands(pt, g);
+    if (!operands) continue;
+    projections.push(projectionSet(pt, groups, g, operands, parallelIndex, parallelName));
   }
+  return projections;
+}
 
-  // Attention cores the explain rules could not fuse.
+/** The q, k and v values an attention group reads: an attention op's inputs, or the scores' and context's operands. */
+function qkvOperands(pt: Partitioner, g: FusionGroup): [number, number, number] | undefined {
+  const f = pt.f;
+  const st = pt.groups[g.id];
+  const head = g.nodes[0];
+  if (f.classes[f.pos.get(head)!].includes('attention')) {
+    const p = f.pos.get(head)!;
+    return [pt.vIn(p, 0), pt.vIn(p, 1), pt.vIn(p, 2)];
+  }
+  const scores = st.members.find((p) => st.roles.get(p) === 'scores');
+  const context = st.members.find((p) => st.roles.get(p) === 'context');
+  if (scores === undefined || context === undefined) return undefined;
+  return [pt.vIn(scores, 0), pt.vIn(scores, 1), pt.vIn(context, 1)];
+}
+
+/** The linears behind q, k and v, and whether (and how) they were fused, or why not. */
+function projectionSet(pt: Partitioner, groups: FusionGroup[], g: FusionGroup, [qv, kv, vv]: [number, number, number],
+  parallelIndex: number, parallelName: string): ProjectionSet {
+  const f = pt.f;
+  const [sq, sk, sv] = [qv, kv, vv].map((i) => (i >= 0 ? projectionSource(pt, i) : -1));
+  const node = (p: number) => (p >= 0 ? f.nodes[p] : null);
+  const ps: ProjectionSet = { attention: g, q: node(sq), k: node(sk), v: node(sv), status: 'unknown' };
+  if (sq < 0 || sk < 0 || sv < 0) return ps;
+  const gq = pt.groupOf[sq], gk = pt.groupOf[sk], gv = pt.groupOf[sv];
+  const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallelName;
+  if (sq === sk && sk === sv) { ps.status = 'packed'; return ps; }
+  if (sk === sv) { ps.status = 'packed_kv'; return ps; }
+  if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) { ps.status = 'fused'; ps.group = groups[gq]; groups[gq].kind = 'qkv_projection'; return ps; }
+  const qShares = pt.tensorKey(pt.linearOperands(sq)!.x) === pt.tensorKey(pt.linearOperands(sk)!.x);
+  if (gk >= 0 && gk === gv && isParallel(gk) && !qShares) { ps.status = 'kv_fused'; ps.group = groups[gk]; groups[gk].kind = 'kv_projection'; return ps; }
+  ps.status = 'not_fused';
+  const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
+  const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
+  let why = conditionsPassed(kvOnly) > conditionsPassed(qkv) ? kvOnly : qkv;
+  if (!why) why = { subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups', nodes: [sq, sk, sv].map((p) => f.nodes[p]) };
+  why.attention = g.label;
+  ps.why = why;
+  return ps;
+}
+
+/** Attention cores the explain rules could not fuse, each with the reason. */
+function unfusedCores(pt: Partitioner, rules: readonly Rule[]): NotFused[] {
+  const f = pt.f;
   const notFused: NotFused[] = [];
   rules.forEach((rule) => {
     if (rule.type !== 'chain' || !rule.explain) return;
@@ -719,20 +759,7 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
       notFused.push({ subject: 'attention_core', rule: rule.name, condition, message, nodes: [f.nodes[p]], attention: attentionLabel([f.nodes[p]]) });
     }
   });
-  for (const ps of projections) if (ps.why) notFused.push(ps.why);
-
-  const refused: RefusedMerge[] = pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message }));
-
-  if (opts.writeMeta !== false) {
-    for (const n of f.nodes) { delete n.meta.group; delete n.meta.groupKind; delete n.meta.groupRole; }
-    for (const g of groups) g.nodes.forEach((n, k) => { n.meta.group = g.id; n.meta.groupKind = g.kind; n.meta.groupRole = g.roles[k]; });
-  }
-  const byNode = new Map<Node, FusionGroup>();
-  for (const g of groups) for (const n of g.nodes) byNode.set(n, g);
-  return {
-    graph, facts: f, groups, groupOf: (n: Node) => byNode.get(n), attentionCores, projections, notFused, refused,
-    ms: performance.now() - t0,
-  };
+  return notFused;
 }
 
 /** @internal for tests: would merging these nodes (as one group) create a cycle? Returns the culprit. */
