@@ -15,7 +15,6 @@ const FORMAT = {
   '@stylistic/no-trailing-spaces': 'error',
   '@stylistic/eol-last': 'error',
   '@stylistic/max-len': ['error', { code: 200, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreComments: true }],
-  '@stylistic/object-curly-spacing': ['error', 'always'],
   '@stylistic/keyword-spacing': 'error',
   '@stylistic/space-before-blocks': 'error',
   '@stylistic/arrow-parens': ['error', 'always'],

@@ -15,7 +15,7 @@
 //   views, copies, casts, creation        0
 import type { Graph, Node } from '../core/ir';
 import { buildFacts, constNumber, constOf, type GraphFacts } from '../core/facts';
-import { ACT_COST, ELEMENTWISE_COST, baseName, numel } from '../core/ops/classes';
+import { ACT_COST, ELEMENTWISE_COST, baseName, numel, type OpClass } from '../core/ops/classes';
 
 export type FlopCategory = 'matmul' | 'conv' | 'attention' | 'norm' | 'softmax' | 'elementwise' | 'reduction' | 'other';
 
@@ -75,99 +75,125 @@ export function categoryOf(f: GraphFacts, p: number): FlopCategory {
 const MISSING = -1;
 const NO_FORMULA = -2;
 
+/** What a formula reads of one compute node. */
+interface NodeAt {
+  f: GraphFacts;
+  n: Node;
+  kind: string;
+  base: string;
+  /** Shape of input k, when recorded. */
+  shp(k: number): number[] | undefined;
+  /** Shape of output k, when recorded. */
+  out(k?: number): number[] | undefined;
+  /** Input k is a tensor (not None): a bias or an affine weight that is there. */
+  isTensorArg(k: number): boolean;
+}
+
 /** FLOPs of the node at position p; negative codes for "shapes missing" / "no formula". */
 function flopsAt(f: GraphFacts, p: number): number {
   if (f.role[p] !== 'compute') return 0;
-  const n = f.nodes[p];
-  const kind = n.kind;
-  const shp = (k: number) => { const i = f.vindex.get(n.inputs[k]); return i === undefined ? undefined : f.info[i]?.shape; };
-  const out = (k = 0) => { const v = n.outputs[k]; const i = v ? f.vindex.get(v) : undefined; return i === undefined ? undefined : f.info[i]?.shape; };
-  const isTensorArg = (k: number) => { const v = n.inputs[k]; return !!v && v.type.kind === 'Tensor' && constOf(v) !== null; };
   const cls = f.classes[p];
+  const formula = FORMULAS.find(([classes]) => classes.some((c) => cls.includes(c)));
+  if (!formula) return NO_FORMULA;
+  const n = f.nodes[p];
+  const at: NodeAt = {
+    f, n, kind: n.kind, base: baseName(n.kind),
+    shp: (k) => { const i = f.vindex.get(n.inputs[k]); return i === undefined ? undefined : f.info[i]?.shape; },
+    out: (k = 0) => { const v = n.outputs[k]; const i = v ? f.vindex.get(v) : undefined; return i === undefined ? undefined : f.info[i]?.shape; },
+    isTensorArg: (k) => { const v = n.inputs[k]; return !!v && v.type.kind === 'Tensor' && constOf(v) !== null; },
+  };
+  return formula[1](at);
+}
 
-  if (cls.includes('attention')) return attentionFlops(f, n);
-  if (cls.includes('linear') || cls.includes('matmul')) {
-    if (kind === 'aten::linear' || kind === 'aten::_linear') {
-      const x = shp(0), w = shp(1);
-      if (!x || !w) return MISSING;
-      return linearFlops(x, w, isTensorArg(2));
-    }
-    const o = out();
-    if (!o) return MISSING;
-    const addmm = kind === 'aten::addmm' || kind === 'aten::_addmm_activation';
-    const a = addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm' ? shp(1) : shp(0);
-    if (!a) return MISSING;
-    const K = a[a.length - 1];
-    let total = 2 * numel(o) * K;
-    if (kind === 'aten::addbmm') total = 2 * (a[0] ?? 1) * numel(o) * K;
-    if (addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
-    // The fused activation: GELU or ReLU on every output element.
-    if (kind === 'aten::_addmm_activation') total += numel(o) * (constOf(n.inputs[5]) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
-    return total;
-  }
-  if (cls.includes('conv')) {
-    const o = out(), x = shp(0), w = shp(1);
-    if (!o || !x || !w) return MISSING;
-    const transposed = /conv_transpose/.test(kind) || ((kind === 'aten::_convolution' || kind === 'aten::convolution') && constOf(n.inputs[6]) === true);
-    const perOut = numel(w.slice(1));
-    const bias = isTensorArg(2) ? numel(o) : 0;
-    return (transposed ? 2 * numel(x) * perOut : 2 * numel(o) * perOut) + bias;
-  }
-  const o = out();
-  const base = baseName(kind);
-  if (cls.includes('batchnorm') || cls.includes('norm')) {
-    const x = shp(0);
-    if (!x) return MISSING;
-    const N = numel(x);
-    const affine = (k: number) => (isTensorArg(k) ? N : 0);
-    switch (base) {
-      case 'layer_norm': case 'native_layer_norm': return 6 * N + affine(2) + affine(3);
-      case 'group_norm': case 'native_group_norm': return 6 * N + affine(2) + affine(3);
-      case 'instance_norm': return 6 * N + affine(1) + affine(2);
-      case 'rms_norm': case '_fused_rms_norm': return 3 * N + affine(2);
-      default: { // batch norms: (input, weight, bias, running_mean, running_var, training, ...)
-        const training = constOf(n.inputs[5]) === true;
-        return (training ? 6 * N : 2 * N) + affine(1) + affine(2);
-      }
-    }
-  }
-  if (cls.includes('softmax')) { const x = shp(0); return x ? 5 * numel(x) : MISSING; }
-  if (cls.includes('dropout')) {
-    if (f.role[p] !== 'compute') return 0;
+/** Formulas by op class, in the order they are tried: a node's first class here decides. */
+const FORMULAS: readonly (readonly [readonly OpClass[], (a: NodeAt) => number])[] = [
+  [['attention'], ({ f, n }) => attentionFlops(f, n)],
+  [['linear', 'matmul'], matmulFlops],
+  [['conv'], convFlops],
+  [['batchnorm', 'norm'], normFlops],
+  [['softmax'], ({ shp }) => { const x = shp(0); return x ? 5 * numel(x) : MISSING; }],
+  [['dropout'], ({ n, kind, out }) => {
     const train = kind === 'aten::native_dropout' ? constOf(n.inputs[2]) !== false : constOf(n.inputs[2]) === true;
     if (!train) return 0;
+    const o = out();
     return o ? 2 * numel(o) : MISSING;
-  }
-  if (cls.includes('act')) {
+  }],
+  [['act'], ({ n, base, out }) => {
+    const o = out();
     if (!o) return MISSING;
     let cost = ACT_COST[base] ?? 1;
     if (base === 'gelu' && constOf(n.inputs[1]) === 'tanh') cost = 9;
     return cost * numel(o);
-  }
-  if (cls.includes('cast')) return 0;
-  if (cls.includes('elementwise')) {
-    if (!o) return MISSING;
-    return (ELEMENTWISE_COST[base] ?? 1) * numel(o);
-  }
-  if (cls.includes('reduction')) {
-    const x = shp(0);
-    if (!x) return MISSING;
-    const N = numel(x);
-    if (base === 'mean') return N + (o ? numel(o) : 0);
-    if (base === 'var' || base === 'std' || base === 'var_mean' || base === 'std_mean' || base === 'logsumexp') return 3 * N;
-    if (base === 'norm' || base === 'linalg_vector_norm') return 2 * N;
-    return N;
-  }
-  if (cls.includes('pool')) {
-    const x = shp(0);
+  }],
+  [['cast'], () => 0],
+  [['elementwise'], ({ base, out }) => { const o = out(); return o ? (ELEMENTWISE_COST[base] ?? 1) * numel(o) : MISSING; }],
+  [['reduction'], reductionFlops],
+  [['pool'], ({ n, base, shp, out }) => {
+    const x = shp(0), o = out();
     if (!x || !o) return MISSING;
     if (base.startsWith('adaptive')) return numel(x);
     const k = constOf(n.inputs[1]);
     const kernel = Array.isArray(k) ? numel(k) : 1;
     return numel(o) * kernel;
+  }],
+  [['layout', 'copy', 'create'], () => 0],
+];
+
+function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
+  if (kind === 'aten::linear' || kind === 'aten::_linear') {
+    const x = shp(0), w = shp(1);
+    if (!x || !w) return MISSING;
+    return linearFlops(x, w, isTensorArg(2));
   }
-  if (cls.includes('layout') || cls.includes('copy') || cls.includes('create')) return 0;
-  return NO_FORMULA;
+  const o = out();
+  if (!o) return MISSING;
+  const addmm = kind === 'aten::addmm' || kind === 'aten::_addmm_activation';
+  const a = addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm' ? shp(1) : shp(0);
+  if (!a) return MISSING;
+  const K = a[a.length - 1];
+  let total = 2 * numel(o) * K;
+  if (kind === 'aten::addbmm') total = 2 * (a[0] ?? 1) * numel(o) * K;
+  if (addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
+  // The fused activation: GELU or ReLU on every output element.
+  if (kind === 'aten::_addmm_activation') total += numel(o) * (constOf(n.inputs[5]) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
+  return total;
+}
+
+function convFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
+  const o = out(), x = shp(0), w = shp(1);
+  if (!o || !x || !w) return MISSING;
+  const transposed = /conv_transpose/.test(kind) || ((kind === 'aten::_convolution' || kind === 'aten::convolution') && constOf(n.inputs[6]) === true);
+  const perOut = numel(w.slice(1));
+  const bias = isTensorArg(2) ? numel(o) : 0;
+  return (transposed ? 2 * numel(x) * perOut : 2 * numel(o) * perOut) + bias;
+}
+
+function normFlops({ n, base, shp, isTensorArg }: NodeAt): number {
+  const x = shp(0);
+  if (!x) return MISSING;
+  const N = numel(x);
+  const affine = (k: number) => (isTensorArg(k) ? N : 0);
+  switch (base) {
+    case 'layer_norm': case 'native_layer_norm': return 6 * N + affine(2) + affine(3);
+    case 'group_norm': case 'native_group_norm': return 6 * N + affine(2) + affine(3);
+    case 'instance_norm': return 6 * N + affine(1) + affine(2);
+    case 'rms_norm': case '_fused_rms_norm': return 3 * N + affine(2);
+    default: { // batch norms: (input, weight, bias, running_mean, running_var, training, ...)
+      const training = constOf(n.inputs[5]) === true;
+      return (training ? 6 * N : 2 * N) + affine(1) + affine(2);
+    }
+  }
+}
+
+function reductionFlops({ base, shp, out }: NodeAt): number {
+  const x = shp(0);
+  if (!x) return MISSING;
+  const N = numel(x);
+  const o = out();
+  if (base === 'mean') return N + (o ? numel(o) : 0);
+  if (base === 'var' || base === 'std' || base === 'var_mean' || base === 'std_mean' || base === 'logsumexp') return 3 * N;
+  if (base === 'norm' || base === 'linalg_vector_norm') return 2 * N;
+  return N;
 }
 
 function attentionFlops(f: GraphFacts, n: Node): number {

@@ -28,12 +28,14 @@
 // 2048-token attention block byte for byte (test/integration/analysis.test.ts), and those of
 // MobileNet/EfficientNet-, ConvNeXt- and ResNet-style CNNs (test/integration/cnn-memory.test.ts).
 import type { Graph, Node } from '../core/ir';
-import { buildFacts, constOf, VK, type GraphFacts } from '../core/facts';
+import { buildFacts, constOf, type GraphFacts } from '../core/facts';
 import type { SdpaDims } from './flops';
 import { availableParallelism, cpus } from 'os';
 import { ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast } from '../core/ops/classes';
 import type { Partition } from '../fusion/partition';
 import type { GroupKind } from '../fusion/rules';
+import { buildSchedule, type Schedule, type Unit } from './memory-schedule';
+import { assignStorages, storageLastUse, weightBytesRead, type Storages } from './memory-liveness';
 
 export interface SdpaWorkspaceQuery extends SdpaDims {
   dtypeBytes: number;
@@ -132,10 +134,6 @@ export interface MemoryEstimate {
   options: { alignBytes: number; includeInputs: boolean; sdpaKernel: 'flash' | 'math' };
 }
 
-interface Unit { members: number[]; group: number; key: number }
-
-const NONE = -1, WEIGHT = -2, INPUT = -3;
-
 function dtypeBytes(t: { bytes: number; shape: number[] } | undefined): number {
   if (!t) return 4;
   const n = numel(t.shape);
@@ -150,7 +148,6 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
   if (part && part.graph !== graph) throw new Error('estimateMemory: the partition was made from another graph');
   // Positions must agree with the partition's: use its facts (partition again after rewriting the graph).
   const f: GraphFacts = part ? part.facts : (opts.facts ?? given ?? buildFacts(graph));
-  const fused = !!part;
   const align = Math.max(1, opts.alignBytes ?? 1);
   const round = (b: number) => (align > 1 ? Math.ceil(b / align) * align : b);
   const kernel = opts.sdpaKernel ?? 'flash';
@@ -158,204 +155,51 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
   const cpu: CpuKernels | undefined = device === 'cpu'
     ? { threads: Math.max(1, opts.threads ?? defaultThreads()), block: Math.max(1, opts.cpuChannelBlock ?? 16) }
     : undefined;
-  const N = f.nodes.length;
 
-  // Group of each node (fused mode), by position.
-  const groupOfPos = new Int32Array(N).fill(-1);
-  const groupRule: string[] = [];
-  if (part) {
-    for (const g of part.groups) {
-      if (opts.fusedKinds && !opts.fusedKinds.includes(g.kind)) continue;
-      groupRule[g.id] = g.rule;
-      for (const n of g.nodes) { const p = f.pos.get(n); if (p !== undefined) groupOfPos[p] = g.id; }
-    }
-  }
+  const sch = buildSchedule(f, part, opts.fusedKinds);
+  const st = assignStorages(f, sch);
+  const END = sch.order.length; // graph outputs: never freed
+  const sLast = storageLastUse(f, sch, st, END);
+  const weightBytes = weightBytesRead(f, st.store);
+  const ws = stepWorkspaces(f, sch, part, (p) => nodeWorkspace(f, p, kernel, opts.sdpaWorkspace, cpu),
+    (u, pt) => groupWorkspace(f, u, pt, kernel, opts.sdpaWorkspace, cpu), round);
+  const { timeline, peak, peakStep } = sweep(f, sch, st, sLast, ws, part, round, opts.includeInputs ? st.inputBytes : 0);
+  const { liveAtPeak, outputBytes } = liveAtStep(f, st, sLast, peakStep, END, round);
 
-  // Units: groups and top-level nodes (nested nodes run inside their top-level owner's unit).
-  const units: Unit[] = [];
-  const unitOf = new Int32Array(N).fill(-1);
-  const groupUnit = new Map<number, number>();
-  for (let p = 0; p < N; p++) {
-    const top = f.topOf[p];
-    if (top !== p) { unitOf[p] = unitOf[top]; units[unitOf[top]].members.push(p); continue; }
-    const g = groupOfPos[p];
-    if (g >= 0) {
-      let u = groupUnit.get(g);
-      if (u === undefined) { u = units.length; groupUnit.set(g, u); units.push({ members: [], group: g, key: p }); }
-      unitOf[p] = u;
-      units[u].members.push(p);
-    } else {
-      unitOf[p] = units.length;
-      units.push({ members: [p], group: -1, key: p });
-    }
-  }
-  const U = units.length;
-
-  // A value read only inside its producer's group never materialises (fused mode).
-  const internal = (i: number): boolean => {
-    const q = f.producer[i];
-    if (!fused || q < 0) return false;
-    const g = groupOfPos[q];
-    if (g < 0 || f.graphOutput[i]) return false;
-    for (const u of f.dataUsers[i]) if (groupOfPos[f.topOf[u]] !== g) return false;
-    return true;
+  return {
+    mode: sch.fused ? 'fused' : 'unfused',
+    peakBytes: peak, peakStep, peakLabel: timeline[peakStep]?.label ?? '', liveAtPeak: liveAtPeak.slice(0, 10),
+    weightBytes, inputBytes: st.inputBytes, outputBytes, timeline, unknownTensors: st.unknownTensors, scheduleFallback: sch.scheduleFallback,
+    options: { alignBytes: align, includeInputs: !!opts.includeInputs, sdpaKernel: kernel },
   };
+}
 
-  // Schedule.
-  let order: number[];
-  let scheduleFallback = false;
-  if (!fused) {
-    order = units.map((_, u) => u);
-  } else {
-    const succ: number[][] = Array.from({ length: U }, () => []);
-    const indeg = new Int32Array(U);
-    const addEdge = (a: number, b: number) => { if (a !== b) { succ[a].push(b); indeg[b]++; } };
-    for (let i = 0; i < f.values.length; i++) {
-      const q = f.producer[i];
-      if (q < 0) continue;
-      const from = unitOf[q];
-      for (const u of f.dataUsers[i]) addEdge(from, unitOf[u]);
-      if (f.metaUsers[i].length && !internal(i)) for (const u of f.metaUsers[i]) addEdge(from, unitOf[u]);
-    }
-    order = [];
-    const heap: number[] = [];
-    const less = (a: number, b: number) => units[a].key < units[b].key;
-    const push = (u: number) => {
-      heap.push(u);
-      for (let k = heap.length - 1; k > 0;) { const up = (k - 1) >> 1; if (!less(heap[k], heap[up])) break; [heap[k], heap[up]] = [heap[up], heap[k]]; k = up; }
-    };
-    const pop = (): number => {
-      const top = heap[0];
-      const last = heap.pop()!;
-      if (heap.length) {
-        heap[0] = last;
-        for (let k = 0; ;) {
-          const l = 2 * k + 1, r = l + 1;
-          let m = k;
-          if (l < heap.length && less(heap[l], heap[m])) m = l;
-          if (r < heap.length && less(heap[r], heap[m])) m = r;
-          if (m === k) break;
-          [heap[k], heap[m]] = [heap[m], heap[k]];
-          k = m;
-        }
-      }
-      return top;
-    };
-    for (let u = 0; u < U; u++) if (indeg[u] === 0) push(u);
-    while (heap.length) {
-      const u = pop();
-      order.push(u);
-      for (const v of succ[u]) if (--indeg[v] === 0) push(v);
-    }
-    if (order.length < U) {
-      scheduleFallback = true;
-      const done = new Set(order);
-      for (let u = 0; u < U; u++) if (!done.has(u)) order.push(u);
-    }
-  }
-  const stepOf = new Int32Array(U);
-  order.forEach((u, s) => { stepOf[u] = s; });
-  const stepOfPos = (p: number) => stepOf[unitOf[p]];
-
-  // Storages.
-  const V = f.values.length;
-  const store = new Int32Array(V).fill(NONE);
-  const sBytes: number[] = [];
-  const sDef: number[] = [];
-  const sRoot: number[] = [];
-  const sCap: number[] = [];
-  const groupStore = new Map<string, number>();
-  let unknownTensors = 0;
-  let inputBytes = 0;
-  const inputRoots = new Set<number>();
-  const newStorage = (bytes: number, def: number, root: number, cap = Infinity) => {
-    sBytes.push(bytes); sDef.push(def); sRoot.push(root); sCap.push(cap);
-    return sBytes.length - 1;
-  };
-  for (let i = 0; i < V; i++) {
-    if (f.vkind[i] !== VK.Tensor || f.scalar[i]) continue;
-    if (f.weight[i]) { store[i] = WEIGHT; continue; }
-    if (f.input[i]) {
-      store[i] = INPUT;
-      let r = i;
-      while (f.parent[r] >= 0) r = f.parent[r];
-      if (!inputRoots.has(r)) { inputRoots.add(r); inputBytes += f.info[r]?.storageBytes ?? 0; }
-      continue;
-    }
-    const q = f.producer[i];
-    if (q < 0) continue; // block inputs: loop-carried values live inside their owner's unit
-    const t = f.info[i];
-    if (!t) unknownTensors++;
-    const g = fused ? groupOfPos[q] : -1;
-    if (g >= 0) {
-      if (internal(i)) continue;
-      // A group output: written by the kernel, unless it is a view of something from outside.
-      let r = i;
-      while (f.parent[r] >= 0 && f.producer[f.parent[r]] >= 0 && groupOfPos[f.producer[f.parent[r]]] === g) r = f.parent[r];
-      if (f.parent[r] >= 0) { store[i] = store[f.parent[r]]; continue; }
-      const packed = groupRule[g] === 'parallel_projection';
-      const key = packed ? `${g}` : `${g}:${r}`;
-      let s = groupStore.get(key);
-      if (s === undefined) {
-        s = newStorage(0, stepOfPos(q), r, packed ? Infinity : (f.info[r]?.storageBytes ?? Infinity));
-        groupStore.set(key, s);
-      }
-      sBytes[s] = Math.min(sCap[s], sBytes[s] + (t?.bytes ?? 0));
-      store[i] = s;
-      continue;
-    }
-    if (f.parent[i] >= 0) { store[i] = store[f.parent[i]]; continue; }
-    store[i] = newStorage(t?.storageBytes ?? t?.bytes ?? 0, stepOfPos(q), i);
-  }
-  const S = sBytes.length;
-
-  // Last use of every value, then of every storage.
-  const END = order.length; // graph outputs: never freed
-  const lastOf = new Int32Array(V).fill(-1);
-  for (let i = V - 1; i >= 0; i--) {
-    let last = lastOf[i];
-    if (f.graphOutput[i]) last = END;
-    const own = f.producer[i] >= 0 ? stepOfPos(f.producer[i]) : -1;
-    for (const u of f.dataUsers[i]) last = Math.max(last, stepOfPos(u));
-    if (!(fused && internal(i))) for (const u of f.metaUsers[i]) last = Math.max(last, stepOfPos(u));
-    last = Math.max(last, own);
-    lastOf[i] = last;
-    const h = f.holds[i];
-    if (h) for (const e of h) lastOf[e] = Math.max(lastOf[e], last);
-  }
-  const sLast = new Int32Array(S).fill(-1);
-  for (let i = 0; i < V; i++) { const s = store[i]; if (s >= 0) sLast[s] = Math.max(sLast[s], lastOf[i]); }
-
-  // Weights read.
-  const weightRoots = new Set<number>();
-  for (let i = 0; i < V; i++) {
-    if (store[i] !== WEIGHT || (f.dataUsers[i].length === 0 && f.metaUsers[i].length === 0)) continue;
-    let r = i;
-    while (f.parent[r] >= 0) r = f.parent[r];
-    weightRoots.add(r);
-  }
-  let weightBytes = 0;
-  for (const r of weightRoots) weightBytes += f.info[r]?.storageBytes ?? 0;
-
-  // Workspace per step.
+/** Transient workspace of each step (rounded): its group's, or the largest of its nodes'. */
+function stepWorkspaces(f: GraphFacts, sch: Schedule, part: Partition | undefined, ofNode: (p: number) => number,
+  ofGroup: (u: Unit, part: Partition) => number, round: (b: number) => number): Float64Array {
+  const { order, units } = sch;
   const ws = new Float64Array(order.length);
   for (let s = 0; s < order.length; s++) {
     const u = units[order[s]];
-    if (u.group >= 0 && part) ws[s] = groupWorkspace(f, u, part, kernel, opts.sdpaWorkspace, cpu);
-    else for (const p of u.members) ws[s] = Math.max(ws[s], nodeWorkspace(f, p, kernel, opts.sdpaWorkspace, cpu));
+    if (u.group >= 0 && part) ws[s] = ofGroup(u, part);
+    else for (const p of u.members) ws[s] = Math.max(ws[s], ofNode(p));
     ws[s] = ws[s] ? round(ws[s]) : 0;
   }
+  return ws;
+}
 
-  // Sweep.
+/** The sweep over the schedule: live bytes after each step and the highest while one runs. */
+function sweep(f: GraphFacts, sch: Schedule, st: Storages, sLast: Int32Array, ws: Float64Array, part: Partition | undefined,
+  round: (b: number) => number, base: number): { timeline: TimelineEntry[]; peak: number; peakStep: number } {
+  const { order, units } = sch;
   const alloc = new Float64Array(order.length + 1);
   const freed = new Float64Array(order.length + 1);
-  for (let s = 0; s < S; s++) {
-    const b = round(sBytes[s]);
-    alloc[sDef[s]] += b;
-    const last = Math.max(sLast[s], sDef[s]);
+  for (let s = 0; s < st.bytes.length; s++) {
+    const b = round(st.bytes[s]);
+    alloc[st.def[s]] += b;
+    const last = Math.max(sLast[s], st.def[s]);
     freed[last] += b;
   }
-  const base = opts.includeInputs ? inputBytes : 0;
   let live = base;
   let peak = base, peakStep = 0;
   const timeline: TimelineEntry[] = new Array(order.length);
@@ -371,24 +215,24 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
       allocatedBytes: alloc[s], workspaceBytes: ws[s], freedBytes: freed[s], peakBytes: during, liveBytes: live,
     };
   }
+  return { timeline, peak, peakStep };
+}
 
+/** The storages live at a step, largest first, and the bytes still live at the end. */
+function liveAtStep(f: GraphFacts, st: Storages, sLast: Int32Array, peakStep: number, end: number,
+  round: (b: number) => number): { liveAtPeak: LiveStorage[]; outputBytes: number } {
+  const S = st.bytes.length;
   const liveAtPeak: LiveStorage[] = [];
   for (let s = 0; s < S; s++) {
-    if (sDef[s] <= peakStep && Math.max(sLast[s], sDef[s]) >= peakStep && sBytes[s] > 0) {
-      const v = f.values[sRoot[s]];
-      liveAtPeak.push({ value: '%' + v.debugName, producer: v.node?.kind ?? 'input', bytes: round(sBytes[s]) });
+    if (st.def[s] <= peakStep && Math.max(sLast[s], st.def[s]) >= peakStep && st.bytes[s] > 0) {
+      const v = f.values[st.root[s]];
+      liveAtPeak.push({ value: '%' + v.debugName, producer: v.node?.kind ?? 'input', bytes: round(st.bytes[s]) });
     }
   }
   liveAtPeak.sort((a, b) => b.bytes - a.bytes);
   let outputBytes = 0;
-  for (let s = 0; s < S; s++) if (sLast[s] >= END) outputBytes += round(sBytes[s]);
-
-  return {
-    mode: fused ? 'fused' : 'unfused',
-    peakBytes: peak, peakStep, peakLabel: timeline[peakStep]?.label ?? '', liveAtPeak: liveAtPeak.slice(0, 10),
-    weightBytes, inputBytes, outputBytes, timeline, unknownTensors, scheduleFallback,
-    options: { alignBytes: align, includeInputs: !!opts.includeInputs, sdpaKernel: kernel },
-  };
+  for (let s = 0; s < S; s++) if (sLast[s] >= end) outputBytes += round(st.bytes[s]);
+  return { liveAtPeak, outputBytes };
 }
 
 // ---- workspace models ----------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import * as path from 'path';
 import { packageRoot } from '../torchscript/package-root';
 import { NpyDtype } from '../torchscript/npy';
 
-
 /** The built-in models, by name: the one list, shared with scripts/export_models.py. */
 export const MODEL_NAMES: readonly string[] = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'scripts', 'builtin-models.json'), 'utf8')) as string[];
 /** A name in MODEL_NAMES. */

@@ -93,40 +93,84 @@ export class ValueIndex {
   }
 }
 
+/** The tables buildFacts fills in, by value index and by node position. */
+interface Tables {
+  info: (TensorInfo | undefined)[];
+  vkind: Uint8Array;
+  scalar: Uint8Array;
+  weight: Uint8Array;
+  input: Uint8Array;
+  parent: Int32Array;
+  holds: (number[] | undefined)[];
+  dataUsers: number[][];
+  metaUsers: number[][];
+  graphOutput: Uint8Array;
+  role: NodeRole[];
+  classes: OpClass[][];
+}
+
 export function buildFacts(graph: Graph): GraphFacts {
   const nodes = graph.allNodes();
   const N = nodes.length;
   const pos = new Map<Node, number>();
   for (let p = 0; p < N; p++) pos.set(nodes[p], p);
+  const { values, producerList, hasBlocks, ids } = indexValues(graph, nodes);
+  const vindex = new ValueIndex(ids);
+  const idx = (v: Value) => { const i = ids[v.id]; return i === undefined ? -1 : i; };
+  const t = valueTables(graph, values, idx, N);
 
-  // Values in definition order; ids index a dense table.
+  // Nodes in order: a node's inputs are described before it.
+  const ins: number[] = [];
+  const outs: number[] = [];
+  for (let p = 0; p < N; p++) {
+    const n = nodes[p];
+    ins.length = 0;
+    outs.length = 0;
+    for (const v of n.inputs) ins.push(idx(v));
+    for (const v of n.outputs) outs.push(idx(v));
+    describeNode(t, p, n, ins, outs);
+  }
+
+  // Graph outputs (containers hold their elements).
+  for (const v of graph.outputs) markOutput(t, idx(v));
+  const { endPos, topOf, topLevel } = subtrees(nodes, pos, hasBlocks);
+
+  const { info, vkind, scalar, weight, input, parent, holds, dataUsers, metaUsers, graphOutput, role, classes } = t;
+  return {
+    graph, nodes, pos, role, classes, topLevel, endPos, topOf,
+    values, vindex, info, vkind, scalar, weight, input, parent, holds,
+    producer: Int32Array.from(producerList), dataUsers, metaUsers, graphOutput, hasBlocks,
+  };
+}
+
+/** Values in definition order (graph inputs, then each node's outputs and its blocks' inputs); ids index a dense table. */
+function indexValues(graph: Graph, nodes: Node[]): { values: Value[]; producerList: number[]; hasBlocks: boolean; ids: Int32Array } {
   const values: Value[] = [];
   const producerList: number[] = [];
   let hasBlocks = false;
   let maxId = -1;
   const addValue = (v: Value, p: number) => { values.push(v); producerList.push(p); if (v.id > maxId) maxId = v.id; };
   for (const v of graph.inputs) addValue(v, -1);
-  for (let p = 0; p < N; p++) {
+  for (let p = 0; p < nodes.length; p++) {
     const n = nodes[p];
     for (const o of n.outputs) addValue(o, p);
     for (const b of n.blocks) { hasBlocks = true; for (const v of b.inputs) addValue(v, -1); }
   }
   const ids = new Int32Array(maxId + 1).fill(-1);
   for (let i = 0; i < values.length; i++) ids[values[i].id] = i;
-  const vindex = new ValueIndex(ids);
-  const idx = (v: Value) => { const i = ids[v.id]; return i === undefined ? -1 : i; };
+  return { values, producerList, hasBlocks, ids };
+}
 
+/** The tables, with what each value's type and recorded info say (kind, tensor info, plain scalars, graph inputs). */
+function valueTables(graph: Graph, values: Value[], idx: (v: Value) => number, N: number): Tables {
   const V = values.length;
-  const info: (TensorInfo | undefined)[] = new Array(V);
-  const vkind = new Uint8Array(V);
-  const scalar = new Uint8Array(V);
-  const weight = new Uint8Array(V);
-  const input = new Uint8Array(V);
-  const parent = new Int32Array(V).fill(-1);
-  const holds: (number[] | undefined)[] = new Array(V);
-  const dataUsers: number[][] = new Array(V);
-  const metaUsers: number[][] = new Array(V);
-  const graphOutput = new Uint8Array(V);
+  const t: Tables = {
+    info: new Array(V), vkind: new Uint8Array(V), scalar: new Uint8Array(V), weight: new Uint8Array(V),
+    input: new Uint8Array(V), parent: new Int32Array(V).fill(-1), holds: new Array(V),
+    dataUsers: new Array(V), metaUsers: new Array(V), graphOutput: new Uint8Array(V),
+    role: new Array(N), classes: new Array(N),
+  };
+  const { info, vkind, scalar, dataUsers, metaUsers } = t;
   for (let i = 0; i < V; i++) {
     const v = values[i];
     dataUsers[i] = [];
@@ -139,140 +183,159 @@ export function buildFacts(graph: Graph): GraphFacts {
     }
     if (vkind[i] === VK.Plain) scalar[i] = 1;
   }
-  for (const v of graph.inputs) { const i = idx(v); if (vkind[i] === VK.Tensor) input[i] = 1; }
+  for (const v of graph.inputs) { const i = idx(v); if (vkind[i] === VK.Tensor) t.input[i] = 1; }
+  return t;
+}
 
-  const role: NodeRole[] = new Array(N);
-  const classes: OpClass[][] = new Array(N);
-  const ins: number[] = [];
-  const outs: number[] = [];
+/** A node's role and classes, what its outputs are (scalars, weights, aliases, containers) and its uses. */
+function describeNode(t: Tables, p: number, n: Node, ins: number[], outs: number[]): void {
+  const { vkind, scalar, weight, input, parent, role } = t;
+  const kind = n.kind;
+  t.classes[p] = NO_CLASSES;
 
-  const addUse = (i: number, p: number, kind: string, j: number) => {
+  if (n.blocks.length) { role[p] = 'control'; recordUses(t, p, kind, ins); return; }
+  const source = sourceRole(t, n, outs);
+  if (source) { role[p] = source; return; }
+
+  markShapeArithmetic(t, kind, ins, outs);
+  let bookkeeping = true;
+  for (const o of outs) if (!(scalar[o] === 1 || vkind[o] === VK.Object)) { bookkeeping = false; break; }
+  if (bookkeeping) { role[p] = 'bookkeeping'; recordUses(t, p, kind, ins); return; }
+
+  role[p] = CONTAINER_KINDS.has(kind) ? describeContainer(t, n, ins, outs) : aliasRole(t, n, ins, outs);
+  if (role[p] === 'container') for (const o of outs) { const par = parent[o]; if (par >= 0) { weight[o] = weight[par]; input[o] = input[par]; } }
+
+  t.classes[p] = classify(t, kind, ins);
+  recordUses(t, p, kind, ins);
+}
+
+/** Constants, attribute reads and NumToTensor: model data (weight) or bookkeeping; undefined for other nodes. */
+function sourceRole(t: Tables, n: Node, outs: number[]): NodeRole | undefined {
+  const { info, vkind, scalar, weight } = t;
+  if (n.kind === 'prim::Constant') {
+    const o = outs[0];
+    if (o !== undefined && vkind[o] === VK.Tensor) {
+      const c = n.attr('value') as { shape?: number[] } | undefined;
+      const count = info[o] ? numel(info[o]!.shape) : c?.shape ? numel(c.shape) : 1;
+      if (count > 1) { weight[o] = 1; return 'weight'; } else { scalar[o] = 1; return 'bookkeeping'; }
+    }
+    return 'bookkeeping';
+  }
+  if (n.kind === 'prim::GetAttr') {
+    const o = outs[0];
+    if (vkind[o] === VK.Tensor) { weight[o] = 1; return 'weight'; }
+    return 'bookkeeping';
+  }
+  if (n.kind === 'prim::NumToTensor') { for (const o of outs) scalar[o] = 1; return 'bookkeeping'; }
+  return undefined;
+}
+
+/** Shape arithmetic: every input plain or a scalar tensor, every tensor output at most one element. */
+function markShapeArithmetic(t: Tables, kind: string, ins: number[], outs: number[]): void {
+  const { info, vkind, scalar } = t;
+  let allInScalar = true;
+  for (const i of ins) if (!(i < 0 || scalar[i] === 1 || vkind[i] === VK.Object)) { allInScalar = false; break; }
+  if (allInScalar && !CREATE_KINDS.has(kind)) {
+    let tensorsSmall = true, anyTensor = false;
+    for (const o of outs) if (vkind[o] === VK.Tensor) { anyTensor = true; const ti = info[o]; if (ti && numel(ti.shape) > 1) tensorsSmall = false; }
+    if (anyTensor && tensorsSmall) for (const o of outs) if (vkind[o] === VK.Tensor) scalar[o] = 1;
+  }
+}
+
+/** A list/tuple/dict builder or unpacker: what each output holds, or which held value it is. */
+function describeContainer(t: Tables, n: Node, ins: number[], outs: number[]): NodeRole {
+  const { vkind, parent, holds } = t;
+  const kind = n.kind;
+  const in0 = ins.length ? ins[0] : -1;
+  if (kind === 'prim::ListConstruct' || kind === 'prim::TupleConstruct' || kind === 'prim::DictConstruct') {
+    const held: number[] = [];
+    for (const i of ins) if (i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container)) held.push(i);
+    for (const o of outs) holds[o] = held;
+  } else if (in0 >= 0) {
+    const held = holds[in0];
+    const k = kind === 'prim::TupleIndex' || kind === 'aten::__getitem__' ? constNumber(n.inputs[1]) : undefined;
+    for (let j = 0; j < outs.length; j++) {
+      const o = outs[j];
+      const src = held ? (held.length === 1 ? held[0] : held[k ?? j]) : in0;
+      if (src === undefined) continue;
+      if (vkind[o] === VK.Tensor) parent[o] = vkind[src] === VK.Tensor ? src : (holds[src]?.[0] ?? -1);
+      else if (vkind[o] === VK.Container) holds[o] = [src];
+    }
+  }
+  return 'container';
+}
+
+/** 'view' when every tensor output shares its input 0's storage (then marked so), else 'compute'. */
+function aliasRole(t: Tables, n: Node, ins: number[], outs: number[]): NodeRole {
+  const { info, vkind, weight, input, parent, holds } = t;
+  const kind = n.kind;
+  const in0 = ins.length ? ins[0] : -1;
+  if (!(in0 >= 0 && vkind[in0] === VK.Tensor)) return 'compute';
+  let aliases = false;
+  const a = info[in0];
+  const b = outs.length ? info[outs[0]] : undefined;
+  if (VIEW_KINDS.has(kind)) aliases = true;
+  else if (LIST_VIEW_KINDS.has(kind)) {
+    for (const o of outs) if (vkind[o] === VK.Container) holds[o] = [in0];
+    aliases = true;
+  } else if (RESHAPE_KINDS.has(kind)) aliases = !!a && !!b && canView(a.shape, a.strides, b.shape);
+  else if (CONTIGUOUS_KINDS.has(kind)) aliases = !!a && isContiguous(a.shape, a.strides);
+  else if (DROPOUT_KINDS.has(kind) && kind !== 'aten::native_dropout') {
+    aliases = constOf(n.inputs[2]) === false || constNumber(n.inputs[1]) === 0;
+  } else if (CAST_KINDS.has(kind)) aliases = !!a && !!b && a.dtype === b.dtype;
+  else if (kind.startsWith('aten::') && IN_PLACE.test(kind)) aliases = true;
+  if (!aliases) return 'compute';
+  for (const o of outs) if (vkind[o] === VK.Tensor) { parent[o] = in0; weight[o] = weight[in0]; input[o] = input[in0]; }
+  return 'view';
+}
+
+/** Node p reads its tensor and container inputs: as data, or only their metadata (size, dim, ...). */
+function recordUses(t: Tables, p: number, kind: string, ins: number[]): void {
+  const { vkind, scalar } = t;
+  for (let j = 0; j < ins.length; j++) {
+    const i = ins[j];
+    if (!(i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container) && scalar[i] !== 1)) continue;
     const meta = (j === 0 && METADATA_INPUT0.has(kind)) || kind === 'aten::size' || kind === 'aten::dim' || kind === 'aten::numel';
-    const list = meta ? metaUsers[i] : dataUsers[i];
+    const list = meta ? t.metaUsers[i] : t.dataUsers[i];
     if (list.length === 0 || list[list.length - 1] !== p) list.push(p);
-  };
-  const recordUses = (p: number, kind: string) => {
-    for (let j = 0; j < ins.length; j++) {
-      const i = ins[j];
-      if (i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container) && scalar[i] !== 1) addUse(i, p, kind, j);
-    }
-  };
-
-  for (let p = 0; p < N; p++) {
-    const n = nodes[p];
-    const kind = n.kind;
-    ins.length = 0;
-    outs.length = 0;
-    for (const v of n.inputs) ins.push(idx(v));
-    for (const v of n.outputs) outs.push(idx(v));
-    classes[p] = NO_CLASSES;
-
-    if (n.blocks.length) { role[p] = 'control'; recordUses(p, kind); continue; }
-    if (kind === 'prim::Constant') {
-      const o = outs[0];
-      if (o !== undefined && vkind[o] === VK.Tensor) {
-        const c = n.attr('value') as { shape?: number[] } | undefined;
-        const count = info[o] ? numel(info[o]!.shape) : c?.shape ? numel(c.shape) : 1;
-        if (count > 1) { weight[o] = 1; role[p] = 'weight'; } else { scalar[o] = 1; role[p] = 'bookkeeping'; }
-      } else role[p] = 'bookkeeping';
-      continue;
-    }
-    if (kind === 'prim::GetAttr') {
-      const o = outs[0];
-      if (vkind[o] === VK.Tensor) { weight[o] = 1; role[p] = 'weight'; } else role[p] = 'bookkeeping';
-      continue;
-    }
-    if (kind === 'prim::NumToTensor') { for (const o of outs) scalar[o] = 1; role[p] = 'bookkeeping'; continue; }
-
-    // Shape arithmetic: every input plain or a scalar tensor, every tensor output at most one element.
-    let allInScalar = true;
-    for (const i of ins) if (!(i < 0 || scalar[i] === 1 || vkind[i] === VK.Object)) { allInScalar = false; break; }
-    if (allInScalar && !CREATE_KINDS.has(kind)) {
-      let tensorsSmall = true, anyTensor = false;
-      for (const o of outs) if (vkind[o] === VK.Tensor) { anyTensor = true; const t = info[o]; if (t && numel(t.shape) > 1) tensorsSmall = false; }
-      if (anyTensor && tensorsSmall) for (const o of outs) if (vkind[o] === VK.Tensor) scalar[o] = 1;
-    }
-    let bookkeeping = true;
-    for (const o of outs) if (!(scalar[o] === 1 || vkind[o] === VK.Object)) { bookkeeping = false; break; }
-    if (bookkeeping) { role[p] = 'bookkeeping'; recordUses(p, kind); continue; }
-
-    // Aliasing and containers.
-    const in0 = ins.length ? ins[0] : -1;
-    if (CONTAINER_KINDS.has(kind)) {
-      role[p] = 'container';
-      if (kind === 'prim::ListConstruct' || kind === 'prim::TupleConstruct' || kind === 'prim::DictConstruct') {
-        const held: number[] = [];
-        for (const i of ins) if (i >= 0 && (vkind[i] === VK.Tensor || vkind[i] === VK.Container)) held.push(i);
-        for (const o of outs) holds[o] = held;
-      } else if (in0 >= 0) {
-        const held = holds[in0];
-        const k = kind === 'prim::TupleIndex' || kind === 'aten::__getitem__' ? constNumber(n.inputs[1]) : undefined;
-        for (let j = 0; j < outs.length; j++) {
-          const o = outs[j];
-          const src = held ? (held.length === 1 ? held[0] : held[k ?? j]) : in0;
-          if (src === undefined) continue;
-          if (vkind[o] === VK.Tensor) parent[o] = vkind[src] === VK.Tensor ? src : (holds[src]?.[0] ?? -1);
-          else if (vkind[o] === VK.Container) holds[o] = [src];
-        }
-      }
-    } else if (in0 >= 0 && vkind[in0] === VK.Tensor) {
-      let aliases = false;
-      const a = info[in0];
-      const b = outs.length ? info[outs[0]] : undefined;
-      if (VIEW_KINDS.has(kind)) aliases = true;
-      else if (LIST_VIEW_KINDS.has(kind)) { for (const o of outs) if (vkind[o] === VK.Container) holds[o] = [in0]; aliases = true; }
-      else if (RESHAPE_KINDS.has(kind)) aliases = !!a && !!b && canView(a.shape, a.strides, b.shape);
-      else if (CONTIGUOUS_KINDS.has(kind)) aliases = !!a && isContiguous(a.shape, a.strides);
-      else if (DROPOUT_KINDS.has(kind) && kind !== 'aten::native_dropout') {
-        aliases = constOf(n.inputs[2]) === false || constNumber(n.inputs[1]) === 0;
-      } else if (CAST_KINDS.has(kind)) aliases = !!a && !!b && a.dtype === b.dtype;
-      else if (kind.startsWith('aten::') && IN_PLACE.test(kind)) aliases = true;
-      if (aliases) {
-        for (const o of outs) if (vkind[o] === VK.Tensor) { parent[o] = in0; weight[o] = weight[in0]; input[o] = input[in0]; }
-        role[p] = 'view';
-      } else role[p] = 'compute';
-    } else role[p] = 'compute';
-    if (role[p] === 'container') for (const o of outs) { const par = parent[o]; if (par >= 0) { weight[o] = weight[par]; input[o] = input[par]; } }
-
-    classes[p] = classify(kind, ins);
-    recordUses(p, kind);
   }
+}
 
-  function isScalarArg(i: number | undefined): boolean {
-    return i === undefined || i < 0 || scalar[i] === 1 || vkind[i] === VK.Plain
-      || (vkind[i] === VK.Tensor && !!info[i] && numel(info[i]!.shape) === 1);
+/** Fusion classes of a node: by kind, and for matmuls, scalings and adds by what their operands are. */
+function classify(t: Tables, kind: string, ins: number[]): OpClass[] {
+  const { info, vkind, scalar, weight } = t;
+  const isScalarArg = (i: number | undefined): boolean => i === undefined || i < 0 || scalar[i] === 1 || vkind[i] === VK.Plain
+    || (vkind[i] === VK.Tensor && !!info[i] && numel(info[i]!.shape) === 1);
+  const isW = (i: number | undefined): boolean => i !== undefined && i >= 0 && weight[i] === 1;
+  const fixed = FIXED_CLASSES.get(kind);
+  if (fixed) return fixed;
+  if (kind === 'aten::addmm' || kind === 'aten::_addmm_activation') return isW(ins[2]) ? C_LINEAR : C_MATMUL;
+  if (kind === 'aten::matmul' || kind === 'aten::mm' || kind === 'aten::bmm') return isW(ins[0]) || isW(ins[1]) ? C_LINEAR : C_MATMUL;
+  if (kind === 'aten::baddbmm' || kind === 'aten::addbmm') return isW(ins[1]) || isW(ins[2]) ? C_LINEAR : C_MATMUL;
+  const base = baseName(kind);
+  if (base === 'mul' || base === 'div') {
+    const x = ins[0], y = ins[1];
+    if (isScalarArg(y) && !isScalarArg(x)) return C_SCALE;
+    if (base === 'mul' && isScalarArg(x) && !isScalarArg(y)) return C_SCALE;
+    return C_ELEMENTWISE;
   }
-  function isW(i: number | undefined): boolean { return i !== undefined && i >= 0 && weight[i] === 1; }
+  if (base === 'add' || base === 'sub') return !isScalarArg(ins[0]) && !isScalarArg(ins[1]) ? C_ADD : C_ELEMENTWISE;
+  if (base === 'masked_fill' || base === 'where') return C_MASK;
+  if (isElementwiseKind(kind)) return C_ELEMENTWISE;
+  return C_OTHER;
+}
 
-  function classify(kind: string, ins: number[]): OpClass[] {
-    const fixed = FIXED_CLASSES.get(kind);
-    if (fixed) return fixed;
-    if (kind === 'aten::addmm' || kind === 'aten::_addmm_activation') return isW(ins[2]) ? C_LINEAR : C_MATMUL;
-    if (kind === 'aten::matmul' || kind === 'aten::mm' || kind === 'aten::bmm') return isW(ins[0]) || isW(ins[1]) ? C_LINEAR : C_MATMUL;
-    if (kind === 'aten::baddbmm' || kind === 'aten::addbmm') return isW(ins[1]) || isW(ins[2]) ? C_LINEAR : C_MATMUL;
-    const base = baseName(kind);
-    if (base === 'mul' || base === 'div') {
-      const x = ins[0], y = ins[1];
-      if (isScalarArg(y) && !isScalarArg(x)) return C_SCALE;
-      if (base === 'mul' && isScalarArg(x) && !isScalarArg(y)) return C_SCALE;
-      return C_ELEMENTWISE;
-    }
-    if (base === 'add' || base === 'sub') return !isScalarArg(ins[0]) && !isScalarArg(ins[1]) ? C_ADD : C_ELEMENTWISE;
-    if (base === 'masked_fill' || base === 'where') return C_MASK;
-    if (isElementwiseKind(kind)) return C_ELEMENTWISE;
-    return C_OTHER;
-  }
+/** A graph output, and what a container output holds. */
+function markOutput(t: Tables, i: number): void {
+  if (i < 0 || t.graphOutput[i]) return;
+  t.graphOutput[i] = 1;
+  const h = t.holds[i];
+  if (h) for (const k of h) markOutput(t, k);
+}
 
-  // Graph outputs (containers hold their elements).
-  const markOut = (i: number) => {
-    if (i < 0 || graphOutput[i]) return;
-    graphOutput[i] = 1;
-    const h = holds[i];
-    if (h) for (const k of h) markOut(k);
-  };
-  for (const v of graph.outputs) markOut(idx(v));
-
-  // Subtree extents and top-level ancestors.
+/** Subtree extents and top-level ancestors. */
+function subtrees(nodes: Node[], pos: Map<Node, number>, hasBlocks: boolean): { endPos: Int32Array; topOf: Int32Array; topLevel: boolean[] } {
+  const N = nodes.length;
   const endPos = new Int32Array(N);
   const topOf = new Int32Array(N);
   const topLevel: boolean[] = new Array(N);
@@ -291,12 +354,7 @@ export function buildFacts(graph: Graph): GraphFacts {
       endPos[p] = q - 1;
     }
   }
-
-  return {
-    graph, nodes, pos, role, classes, topLevel, endPos, topOf,
-    values, vindex, info, vkind, scalar, weight, input, parent, holds,
-    producer: Int32Array.from(producerList), dataUsers, metaUsers, graphOutput, hasBlocks,
-  };
+  return { endPos, topOf, topLevel };
 }
 
 const IN_PLACE = /[^_]_$/;

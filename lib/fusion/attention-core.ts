@@ -159,6 +159,30 @@ export function readAttentionCore(nodes: readonly Node[], roles: readonly string
   }
 }
 
+/**
+ * The reading's running state, from softmax backwards: `scale` is the product of the scales seen
+ * so far (what the model applies to everything above this point, masks included), and the masks.
+ */
+class Scaling {
+  scale = 1;
+  readonly runtimeScales: RuntimeScale[] = [];
+  readonly masks: CoreMask[] = [];
+
+  /** A mask met here, scaled by what was seen below it; `at` is the scores value it was applied to. */
+  readonly pushMask = (m: Omit<CoreMask, 'factor' | 'runtime' | 'space'>, at: Value): void => {
+    const space = tensorInfo(at)?.shape;
+    this.masks.push({ ...m, factor: this.scale, runtime: [...this.runtimeScales], ...(space ? { space } : {}) });
+  };
+
+  /** Multiply a scale node's factor in; returns what it scaled. */
+  fold(n: Node, s: NonNullable<ReturnType<typeof scaleOf>>): Value {
+    if (s.factor === undefined) this.runtimeScales.push(s.runtime!);
+    else if (!(s.factor > 0)) throw new Refuse('the scale is not positive', n);
+    else this.scale *= s.factor;
+    return s.x;
+  }
+}
+
 function read(roleOf: Map<Node, string>): AttentionCore {
   const member = (v: Value | undefined) => (v?.node && roleOf.has(v.node) ? v.node : undefined);
   const softmax = [...roleOf].find(([, r]) => r === 'softmax')?.[0];
@@ -169,35 +193,43 @@ function read(roleOf: Map<Node, string>): AttentionCore {
   const scoresShapeAtSoftmax = tensorInfo(sIn)?.shape;
   if (!scoresShapeAtSoftmax) throw new Refuse('the scores have no recorded shape (propagate shapes first)', softmax);
 
-  // Backwards from softmax to the scores matmul. `scale` is the product of the scales seen so
-  // far: what the model applies to everything above this point, masks included.
-  let scale = 1;
-  const runtimeScales: RuntimeScale[] = [];
-  const masks: CoreMask[] = [];
+  const sc = new Scaling();
+  const scores = scoresMatmul(roleOf, member, softmax, sIn, sc);
+  let { q, kT } = scoresOperands(scores, sc);
+  const scoresShape = tensorInfo(scores.output)?.shape ?? scoresShapeAtSoftmax;
+  // Scales on q or k (k's may sit before or after its transpose).
+  const unscale = (v: Value): Value => {
+    const n = member(v);
+    if (!n || roleOf.get(n) !== 'scale') return v;
+    const s = scaleOf(n);
+    return s ? sc.fold(n, s) : v;
+  };
+  q = unscale(q);
+  kT = unscale(kT);
+  // k itself when k^T is an explicit transpose of it (its scale may sit before the transpose).
+  let k: Value | undefined;
+  const t = kT.node;
+  if (t && swapsLastTwo(t)) k = unscale(t.inputs[0]);
+
+  const { dropout, context, v } = contextMatmul(roleOf, softmax);
+  if (scoresShape.length < 3) throw new Refuse(`rank-${scoresShape.length} scores (SDPA needs a batch dim)`, scores);
+  return { q, ...(k ? { k } : { kT }), v, scale: sc.scale, runtimeScales: sc.runtimeScales, masks: sc.masks, dropout, scoresShape, softmax, context };
+}
+
+/** Backwards from softmax's input to the scores matmul, through scales, masks and regrouping views. */
+function scoresMatmul(roleOf: Map<Node, string>, member: (v: Value | undefined) => Node | undefined, softmax: Node, sIn: Value, sc: Scaling): Node {
   let x = sIn;
-  const pushMask = (m: Omit<CoreMask, 'factor' | 'runtime' | 'space'>, at: Value) => {
-    const space = tensorInfo(at)?.shape;
-    masks.push({ ...m, factor: scale, runtime: [...runtimeScales], ...(space ? { space } : {}) });
-  };
-  /** Multiply a scale node's factor in; returns what it scaled. */
-  const fold = (n: Node, s: NonNullable<ReturnType<typeof scaleOf>>): Value => {
-    if (s.factor === undefined) runtimeScales.push(s.runtime!);
-    else if (!(s.factor > 0)) throw new Refuse('the scale is not positive', n);
-    else scale *= s.factor;
-    return s.x;
-  };
-  let scores: Node | undefined;
   for (;;) {
     const n = member(x);
     if (!n) throw new Refuse(`the scores (%${x.debugName}) do not come from a matmul in the group`, softmax);
     const role = roleOf.get(n)!;
-    if (role === 'scores') { scores = n; break; }
+    if (role === 'scores') return n;
     if (role === 'scale') {
       const s = scaleOf(n);
       if (!s) throw new Refuse('not a scale by a scalar', n);
-      x = fold(n, s);
+      x = sc.fold(n, s);
     } else if (role === 'mask') {
-      x = readMask(n, (v) => member(v) !== undefined, pushMask);
+      x = readMask(n, (v) => member(v) !== undefined, sc.pushMask);
     } else if (role === 'through') {
       const from = tensorInfo(n.inputs[0]), to = tensorInfo(n.output);
       if (!from || !to || !regroupsLeadingDims(from.shape, to.shape) || from.dtype !== to.dtype) {
@@ -208,36 +240,25 @@ function read(roleOf: Map<Node, string>): AttentionCore {
       throw new Refuse(`unexpected ${role} between the scores and softmax`, n);
     }
   }
+}
 
-  // q @ k^T, or baddbmm(mask, q, k^T, beta, alpha) (PyTorch's own need_weights path).
-  let q: Value, kT: Value;
+/** q @ k^T, or baddbmm(mask, q, k^T, beta, alpha) (PyTorch's own need_weights path). */
+function scoresOperands(scores: Node, sc: Scaling): { q: Value; kT: Value } {
   if (scores.kind === 'aten::matmul' || scores.kind === 'aten::bmm') {
-    [q, kT] = [scores.arg('self')!, scores.arg('other') ?? scores.arg('mat2')!];
-  } else if (scores.kind === 'aten::baddbmm') {
+    return { q: scores.arg('self')!, kT: scores.arg('other') ?? scores.arg('mat2')! };
+  }
+  if (scores.kind === 'aten::baddbmm') {
     const beta = scalarOf(scores.arg('beta')), alpha = scalarOf(scores.arg('alpha'));
     if (beta === undefined || alpha === undefined || !(alpha > 0)) throw new Refuse('baddbmm with non-constant or non-positive alpha/beta', scores);
-    if (beta !== 0) masks.push({ value: scores.arg('self')!, form: 'additive', factor: scale * beta, runtime: [...runtimeScales] });
-    scale *= alpha;
-    [q, kT] = [scores.arg('batch1')!, scores.arg('batch2')!];
-  } else {
-    throw new Refuse(`scores computed by ${scores.kind}; SDPA needs a batched matmul`, scores);
+    if (beta !== 0) sc.masks.push({ value: scores.arg('self')!, form: 'additive', factor: sc.scale * beta, runtime: [...sc.runtimeScales] });
+    sc.scale *= alpha;
+    return { q: scores.arg('batch1')!, kT: scores.arg('batch2')! };
   }
-  const scoresShape = tensorInfo(scores.output)?.shape ?? scoresShapeAtSoftmax;
-  // Scales on q or k (k's may sit before or after its transpose).
-  const unscale = (v: Value): Value => {
-    const n = member(v);
-    if (!n || roleOf.get(n) !== 'scale') return v;
-    const s = scaleOf(n);
-    return s ? fold(n, s) : v;
-  };
-  q = unscale(q);
-  kT = unscale(kT);
-  // k itself when k^T is an explicit transpose of it (its scale may sit before the transpose).
-  let k: Value | undefined;
-  const t = kT.node;
-  if (t && swapsLastTwo(t)) k = unscale(t.inputs[0]);
+  throw new Refuse(`scores computed by ${scores.kind}; SDPA needs a batched matmul`, scores);
+}
 
-  // Forwards from softmax: [dropout] then @ v.
+/** Forwards from softmax: [dropout] then @ v. */
+function contextMatmul(roleOf: Map<Node, string>, softmax: Node): { dropout: number; context: Node; v: Value } {
   let attn = softmax.output;
   let dropout = 0;
   let next = soleDataUser(attn);
@@ -251,9 +272,7 @@ function read(roleOf: Map<Node, string>): AttentionCore {
   if (!next || roleOf.get(next) !== 'context') throw new Refuse('the attention weights are read outside the core (returned weights)', softmax);
   if (next.kind !== 'aten::matmul' && next.kind !== 'aten::bmm') throw new Refuse(`the context is computed by ${next.kind}`, next);
   if (next.arg('self') !== attn) throw new Refuse('the attention weights are the right operand of the context matmul', next);
-  const v = next.arg('other') ?? next.arg('mat2')!;
-  if (scoresShape.length < 3) throw new Refuse(`rank-${scoresShape.length} scores (SDPA needs a batch dim)`, scores);
-  return { q, ...(k ? { k } : { kT }), v, scale, runtimeScales, masks, dropout, scoresShape, softmax, context: next };
+  return { dropout, context: next, v: next.arg('other') ?? next.arg('mat2')! };
 }
 
 function soleDataUser(v: Value): Node | undefined {

@@ -150,187 +150,8 @@ class Partitioner {
 
   // ---- chain matching ---------------------------------------------------------------------------
 
-  matchChain(rule: ChainRule, anchor: number): ChainResult {
-    const f = this.f;
-    const steps = rule.steps;
-    const through = rule.through ?? [];
-    const picked = new Map<number, string>();
-    let throughs: number[] = [];
-    let join = -1;
-    let best: Failure | null = null;
-    const fail = (condition: string, message: string): false => {
-      const progress = picked.size;
-      if (!best || progress > best.progress) best = { progress, condition, message };
-      return false;
-    };
-    const roleFor = (s: StepSpec, p: number) => (s.role === 'adjust' ? (f.classes[p].includes('scale') ? 'scale' : 'mask') : s.role);
-    const inside = (q: number, extra: readonly number[], joinCandidate = join) =>
-      picked.has(q) || throughs.includes(q) || extra.includes(q) || (joinCandidate >= 0 && this.groupOf[q] === joinCandidate);
-    const allOptional = (from: number, to: number) => { for (let t = from; t <= to; t++) if (stepMin(steps[t]) > 0) return false; return true; };
-    const checkWhere = (s: StepSpec, q: number): string | null => {
-      for (const c of s.where ?? []) { const why = CONDITIONS[c](f, q); if (why) return `${c}: ${why}`; }
-      return null;
-    };
-    /** Can q be taken by step s? Returns the join group (or -1), or null with a failure recorded. */
-    const take = (s: StepSpec, q: number): number | null => {
-      const g = this.groupOf[q];
-      if (g < 0) return -1;
-      if (!s.join) return (fail('free', `${this.label(q)} is already in ${this.groupLabel(g)}`), null);
-      if (join >= 0 && join !== g) return (fail('free', `${this.label(q)} is in ${this.groupLabel(g)}, another group than the one joined`), null);
-      if (rule.joinKinds && !rule.joinKinds.includes(this.groups[g].kind)) return (fail('free', `${this.label(q)} is already in ${this.groupLabel(g)}`), null);
-      return g;
-    };
-    const free = (q: number) => this.groupOf[q] < 0;
-    /** "a (x|y) or b (z)": the steps that could come next in direction dir, up to the first required one. */
-    const wanted = (s: number, c: number, dir: 1 | -1): string => {
-      const out: string[] = [];
-      const show = (st: StepSpec) => `${st.role} (${st.ops.join('|')})`;
-      if (c < stepMax(steps[s])) out.push(show(steps[s]));
-      for (let t = s + dir; t >= 0 && t < steps.length; t += dir) {
-        out.push(show(steps[t]));
-        if (stepMin(steps[t]) > 0) break;
-      }
-      return [...new Set(out)].join(' or ') || 'nothing';
-    };
-    const usersNote = (us: number[]) => us.map((u) => this.kindOf(u)).join(', ');
-
-    // Backwards: X matched step s (c times so far); find what precedes it.
-    const back = (s: number, c: number, X: number): boolean => {
-      const step = steps[s];
-      const canStop = c >= stepMin(step) && allOptional(0, s - 1);
-      const link = step.in ?? 'input0';
-      if (link === 'each') {
-        // Every input may independently match the leading optional steps.
-        if (!allOptional(0, s - 1)) throw new Error(`rule ${rule.name}: 'each' needs optional leading steps`);
-        for (const v of this.chainInputs(X, 'any')) {
-          const snapshot = { picked: new Map(picked), throughs: [...throughs], join };
-          if (!backFrom(s, c, X, v)) { picked.clear(); snapshot.picked.forEach((r, k) => picked.set(k, r)); throughs = snapshot.throughs; join = snapshot.join; }
-        }
-        return c >= stepMin(step);
-      }
-      if (s === 0 && c >= stepMax(step)) return canStop;
-      for (const v of this.chainInputs(X, link)) if (backFrom(s, c, X, v)) return true;
-      if (canStop) return true;
-      if (this.chainInputs(X, link).length === 0) fail('missing', `${this.label(X)} has no activation input for ${steps[Math.max(0, s - 1)].role}`);
-      return false;
-    };
-    const backFrom = (s: number, c: number, X: number, v: number): boolean => {
-      const path: number[] = [];
-      let q = f.producer[v];
-      let carried = v;
-      while (q >= 0 && f.topLevel[q]) {
-        // Everything that reads q's output must end up inside the group.
-        const us = this.users(carried);
-        const joinCand = this.groupOf[q] >= 0 ? this.groupOf[q] : join;
-        const outside = us.filter((u) => u !== X && !inside(u, path, joinCand));
-        if (outside.length || f.graphOutput[carried]) {
-          return fail('consumers', `${this.name(carried)} (${this.kindOf(q)}) is also read by ${outside.length ? usersNote(outside) : 'the graph output'} outside the pattern, so it must be materialised`);
-        }
-        // Match q as step t: a repeat of s, or an earlier step with only optional steps between.
-        for (let t = s; t >= 0; t--) {
-          if (t === s && c >= stepMax(steps[s])) continue;
-          if (t < s && (c < stepMin(steps[s]) || !allOptional(t + 1, s - 1))) break;
-          const st = steps[t];
-          if (!intersects(f.classes[q], st.ops)) continue;
-          const g = take(st, q);
-          if (g === null) continue;
-          // Conditions apply to free nodes; a joined node is vouched for by its group.
-          const why = g >= 0 ? null : checkWhere(st, q);
-          if (why) { fail(why.split(':')[0], `${this.label(q)}: ${why.slice(why.indexOf(':') + 2)}`); continue; }
-          const savedThroughs = throughs;
-          const savedJoin = join;
-          throughs = [...throughs, ...path];
-          picked.set(q, roleFor(st, q));
-          if (g >= 0) join = g;
-          const ok = g >= 0 ? allOptional(0, t - 1) || fail('missing', `joined ${this.groupLabel(g)} before matching ${steps[0].role}`) : back(t, t === s ? c + 1 : 1, q);
-          if (ok) return true;
-          picked.delete(q);
-          throughs = savedThroughs;
-          join = savedJoin;
-        }
-        if (intersects(f.classes[q], through) && free(q)) {
-          const i0 = this.vIn(q, 0);
-          if (i0 < 0 || !isActivation(f, i0)) break;
-          path.push(q);
-          carried = i0;
-          q = f.producer[i0];
-          continue;
-        }
-        return fail('op', `expected ${wanted(s, c, -1)} before ${this.kindOf(X)}, found ${this.label(q)}`);
-      }
-      return fail('missing', `${this.name(v)} feeding ${this.kindOf(X)} comes from ${q < 0 ? 'a graph or block input' : 'a nested block'}`);
-    };
-
-    // Forwards: X matched step s (c times); find what follows it.
-    const fwd = (s: number, c: number, X: number): boolean => {
-      const last = steps.length - 1;
-      const canStop = c >= stepMin(steps[s]) && allOptional(s + 1, last);
-      if (s === last && c >= stepMax(steps[s])) return canStop;
-      if (fwdFrom(s, c, X)) return true;
-      return canStop;
-    };
-    const fwdFrom = (s: number, c: number, X: number): boolean => {
-      const path: number[] = [];
-      let cur = X;
-      for (;;) {
-        const o = this.vOut(cur);
-        if (o < 0 || f.vkind[o] !== VK.Tensor) return fail('missing', `${this.label(cur)} has no tensor output`);
-        const us = this.users(o);
-        if (f.graphOutput[o]) return fail('consumers', `${this.name(o)} (${this.kindOf(cur)}) is a graph output, so it must be materialised`);
-        if (us.length === 0) return fail('missing', `${this.name(o)} (${this.kindOf(cur)}) has no consumer`);
-        let Y = us[0];
-        if (us.length > 1) {
-          const g = this.groupOf[us[0]];
-          if (!(g >= 0 && us.every((u) => this.groupOf[u] === g))) {
-            return fail('consumers', `${this.name(o)} (${this.kindOf(cur)}) is read by ${us.length} nodes (${usersNote(us)}), so it must be materialised`);
-          }
-          Y = Math.min(...us);
-        }
-        if (!f.topLevel[Y]) return fail('missing', `${this.name(o)} is read inside a nested block`);
-        const readsAt = (link: Link) => (link === 'input0' ? this.vIn(Y, 0) === o : f.nodes[Y].inputs.some((_, k) => this.vIn(Y, k) === o));
-        for (let t = s; t < steps.length; t++) {
-          if (t === s && c >= stepMax(steps[s])) continue;
-          if (t > s && (c < stepMin(steps[s]) || !allOptional(s + 1, t - 1))) break;
-          const st = steps[t];
-          if (!intersects(f.classes[Y], st.ops)) continue;
-          if (!readsAt(st.in === 'each' ? 'any' : st.in ?? 'input0')) { fail('op', `${this.label(Y)} does not read ${this.name(o)} as its ${st.in ?? 'input0'}`); continue; }
-          if (us.length > 1 && !st.join) { fail('consumers', `${this.name(o)} is read by ${us.length} nodes`); continue; }
-          const g = take(st, Y);
-          if (g === null) continue;
-          const why = g >= 0 ? null : checkWhere(st, Y);
-          if (why) { fail(why.split(':')[0], `${this.label(Y)}: ${why.slice(why.indexOf(':') + 2)}`); continue; }
-          const savedThroughs = throughs;
-          const savedJoin = join;
-          throughs = [...throughs, ...path];
-          picked.set(Y, roleFor(st, Y));
-          if (g >= 0) join = g;
-          const ok = g >= 0 ? allOptional(t + 1, steps.length - 1) || fail('missing', `joined ${this.groupLabel(g)} before the last step`) : fwd(t, t === s ? c + 1 : 1, Y);
-          if (ok) return true;
-          picked.delete(Y);
-          throughs = savedThroughs;
-          join = savedJoin;
-        }
-        if (us.length === 1 && intersects(f.classes[Y], through) && free(Y) && this.vIn(Y, 0) === o) {
-          path.push(Y);
-          cur = Y;
-          continue;
-        }
-        return fail('op', `expected ${wanted(s, c, 1)} after ${this.kindOf(X)}, found ${this.label(Y)}`);
-      }
-    };
-
-    const a = steps[rule.anchor];
-    if (!f.topLevel[anchor]) return { ok: false, failure: { progress: 0, condition: 'missing', message: 'inside a nested block' } };
-    if (!intersects(f.classes[anchor], a.ops)) return { ok: false, failure: { progress: 0, condition: 'op', message: `${this.kindOf(anchor)} is not ${a.role}` } };
-    if (!free(anchor)) return { ok: false, failure: { progress: 0, condition: 'free', message: `${this.label(anchor)} is already in ${this.groupLabel(this.groupOf[anchor])}` } };
-    const why = checkWhere(a, anchor);
-    if (why) return { ok: false, failure: { progress: 0, condition: why.split(':')[0], message: `${this.label(anchor)}: ${why.slice(why.indexOf(':') + 2)}` } };
-    picked.set(anchor, roleFor(a, anchor));
-    const ok = back(rule.anchor, 1, anchor) && fwd(rule.anchor, 1, anchor);
-    if (ok && picked.size >= (rule.minSteps ?? 2)) return { ok: true, picked, throughs, join };
-    if (ok) fail('missing', `only ${picked.size} of the ${rule.minSteps ?? 2} ops the rule needs matched (${[...picked.values()].join(', ')})`);
-    return { ok: false, failure: best ?? { progress: 0, condition: 'op', message: 'no match' } };
-  }
+  /** Match a chain rule from one anchor (see ChainMatch). */
+  matchChain(rule: ChainRule, anchor: number): ChainResult { return new ChainMatch(this, rule).run(anchor); }
 
   // ---- merging with the acyclicity check --------------------------------------------------------
 
@@ -506,6 +327,231 @@ class Partitioner {
   }
 }
 
+// ---- chain matching ----------------------------------------------------------------------------
+
+/**
+ * One chain rule matched from one anchor: backwards from the anchor to the first step, then
+ * forwards to the last, trying each way a node can be taken and undoing what fails. `picked`,
+ * `throughs` and `join` are the match so far; `best` is the failure that got furthest, to explain
+ * a miss.
+ */
+class ChainMatch {
+  private readonly f: GraphFacts;
+  private readonly steps: readonly StepSpec[];
+  private readonly through: readonly OpClass[];
+  private readonly picked = new Map<number, string>();
+  private throughs: number[] = [];
+  private join = -1;
+  private best: Failure | null = null;
+
+  constructor(private readonly pt: Partitioner, private readonly rule: ChainRule) {
+    this.f = pt.f;
+    this.steps = rule.steps;
+    this.through = rule.through ?? [];
+  }
+
+  run(anchor: number): ChainResult {
+    const { f, pt, rule, steps, picked } = this;
+    const a = steps[rule.anchor];
+    if (!f.topLevel[anchor]) return { ok: false, failure: { progress: 0, condition: 'missing', message: 'inside a nested block' } };
+    if (!intersects(f.classes[anchor], a.ops)) return { ok: false, failure: { progress: 0, condition: 'op', message: `${pt.kindOf(anchor)} is not ${a.role}` } };
+    if (!this.free(anchor)) return { ok: false, failure: { progress: 0, condition: 'free', message: `${pt.label(anchor)} is already in ${pt.groupLabel(pt.groupOf[anchor])}` } };
+    const why = this.checkWhere(a, anchor);
+    if (why) return { ok: false, failure: { progress: 0, condition: why.split(':')[0], message: `${pt.label(anchor)}: ${why.slice(why.indexOf(':') + 2)}` } };
+    picked.set(anchor, this.roleFor(a, anchor));
+    const ok = this.back(rule.anchor, 1, anchor) && this.fwd(rule.anchor, 1, anchor);
+    if (ok && picked.size >= (rule.minSteps ?? 2)) return { ok: true, picked, throughs: this.throughs, join: this.join };
+    if (ok) this.fail('missing', `only ${picked.size} of the ${rule.minSteps ?? 2} ops the rule needs matched (${[...picked.values()].join(', ')})`);
+    return { ok: false, failure: this.best ?? { progress: 0, condition: 'op', message: 'no match' } };
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private fail(condition: string, message: string): false {
+    const progress = this.picked.size;
+    if (!this.best || progress > this.best.progress) this.best = { progress, condition, message };
+    return false;
+  }
+
+  private roleFor(s: StepSpec, p: number): string { return s.role === 'adjust' ? (this.f.classes[p].includes('scale') ? 'scale' : 'mask') : s.role; }
+
+  private inside(q: number, extra: readonly number[], joinCandidate = this.join): boolean {
+    return this.picked.has(q) || this.throughs.includes(q) || extra.includes(q) || (joinCandidate >= 0 && this.pt.groupOf[q] === joinCandidate);
+  }
+
+  private allOptional(from: number, to: number): boolean { for (let t = from; t <= to; t++) if (stepMin(this.steps[t]) > 0) return false; return true; }
+
+  private checkWhere(s: StepSpec, q: number): string | null {
+    for (const c of s.where ?? []) { const why = CONDITIONS[c](this.f, q); if (why) return `${c}: ${why}`; }
+    return null;
+  }
+
+  /** Can q be taken by step s? Returns the join group (or -1), or null with a failure recorded. */
+  private take(s: StepSpec, q: number): number | null {
+    const { pt, rule, join } = this;
+    const g = pt.groupOf[q];
+    if (g < 0) return -1;
+    if (!s.join) return (this.fail('free', `${pt.label(q)} is already in ${pt.groupLabel(g)}`), null);
+    if (join >= 0 && join !== g) return (this.fail('free', `${pt.label(q)} is in ${pt.groupLabel(g)}, another group than the one joined`), null);
+    if (rule.joinKinds && !rule.joinKinds.includes(pt.groups[g].kind)) return (this.fail('free', `${pt.label(q)} is already in ${pt.groupLabel(g)}`), null);
+    return g;
+  }
+
+  private free(q: number): boolean { return this.pt.groupOf[q] < 0; }
+
+  /** "a (x|y) or b (z)": the steps that could come next in direction dir, up to the first required one. */
+  private wanted(s: number, c: number, dir: 1 | -1): string {
+    const steps = this.steps;
+    const out: string[] = [];
+    const show = (st: StepSpec) => `${st.role} (${st.ops.join('|')})`;
+    if (c < stepMax(steps[s])) out.push(show(steps[s]));
+    for (let t = s + dir; t >= 0 && t < steps.length; t += dir) {
+      out.push(show(steps[t]));
+      if (stepMin(steps[t]) > 0) break;
+    }
+    return [...new Set(out)].join(' or ') || 'nothing';
+  }
+
+  private usersNote(us: number[]): string { return us.map((u) => this.pt.kindOf(u)).join(', '); }
+
+  // ---- backwards ------------------------------------------------------------------------------
+
+  /** X matched step s (c times so far); find what precedes it. */
+  private back(s: number, c: number, X: number): boolean {
+    const { pt, rule, steps, picked } = this;
+    const step = steps[s];
+    const canStop = c >= stepMin(step) && this.allOptional(0, s - 1);
+    const link = step.in ?? 'input0';
+    if (link === 'each') {
+      // Every input may independently match the leading optional steps.
+      if (!this.allOptional(0, s - 1)) throw new Error(`rule ${rule.name}: 'each' needs optional leading steps`);
+      for (const v of pt.chainInputs(X, 'any')) {
+        const snapshot = { picked: new Map(picked), throughs: [...this.throughs], join: this.join };
+        if (!this.backFrom(s, c, X, v)) { picked.clear(); snapshot.picked.forEach((r, k) => picked.set(k, r)); this.throughs = snapshot.throughs; this.join = snapshot.join; }
+      }
+      return c >= stepMin(step);
+    }
+    if (s === 0 && c >= stepMax(step)) return canStop;
+    for (const v of pt.chainInputs(X, link)) if (this.backFrom(s, c, X, v)) return true;
+    if (canStop) return true;
+    if (pt.chainInputs(X, link).length === 0) this.fail('missing', `${pt.label(X)} has no activation input for ${steps[Math.max(0, s - 1)].role}`);
+    return false;
+  }
+
+  /** From X's input v up through its producers: the step that precedes X, past `through` ops. */
+  private backFrom(s: number, c: number, X: number, v: number): boolean {
+    const { f, pt, steps, picked } = this;
+    const path: number[] = [];
+    let q = f.producer[v];
+    let carried = v;
+    while (q >= 0 && f.topLevel[q]) {
+      // Everything that reads q's output must end up inside the group.
+      const us = pt.users(carried);
+      const joinCand = pt.groupOf[q] >= 0 ? pt.groupOf[q] : this.join;
+      const outside = us.filter((u) => u !== X && !this.inside(u, path, joinCand));
+      if (outside.length || f.graphOutput[carried]) {
+        return this.fail('consumers', `${pt.name(carried)} (${pt.kindOf(q)}) is also read by ${outside.length ? this.usersNote(outside) : 'the graph output'} outside the pattern, so it must be materialised`);
+      }
+      // Match q as step t: a repeat of s, or an earlier step with only optional steps between.
+      for (let t = s; t >= 0; t--) {
+        if (t === s && c >= stepMax(steps[s])) continue;
+        if (t < s && (c < stepMin(steps[s]) || !this.allOptional(t + 1, s - 1))) break;
+        const st = steps[t];
+        if (!intersects(f.classes[q], st.ops)) continue;
+        const g = this.take(st, q);
+        if (g === null) continue;
+        // Conditions apply to free nodes; a joined node is vouched for by its group.
+        const why = g >= 0 ? null : this.checkWhere(st, q);
+        if (why) { this.fail(why.split(':')[0], `${pt.label(q)}: ${why.slice(why.indexOf(':') + 2)}`); continue; }
+        const savedThroughs = this.throughs;
+        const savedJoin = this.join;
+        this.throughs = [...this.throughs, ...path];
+        picked.set(q, this.roleFor(st, q));
+        if (g >= 0) this.join = g;
+        const ok = g >= 0 ? this.allOptional(0, t - 1) || this.fail('missing', `joined ${pt.groupLabel(g)} before matching ${steps[0].role}`) : this.back(t, t === s ? c + 1 : 1, q);
+        if (ok) return true;
+        picked.delete(q);
+        this.throughs = savedThroughs;
+        this.join = savedJoin;
+      }
+      if (intersects(f.classes[q], this.through) && this.free(q)) {
+        const i0 = pt.vIn(q, 0);
+        if (i0 < 0 || !isActivation(f, i0)) break;
+        path.push(q);
+        carried = i0;
+        q = f.producer[i0];
+        continue;
+      }
+      return this.fail('op', `expected ${this.wanted(s, c, -1)} before ${pt.kindOf(X)}, found ${pt.label(q)}`);
+    }
+    return this.fail('missing', `${pt.name(v)} feeding ${pt.kindOf(X)} comes from ${q < 0 ? 'a graph or block input' : 'a nested block'}`);
+  }
+
+  // ---- forwards -------------------------------------------------------------------------------
+
+  /** X matched step s (c times); find what follows it. */
+  private fwd(s: number, c: number, X: number): boolean {
+    const steps = this.steps;
+    const last = steps.length - 1;
+    const canStop = c >= stepMin(steps[s]) && this.allOptional(s + 1, last);
+    if (s === last && c >= stepMax(steps[s])) return canStop;
+    if (this.fwdFrom(s, c, X)) return true;
+    return canStop;
+  }
+
+  /** From X's output down through its sole consumer: the step that follows X, past `through` ops. */
+  private fwdFrom(s: number, c: number, X: number): boolean {
+    const { f, pt, steps, picked } = this;
+    const path: number[] = [];
+    let cur = X;
+    for (;;) {
+      const o = pt.vOut(cur);
+      if (o < 0 || f.vkind[o] !== VK.Tensor) return this.fail('missing', `${pt.label(cur)} has no tensor output`);
+      const us = pt.users(o);
+      if (f.graphOutput[o]) return this.fail('consumers', `${pt.name(o)} (${pt.kindOf(cur)}) is a graph output, so it must be materialised`);
+      if (us.length === 0) return this.fail('missing', `${pt.name(o)} (${pt.kindOf(cur)}) has no consumer`);
+      let Y = us[0];
+      if (us.length > 1) {
+        const g = pt.groupOf[us[0]];
+        if (!(g >= 0 && us.every((u) => pt.groupOf[u] === g))) {
+          return this.fail('consumers', `${pt.name(o)} (${pt.kindOf(cur)}) is read by ${us.length} nodes (${this.usersNote(us)}), so it must be materialised`);
+        }
+        Y = Math.min(...us);
+      }
+      if (!f.topLevel[Y]) return this.fail('missing', `${pt.name(o)} is read inside a nested block`);
+      const readsAt = (link: Link) => (link === 'input0' ? pt.vIn(Y, 0) === o : f.nodes[Y].inputs.some((_, k) => pt.vIn(Y, k) === o));
+      for (let t = s; t < steps.length; t++) {
+        if (t === s && c >= stepMax(steps[s])) continue;
+        if (t > s && (c < stepMin(steps[s]) || !this.allOptional(s + 1, t - 1))) break;
+        const st = steps[t];
+        if (!intersects(f.classes[Y], st.ops)) continue;
+        if (!readsAt(st.in === 'each' ? 'any' : st.in ?? 'input0')) { this.fail('op', `${pt.label(Y)} does not read ${pt.name(o)} as its ${st.in ?? 'input0'}`); continue; }
+        if (us.length > 1 && !st.join) { this.fail('consumers', `${pt.name(o)} is read by ${us.length} nodes`); continue; }
+        const g = this.take(st, Y);
+        if (g === null) continue;
+        const why = g >= 0 ? null : this.checkWhere(st, Y);
+        if (why) { this.fail(why.split(':')[0], `${pt.label(Y)}: ${why.slice(why.indexOf(':') + 2)}`); continue; }
+        const savedThroughs = this.throughs;
+        const savedJoin = this.join;
+        this.throughs = [...this.throughs, ...path];
+        picked.set(Y, this.roleFor(st, Y));
+        if (g >= 0) this.join = g;
+        const ok = g >= 0 ? this.allOptional(t + 1, steps.length - 1) || this.fail('missing', `joined ${pt.groupLabel(g)} before the last step`) : this.fwd(t, t === s ? c + 1 : 1, Y);
+        if (ok) return true;
+        picked.delete(Y);
+        this.throughs = savedThroughs;
+        this.join = savedJoin;
+      }
+      if (us.length === 1 && intersects(f.classes[Y], this.through) && this.free(Y) && pt.vIn(Y, 0) === o) {
+        path.push(Y);
+        cur = Y;
+        continue;
+      }
+      return this.fail('op', `expected ${this.wanted(s, c, 1)} after ${pt.kindOf(X)}, found ${pt.label(Y)}`);
+    }
+  }
+}
+
 // ---- explanations ------------------------------------------------------------------------------
 
 /** Follow views, casts and scalings back to the linear that produced a q/k/v operand. */
@@ -579,8 +625,31 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
   const pt = new Partitioner(f, rules);
   pt.run();
 
-  // Public groups.
-  const groups: FusionGroup[] = pt.groups.map((g) => {
+  const groups = publicGroups(pt);
+  const attentionCores = groups.filter((g) => g.kind === 'attention');
+  // Projection sets name the kinds of the parallel groups they find (qkv_projection, kv_projection).
+  const projections = projectionSets(pt, groups, attentionCores, rules);
+  const notFused = unfusedCores(pt, rules);
+  for (const ps of projections) if (ps.why) notFused.push(ps.why);
+
+  const refused: RefusedMerge[] = pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message }));
+
+  if (opts.writeMeta !== false) {
+    for (const n of f.nodes) { delete n.meta.group; delete n.meta.groupKind; delete n.meta.groupRole; }
+    for (const g of groups) g.nodes.forEach((n, k) => { n.meta.group = g.id; n.meta.groupKind = g.kind; n.meta.groupRole = g.roles[k]; });
+  }
+  const byNode = new Map<Node, FusionGroup>();
+  for (const g of groups) for (const n of g.nodes) byNode.set(n, g);
+  return {
+    graph, facts: f, groups, groupOf: (n: Node) => byNode.get(n), attentionCores, projections, notFused, refused,
+    ms: performance.now() - t0,
+  };
+}
+
+/** The partitioner's groups as published: members, roles, the tensors read and written, the core's reading. */
+function publicGroups(pt: Partitioner): FusionGroup[] {
+  const f = pt.f;
+  return pt.groups.map((g) => {
     const inG = (p: number) => pt.groupOf[p] === g.id;
     const inputs: Value[] = [];
     const outputs: Value[] = [];
@@ -608,48 +677,65 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
       inputs, outputs, label: attentionLabel(nodes), ...(isCore ? { core: readAttentionCore(nodes, roles) } : {}),
     };
   });
+}
 
-  // Projection sets of every attention group, and the kinds of parallel groups.
+/** Projection sets of every attention group; fused sets rename their parallel group's kind. */
+function projectionSets(pt: Partitioner, groups: FusionGroup[], attentionCores: FusionGroup[], rules: readonly Rule[]): ProjectionSet[] {
   const parallelIndex = rules.findIndex((r) => r.type === 'parallel');
   const parallelName = parallelIndex >= 0 ? rules[parallelIndex].name : 'parallel_projection';
   const projections: ProjectionSet[] = [];
-  const attentionCores = groups.filter((g) => g.kind === 'attention');
   for (const g of attentionCores) {
-    const st = pt.groups[g.id];
-    let qv = -1, kv = -1, vv = -1;
-    const head = g.nodes[0];
-    if (PROJECTING_ATTENTION_KINDS.has(head.kind)) { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
-    if (f.classes[f.pos.get(head)!].includes('attention')) {
-      const p = f.pos.get(head)!;
-      [qv, kv, vv] = [pt.vIn(p, 0), pt.vIn(p, 1), pt.vIn(p, 2)];
-    } else {
-      const scores = st.members.find((p) => st.roles.get(p) === 'scores');
-      const context = st.members.find((p) => st.roles.get(p) === 'context');
-      if (scores === undefined || context === undefined) continue;
-      [qv, kv, vv] = [pt.vIn(scores, 0), pt.vIn(scores, 1), pt.vIn(context, 1)];
-    }
-    const [sq, sk, sv] = [qv, kv, vv].map((i) => (i >= 0 ? projectionSource(pt, i) : -1));
-    const node = (p: number) => (p >= 0 ? f.nodes[p] : null);
-    const ps: ProjectionSet = { attention: g, q: node(sq), k: node(sk), v: node(sv), status: 'unknown' };
-    projections.push(ps);
-    if (sq < 0 || sk < 0 || sv < 0) continue;
-    const gq = pt.groupOf[sq], gk = pt.groupOf[sk], gv = pt.groupOf[sv];
-    const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallelName;
-    if (sq === sk && sk === sv) { ps.status = 'packed'; continue; }
-    if (sk === sv) { ps.status = 'packed_kv'; continue; }
-    if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) { ps.status = 'fused'; ps.group = groups[gq]; groups[gq].kind = 'qkv_projection'; continue; }
-    const qShares = pt.tensorKey(pt.linearOperands(sq)!.x) === pt.tensorKey(pt.linearOperands(sk)!.x);
-    if (gk >= 0 && gk === gv && isParallel(gk) && !qShares) { ps.status = 'kv_fused'; ps.group = groups[gk]; groups[gk].kind = 'kv_projection'; continue; }
-    ps.status = 'not_fused';
-    const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
-    const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
-    let why = conditionsPassed(kvOnly) > conditionsPassed(qkv) ? kvOnly : qkv;
-    if (!why) why = { subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups', nodes: [sq, sk, sv].map((p) => f.nodes[p]) };
-    why.attention = g.label;
-    ps.why = why;
+    if (PROJECTING_ATTENTION_KINDS.has(g.nodes[0].kind)) { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
+    const operands = qkvOperands(pt, g);
+    if (!operands) continue;
+    projections.push(projectionSet(pt, groups, g, operands, parallelIndex, parallelName));
   }
+  return projections;
+}
 
-  // Attention cores the explain rules could not fuse.
+/** The q, k and v values an attention group reads: an attention op's inputs, or the scores' and context's operands. */
+function qkvOperands(pt: Partitioner, g: FusionGroup): [number, number, number] | undefined {
+  const f = pt.f;
+  const st = pt.groups[g.id];
+  const head = g.nodes[0];
+  if (f.classes[f.pos.get(head)!].includes('attention')) {
+    const p = f.pos.get(head)!;
+    return [pt.vIn(p, 0), pt.vIn(p, 1), pt.vIn(p, 2)];
+  }
+  const scores = st.members.find((p) => st.roles.get(p) === 'scores');
+  const context = st.members.find((p) => st.roles.get(p) === 'context');
+  if (scores === undefined || context === undefined) return undefined;
+  return [pt.vIn(scores, 0), pt.vIn(scores, 1), pt.vIn(context, 1)];
+}
+
+/** The linears behind q, k and v, and whether (and how) they were fused, or why not. */
+function projectionSet(pt: Partitioner, groups: FusionGroup[], g: FusionGroup, [qv, kv, vv]: [number, number, number],
+  parallelIndex: number, parallelName: string): ProjectionSet {
+  const f = pt.f;
+  const [sq, sk, sv] = [qv, kv, vv].map((i) => (i >= 0 ? projectionSource(pt, i) : -1));
+  const node = (p: number) => (p >= 0 ? f.nodes[p] : null);
+  const ps: ProjectionSet = { attention: g, q: node(sq), k: node(sk), v: node(sv), status: 'unknown' };
+  if (sq < 0 || sk < 0 || sv < 0) return ps;
+  const gq = pt.groupOf[sq], gk = pt.groupOf[sk], gv = pt.groupOf[sv];
+  const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallelName;
+  if (sq === sk && sk === sv) { ps.status = 'packed'; return ps; }
+  if (sk === sv) { ps.status = 'packed_kv'; return ps; }
+  if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) { ps.status = 'fused'; ps.group = groups[gq]; groups[gq].kind = 'qkv_projection'; return ps; }
+  const qShares = pt.tensorKey(pt.linearOperands(sq)!.x) === pt.tensorKey(pt.linearOperands(sk)!.x);
+  if (gk >= 0 && gk === gv && isParallel(gk) && !qShares) { ps.status = 'kv_fused'; ps.group = groups[gk]; groups[gk].kind = 'kv_projection'; return ps; }
+  ps.status = 'not_fused';
+  const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
+  const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
+  let why = conditionsPassed(kvOnly) > conditionsPassed(qkv) ? kvOnly : qkv;
+  if (!why) why = { subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups', nodes: [sq, sk, sv].map((p) => f.nodes[p]) };
+  why.attention = g.label;
+  ps.why = why;
+  return ps;
+}
+
+/** Attention cores the explain rules could not fuse, each with the reason. */
+function unfusedCores(pt: Partitioner, rules: readonly Rule[]): NotFused[] {
+  const f = pt.f;
   const notFused: NotFused[] = [];
   rules.forEach((rule) => {
     if (rule.type !== 'chain' || !rule.explain) return;
@@ -673,20 +759,7 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
       notFused.push({ subject: 'attention_core', rule: rule.name, condition, message, nodes: [f.nodes[p]], attention: attentionLabel([f.nodes[p]]) });
     }
   });
-  for (const ps of projections) if (ps.why) notFused.push(ps.why);
-
-  const refused: RefusedMerge[] = pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message }));
-
-  if (opts.writeMeta !== false) {
-    for (const n of f.nodes) { delete n.meta.group; delete n.meta.groupKind; delete n.meta.groupRole; }
-    for (const g of groups) g.nodes.forEach((n, k) => { n.meta.group = g.id; n.meta.groupKind = g.kind; n.meta.groupRole = g.roles[k]; });
-  }
-  const byNode = new Map<Node, FusionGroup>();
-  for (const g of groups) for (const n of g.nodes) byNode.set(n, g);
-  return {
-    graph, facts: f, groups, groupOf: (n: Node) => byNode.get(n), attentionCores, projections, notFused, refused,
-    ms: performance.now() - t0,
-  };
+  return notFused;
 }
 
 /** @internal for tests: would merging these nodes (as one group) create a cycle? Returns the culprit. */

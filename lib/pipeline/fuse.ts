@@ -16,7 +16,6 @@ export interface FusionGroupLike {
   core?: CoreReading;
 }
 
-
 // Why elementwise chains stay unfused, per device. Checked in torch 2.13.0+cpu:
 // torch._C._llvm_enabled() and torch._C._jit_can_fuse_on_cpu() are both False, so NNC has no
 // CPU code generator there (only its IR interpreter, slower than the eager ops).
@@ -55,7 +54,7 @@ export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], devic
 export function loweringGroups(p: Partition): FusionGroupLike[] {
   return p.groups.map((g) => ({
     kind: g.kind === 'attention' ? 'attention_core'
-      : g.kind === 'qkv_projection' || g.kind === 'kv_projection' || g.kind === 'parallel_linear' ? 'parallel_projection' : g.kind,
+    : g.kind === 'qkv_projection' || g.kind === 'kv_projection' || g.kind === 'parallel_linear' ? 'parallel_projection' : g.kind,
     id: g.label ?? `group ${g.id}`,
     nodes: g.nodes,
     ...(g.core ? { core: g.core } : {}),

@@ -33,11 +33,29 @@ function valueTitle(v: Value): string {
 }
 
 export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDrawing {
-  const hide = opts.hideKinds ?? DEFAULT_HIDE;
   const maxNodes = Math.max(8, opts.maxNodes ?? 160);
   const top = g.nodes();
   const attOf = opts.attentionOf ?? metaAttention;
+  const { topIndex, hidden, visible } = visibleNodes(top, opts.hideKinds ?? DEFAULT_HIDE);
+  const { lo, hi, focus } = drawnWindow(top, visible, attOf, maxNodes);
+  const posOf = new Map<number, number>(visible.map((i, p) => [i, p]));
+  const drawnId = (i: number): string | undefined => {
+    if (hidden.has(i)) return undefined;
+    const p = posOf.get(i)!;
+    return p < lo ? 'before' : p >= hi ? 'after' : `n${i}`;
+  };
+  const { nodes, inputId } = drawnNodes(g, top, visible, lo, hi, attOf, opts.groupOf);
+  const edges = dataEdges(g, top, topIndex, inputId, drawnId);
 
+  const drawn = hi - lo;
+  const caption = opts.caption ?? (visible.length > drawn
+    ? `${drawn} of ${visible.length} data-flow nodes${focus ? `, around attention ${focus}` : ''} (constants and weight reads not drawn)`
+    : `all ${visible.length} data-flow nodes (constants and weight reads not drawn)`);
+  return { caption, nodes, edges, totalNodes: g.allNodes().length, drawnNodes: drawn };
+}
+
+/** Every node's top-level ancestor, and which top-level nodes are drawn at all. */
+function visibleNodes(top: Node[], hide: ReadonlySet<string>): { topIndex: Map<Node, number>; hidden: Set<number>; visible: number[] } {
   // Map every node (nested ones included) to its top-level ancestor's index.
   const topIndex = new Map<Node, number>();
   const mark = (n: Node, i: number) => { topIndex.set(n, i); n.blocks.forEach((b) => b.nodes().forEach((m) => mark(m, i))); };
@@ -50,8 +68,12 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     else if (CONSTANT_BUILDERS.has(n.kind) && n.inputs.every((v) => v.node && hidden.has(topIndex.get(v.node) ?? -1))) hidden.add(i);
   });
   const visible = top.map((_, i) => i).filter((i) => !hidden.has(i));
+  return { topIndex, hidden, visible };
+}
 
-  // The window of visible positions drawn individually.
+/** The window [lo, hi) of visible positions drawn individually: around the first attention region when there are too many. */
+function drawnWindow(top: Node[], visible: number[], attOf: (n: Node) => string | undefined, maxNodes: number):
+{ lo: number; hi: number; focus: string | undefined } {
   let lo = 0;
   let hi = visible.length; // exclusive, in positions of `visible`
   let focus: string | undefined;
@@ -73,24 +95,13 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
       hi = maxNodes;
     }
   }
-  const posOf = new Map<number, number>(visible.map((i, p) => [i, p]));
-  const drawnId = (i: number): string | undefined => {
-    if (hidden.has(i)) return undefined;
-    const p = posOf.get(i)!;
-    return p < lo ? 'before' : p >= hi ? 'after' : `n${i}`;
-  };
+  return { lo, hi, focus };
+}
 
+/** The drawn nodes: graph inputs, a summary before the window, its ops, a summary after it, the output. */
+function drawnNodes(g: Graph, top: Node[], visible: number[], lo: number, hi: number, attOf: (n: Node) => string | undefined,
+  groupOf: DrawingOptions['groupOf']): { nodes: DrawingNode[]; inputId: Map<Value, string> } {
   const nodes: DrawingNode[] = [];
-  const edges: DrawingEdge[] = [];
-  const seen = new Set<string>();
-  const edge = (from: string | undefined, to: string | undefined) => {
-    if (!from || !to || from === to) return;
-    const k = `${from}\0${to}`;
-    if (seen.has(k)) return;
-    seen.add(k);
-    edges.push({ from, to });
-  };
-
   // Graph inputs (the module's `self` is not data).
   const inputId = new Map<Value, string>();
   g.inputs.forEach((v, k) => {
@@ -110,7 +121,7 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     const i = visible[p];
     const n = top[i];
     const kind = opKind(n);
-    const group = opts.groupOf?.(n);
+    const group = groupOf?.(n);
     const attention = attOf(n);
     const d: DrawingNode = {
       id: `n${i}`, label: shortLabel(kind), kind: 'op',
@@ -126,9 +137,24 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     nodes.push({ id: 'after', label: `… ${visible.length - hi} nodes`, kind: 'summary', title: `${visible.length - hi} nodes after this window${k ? `, ${k} attention region(s)` : ''}` });
   }
   nodes.push({ id: 'out', label: 'output', kind: 'output', title: g.outputs.map(valueTitle).join('\n') });
+  return { nodes, inputId };
+}
 
-  // Data edges between drawn nodes, through uses of each value (nested uses count for their
-  // top-level owner).
+/**
+ * Data edges between drawn nodes, through uses of each value (nested uses count for their
+ * top-level owner), each once.
+ */
+function dataEdges(g: Graph, top: Node[], topIndex: Map<Node, number>, inputId: Map<Value, string>,
+  drawnId: (i: number) => string | undefined): DrawingEdge[] {
+  const edges: DrawingEdge[] = [];
+  const seen = new Set<string>();
+  const edge = (from: string | undefined, to: string | undefined) => {
+    if (!from || !to || from === to) return;
+    const k = `${from}\0${to}`;
+    if (seen.has(k)) return;
+    seen.add(k);
+    edges.push({ from, to });
+  };
   const source = (v: Value): string | undefined => {
     if (inputId.has(v)) return inputId.get(v);
     const prod = v.node;
@@ -145,10 +171,5 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     for (const v of uses) edge(source(v), to);
   });
   for (const v of g.outputs) edge(source(v), 'out');
-
-  const drawn = hi - lo;
-  const caption = opts.caption ?? (visible.length > drawn
-    ? `${drawn} of ${visible.length} data-flow nodes${focus ? `, around attention ${focus}` : ''} (constants and weight reads not drawn)`
-    : `all ${visible.length} data-flow nodes (constants and weight reads not drawn)`);
-  return { caption, nodes, edges, totalNodes: g.allNodes().length, drawnNodes: drawn };
+  return edges;
 }

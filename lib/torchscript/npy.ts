@@ -158,7 +158,7 @@ export function readNpy(path: string): NpyArray {
   return parseNpy(fs.readFileSync(path), path);
 }
 
-const ARRAY_TYPES: Record<NpyDtype, Function> = {
+const ARRAY_TYPES: Record<NpyDtype, new (n: number) => NpyData> = {
   float32: Float32Array, float64: Float64Array, int64: BigInt64Array, int32: Int32Array, uint8: Uint8Array, bool: Uint8Array,
 };
 

@@ -86,7 +86,6 @@ export function toNativeValue(v: Value): NativeValue {
   return v;
 }
 
-
 export function fromNativeValue(v: NativeValue): Value {
   if (v !== null && typeof v === 'object') {
     if (Array.isArray(v)) return v.map(fromNativeValue);

@@ -77,6 +77,16 @@ function causalIfFlag(em: Emitter, like: Value, L: Value, S: Value, flag: Value,
   return em.op('aten::where', flagTensor(em, flag), inForm, mask);
 }
 
+/** What masks the scores get: attn_mask (or the causal mask in its place) and the key padding mask. */
+interface Masks {
+  attnMask: Value | undefined;
+  kpm: Value | undefined;
+  /** is_causal applies: the causal mask replaces attn_mask. */
+  useCausal: boolean;
+  /** A run-time is_causal flag choosing between the causal mask and attn_mask. */
+  runtimeCausal: Value | undefined;
+}
+
 export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value): { out: Value; weights: Value | null } {
   const E = cfg.embedDim;
   const H = cfg.numHeads;
@@ -84,6 +94,28 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   if (!Number.isInteger(hd)) throw new Error(`embed_dim ${E} is not divisible by num_heads ${H}`);
 
   // Layout: everything below works on batch-first (B, N, E).
+  const input = toBatchFirst(em, cfg, query, key, value);
+  const proj = projectQkv(em, cfg, input.q, input.k, input.v);
+
+  em.role = 'reshape';
+  const B = em.size(proj.q, 0);
+  const L = em.size(proj.q, 1);
+
+  // F.multi_head_attention_forward: is_causal is a hint that attn_mask is causal; with no key
+  // padding mask and no weights wanted, the causal mask is used instead of attn_mask, otherwise
+  // attn_mask is. A run-time flag picks between the two when the graph runs.
+  const hintApplies = !cfg.keyPaddingMask && !cfg.needWeights;
+  const useCausal = cfg.isCausal === true && hintApplies;
+  const runtimeCausal = typeof cfg.isCausal === 'object' && hintApplies ? cfg.isCausal : undefined;
+  const masks: Masks = { attnMask: useCausal ? undefined : cfg.attnMask?.value, kpm: input.kpm, useCausal, runtimeCausal };
+
+  const heads = headsWithExtraKeys(em, cfg, proj.q, proj.k, proj.v, B, L, masks);
+  const scores = maskedScores(em, cfg, heads.q, heads.k, B, L, heads.S, masks);
+  return attendAndProject(em, cfg, scores, heads.v, B, L);
+}
+
+/** Unbatched inputs get a batch dim, sequence-first ones are transposed; the key padding mask follows. */
+function toBatchFirst(em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value): { q: Value; k: Value; v: Value; kpm: Value | undefined } {
   em.role = 'reshape';
   let q = query, k = key, v = value;
   if (!cfg.batched) {
@@ -93,8 +125,12 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   }
   let kpm = cfg.keyPaddingMask?.value;
   if (kpm && !cfg.batched) kpm = em.unsqueeze(kpm, 0);
+  return { q, k, v, kpm };
+}
 
-  // Projections; packed weights are row slices (views, not copies).
+/** Projections; packed weights are row slices (views, not copies). */
+function projectQkv(em: Emitter, cfg: MhaMath, q: Value, k: Value, v: Value): { q: Value; k: Value; v: Value } {
+  const E = cfg.embedDim;
   const bias = (i: number) => (cfg.inProj.bias ? (em.role = ['q_proj', 'k_proj', 'v_proj'][i], em.slice(cfg.inProj.bias, 0, i * E, (i + 1) * E)) : null);
   const weight = (i: number) => {
     em.role = ['q_proj', 'k_proj', 'v_proj'][i];
@@ -110,28 +146,19 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   const wv = weight(2), bv = bias(2);
   em.role = 'v_proj';
   v = em.linear(v, wv, bv);
+  return { q, k, v };
+}
 
-  em.role = 'reshape';
-  const B = em.size(q, 0);
-  const L = em.size(q, 1);
-
-  let attnMask = cfg.attnMask?.value;
-  const attnDtype = cfg.attnMask?.dtype;
-  // F.multi_head_attention_forward: is_causal is a hint that attn_mask is causal; with no key
-  // padding mask and no weights wanted, the causal mask is used instead of attn_mask, otherwise
-  // attn_mask is. A run-time flag picks between the two when the graph runs.
-  const hintApplies = !cfg.keyPaddingMask && !cfg.needWeights;
-  const useCausal = cfg.isCausal === true && hintApplies;
-  const runtimeCausal = typeof cfg.isCausal === 'object' && hintApplies ? cfg.isCausal : undefined;
-  if (useCausal) attnMask = undefined;
-
-  // add_bias_kv: one more key/value position, masks padded to match.
+/** add_bias_kv and add_zero_attn (one more key/value position each; `masks` padded to match, in place) around the head split. */
+function headsWithExtraKeys(em: Emitter, cfg: MhaMath, q: Value, k: Value, v: Value, B: Value, L: Value, masks: Masks):
+{ q: Value; k: Value; v: Value; S: Value } {
+  const E = cfg.embedDim, H = cfg.numHeads, hd = E / H;
   if (cfg.biasK && cfg.biasV) {
     em.role = 'bias_kv';
     k = em.cat([k, em.expand(cfg.biasK, [B, 1, E])], 1);
     v = em.cat([v, em.expand(cfg.biasV, [B, 1, E])], 1);
-    if (attnMask) attnMask = em.padLast(attnMask, 1);
-    if (kpm) kpm = em.padLast(kpm, 1);
+    if (masks.attnMask) masks.attnMask = em.padLast(masks.attnMask, 1);
+    if (masks.kpm) masks.kpm = em.padLast(masks.kpm, 1);
   }
   em.role = 'reshape';
   let S = em.size(k, 1);
@@ -143,12 +170,18 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
     em.role = 'zero_attn';
     k = em.cat([k, em.newFull('aten::new_zeros', k, [B, H, 1, hd])], 2);
     v = em.cat([v, em.newFull('aten::new_zeros', v, [B, H, 1, hd])], 2);
-    if (attnMask) attnMask = em.padLast(attnMask, 1);
-    if (kpm) kpm = em.padLast(kpm, 1);
+    if (masks.attnMask) masks.attnMask = em.padLast(masks.attnMask, 1);
+    if (masks.kpm) masks.kpm = em.padLast(masks.kpm, 1);
     em.role = 'reshape';
     S = em.size(k, 2);
   }
+  return { q, k, v, S };
+}
 
+/** scale * q @ k^T, then the causal mask or attn_mask (in the scores' layout), then the key padding mask. */
+function maskedScores(em: Emitter, cfg: MhaMath, q: Value, k: Value, B: Value, L: Value, S: Value, masks: Masks): Value {
+  const H = cfg.numHeads, hd = cfg.embedDim / H;
+  const attnDtype = cfg.attnMask?.dtype;
   em.role = 'scale';
   const qScaled = em.mulScalar(q, 1 / Math.sqrt(hd));
   em.role = 'reshape';
@@ -157,11 +190,11 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   let scores = em.matmul(qScaled, kT);
 
   const floatIsBool = cfg.floatMaskIsBoolean ?? false;
-  if (useCausal) {
+  if (masks.useCausal) {
     em.role = 'mask';
     scores = em.maskedFill(scores, causalMask(em, q, L, S), -Infinity);
-  } else if (attnMask && attnDtype) {
-    let m = attnMask;
+  } else if (masks.attnMask && attnDtype) {
+    let m = masks.attnMask;
     const rank = cfg.attnMask!.rank;
     if (cfg.nativeMaskType === 1) {
       em.role = 'mask';
@@ -170,15 +203,19 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
       em.role = 'mask';
       m = em.view(m, [B, H, L, S]);
     }
-    if (runtimeCausal) m = causalIfFlag(em, q, L, S, runtimeCausal, m, attnDtype);
+    if (masks.runtimeCausal) m = causalIfFlag(em, q, L, S, masks.runtimeCausal, m, attnDtype);
     scores = applyMask(em, scores, m, attnDtype, floatIsBool);
   }
-  if (kpm && cfg.keyPaddingMask) {
+  if (masks.kpm && cfg.keyPaddingMask) {
     em.role = 'mask';
-    const m = em.view(kpm, [B, 1, 1, S]);
+    const m = em.view(masks.kpm, [B, 1, 1, S]);
     scores = applyMask(em, scores, m, cfg.keyPaddingMask.dtype, floatIsBool);
   }
+  return scores;
+}
 
+/** softmax, dropout, @ v, head merge, output projection, the input's layout back; the weights when wanted. */
+function attendAndProject(em: Emitter, cfg: MhaMath, scores: Value, v: Value, B: Value, L: Value): { out: Value; weights: Value | null } {
   em.role = 'softmax';
   let attn = em.softmax(scores, -1);
   if (cfg.dropout > 0) {
@@ -189,7 +226,7 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
   let ctx = em.matmul(attn, v);
 
   em.role = 'merge';
-  ctx = em.view(em.contiguous(em.transpose(ctx, 1, 2)), [B, L, E]);
+  ctx = em.view(em.contiguous(em.transpose(ctx, 1, 2)), [B, L, cfg.embedDim]);
   em.role = 'out_proj';
   let out = em.linear(ctx, cfg.outWeight, cfg.outBias);
 

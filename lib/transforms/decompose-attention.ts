@@ -226,7 +226,12 @@ function attentionId(n: Node): string {
 }
 
 /** The math of the fused kernels (native MHA, encoder layer): packed weights, batch first, masked_softmax masks. */
-function fusedKernelMath(o: { E: number; H: number; rank: number; qkvW: Value; qkvB: Value; projW: Value; projB: Value; mask?: MaskInput; maskType?: number; needWeights: boolean; averageWeights: boolean }): MhaMath {
+interface FusedKernelArgs {
+  E: number; H: number; rank: number; qkvW: Value; qkvB: Value; projW: Value; projB: Value;
+  mask?: MaskInput; maskType?: number; needWeights: boolean; averageWeights: boolean;
+}
+
+function fusedKernelMath(o: FusedKernelArgs): MhaMath {
   return {
     embedDim: o.E, numHeads: o.H, batchFirst: true, batched: o.rank === 3,
     inProj: { packed: true, weight: o.qkvW, bias: isNone(o.qkvB) ? null : o.qkvB },

@@ -65,8 +65,8 @@ function replaceWithConstant(g: Graph, n: Node, value: Scalar): void {
   const out = n.output;
   const c = g.withInsertPoint(n, () =>
     out.type.kind === 'Bool' ? g.insertConstant(Boolean(value))
-      : out.type.kind === 'Int' && typeof value !== 'bigint' && typeof value === 'number' ? g.insertConstant(BigInt(value))
-        : g.insertConstant(value));
+    : out.type.kind === 'Int' && typeof value !== 'bigint' && typeof value === 'number' ? g.insertConstant(BigInt(value))
+    : g.insertConstant(value));
   // A None keeps its Optional type: ops in branches not (yet) folded still type-check.
   if (value === null) c.node!.outputs[0].type = out.type;
   out.replaceAllUsesWith(c);
