@@ -14,7 +14,8 @@
 //   _transformer_encoder_layer_fwd        the same, plus two layer norms, the FFN, its activation, two residual adds
 //   views, copies, casts, creation        0
 import type { Graph, Node } from '../core/ir';
-import { buildFacts, constNumber, constOf, type GraphFacts } from '../core/facts';
+import { buildFacts, type GraphFacts } from '../core/facts';
+import { constNumber, constOf } from '../core/constants';
 import { ACT_COST, ELEMENTWISE_COST, baseName, numel, type OpClass } from '../core/ops/classes';
 
 export type FlopCategory = 'matmul' | 'conv' | 'attention' | 'norm' | 'softmax' | 'elementwise' | 'reduction' | 'other';

@@ -28,7 +28,8 @@
 // 2048-token attention block byte for byte (test/integration/analysis.test.ts), and those of
 // MobileNet/EfficientNet-, ConvNeXt- and ResNet-style CNNs (test/integration/cnn-memory.test.ts).
 import type { Graph, Node } from '../core/ir';
-import { buildFacts, constOf, type GraphFacts } from '../core/facts';
+import { buildFacts, type GraphFacts } from '../core/facts';
+import { constOf } from '../core/constants';
 import type { SdpaDims } from './flops';
 import { availableParallelism, cpus } from 'os';
 import { ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast } from '../core/ops/classes';

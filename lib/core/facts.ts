@@ -5,8 +5,6 @@
 import type { Graph, Node, Value } from './ir';
 import { tensorInfo, valueInfo, type TensorInfo } from './value-info';
 import { constNumber, constOf } from './constants';
-// Analyses imported these from here first.
-export { constNumber, constOf };
 import {
   ATTENTION_KINDS, BATCHNORM_KINDS, CAST_KINDS, CONTAINER_KINDS, CONTIGUOUS_KINDS, CONV_KINDS, COPY_KINDS, CREATE_KINDS,
   DROPOUT_KINDS, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0, NORM_KINDS, POOL_KINDS, REDUCTION_KINDS, RESHAPE_KINDS,

@@ -16,7 +16,7 @@
 import type { Node, Value } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import { tensorInfo } from '../core/value-info';
-import { constOf } from '../core/facts';
+import { constOf } from '../core/constants';
 import { METADATA_INPUT0, numel, sameShape } from '../core/ops/classes';
 
 /** A scale known only at run time: a 0-dim tensor or a number value (traced `d ** -0.5`). */

@@ -3,7 +3,7 @@
 // the attention cores and Q/K/V projection sets it could not fuse.
 import type { Graph, Node, Value } from '../core/ir';
 import { buildFacts, isActivation, VK, type GraphFacts } from '../core/facts';
-import { constOf } from '../core/facts';
+import { constOf } from '../core/constants';
 import { CONDITIONS, RULES, type ChainRule, type GroupKind, type Link, type ParallelRule, type Rule, type StepSpec } from './rules';
 import { PROJECTING_ATTENTION_KINDS, type OpClass } from '../core/ops/classes';
 import { readAttentionCore, type CoreReading } from './attention-core';

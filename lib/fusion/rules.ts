@@ -16,7 +16,8 @@
 // Rules run in table order; a node belongs to one group. A step marked `join` may match a node
 // already grouped (of a kind in joinKinds, when given): the match then joins that group.
 import type { GraphFacts } from '../core/facts';
-import { constNumber, isActivation, VK } from '../core/facts';
+import { isActivation, VK } from '../core/facts';
+import { constNumber } from '../core/constants';
 import { sameShape, type OpClass } from '../core/ops/classes';
 
 export type GroupKind =
