@@ -1,5 +1,7 @@
 // `npm run bench`: the standard suite (mha_demo, ViT-B/16 batch 1 and 8, attention at
 // L=2048), or the models named on the command line. `--json` prints the report as JSON.
+// `--anchors`: PyTorch eager and torch.compile (inductor, default and with freezing) on the same
+// weights, timed in the same repetitions, with this machine's GEMM peak (lib/app/anchors.ts).
 // `--corpus`: one row per real-model corpus class (lib/corpus.ts), traced, on its own inputs
 // (token ids in the vocabulary, padding masks that pad), with the cores lowered to SDPA.
 import { loadCorpus } from '../lib/app/corpus';
@@ -20,6 +22,7 @@ async function main(): Promise<number> {
   const cases = args.includes('--corpus') ? await corpusCases() : undefined;
   const r = await runBench({
     models: args.filter((a) => !a.startsWith('--')), inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
+    anchors: args.includes('--anchors'),
     json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
   });
   return r.passed ? 0 : 1;

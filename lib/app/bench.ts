@@ -9,6 +9,7 @@ import type { Partitioner } from '../pipeline/prepare';
 import { evaluateTargets, formatBenchTable, runCase, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
 import { builtinFile } from './cli/model';
 import { parseInputSpec, readSpecFile } from './cli/input-spec';
+import { startAnchors } from './anchors';
 
 /** A case before its model is resolved to a file: `model` is a built-in name or a path. */
 export type SuiteCase = Omit<BenchCase, 'file'>;
@@ -22,7 +23,7 @@ export const STANDARD_SUITE: SuiteCase[] = [
 ];
 
 async function modelFile(model: string): Promise<string> {
-  if ((MODEL_NAMES as readonly string[]).includes(model)) return builtinFile(await ensureModel(model as ModelName));
+  if (MODEL_NAMES.includes(model)) return builtinFile(await ensureModel(model as ModelName));
   return model;
 }
 
@@ -46,30 +47,54 @@ export interface RunBenchOptions {
   partition?: Partitioner;
   /** Cases to run instead of `models` (e.g. the real-model corpus). */
   cases?: SuiteCase[];
+  /** Time PyTorch eager and torch.compile (inductor, with and without freezing) in the same repetitions. */
+  anchors?: boolean;
+}
+
+/** The cases to run: the given ones, the standard suite, or one per named model. */
+async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
+  if (options.cases) return options.cases;
+  if (!options.models.length) return STANDARD_SUITE;
+  return Promise.all(options.models.map(async (m): Promise<SuiteCase> => {
+    const std = STANDARD_SUITE.find((c) => c.model === m || c.name === m);
+    if (std) return std;
+    // Other built-in models run on their example inputs unless --input says otherwise.
+    if (!options.inputs.length && MODEL_NAMES.includes(m)) {
+      return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };
+    }
+    if (!options.inputs.length) throw new Error(`bench ${m}: a model file needs --input SPEC`);
+    // Specs as validate takes them: SHAPE[:DTYPE] draws seeded random inputs, FILE.npy runs on the file.
+    const specs = options.inputs.map(parseInputSpec);
+    const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));
+    return {
+      name: m, model: m,
+      inputs: specs.map((p, i) => (p.kind === 'npy' ? { shape: arrays[i]!.shape, dtype: arrays[i]!.dtype } : { shape: p.shape, dtype: p.dtype })),
+      files: specs.map((p) => (p.kind === 'npy' ? p.path : undefined)),
+    };
+  }));
+}
+
+/** One case, with its anchors (built-in models on CPU) timed in the same repetitions. */
+async function runWithAnchors(c: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
+  const file = await modelFile(c.model);
+  const anchored = options.anchors && options.device === 'cpu' && MODEL_NAMES.includes(c.model);
+  if (options.anchors && !anchored) options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models in Python, on CPU)\n`);
+  const anchors = anchored ? await startAnchors(c.model, file, c.inputs) : undefined;
+  try {
+    if (anchors) options.stderr(`bench: ${c.name}: anchors ready (compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
+    return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners });
+  } finally {
+    anchors?.close();
+  }
 }
 
 export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
-  let cases = options.cases ?? STANDARD_SUITE;
-  if (!options.cases && options.models.length) {
-    cases = await Promise.all(options.models.map(async (m): Promise<SuiteCase> => {
-      const std = STANDARD_SUITE.find((c) => c.model === m || c.name === m);
-      if (std) return std;
-      // Other built-in models run on their example inputs unless --input says otherwise.
-      if (!options.inputs.length && (MODEL_NAMES as readonly string[]).includes(m)) {
-        return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };
-      }
-      if (!options.inputs.length) throw new Error(`bench ${m}: a model file needs --input SPEC`);
-      // Specs as validate takes them: SHAPE[:DTYPE] draws seeded random inputs, FILE.npy runs on the file.
-      const specs = options.inputs.map(parseInputSpec);
-      const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));
-      return {
-        name: m, model: m,
-        inputs: specs.map((p, i) => (p.kind === 'npy' ? { shape: arrays[i]!.shape, dtype: arrays[i]!.dtype } : { shape: p.shape, dtype: p.dtype })),
-        files: specs.map((p) => (p.kind === 'npy' ? p.path : undefined)),
-      };
-    }));
+  const cases = (await resolveCases(options)).map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
+  let gemmGflops: number | undefined;
+  if (options.anchors) {
+    const peak = await startAnchors(undefined, undefined, []);
+    try { gemmGflops = await peak.gemmGflops(); } finally { peak.close(); }
   }
-  cases = cases.map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
   const total = cases.reduce((a, c) => a + 3 * (c.repetitions ?? 5), 0);
   const showBar = !options.json && process.stderr.isTTY;
   const bar = showBar ? new cliProgress.SingleBar({ format: 'bench {bar} {value}/{total} runs | {case}', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
@@ -79,7 +104,7 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
     for (const c of cases) {
       bar?.update({ case: c.name });
       if (!showBar && !options.json) options.stderr(`bench: ${c.name}\n`);
-      results.push(await runCase({ ...c, file: await modelFile(c.model) }, { device: options.device, seed: options.seed, partition: options.partition, onRun: () => bar?.increment() }));
+      results.push(await runWithAnchors(c, options, () => bar?.increment()));
     }
   } finally {
     bar?.stop();
@@ -87,6 +112,7 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   const info = runtimeInfo();
   const report: BenchReport = {
     environment: { ...info, device: options.device, node: process.version, cpus: os.cpus().length },
+    ...(gemmGflops !== undefined ? { gemmGflops } : {}),
     cases: results,
     targets: evaluateTargets(results),
     passed: true,

@@ -9,7 +9,8 @@ import { randomTensor } from '../torchscript/random';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import { Tensor } from '../torchscript/tensor';
-import { compareGraphs, median, type Comparison } from './compare';
+import { compareGraphs, median, type Comparison, type ExternalRunner } from './compare';
+import { countFlops } from '../analysis';
 
 export interface BenchCase {
   name: string;
@@ -33,6 +34,8 @@ export interface BenchCaseResult {
   loweredCores: number;
   /** Attention cores the fused lowering saw (lowered or not). */
   cores: number;
+  /** FLOPs of one forward of the fused graph. */
+  flops: number;
   /** JS wall time of a forward call minus the time measured around it inside C++, over the latter. */
   addonOverhead: { wallMs: number; nativeMs: number; ratio: number };
   prepareMs: Record<string, number>;
@@ -42,12 +45,14 @@ export interface BenchTarget { name: string; value: number; limit: number; passe
 
 export interface BenchReport {
   environment: ReturnType<typeof runtimeInfo> & { device: string; node: string; cpus: number };
+  /** This machine's float32 GEMM rate measured in the same run (bench --anchors): the limit for GFLOP/s. */
+  gemmGflops?: number;
   cases: BenchCaseResult[];
   targets: BenchTarget[];
   passed: boolean;
 }
 
-export async function runCase(c: BenchCase, opts: { device?: string; seed?: number; partition?: Partitioner; onRun?: () => void } = {}): Promise<BenchCaseResult> {
+export async function runCase(c: BenchCase, opts: { device?: string; seed?: number; partition?: Partitioner; onRun?: () => void; external?: readonly ExternalRunner[] } = {}): Promise<BenchCaseResult> {
   const module = await Module.load(c.file, { device: opts.device ?? 'cpu' });
   const inputs: Tensor[] = c.inputs.map((s, i) => {
     const f = c.files?.[i];
@@ -58,7 +63,7 @@ export async function runCase(c: BenchCase, opts: { device?: string; seed?: numb
   try {
     const prepared = await prepareGraphs(module, c.inputs, { partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
-      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(),
+      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: opts.external,
     });
     // Addon overhead: the same forward timed from JS and inside C++.
     const wall: number[] = [];
@@ -76,6 +81,7 @@ export async function runCase(c: BenchCase, opts: { device?: string; seed?: numb
       attentions: { found: prepared.decomposition.report.found, decomposed: prepared.decomposition.report.decomposed.length },
       loweredCores: prepared.lowering.attentionCores.filter((o) => o.lowered).length,
       cores: prepared.lowering.attentionCores.length,
+      flops: countFlops(prepared.fused).total,
       addonOverhead: { wallMs, nativeMs, ratio: (wallMs - nativeMs) / nativeMs },
       prepareMs: prepared.timings,
     };
@@ -115,8 +121,27 @@ export function evaluateTargets(cases: BenchCaseResult[]): BenchTarget[] {
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(2);
 
+/** Columns for the anchors: fused time over each anchor's, and the fused graph's GFLOP/s. */
+function anchorColumns(report: BenchReport): { head: string[]; cells(c: BenchCaseResult): string[] } {
+  const modes = [...new Set(report.cases.flatMap((c) => Object.keys(c.comparison.external ?? {})))];
+  if (!modes.length) return { head: [], cells: () => [] };
+  const peak = report.gemmGflops;
+  return {
+    head: [...modes.map((m) => `fused / ${m}`), `GFLOP/s fused${peak ? ' (% peak)' : ''}`],
+    cells: (c) => {
+      const fused = c.comparison.runs.fused.medianMs;
+      const rate = c.flops / (fused / 1000) / 1e9;
+      return [
+        ...modes.map((m) => { const x = c.comparison.external?.[m]; return x ? (fused / x.medianMs).toFixed(3) : 'n/a'; }),
+        `${rate.toFixed(0)}${peak ? ` (${((100 * rate) / peak).toFixed(0)}%)` : ''}`,
+      ];
+    },
+  };
+}
+
 export function formatBenchTable(report: BenchReport): string {
-  const rows: string[][] = [['case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB', 'diff unfused', 'diff fused', 'cores -> SDPA']];
+  const anchors = anchorColumns(report);
+  const rows: string[][] = [['case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB', 'diff unfused', 'diff fused', 'cores -> SDPA', ...anchors.head]];
   for (const c of report.cases) {
     const r = c.comparison.runs;
     rows.push([
@@ -128,6 +153,7 @@ export function formatBenchTable(report: BenchReport): string {
       r.unfused.maxAbsDiff === null ? 'n/a' : r.unfused.maxAbsDiff.toExponential(1),
       r.fused.maxAbsDiff === null ? 'n/a' : r.fused.maxAbsDiff.toExponential(1),
       `${c.loweredCores}/${c.cores}`,
+      ...anchors.cells(c),
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -135,6 +161,7 @@ export function formatBenchTable(report: BenchReport): string {
   const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
   out.push('targets (medians, same process):');
   for (const t of report.targets) out.push(`  ${t.passed ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(3)} (limit ${t.limit}) ${t.detail}`);
+  if (report.gemmGflops) out.push(`machine peak: float32 GEMM 2048x2048 at ${report.gemmGflops.toFixed(0)} GFLOP/s (same run)`);
   out.push(`device ${report.environment.device}, torch ${report.environment.torchVersion}, ${report.environment.cpus} CPUs, node ${report.environment.node}`);
   return out.join('\n');
 }

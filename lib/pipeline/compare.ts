@@ -21,9 +21,20 @@ export interface RunStats {
   maxAbsDiff: number | null;
 }
 
+/** A run outside this process timed in the same rotation (PyTorch eager, torch.compile: lib/app/anchors.ts). */
+export interface ExternalRunner {
+  name: string;
+  /** Runs once; resolves to its time in ms. */
+  time(): Promise<number>;
+}
+
+export interface TimingStats { medianMs: number; minMs: number; maxMs: number; samples: number[] }
+
 export interface Comparison {
   device: string;
   runs: Record<RunName, RunStats>;
+  /** The external runs' times, by name, from the same repetitions. */
+  external?: Record<string, TimingStats>;
   /** Change of process RSS over all the runs: includes allocator caching, not a peak. */
   rssDeltaBytes: number;
 }
@@ -33,9 +44,15 @@ export interface CompareOptions {
   repetitions?: number;
   /** Called after each timed run (for progress displays). */
   onRun?: (name: RunName, rep: number, ms: number) => void;
+  /** Timed in each repetition after this process's three runs (warmed up by their owner). */
+  external?: readonly ExternalRunner[];
 }
 
 interface Runner { name: RunName; run(inputs: NativeValue[]): Promise<NativeRunResult>; dispose(): void }
+
+function timing(ts: number[]): TimingStats {
+  return { medianMs: median(ts), minMs: Math.min(...ts), maxMs: Math.max(...ts), samples: ts };
+}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -95,6 +112,7 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
     }
     const times = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
     const peaks = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
+    const externalTimes = new Map<string, number[]>((options.external ?? []).map((x) => [x.name, []]));
     for (let rep = 0; rep < reps; rep++) {
       // Rotate the order each repetition so no graph always runs first (caches, turbo).
       for (let k = 0; k < runners.length; k++) {
@@ -105,6 +123,7 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
         peaks.get(r.name)!.push(res.peakBytes);
         options.onRun?.(r.name, rep, res.ms);
       }
+      for (const x of options.external ?? []) externalTimes.get(x.name)!.push(await x.time());
     }
     const original = outputs.get('original')!;
     const stats = (name: RunName): RunStats => {
@@ -123,6 +142,7 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
       device,
       runs: { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') },
       rssDeltaBytes: process.memoryUsage().rss - rss0,
+      ...(externalTimes.size ? { external: Object.fromEntries([...externalTimes].map(([k, ts]) => [k, timing(ts)])) } : {}),
     };
     for (const outs of outputs.values()) outs.forEach((t) => t.dispose());
     return result;

@@ -3,6 +3,10 @@
 import { strict as assert } from 'assert';
 import { evaluateTargets, formatBenchTable, type BenchCaseResult, type BenchReport } from '../../lib/pipeline/bench';
 import { runBench } from '../../lib/app/bench';
+import { startAnchors } from '../../lib/app/anchors';
+import { builtinFile } from '../../lib/app/cli/model';
+import { ensureModel } from '../../lib/app/models';
+import { runCase } from '../../lib/pipeline/bench';
 
 function quiet(): { out: string[]; opts: { stdout: (s: string) => void; stderr: (s: string) => void } } {
   const out: string[] = [];
@@ -35,10 +39,32 @@ describe('bench harness', function () {
     await assert.rejects(runBench({ models: ['/tmp/some-model.pt'], inputs: [], device: 'cpu', seed: 0, json: true, verbose: false, ...opts }), /needs --input/);
   });
 
+  it('anchors: PyTorch eager on the same weights, timed in the same repetitions; the GEMM peak', async () => {
+    const fx = await ensureModel('mha_demo');
+    const file = builtinFile(fx);
+    const inputs = fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype }));
+    // Eager only: torch.compile takes minutes here, which is the benchmark's business, not a test's.
+    const anchors = await startAnchors('mha_demo', file, inputs, ['eager']);
+    try {
+      assert.ok((await anchors.gemmGflops()) > 0);
+      const r = await runCase({ name: 'mha_demo', model: 'mha_demo', file, inputs, warmup: 1, repetitions: 2 }, { external: anchors.runners });
+      const eager = r.comparison.external!.eager;
+      assert.equal(eager.samples.length, 2);
+      assert.ok(eager.medianMs > 0);
+      assert.ok(r.flops > 1e9, `fused FLOPs ${r.flops}`);
+      const table = formatBenchTable({ environment: { device: 'cpu', torchVersion: 't', cpus: 2, node: 'v20' } as BenchReport['environment'], gemmGflops: 100, cases: [r], targets: [], passed: true });
+      assert.match(table, /fused \/ eager +GFLOP\/s fused \(% peak\)/);
+      assert.match(table, /machine peak: float32 GEMM 2048x2048 at 100 GFLOP\/s/);
+    } finally {
+      anchors.close();
+    }
+    await assert.rejects(startAnchors('no_such_model', file, inputs, ['eager']), /anchors for no_such_model: KeyError/);
+  });
+
   it('targets: ratios against their limits, MISS in the table when over', () => {
     const run = (medianMs: number, peakBytes: number) => ({ name: 'original' as const, medianMs, minMs: medianMs, maxMs: medianMs, samples: [medianMs], peakBytes, maxAbsDiff: 0 });
     const result = (name: string, o: [number, number], u: [number, number], f: [number, number]): BenchCaseResult => ({
-      name, model: name, inputs: [], attentions: { found: 1, decomposed: 1 }, loweredCores: 1, cores: 1, prepareMs: {},
+      name, model: name, inputs: [], attentions: { found: 1, decomposed: 1 }, loweredCores: 1, cores: 1, flops: 4e9, prepareMs: {},
       addonOverhead: { wallMs: 10.2, nativeMs: 10, ratio: 0.02 },
       comparison: { device: 'cpu', rssDeltaBytes: 0, runs: { original: run(...o), unfused: { ...run(...u), name: 'unfused' }, fused: { ...run(...f), name: 'fused' } } },
     });

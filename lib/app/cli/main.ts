@@ -111,11 +111,12 @@ ${EXIT_CODES}`)
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
     .option('--repeat <n>', 'timed repetitions', nonNegativeInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
+    .option('--anchors', 'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
     .option('-v, --verbose', 'progress; full errors with stack traces')
     .addHelpText('after', EXIT_CODES)
-    .action(async (models: string[], o: { input?: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; verbose?: boolean }) => {
+    .action(async (models: string[], o: { input?: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; anchors?: boolean; verbose?: boolean }) => {
       setExit(await dispatchBench({
-        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
+        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat, anchors: Boolean(o.anchors),
         json: Boolean(o.json), verbose: Boolean(o.verbose), stdout: io.stdout, stderr: io.stderr,
       }));
     });

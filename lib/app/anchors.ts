@@ -1,0 +1,69 @@
+// The bench's anchors: what a PyTorch user would run instead (eager, torch.compile with inductor,
+// with and without freezing), on the same weights, in a Python process of the resolved torch
+// (scripts/anchors.py) that times one run per request, so that the bench interleaves them with
+// its own runs. Also this machine's GEMM peak, the limit achieved GFLOP/s are measured against.
+import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
+import * as path from 'path';
+import * as readline from 'readline';
+import { packageRoot } from '../torchscript/package-root';
+import type { InputSpec } from '../torchscript/propagate-shapes';
+import type { ExternalRunner } from '../pipeline/compare';
+
+export const ANCHOR_MODES = ['eager', 'inductor', 'inductor_freezing'] as const;
+export type AnchorMode = (typeof ANCHOR_MODES)[number];
+
+export interface AnchorProcess {
+  /** Seconds each mode took to prepare (compile and one warm run). */
+  compileSeconds: Record<string, number>;
+  runners: ExternalRunner[];
+  /** This machine's float32 GEMM rate (2048 x 2048), GFLOP/s. */
+  gemmGflops(): Promise<number>;
+  close(): void;
+}
+
+interface PythonInfo { exe: string; pythonPath: string | null }
+
+function resolvedPython(): PythonInfo {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const resolver = require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { python: PythonInfo | null } | null };
+  const py = resolver.current()?.python;
+  if (!py) throw new Error('bench --anchors needs the Python torch that scripts/libtorch.js resolves (none recorded: run npm install)');
+  return py;
+}
+
+/** One request/reply line protocol over the child's stdin/stdout. */
+function lineChannel(child: ChildProcessWithoutNullStreams): (req?: object) => Promise<Record<string, unknown>> {
+  const lines = readline.createInterface({ input: child.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (l) => waiting.shift()?.(l));
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  child.on('exit', (code) => { for (const w of waiting.splice(0)) w(JSON.stringify({ error: `anchors exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}` })); });
+  return (req) => new Promise((resolve) => {
+    waiting.push((l) => resolve(JSON.parse(l) as Record<string, unknown>));
+    if (req) child.stdin.write(JSON.stringify(req) + '\n');
+  });
+}
+
+/** Starts the anchors of built-in model `name` (its TorchScript file `file`) on inputs of `specs`. */
+export async function startAnchors(name: string | undefined, file: string | undefined, specs: readonly InputSpec[],
+  modes: readonly AnchorMode[] = ANCHOR_MODES): Promise<AnchorProcess> {
+  const py = resolvedPython();
+  const args = [path.join(packageRoot(), 'scripts', 'anchors.py'), '--modes', modes.join(',')];
+  if (name && file) args.push('--builtin', name, '--file', file, ...specs.flatMap((s) => ['--input', `${s.shape.join('x')}:${s.dtype}`]));
+  const child = spawn(py.exe, args, { env: { ...process.env, ...(py.pythonPath ? { PYTHONPATH: py.pythonPath } : {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const ask = lineChannel(child);
+  const ready = await ask();
+  if (ready.error) { child.kill(); throw new Error(`anchors for ${name ?? 'GEMM'}: ${String(ready.error)}`); }
+  const request = async (req: object, key: string): Promise<number> => {
+    const r = await ask(req);
+    if (typeof r[key] !== 'number') throw new Error(`anchors for ${name}: ${String(r.error ?? JSON.stringify(r))}`);
+    return r[key] as number;
+  };
+  return {
+    compileSeconds: (ready.compileSeconds ?? {}) as Record<string, number>,
+    runners: name ? (ready.modes as string[]).map((mode) => ({ name: mode, time: () => request({ cmd: 'time', mode }, 'ms') })) : [],
+    gemmGflops: () => request({ cmd: 'gemm' }, 'gflops'),
+    close: () => { child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n'); },
+  };
+}
