@@ -26,7 +26,7 @@ export interface ConcatPlan {
  * The nodes computing `vals` from the module alone (attribute reads and pure ops on them, such
  * as the chunked in_proj_bias), in graph order; undefined when any depends on an input.
  */
-function moduleCone(vals: Value[], self: Value | undefined): Node[] | undefined {
+export function moduleCone(vals: Value[], self: Value | undefined): Node[] | undefined {
   const seen = new Set<Node>();
   const visit = (v: Value): boolean => {
     if (v === self) return true;

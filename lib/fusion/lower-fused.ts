@@ -30,9 +30,11 @@ export interface LoweringReport {
   attentionCores: LoweringOutcome[];
   projections: LoweringOutcome[];
   linearActivations: LoweringOutcome[];
+  /** conv_bn_act groups: the batch norm folded into the convolution's weights (fusion/fold-batch-norm.ts). */
+  foldedBatchNorms?: LoweringOutcome[];
   /** Group kinds with no fused kernel here, and why they stay as they are. */
   notLowered: { kind: string; groups: number; reason: string }[];
-  /** Bytes of concatenated projection weights the fused graph holds (extra weight memory). */
+  /** Bytes of concatenated projection weights and folded convolution weights the fused graph holds (extra weight memory). */
   heldWeightBytes: number;
 }
 

@@ -6,6 +6,7 @@ import { partitionGraph, type Partition } from '../analysis';
 import type { CoreReading } from '../fusion/attention-core';
 import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringReport, type PackedWeights } from '../fusion/lower-fused';
 import { tensorInfo } from '../core/value-info';
+import { lowerConvBatchNorm, type FoldedWeights } from '../fusion/fold-batch-norm';
 
 export interface FusionGroupLike {
   /** Group kind: 'attention_core', 'parallel_projection', 'linear_act', 'elementwise', ... */
@@ -32,19 +33,22 @@ function notLoweredReason(kind: string, device: string): string {
  * weights for projection groups whose weights are separate tensors (passes/concat-weights.ts),
  * or why there are none, by group id.
  */
-export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map()): LoweringReport {
-  const report: LoweringReport = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
+export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
+  folded: ReadonlyMap<string, FoldedWeights | string> = new Map()): LoweringReport {
+  const report: LoweringReport = { attentionCores: [], projections: [], linearActivations: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0 };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));
     else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id, packed.get(g.id)));
     else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
+    else if (g.kind === 'conv_bn_act' && folded.size) report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
     else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
   }
   for (const [kind, count] of others) {
     report.notLowered.push({ kind, groups: count, reason: notLoweredReason(kind, device) });
   }
-  report.heldWeightBytes = report.projections.reduce((sum, p) => sum + (p.heldBytes ?? 0), 0);
+  report.heldWeightBytes = [...report.projections, ...report.foldedBatchNorms!].reduce((sum, p) => sum + (p.heldBytes ?? 0), 0);
+  if (!report.foldedBatchNorms!.length) delete report.foldedBatchNorms;
   graph.eliminateDeadCode();
   graph.verify();
   return report;

@@ -8,6 +8,7 @@ import type { Module } from '../torchscript/module';
 import { decomposeModelGraph, type DecompositionResult } from '../transforms/decompose-model';
 import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from './fuse';
 import type { LoweringReport } from '../fusion/lower-fused';
+import { foldBatchNorms, planBatchNormFolds, type FoldedWeights } from '../fusion/fold-batch-norm';
 import { canonicalize } from '../transforms/canonicalize';
 import { concatenateWeights, planConcatenations } from '../fusion/concat-weights';
 import type { PackedWeights } from '../fusion/lower-fused';
@@ -45,6 +46,8 @@ export interface FuseOptions {
    * while the merged output keeps every part live until the last is used.
    */
   concatenateProjections?: boolean;
+  /** Fold eval-mode batch norms into the convolutions before them (default: on). */
+  foldBatchNorms?: boolean;
 }
 
 const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
@@ -121,7 +124,13 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   } else {
     for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
   }
-  const lowering = lowerFusionGroups(fused, groups, module.device, packed);
+  const folded = new Map<string, FoldedWeights | string>();
+  if (options.foldBatchNorms ?? true) {
+    const folds = planBatchNormFolds(fused, groups);
+    for (const [id, why] of folds.refused) folded.set(id, why);
+    for (const [id, f] of await foldBatchNorms(module._native, fused, folds.requests)) folded.set(id, f);
+  }
+  const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded);
   await propagateShapes(fused, module, inputs);
   return { fused, groups, lowering };
 }

@@ -16,6 +16,7 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
     ['parallel projections', lw.projections, 'one GEMM each'],
     ['linear + activation', lw.linearActivations, '_addmm_activation'],
+    ['convolution + batch norm', lw.foldedBatchNorms ?? [], 'the batch norm folded into the convolution'],
   ];
   const out: LoweringLine[] = [];
   for (const [kind, outcomes, to] of kinds) {

@@ -109,8 +109,14 @@ export class Node {
    * undefined when the op as matched has no such argument.
    */
   arg(name: string): Value | undefined {
-    const i = argIndex(this.kind, this._inputs.map((v) => v.type.kind), name, this.schema);
+    const i = this.argPosition(name);
     return i >= 0 ? this._inputs[i] : undefined;
+  }
+
+  /** The input index of the schema argument `name`, or -1 (one Value may fill several arguments). */
+  argPosition(name: string): number {
+    const i = argIndex(this.kind, this._inputs.map((v) => v.type.kind), name, this.schema);
+    return i < this._inputs.length ? i : -1;
   }
   hasUses(): boolean { return this._outputs.some((o) => o.hasUses()); }
 
