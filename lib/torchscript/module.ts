@@ -2,6 +2,7 @@ import { binding, ModuleTreeData, NativeModule, NativeValue, TensorInfoData } fr
 import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { argumentsFromSchema, resolveArguments, type ArgumentInfo } from './arguments';
 import { fromNativeValue, Value, toNativeValue } from './tensor';
+import { describeLoadFailure } from './archive';
 
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
@@ -21,6 +22,15 @@ export interface ParameterInfo extends TensorInfoData {
   kind: 'parameter' | 'buffer';
 }
 
+/** A module is loaded on 'cpu', 'cuda' or 'cuda:N' (meta tensors are for shape propagation only). */
+function checkLoadDevice(device: unknown): string {
+  if (device === undefined) return 'cpu';
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d{1,4})?)$/.test(device)) {
+    throw new TorchGraphError('ERR_INVALID_ARG', `load(path, {device}): device must be 'cpu', 'cuda' or 'cuda:N', got ${typeof device === 'string' ? JSON.stringify(device) : typeof device}`);
+  }
+  return device;
+}
+
 /** A TorchScript module loaded by libtorch. dispose() frees its tensors. */
 export class Module {
   readonly #handle: NativeModule;
@@ -35,8 +45,17 @@ export class Module {
   /** Load a TorchScript file (traced or scripted). Rejects with code ERR_LOAD on bad files. */
   static async load(path: string, options: LoadOptions = {}): Promise<Module> {
     if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'load(path): path must be a non-empty string');
-    const handle = await native(() => binding().load(path, options.device ?? 'cpu'));
-    return new Module(handle, path);
+    // The C++ side would read the path up to the NUL and load another file.
+    if (path.includes('\0')) throw new TorchGraphError('ERR_INVALID_ARG', `load(path): the path ${JSON.stringify(path)} holds a NUL character`);
+    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'load(path, options): options must be an object');
+    const device = checkLoadDevice(options.device);
+    try {
+      return new Module(await native(() => binding().load(path, device)), path);
+    } catch (e) {
+      const what = e instanceof TorchGraphError && e.code === 'ERR_LOAD' ? describeLoadFailure(path) : undefined;
+      if (what) throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${what}`, { cause: e });
+      throw e;
+    }
   }
 
   get device(): string { return nativeSync(() => this.#handle.device); }
