@@ -3,6 +3,7 @@ import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { argumentsFromSchema, resolveArguments, type ArgumentInfo } from './arguments';
 import { fromNativeValue, Value, toNativeValue } from './tensor';
 import { describeLoadFailure } from './archive';
+import { checkDevice } from './tensor-checks';
 
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
@@ -22,15 +23,6 @@ export interface ParameterInfo extends TensorInfoData {
   kind: 'parameter' | 'buffer';
 }
 
-/** A module is loaded on 'cpu', 'cuda' or 'cuda:N' (meta tensors are for shape propagation only). */
-function checkLoadDevice(device: unknown): string {
-  if (device === undefined) return 'cpu';
-  if (typeof device !== 'string' || !/^(cpu|cuda(:\d{1,4})?)$/.test(device)) {
-    throw new TorchGraphError('ERR_INVALID_ARG', `load(path, {device}): device must be 'cpu', 'cuda' or 'cuda:N', got ${typeof device === 'string' ? JSON.stringify(device) : typeof device}`);
-  }
-  return device;
-}
-
 /** A TorchScript module loaded by libtorch. dispose() frees its tensors. */
 export class Module {
   readonly #handle: NativeModule;
@@ -48,7 +40,7 @@ export class Module {
     // The C++ side would read the path up to the NUL and load another file.
     if (path.includes('\0')) throw new TorchGraphError('ERR_INVALID_ARG', `load(path): the path ${JSON.stringify(path)} holds a NUL character`);
     if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'load(path, options): options must be an object');
-    const device = checkLoadDevice(options.device);
+    const device = options.device === undefined ? 'cpu' : checkDevice(options.device, 'load(path, {device})');
     try {
       return new Module(await native(() => binding().load(path, device)), path);
     } catch (e) {
@@ -118,6 +110,9 @@ export class Module {
 
   /** Run any method, optionally measuring peak memory. */
   async run(method: string, inputs: Value[], options: { measureMemory?: boolean } = {}): Promise<RunResult> {
+    if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): method must be a non-empty string');
+    if (!Array.isArray(inputs)) throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array');
+    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs, options): options must be an object');
     const nativeInputs = this._resolveInputs(inputs.map(toNativeValue), method);
     const r = await native(() => this.#handle.run(method, nativeInputs, options));
     return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };
