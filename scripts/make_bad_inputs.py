@@ -8,6 +8,8 @@ by torch, damaged where a damaged file would be.
   bad_data_pkl.pt                    a TorchScript archive whose data.pkl is garbage
   no_data_pkl.pt                     a TorchScript archive without data.pkl
   export.pt2                         a torch.export program (torch.export.save)
+and one good model with awkward outputs:
+  nonfinite.pt                       traced; its outputs hold inf, -inf and NaN on any input
 """
 import io
 import os
@@ -54,3 +56,16 @@ torch.jit.save(torch.jit.script(UsesCustomOp()), os.path.join(out, "custom_op.pt
 
 ep = torch.export.export(m, (torch.randn(2, 4),))
 torch.export.save(ep, os.path.join(out, "export.pt2"))
+
+
+class NonFinite(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.lin(x)
+        return torch.cat([y / 0.0, (y - y) / 0.0, y], dim=-1)
+
+
+torch.jit.save(torch.jit.trace(NonFinite().eval(), (torch.randn(2, 4),)), os.path.join(out, "nonfinite.pt"))

@@ -7,6 +7,7 @@ import { disposeValue, type Tensor } from '../torchscript/tensor';
 import { TorchGraphError } from '../core/errors';
 import { analyzeGraph, countFlops, type GraphAnalysis } from '../analysis';
 import { decomposeStandardView, estimatePeak, fuseDecomposed } from './prepare';
+import { estimateVsMeasuredCheck } from './estimate-check';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { compareGraphs } from './compare';
 import { runtimeInfo } from '../torchscript/runtime-info';
@@ -101,14 +102,7 @@ export function createPipeline(): ValidationPipeline {
       const checks = [];
       const st = state.get(model);
       if (st?.unfusedPeak !== undefined && st.fusedPeak !== undefined && r.unfused.peakBytes > 0 && r.fused.peakBytes > 0) {
-        const rel = (est: number, meas: number) => Math.abs(est - meas) / meas;
-        const eu = rel(st.unfusedPeak, r.unfused.peakBytes);
-        const ef = rel(st.fusedPeak, r.fused.peakBytes);
-        checks.push({
-          name: 'estimate-vs-measured',
-          passed: Math.max(eu, ef) <= 0.1,
-          detail: `estimated peaks within ${(eu * 100).toFixed(1)}% (unfused) and ${(ef * 100).toFixed(1)}% (fused) of measured (limit 10%)`,
-        });
+        checks.push(estimateVsMeasuredCheck({ unfused: st.unfusedPeak, fused: st.fusedPeak }, { unfused: r.unfused.peakBytes, fused: r.fused.peakBytes }));
       }
       return {
         original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
