@@ -204,7 +204,9 @@ class Module : public Napi::ObjectWrap<Module> {
   void Release() {
     if (reported_ && env_) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reported_);
     reported_ = 0;
+    if (!loaded_) return;
     loaded_.reset();
+    ReleaseFreedMemory();  // the parameters' memory goes back to the system, not only to malloc
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -241,7 +243,9 @@ class Module : public Napi::ObjectWrap<Module> {
             c10::InferenceMode guard;
             auto m = *l->module.find_method(method);
             std::optional<MemoryScope> scope;
+            std::optional<SharedRunLock> shared;
             if (measure) scope.emplace(l->device);
+            else shared.emplace();
             auto t0 = std::chrono::steady_clock::now();
             *result = m(std::move(*stack));
             if (l->device.is_cuda()) torch::cuda::synchronize();
@@ -392,6 +396,7 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     return PromiseWorker::Run(
         env,
         [path, device, loaded] {
+          SharedRunLock shared;  // loading allocates the parameters: never during a measured run
           torch::jit::Module m = LoadFile(path, device);
           m.eval();
           auto l = std::make_shared<Loaded>(Loaded{std::move(m), device});
