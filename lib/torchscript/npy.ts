@@ -191,13 +191,9 @@ function readAt(fd: number, n: number, pos: number): Buffer {
   return got === n ? out : out.subarray(0, got);
 }
 
-/**
- * Read a .npy file synchronously. Only a regular file is read (a FIFO, a device such as
- * /dev/zero or a folder is refused before any data is read: it is opened non-blocking and
- * checked with fstat), and its size must be what the header says, so nothing unbounded is read.
- * Every failure is an NpyError naming the file.
- */
-export function readNpy(path: string): NpyArray {
+/** Open a .npy file and check it against its header (regular file, size as the header says)
+ * without reading the data; `use` gets the open fd and the layout. */
+function withNpyFile<T>(path: string, use: (fd: number, layout: NpyLayout, size: number) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -213,20 +209,36 @@ export function readNpy(path: string): NpyArray {
     const headerEnd = pre[6] === 1 ? 10 + pre.readUInt16LE(8) : 12 + pre.readUInt32LE(8);
     if (headerEnd > MAX_HEADER_BYTES) throw new NpyError(`${path}: a .npy header of ${headerEnd} bytes is implausible (at most ${MAX_HEADER_BYTES})`);
     const layout = readLayout(readAt(fd, Math.min(st.size, headerEnd), 0), path);
-    const want = layout.dataStart + layout.nbytes;
-    if (st.size !== want) {
+    if (st.size !== layout.dataStart + layout.nbytes) {
       throw new NpyError(`${path}: expected ${layout.nbytes} data bytes for shape (${layout.shape.join(', ')}) ${layout.dtype}, found ${st.size - layout.dataStart}`);
     }
-    if (want > MAX_NPY_BYTES) throw new NpyError(`${path}: ${want} bytes is more than the ${MAX_NPY_BYTES} one .npy input may hold`);
-    const bytes = readAt(fd, want, 0);
-    if (bytes.length !== want) throw new NpyError(`${path}: the file shrank while it was read`);
-    return parseNpy(bytes, path);
+    return use(fd, layout, st.size);
   } catch (e) {
     if (e instanceof NpyError) throw e;
     throw new NpyError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The shape and dtype of a .npy file, checked as readNpy checks it, without reading the data. */
+export function statNpy(path: string): { shape: number[]; dtype: NpyDtype } {
+  return withNpyFile(path, (_fd, layout) => ({ shape: layout.shape, dtype: layout.dtype }));
+}
+
+/**
+ * Read a .npy file synchronously. Only a regular file is read (a FIFO, a device such as
+ * /dev/zero or a folder is refused before any data is read: it is opened non-blocking and
+ * checked with fstat), and its size must be what the header says, so nothing unbounded is read.
+ * Every failure is an NpyError naming the file.
+ */
+export function readNpy(path: string): NpyArray {
+  return withNpyFile(path, (fd, _layout, size) => {
+    if (size > MAX_NPY_BYTES) throw new NpyError(`${path}: ${size} bytes is more than the ${MAX_NPY_BYTES} one .npy input may hold`);
+    const bytes = readAt(fd, size, 0);
+    if (bytes.length !== size) throw new NpyError(`${path}: the file shrank while it was read`);
+    return parseNpy(bytes, path);
+  });
 }
 
 const ARRAY_TYPES: Record<NpyDtype, Function> = {
