@@ -8,7 +8,8 @@ import type { TypedArray } from './binding';
 const invalid = (msg: string) => new TorchGraphError('ERR_INVALID_ARG', msg);
 
 /** The TypedArray each dtype is given as (half types and complex types as their raw parts). */
-const ARRAY_OF: Record<DType, Function> = {
+type ArrayConstructor = new (length: number) => TypedArray;
+const ARRAY_OF: Record<DType, ArrayConstructor> = {
   float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array,
   int64: BigInt64Array, int32: Int32Array, int16: Int16Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array,
   complex64: Float32Array, complex128: Float64Array,

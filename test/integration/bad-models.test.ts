@@ -21,6 +21,7 @@ describe('bad model files (issue 14)', function () {
   let good: string;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-bad-models-'));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const py = require('../../scripts/libtorch.js').current().python;
     execFileSync(py.exe, [path.join(ROOT, 'scripts', 'make_bad_inputs.py'), dir], { env: { ...process.env, PYTHONPATH: py.pythonPath } });
     assert.equal(spawnSync('mkfifo', [path.join(dir, 'fifo.pt')]).status, 0);

@@ -38,6 +38,7 @@ describe('no false failures (issue 14)', function () {
   it('a model whose outputs hold inf and NaN in every graph validates (exit 0)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-nonfinite-'));
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const py = require('../../scripts/libtorch.js').current().python;
       execFileSync(py.exe, [path.join(ROOT, 'scripts', 'make_bad_inputs.py'), dir], { env: { ...process.env, PYTHONPATH: py.pythonPath } });
       let out = '';

@@ -80,12 +80,13 @@ describe('.npy files that are not what they say', () => {
     fails(big, /found 2147483657/);
     fs.truncateSync(big, header.length + n - 1);
     fs.appendFileSync(big, Buffer.from([7]));
-    let a: ReturnType<typeof readNpy> | undefined = readNpy(big);
-    assert.deepEqual(a.shape, [n]);
-    assert.equal(a.data.length, n);
-    assert.equal(a.data[n - 1], 7);
-    assert.equal(a.data[0], 0);
-    a = undefined;
+    {
+      const a = readNpy(big);
+      assert.deepEqual(a.shape, [n]);
+      assert.equal(a.data.length, n);
+      assert.equal(a.data[n - 1], 7);
+      assert.equal(a.data[0], 0);
+    }
     fs.rmSync(big);
     const huge = path.join(dir, 'huge.npy');
     const m = MAX_NPY_BYTES + 1;

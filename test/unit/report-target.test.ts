@@ -85,3 +85,26 @@ describe('report targets', () => {
     assert.equal(fs.readFileSync(file, 'utf8'), 'old report');
   });
 });
+
+describe('validate --report is checked before the run', () => {
+  it("'' , a trailing slash and a device are exit 2 with one line, nothing written", async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { main } = require('../../lib/app/cli/main') as typeof import('../../lib/app/cli/main');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-report-cli-'));
+    try {
+      for (const [arg, why] of [['', /empty path/], [path.join(dir, 'newdir') + '/', /names a folder/], ['/dev/full', /not a regular file/]] as const) {
+        let err = '';
+        const t0 = Date.now();
+        const code = await main(['validate', 'mha_demo', '--report', arg], { stdout: () => {}, stderr: (s) => { err += s; }, stderrIsTTY: false, color: false });
+        assert.equal(code, 2, err);
+        assert.match(err, why);
+        assert.equal(err.trim().split('\n').length, 1, err);
+        assert.ok(Date.now() - t0 < 10_000, 'refused before the run');
+      }
+      assert.deepEqual(fs.readdirSync(dir), []);
+      assert.ok(fs.statSync('/dev/full').isCharacterDevice());
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
