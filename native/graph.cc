@@ -471,7 +471,9 @@ class Graph : public Napi::ObjectWrap<Graph> {
               if (!b->fn) b->fn = std::make_shared<jit::GraphFunction>("torchgraph_built", b->graph, nullptr);
             }
             std::optional<MemoryScope> scope;
+            std::optional<SharedRunLock> shared;
             if (measure) scope.emplace(b->device);
+            else shared.emplace();
             auto t0 = std::chrono::steady_clock::now();
             b->fn->run(*stack);
             if (b->device.is_cuda()) torch::cuda::synchronize();
@@ -721,6 +723,7 @@ Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::O
       env,
       [g, stack, result, nodeByNode, mod] {
         c10::InferenceMode guard;
+        SharedRunLock shared;  // a shape run on real tensors allocates: never during a measured run
         c10::IValue out;
         if (nodeByNode) {
           std::unordered_map<const Value*, c10::IValue> values;

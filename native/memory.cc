@@ -3,6 +3,10 @@
 #include <napi.h>
 
 #include <atomic>
+#include <chrono>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/alignment.h>
@@ -12,22 +16,38 @@ namespace tg {
 namespace {
 
 std::atomic<int64_t> g_live{0};
-std::atomic<int64_t> g_peak{0};
-std::mutex g_measure;
+// The measured scope: its id (0: none), the live bytes of blocks allocated inside it, their peak.
+std::atomic<uint64_t> g_scope{0};
+std::atomic<uint64_t> g_nextScope{1};
+std::atomic<int64_t> g_scopeLive{0};
+std::atomic<int64_t> g_scopePeak{0};
+std::shared_mutex g_runs;
+thread_local bool t_jsThread = false;
 
-// Every CPU storage allocation goes through here. The size is kept in a header in front of
-// the block (one alignment unit, so the data stays aligned) and the data pointer is also the
-// context: some kernels (conv) assert data == context.
+// What the header in front of each block holds.
+struct BlockHeader {
+  size_t bytes;
+  uint64_t scope;  // the measured scope it was allocated in, or 0
+};
+static_assert(sizeof(BlockHeader) <= c10::gAlignment, "the header fits one alignment unit");
+
+// Every CPU storage allocation goes through here. The size and scope are kept in a header in
+// front of the block (one alignment unit, so the data stays aligned) and the data pointer is
+// also the context: some kernels (conv) assert data == context.
 class TrackingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) override {
     constexpr size_t kHeader = c10::gAlignment;
     void* base = c10::alloc_cpu(n + kHeader);
-    *static_cast<size_t*>(base) = n;
+    uint64_t scope = t_jsThread ? 0 : g_scope.load();
+    *static_cast<BlockHeader*>(base) = BlockHeader{n, scope};
     void* data = static_cast<char*>(base) + kHeader;
-    int64_t now = g_live.fetch_add(static_cast<int64_t>(n)) + static_cast<int64_t>(n);
-    int64_t peak = g_peak.load();
-    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+    g_live.fetch_add(static_cast<int64_t>(n));
+    if (scope != 0) {
+      int64_t now = g_scopeLive.fetch_add(static_cast<int64_t>(n)) + static_cast<int64_t>(n);
+      int64_t peak = g_scopePeak.load();
+      while (now > peak && !g_scopePeak.compare_exchange_weak(peak, now)) {
+      }
     }
     return {data, data, &Delete, c10::Device(c10::DeviceType::CPU)};
   }
@@ -39,7 +59,9 @@ class TrackingCpuAllocator final : public c10::Allocator {
   static void Delete(void* data) {
     if (!data) return;
     void* base = static_cast<char*>(data) - c10::gAlignment;
-    g_live.fetch_sub(static_cast<int64_t>(*static_cast<size_t*>(base)));
+    const BlockHeader h = *static_cast<BlockHeader*>(base);
+    g_live.fetch_sub(static_cast<int64_t>(h.bytes));
+    if (h.scope != 0 && h.scope == g_scope.load()) g_scopeLive.fetch_sub(static_cast<int64_t>(h.bytes));
     c10::free_cpu(base);
   }
 };
@@ -49,7 +71,7 @@ TrackingCpuAllocator g_tracking;
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(info.Env());
   o.Set("cpuLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(g_live.load())));
-  o.Set("cpuPeakBytes", Napi::Number::New(info.Env(), static_cast<double>(g_peak.load())));
+  o.Set("cpuPeakBytes", Napi::Number::New(info.Env(), static_cast<double>(g_scopePeak.load())));
   return o;
 }
 
@@ -58,6 +80,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 int64_t CpuLiveBytes() { return g_live.load(); }
 
 void InstallTrackingAllocator() {
+  t_jsThread = true;
   // Priority above the default (0) so libtorch's own registration cannot displace it.
   c10::SetCPUAllocator(&g_tracking, /*priority=*/10);
 }
@@ -73,21 +96,38 @@ static int64_t DeviceAllocatedBytes(c10::Device device, bool peak) {
   return peak ? s.peak : s.current;
 }
 
-MemoryScope::MemoryScope(c10::Device device) : lock_(g_measure), device_(device) {
+MemoryScope::MemoryScope(c10::Device device) : lock_(g_runs), device_(device) {
   if (device_.is_cpu()) {
     baseline_ = g_live.load();
-    g_peak.store(baseline_);
+    g_scopeLive.store(0);
+    g_scopePeak.store(0);
+    g_scope.store(g_nextScope.fetch_add(1));
   } else {
     c10::getDeviceAllocator(device_.type())->resetPeakStats(IndexOf(device_));
     baseline_ = DeviceAllocatedBytes(device_, /*peak=*/false);
   }
 }
 
-MemoryScope::~MemoryScope() = default;
+MemoryScope::~MemoryScope() {
+  if (device_.is_cpu()) g_scope.store(0);
+}
 
 int64_t MemoryScope::peakAboveBaseline() const {
-  if (device_.is_cpu()) return g_peak.load() - baseline_;
+  if (device_.is_cpu()) return g_scopePeak.load();
   return DeviceAllocatedBytes(device_, /*peak=*/true) - baseline_;
+}
+
+SharedRunLock::SharedRunLock() : lock_(g_runs) {}
+
+void ReleaseFreedMemory(int minIntervalMs) {
+  static std::atomic<int64_t> last{0};
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  int64_t prev = last.load();
+  if (minIntervalMs > 0 && now - prev < minIntervalMs) return;
+  if (!last.compare_exchange_strong(prev, now)) return;  // another thread is trimming
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 void InitMemory(Napi::Env env, Napi::Object exports) {

@@ -8,6 +8,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <cerrno>
 #include <chrono>
 
 namespace tg {
@@ -24,6 +25,72 @@ int64_t ParamBytes(const torch::jit::Module& m) {
   for (const auto& p : m.parameters()) b += static_cast<int64_t>(p.nbytes());
   for (const auto& p : m.buffers()) b += static_cast<int64_t>(p.nbytes());
   return b;
+}
+
+// The first non-empty line of a libtorch message, without miniz's paragraph of generic advice.
+std::string FirstLine(const std::string& msg) {
+  size_t start = 0;
+  while (start < msg.size()) {
+    size_t nl = msg.find('\n', start);
+    std::string line = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) {
+      auto advice = line.find(" This is an internal miniz error");
+      return advice == std::string::npos ? line : line.substr(0, advice);
+    }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return "unknown error";
+}
+
+// Why a file is not loadable TorchScript, as one line with a hint where the cause is known.
+// lib/torchscript/module.ts adds what the archive's listing says (a torch.export program, ...).
+std::string LoadFailure(const std::string& why) {
+  if (why.find("Unknown builtin op") != std::string::npos)
+    return why + " (the model calls a custom op that is not registered in this process: load the library that "
+                 "defines it first, or export the model without it)";
+  // The TorchScript compiler's errors end their first line with "here:" (the source follows).
+  if (why.size() >= 5 && why.compare(why.size() - 5, 5, "here:") == 0)
+    return why + " (the TorchScript source in the archive's code/ does not compile: the file is damaged, or was "
+                 "written by an incompatible torch)";
+  if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos ||
+      why.find("PytorchStreamReader failed locating file") != std::string::npos)
+    return why + " (this looks like a torch.save() checkpoint, not a TorchScript archive: export the model with "
+                 "torch.jit.trace or torch.jit.script and torch.jit.save)";
+  if (why.find("central directory") != std::string::npos || why.find("zip archive") != std::string::npos ||
+      why.find("file_size") != std::string::npos)
+    return why + " (not a TorchScript zip archive, or a truncated one)";
+  if (why.find("unpickling") != std::string::npos || why.find("pickle") != std::string::npos)
+    return why + " (the archive's data.pkl is damaged)";
+  return why + " (the archive is damaged, or was written by an incompatible torch)";
+}
+
+// torch::jit::load with every failure as ERR_LOAD naming the file: only regular files are opened
+// (a FIFO would block, a device would be read without end), and any exception libtorch raises
+// (c10::Error, the TorchScript compiler's ErrorReport for a damaged code/ entry or an unknown op,
+// the unpickler's errors) is a bad file, not an internal error.
+torch::jit::Module LoadFile(const std::string& path, at::Device device) {
+  const std::string what = "cannot load '" + path + "'";
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ELOOP) throw Error("ERR_LOAD", what + ": a symlink loop");
+    if (err == EACCES) throw Error("ERR_LOAD", what + ": permission denied");
+    if (err == ENOTDIR) throw Error("ERR_LOAD", what + ": a parent of it is not a directory");
+    throw Error("ERR_LOAD", what + ": no such file");
+  }
+  if (S_ISDIR(st.st_mode)) throw Error("ERR_LOAD", what + ": it is a directory");
+  if (!S_ISREG(st.st_mode)) throw Error("ERR_LOAD", what + ": not a regular file (a FIFO, device or socket)");
+  if (st.st_size == 0) throw Error("ERR_LOAD", what + ": the file is empty");
+  try {
+    return torch::jit::load(path, device);
+  } catch (const c10::Error& e) {
+    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what_without_backtrace())));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what())));
+  }
 }
 
 std::string ClassName(const torch::jit::Module& m) {
@@ -137,7 +204,9 @@ class Module : public Napi::ObjectWrap<Module> {
   void Release() {
     if (reported_ && env_) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reported_);
     reported_ = 0;
+    if (!loaded_) return;
     loaded_.reset();
+    ReleaseFreedMemory();  // the parameters' memory goes back to the system, not only to malloc
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -174,7 +243,9 @@ class Module : public Napi::ObjectWrap<Module> {
             c10::InferenceMode guard;
             auto m = *l->module.find_method(method);
             std::optional<MemoryScope> scope;
+            std::optional<SharedRunLock> shared;
             if (measure) scope.emplace(l->device);
+            else shared.emplace();
             auto t0 = std::chrono::steady_clock::now();
             *result = m(std::move(*stack));
             if (l->device.is_cuda()) torch::cuda::synchronize();
@@ -328,30 +399,8 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     return PromiseWorker::Run(
         env,
         [path, device, loaded] {
-          struct stat st;
-          if (stat(path.c_str(), &st) != 0) throw Error("ERR_LOAD", "cannot load '" + path + "': no such file");
-          if (S_ISDIR(st.st_mode)) throw Error("ERR_LOAD", "cannot load '" + path + "': it is a directory");
-          if (st.st_size == 0) throw Error("ERR_LOAD", "cannot load '" + path + "': the file is empty");
-          torch::jit::Module m;
-          try {
-            m = torch::jit::load(path, device);
-          } catch (const c10::Error& e) {
-            std::string why = e.what_without_backtrace();
-            auto nl = why.find('\n');
-            if (nl != std::string::npos) why = why.substr(0, nl);
-            // miniz appends a paragraph of generic advice; the hint below is more specific.
-            auto advice = why.find(" This is an internal miniz error");
-            if (advice != std::string::npos) why = why.substr(0, advice);
-            std::string hint;
-            if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos ||
-                why.find("PytorchStreamReader failed locating file") != std::string::npos)
-              hint = " (this looks like a torch.save() checkpoint, not a TorchScript archive: export the model with "
-                     "torch.jit.trace or torch.jit.script and torch.jit.save)";
-            else if (why.find("central directory") != std::string::npos || why.find("zip archive") != std::string::npos ||
-                     why.find("file_size") != std::string::npos)
-              hint = " (not a TorchScript zip archive, or a truncated one)";
-            throw Error("ERR_LOAD", "cannot load '" + path + "' as TorchScript: " + why + hint);
-          }
+          SharedRunLock shared;  // loading allocates the parameters: never during a measured run
+          torch::jit::Module m = LoadFile(path, device);
           m.eval();
           auto l = std::make_shared<Loaded>(Loaded{std::move(m), device});
           l->paramBytes = ParamBytes(l->module);

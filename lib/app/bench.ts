@@ -3,6 +3,7 @@
 // table or JSON. Each case is measured by lib/pipeline/bench.ts.
 import * as cliProgress from 'cli-progress';
 import * as os from 'os';
+import { TorchGraphError } from '../core/errors';
 import { ensureModel, MODEL_NAMES, type ModelName } from './models';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { Partitioner } from '../pipeline/prepare';
@@ -62,7 +63,7 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
     if (!options.inputs.length && MODEL_NAMES.includes(m)) {
       return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };
     }
-    if (!options.inputs.length) throw new Error(`bench ${m}: a model file needs --input SPEC`);
+    if (!options.inputs.length) throw new TorchGraphError('ERR_INVALID_ARG', `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)`);
     // Specs as validate takes them: SHAPE[:DTYPE] draws seeded random inputs, FILE.npy runs on the file.
     const specs = options.inputs.map(parseInputSpec);
     const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));

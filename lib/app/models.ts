@@ -12,6 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { packageRoot } from '../torchscript/package-root';
 import { NpyDtype } from '../torchscript/npy';
+import { damagedFixtureFiles } from './cache-check';
 
 /** The built-in models, by name: the one list, shared with scripts/export_models.py. */
 export const MODEL_NAMES: readonly string[] = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'scripts', 'builtin-models.json'), 'utf8')) as string[];
@@ -355,9 +356,26 @@ export async function ensureModel(name: string, opts: EnsureOptions = {}): Promi
   const info = torchInfo();
   const key = contentKey(info.version, `model\0${name}`);
   const manifest = path.join(modelsDir(), key, name, 'manifest.json');
-  const cacheHit = await ensureExported(key, manifest, `model ${name}`, opts,
+  const exportIt = () => ensureExported(key, manifest, `model ${name}`, opts,
     (keyDir) => runExporter(info, ['--out', keyDir, name], `model ${name}`, opts.log));
-  return toFixture(manifest, key, cacheHit);
+  const cacheHit = await exportIt();
+  const fx = toFixture(manifest, key, cacheHit);
+  const damaged = cacheHit ? damagedFixtureFiles(fx) : [];
+  if (damaged.length === 0) return fx;
+  // A damaged cache entry: set it aside (the exporter renames a finished folder into place, so
+  // the old one must go) and export it again.
+  (opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(`torchgraph: the cached ${name} is damaged (${damaged[0]}); exporting it again`);
+  const aside = `${fx.dir}.damaged-${process.pid}-${Date.now()}`;
+  try {
+    fs.renameSync(fx.dir, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // another process set it aside first
+  }
+  fs.rmSync(aside, { recursive: true, force: true });
+  const again = toFixture(manifest, key, await exportIt());
+  const still = damagedFixtureFiles(again);
+  if (still.length) throw new Error(`torchgraph: exporting ${name} again left a damaged file: ${still[0]}`);
+  return again;
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;

@@ -52,7 +52,16 @@ export interface BenchReport {
   passed: boolean;
 }
 
-export async function runCase(c: BenchCase, opts: { device?: string; seed?: number; partition?: Partitioner; onRun?: () => void; external?: readonly ExternalRunner[] } = {}): Promise<BenchCaseResult> {
+export interface RunCaseOptions {
+  device?: string;
+  seed?: number;
+  partition?: Partitioner;
+  onRun?: () => void;
+  /** Runs outside this process timed in the same repetitions (the anchors). */
+  external?: readonly ExternalRunner[];
+}
+
+export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<BenchCaseResult> {
   const module = await Module.load(c.file, { device: opts.device ?? 'cpu' });
   const inputs: Tensor[] = c.inputs.map((s, i) => {
     const f = c.files?.[i];

@@ -60,7 +60,12 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Max abs diff over every output tensor; null when shapes or counts differ or a NaN appears. */
+/**
+ * Max abs diff over every output tensor; null when shapes or counts differ or a NaN appears in
+ * one output where the other has none. As torch.testing.assert_close (with equal_nan) compares:
+ * the same infinity, or NaN, at the same place in both agrees; an infinity against a finite
+ * value or the other infinity is an infinite difference.
+ */
 export function maxAbsDiff(a: Tensor[], b: Tensor[]): number | null {
   if (a.length !== b.length) return null;
   let worst = 0;
@@ -73,8 +78,14 @@ export function maxAbsDiff(a: Tensor[], b: Tensor[]): number | null {
       continue;
     }
     for (let j = 0; j < x.length; j++) {
-      const d = Math.abs((x as Float32Array)[j] - (y as Float32Array)[j]);
-      if (Number.isNaN(d)) return null;
+      const p = (x as Float32Array)[j];
+      const q = (y as Float32Array)[j];
+      if (p === q) continue; // equal, the same infinity included
+      if (Number.isNaN(p) || Number.isNaN(q)) {
+        if (Number.isNaN(p) && Number.isNaN(q)) continue;
+        return null;
+      }
+      const d = Math.abs(p - q);
       if (d > worst) worst = d;
     }
   }

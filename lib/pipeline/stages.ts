@@ -7,6 +7,7 @@ import type { Module } from '../torchscript/module';
 import type { Tensor } from '../torchscript/tensor';
 import { drawingFromGraph } from '../report/drawing';
 import { formatDiff } from '../report/format';
+import { estimateVsMeasuredCheck } from './estimate-check';
 import { graphStats, metaAttention } from '../report/stats';
 import {
   REPORT_FORMAT,
@@ -108,8 +109,6 @@ export interface ValidationOptions {
 /** float32 outputs of a rewritten graph agree with the original to about 1e-5 on the test
  * models; 1e-4 leaves room for larger models and other BLAS orders. */
 export const DEFAULT_TOLERANCE = 1e-4;
-/** How far a peak estimate may be from the measured peak, relative to the measurement. */
-export const ESTIMATE_LIMIT = 0.1;
 
 export function diffCheck(name: string, what: string, diff: number | null, tolerance: number): ReportCheck {
   if (diff === null || Number.isNaN(diff)) return { name, passed: false, detail: `${what}: outputs could not be compared (shape, dtype or NaN)` };
@@ -125,16 +124,9 @@ export function attentionCheck(a: AttentionSummary): ReportCheck {
 }
 
 /** The liveness estimates against the measured peaks; none when a run was not measured. */
-export function estimateCheck(estimated: PartitionStage['estimatedPeakBytes'], run: RunStage, limit = ESTIMATE_LIMIT): ReportCheck[] {
+export function estimateCheck(estimated: PartitionStage['estimatedPeakBytes'], run: RunStage): ReportCheck[] {
   if (!(run.unfused.peakBytes > 0 && run.fused.peakBytes > 0)) return [];
-  const rel = (est: number, meas: number) => Math.abs(est - meas) / meas;
-  const eu = rel(estimated.unfused, run.unfused.peakBytes);
-  const ef = rel(estimated.fused, run.fused.peakBytes);
-  return [{
-    name: 'estimate-vs-measured',
-    passed: Math.max(eu, ef) <= limit,
-    detail: `estimated peaks within ${(eu * 100).toFixed(1)}% (unfused) and ${(ef * 100).toFixed(1)}% (fused) of measured (limit ${limit * 100}%)`,
-  }];
+  return [estimateVsMeasuredCheck(estimated, { unfused: run.unfused.peakBytes, fused: run.fused.peakBytes })];
 }
 
 /** NaN (not comparable) becomes null, as in the JSON contract. */

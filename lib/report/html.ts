@@ -488,6 +488,6 @@ ${environmentSection(report)}
 }
 
 /** Render and write atomically (a temporary file in the same folder, then a rename). */
-export function writeHtmlReport(file: string, report: ValidationReport, opts: HtmlOptions = {}): void {
-  writeFileAtomic(file, renderHtml(report, opts));
+export async function writeHtmlReport(file: string, report: ValidationReport, opts: HtmlOptions = {}): Promise<void> {
+  await writeFileAtomic(file, renderHtml(report, opts));
 }

@@ -2,6 +2,8 @@ import { binding, ModuleTreeData, NativeModule, NativeValue, TensorInfoData } fr
 import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { argumentsFromSchema, resolveArguments, type ArgumentInfo } from './arguments';
 import { fromNativeValue, Value, toNativeValue } from './tensor';
+import { describeLoadFailure } from './archive';
+import { checkDevice } from './tensor-checks';
 
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
@@ -35,8 +37,17 @@ export class Module {
   /** Load a TorchScript file (traced or scripted). Rejects with code ERR_LOAD on bad files. */
   static async load(path: string, options: LoadOptions = {}): Promise<Module> {
     if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'load(path): path must be a non-empty string');
-    const handle = await native(() => binding().load(path, options.device ?? 'cpu'));
-    return new Module(handle, path);
+    // The C++ side would read the path up to the NUL and load another file.
+    if (path.includes('\0')) throw new TorchGraphError('ERR_INVALID_ARG', `load(path): the path ${JSON.stringify(path)} holds a NUL character`);
+    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'load(path, options): options must be an object');
+    const device = options.device === undefined ? 'cpu' : checkDevice(options.device, 'load(path, {device})');
+    try {
+      return new Module(await native(() => binding().load(path, device)), path);
+    } catch (e) {
+      const what = e instanceof TorchGraphError && e.code === 'ERR_LOAD' ? describeLoadFailure(path) : undefined;
+      if (what) throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${what}`, { cause: e });
+      throw e;
+    }
   }
 
   get device(): string { return nativeSync(() => this.#handle.device); }
@@ -99,6 +110,9 @@ export class Module {
 
   /** Run any method, optionally measuring peak memory. */
   async run(method: string, inputs: Value[], options: { measureMemory?: boolean } = {}): Promise<RunResult> {
+    if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): method must be a non-empty string');
+    if (!Array.isArray(inputs)) throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array');
+    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs, options): options must be an object');
     const nativeInputs = this._resolveInputs(inputs.map(toNativeValue), method);
     const r = await native(() => this.#handle.run(method, nativeInputs, options));
     return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };

@@ -9,6 +9,7 @@
 // needs aligned data offsets, does not tell bool from uint8 in its return type, and brings a
 // fetch polyfill as a dependency.
 import { numel } from '../core/ops/classes';
+import * as buffer from 'buffer';
 import * as fs from 'fs';
 import * as os from 'os';
 
@@ -111,8 +112,11 @@ function fortranToC<D extends NpyData>(src: D, shape: number[], alloc: (n: numbe
   return dst;
 }
 
-/** Parse the bytes of a .npy file. The result may share memory with `bytes` (when aligned). */
-export function parseNpy(bytes: Uint8Array, where = '<buffer>'): NpyArray {
+interface NpyLayout { dataStart: number; shape: number[]; dtype: NpyDtype; swap: boolean; fortran: boolean; nbytes: number }
+
+/** The header of a .npy file: where the data starts and how many bytes it must hold. `bytes`
+ * needs only the header, not the data. */
+function readLayout(bytes: Uint8Array, where: string): NpyLayout {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new NpyError(`${where}: not a .npy file (bad magic)`);
   const major = bytes[6];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -133,9 +137,16 @@ export function parseNpy(bytes: Uint8Array, where = '<buffer>'): NpyArray {
   const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
   const { descr, fortran, shape } = parseHeader(header, where);
   const { dtype, swap } = dtypeFromDescr(descr, where);
+  const nbytes = numel(shape) * DTYPES[dtype].size;
+  if (!Number.isSafeInteger(nbytes)) throw new NpyError(`${where}: shape (${shape.join(', ')}) is too large`);
+  return { dataStart, shape, dtype, swap, fortran, nbytes };
+}
+
+/** Parse the bytes of a .npy file. The result may share memory with `bytes` (when aligned). */
+export function parseNpy(bytes: Uint8Array, where = '<buffer>'): NpyArray {
+  const { dataStart, shape, dtype, swap, fortran, nbytes } = readLayout(bytes, where);
   const info = DTYPES[dtype];
   const n = numel(shape);
-  const nbytes = n * info.size;
   if (bytes.length - dataStart !== nbytes) {
     throw new NpyError(`${where}: expected ${nbytes} data bytes for shape (${shape.join(', ')}) ${dtype}, found ${bytes.length - dataStart}`);
   }
@@ -153,9 +164,78 @@ export function parseNpy(bytes: Uint8Array, where = '<buffer>'): NpyArray {
   return { shape, dtype, data };
 }
 
-/** Read a .npy file synchronously. */
+/** Most bytes one .npy file may hold: the largest Buffer (4 GiB on 64-bit Node). */
+export const MAX_NPY_BYTES = buffer.constants.MAX_LENGTH;
+const MAX_HEADER_BYTES = 1 << 20; // numpy writes a few hundred bytes
+const READ_CHUNK = 1 << 30; // read(2) moves at most about 2 GiB per call
+
+function openError(path: string, e: unknown): NpyError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'not found' : code === 'ELOOP' ? 'a symlink loop' : code === 'EACCES' ? 'permission denied'
+    : code === 'ENOTDIR' ? 'a parent of it is not a folder' : `cannot open (${code ?? String(e)})`;
+  return new NpyError(`${path}: ${why}`);
+}
+
+/** `n` bytes at `pos`, or fewer where the file ends. */
+function readAt(fd: number, n: number, pos: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  let got = 0;
+  while (got < n) {
+    const r = fs.readSync(fd, out, got, Math.min(READ_CHUNK, n - got), pos + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got === n ? out : out.subarray(0, got);
+}
+
+/** Open a .npy file and check it against its header (regular file, size as the header says)
+ * without reading the data; `use` gets the open fd and the layout. */
+function withNpyFile<T>(path: string, use: (fd: number, layout: NpyLayout, size: number) => T): T {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    throw openError(path, e);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new NpyError(`${path}: is a folder, not a .npy file`);
+    if (!st.isFile()) throw new NpyError(`${path}: not a regular file (a FIFO, device or socket); only regular .npy files are read`);
+    const pre = readAt(fd, Math.min(st.size, 12), 0);
+    if (pre.length < 12 || ![1, 2, 3].includes(pre[6])) readLayout(pre, path); // throws: bad magic, version or length
+    const headerEnd = pre[6] === 1 ? 10 + pre.readUInt16LE(8) : 12 + pre.readUInt32LE(8);
+    if (headerEnd > MAX_HEADER_BYTES) throw new NpyError(`${path}: a .npy header of ${headerEnd} bytes is implausible (at most ${MAX_HEADER_BYTES})`);
+    const layout = readLayout(readAt(fd, Math.min(st.size, headerEnd), 0), path);
+    if (st.size !== layout.dataStart + layout.nbytes) {
+      throw new NpyError(`${path}: expected ${layout.nbytes} data bytes for shape (${layout.shape.join(', ')}) ${layout.dtype}, found ${st.size - layout.dataStart}`);
+    }
+    return use(fd, layout, st.size);
+  } catch (e) {
+    if (e instanceof NpyError) throw e;
+    throw new NpyError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The shape and dtype of a .npy file, checked as readNpy checks it, without reading the data. */
+export function statNpy(path: string): { shape: number[]; dtype: NpyDtype } {
+  return withNpyFile(path, (_fd, layout) => ({ shape: layout.shape, dtype: layout.dtype }));
+}
+
+/**
+ * Read a .npy file synchronously. Only a regular file is read (a FIFO, a device such as
+ * /dev/zero or a folder is refused before any data is read: it is opened non-blocking and
+ * checked with fstat), and its size must be what the header says, so nothing unbounded is read.
+ * Every failure is an NpyError naming the file.
+ */
 export function readNpy(path: string): NpyArray {
-  return parseNpy(fs.readFileSync(path), path);
+  return withNpyFile(path, (fd, _layout, size) => {
+    if (size > MAX_NPY_BYTES) throw new NpyError(`${path}: ${size} bytes is more than the ${MAX_NPY_BYTES} one .npy input may hold`);
+    const bytes = readAt(fd, size, 0);
+    if (bytes.length !== size) throw new NpyError(`${path}: the file shrank while it was read`);
+    return parseNpy(bytes, path);
+  });
 }
 
 const ARRAY_TYPES: Record<NpyDtype, new (n: number) => NpyData> = {

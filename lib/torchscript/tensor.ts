@@ -1,6 +1,7 @@
 import { binding, NativeTensor, NativeValue, TypedArray } from './binding';
 import { nativeSync, TorchGraphError } from '../core/errors';
 import type { DType } from '../core/ir/serialized';
+import { checkData, checkDevice, checkDtype, checkNesting, checkShape, describe } from './tensor-checks';
 
 const handles = new WeakMap<Tensor, NativeTensor>();
 
@@ -25,13 +26,20 @@ export class Tensor {
   }
 
   /** A CPU tensor holding a copy of `data`. Bool tensors take a Uint8Array of 0/1 with dtype 'bool'. */
-  static from(data: TypedArray, shape: readonly number[], dtype: DType = dtypeOf(data)): Tensor {
-    return new Tensor(nativeSync(() => binding().Tensor.fromTypedArray(data, [...shape], dtype)));
+  static from(data: TypedArray, shape: readonly number[], dtype?: DType): Tensor {
+    if (!ArrayBuffer.isView(data)) throw new TorchGraphError('ERR_INVALID_ARG', `Tensor.from: data must be a TypedArray, got ${describe(data)}`);
+    const dt = dtype === undefined ? dtypeOf(data) : checkDtype(dtype, 'Tensor.from');
+    const dims = checkShape(shape, 'Tensor.from');
+    checkData(data, dt, 'Tensor.from');
+    return new Tensor(nativeSync(() => binding().Tensor.fromTypedArray(data, dims, dt)));
   }
 
   /** An uninitialised tensor (for measuring allocation, or as an output buffer). */
   static empty(shape: readonly number[], dtype: DType = 'float32', device = 'cpu'): Tensor {
-    return new Tensor(nativeSync(() => binding().Tensor.empty([...shape], dtype, device)));
+    const dims = checkShape(shape, 'Tensor.empty');
+    const dt = checkDtype(dtype, 'Tensor.empty');
+    const dev = checkDevice(device, 'Tensor.empty', true);
+    return new Tensor(nativeSync(() => binding().Tensor.empty(dims, dt, dev)));
   }
 
   /** @internal */
@@ -60,7 +68,10 @@ export class Tensor {
   }
 
   /** A copy on another device. */
-  to(device: string): Tensor { return new Tensor(nativeSync(() => this.handle.to(device))); }
+  to(device: string): Tensor {
+    const dev = checkDevice(device, 'Tensor.to');
+    return new Tensor(nativeSync(() => this.handle.to(dev)));
+  }
 
   dispose(): void { this.handle.dispose(); }
 
@@ -78,10 +89,18 @@ export function nativeOf(t: Tensor): NativeTensor {
 export type Value = Tensor | number | bigint | boolean | string | null | Value[] | { [key: string]: Value };
 
 export function toNativeValue(v: Value): NativeValue {
+  checkNesting(v, 0, []);
+  return toNative(v);
+}
+
+function toNative(v: Value): NativeValue {
   if (v instanceof Tensor) return nativeOf(v);
-  if (Array.isArray(v)) return v.map(toNativeValue);
+  if (Array.isArray(v)) return v.map(toNative);
   if (v !== null && typeof v === 'object') {
     throw new TorchGraphError('ERR_INVALID_ARG', 'objects are not accepted as inputs; pass tensors, numbers, booleans, arrays');
+  }
+  if (v !== null && !['number', 'bigint', 'boolean', 'string'].includes(typeof v)) {
+    throw new TorchGraphError('ERR_INVALID_ARG', `inputs: ${describe(v)} is not a value a method takes; pass tensors, numbers, booleans, strings, null, arrays`);
   }
   return v;
 }

@@ -7,7 +7,7 @@
 // module's known attributes decide and report what remains.
 import { Graph, type GraphData } from '../core/ir';
 import type { Module } from '../torchscript/module';
-import { nativeSync } from '../core/errors';
+import { nativeSync, TorchGraphError } from '../core/errors';
 import { foldModuleConstants, type FoldReport } from './fold-module-constants';
 import { inlineFunctionCalls } from './inline-functions';
 import { inlineModuleCalls, type InlineReport } from './inline-modules';
@@ -41,6 +41,10 @@ export function functionGraphs(module: Module): (qualifiedName: string) => Graph
 }
 
 export function exportView(module: Module, view: ViewName, method = 'forward'): ModelView {
+  if (view !== 'standard' && view !== 'inlined') {
+    throw new TorchGraphError('ERR_INVALID_ARG', `exportView: view must be 'standard' or 'inlined', got ${typeof view === 'string' ? JSON.stringify(view) : typeof view}`);
+  }
+  if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'exportView: method must be a non-empty string');
   const t0 = performance.now();
   const graphOf = methodGraphs(module);
   let graph: Graph;

@@ -94,7 +94,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
   it('loads without errors or network, draws the graph and the chart, and is screenshotted', async () => {
     const report = sampleReport();
     const file = path.join(tmp, 'report.html');
-    writeHtmlReport(file, report);
+    await writeHtmlReport(file, report);
     const { page, rec } = await open(ctx!, file);
 
     const state = await page.evaluate<{
@@ -151,7 +151,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
 
   it('zooms with the wheel, pans by dragging, fits back; the chart reads out on hover', async () => {
     const file = path.join(tmp, 'zoom.html');
-    writeHtmlReport(file, sampleReport());
+    await writeHtmlReport(file, sampleReport());
     const { page, rec } = await open(ctx!, file);
     const viewBox = () => page.evaluate<number[]>('document.getElementById(\'graph\').getAttribute(\'viewBox\').split(\' \').map(Number)');
     await page.locator('#graph').first().scrollIntoViewIfNeeded();
@@ -188,7 +188,7 @@ describe('report: HTML in headless Chromium (integration)', function () {
 
   it('a failing report says FAILED and marks the failing check', async () => {
     const file = path.join(tmp, 'failed.html');
-    writeHtmlReport(file, sampleReport({ failing: true }));
+    await writeHtmlReport(file, sampleReport({ failing: true }));
     const { page, rec } = await open(ctx!, file);
     const s = await page.evaluate(`({
       verdict: document.querySelector('.verdict').textContent,

@@ -70,15 +70,15 @@ describe('cli: parsing and exit codes', () => {
   const usage: [string[], RegExp][] = [
     [['frobnicate'], /^torchgraph: error: unknown command 'frobnicate'/],
     [['validate', '--jsn'], /^torchgraph: error: unknown option '--jsn' \(Did you mean --json\?\)$/],
-    [['validate', '--seed', 'abc'], /seed must be a non-negative integer/],
-    [['validate', '--seed', '-1'], /argument '-1' is invalid. seed must be a non-negative integer/],
+    [['validate', '--seed', 'abc'], /seed must be an integer from 0 to 4294967295/],
+    [['validate', '--seed', '-1'], /argument '-1' is invalid. seed must be an integer from 0/],
     [['validate', '--device', 'tpu'], /device must be cpu, cuda or cuda:N/],
     [['validate', '--tolerance', 'x'], /tolerance must be a non-negative number/],
     [['validate', '--input'], /argument missing/],
     [['inspect'], /missing required argument 'model'/],
     [['inspect', 'mha_demo', '--view', 'sideways'], /Allowed choices are standard, inlined, decomposed, fused/],
     [['inspect', 'mha_demo', '--json', '--dot'], /cannot be used with option/],
-    [['bench', '--repeat', 'many'], /repeat must be a non-negative integer/],
+    [['bench', '--repeat', 'many'], /repeat must be a positive integer/],
   ];
   for (const [argv, re] of usage) {
     it(`${argv.join(' ')}: exit 2 with one line`, async () => {

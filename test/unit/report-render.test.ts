@@ -252,17 +252,17 @@ describe('report: HTML page', () => {
     assert.equal(u.at(-1)!.liveBytes > 0, true);
   });
 
-  it('writes atomically: whole file, no temporary left, old file kept when writing fails', () => {
+  it('writes atomically: whole file, no temporary left, old file kept when writing fails', async () => {
     const f = path.join(tmp, 'report.html');
-    writeHtmlReport(f, sampleReport());
+    await writeHtmlReport(f, sampleReport());
     const first = fs.readFileSync(f, 'utf8');
     assert.match(first, /<\/html>\n$/);
     assert.deepEqual(fs.readdirSync(tmp), ['report.html']);
     // A failing write (the data cannot be serialised) leaves the old report as it was.
-    assert.throws(() => writeFileAtomic(f, { toString() { throw new Error('no'); } } as unknown as string));
+    await assert.rejects(() => writeFileAtomic(f, { toString() { throw new Error('no'); } } as unknown as string));
     assert.equal(fs.readFileSync(f, 'utf8'), first);
     assert.deepEqual(fs.readdirSync(tmp), ['report.html']);
     // Writing into a missing folder fails without creating anything.
-    assert.throws(() => writeFileAtomic(path.join(tmp, 'nope', 'r.html'), 'x'), /ENOENT/);
+    await assert.rejects(() => writeFileAtomic(path.join(tmp, 'nope', 'r.html'), 'x'), /does not exist/);
   });
 });

@@ -1,6 +1,5 @@
 // `--input SPEC`: a shape with an optional dtype (1x3x224x224, 2x7x64:float64, 3x9:bool,
 // 4x16:int64), filled from a seeded generator, or a path to a .npy file.
-import * as fs from 'fs';
 import * as path from 'path';
 import { TorchGraphError } from '../../core/errors';
 import { NpyError, readNpy } from '../../torchscript/npy';
@@ -85,14 +84,17 @@ export interface InputInfo {
  * unreadable files. */
 export function readSpecFile(spec: Extract<InputSpec, { kind: 'npy' }>): ReturnType<typeof readNpy> {
   const p = spec.path.startsWith('~') ? path.join(process.env.HOME ?? '', spec.path.slice(1)) : spec.path;
-  if (!fs.existsSync(p)) throw new InputSpecError(`input file not found: ${spec.path}`);
-  if (fs.statSync(p).isDirectory()) throw new InputSpecError(`input ${spec.path} is a folder, not a .npy file`);
   try {
     const arr = readNpy(p);
     if (numel(arr.shape) === 0) throw new InputSpecError(`input ${spec.path} is empty (shape (${arr.shape.join(', ')}))`);
     return arr;
   } catch (e) {
-    if (e instanceof NpyError) throw new InputSpecError(`cannot read input ${e.message}`);
+    if (e instanceof NpyError) {
+      const msg = e.message.startsWith(`${p}: `) ? `${spec.path}: ${e.message.slice(p.length + 2)}` : e.message;
+      if (/: not found$/.test(msg)) throw new InputSpecError(`input file not found: ${spec.path}`);
+      if (/: is a folder, not a \.npy file$/.test(msg)) throw new InputSpecError(`input ${spec.path} is a folder, not a .npy file`);
+      throw new InputSpecError(`cannot read input ${msg}`);
+    }
     throw e;
   }
 }

@@ -20,7 +20,7 @@ export interface InspectCliOptions {
   verbose?: boolean;
   /** --input SPEC (shapes for the decomposed and fused views of file models). */
   input?: string[];
-  seed?: string;
+  seed?: number;
 }
 
 /** The graph of one view. standard/inlined come from transforms/module-views; decomposed/fused from the pipeline. */

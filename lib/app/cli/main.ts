@@ -20,12 +20,28 @@ function nonNegativeInt(what: string) {
   };
 }
 
-function parseDevice(v: string): string {
-  if (!/^(cpu|cuda(:\d+)?)$/.test(v)) throw new InvalidArgumentError('device must be cpu, cuda or cuda:N.');
+/** Every input is filled from seed + i as a 32-bit seed: a larger one would silently wrap. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+export function parseSeed(v: string): number {
+  const t = v.trim();
+  if (!/^\d+$/.test(t) || Number(t) > MAX_SEED) throw new InvalidArgumentError(`seed must be an integer from 0 to ${MAX_SEED}.`);
+  return Number(t);
+}
+
+function positiveInt(what: string) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(Number(v)) || Number(v) < 1) throw new InvalidArgumentError(`${what} must be a positive integer.`);
+    return Number(v);
+  };
+}
+
+export function parseDevice(v: string): string {
+  if (!/^(cpu|cuda(:\d{1,4})?)$/.test(v)) throw new InvalidArgumentError('device must be cpu, cuda or cuda:N.');
   return v;
 }
 
-function parseTolerance(v: string): number {
+export function parseTolerance(v: string): number {
   const x = Number(v);
   if (v.trim() === '' || !Number.isFinite(x) || x < 0) throw new InvalidArgumentError('tolerance must be a non-negative number.');
   return x;
@@ -68,7 +84,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description('decompose attention, partition, run original/unfused/fused and compare them')
     .argument('[model]', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`, 'vit_b_16')
     .option('-i, --input <spec>', 'an input: shape[:dtype] or a .npy file (repeat for several inputs)', collect)
-    .option('--seed <n>', 'seed for generated inputs', nonNegativeInt('seed'), 0)
+    .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
     .option('--json', 'print the report as one JSON object on stdout (the contract in lib/report/types.ts)')
@@ -93,7 +109,7 @@ Examples:
     .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format)').conflicts('dot'))
     .addOption(new Option('--dot', 'the graph as Graphviz DOT').conflicts('json'))
     .option('--input <spec>', 'input shape[:dtype] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--seed <n>', 'seed for random inputs', '0')
+    .option('--seed <n>', 'seed for random inputs', parseSeed, 0)
     .option('-v, --verbose', 'full errors with stack traces')
     .addHelpText('after', `
 Views: standard (torch.nn leaf modules kept as call_module nodes), inlined (everything down to
@@ -106,10 +122,10 @@ ${EXIT_CODES}`)
     .description('benchmark original/unfused/fused runs: times and peak memory (the runtime harness)')
     .argument('[models...]', 'built-in models or TorchScript files (default: the standard suite)')
     .option('-i, --input <spec>', 'an input for file models (repeatable)', collect)
-    .option('--seed <n>', 'seed for generated inputs', nonNegativeInt('seed'), 0)
+    .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
-    .option('--repeat <n>', 'timed repetitions', nonNegativeInt('repeat'))
+    .option('--repeat <n>', 'timed repetitions', positiveInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
     .option('--anchors', 'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
     .option('-v, --verbose', 'progress; full errors with stack traces')

@@ -19,10 +19,19 @@ export function resolveModelArg(arg: string): ModelRef {
     return { kind: 'builtin', name: arg as ModelName, display: arg };
   }
   if (!fs.existsSync(arg)) {
+    if (isSymlink(arg)) throw new UsageError(`model ${arg} is a symlink loop or a symlink to nothing`);
     throw new UsageError(`model file not found: ${arg} (built-in models: ${BUILTIN_MODELS.join(', ')})`);
   }
   if (fs.statSync(arg).isDirectory()) throw new UsageError(`model ${arg} is a folder, not a TorchScript file`);
   return { kind: 'file', path: path.resolve(arg), display: arg };
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** Export (once; cached after) or find a built-in model's fixture. */

@@ -1,9 +1,8 @@
 // `torchgraph validate`: arguments to a ValidationReport to the terminal, JSON and HTML.
-import * as fs from 'fs';
-import * as path from 'path';
 import { reportToJson } from '../../report/json';
 import { renderTerminal } from '../../report/terminal';
 import { writeHtmlReport } from '../../report/html';
+import { checkReportTarget } from '../../report/write';
 import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
@@ -31,7 +30,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
     throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)`);
   }
   const specs = parseSpecs(inputTexts);
-  if (o.report !== undefined) checkReportPath(o.report);
+  if (o.report !== undefined) checkReportTarget(o.report, `--report ${JSON.stringify(o.report)}`);
   const pipeline = createPipeline();
 
   const progress = new Progress(io, verbose);
@@ -72,15 +71,8 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   if (o.json) io.stdout(reportToJson(report));
   else io.stdout(renderTerminal(report, { color: io.color }));
   if (o.report !== undefined) {
-    writeHtmlReport(o.report, report);
+    await writeHtmlReport(o.report, report);
     io.stderr(`torchgraph: report written to ${o.report}\n`);
   }
   return report.passed ? EXIT_OK : EXIT_CHECK_FAILED;
-}
-
-/** The report's folder must exist and the name must not be a folder. */
-function checkReportPath(file: string): void {
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--report ${file}: folder ${dir} does not exist`);
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new UsageError(`--report ${file}: is a folder; give a file name such as report.html`);
 }
