@@ -9,8 +9,8 @@ import { copyNodeBefore } from '../transforms/inline-modules';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
 import { constOf } from '../core/constants';
-import { tensorInfo } from '../core/value-info';
-import { CONV_KINDS } from '../core/ops/classes';
+import { tensorInfo, valueInfo } from '../core/value-info';
+import { CONV_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { moduleCone } from './concat-weights';
 import type { LoweringOutcome } from './lower-fused';
@@ -19,7 +19,9 @@ export interface FoldRequest { id: string; conv: Node; bn: Node }
 
 export interface FoldedWeights { weight: NativeTensor; bias: NativeTensor; bytes: number }
 
-const isNoneValue = (v: Value | undefined) => !v || v.type.kind === 'None' || (v.node?.isConstant === true && constOf(v) === null);
+/** None by type, as a constant, or as the shape run saw it (a scripted module's Optional attribute). */
+const isNoneValue = (v: Value | undefined) => !v || v.type.kind === 'None' || (v.node?.isConstant === true && constOf(v) === null)
+  || valueInfo(v)?.kind === 'None';
 
 const FOLDED_BN_ARGS = ['weight', 'bias', 'running_mean', 'running_var', 'eps'];
 
@@ -27,7 +29,9 @@ const FOLDED_BN_ARGS = ['weight', 'bias', 'running_mean', 'running_var', 'eps'];
 function refusal(conv: Node, bn: Node, self: Value | undefined): string | null {
   if (bn.kind !== 'aten::batch_norm') return `${bn.kind} is not aten::batch_norm`;
   if (constOf(bn.arg('training')!) !== false) return 'the batch norm is not in eval mode (training is not the constant False)';
-  if (bn.inputs[0] !== conv.outputs[0] || conv.outputs[0].uses.length !== 1) return 'the convolution output is read by more than the batch norm';
+  // Reads of its sizes (scripted BatchNorm's input-dim check) see the same shape after folding.
+  const dataReaders = conv.outputs[0].uses.filter((u) => !METADATA_INPUT0.has(u.node.kind));
+  if (bn.inputs[0] !== conv.outputs[0] || dataReaders.length !== 1) return 'the convolution output is read by more than the batch norm';
   const transposed = conv.arg('transposed');
   if (transposed && constOf(transposed) !== false) return 'a transposed convolution keeps its batch norm (weights are laid out by input channel)';
   const w = tensorInfo(conv.arg('weight')!);
@@ -59,7 +63,12 @@ export function planBatchNormFolds(graph: Graph, groups: { kind: string; id: str
 function emitFold(g: Graph, r: FoldRequest, map: Map<Value, Value>): Value[] {
   const T = { kind: 'Tensor' } as const;
   const op = (kind: string, ...xs: Value[]) => g.createNode(kind, xs, [T]).output;
-  const m = (v: Value | undefined) => (isNoneValue(v) ? undefined : map.get(v!)!);
+  // Scripted modules type their parameters Optional[Tensor]; the shape run saw tensors there.
+  const m = (v: Value | undefined) => {
+    if (isNoneValue(v)) return undefined;
+    const mv = map.get(v!)!;
+    return mv.type.kind === 'Optional' ? g.createNode('prim::unchecked_cast', [mv], [T]).output : mv;
+  };
   const one = g.insertConstant(1n);
   const inv = op('aten::rsqrt', op('aten::add', m(r.bn.arg('running_var'))!, map.get(r.bn.arg('eps')!)!, one));
   const gamma = m(r.bn.arg('weight'));
