@@ -2,15 +2,17 @@
 // L=2048), or the models named on the command line. `--json` prints the report as JSON.
 // `--anchors`: PyTorch eager and torch.compile (inductor, default and with freezing) on the same
 // weights, timed in the same repetitions, with this machine's GEMM peak (lib/app/anchors.ts).
-// `--corpus`: one row per real-model corpus class (lib/corpus.ts), traced, on its own inputs
+// `--no-fold-batch-norm`: leave eval batch norms after convolutions unfolded (to measure folding).
+// `--corpus`: one row per real-model corpus class (lib/app/corpus.ts), traced, on its own inputs
 // (token ids in the vocabulary, padding masks that pad), with the cores lowered to SDPA.
 import { loadCorpus } from '../lib/app/corpus';
 import { runBench, type SuiteCase } from '../lib/app/bench';
 
-async function corpusCases(): Promise<SuiteCase[]> {
+/** The corpus' traced models; `names`, when given, picks some by fixture name. */
+async function corpusCases(names: string[]): Promise<SuiteCase[]> {
   const corpus = await loadCorpus({ log: (s: string) => process.stderr.write(`${s}\n`) });
   for (const s of corpus.skips) process.stderr.write(`bench: corpus skips ${s.id ?? s.library}: ${s.reason}\n`);
-  return corpus.fixtures.filter((fx) => fx.variants.traced).map((fx) => ({
+  return corpus.fixtures.filter((fx) => fx.variants.traced && (!names.length || names.includes(fx.name))).map((fx) => ({
     name: fx.name, model: fx.variants.traced!, inputs: fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })),
     files: fx.inputs.map((i) => i.file), warmup: 1, repetitions: fx.size === 'standard' ? 3 : 5,
   }));
@@ -19,10 +21,12 @@ async function corpusCases(): Promise<SuiteCase[]> {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
-  const cases = args.includes('--corpus') ? await corpusCases() : undefined;
+  const names = args.filter((a) => !a.startsWith('--'));
+  const cases = args.includes('--corpus') ? await corpusCases(names) : undefined;
   const r = await runBench({
-    models: args.filter((a) => !a.startsWith('--')), inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
+    models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
     anchors: args.includes('--anchors'),
+    fuse: { foldBatchNorms: !args.includes('--no-fold-batch-norm') },
     json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
   });
   return r.passed ? 0 : 1;

@@ -222,6 +222,10 @@ STANDARD: List[Spec] = [
     Spec("vit_base", "vit", "vision-transformer", "ViTModel", "ViTConfig", dict(),
          VisionModel, lambda: image_inputs(224, batch=1), attn=("sdpa",), size="standard",
          note="ViT-B/16's config (12 layers, 768, 12 heads), batch 1 at 224"),
+    Spec("resnet18", "resnet", "vision-conv", "ResNetModel", "ResNetConfig",
+         dict(num_channels=3, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2], layer_type="basic"),
+         VisionModel, lambda: image_inputs(224, batch=2), attn=(None,), size="standard",
+         note="ResNet-18's config (basic blocks 2-2-2-2), batch 2 at 224"),
 ]
 
 

@@ -6,7 +6,7 @@ import * as os from 'os';
 import { TorchGraphError } from '../core/errors';
 import { ensureModel, MODEL_NAMES, type ModelName } from './models';
 import { runtimeInfo } from '../torchscript/runtime-info';
-import type { Partitioner } from '../pipeline/prepare';
+import type { FuseOptions, Partitioner } from '../pipeline/prepare';
 import { evaluateTargets, formatBenchTable, runCase, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
 import { builtinFile } from './cli/model';
 import { parseInputSpec, readSpecFile } from './cli/input-spec';
@@ -50,6 +50,8 @@ export interface RunBenchOptions {
   cases?: SuiteCase[];
   /** Time PyTorch eager and torch.compile (inductor, with and without freezing) in the same repetitions. */
   anchors?: boolean;
+  /** Lowerings on or off, for measuring each (prepareGraphs' options). */
+  fuse?: FuseOptions;
 }
 
 /** The cases to run: the given ones, the standard suite, or one per named model. */
@@ -83,7 +85,7 @@ async function runWithAnchors(c: SuiteCase, options: RunBenchOptions, onRun: () 
   const anchors = anchored ? await startAnchors(c.model, file, c.inputs) : undefined;
   try {
     if (anchors) options.stderr(`bench: ${c.name}: anchors ready (compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
-    return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners });
+    return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse });
   } finally {
     anchors?.close();
   }

@@ -4,7 +4,7 @@
 import { Module } from '../torchscript/module';
 import { readNpy } from '../torchscript/npy';
 import type { TypedArray } from '../torchscript/binding';
-import { prepareGraphs, type Partitioner } from './prepare';
+import { prepareGraphs, type FuseOptions, type Partitioner } from './prepare';
 import { randomTensor } from '../torchscript/random';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { InputSpec } from '../torchscript/propagate-shapes';
@@ -59,6 +59,8 @@ export interface RunCaseOptions {
   onRun?: () => void;
   /** Runs outside this process timed in the same repetitions (the anchors). */
   external?: readonly ExternalRunner[];
+  /** Lowerings on or off (each is measured both ways before it is on by default). */
+  fuse?: FuseOptions;
 }
 
 export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<BenchCaseResult> {
@@ -70,7 +72,7 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
     return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
   });
   try {
-    const prepared = await prepareGraphs(module, c.inputs, { partition: opts.partition });
+    const prepared = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
       warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: opts.external,
     });
