@@ -1,0 +1,3 @@
+export { loadProgram, readProgram, programInfoOf, type ProgramInfo } from './load';
+export { readProgramArchive, isProgramPath, type ProgramArchive } from './archive';
+export { programToGraph, opOfTarget, type ProgramGraph } from './to-graph';

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Export torch.export programs (.pt2) of the built-in models, with Python's outputs.
+
+    export_programs.py --out DIR [--force] NAME...
+        For each model of export_models.py's MODELS: DIR/NAME/program.pt2 (torch.export.export
+        under no_grad in eval mode, saved with torch.export.save), input_<i>.npy (the same seeded
+        inputs as the TorchScript fixture), output_<i>.npy (torch.export.load(program).module()
+        run on them: the reference a .pt2 reader must match) and manifest.json, written last.
+
+The folder is built under a temporary name and renamed into place (export_models.publish).
+Logs go to stderr. Exit status: 0 ok, 1 an export failed, 2 bad arguments.
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+
+import torch
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_models as em  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(f"export_programs: {msg}", file=sys.stderr, flush=True)
+
+
+def export_program(out: str, name: str, model, inputs, in_names, out_names, extra, t0: float) -> dict:
+    model.eval()
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=out)
+    try:
+        with torch.no_grad():
+            eager = em.flatten_outputs(model(*inputs))
+            ep = torch.export.export(model, tuple(inputs))
+        pt2 = os.path.join(tmp, "program.pt2")
+        torch.export.save(ep, pt2)
+        loaded = torch.export.load(pt2).module()
+        with torch.no_grad():
+            refs = [r.detach().clone() for r in em.flatten_outputs(loaded(*inputs))]
+        in_files = [{"name": in_names[i] if i < len(in_names) else f"input_{i}",
+                     **em.write_npy(os.path.join(tmp, f"input_{i}.npy"), t)} for i, t in enumerate(inputs)]
+        out_files = [{"name": out_names[i] if i < len(out_names) else f"output_{i}",
+                      **em.write_npy(os.path.join(tmp, f"output_{i}.npy"), t)} for i, t in enumerate(refs)]
+        kinds: dict = {}
+        for n in ep.graph.nodes:
+            if n.op == "call_function":
+                kinds[str(n.target)] = kinds.get(str(n.target), 0) + 1
+        manifest = {
+            "name": name, "kind": "program", **extra, "torch": torch.__version__, "seed": em.SEED,
+            "variants": {"program": "program.pt2"}, "inputs": in_files, "outputs": out_files,
+            "parameters": em.parameter_stats(model),
+            "exportSeconds": round(time.perf_counter() - t0, 3),
+            "errors": {}, "warnings": {},
+            "maxAbsDiff": {"program": em.max_abs_diff(refs, eager)},
+            "graphs": {"program": {"nodes": len(ep.graph.nodes), "topLevelNodes": len(ep.graph.nodes), "kinds": kinds}},
+            "timings": {},
+        }
+        em.write_json_atomic(os.path.join(tmp, "manifest.json"), em._json_safe(manifest))
+        em.make_public(tmp)
+        em.publish(tmp, os.path.join(out, name))
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--torchvision", action="store_true")
+    ap.add_argument("names", nargs="+")
+    args = ap.parse_args(argv)
+    unknown = [n for n in args.names if n not in em.MODELS]
+    if unknown:
+        log(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(em.MODELS)}")
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    status = 0
+    for name in args.names:
+        final = os.path.join(args.out, name)
+        if os.path.exists(os.path.join(final, "manifest.json")) and not args.force:
+            log(f"{name}: already exported in {final}")
+            continue
+        if args.force and os.path.exists(final):
+            shutil.rmtree(final)
+        t0 = time.perf_counter()
+        log(f"{name}: exporting a program to {final}")
+        try:
+            model, inputs, in_names, out_names, extra = em.MODELS[name](args)
+            m = export_program(args.out, name, model, inputs, in_names, out_names, extra, t0)
+        except Exception:  # noqa: BLE001
+            log(f"{name}: FAILED\n{traceback.format_exc()}")
+            status = 1
+            continue
+        log(f"{name}: done in {m['exportSeconds']:.1f}s (loaded vs eager {m['maxAbsDiff']['program']:.3g})")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
