@@ -8,6 +8,11 @@
         run on them: the reference a .pt2 reader must match) and manifest.json, written last.
 
 The folder is built under a temporary name and renamed into place (export_models.publish).
+    export_programs.py --out DIR --bad
+        DIR/bad/: programs this reader cannot run, all written by PyTorch: cond.pt2 (a torch.cond
+        higher-order op), newer.pt2 (a real program whose model.json claims schema version 99),
+        checkpoint.pt2 (a torch.save() state dict named .pt2), then manifest.json.
+
 Logs go to stderr. Exit status: 0 ok, 1 an export failed, 2 bad arguments.
 """
 import argparse
@@ -68,13 +73,52 @@ def export_program(out: str, name: str, model, inputs, in_names, out_names, extr
         raise
 
 
+class CondModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.cond(x.sum() > 0, lambda t: self.lin(t), lambda t: t * 2.0, (x,))
+
+
+def export_bad(out: str) -> int:
+    import zipfile
+    final = os.path.join(out, "bad")
+    if os.path.exists(os.path.join(final, "manifest.json")):
+        return 0
+    tmp = tempfile.mkdtemp(prefix=f".bad.tmp-{os.getpid()}-", dir=out)
+    torch.manual_seed(em.SEED)
+    x = (torch.randn(2, 8),)
+    model = CondModel().eval()
+    torch.export.save(torch.export.export(model, x), os.path.join(tmp, "cond.pt2"))
+    plain = torch.export.export(model.lin, x)
+    good = os.path.join(tmp, "plain.pt2")
+    torch.export.save(plain, good)
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(os.path.join(tmp, "newer.pt2"), "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("models/model.json"):
+                data = data.replace(b'"schema_version": {"major": 8', b'"schema_version": {"major": 99')
+            zout.writestr(info, data)
+    torch.save(model.state_dict(), os.path.join(tmp, "checkpoint.pt2"))
+    em.write_json_atomic(os.path.join(tmp, "manifest.json"), {"files": ["cond.pt2", "newer.pt2", "checkpoint.pt2", "plain.pt2"]})
+    em.make_public(tmp)
+    em.publish(tmp, final)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--torchvision", action="store_true")
-    ap.add_argument("names", nargs="+")
+    ap.add_argument("--bad", action="store_true")
+    ap.add_argument("names", nargs="*")
     args = ap.parse_args(argv)
+    if args.bad:
+        os.makedirs(args.out, exist_ok=True)
+        return export_bad(args.out)
     unknown = [n for n in args.names if n not in em.MODELS]
     if unknown:
         log(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(em.MODELS)}")

@@ -1,0 +1,49 @@
+// torch.export twins (.pt2) of the built-in models, exported on demand by
+// scripts/export_programs.py and cached by content in a key of their own (the exporter's
+// sources, export_models.py's model builders, vit.py and the torch version), next to the
+// TorchScript fixtures. The manifest's outputs are torch.export.load(program).module()'s.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { contentKey, ensureExported, modelsDir, MODEL_NAMES, repoRoot, runExporter, toFixture, type EnsureOptions, type ModelFixture } from './models';
+
+export interface ProgramFixture extends ModelFixture {
+  /** The exported .pt2 file. */
+  program: string;
+}
+
+function programKey(torchVersion: string, name: string): string {
+  const h = crypto.createHash('sha256').update(fs.readFileSync(path.join(repoRoot(), 'scripts', 'export_programs.py'))).digest('hex');
+  return contentKey(torchVersion, `program\0${h}\0${name}`);
+}
+
+/** Export (or find in the cache) the .pt2 twin of a built-in model. */
+export async function ensureProgram(name: string, opts: EnsureOptions = {}): Promise<ProgramFixture> {
+  if (!(MODEL_NAMES as readonly string[]).includes(name)) {
+    throw new Error(`torchgraph: unknown fixture model '${name}' (known: ${MODEL_NAMES.join(', ')})`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const resolver = require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): { version: string; python: { exe: string; pythonPath: string | null } | null } | null };
+  const info = resolver.current();
+  if (!info) throw new Error('torchgraph: no torch found; program export needs a Python torch (run `npm install`)');
+  const key = programKey(info.version, name);
+  const manifest = path.join(modelsDir(), key, name, 'manifest.json');
+  const cacheHit = await ensureExported(key, manifest, `program ${name}`, opts,
+    (keyDir) => runExporter(info, ['--out', keyDir, name], `program ${name}`, opts.log, 'export_programs.py'));
+  const fx = toFixture(manifest, key, cacheHit);
+  return { ...fx, program: path.join(fx.dir, 'program.pt2') };
+}
+
+/** .pt2 files this reader must refuse, all written by PyTorch (scripts/export_programs.py --bad). */
+export async function ensureBadPrograms(opts: EnsureOptions = {}): Promise<{ dir: string; cond: string; newer: string; checkpoint: string; plain: string }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const resolver = require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): { version: string; python: { exe: string; pythonPath: string | null } | null } | null };
+  const info = resolver.current();
+  if (!info) throw new Error('torchgraph: no torch found; program export needs a Python torch (run `npm install`)');
+  const key = programKey(info.version, 'bad');
+  const dir = path.join(modelsDir(), key, 'bad');
+  await ensureExported(key, path.join(dir, 'manifest.json'), 'bad programs', opts,
+    (keyDir) => runExporter(info, ['--out', keyDir, '--bad'], 'bad programs', opts.log, 'export_programs.py'));
+  const f = (n: string) => path.join(dir, n);
+  return { dir, cond: f('cond.pt2'), newer: f('newer.pt2'), checkpoint: f('checkpoint.pt2'), plain: f('plain.pt2') };
+}

@@ -1,0 +1,101 @@
+// torch.export programs (.pt2) read, built and run by torchgraph against the outputs Python's
+// torch.export.load(program).module() gives for the same seeded inputs (scripts/export_programs.py).
+import * as assert from 'assert';
+import { ensureBadPrograms, ensureProgram, type ProgramFixture } from '../../lib/app/programs';
+import { ensureModel, readNpy } from '../../lib/app/models';
+import { loadProgram, programInfoOf, readProgram } from '../../lib/program';
+import { Module } from '../../lib/torchscript/module';
+import { Tensor } from '../../lib/torchscript/tensor';
+import { exportView } from '../../lib/transforms/module-views';
+import { runCli } from '../support/cli';
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+async function parity(fx: ProgramFixture): Promise<number> {
+  const m = await loadProgram(fx.program);
+  try {
+    const inputs = fx.inputs.map((t) => { const a = readNpy(t.file); return Tensor.from(a.data as Float32Array, a.shape); });
+    const out = await m.forward(...inputs);
+    const outs = Array.isArray(out) ? out as Tensor[] : [out as Tensor];
+    let worst = 0;
+    fx.outputs.forEach((o, i) => {
+      const ref = readNpy(o.file);
+      assert.deepEqual(outs[i].shape, ref.shape);
+      worst = Math.max(worst, maxAbsDiff(outs[i].data() as Float32Array, ref.data as Float32Array));
+    });
+    return worst;
+  } finally {
+    m.dispose();
+  }
+}
+
+describe('torch.export programs (.pt2)', function () {
+  this.timeout(600_000);
+  let mha: ProgramFixture;
+  let vit: ProgramFixture;
+  before(async () => {
+    mha = await ensureProgram('mha_demo');
+    vit = await ensureProgram('vit_b_16');
+  });
+
+  it('runs mha_demo and ViT-B/16 as Python torch.export.load(...).module() does (within 1e-5)', async () => {
+    const dm = await parity(mha);
+    const dv = await parity(vit);
+    assert.ok(dm <= 1e-5, `mha_demo: max abs diff ${dm}`);
+    assert.ok(dv <= 1e-5, `vit_b_16: max abs diff ${dv}`);
+  });
+
+  it('reads ops by name and overload with libtorch schemas, inputs by signature name, weights by state_dict name', async () => {
+    const { program } = await readProgram(vit.program);
+    const aten = program.graph.nodes().filter((n) => n.kind.startsWith('aten::'));
+    assert.ok(aten.length > 400);
+    for (const n of aten) assert.ok(n.schema?.startsWith(n.kind), `${n.kind} has schema ${n.schema}`);
+    const sdpa = aten.filter((n) => n.kind === 'aten::scaled_dot_product_attention');
+    assert.equal(sdpa.length, 12);
+    // Arguments the program left out are the schema's defaults, readable by name.
+    assert.equal(sdpa[0].arg('is_causal')?.node?.attr('value'), 0n);
+    assert.deepEqual(program.inputNames, ['x']);
+    const m = await loadProgram(vit.program);
+    const ts = await Module.load((await ensureModel('vit_b_16')).variants.traced!);
+    try {
+      const names = (mm: Module) => mm.parameters().map((p) => `${p.qualifiedName} ${p.shape.join('x')}`).sort();
+      assert.deepEqual(names(m), names(ts));
+      assert.equal(m.parameterBytes, ts.parameterBytes);
+      assert.deepEqual(m.signature().map((a) => a.name), ['x']);
+      assert.equal(programInfoOf(m)?.schemaVersion.split('.')[0], '8');
+      // Scopes from nn_module_stack: the attention's ops sit in the MultiheadAttention module.
+      const g = exportView(m, 'inlined').graph;
+      const inMha = g.allNodes().filter((n) => n.scope?.some((f) => /MultiheadAttention$/.test(f.cls)));
+      assert.ok(inMha.some((n) => n.kind === 'aten::scaled_dot_product_attention'));
+      assert.ok(inMha.every((n) => /encoder\.layers\.encoder_layer_\d+\.self_attention/.test(n.modulePath)), inMha[0]?.modulePath);
+    } finally {
+      m.dispose();
+      ts.dispose();
+    }
+  });
+
+  it('refuses what it cannot run with ERR_LOAD saying what it is and what to do', async () => {
+    const bad = await ensureBadPrograms();
+    await assert.rejects(loadProgram(bad.cond), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /torch\.ops\.higher_order\.cond/.test(e.message) && /export without/.test(e.message));
+    await assert.rejects(loadProgram(bad.newer), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /schema version is 99/.test(e.message) && /torch 2\.13/.test(e.message));
+    await assert.rejects(loadProgram(bad.checkpoint), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /no models\/<name>\.json/.test(e.message) && /torch\.export\.save/.test(e.message));
+    const ok = await loadProgram(bad.plain);
+    ok.dispose();
+  });
+
+  it('validate on a .pt2 passes with the checks of its TorchScript twin; bad files exit 2', async () => {
+    const r = runCli(['validate', mha.program, '--input', '4x196x768', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out);
+    assert.ok(report.checks.every((c: { passed: boolean }) => c.passed), JSON.stringify(report.checks));
+    const bad = await ensureBadPrograms();
+    const b = runCli(['validate', bad.cond, '--input', '2x8']);
+    assert.equal(b.code, 2, b.err);
+    assert.match(b.err, /higher_order\.cond/);
+  });
+});
