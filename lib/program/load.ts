@@ -10,6 +10,7 @@ import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { readProgramArchive, type ProgramArchive } from './archive';
 import { dtypeOf, symInt, type WeightEntry } from './format';
 import { programToGraph, type ProgramGraph, type ProgramTensorRef } from './to-graph';
+import { unflattenLeafCalls } from './unflatten';
 
 export interface ProgramInfo {
   path: string;
@@ -68,8 +69,13 @@ function targetCounts(a: ProgramArchive): Record<string, number> {
 export async function readProgram(path: string): Promise<{ archive: ProgramArchive; program: ProgramGraph }> {
   const archive = await readProgramArchive(path);
   const b = binding();
-  const program = programToGraph(archive.program, (name, overload) => nativeSync(() => b.opSchema(name, overload)));
-  return { archive, program };
+  try {
+    const program = programToGraph(archive.program, (name, overload) => nativeSync(() => b.opSchema(name, overload)));
+    return { archive, program };
+  } catch (e) {
+    if (e instanceof TorchGraphError && e.code === 'ERR_LOAD') throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 /** Load a torch.export program as a Module. Rejects with ERR_LOAD saying what is unsupported and what to do. */
@@ -83,10 +89,14 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
   const t1 = performance.now();
   const tensors: NativeTensor[] = await native(() => binding().loadTensors(path, specs, device));
   const weightsMs = performance.now() - t1;
+  // The standard view's module calls: leaf modules' runs become their methods (callees first).
+  const classes = new Map(program.modules.map((m) => [m.path, m.cls]));
+  const root = program.graph.clone();
+  const methods = unflattenLeafCalls(root, (p) => classes.get(p));
   const handle = nativeSync(() => binding().createModule({
     modules: program.modules,
     tensors: program.tensors.map((ref, i) => ({ module: ref.module, name: ref.name, kind: ref.kind, tensor: tensors[i] })),
-    methods: [{ module: '', name: 'forward', graph: program.graph.toData() }],
+    methods: [...methods.map((m) => ({ module: m.module, name: m.name, graph: m.graph.toData() })), { module: '', name: 'forward', graph: root.toData() }],
   }, device));
   const m = Module._fromNative(handle, path);
   const p = archive.program;

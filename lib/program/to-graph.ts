@@ -111,6 +111,8 @@ function boundTensors(program: ModelJson): { arg: string; ref: ProgramTensorRef 
 class GraphWriter {
   readonly g = new Graph();
   readonly values = new Map<string, Value>();
+  /** The scope of the node being written: its constants and lists belong to the same module call. */
+  current: { scope?: ScopeFrame[] } = {};
   private readonly schemas = new Map<string, { schema: OpSchema; defaults: (NativeOpDefault | undefined)[] } | null>();
 
   constructor(private readonly program: ModelJson, private readonly lookup: SchemaLookup, private readonly classes: Map<string, string>) {}
@@ -138,16 +140,16 @@ class GraphWriter {
   meta(name: string): TensorMeta | undefined { return this.program.graph_module.graph.tensor_values[name]; }
 
   constant(v: bigint | number | boolean | string | null | bigint[] | number[]): Value {
-    if (!Array.isArray(v)) return this.g.insertConstant(v);
+    if (!Array.isArray(v)) return this.g.insertConstant(v, this.current);
     // List constants as TorchScript holds them: an IValue attribute (the interpreter reads no 'is' lists).
     const ints = v.every((x) => typeof x === 'bigint');
     const elem: TypeData = { kind: ints ? 'Int' : 'Float' };
     const items = v.map((x) => (ints ? { type: 'int' as const, value: x as bigint } : { type: 'float' as const, value: x as number }));
-    return this.g.createNode('prim::Constant', [], [{ kind: 'List', elem }], { value: { kind: 'ival', value: { type: 'list', items, elem } } }).output;
+    return this.g.createNode('prim::Constant', [], [{ kind: 'List', elem }], { value: { kind: 'ival', value: { type: 'list', items, elem } } }, this.current).output;
   }
 
   list(items: Value[], elem: TypeData): Value {
-    return this.g.createNode('prim::ListConstruct', items, [{ kind: 'List', elem }]).output;
+    return this.g.createNode('prim::ListConstruct', items, [{ kind: 'List', elem }], {}, this.current).output;
   }
 
   sym(a: SymArg, kind: 'Int' | 'Float' | 'Bool'): Value {
@@ -159,7 +161,7 @@ class GraphWriter {
 
   device(d: { type: string; index: number | null }): Value {
     const text = d.index === null || d.index === undefined ? d.type : `${d.type}:${d.index}`;
-    return this.g.createNode('prim::Constant', [], [{ kind: 'Device' }], { value: { kind: 's', value: text } }).output;
+    return this.g.createNode('prim::Constant', [], [{ kind: 'Device' }], { value: { kind: 's', value: text } }, this.current).output;
   }
 
   scope(n: SerializedNode): ScopeFrame[] {
@@ -235,10 +237,15 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
   const op = opOfTarget(n.target);
   const where = `node '${n.name ?? '?'}' (${n.target})`;
   const fix = 'torchgraph builds programs of ATen ops that libtorch registers for TorchScript; export without this op (or decompose it with ep.run_decompositions())';
+  if (!op && n.target.startsWith('torch.ops.higher_order.')) {
+    throw loadError(`${where}: a higher-order op (control flow or a wrapped subgraph), which torchgraph cannot build`,
+      'Export a model without data-dependent control flow (decide the branch in Python before export), or inline the wrapped region');
+  }
   if (!op) throw loadError(`${where}: unsupported target`, fix);
   const [kind, overload] = op;
   const found = n.target.startsWith('torch.ops.') ? w.schemaOf(kind, overload) : undefined;
   if (n.target.startsWith('torch.ops.') && !found) throw loadError(`${where}: libtorch has no operator ${kind}${overload ? '.' + overload : ''}`, fix);
+  w.current = { scope: w.scope(n) };
   let inputs: Value[];
   if (found) {
     const byName = new Map(n.inputs.map((i) => [i.name, i.arg]));
@@ -252,7 +259,7 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
   } else {
     inputs = n.inputs.map((i) => argValue(w, i.arg, where));
   }
-  const opts = { scope: w.scope(n), source: sourceOf(n.metadata?.stack_trace), ...(found ? { schema: found.schema.text } : {}) };
+  const opts = { scope: w.current.scope ?? [], source: sourceOf(n.metadata?.stack_trace), ...(found ? { schema: found.schema.text } : {}) };
   const node = w.g.createNode(kind, inputs, n.outputs.map((o) => outputType(w, o)), {}, opts);
   n.outputs.forEach((o, i) => defineOutput(w, o, node.outputs[i], opts));
 }
@@ -296,6 +303,7 @@ export function programToGraph(program: ModelJson, lookup: SchemaLookup): Progra
     w.define(arg, v);
   }
   for (const n of program.graph_module.graph.nodes) writeNode(w, n);
+  w.current = {};
   writeOutputs(w, program);
   w.g.eliminateDeadCode();
   const order = [...classes.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a.split('.').length - b.split('.').length));
