@@ -402,9 +402,23 @@ struct Builder {
       infos.push_back(InstanceInfo(it == classes.end() ? nullptr : it->second, rel));
       parent = path;
     }
-    jit::InlinedCallStackPtr cs = c10::make_intrusive<jit::InlinedCallStack>(nullptr, jit::SourceRange(), infos.back());
+    // The interpreter names each frame's function when it reports an error: give every frame a
+    // (never run) function of the frame's method name, and a source saying where nodes came from.
+    static std::mutex mu;
+    static std::map<std::string, jit::Function*> fns;
+    static auto source = std::make_shared<jit::Source>(std::string("<module call stack>"));
+    auto fnFor = [&](uint32_t i) {
+      auto f = frames.Get(i).As<Napi::Object>();
+      std::string method = f.Get("method").IsString() ? f.Get("method").ToString().Utf8Value() : "forward";
+      std::lock_guard<std::mutex> lock(mu);
+      auto& fn = fns[method];
+      if (!fn) fn = new jit::GraphFunction(method, std::make_shared<jit::Graph>(), nullptr);  // kept for the process
+      return fn;
+    };
+    jit::SourceRange range(source, 0, 0);
+    jit::InlinedCallStackPtr cs = c10::make_intrusive<jit::InlinedCallStack>(fnFor(frames.Length() - 1), range, infos.back());
     for (size_t i = infos.size() - 1; i-- > 0;)
-      cs = c10::make_intrusive<jit::InlinedCallStack>(cs, nullptr, jit::SourceRange(), infos[i]);
+      cs = c10::make_intrusive<jit::InlinedCallStack>(cs, fnFor(static_cast<uint32_t>(i)), range, infos[i]);
     n->setCallStack(cs);
   }
 

@@ -8,6 +8,10 @@
         run on them: the reference a .pt2 reader must match) and manifest.json, written last.
 
 The folder is built under a temporary name and renamed into place (export_models.publish).
+    export_programs.py --out DIR --corpus ID...
+        The same for models of the real-model corpus (scripts/corpus.py ids such as bert_sdpa,
+        gpt2_eager, vit_sdpa), built as corpus.py builds them (transformers on PYTHONPATH); a
+        model that fails to export is recorded in DIR/index.json's skips with its reason.
     export_programs.py --out DIR --bad
         DIR/bad/: programs this reader cannot run, all written by PyTorch: cond.pt2 (a torch.cond
         higher-order op), newer.pt2 (a real program whose model.json claims schema version 99),
@@ -108,17 +112,48 @@ def export_bad(out: str) -> int:
     return 0
 
 
+def export_corpus(out: str, ids) -> int:
+    import corpus
+    specs = {corpus.model_id(sp, a): (sp, a) for sp in corpus.SPECS + corpus.STANDARD for a in sp.attn}
+    models, skips = [], []
+    for mid in ids:
+        if mid not in specs:
+            log(f"unknown corpus model {mid}; known: {', '.join(specs)}")
+            return 2
+        spec, attn = specs[mid]
+        t0 = time.perf_counter()
+        extra = {"family": spec.family, "category": spec.category, "library": "transformers",
+                 "class": f"transformers.{spec.model}", "attnImplementation": attn, "size": spec.size, "corpus": True}
+        if os.path.exists(os.path.join(out, mid, "manifest.json")):
+            models.append({"id": mid, "dir": mid})
+            continue
+        try:
+            model, inputs, names = corpus.build_transformers(spec, attn)
+            export_program(out, mid, model, inputs, names, ["out"], extra, t0)
+            models.append({"id": mid, "dir": mid})
+            log(f"{mid}: done in {time.perf_counter() - t0:.1f}s")
+        except Exception:  # noqa: BLE001
+            log(f"{mid}: FAILED\n{traceback.format_exc()}")
+            skips.append({"id": mid, "reason": em.summary(traceback.format_exc().splitlines()[-1])})
+    em.write_json_atomic(os.path.join(out, "index.json"), {"models": models, "skips": skips})
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--torchvision", action="store_true")
     ap.add_argument("--bad", action="store_true")
+    ap.add_argument("--corpus", action="store_true")
     ap.add_argument("names", nargs="*")
     args = ap.parse_args(argv)
     if args.bad:
         os.makedirs(args.out, exist_ok=True)
         return export_bad(args.out)
+    if args.corpus:
+        os.makedirs(args.out, exist_ok=True)
+        return export_corpus(args.out, args.names)
     unknown = [n for n in args.names if n not in em.MODELS]
     if unknown:
         log(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(em.MODELS)}")

@@ -43,6 +43,13 @@ const SYM_OPS: Record<string, string> = {
 
 const TENSOR: TypeData = { kind: 'Tensor' };
 
+const INT64_MAX = 2n ** 63n - 1n;
+/** An int of model.json as int64. JSON.parse reads sys.maxsize (slice ends) as 2^63, past int64: clamp. */
+export function int64(x: number): bigint {
+  const b = BigInt(Math.trunc(x));
+  return b > INT64_MAX ? INT64_MAX : b < -INT64_MAX - 1n ? -INT64_MAX - 1n : b;
+}
+
 export function tensorType(meta: TensorMeta | undefined): TypeData {
   if (!meta) return TENSOR;
   const dtype = dtypeOf(meta.dtype);
@@ -154,7 +161,7 @@ class GraphWriter {
 
   sym(a: SymArg, kind: 'Int' | 'Float' | 'Bool'): Value {
     if (a.as_name !== undefined) return this.value(a.as_name);
-    if (kind === 'Int') return this.constant(BigInt(a.as_int ?? 0));
+    if (kind === 'Int') return this.constant(int64(a.as_int ?? 0));
     if (kind === 'Float') return this.constant(a.as_float ?? 0);
     return this.constant(a.as_bool ?? false);
   }
@@ -179,11 +186,11 @@ function argValue(w: GraphWriter, a: Argument, where: string): Value {
   if (a.as_optional_tensors) {
     return w.list(a.as_optional_tensors.map((t) => (t.as_tensor ? w.value(t.as_tensor.name) : w.constant(null))), { kind: 'Optional', elem: TENSOR });
   }
-  if (typeof a.as_int === 'number') return w.constant(BigInt(a.as_int));
+  if (typeof a.as_int === 'number') return w.constant(int64(a.as_int));
   if (typeof a.as_float === 'number') return w.constant(a.as_float);
   if (typeof a.as_bool === 'boolean') return w.constant(a.as_bool);
   if (typeof a.as_string === 'string') return w.constant(a.as_string);
-  if (a.as_ints) return w.constant(a.as_ints.map(BigInt));
+  if (a.as_ints) return w.constant(a.as_ints.map(int64));
   if (a.as_floats) return w.constant(a.as_floats);
   if (a.as_bools) return w.list(a.as_bools.map((b) => w.constant(b)), { kind: 'Bool' });
   if (a.as_strings) return w.list(a.as_strings.map((s) => w.constant(s)), { kind: 'String' });
@@ -192,7 +199,7 @@ function argValue(w: GraphWriter, a: Argument, where: string): Value {
   if (a.as_sym_bool) return w.sym(a.as_sym_bool, 'Bool');
   if (a.as_sym_ints) {
     const xs = a.as_sym_ints;
-    return xs.every((x) => x.as_name === undefined) ? w.constant(xs.map((x) => BigInt(x.as_int ?? 0))) : w.list(xs.map((x) => w.sym(x, 'Int')), { kind: 'Int' });
+    return xs.every((x) => x.as_name === undefined) ? w.constant(xs.map((x) => int64(x.as_int ?? 0))) : w.list(xs.map((x) => w.sym(x, 'Int')), { kind: 'Int' });
   }
   if (a.as_sym_floats) return w.list(a.as_sym_floats.map((x) => w.sym(x, 'Float')), { kind: 'Float' });
   if (a.as_device) return w.device(a.as_device);
@@ -232,6 +239,20 @@ function outputType(w: GraphWriter, a: Argument): TypeData {
   return TENSOR; // as_none: an output the program does not use (e.g. native_layer_norm's mean)
 }
 
+/** How many values a schema returns: "-> ()" none, "-> (Tensor, Tensor)" two, "-> Tensor" one. */
+export function returnCount(schema: string): number {
+  const ret = schema.slice(schema.lastIndexOf('->') + 2).trim();
+  if (ret === '()') return 0;
+  if (!ret.startsWith('(')) return 1;
+  let depth = 0, n = 1;
+  for (const c of ret.slice(1, -1)) {
+    if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (c === ',' && depth === 0) n++;
+  }
+  return n;
+}
+
 /** Append one program node (and the constants and lists its arguments need). */
 function writeNode(w: GraphWriter, n: SerializedNode): void {
   const op = opOfTarget(n.target);
@@ -260,8 +281,11 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
     inputs = n.inputs.map((i) => argValue(w, i.arg, where));
   }
   const opts = { scope: w.current.scope ?? [], source: sourceOf(n.metadata?.stack_trace), ...(found ? { schema: found.schema.text } : {}) };
-  const node = w.g.createNode(kind, inputs, n.outputs.map((o) => outputType(w, o)), {}, opts);
-  n.outputs.forEach((o, i) => defineOutput(w, o, node.outputs[i], opts));
+  // As many outputs as the schema returns (an op returning () is serialized with one as_none output).
+  const returns = found ? returnCount(found.schema.text) : n.outputs.length;
+  const outs = n.outputs.slice(0, returns);
+  const node = w.g.createNode(kind, inputs, outs.map((o) => outputType(w, o)), {}, opts);
+  outs.forEach((o, i) => defineOutput(w, o, node.outputs[i], opts));
 }
 
 function defineOutput(w: GraphWriter, o: Argument, v: Value, opts: { scope: ScopeFrame[] }): void {
