@@ -47,3 +47,22 @@ export async function ensureBadPrograms(opts: EnsureOptions = {}): Promise<{ dir
   const f = (n: string) => path.join(dir, n);
   return { dir, cond: f('cond.pt2'), newer: f('newer.pt2'), checkpoint: f('checkpoint.pt2'), plain: f('plain.pt2') };
 }
+
+/** Corpus models exported as programs (ids of scripts/corpus.py, e.g. bert_sdpa), with the libraries
+ * scripts/setup-corpus.js installs; `skips` holds the ids that failed to export and why. */
+export async function ensureCorpusPrograms(ids: readonly string[], opts: EnsureOptions = {}): Promise<{ fixtures: ProgramFixture[]; skips: { id: string; reason: string }[] }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ensureCorpusPython } = require('./corpus') as typeof import('./corpus');
+  const py = ensureCorpusPython(opts.log);
+  const key = programKey(py.torchVersion, `corpus\0${crypto.createHash('sha256').update(fs.readFileSync(path.join(repoRoot(), 'scripts', 'corpus.py'))).digest('hex')}\0${JSON.stringify(py.versions)}\0${[...ids].sort().join(',')}`);
+  const dir = path.join(modelsDir(), key);
+  const info = { version: py.torchVersion, python: { exe: py.exe, pythonPath: [py.torchPath, py.libPath].join(path.delimiter) } };
+  await ensureExported(key, path.join(dir, 'index.json'), `${ids.length} corpus programs`, opts,
+    () => runExporter(info, ['--out', dir, '--corpus', ...ids], `${ids.length} corpus programs`, opts.log, 'export_programs.py'));
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { models: { id: string; dir: string }[]; skips: { id: string; reason: string }[] };
+  const fixtures = index.models.map((m) => {
+    const fx = toFixture(path.join(dir, m.dir, 'manifest.json'), key, true);
+    return { ...fx, program: path.join(fx.dir, 'program.pt2') };
+  });
+  return { fixtures, skips: index.skips };
+}

@@ -21,6 +21,8 @@ export interface ProgramInfo {
   programNodes: number;
   /** Node count per target, e.g. {"torch.ops.aten.linear.default": 49}. */
   targets: Record<string, number>;
+  /** Export-time assertions left out of the graph, by target (see to-graph.ts). */
+  dropped: Record<string, number>;
   /** Time to read the archive and build the graph data (ms), and to load the weights. */
   readMs: number;
   weightsMs: number;
@@ -102,7 +104,7 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
   const p = archive.program;
   programInfo.set(m, {
     path, torchVersion: p.torch_version, schemaVersion: `${p.schema_version.major}.${p.schema_version.minor}`,
-    inputNames: program.inputNames, programNodes: p.graph_module.graph.nodes.length, targets: targetCounts(archive), readMs, weightsMs,
+    inputNames: program.inputNames, dropped: program.dropped, programNodes: p.graph_module.graph.nodes.length, targets: targetCounts(archive), readMs, weightsMs,
   });
   return m;
 }

@@ -33,6 +33,8 @@ export interface ProgramGraph {
   tensors: ProgramTensorRef[];
   /** User input names, in order. */
   inputNames: string[];
+  /** Export-time assertions left out, by target. */
+  dropped: Record<string, number>;
 }
 
 /** Python operator targets of symbolic-size arithmetic, as TorchScript int ops. */
@@ -42,6 +44,8 @@ const SYM_OPS: Record<string, string> = {
 };
 
 const TENSOR: TypeData = { kind: 'Tensor' };
+/** Assertions the exporter inserts (torch.export's _assert_tensor_metadata, _assert_scalar, ...). */
+const DROPPED = /^aten::(_assert_\w+|sym_constrain_range\w*)$/;
 
 const INT64_MAX = 2n ** 63n - 1n;
 /** An int of model.json as int64. JSON.parse reads sys.maxsize (slice ends) as 2^63, past int64: clamp. */
@@ -120,6 +124,8 @@ class GraphWriter {
   readonly values = new Map<string, Value>();
   /** The scope of the node being written: its constants and lists belong to the same module call. */
   current: { scope?: ScopeFrame[] } = {};
+  /** Nodes left out (export-time assertions), by target. */
+  readonly dropped = new Map<string, number>();
   private readonly schemas = new Map<string, { schema: OpSchema; defaults: (NativeOpDefault | undefined)[] } | null>();
 
   constructor(private readonly program: ModelJson, private readonly lookup: SchemaLookup, private readonly classes: Map<string, string>) {}
@@ -264,6 +270,12 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
   }
   if (!op) throw loadError(`${where}: unsupported target`, fix);
   const [kind, overload] = op;
+  // Export-time checks (dtype/device/range assertions that return nothing) are left out: they
+  // hold for the program as exported, and as extra users they would hide attention cores.
+  if (DROPPED.test(kind)) {
+    w.dropped.set(n.target, (w.dropped.get(n.target) ?? 0) + 1);
+    return;
+  }
   const found = n.target.startsWith('torch.ops.') ? w.schemaOf(kind, overload) : undefined;
   if (n.target.startsWith('torch.ops.') && !found) throw loadError(`${where}: libtorch has no operator ${kind}${overload ? '.' + overload : ''}`, fix);
   w.current = { scope: w.scope(n) };
@@ -331,7 +343,7 @@ export function programToGraph(program: ModelJson, lookup: SchemaLookup): Progra
   writeOutputs(w, program);
   w.g.eliminateDeadCode();
   const order = [...classes.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a.split('.').length - b.split('.').length));
-  return { graph: w.g, modules: order.map((path) => ({ path, cls: classes.get(path)! })), tensors: bound.map((b) => b.ref), inputNames };
+  return { graph: w.g, modules: order.map((path) => ({ path, cls: classes.get(path)! })), tensors: bound.map((b) => b.ref), inputNames, dropped: Object.fromEntries(w.dropped) };
 }
 
 function addUserInputs(w: GraphWriter, program: ModelJson): string[] {
