@@ -6,8 +6,10 @@ import { ensureModel, readNpy } from '../../lib/app/models';
 import { loadProgram, programInfoOf, readProgram } from '../../lib/program';
 import { Module } from '../../lib/torchscript/module';
 import { Tensor } from '../../lib/torchscript/tensor';
-import { exportView } from '../../lib/transforms/module-views';
+import { exportView, methodGraphs } from '../../lib/transforms/module-views';
+import { inlineModuleCalls } from '../../lib/transforms/inline-modules';
 import { runCli } from '../support/cli';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -68,11 +70,17 @@ describe('torch.export programs (.pt2)', function () {
       assert.equal(m.parameterBytes, ts.parameterBytes);
       assert.deepEqual(m.signature().map((a) => a.name), ['x']);
       assert.equal(programInfoOf(m)?.schemaVersion.split('.')[0], '8');
-      // Scopes from nn_module_stack: the attention's ops sit in the MultiheadAttention module.
-      const g = exportView(m, 'inlined').graph;
-      const inMha = g.allNodes().filter((n) => n.scope?.some((f) => /MultiheadAttention$/.test(f.cls)));
-      assert.ok(inMha.some((n) => n.kind === 'aten::scaled_dot_product_attention'));
-      assert.ok(inMha.every((n) => /encoder\.layers\.encoder_layer_\d+\.self_attention/.test(n.modulePath)), inMha[0]?.modulePath);
+      // Scopes from nn_module_stack: the attention's ops sit in the MultiheadAttention module,
+      // in the program's graph and in the standard view with its module calls inlined.
+      const std = exportView(m, 'standard').graph;
+      const calls = std.nodes().filter((n) => n.kind === 'prim::CallMethod' && n.meta.callModule);
+      assert.equal(calls.filter((n) => /MultiheadAttention$/.test((n.meta.callModule as { cls: string }).cls)).length, 12);
+      inlineModuleCalls(std, methodGraphs(m), () => true);
+      for (const g of [program.graph, std]) {
+        const inMha = g.allNodes().filter((n) => n.scope?.some((f) => /MultiheadAttention$/.test(f.cls)));
+        assert.ok(inMha.some((n) => n.kind === 'aten::scaled_dot_product_attention'));
+        assert.ok(inMha.every((n) => /^encoder\.layers\.encoder_layer_\d+\.self_attention(\.|$)/.test(n.modulePath)), inMha.find((n) => !/^encoder/.test(n.modulePath))?.modulePath);
+      }
     } finally {
       m.dispose();
       ts.dispose();
@@ -81,11 +89,28 @@ describe('torch.export programs (.pt2)', function () {
 
   it('refuses what it cannot run with ERR_LOAD saying what it is and what to do', async () => {
     const bad = await ensureBadPrograms();
-    await assert.rejects(loadProgram(bad.cond), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /torch\.ops\.higher_order\.cond/.test(e.message) && /export without/.test(e.message));
+    await assert.rejects(loadProgram(bad.cond), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /torch\.ops\.higher_order\.cond/.test(e.message) && /without data-dependent control flow/.test(e.message));
     await assert.rejects(loadProgram(bad.newer), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /schema version is 99/.test(e.message) && /torch 2\.13/.test(e.message));
     await assert.rejects(loadProgram(bad.checkpoint), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /no models\/<name>\.json/.test(e.message) && /torch\.export\.save/.test(e.message));
     const ok = await loadProgram(bad.plain);
     ok.dispose();
+  });
+
+  it('decomposes and lowers attention as the TorchScript twins do (mha_demo, ViT-B/16)', async () => {
+    for (const [fx, name] of [[mha, 'mha_demo'], [vit, 'vit_b_16']] as const) {
+      const specs = fx.inputs.map((t) => ({ shape: t.shape, dtype: 'float32' as const }));
+      const counts = async (m: Module) => {
+        try {
+          const p = await prepareGraphs(m, specs);
+          return { found: p.decomposition.report.found, decomposed: p.decomposition.report.decomposed.length, remaining: p.decomposition.remaining,
+            cores: p.lowering.attentionCores.filter((c) => c.lowered).length };
+        } finally { m.dispose(); }
+      };
+      const twin = await ensureModel(name);
+      const got = await counts(await loadProgram(fx.program));
+      assert.deepEqual(got, await counts(await Module.load(twin.variants.traced!)));
+      assert.ok(got.decomposed >= 1 && got.cores === got.decomposed, JSON.stringify(got));
+    }
   });
 
   it('validate on a .pt2 passes with the checks of its TorchScript twin; bad files exit 2', async () => {
