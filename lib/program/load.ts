@@ -68,11 +68,11 @@ function targetCounts(a: ProgramArchive): Record<string, number> {
 }
 
 /** Read a .pt2 program into its graph (no weights loaded): what inspect and tests look at. */
-export async function readProgram(path: string): Promise<{ archive: ProgramArchive; program: ProgramGraph }> {
+export async function readProgram(path: string, device?: string): Promise<{ archive: ProgramArchive; program: ProgramGraph }> {
   const archive = await readProgramArchive(path);
   const b = binding();
   try {
-    const program = programToGraph(archive.program, (name, overload) => nativeSync(() => b.opSchema(name, overload)));
+    const program = programToGraph(archive.program, (name, overload) => nativeSync(() => b.opSchema(name, overload)), device);
     return { archive, program };
   } catch (e) {
     if (e instanceof TorchGraphError && e.code === 'ERR_LOAD') throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${e.message}`, { cause: e });
@@ -85,7 +85,7 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
   if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'loadProgram(path): path must be a non-empty string');
   const device = options.device ?? 'cpu';
   const t0 = performance.now();
-  const { archive, program } = await readProgram(path);
+  const { archive, program } = await readProgram(path, device);
   const readMs = performance.now() - t0;
   const specs = program.tensors.map((ref) => tensorSpec(archive, ref));
   const t1 = performance.now();

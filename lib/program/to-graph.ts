@@ -128,7 +128,8 @@ class GraphWriter {
   readonly dropped = new Map<string, number>();
   private readonly schemas = new Map<string, { schema: OpSchema; defaults: (NativeOpDefault | undefined)[] } | null>();
 
-  constructor(private readonly program: ModelJson, private readonly lookup: SchemaLookup, private readonly classes: Map<string, string>) {}
+  constructor(private readonly program: ModelJson, private readonly lookup: SchemaLookup, private readonly classes: Map<string, string>,
+    private readonly targetDevice?: string) {}
 
   schemaOf(kind: string, overload: string) {
     const key = `${kind}.${overload}`;
@@ -173,7 +174,10 @@ class GraphWriter {
   }
 
   device(d: { type: string; index: number | null }): Value {
-    const text = d.index === null || d.index === undefined ? d.type : `${d.type}:${d.index}`;
+    // A program exported on one device names it in its constants (arange, new_ones, to): loaded
+    // on another, they name that one (as torch.export's move_to_device_pass does).
+    const given = d.index === null || d.index === undefined ? d.type : `${d.type}:${d.index}`;
+    const text = this.targetDevice && (d.type === 'cpu' || d.type === 'cuda') ? this.targetDevice : given;
     return this.g.createNode('prim::Constant', [], [{ kind: 'Device' }], { value: { kind: 's', value: text } }, this.current).output;
   }
 
@@ -316,11 +320,12 @@ function defineOutput(w: GraphWriter, o: Argument, v: Value, opts: { scope: Scop
   }
 }
 
-/** The graph of a program (see the file comment). `lookup` gives libtorch's schema of an overload. */
-export function programToGraph(program: ModelJson, lookup: SchemaLookup): ProgramGraph {
+/** The graph of a program (see the file comment). `lookup` gives libtorch's schema of an overload;
+ * `device`, when given, is where the program's device constants point. */
+export function programToGraph(program: ModelJson, lookup: SchemaLookup, device?: string): ProgramGraph {
   const bound = boundTensors(program);
   const classes = moduleClasses(program, bound.map((b) => b.ref.module));
-  const w = new GraphWriter(program, lookup, classes);
+  const w = new GraphWriter(program, lookup, classes, device);
   const self = w.g.addInput({ kind: 'Class', name: classes.get('')! }, 'self');
   const inputNames = addUserInputs(w, program);
   const modules = new Map<string, Value>([['', self]]);

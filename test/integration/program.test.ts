@@ -113,11 +113,14 @@ describe('torch.export programs (.pt2)', function () {
     }
   });
 
-  it('validate on a .pt2 passes with the checks of its TorchScript twin; bad files exit 2', async () => {
+  it('validate and inspect take a .pt2 (MultiheadAttention one call); bad files exit 2', async () => {
     const r = runCli(['validate', mha.program, '--input', '4x196x768', '--json']);
     assert.equal(r.code, 0, r.err);
     const report = JSON.parse(r.out);
     assert.ok(report.checks.every((c: { passed: boolean }) => c.passed), JSON.stringify(report.checks));
+    const i = runCli(['inspect', mha.program]);
+    assert.equal(i.code, 0, i.err);
+    assert.match(i.out, /prim::CallMethod\[name="forward"\]\(%attn, /);
     const bad = await ensureBadPrograms();
     const b = runCli(['validate', bad.cond, '--input', '2x8']);
     assert.equal(b.code, 2, b.err);
