@@ -38,13 +38,29 @@ def log(msg: str) -> None:
     print(f"export_programs: {msg}", file=sys.stderr, flush=True)
 
 
+def build_vit_b_16_dynamic_batch(args):
+    """ViT-B/16 exported with a symbolic batch (example batch 2, at most 16), checked at batch 3."""
+    model, _, in_names, out_names, extra = em.build_vit_b_16(args)
+    torch.manual_seed(em.SEED + 3)
+    batch = torch.export.Dim("batch", max=16)
+    return model, (torch.randn(2, 3, 224, 224),), in_names, out_names, {
+        **extra, "dynamicShapes": {"x": {0: "batch"}}, "_dynamic": {"x": {0: batch}}, "_check": (torch.randn(3, 3, 224, 224),)}
+
+
+# Programs with no TorchScript twin: symbolic sizes.
+PROGRAMS = {"vit_b_16_dynamic_batch": build_vit_b_16_dynamic_batch}
+
+
 def export_program(out: str, name: str, model, inputs, in_names, out_names, extra, t0: float) -> dict:
     model.eval()
+    dynamic = extra.pop("_dynamic", None)
+    check = extra.pop("_check", None)
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=out)
     try:
         with torch.no_grad():
+            ep = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic)
+            inputs = check or inputs  # a symbolic size is checked at a size other than the example's
             eager = em.flatten_outputs(model(*inputs))
-            ep = torch.export.export(model, tuple(inputs))
         pt2 = os.path.join(tmp, "program.pt2")
         torch.export.save(ep, pt2)
         loaded = torch.export.load(pt2).module()
@@ -154,7 +170,7 @@ def main(argv=None) -> int:
     if args.corpus:
         os.makedirs(args.out, exist_ok=True)
         return export_corpus(args.out, args.names)
-    unknown = [n for n in args.names if n not in em.MODELS]
+    unknown = [n for n in args.names if n not in em.MODELS and n not in PROGRAMS]
     if unknown:
         log(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(em.MODELS)}")
         return 2
@@ -170,7 +186,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         log(f"{name}: exporting a program to {final}")
         try:
-            model, inputs, in_names, out_names, extra = em.MODELS[name](args)
+            model, inputs, in_names, out_names, extra = (PROGRAMS.get(name) or em.MODELS[name])(args)
             m = export_program(args.out, name, model, inputs, in_names, out_names, extra, t0)
         except Exception:  # noqa: BLE001
             log(f"{name}: FAILED\n{traceback.format_exc()}")

@@ -12,6 +12,9 @@ export interface ProgramFixture extends ModelFixture {
   program: string;
 }
 
+/** Programs with no TorchScript twin (scripts/export_programs.py PROGRAMS): symbolic sizes. */
+export const PROGRAM_ONLY: readonly string[] = ['vit_b_16_dynamic_batch'];
+
 function programKey(torchVersion: string, name: string): string {
   const h = crypto.createHash('sha256').update(fs.readFileSync(path.join(repoRoot(), 'scripts', 'export_programs.py'))).digest('hex');
   return contentKey(torchVersion, `program\0${h}\0${name}`);
@@ -19,8 +22,8 @@ function programKey(torchVersion: string, name: string): string {
 
 /** Export (or find in the cache) the .pt2 twin of a built-in model. */
 export async function ensureProgram(name: string, opts: EnsureOptions = {}): Promise<ProgramFixture> {
-  if (!(MODEL_NAMES as readonly string[]).includes(name)) {
-    throw new Error(`torchgraph: unknown fixture model '${name}' (known: ${MODEL_NAMES.join(', ')})`);
+  if (!(MODEL_NAMES as readonly string[]).includes(name) && !PROGRAM_ONLY.includes(name)) {
+    throw new Error(`torchgraph: unknown fixture model '${name}' (known: ${[...MODEL_NAMES, ...PROGRAM_ONLY].join(', ')})`);
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const resolver = require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { current(): { version: string; python: { exe: string; pythonPath: string | null } | null } | null };

@@ -280,11 +280,11 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
     w.dropped.set(n.target, (w.dropped.get(n.target) ?? 0) + 1);
     return;
   }
-  const found = n.target.startsWith('torch.ops.') ? w.schemaOf(kind, overload) : undefined;
-  if (n.target.startsWith('torch.ops.') && !found) throw loadError(`${where}: libtorch has no operator ${kind}${overload ? '.' + overload : ''}`, fix);
+  const found = w.schemaOf(kind, overload);
+  if (!found) throw loadError(`${where}: libtorch has no operator ${kind}${overload ? '.' + overload : ''}`, fix);
   w.current = { scope: w.scope(n) };
   let inputs: Value[];
-  if (found) {
+  if (n.target.startsWith('torch.ops.')) {
     const byName = new Map(n.inputs.map((i) => [i.name, i.arg]));
     inputs = found.schema.args.map((spec, i) => {
       const given = byName.get(spec.name);
@@ -296,9 +296,9 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
   } else {
     inputs = n.inputs.map((i) => argValue(w, i.arg, where));
   }
-  const opts = { scope: w.current.scope ?? [], source: sourceOf(n.metadata?.stack_trace), ...(found ? { schema: found.schema.text } : {}) };
+  const opts = { scope: w.current.scope ?? [], source: sourceOf(n.metadata?.stack_trace), schema: found.schema.text };
   // As many outputs as the schema returns (an op returning () is serialized with one as_none output).
-  const returns = found ? returnCount(found.schema.text) : n.outputs.length;
+  const returns = returnCount(found.schema.text);
   const outs = n.outputs.slice(0, returns);
   const node = w.g.createNode(kind, inputs, outs.map((o) => outputType(w, o)), {}, opts);
   outs.forEach((o, i) => defineOutput(w, o, node.outputs[i], opts));

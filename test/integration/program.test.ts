@@ -87,6 +87,24 @@ describe('torch.export programs (.pt2)', function () {
     }
   });
 
+  it('keeps a symbolic batch: ViT-B/16 exported at batch 2 runs at batch 3 as Python does, and decomposes', async () => {
+    const fx = await ensureProgram('vit_b_16_dynamic_batch');
+    const { program } = await readProgram(fx.program);
+    assert.deepEqual((program.graph.inputs[1].type as { shape?: (number | null)[] }).shape, [null, 3, 224, 224]);
+    assert.ok(program.graph.nodes().some((n) => n.kind === 'aten::sym_size'));
+    assert.equal(fx.inputs[0].shape[0], 3);
+    const d = await parity(fx);
+    assert.ok(d <= 1e-5, `max abs diff ${d}`);
+    const m = await loadProgram(fx.program);
+    try {
+      const p = await prepareGraphs(m, [{ shape: fx.inputs[0].shape, dtype: 'float32' }]);
+      assert.equal(p.decomposition.report.decomposed.length, 12);
+      assert.equal(p.lowering.attentionCores.filter((c) => c.lowered).length, 12);
+    } finally {
+      m.dispose();
+    }
+  });
+
   it('refuses what it cannot run with ERR_LOAD saying what it is and what to do', async () => {
     const bad = await ensureBadPrograms();
     await assert.rejects(loadProgram(bad.cond), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /torch\.ops\.higher_order\.cond/.test(e.message) && /without data-dependent control flow/.test(e.message));
