@@ -6,7 +6,7 @@ import type { DType } from '../core/ir/serialized';
 export const SCHEMA_MAJOR = 8;
 
 export interface TensorArg { name: string }
-export interface SymArg { as_name?: string; as_int?: number; as_float?: number; as_bool?: boolean }
+export interface SymArg { as_name?: string; as_int?: number; as_float?: number | string; as_bool?: boolean }
 export interface OptionalTensorArg { as_tensor?: TensorArg; as_none?: boolean }
 
 /** One union member set (schema.py Argument). */
@@ -18,8 +18,8 @@ export interface Argument {
   as_optional_tensors?: OptionalTensorArg[];
   as_int?: number;
   as_ints?: number[];
-  as_float?: number;
-  as_floats?: number[];
+  as_float?: number | string;
+  as_floats?: (number | string)[];
   as_bool?: boolean;
   as_bools?: boolean[];
   as_string?: string;

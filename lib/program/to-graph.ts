@@ -47,6 +47,11 @@ const TENSOR: TypeData = { kind: 'Tensor' };
 /** Assertions the exporter inserts (torch.export's _assert_tensor_metadata, _assert_scalar, ...). */
 const DROPPED = /^aten::(_assert_\w+|sym_constrain_range\w*)$/;
 
+/** A float of model.json: a number, or "Infinity" / "-Infinity" / "NaN" (JSON has no literal for them). */
+export function float(x: number | string): number {
+  return typeof x === 'number' ? x : Number(x);
+}
+
 const INT64_MAX = 2n ** 63n - 1n;
 /** An int of model.json as int64. JSON.parse reads sys.maxsize (slice ends) as 2^63, past int64: clamp. */
 export function int64(x: number): bigint {
@@ -169,7 +174,7 @@ class GraphWriter {
   sym(a: SymArg, kind: 'Int' | 'Float' | 'Bool'): Value {
     if (a.as_name !== undefined) return this.value(a.as_name);
     if (kind === 'Int') return this.constant(int64(a.as_int ?? 0));
-    if (kind === 'Float') return this.constant(a.as_float ?? 0);
+    if (kind === 'Float') return this.constant(float(a.as_float ?? 0));
     return this.constant(a.as_bool ?? false);
   }
 
@@ -197,11 +202,11 @@ function argValue(w: GraphWriter, a: Argument, where: string): Value {
     return w.list(a.as_optional_tensors.map((t) => (t.as_tensor ? w.value(t.as_tensor.name) : w.constant(null))), { kind: 'Optional', elem: TENSOR });
   }
   if (typeof a.as_int === 'number') return w.constant(int64(a.as_int));
-  if (typeof a.as_float === 'number') return w.constant(a.as_float);
+  if (typeof a.as_float === 'number' || typeof a.as_float === 'string') return w.constant(float(a.as_float));
   if (typeof a.as_bool === 'boolean') return w.constant(a.as_bool);
   if (typeof a.as_string === 'string') return w.constant(a.as_string);
   if (a.as_ints) return w.constant(a.as_ints.map(int64));
-  if (a.as_floats) return w.constant(a.as_floats);
+  if (a.as_floats) return w.constant(a.as_floats.map(float));
   if (a.as_bools) return w.list(a.as_bools.map((b) => w.constant(b)), { kind: 'Bool' });
   if (a.as_strings) return w.list(a.as_strings.map((s) => w.constant(s)), { kind: 'String' });
   if (a.as_sym_int) return w.sym(a.as_sym_int, 'Int');
