@@ -6,10 +6,12 @@ import { ensureModel, readNpy } from '../../lib/app/models';
 import { loadProgram, programInfoOf, readProgram } from '../../lib/program';
 import { Module } from '../../lib/torchscript/module';
 import { Tensor } from '../../lib/torchscript/tensor';
+import type { TypedArray } from '../../lib/torchscript/binding';
 import { exportView, methodGraphs } from '../../lib/transforms/module-views';
 import { inlineModuleCalls } from '../../lib/transforms/inline-modules';
 import { runCli } from '../support/cli';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { builtinFile } from '../../lib/app/cli/model';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -21,7 +23,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 async function parity(fx: ProgramFixture): Promise<number> {
   const m = await loadProgram(fx.program);
   try {
-    const inputs = fx.inputs.map((t) => { const a = readNpy(t.file); return Tensor.from(a.data as Float32Array, a.shape); });
+    const inputs = fx.inputs.map((t) => { const a = readNpy(t.file); return Tensor.from(a.data as TypedArray, a.shape, a.dtype); });
     const out = await m.forward(...inputs);
     const outs = Array.isArray(out) ? out as Tensor[] : [out as Tensor];
     let worst = 0;
@@ -130,6 +132,26 @@ describe('torch.export programs (.pt2)', function () {
       assert.ok(got.decomposed >= 1 && got.cores === got.decomposed, JSON.stringify(got));
     }
   });
+
+  // Built-in models torch.export can capture (control_flow and seq2seq_runtime_causal branch on
+  // data, which export refuses in Python).
+  for (const name of ['encoder_pre_norm', 'seq2seq', 'separate_projections', 'handwritten_attention', 'gqa_sdpa', 'transformer_encoder_optional', 'small_cnn_resnet']) {
+    it(`${name}: as Python does, and decomposed and lowered as its TorchScript twin`, async () => {
+      const fx = await ensureProgram(name);
+      const d = await parity(fx);
+      assert.ok(d <= 1e-5, `max abs diff ${d}`);
+      const specs = fx.inputs.map((t) => ({ shape: t.shape, dtype: t.dtype }));
+      const counts = async (m: Module) => {
+        try {
+          const p = await prepareGraphs(m, specs);
+          return { decomposed: p.decomposition.report.decomposed.length, remaining: p.decomposition.remaining, cores: p.lowering.attentionCores.filter((c) => c.lowered).length };
+        } finally { m.dispose(); }
+      };
+      // The traced twin: a scripted one keeps the path not taken too (both attention paths of nn.MultiheadAttention).
+      const twin = await ensureModel(name);
+      assert.deepEqual(await counts(await loadProgram(fx.program)), await counts(await Module.load(twin.variants.traced ?? builtinFile(twin))));
+    });
+  }
 
   it('validate and inspect take a .pt2 (MultiheadAttention one call); bad files exit 2', async () => {
     const r = runCli(['validate', mha.program, '--input', '4x196x768', '--json']);
