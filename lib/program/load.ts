@@ -10,7 +10,7 @@ import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { readProgramArchive, type ProgramArchive } from './archive';
 import { dtypeOf, symInt, type WeightEntry } from './format';
 import { programToGraph, type ProgramGraph, type ProgramTensorRef } from './to-graph';
-import { unflattenLeafCalls } from './unflatten';
+import { unflattenModuleCalls } from './unflatten';
 
 export interface ProgramInfo {
   path: string;
@@ -91,10 +91,10 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
   const t1 = performance.now();
   const tensors: NativeTensor[] = await native(() => binding().loadTensors(path, specs, device));
   const weightsMs = performance.now() - t1;
-  // The standard view's module calls: leaf modules' runs become their methods (callees first).
+  // The module structure: every module call's run of nodes becomes that module's method (callees first).
   const classes = new Map(program.modules.map((m) => [m.path, m.cls]));
   const root = program.graph.clone();
-  const methods = unflattenLeafCalls(root, (p) => classes.get(p));
+  const methods = unflattenModuleCalls(root, (p) => classes.get(p));
   const handle = nativeSync(() => binding().createModule({
     modules: program.modules,
     tensors: program.tensors.map((ref, i) => ({ module: ref.module, name: ref.name, kind: ref.kind, tensor: tensors[i] })),

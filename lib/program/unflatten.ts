@@ -1,10 +1,12 @@
-// The standard view of a program rebuilt from nn_module_stack: each run of nodes that one
-// torch.nn leaf module (Linear, LayerNorm, MultiheadAttention, ...) produced becomes a method
-// of that module and a prim::CallMethod in its caller, as a traced TorchScript module holds
-// them (torch.fx's default tracer keeps the same calls as call_module nodes). The module's
-// weights are read inside the method from its own `self`; values from outside come in as
-// arguments; values used after the call come out (a tuple when several). In place on `graph`
-// (the flat program graph of to-graph.ts); returns the methods, callees of `graph`.
+// The module structure of a program rebuilt from nn_module_stack, as torch.export.unflatten
+// would: each run of nodes that one module call produced becomes a method of that module and a
+// prim::CallMethod in its caller, level by level (a torch.nn leaf module's body, such as
+// MultiheadAttention's, stays flat), so the program is held as a traced TorchScript module is,
+// and the standard view (user modules inlined, leaf modules kept as calls) and the inlined view
+// come out of the same code as for TorchScript. A module's weights are read inside its method
+// from its own `self`; values from outside come in as arguments; values used after the call come
+// out (a tuple when several). In place on `graph` (the flat program graph of to-graph.ts);
+// returns the methods, callees first.
 import { Graph, type Node, type Value } from '../core/ir';
 import type { ScopeFrame, TypeData } from '../core/ir/serialized';
 
@@ -17,22 +19,20 @@ function isLeaf(cls: string): boolean {
 
 export interface ProgramMethod { module: string; name: string; graph: Graph }
 
+/** depth: frames of the nodes' scopes above the call's own (0 when the graph is the caller's method). */
 interface Call { frame: ScopeFrame; depth: number; nodes: Node[] }
 
-function leafFrame(n: Node): { frame: ScopeFrame; depth: number } | undefined {
-  const i = (n.scope ?? []).findIndex((f) => isLeaf(f.cls));
-  return i < 0 ? undefined : { frame: n.scope![i], depth: i };
-}
-
-/** Consecutive top-level nodes of one leaf module's call. */
-function leafCalls(g: Graph): Call[] {
+/** Consecutive top-level nodes of one call of a module: by the outermost frame, or with `leafOnly`
+ * by the outermost leaf module's frame. */
+function moduleCalls(g: Graph, leafOnly: boolean): Call[] {
   const calls: Call[] = [];
   let cur: Call | undefined;
   for (const n of g.nodes()) {
-    const leaf = leafFrame(n);
-    if (!leaf) { cur = undefined; continue; }
-    if (!cur || cur.frame.path !== leaf.frame.path) {
-      cur = { frame: leaf.frame, depth: leaf.depth, nodes: [] };
+    const depth = leafOnly ? (n.scope ?? []).findIndex((f) => isLeaf(f.cls)) : n.scope?.length ? 0 : -1;
+    if (depth < 0) { cur = undefined; continue; }
+    const frame = n.scope![depth];
+    if (!cur || cur.frame.path !== frame.path) {
+      cur = { frame, depth, nodes: [] };
       calls.push(cur);
     }
     cur.nodes.push(n);
@@ -114,40 +114,59 @@ function moduleOf(g: Graph, path: string, known: Map<string, Value>, classOf: (p
   return n.output;
 }
 
-/** Turn leaf-module runs into method calls (see the file comment). */
-export function unflattenLeafCalls(g: Graph, classOf: (path: string) => string | undefined): ProgramMethod[] {
-  const methods: ProgramMethod[] = [];
-  const names = new Map<string, number>();
+interface Unflatten {
+  classOf: (path: string) => string | undefined;
+  methods: ProgramMethod[];
+  names: Map<string, number>;
+  /** Only leaf-module calls (the standard view's calls), not every level. */
+  leafOnly: boolean;
+}
+
+const join = (base: string, rel: string) => (base && rel ? `${base}.${rel}` : base || rel);
+
+/** Make the calls of `g` (a method of the module at `base`; its scope paths relative to it) into methods. */
+function unflattenGraph(g: Graph, base: string, u: Unflatten): void {
+  const classOf = (p: string) => u.classOf(join(base, p));
   const paths = attrPaths(g);
   const moduleValue = new Map<string, Value>();
   for (const [v, p] of paths) if (v.type.kind === 'Class') moduleValue.set(p, v);
-  for (const call of leafCalls(g)) {
+  for (const call of moduleCalls(g, u.leafOnly)) {
     const inside = new Set(call.nodes);
     const args = [...new Set(call.nodes.flatMap((n) => n.inputs.filter((v) => !v.node || !inside.has(v.node))))];
-    const outs = call.nodes.flatMap((n) => n.outputs).filter((o) => o.uses.some((u) => !inside.has(u.node)));
+    const outs = call.nodes.flatMap((n) => n.outputs).filter((o) => o.uses.some((u2) => !inside.has(u2.node)));
     if (outs.length === 0) continue;
     const target = moduleOf(g, call.frame.path, moduleValue, classOf, call.nodes[0]);
-    const k = names.get(call.frame.path) ?? 0;
-    names.set(call.frame.path, k + 1);
+    const abs = join(base, call.frame.path);
+    const k = u.names.get(abs) ?? 0;
+    u.names.set(abs, k + 1);
     const name = k === 0 ? 'forward' : `forward_${k}`;
     const m = methodGraph(call, target.type, paths, args, outs);
     fixClassTypes(m, call.frame.path, classOf);
-    methods.push({ module: call.frame.path, name, graph: m });
-    const last = call.nodes[call.nodes.length - 1];
-    const callArgs = args.filter((a) => !isOwnAttr(a, call, paths));
-    const scope = (call.nodes[0].scope ?? []).slice(0, call.depth);
-    const types = outs.length === 1 ? [outs[0].type] : [{ kind: 'Tuple' as const, elems: outs.map((o) => o.type) }];
-    const node = g.create('prim::CallMethod', [target, ...callArgs], types, { name: { kind: 's', value: name } }, { scope });
-    node.insertAfter(last);
-    let results = node.outputs;
-    if (outs.length > 1) {
-      const unpack = g.create('prim::TupleUnpack', [node.output], outs.map((o) => o.type), {}, { scope });
-      unpack.insertAfter(node);
-      results = unpack.outputs;
-    }
-    outs.forEach((o, i) => { results[i].name = o.name; o.replaceAllUsesWith(results[i]); });
-    for (const n of [...call.nodes].reverse()) n.destroy();
+    if (!u.leafOnly && !isLeaf(call.frame.cls)) unflattenGraph(m, abs, u);
+    u.methods.push({ module: abs, name, graph: m });
+    replaceByCall(g, call, target, name, args.filter((a) => !isOwnAttr(a, call, paths)), outs);
   }
   g.eliminateDeadCode();
-  return methods;
+}
+
+function replaceByCall(g: Graph, call: Call, target: Value, name: string, callArgs: Value[], outs: Value[]): void {
+  const scope = (call.nodes[0].scope ?? []).slice(0, call.depth);
+  const types = outs.length === 1 ? [outs[0].type] : [{ kind: 'Tuple' as const, elems: outs.map((o) => o.type) }];
+  const node = g.create('prim::CallMethod', [target, ...callArgs], types, { name: { kind: 's', value: name } }, { scope });
+  node.insertAfter(call.nodes[call.nodes.length - 1]);
+  let results = node.outputs;
+  if (outs.length > 1) {
+    const unpack = g.create('prim::TupleUnpack', [node.output], outs.map((o) => o.type), {}, { scope });
+    unpack.insertAfter(node);
+    results = unpack.outputs;
+  }
+  outs.forEach((o, i) => { results[i].name = o.name; o.replaceAllUsesWith(results[i]); });
+  for (const n of [...call.nodes].reverse()) n.destroy();
+}
+
+/** Turn module calls into methods (see the file comment); with `leafOnly`, only torch.nn leaf modules' calls. */
+export function unflattenModuleCalls(g: Graph, classOf: (path: string) => string | undefined, options: { leafOnly?: boolean } = {}): ProgramMethod[] {
+  const u: Unflatten = { classOf, methods: [], names: new Map(), leafOnly: options.leafOnly ?? false };
+  unflattenGraph(g, '', u);
+  return u.methods;
 }
