@@ -80,6 +80,23 @@ export async function readProgram(path: string, device?: string): Promise<{ arch
   }
 }
 
+export interface ProgramInput { name: string; shape: (number | null)[]; dtype?: string }
+
+/** The user inputs of a program as its signature names them, with the example's shapes (null where
+ * symbolic) and dtypes; the archive is read, no weights are loaded. */
+export async function programInputs(path: string): Promise<ProgramInput[]> {
+  const archive = await readProgramArchive(path);
+  const values = archive.program.graph_module.graph.tensor_values;
+  const out: ProgramInput[] = [];
+  for (const spec of archive.program.graph_module.signature.input_specs) {
+    const arg = (spec as { user_input?: { arg: { as_tensor?: { name: string } } } }).user_input?.arg.as_tensor;
+    if (!arg) continue;
+    const meta = values[arg.name];
+    out.push({ name: arg.name, shape: meta ? meta.sizes.map(symInt) : [], dtype: meta ? dtypeOf(meta.dtype) : undefined });
+  }
+  return out;
+}
+
 /** Load a torch.export program as a Module. Rejects with ERR_LOAD saying what is unsupported and what to do. */
 export async function loadProgram(path: string, options: LoadOptions = {}): Promise<Module> {
   if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'loadProgram(path): path must be a non-empty string');

@@ -9,7 +9,7 @@ import { Tensor } from '../../lib/torchscript/tensor';
 import type { TypedArray } from '../../lib/torchscript/binding';
 import { exportView, methodGraphs } from '../../lib/transforms/module-views';
 import { inlineModuleCalls } from '../../lib/transforms/inline-modules';
-import { runCli } from '../support/cli';
+import { oneLine, runCli } from '../support/cli';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { builtinFile } from '../../lib/app/cli/model';
 
@@ -155,9 +155,12 @@ describe('torch.export programs (.pt2)', function () {
   }
 
   it('validate and inspect take a .pt2 (MultiheadAttention one call); bad files exit 2', async () => {
-    const r = runCli(['validate', mha.program, '--input', '4x196x768', '--json']);
+    // No --input: a program's float inputs of fixed shape default to random tensors of the example's shape.
+    const r = runCli(['validate', mha.program, '--json']);
     assert.equal(r.code, 0, r.err);
     const report = JSON.parse(r.out);
+    assert.deepEqual(report.inputs.map((i: { name: string; shape: number[] }) => [i.name, i.shape]), [['x', [4, 196, 768]]]);
+    assert.equal(report.attention.decomposed, 1);
     assert.ok(report.checks.every((c: { passed: boolean }) => c.passed), JSON.stringify(report.checks));
     const i = runCli(['inspect', mha.program]);
     assert.equal(i.code, 0, i.err);
@@ -166,5 +169,8 @@ describe('torch.export programs (.pt2)', function () {
     const b = runCli(['validate', bad.cond, '--input', '2x8']);
     assert.equal(b.code, 2, b.err);
     assert.match(b.err, /higher_order\.cond/);
+    const n = runCli(['validate', bad.newer]);
+    assert.equal(n.code, 2, n.err);
+    assert.match(oneLine(n.err), /schema version is 99/);
   });
 });
