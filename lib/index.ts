@@ -4,6 +4,9 @@ export { Tensor, flattenTensors, disposeValue } from './torchscript/tensor';
 export type { Value } from './torchscript/tensor';
 export { Module, load } from './torchscript/module';
 export type { LoadOptions, RunResult, ParameterInfo } from './torchscript/module';
+// torch.export programs (.pt2) load as Modules too; loadModel takes either kind of file.
+export { loadProgram, loadModel, readProgram, programInfoOf } from './program';
+export type { ProgramInfo } from './program';
 export type { ArgumentInfo, DefaultValue } from './torchscript/arguments';
 export { TorchGraphError } from './core/errors';
 export type { ErrorCode } from './core/errors';

@@ -224,6 +224,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTensor(env, exports, data);
   InitModule(env, exports, data);
   InitGraph(env, exports, data);
+  InitProgram(env, exports);
   InitMemory(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -92,6 +92,7 @@ void InitMemory(Napi::Env env, Napi::Object exports);
 void InitTensor(Napi::Env env, Napi::Object exports, AddonData* data);
 void InitModule(Napi::Env env, Napi::Object exports, AddonData* data);
 void InitGraph(Napi::Env env, Napi::Object exports, AddonData* data);
+void InitProgram(Napi::Env env, Napi::Object exports);  // program.cc: .pt2 archives
 // Graph export/import (graph_export.cc, graph_build.cc).
 Napi::Object ExportGraph(Napi::Env env, const torch::jit::Graph& g);
 std::shared_ptr<torch::jit::Graph> BuildGraph(Napi::Env env, Napi::Object data,

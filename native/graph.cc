@@ -374,6 +374,54 @@ struct Builder {
     for (uint32_t i = 0; i < outs.Length(); ++i) b->registerOutput(Lookup(outs.Get(i), top ? "graph output" : "block output"));
   }
 
+  // ModuleInstanceInfo's constructor is not exported by libtorch (the struct lacks TORCH_API);
+  // its default constructor and copy are inline. Fill a default one through a struct of the
+  // same layout (two members, same types and order: scope.h).
+  static jit::ModuleInstanceInfo InstanceInfo(c10::ClassTypePtr type, std::string name) {
+    struct Mirror { c10::ClassTypePtr type; std::string name; };
+    static_assert(sizeof(Mirror) == sizeof(jit::ModuleInstanceInfo), "ModuleInstanceInfo layout changed");
+    jit::ModuleInstanceInfo info;
+    auto* m = reinterpret_cast<Mirror*>(&info);
+    m->type = std::move(type);
+    m->name = std::move(name);
+    return info;
+  }
+
+  // The module call stack of a node (ScopeFrame[], outermost first) as the inlined call stack
+  // the exporter reads back: each frame's instance name relative to the frame above it.
+  void SetCallstack(jit::Node* n, Napi::Array frames) {
+    if (frames.Length() == 0) return;
+    std::vector<jit::ModuleInstanceInfo> infos;
+    std::string parent;
+    for (uint32_t i = 0; i < frames.Length(); ++i) {
+      auto f = frames.Get(i).As<Napi::Object>();
+      std::string path = f.Get("path").ToString().Utf8Value();
+      std::string cls = f.Get("cls").ToString().Utf8Value();
+      std::string rel = !parent.empty() && path.rfind(parent + ".", 0) == 0 ? path.substr(parent.size() + 1) : path;
+      auto it = classes.find(cls);
+      infos.push_back(InstanceInfo(it == classes.end() ? nullptr : it->second, rel));
+      parent = path;
+    }
+    // The interpreter names each frame's function when it reports an error: give every frame a
+    // (never run) function of the frame's method name, and a source saying where nodes came from.
+    static std::mutex mu;
+    static std::map<std::string, jit::Function*> fns;
+    static auto source = std::make_shared<jit::Source>(std::string("<module call stack>"));
+    auto fnFor = [&](uint32_t i) {
+      auto f = frames.Get(i).As<Napi::Object>();
+      std::string method = f.Get("method").IsString() ? f.Get("method").ToString().Utf8Value() : "forward";
+      std::lock_guard<std::mutex> lock(mu);
+      auto& fn = fns[method];
+      if (!fn) fn = new jit::GraphFunction(method, std::make_shared<jit::Graph>(), nullptr);  // kept for the process
+      return fn;
+    };
+    jit::SourceRange range(source, 0, 0);
+    jit::InlinedCallStackPtr cs = c10::make_intrusive<jit::InlinedCallStack>(fnFor(frames.Length() - 1), range, infos.back());
+    for (size_t i = infos.size() - 1; i-- > 0;)
+      cs = c10::make_intrusive<jit::InlinedCallStack>(cs, fnFor(static_cast<uint32_t>(i)), range, infos[i]);
+    n->setCallStack(cs);
+  }
+
   void BuildNode(Napi::Object nd, jit::Block* b) {
     size_t index = nodeIndex++;
     std::string where = Describe(nd, index);
@@ -394,6 +442,7 @@ struct Builder {
           SetAttr(n, an, attrs.Get(an).As<Napi::Object>());
         }
       }
+      if (nd.Get("scope").IsArray()) SetCallstack(n, nd.Get("scope").As<Napi::Array>());
       if (nd.Get("blocks").IsArray()) {
         auto blocks = nd.Get("blocks").As<Napi::Array>();
         for (uint32_t i = 0; i < blocks.Length(); ++i) BuildBlock(blocks.Get(i).As<Napi::Object>(), n->addBlock(), false);

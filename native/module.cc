@@ -430,6 +430,16 @@ Napi::Value Module::Build(const Napi::CallbackInfo& info) {
   });
 }
 
+// A module built in memory (native/program.cc), wrapped like a loaded one.
+Napi::Value NewModuleObject(Napi::Env env, torch::jit::Module module, at::Device device) {
+  module.eval();
+  auto l = std::make_shared<Loaded>(Loaded{std::move(module), device});
+  l->paramBytes = ParamBytes(l->module);
+  Napi::Object obj = env.GetInstanceData<AddonData>()->moduleCtor.New({});
+  Module::Unwrap(obj)->Adopt(env, l);
+  return obj;
+}
+
 void InitModule(Napi::Env env, Napi::Object exports, AddonData* data) {
   Napi::Function ctor = Module::Define(env);
   data->moduleCtor = Napi::Persistent(ctor);

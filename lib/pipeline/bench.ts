@@ -1,7 +1,7 @@
 // One benchmark case measured: prepare the three graphs, run them interleaved (warm-up,
 // repetitions), and report medians, spread, measured peaks, max abs diffs and the project's
 // targets as ratios within the same process. Which cases, and printing, are lib/app/bench.ts.
-import { Module } from '../torchscript/module';
+import { loadModel } from '../program/load-model';
 import { readNpy } from '../torchscript/npy';
 import type { TypedArray } from '../torchscript/binding';
 import { prepareGraphs, type FuseOptions, type Partitioner } from './prepare';
@@ -64,7 +64,7 @@ export interface RunCaseOptions {
 }
 
 export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<BenchCaseResult> {
-  const module = await Module.load(c.file, { device: opts.device ?? 'cpu' });
+  const module = await loadModel(c.file, { device: opts.device ?? 'cpu' });
   const inputs: Tensor[] = c.inputs.map((s, i) => {
     const f = c.files?.[i];
     if (f === undefined) return randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i);

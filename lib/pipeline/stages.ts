@@ -152,8 +152,8 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
     if (pipeline.load) return pipeline.load(opts.file, { device: opts.device });
     // Lazy: the addon loads only when a real model is loaded.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { Module } = require('../torchscript/module') as typeof import('../torchscript/module');
-    return Module.load(opts.file, { device: opts.device });
+    const { loadModel } = require('../program/load-model') as typeof import('../program/load-model');
+    return loadModel(opts.file, { device: opts.device });
   });
   try {
     log('building the standard view');

@@ -99,9 +99,31 @@ export interface NativeModule {
   dispose(): void;
 }
 
+/** A default of an operator argument as libtorch holds it (see native/program.cc). */
+export type NativeOpDefault =
+  | { type: 'none' } | { type: 'bool'; value: boolean } | { type: 'int'; value: bigint } | { type: 'float'; value: number }
+  | { type: 'str'; value: string } | { type: 'list'; items: NativeOpDefault[] } | { type: 'other'; repr: string };
+
+/** One tensor of a .pt2 archive: a record (raw storage) and the view of it. */
+export interface ArchiveTensorSpec { record: string; dtype: DType; sizes: number[]; strides: number[]; offset: number }
+
+/** A module tree built in memory: modules parents first, methods callees first. */
+export interface NativeModuleSpec {
+  modules: { path: string; cls: string }[];
+  tensors: { module: string; name: string; kind: 'parameter' | 'buffer' | 'constant'; tensor: NativeTensor }[];
+  methods: { module: string; name: string; graph: GraphData }[];
+}
+
 export interface Binding {
   Tensor: NativeTensorClass;
   load(path: string, device?: string): Promise<NativeModule>;
+  /** Record names of a zip archive read by libtorch's PyTorchStreamReader, with the text of the small ones. */
+  readArchive(path: string): Promise<{ records: string[]; texts: Record<string, string> }>;
+  /** Tensors viewing records of the archive, each record read once. */
+  loadTensors(path: string, specs: ArchiveTensorSpec[], device?: string): Promise<NativeTensor[]>;
+  /** libtorch's schema of an operator overload ('' for .default), or null. */
+  opSchema(name: string, overload: string): { text: string; defaults: (NativeOpDefault | undefined)[] } | null;
+  createModule(spec: NativeModuleSpec, device?: string): NativeModule;
   torchVersion: string;
   libtorchHasCuda: boolean;
   cudaAvailable(): boolean;

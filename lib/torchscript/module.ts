@@ -120,6 +120,9 @@ export class Module {
 
   dispose(): void { this.#handle.dispose(); }
 
+  /** @internal Wrap a module built in memory (lib/program/: a torch.export program). */
+  static _fromNative(handle: NativeModule, path: string): Module { return new Module(handle, path); }
+
   /** @internal The native handle, for lib/ (graph export and build); not part of the public API. */
   get _native(): NativeModule { return this.#handle; }
 }

@@ -47,8 +47,8 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
   if (needsInputs && !specs.length && !fx) throw new CliError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input`);
   const inputs = !needsInputs ? [] : specs.length ? makeInputs(specs, Number(o.seed ?? 0)).tensors : exampleInputs(fx!).tensors;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Module } = require('../../torchscript/module') as typeof import('../../torchscript/module');
-  const module = await Module.load(file);
+  const { loadModel } = require('../../program/load-model') as typeof import('../../program/load-model');
+  const module = await loadModel(file);
   try {
     const graph = await viewGraph(module, o.view, inputs);
     if (o.dot) {

@@ -9,6 +9,7 @@ import { Progress, type CliIO } from './io';
 import { packageVersion } from '../../torchscript/package-root';
 import { builtinFile, builtinFixture, exampleInputs, makeInputs, parseSpecs, resolveModelArg, type PreparedInputs } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
+import { isProgramPath, programInputs } from '../../program';
 import { DEFAULT_TOLERANCE, runValidation } from '../../pipeline/stages';
 
 export interface ValidateCliOptions {
@@ -23,9 +24,13 @@ export interface ValidateCliOptions {
 
 export async function validateCommand(modelArg: string, o: ValidateCliOptions, io: CliIO): Promise<number> {
   const verbose = Boolean(o.verbose);
-  const inputTexts = o.input ?? [];
+  const inputTexts = [...(o.input ?? [])];
   // Everything that can be checked cheaply is checked before anything slow runs.
   const ref = resolveModelArg(modelArg);
+  // A torch.export program names its inputs and records the example's shapes: float inputs of
+  // fixed shape can default to random tensors of those.
+  const program = ref.kind === 'file' ? await programSignature(ref.path, inputTexts.length === 0) : undefined;
+  if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   if (ref.kind === 'file' && inputTexts.length === 0) {
     throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)`);
   }
@@ -43,7 +48,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
     inputs = specs.length ? makeInputs(specs, o.seed, fx.inputs.map((t) => t.name)) : exampleInputs(fx);
   } else {
     file = ref.path;
-    inputs = makeInputs(specs, o.seed);
+    inputs = makeInputs(specs, o.seed, program?.names);
   }
 
   const env: Partial<Environment> = {
@@ -75,4 +80,20 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
     io.stderr(`torchgraph: report written to ${o.report}\n`);
   }
   return report.passed ? EXIT_OK : EXIT_CHECK_FAILED;
+}
+
+/** A .pt2 file's input names, and --input texts for its example shapes when every input is a
+ * float tensor of fixed shape (token ids and masks need real values: those take --input). */
+async function programSignature(file: string, wantDefaults: boolean): Promise<{ names: string[]; defaults?: string[] } | undefined> {
+  if (!isProgramPath(file)) return undefined;
+  let inputs;
+  try {
+    inputs = await programInputs(file);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_LOAD') throw e; // what is wrong with the file, exit 2
+    return undefined;
+  }
+  const fixed = inputs.every((i) => i.shape.every((d) => d !== null) && (i.dtype === 'float32' || i.dtype === 'float64'));
+  const defaults = wantDefaults && fixed && inputs.length ? inputs.map((i) => `${i.shape.join('x')}:${i.dtype}`) : undefined;
+  return { names: inputs.map((i) => i.name), defaults };
 }
