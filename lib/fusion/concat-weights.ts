@@ -4,10 +4,9 @@
 // attributes through libtorch, and the result is held by the fused graph as a constant. The
 // lowering (lower-fused.ts) then runs one GEMM over it. The bytes held are reported: they are
 // extra weight memory, outside any run's peak.
-import { Graph, type Node, type Value } from '../core/ir';
-import { copyNodeBefore } from '../transforms/inline-modules';
+import type { Graph, Node, Value } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
-import { native, nativeSync } from '../core/errors';
+import { computeOnModule, moduleCone } from './weights-on-module';
 import { isPackedRowSlices, linearHasBias as hasBias, type PackedWeights } from './lower-fused';
 import { tensorInfo } from '../core/value-info';
 
@@ -20,24 +19,6 @@ export interface ConcatPlan {
   requests: ConcatRequest[];
   /** Groups that need a concatenation but cannot have one, with the reason. */
   refused: Map<string, string>;
-}
-
-/**
- * The nodes computing `vals` from the module alone (attribute reads and pure ops on them, such
- * as the chunked in_proj_bias), in graph order; undefined when any depends on an input.
- */
-export function moduleCone(vals: Value[], self: Value | undefined): Node[] | undefined {
-  const seen = new Set<Node>();
-  const visit = (v: Value): boolean => {
-    if (v === self) return true;
-    const n = v.node;
-    if (!n || n.owningBlock !== n.graph.block || n.blocks.length || n.hasSideEffects()) return false;
-    if (seen.has(n)) return true;
-    seen.add(n);
-    return n.inputs.every(visit);
-  };
-  if (!self || !vals.every(visit)) return undefined;
-  return self.owningBlock!.nodes().filter((n) => seen.has(n));
 }
 
 /** Which parallel-projection groups need their weights concatenated, and whether they can. */
@@ -71,32 +52,17 @@ export async function concatenateWeights(module: NativeModule, graph: Graph, req
   });
   if (usable.length === 0) return out;
 
-  // A graph of its own: `self`, the nodes reading the weights, and their concatenations.
-  const self = graph.inputs[0];
-  const g = new Graph();
-  const map = new Map<Value, Value>([[self, g.addInput(self.type, self.name)]]);
-  for (const n of moduleCone(usable.flatMap((r) => r.linears.flatMap((l) => [l.inputs[1], l.inputs[2]])), self)!) copyNodeBefore(n, g.block.returnNode, map, []);
-  const results: Value[] = [];
-  for (const r of usable) {
-    const cat = (vals: Value[]) => {
-      const list = g.createNode('prim::ListConstruct', vals.map((v) => map.get(v)!), [{ kind: 'List', elem: { kind: 'Tensor' } }]).output;
-      return g.createNode('aten::cat', [list, g.insertConstant(0n)], [{ kind: 'Tensor' }]).output;
-    };
-    results.push(cat(r.linears.map((l) => l.inputs[1])));
-    if (hasBias(r.linears[0])) results.push(cat(r.linears.map((l) => l.inputs[2])));
-  }
-  g.setOutputs([g.createNode('prim::TupleConstruct', results, [{ kind: 'Tuple', elems: results.map(() => ({ kind: 'Tensor' })) }]).output]);
-
   // A failure here costs the groups their fusion, not the whole preparation: they stay unfused
   // and say why.
   let tensors: NativeTensor[];
   try {
-    const built = nativeSync(() => module.buildGraph(g.toData()));
-    try {
-      tensors = (await native(() => built.run([]))).output as unknown as NativeTensor[];
-    } finally {
-      built.dispose();
-    }
+    tensors = await computeOnModule(module, graph, usable.flatMap((r) => r.linears.flatMap((l) => [l.inputs[1], l.inputs[2]])), (g, map) => {
+      const cat = (vals: Value[]) => {
+        const list = g.createNode('prim::ListConstruct', vals.map((v) => map.get(v)!), [{ kind: 'List', elem: { kind: 'Tensor' } }]).output;
+        return g.createNode('aten::cat', [list, g.insertConstant(0n)], [{ kind: 'Tensor' }]).output;
+      };
+      return usable.flatMap((r) => [cat(r.linears.map((l) => l.inputs[1])), ...(hasBias(r.linears[0]) ? [cat(r.linears.map((l) => l.inputs[2]))] : [])]);
+    });
   } catch (e) {
     const why = `the weights could not be concatenated: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
     for (const r of usable) out.set(r.id, why);

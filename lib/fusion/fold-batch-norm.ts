@@ -4,15 +4,13 @@
 // The folded weights are computed once, by running a small graph of the module's own attributes
 // through libtorch, and held by the fused graph as constants, like concatenated projection
 // weights (concat-weights.ts); the fused graph then skips one pass over every activation.
-import { Graph, type Node, type Value } from '../core/ir';
-import { copyNodeBefore } from '../transforms/inline-modules';
+import type { Graph, Node, Value } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
-import { native, nativeSync } from '../core/errors';
 import { constOf } from '../core/constants';
 import { tensorInfo, valueInfo } from '../core/value-info';
 import { CONV_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
-import { moduleCone } from './concat-weights';
+import { computeOnModule, moduleCone } from './weights-on-module';
 import type { LoweringOutcome } from './lower-fused';
 
 export interface FoldRequest { id: string; conv: Node; bn: Node }
@@ -88,22 +86,11 @@ function emitFold(g: Graph, r: FoldRequest, map: Map<Value, Value>): Value[] {
 export async function foldBatchNorms(module: NativeModule, graph: Graph, requests: FoldRequest[]): Promise<Map<string, FoldedWeights | string>> {
   const out = new Map<string, FoldedWeights | string>();
   if (!requests.length) return out;
-  const self = graph.inputs[0];
-  const g = new Graph();
-  const map = new Map<Value, Value>([[self, g.addInput(self.type, self.name)]]);
   const reads = requests.flatMap((r) => [...FOLDED_BN_ARGS.map((a) => r.bn.arg(a)), r.conv.arg('weight'), r.conv.arg('bias')])
     .filter((v): v is Value => !isNoneValue(v));
-  for (const n of moduleCone(reads, self)!) copyNodeBefore(n, g.block.returnNode, map, []);
-  const results = requests.flatMap((r) => emitFold(g, r, map));
-  g.setOutputs([g.createNode('prim::TupleConstruct', results, [{ kind: 'Tuple', elems: results.map(() => ({ kind: 'Tensor' })) }]).output]);
   let tensors: NativeTensor[];
   try {
-    const built = nativeSync(() => module.buildGraph(g.toData()));
-    try {
-      tensors = (await native(() => built.run([]))).output as unknown as NativeTensor[];
-    } finally {
-      built.dispose();
-    }
+    tensors = await computeOnModule(module, graph, reads, (g, map) => requests.flatMap((r) => emitFold(g, r, map)));
   } catch (e) {
     const why = `the batch norm could not be folded: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
     for (const r of requests) out.set(r.id, why);
