@@ -1,6 +1,7 @@
 // A .pt2 archive as torch.export.save writes it, read with libtorch's own zip reader
 // (native/program.cc), checked for what this reader supports: an ExportedProgram of schema
 // version 8 with its weights and constants, not an AOTInductor package or a newer format.
+import * as fs from 'fs';
 import { binding } from '../torchscript/binding';
 import { native, TorchGraphError } from '../core/errors';
 import { SCHEMA_MAJOR, type ModelJson, type WeightsConfig } from './format';
@@ -28,8 +29,21 @@ function parseJson<T>(path: string, record: string, text: string | undefined): T
   }
 }
 
+/** A regular file, or ERR_LOAD saying what it is: libtorch's reader would block on a FIFO. */
+function checkRegularFile(path: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${code === 'ENOENT' ? 'no such file' : code === 'ELOOP' ? 'a symlink loop' : `cannot read it (${code})`}`);
+  }
+  if (!st.isFile()) throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': not a regular file`);
+}
+
 /** Read and check a .pt2 archive; rejects with ERR_LOAD saying what it is and what to do. */
 export async function readProgramArchive(path: string): Promise<ProgramArchive> {
+  checkRegularFile(path);
   const { records, texts } = await native(() => binding().readArchive(path));
   const all = new Set(records);
   if (records.some((r) => r.startsWith('data/aotinductor/'))) {

@@ -3,18 +3,14 @@
 // Both give a Module, so nothing above this knows which it was.
 import { Module, type LoadOptions } from '../torchscript/module';
 import { TorchGraphError } from '../core/errors';
-import { isProgramPath, readProgramArchive } from './archive';
+import { isProgramPath } from './archive';
+import { archiveKind } from '../torchscript/archive';
 import { loadProgram } from './load';
 
-/** Whether a file that is not named .pt2 is still a torch.export archive (has models/*.json). */
-async function looksLikeProgram(path: string): Promise<boolean> {
-  try {
-    await readProgramArchive(path);
-    return true;
-  } catch (e) {
-    // A readable archive that is a program of an unsupported kind still counts: its error says why.
-    return e instanceof TorchGraphError && /AOTInductor|schema version|archive_format/.test(e.message);
-  }
+/** Whether a file that is not named .pt2 is still a torch.export archive, from its zip listing
+ * (read in JS: a FIFO or a device is never opened by libtorch's reader, which would block). */
+function looksLikeProgram(path: string): boolean {
+  return archiveKind(path) === 'torch-export';
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Module> {
@@ -22,7 +18,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   try {
     return await Module.load(path, options);
   } catch (e) {
-    if (e instanceof TorchGraphError && e.code === 'ERR_LOAD' && (await looksLikeProgram(path))) return loadProgram(path, options);
+    if (e instanceof TorchGraphError && e.code === 'ERR_LOAD' && looksLikeProgram(path)) return loadProgram(path, options);
     throw e;
   }
 }

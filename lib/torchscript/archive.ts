@@ -1,6 +1,8 @@
 // What kind of PyTorch zip archive a file is, from the names in its zip central directory: a
 // TorchScript archive (torch.jit.save), a torch.export program (torch.export.save, .pt2), a
-// torch.save() checkpoint. Used to say what a file that does not load is.
+// torch.save() checkpoint. Used to say what a file that does not load is, and to check cached
+// fixtures before the addon loads (lib/app/cache-check.ts), so it is synchronous and pure JS;
+// the .pt2 reader (lib/program/archive.ts) reads records with libtorch's own zip reader.
 //
 // Why not an npm zip reader (yauzl, adm-zip): only the entry names are needed, never the data;
 // the central directory is a fixed record layout (PKWARE APPNOTE 4.3.12, 4.3.14-16) read here
@@ -98,8 +100,8 @@ export function archiveKind(file: string): ArchiveKind {
 export function describeLoadFailure(file: string): string | undefined {
   switch (archiveKind(file)) {
     case 'torch-export':
-      return 'a torch.export program (.pt2), not TorchScript: torchgraph reads TorchScript; save the model with ' +
-        'torch.jit.save(torch.jit.trace(model, example_inputs), "model.pt") (or torch.jit.script)';
+      return 'a torch.export program (.pt2), not TorchScript: load it with loadModel() or loadProgram() (the CLI does), ' +
+        'or save TorchScript with torch.jit.save(torch.jit.trace(model, example_inputs), "model.pt")';
     case 'torchscript-no-data':
       return 'a TorchScript archive without data.pkl (the module\'s state): the file is damaged or incomplete; save it again with torch.jit.save';
     default:
