@@ -1,6 +1,6 @@
 // Real TorchScript fixtures, exported on demand by scripts/export_models.py and cached by content.
 //
-// A fixture lives in <repo>/.torchgraph/models/<key16>/ (or $TORCHGRAPH_MODELS_DIR/<key16>/), where
+// A fixture lives in <cache>/models/<key16>/ (or $TORCHGRAPH_MODELS_DIR/<key16>/; cacheDir()), where
 // key16 is the start of sha256(export_models.py, vit.py, torch version, model name or spec). The
 // exporter runs only when the manifest is missing; a lock folder keeps two processes from
 // exporting the same key at once, and the exporter renames each finished folder into place, so a
@@ -153,10 +153,14 @@ export function repoRoot(): string {
   }
 }
 
+/** The cache of scripts/libtorch.js (TORCHGRAPH_CACHE, a checkout's .torchgraph/, else the per-user cache). */
+export function cacheDir(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(repoRoot(), 'scripts', 'libtorch.js')) as { cacheDir(): string }).cacheDir();
+}
+
 export function modelsDir(): string {
-  return process.env.TORCHGRAPH_MODELS_DIR
-    ? path.resolve(process.env.TORCHGRAPH_MODELS_DIR)
-    : path.join(repoRoot(), '.torchgraph', 'models');
+  return process.env.TORCHGRAPH_MODELS_DIR ? path.resolve(process.env.TORCHGRAPH_MODELS_DIR) : path.join(cacheDir(), 'models');
 }
 
 const torchInfoCache = new Map<string, TorchInfo>();
@@ -181,8 +185,8 @@ function resolveTorch(): TorchInfo {
     throw new Error(`torchgraph: cannot resolve torch for model export: ${(e as Error).message}`);
   }
   if (!info) {
-    throw new Error('torchgraph: no torch found; model export needs a Python torch. Run `npm install` ' +
-      '(it installs the pinned CPU wheel into .torchgraph/python), or set TORCHGRAPH_PYTHON to a Python that has torch.');
+    throw new Error('torchgraph: no torch found; model export needs a Python torch. Run `npx torchgraph setup` ' +
+      '(it installs the pinned CPU wheel into the torchgraph cache), or set TORCHGRAPH_PYTHON to a Python that has torch.');
   }
   return info;
 }

@@ -3,6 +3,7 @@
 // or bad input (one line on stderr), 3 could not run (environment or internal error).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { dispatchBench } from './bench';
+import { cacheCommand, setupCommand } from './cache-command';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors';
 import { inspectCommand, VIEWS, type InspectCliOptions } from './inspect';
 import { packageVersion, processIO, type CliIO } from './io';
@@ -118,6 +119,25 @@ ${EXIT_CODES}`)
         json: Boolean(o.json), verbose: Boolean(o.verbose), stdout: io.stdout, stderr: io.stderr,
       }));
     });
+
+  program
+    .command('setup')
+    .description('finish installing: the pinned torch into the shared cache (once per machine), the addon (prebuilt, or built from source), a load check')
+    .option('-q, --quiet', 'print only errors')
+    .addHelpText('after', `
+What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
+pnpm, npm's allowScripts). TORCHGRAPH_BUILD_FROM_SOURCE=1 builds the addon even when a prebuild
+matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
+$XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
+${EXIT_CODES}`)
+    .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
+
+  program
+    .command('cache')
+    .description('list the shared cache (torch installs, exported models) with sizes, or clean it')
+    .option('--clean [what]', 'remove models, torch or all (the default); entries in use are kept')
+    .option('--json', 'print the listing as JSON')
+    .action(async (o: { clean?: string | boolean; json?: boolean }) => { setExit(await cacheCommand(o, io)); });
 
   return program;
 }
