@@ -125,6 +125,9 @@ export interface EnsureOptions {
   log?: (line: string) => void;
   /** Give up waiting for another process's export after this long (default 30 min). */
   lockTimeoutMs?: number;
+  /** Export only the variant the model runs as (its runVariant, else traced), as the CLI needs;
+   * a complete export already in the cache is used as it is. */
+  runVariantOnly?: boolean;
 }
 
 /** The absolute path of one exported variant; throws with the exporter's recorded error when
@@ -369,10 +372,13 @@ export async function ensureModel(name: string, opts: EnsureOptions = {}): Promi
     throw new Error(`torchgraph: unknown fixture model '${name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
   const info = torchInfo();
-  const key = contentKey(info.version, `model\0${name}`);
+  const fullKey = contentKey(info.version, `model\0${name}`);
+  const full = path.join(modelsDir(), fullKey, name, 'manifest.json');
+  const only = Boolean(opts.runVariantOnly) && !fs.existsSync(full);
+  const key = only ? contentKey(info.version, `model\0${name}\0run-variant`) : fullKey;
   const manifest = path.join(modelsDir(), key, name, 'manifest.json');
   const cacheHit = await ensureExported(key, manifest, `model ${name}`, opts,
-    (keyDir) => runExporter(info, ['--out', keyDir, name], `model ${name}`, opts.log));
+    (keyDir) => runExporter(info, ['--out', keyDir, ...(only ? ['--run-variant-only'] : []), name], `model ${name}`, opts.log));
   return toFixture(manifest, key, cacheHit);
 }
 

@@ -32,6 +32,7 @@ export async function builtinFixture(name: ModelName, opts: { verbose?: boolean;
   let announced = false;
   try {
     return await ensureModel(name, {
+      runVariantOnly: true,
       log: (line) => {
         if (!announced) {
           opts.stderr(`torchgraph: exporting built-in model ${name} with Python torch (first use; cached afterwards)...\n`);
