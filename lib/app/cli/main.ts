@@ -74,6 +74,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--json', 'print the report as one JSON object on stdout (the contract in lib/report/types.ts)')
     .option('--report <file.html>', 'also write the self-contained HTML report')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
+    .option('-q, --quiet', 'no progress or notes on stderr, only errors')
     .addHelpText('after', `${SPEC_HELP}
 Built-in models use their own example input when no --input is given (exported on first use,
 then cached); a model file needs --input.

@@ -19,6 +19,7 @@ export interface ValidateCliOptions {
   report?: string;
   tolerance?: number;
   verbose?: boolean;
+  quiet?: boolean;
 }
 
 export async function validateCommand(modelArg: string, o: ValidateCliOptions, io: CliIO): Promise<number> {
@@ -33,12 +34,13 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   if (o.report !== undefined) checkReportPath(o.report);
   const pipeline = createPipeline();
 
-  const progress = new Progress(io, verbose);
+  const quiet = Boolean(o.quiet) && !verbose;
+  const progress = new Progress(io, verbose, quiet);
   let file: string;
   let inputs: PreparedInputs;
   if (ref.kind === 'builtin') {
     progress.step(`preparing built-in model ${ref.name}`);
-    const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); io.stderr(s); } });
+    const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); if (!quiet) io.stderr(s); } });
     file = builtinFile(fx);
     inputs = specs.length ? makeInputs(specs, o.seed, fx.inputs.map((t) => t.name)) : exampleInputs(fx);
   } else {
@@ -63,6 +65,9 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
       model: ref.display, file, device: o.device, seed: o.seed, tolerance: o.tolerance ?? DEFAULT_TOLERANCE,
       inputs: inputs.tensors, inputInfo: inputs.info, environment: env, log: (l) => progress.step(l),
     });
+  } catch (e) {
+    progress.abandon();
+    throw e;
   } finally {
     progress.done();
     for (const t of inputs.tensors) t.dispose();
@@ -72,7 +77,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   else io.stdout(renderTerminal(report, { color: io.color }));
   if (o.report !== undefined) {
     writeHtmlReport(o.report, report);
-    io.stderr(`torchgraph: report written to ${o.report}\n`);
+    if (!quiet) io.stderr(`torchgraph: report written to ${o.report}\n`);
   }
   return report.passed ? EXIT_OK : EXIT_CHECK_FAILED;
 }
