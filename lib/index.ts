@@ -3,7 +3,7 @@
 export { Tensor, flattenTensors, disposeValue } from './torchscript/tensor';
 export type { Value } from './torchscript/tensor';
 export { Module, load } from './torchscript/module';
-export type { LoadOptions, RunResult, ParameterInfo } from './torchscript/module';
+export type { LoadOptions, RunResult, ParameterInfo, NamedInputs } from './torchscript/module';
 export type { ArgumentInfo, DefaultValue } from './torchscript/arguments';
 export { TorchGraphError } from './core/errors';
 export type { ErrorCode } from './core/errors';

@@ -43,8 +43,9 @@ const SPEC_HELP = `
 Input SPEC: a shape with an optional dtype, filled from the seeded generator (normal floats,
 integers 0..9, random bools): 1x3x224x224, 2x7x64:float64, 3x9:bool, 4x16:int64
 (dtypes: float32 (default), float64, int64, int32, uint8, bool); or a path to a .npy file.
-Repeat --input for each forward() argument, in order; arguments after the last one given
-take their defaults (mask=None, ...). Input i is filled from seed + i.`;
+Repeat --input for each forward() argument, in order, or by name (--input src=2x7x48
+--input mask=7x7); arguments after the last one given take their defaults (mask=None, ...).
+Input i is filled from seed + i.`;
 
 /** Build the program. Exposed for tests; `main` is what the bin runs. */
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {

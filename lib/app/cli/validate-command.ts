@@ -7,7 +7,7 @@ import { writeHtmlReport } from '../../report/html';
 import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { packageVersion, Progress, type CliIO } from './io';
-import { builtinFile, builtinFixture, exampleInputs, makeInputs, parseSpecs, resolveModelArg, type PreparedInputs } from './model';
+import { builtinFile, builtinFixture, exampleInputs, makeInputs, orderedSpecs, resolveModelArg, type PreparedInputs } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
 import { DEFAULT_TOLERANCE, runValidation } from '../../pipeline/stages';
 
@@ -30,7 +30,8 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   if (ref.kind === 'file' && inputTexts.length === 0) {
     throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)`);
   }
-  const specs = parseSpecs(inputTexts);
+  // Named inputs of a file are ordered by its schema (a built-in model's by its example inputs, below).
+  const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   if (o.report !== undefined) checkReportPath(o.report);
   const pipeline = createPipeline();
 
@@ -42,10 +43,11 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
     progress.step(`preparing built-in model ${ref.name}`);
     const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); if (!quiet) io.stderr(s); } });
     file = builtinFile(fx);
-    inputs = specs.length ? makeInputs(specs, o.seed, fx.inputs.map((t) => t.name)) : exampleInputs(fx);
+    const ordered = names ? await orderedSpecs(inputTexts, file) : { specs, names };
+    inputs = specs.length ? makeInputs(ordered.specs, o.seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx);
   } else {
     file = ref.path;
-    inputs = makeInputs(specs, o.seed);
+    inputs = makeInputs(specs, o.seed, names ?? []);
   }
 
   const env: Partial<Environment> = {
