@@ -47,6 +47,28 @@ Repeat --input for each forward() argument, in order, or by name (--input src=2x
 --input mask=7x7); arguments after the last one given take their defaults (mask=None, ...).
 Input i is filled from seed + i.`;
 
+/** setup and cache: finishing an install and the shared cache. */
+function addInstallCommands(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  program
+    .command('setup')
+    .description('finish installing: the pinned torch into the shared cache (once per machine), the addon (prebuilt, or built from source), a load check')
+    .option('-q, --quiet', 'print only errors')
+    .addHelpText('after', `
+What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
+pnpm, npm's allowScripts). TORCHGRAPH_BUILD_FROM_SOURCE=1 builds the addon even when a prebuild
+matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
+$XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
+${EXIT_CODES}`)
+    .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
+
+  program
+    .command('cache')
+    .description('list the shared cache (torch installs, exported models) with sizes, or clean it')
+    .option('--clean [what]', 'remove models, torch or all (the default); entries in use are kept')
+    .option('--json', 'print the listing as JSON')
+    .action(async (o: { clean?: string | boolean; json?: boolean }) => { setExit(await cacheCommand(o, io)); });
+}
+
 /** Build the program. Exposed for tests; `main` is what the bin runs. */
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command('torchgraph');
@@ -122,25 +144,7 @@ ${EXIT_CODES}`)
       }));
     });
 
-  program
-    .command('setup')
-    .description('finish installing: the pinned torch into the shared cache (once per machine), the addon (prebuilt, or built from source), a load check')
-    .option('-q, --quiet', 'print only errors')
-    .addHelpText('after', `
-What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
-pnpm, npm's allowScripts). TORCHGRAPH_BUILD_FROM_SOURCE=1 builds the addon even when a prebuild
-matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
-$XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
-${EXIT_CODES}`)
-    .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
-
-  program
-    .command('cache')
-    .description('list the shared cache (torch installs, exported models) with sizes, or clean it')
-    .option('--clean [what]', 'remove models, torch or all (the default); entries in use are kept')
-    .option('--json', 'print the listing as JSON')
-    .action(async (o: { clean?: string | boolean; json?: boolean }) => { setExit(await cacheCommand(o, io)); });
-
+  addInstallCommands(program, io, setExit);
   return program;
 }
 
