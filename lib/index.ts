@@ -21,7 +21,7 @@ export { tensorInfo, valueInfo } from './core/value-info';
 export { decomposeModelGraph } from './transforms/decompose-model';
 export { decomposeAttention, remainingAttentionOps } from './transforms/decompose-attention';
 export type { DecomposeReport, AttentionRecord } from './transforms/decompose-attention';
-export { analyzeGraph, partitionGraph, countFlops, estimateMemory } from './analysis';
+export { analyzeGraph, withMeasuredPeaks, partitionGraph, countFlops, estimateMemory } from './analysis';
 export { lowerFusionGroups } from './pipeline/fuse';
 export { prepareGraphs } from './pipeline/prepare';
 export type { FuseOptions, PreparedGraphs } from './pipeline/prepare';
