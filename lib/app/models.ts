@@ -413,3 +413,9 @@ export async function ensureMhaVariants(specs: MhaVariantSpec[], opts: EnsureOpt
   for (const f of fixtures) byId[f.name] = f;
   return { dir: keyDir, key, cacheHit, torch: index.torch, exportSeconds: index.exportSeconds, fixtures, byId };
 }
+
+/** Run scripts/export_model.py with the resolved Python torch: FILE.py:FACTORY to a TorchScript file. */
+export function exportUserModel(target: string, out: string, inputs: readonly string[], script: boolean, log?: (line: string) => void): Promise<void> {
+  const args = [target, '--out', out, ...inputs.flatMap((s) => ['--input', s]), ...(script ? ['--script'] : [])];
+  return runExporter(torchInfo(), args, target, log, 'export_model.py');
+}

@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { dispatchBench } from './bench';
 import { cacheCommand, setupCommand } from './cache-command';
+import { exportCommand, type ExportCliOptions } from './export-command';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors';
 import { inspectCommand, VIEWS, type InspectCliOptions } from './inspect';
 import { packageVersion, processIO, type CliIO } from './io';
@@ -60,6 +61,16 @@ matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
 $XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
 ${EXIT_CODES}`)
     .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
+
+  program
+    .command('export')
+    .description('export your PyTorch module to TorchScript with the resolved Python torch (eval mode, no_grad)')
+    .argument('<FILE.py:FACTORY>', 'a Python file and a function in it returning the nn.Module')
+    .option('-i, --input <spec>', 'a forward() input shape[:dtype] to trace with (repeat for each)', collect)
+    .option('--script', 'torch.jit.script instead of tracing (keeps control flow and optional arguments)')
+    .option('-o, --out <file.pt>', 'where to write (default: FILE.pt here)')
+    .option('-q, --quiet', 'print only errors')
+    .action(async (target: string, o: ExportCliOptions) => { setExit(await exportCommand(target, o, io)); });
 
   program
     .command('cache')
