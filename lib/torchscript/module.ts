@@ -113,10 +113,11 @@ export class Module {
   /**
    * Run `forward` under inference mode, off the JS thread. Inputs in order
    * (`forward(x, mask)`), or by name (`forward({ src: x, is_causal: true })`); either way the
-   * arguments not given take their defaults.
+   * arguments not given take their defaults. The output is a `Value` (a Tensor, or tuples and
+   * lists of them, ...); name what the model returns with `m.forward<Tensor>(x)`.
    */
-  async forward(...inputs: Value[] | [NamedInputs]): Promise<Value> {
-    return (await this.run('forward', isNamed(inputs, this._signature('forward')) ? inputs[0] as NamedInputs : inputs as Value[])).output;
+  async forward<T extends Value = Value>(...inputs: Value[] | [NamedInputs]): Promise<T> {
+    return (await this.run('forward', isNamed(inputs, this._signature('forward')) ? inputs[0] as NamedInputs : inputs as Value[])).output as T;
   }
 
   /** Run any method, optionally measuring peak memory; inputs in order or by name. */
