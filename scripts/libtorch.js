@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 'use strict';
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose: these run under plain node before anything is built */
 /* global setTimeout */
 // One resolver for libtorch, shared by setup, CMakeLists.txt, binding.gyp, the model
 // exporter and the runtime loader, so no second list of paths is kept by hand.

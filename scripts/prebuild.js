@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 'use strict';
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose: these run under plain node before anything is built */
 // Make a prebuilt binary with prebuildify (node-gyp route, binding.gyp) into prebuilds/.
 // node-gyp owns build/, which is also where cmake-js builds; so it runs in a scratch copy
 // of the sources and leaves the development build alone.

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 'use strict';
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose: these run under plain node before anything is built */
 /* global setInterval, clearInterval */
 // What `npm install` runs, and `npx torchgraph setup` where install scripts were skipped
 // (--ignore-scripts, pnpm, npm's allowScripts): resolve libtorch (installing the pinned CPU

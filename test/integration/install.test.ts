@@ -111,6 +111,23 @@ describe('install: a packed torchgraph in a fresh project, no compiler on PATH',
     }
   });
 
+  it('with install scripts skipped, the first use says in one line to run npx torchgraph setup, which finishes it', () => {
+    const p3 = newProject('no-scripts');
+    sh(p3, 'npm', ['install', '--no-package-lock', '--ignore-scripts', tarball], 'noScriptsInstallS');
+    // A machine whose cache is empty: nothing set up yet.
+    const empty = { ...env, TORCHGRAPH_CACHE: path.join(tmp, 'empty-cache') };
+    const r = spawnSync('npx', ['torchgraph', 'validate', 'mha_demo'], { cwd: p3, env: empty, encoding: 'utf8' });
+    assert.equal(r.status, 3, r.stderr);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /[Rr]un `npx torchgraph setup`/);
+    // setup with the shared cache (torch already there): one line per step, then it works.
+    const s = sh(p3, 'npx', ['torchgraph', 'setup'], 'setupWarmS');
+    assert.match(s.stderr, /^torchgraph: using the prebuilt addon prebuilds\/linux-x64\/torchgraph\.node$/m);
+    assert.match(s.stderr, /^torchgraph: the addon loads: torch 2\.13\.0 .*\(\d+\.\d s\)$/m);
+    assert.ok(!s.stderr.includes('\r') && !s.stderr.includes('\x1b'), 'no terminal control characters');
+  });
+
   it(`a second project installs from the warm cache in under ${WARM_LIMIT_S} s`, () => {
     const p2 = newProject('second');
     sh(p2, 'npm', ['install', '--no-package-lock', tarball], 'warmInstallS');
