@@ -45,7 +45,9 @@ export function listCache(root: string): CacheEntry[] {
   const out: CacheEntry[] = [];
   const add = (kind: string, label: string, rel: string) => {
     const abs = path.join(root, rel);
-    out.push({ kind, label, path: rel, bytes: sizeOf(abs), busy: fs.existsSync(`${abs}.lock`) });
+    // A scratch folder of a running install (.partial-PID) or clean (.deleting-PID) is busy too.
+    const busy = fs.existsSync(`${abs}.lock`) || /\.(partial|deleting)-\d+$/.test(rel);
+    out.push({ kind, label, path: rel, bytes: sizeOf(abs), busy });
   };
   for (const e of fs.readdirSync(root, { withFileTypes: true })) {
     if (e.name === 'torch' && e.isDirectory()) {
