@@ -40,6 +40,8 @@ export interface RunBenchOptions {
   /** Print one JSON object on stdout instead of a table. */
   json: boolean;
   verbose: boolean;
+  /** No progress on stderr. */
+  quiet?: boolean;
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   /** Fusion groups for the fused graph (default: the decomposition's own attention groups). */
@@ -71,14 +73,14 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   }
   cases = cases.map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
   const total = cases.reduce((a, c) => a + 3 * (c.repetitions ?? 5), 0);
-  const showBar = !options.json && process.stderr.isTTY;
+  const showBar = !options.json && !options.quiet && process.stderr.isTTY;
   const bar = showBar ? new cliProgress.SingleBar({ format: 'bench {bar} {value}/{total} runs | {case}', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(total, 0, { case: '' });
   const results: BenchCaseResult[] = [];
   try {
     for (const c of cases) {
       bar?.update({ case: c.name });
-      if (!showBar && !options.json) options.stderr(`bench: ${c.name}\n`);
+      if (!showBar && !options.json && !options.quiet) options.stderr(`bench: ${c.name}\n`);
       results.push(await runCase({ ...c, file: await modelFile(c.model) }, { device: options.device, seed: options.seed, partition: options.partition, onRun: () => bar?.increment() }));
     }
   } finally {

@@ -130,6 +130,7 @@ Examples:
     .option('--input <spec>', 'input shape[:dtype] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--seed <n>', 'seed for random inputs', '0')
     .option('-v, --verbose', 'full errors with stack traces')
+    .option('-q, --quiet', 'no notes on stderr, only errors')
     .addHelpText('after', `
 Views: standard (torch.nn leaf modules kept as call_module nodes), inlined (everything down to
 aten/prim ops), decomposed (attention as explicit ops), fused (after fusion lowering).
@@ -147,11 +148,12 @@ ${EXIT_CODES}`)
     .option('--repeat <n>', 'timed repetitions', nonNegativeInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
     .option('-v, --verbose', 'progress; full errors with stack traces')
+    .option('-q, --quiet', 'no progress on stderr, only errors')
     .addHelpText('after', EXIT_CODES)
-    .action(async (models: string[], o: { input?: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; verbose?: boolean }) => {
+    .action(async (models: string[], o: { input?: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; verbose?: boolean; quiet?: boolean }) => {
       setExit(await dispatchBench({
         models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
-        json: Boolean(o.json), verbose: Boolean(o.verbose), stdout: io.stdout, stderr: io.stderr,
+        json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });
 
