@@ -127,7 +127,8 @@ async function setup({ stream = process.stderr, quiet = false } = {}) {
     r.note(`setup done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return 0;
   } catch (e) {
-    r.fail(e.message.replace(/^torchgraph:\s*/, ''));
+    const unwritable = ['EACCES', 'EROFS', 'EPERM'].includes(e.code);
+    r.fail(e.message.replace(/^torchgraph:\s*/, '') + (unwritable ? `. Fix: set TORCHGRAPH_CACHE to a folder you can write (the cache is ${libtorch.cacheDir()})` : ''));
     return 1;
   }
 }
