@@ -28,3 +28,15 @@ export type { FuseOptions, PreparedGraphs } from './pipeline/prepare';
 export { compareGraphs } from './pipeline/compare';
 export { runBench } from './app/bench';
 export { randomTensor } from './torchscript/random';
+// The types the functions above take and return, so callers (and the API docs) can name them.
+export type { GraphAnalysis, AnalyzeOptions, PeakComparison } from './analysis/analyze';
+export type { FlopsReport } from './analysis/flops';
+export type { MemoryEstimate, MemoryOptions } from './analysis/memory';
+export type { Partition, PartitionOptions } from './fusion/partition';
+export type { Comparison, CompareOptions } from './pipeline/compare';
+export type { BenchReport } from './pipeline/bench';
+export type { RunBenchOptions } from './app/bench';
+export type { DecompositionResult } from './transforms/decompose-model';
+export type { DecomposeOptions, AttentionForm } from './transforms/decompose-attention';
+export type { FusedLoweringReport } from './pipeline/fuse';
+export type { ValueInfo } from './core/value-info';
