@@ -2,6 +2,8 @@
 // and for an installed package (no libtorch needed).
 import { strict as assert } from 'assert';
 import { explainLoadFailure, notSetUpMessage, type LoadContext } from '../../lib/torchscript/binding';
+import { formatError } from '../../lib/app/cli/errors';
+import { TorchGraphError } from '../../lib/core/errors';
 
 const libtorch = { version: '2.13.0+cpu', libDir: '/gone/torch/lib', source: 'pinned wheel in the torchgraph cache' };
 const dev: LoadContext = { libtorch, devCheckout: true };
@@ -38,5 +40,22 @@ describe('addon load failures', () => {
   it('nothing set up: one line naming the command that finishes the install', () => {
     assert.equal(notSetUpMessage(false).split('\n').length, 1);
     assert.match(notSetUpMessage(false), /run `npx torchgraph setup`$/);
+  });
+});
+
+describe('the CLI shows a load failure with its fix', () => {
+  const e = new TorchGraphError('ERR_ADDON', explainLoadFailure(new Error('libc10.so: cannot open shared object file: No such file or directory'), consumer));
+
+  it('without --verbose: what is wrong and the fix, one prefix', () => {
+    const out = formatError(e, false);
+    assert.match(out, /^torchgraph: could not load the native addon: libc10\.so/);
+    assert.match(out, /\nFix: run `npx torchgraph setup`/);
+    assert.doesNotMatch(out, /torchgraph: torchgraph:|--verbose/);
+  });
+
+  it('with --verbose: the same, plus the stack, still one prefix', () => {
+    const out = formatError(e, true);
+    assert.match(out, /Fix: run `npx torchgraph setup`/);
+    assert.doesNotMatch(out, /torchgraph: torchgraph:/);
   });
 });
