@@ -3,7 +3,7 @@
 export { Tensor, flattenTensors, disposeValue } from './torchscript/tensor';
 export type { Value } from './torchscript/tensor';
 export { Module, load } from './torchscript/module';
-export type { LoadOptions, RunResult, ParameterInfo } from './torchscript/module';
+export type { LoadOptions, RunResult, ParameterInfo, NamedInputs } from './torchscript/module';
 // torch.export programs (.pt2) load as Modules too; loadModel takes either kind of file.
 export { loadProgram, loadModel, readProgram, programInfoOf } from './program';
 export type { ProgramInfo } from './program';
@@ -24,10 +24,22 @@ export { tensorInfo, valueInfo } from './core/value-info';
 export { decomposeModelGraph } from './transforms/decompose-model';
 export { decomposeAttention, remainingAttentionOps } from './transforms/decompose-attention';
 export type { DecomposeReport, AttentionRecord } from './transforms/decompose-attention';
-export { analyzeGraph, partitionGraph, countFlops, estimateMemory } from './analysis';
+export { analyzeGraph, withMeasuredPeaks, partitionGraph, countFlops, estimateMemory } from './analysis';
 export { lowerFusionGroups } from './pipeline/fuse';
 export { prepareGraphs } from './pipeline/prepare';
 export type { FuseOptions, PreparedGraphs } from './pipeline/prepare';
 export { compareGraphs } from './pipeline/compare';
 export { runBench } from './app/bench';
 export { randomTensor } from './torchscript/random';
+// The types the functions above take and return, so callers (and the API docs) can name them.
+export type { GraphAnalysis, AnalyzeOptions, PeakComparison } from './analysis/analyze';
+export type { FlopsReport } from './analysis/flops';
+export type { MemoryEstimate, MemoryOptions } from './analysis/memory';
+export type { Partition, PartitionOptions } from './fusion/partition';
+export type { Comparison, CompareOptions } from './pipeline/compare';
+export type { BenchReport } from './pipeline/bench';
+export type { RunBenchOptions } from './app/bench';
+export type { DecompositionResult } from './transforms/decompose-model';
+export type { DecomposeOptions, AttentionForm } from './transforms/decompose-attention';
+export type { LoweringReport, LoweringOutcome } from './fusion/lower-fused';
+export type { ValueInfo } from './core/value-info';

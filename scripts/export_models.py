@@ -198,12 +198,12 @@ def forget_script_types() -> None:
 
 
 def export_module(model: nn.Module, inputs: Tuple[torch.Tensor, ...], refs: List[torch.Tensor],
-                  folder: str) -> Dict[str, Any]:
+                  folder: str, variants: Tuple[str, ...] = VARIANTS) -> Dict[str, Any]:
     """Trace (no_grad), trace (grad) and script `model`, save, reload and check each against
     the eager outputs. Failures are recorded, not raised."""
     res: Dict[str, Any] = {"variants": {}, "errors": {}, "warnings": {}, "graphs": {}, "maxAbsDiff": {},
                            "timings": {}}
-    for variant in VARIANTS:
+    for variant in variants:
         t0 = time.perf_counter()
         path = os.path.join(folder, f"{variant}.pt")
         try:
@@ -320,8 +320,9 @@ def publish(tmp: str, final: str) -> None:
 
 def export_fixture(out: str, name: str, model: nn.Module, inputs: Tuple[torch.Tensor, ...],
                    input_names: List[str], output_names: List[str], extra: Dict[str, Any],
-                   seed: int, t_start: float) -> Dict[str, Any]:
-    """Run `model` eagerly for the references, export it, and publish DIR/name/ atomically."""
+                   seed: int, t_start: float, only_run_variant: bool = False) -> Dict[str, Any]:
+    """Run `model` eagerly for the references, export it, and publish DIR/name/ atomically.
+    only_run_variant: export just the variant the model runs as (runVariant, else traced)."""
     model.eval()
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=out)
     try:
@@ -335,7 +336,8 @@ def export_fixture(out: str, name: str, model: nn.Module, inputs: Tuple[torch.Te
         for i, t in enumerate(refs):
             e = write_npy(os.path.join(tmp, f"output_{i}.npy"), t)
             out_files.append({"name": output_names[i] if i < len(output_names) else f"output_{i}", **e})
-        res = export_module(model, inputs, refs, tmp)
+        variants = (extra.get("runVariant", "traced"),) if only_run_variant else VARIANTS
+        res = export_module(model, inputs, refs, tmp, variants)
         errors = dict(res["errors"])
         if any(r.dtype.is_floating_point and not bool(torch.isfinite(r).all()) for r in refs):
             errors["reference"] = "the eager reference outputs contain NaN or infinite values"
@@ -928,7 +930,7 @@ def export_named(args: argparse.Namespace) -> int:
         try:
             model, inputs, in_names, out_names, extra = MODELS[name](args)
             m = export_fixture(args.out, name, model, inputs, in_names, out_names,
-                               {"kind": "model", **extra}, SEED, t0)
+                               {"kind": "model", **extra}, SEED, t0, args.run_variant_only)
         except Exception:  # noqa: BLE001
             log(f"{name}: FAILED\n{traceback.format_exc()}")
             status = 1
@@ -1177,6 +1179,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--force", action="store_true", help="re-export even where a manifest exists")
     ap.add_argument("--torchvision", action="store_true",
                     help="vit_b_16 from torchvision (same weights) instead of scripts/vit.py")
+    ap.add_argument("--run-variant-only", action="store_true",
+                    help="export only the variant each model runs as (runVariant, else traced)")
     ap.add_argument("--mha-variants", metavar="SPEC.json", help="export the attention-variant matrix")
     ap.add_argument("names", nargs="*", help=f"models: {', '.join(MODELS)}")
     args = ap.parse_args(argv)

@@ -7,6 +7,8 @@ import { countFlops, type FlopCategory, type FlopsReport } from './flops';
 import { estimateMemory, type MemoryEstimate, type MemoryOptions } from './memory';
 import { partitionGraph, type FusionGroup, type Partition } from '../fusion/partition';
 import type { Rule } from '../fusion/rules';
+import { TorchGraphError } from '../core/errors';
+import { valueInfo } from '../core/value-info';
 
 export interface GroupCost {
   group: number;
@@ -160,6 +162,10 @@ function summarize(f: GraphFacts, partition: Partition, flops: FlopsReport, unfu
  * propagated (passes/propagate-shapes.ts). Pure TypeScript: no libtorch call.
  */
 export function analyzeGraph(graph: Graph, opts: AnalyzeOptions = {}): GraphAnalysis {
+  // Without shapes every count would be 0 (FLOPs, bytes, peaks): refuse rather than mislead.
+  if (graph.allNodes().length > 0 && !graph.allValues().some((v) => valueInfo(v) !== undefined)) {
+    throw new TorchGraphError('ERR_INVALID_ARG', 'analyzeGraph: the graph has no shapes; run propagateShapes(graph, module, inputs) on it first');
+  }
   const t0 = performance.now();
   const facts = buildFacts(graph);
   const t1 = performance.now();

@@ -42,6 +42,8 @@ export interface RunBenchOptions {
   /** Print one JSON object on stdout instead of a table. */
   json: boolean;
   verbose: boolean;
+  /** No progress on stderr. */
+  quiet?: boolean;
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   /** Fusion groups for the fused graph (default: the decomposition's own attention groups). */
@@ -81,10 +83,10 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
 async function runWithAnchors(c: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
   const file = await modelFile(c.model);
   const anchored = options.anchors && options.device === 'cpu' && MODEL_NAMES.includes(c.model);
-  if (options.anchors && !anchored) options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models in Python, on CPU)\n`);
+  if (options.anchors && !anchored && !options.quiet) options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models in Python, on CPU)\n`);
   const anchors = anchored ? await startAnchors(c.model, file, c.inputs) : undefined;
   try {
-    if (anchors) options.stderr(`bench: ${c.name}: anchors ready (compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
+    if (anchors && !options.quiet) options.stderr(`bench: ${c.name}: anchors ready (compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
     return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse });
   } finally {
     anchors?.close();
@@ -99,14 +101,14 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
     try { gemmGflops = await peak.gemmGflops(); } finally { peak.close(); }
   }
   const total = cases.reduce((a, c) => a + 3 * (c.repetitions ?? 5), 0);
-  const showBar = !options.json && process.stderr.isTTY;
+  const showBar = !options.json && !options.quiet && process.stderr.isTTY;
   const bar = showBar ? new cliProgress.SingleBar({ format: 'bench {bar} {value}/{total} runs | {case}', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(total, 0, { case: '' });
   const results: BenchCaseResult[] = [];
   try {
     for (const c of cases) {
       bar?.update({ case: c.name });
-      if (!showBar && !options.json) options.stderr(`bench: ${c.name}\n`);
+      if (!showBar && !options.json && !options.quiet) options.stderr(`bench: ${c.name}\n`);
       results.push(await runWithAnchors(c, options, () => bar?.increment()));
     }
   } finally {

@@ -1,6 +1,6 @@
 // Real TorchScript fixtures, exported on demand by scripts/export_models.py and cached by content.
 //
-// A fixture lives in <repo>/.torchgraph/models/<key16>/ (or $TORCHGRAPH_MODELS_DIR/<key16>/), where
+// A fixture lives in <cache>/models/<key16>/ (or $TORCHGRAPH_MODELS_DIR/<key16>/; cacheDir()), where
 // key16 is the start of sha256(export_models.py, vit.py, torch version, model name or spec). The
 // exporter runs only when the manifest is missing; a lock folder keeps two processes from
 // exporting the same key at once, and the exporter renames each finished folder into place, so a
@@ -126,6 +126,9 @@ export interface EnsureOptions {
   log?: (line: string) => void;
   /** Give up waiting for another process's export after this long (default 30 min). */
   lockTimeoutMs?: number;
+  /** Export only the variant the model runs as (its runVariant, else traced), as the CLI needs;
+   * a complete export already in the cache is used as it is. */
+  runVariantOnly?: boolean;
 }
 
 /** The absolute path of one exported variant; throws with the exporter's recorded error when
@@ -142,10 +145,14 @@ export function variantPath(fx: ModelFixture, variant: VariantName): string {
 export interface PythonInfo { exe: string; pythonPath: string | null }
 export interface TorchInfo { version: string; python: PythonInfo | null; source?: string }
 
+/** The cache of scripts/libtorch.js (TORCHGRAPH_CACHE, a checkout's .torchgraph/, else the per-user cache). */
+export function cacheDir(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { cacheDir(): string }).cacheDir();
+}
+
 export function modelsDir(): string {
-  return process.env.TORCHGRAPH_MODELS_DIR
-    ? path.resolve(process.env.TORCHGRAPH_MODELS_DIR)
-    : path.join(packageRoot(), '.torchgraph', 'models');
+  return process.env.TORCHGRAPH_MODELS_DIR ? path.resolve(process.env.TORCHGRAPH_MODELS_DIR) : path.join(cacheDir(), 'models');
 }
 
 const torchInfoCache = new Map<string, TorchInfo>();
@@ -170,8 +177,8 @@ function resolveTorch(): TorchInfo {
     throw new Error(`torchgraph: cannot resolve torch for model export: ${(e as Error).message}`, { cause: e });
   }
   if (!info) {
-    throw new Error('torchgraph: no torch found; model export needs a Python torch. Run `npm install` ' +
-      '(it installs the pinned CPU wheel into .torchgraph/python), or set TORCHGRAPH_PYTHON to a Python that has torch.');
+    throw new Error('torchgraph: no torch found; model export needs a Python torch. Run `npx torchgraph setup` ' +
+      '(it installs the pinned CPU wheel into the torchgraph cache), or set TORCHGRAPH_PYTHON to a Python that has torch.');
   }
   return info;
 }
@@ -354,10 +361,13 @@ export async function ensureModel(name: string, opts: EnsureOptions = {}): Promi
     throw new Error(`torchgraph: unknown fixture model '${name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
   const info = torchInfo();
-  const key = contentKey(info.version, `model\0${name}`);
+  const fullKey = contentKey(info.version, `model\0${name}`);
+  const full = path.join(modelsDir(), fullKey, name, 'manifest.json');
+  const only = Boolean(opts.runVariantOnly) && !fs.existsSync(full);
+  const key = only ? contentKey(info.version, `model\0${name}\0run-variant`) : fullKey;
   const manifest = path.join(modelsDir(), key, name, 'manifest.json');
   const exportIt = () => ensureExported(key, manifest, `model ${name}`, opts,
-    (keyDir) => runExporter(info, ['--out', keyDir, name], `model ${name}`, opts.log));
+    (keyDir) => runExporter(info, ['--out', keyDir, ...(only ? ['--run-variant-only'] : []), name], `model ${name}`, opts.log));
   const cacheHit = await exportIt();
   const fx = toFixture(manifest, key, cacheHit);
   const damaged = cacheHit ? damagedFixtureFiles(fx) : [];
@@ -408,4 +418,10 @@ export async function ensureMhaVariants(specs: MhaVariantSpec[], opts: EnsureOpt
   const byId: Record<string, MhaVariantFixture> = {};
   for (const f of fixtures) byId[f.name] = f;
   return { dir: keyDir, key, cacheHit, torch: index.torch, exportSeconds: index.exportSeconds, fixtures, byId };
+}
+
+/** Run scripts/export_model.py with the resolved Python torch: FILE.py:FACTORY to a TorchScript file. */
+export function exportUserModel(target: string, out: string, inputs: readonly string[], script: boolean, log?: (line: string) => void): Promise<void> {
+  const args = [target, '--out', out, ...inputs.flatMap((s) => ['--input', s]), ...(script ? ['--script'] : [])];
+  return runExporter(torchInfo(), args, target, log, 'export_model.py');
 }

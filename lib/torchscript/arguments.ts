@@ -103,3 +103,24 @@ export function defaultToNative(arg: ArgumentInfo): NativeValue {
 export function resolveArguments(signature: readonly ArgumentInfo[], given: readonly NativeValue[], method = 'forward'): NativeValue[] {
   return [...given, ...missingArguments(signature, given.length, method).map(defaultToNative)];
 }
+
+/**
+ * Every argument's value from inputs given by name (`forward({ src, is_causal: true })`): the
+ * named ones, in signature order, and the defaults of the others, wherever they are. Throws
+ * ERR_INVALID_ARG for a name the method does not take, or an argument without a default that
+ * is not named.
+ */
+export function resolveNamedArguments(signature: readonly ArgumentInfo[], named: Readonly<Record<string, NativeValue>>, method = 'forward'): NativeValue[] {
+  const known = new Set(signature.map((a) => a.name));
+  const unknown = Object.keys(named).filter((k) => !known.has(k));
+  if (unknown.length) {
+    throw new TorchGraphError('ERR_INVALID_ARG', `${method}(${describe(signature)}) has no ${unknown.length === 1 ? 'argument' : 'arguments'} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+  }
+  return signature.map((a) => {
+    if (Object.prototype.hasOwnProperty.call(named, a.name)) return named[a.name];
+    if (!a.hasDefault) {
+      throw new TorchGraphError('ERR_INVALID_ARG', `${method}(${describe(signature)}): argument '${a.name}' (${a.type}) has no default and is not given`);
+    }
+    return missingArguments([a], 0, method).map(defaultToNative)[0];
+  });
+}

@@ -1,6 +1,5 @@
 // The one place that knows the raw addon: its types, and how to load it with an error
 // that says how to fix a failure (the way sharp does). Nothing here is public API.
-import * as fs from 'fs';
 import * as path from 'path';
 import type { DType, GraphData } from '../core/ir/serialized';
 import { TorchGraphError } from '../core/errors';
@@ -133,49 +132,78 @@ export interface Binding {
   memoryStats(): { cpuLiveBytes: number; cpuPeakBytes: number };
 }
 
-interface Resolved { version: string; libDir: string; source: string }
+/** What scripts/libtorch.js resolved: the libtorch this process loads. */
+export interface Resolved { version: string; libDir: string; source: string }
 
-function recordedLibtorch(root: string): Resolved | null {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(root, '.torchgraph', 'libtorch.json'), 'utf8')) as Resolved;
-  } catch {
-    return null;
-  }
+interface Resolver {
+  forRuntime(): Resolved | null;
+  preload(libDir: string): string[];
+  isDevCheckout(): boolean;
 }
 
-export function explainLoadFailure(e: Error, root: string): string {
+/** How the addon is being loaded: which libtorch, and whether this is a development checkout
+ * (whose fixes are npm install / build:native) or an installed package (setup / rebuild). */
+export interface LoadContext { libtorch: Resolved | null; devCheckout: boolean }
+
+function fixFor(ctx: LoadContext): string {
+  return ctx.devCheckout
+    ? 'Fix: run `npm install` in the torchgraph checkout (resolves libtorch and builds), or `npm run build:native`.'
+    : 'Fix: run `npx torchgraph setup` (installs the pinned torch into the cache and checks the addon), or `npm rebuild torchgraph`.';
+}
+
+/** The message of a failed addon load: what went wrong, then the fix on its own line. */
+export function explainLoadFailure(e: Error, ctx: LoadContext): string {
   const msg = e.message;
-  const rec = recordedLibtorch(root);
-  const where = rec ? `libtorch ${rec.version} from ${rec.source} at ${rec.libDir}` : 'no libtorch recorded';
+  const rec = ctx.libtorch;
+  const where = rec ? `libtorch ${rec.version} (${rec.source}) at ${rec.libDir}` : 'no libtorch resolved';
   const lines = [`torchgraph: could not load the native addon: ${msg.split('\n')[0]}`];
   if (/No native build was found/.test(msg)) {
-    lines.push('The addon has not been built for this platform.',
-      'Fix: run `npm install` in the torchgraph folder (it resolves libtorch and builds), or `npm run build:native`.');
+    lines.push(`No prebuilt addon matches ${process.platform}-${process.arch} and none was built from source.`,
+      ctx.devCheckout ? fixFor(ctx)
+      : 'Fix: run `TORCHGRAPH_BUILD_FROM_SOURCE=1 npx torchgraph setup` (builds it; needs cmake and a C++ compiler), or `npm rebuild torchgraph`.');
   } else if (/lib(torch|c10|torch_cpu|gomp)[^ ]*\.so.*cannot open shared object file/.test(msg)) {
-    lines.push(`The addon was built against ${where}, and that libtorch is no longer there.`,
-      'Fix: run `npm install` again (reinstalls the pinned torch and rebuilds), or point TORCHGRAPH_LIBTORCH at an',
-      'unpacked libtorch (or TORCHGRAPH_PYTHON at a Python with torch 2.13) and run `npm run build:native`.');
+    lines.push(`It loads against ${where}, and that libtorch is no longer there.`, fixFor(ctx));
   } else if (/undefined symbol/.test(msg)) {
-    lines.push(`The libtorch found at run time is not the one the addon was built against (${where}).`,
-      'Fix: rebuild against the libtorch you want: `npm run build:native`.');
+    lines.push(`The libtorch found at run time (${where}) is not the one the addon was built against.`,
+      ctx.devCheckout ? 'Fix: rebuild against the libtorch you want: `npm run build:native`.'
+      : 'Fix: unset TORCHGRAPH_LIBTORCH/TORCHGRAPH_PYTHON to use the pinned torch (`npx torchgraph setup`), or build against yours: `TORCHGRAPH_BUILD_FROM_SOURCE=1 npx torchgraph setup`.');
   } else {
-    lines.push(`libtorch: ${where}. Fix: rebuild with \`npm run build:native\`.`);
+    lines.push(`libtorch: ${where}.`, fixFor(ctx));
   }
   return lines.join('\n');
 }
 
+/** The error when nothing was set up yet (install scripts skipped, or the cache cleaned). */
+export function notSetUpMessage(devCheckout: boolean): string {
+  return devCheckout
+    ? 'torchgraph: libtorch is not set up in this checkout: run `npm install` (or `node scripts/setup.js`)'
+    : 'torchgraph: libtorch is not set up yet (install scripts did not run, or the cache was cleaned): run `npx torchgraph setup`';
+}
+
 let cached: Binding | undefined;
 
-/** Load the addon once: TORCHGRAPH_ADDON (a .node path), else node-gyp-build (local build, then prebuilds). */
+/** Load the addon once: libtorch from the resolver first (so the addon's libtorch dependencies
+ * are met without an RPATH), then TORCHGRAPH_ADDON (a .node path), else node-gyp-build (a
+ * local build, then prebuilds/). */
 export function binding(): Binding {
   if (cached) return cached;
   const root = packageRoot();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const resolver = require(path.join(root, 'scripts', 'libtorch.js')) as Resolver;
+  const ctx: LoadContext = { libtorch: null, devCheckout: resolver.isDevCheckout() };
   try {
+    ctx.libtorch = resolver.forRuntime();
+  } catch (e) {
+    throw new TorchGraphError('ERR_ADDON', `torchgraph: cannot resolve libtorch: ${(e as Error).message}`, { cause: e });
+  }
+  if (!ctx.libtorch) throw new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout));
+  try {
+    resolver.preload(ctx.libtorch.libDir);
     const explicit = process.env.TORCHGRAPH_ADDON;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     cached = (explicit ? require(path.resolve(explicit)) : require('node-gyp-build')(root)) as Binding;
   } catch (e) {
-    throw new TorchGraphError('ERR_ADDON', explainLoadFailure(e as Error, root), { cause: e });
+    throw new TorchGraphError('ERR_ADDON', explainLoadFailure(e as Error, ctx), { cause: e });
   }
   return cached;
 }

@@ -1,9 +1,21 @@
 import { binding, ModuleTreeData, NativeModule, NativeValue, TensorInfoData } from './binding';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
-import { argumentsFromSchema, resolveArguments, type ArgumentInfo } from './arguments';
-import { fromNativeValue, Value, toNativeValue } from './tensor';
+import { argumentsFromSchema, resolveArguments, resolveNamedArguments, type ArgumentInfo } from './arguments';
+import { fromNativeValue, Tensor, Value, toNativeValue } from './tensor';
 import { describeLoadFailure } from './archive';
 import { checkDevice } from './tensor-checks';
+
+/** Inputs by argument name: `{ src: x, is_causal: true }`. */
+export type NamedInputs = { [name: string]: Value };
+
+/** One plain object, for a method whose first argument is not a Dict (whose value would itself
+ * be an object), is inputs by name; keys that name no argument are then an error. */
+function isNamed(inputs: readonly unknown[], signature: readonly ArgumentInfo[]): boolean {
+  const v = inputs[0];
+  if (inputs.length !== 1 || v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Tensor) return false;
+  if (Object.getPrototypeOf(v) !== Object.prototype) return false;
+  return !(signature[0]?.type.startsWith('Dict['));
+}
 
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
@@ -103,17 +115,30 @@ export class Module {
     return resolveArguments(this._signature(method), inputs, method);
   }
 
-  /** Run `forward` under inference mode, off the JS thread. */
-  async forward(...inputs: Value[]): Promise<Value> {
-    return (await this.run('forward', inputs)).output;
+  /** The inputs `forward` (or `method`) takes: names, TorchScript types and defaults (the
+   * schema, self left out). Arguments with a default may be left out when running. */
+  inputs(method = 'forward'): ArgumentInfo[] {
+    return this.signature(method);
   }
 
-  /** Run any method, optionally measuring peak memory. */
-  async run(method: string, inputs: Value[], options: { measureMemory?: boolean } = {}): Promise<RunResult> {
+  /**
+   * Run `forward` under inference mode, off the JS thread. Inputs in order
+   * (`forward(x, mask)`), or by name (`forward({ src: x, is_causal: true })`); either way the
+   * arguments not given take their defaults. The output is a `Value` (a Tensor, or tuples and
+   * lists of them, ...); name what the model returns with `m.forward<Tensor>(x)`.
+   */
+  async forward<T extends Value = Value>(...inputs: Value[] | [NamedInputs]): Promise<T> {
+    return (await this.run('forward', isNamed(inputs, this._signature('forward')) ? inputs[0] as NamedInputs : inputs as Value[])).output as T;
+  }
+
+  /** Run any method, optionally measuring peak memory; inputs in order or by name. */
+  async run(method: string, inputs: Value[] | NamedInputs, options: { measureMemory?: boolean } = {}): Promise<RunResult> {
     if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): method must be a non-empty string');
-    if (!Array.isArray(inputs)) throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array');
+    if (inputs === null || typeof inputs !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array, or an object of inputs by name');
     if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs, options): options must be an object');
-    const nativeInputs = this._resolveInputs(inputs.map(toNativeValue), method);
+    const nativeInputs = Array.isArray(inputs)
+      ? this._resolveInputs(inputs.map(toNativeValue), method)
+      : resolveNamedArguments(this._signature(method), Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, toNativeValue(v)])), method);
     const r = await native(() => this.#handle.run(method, nativeInputs, options));
     return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };
   }

@@ -1,6 +1,6 @@
 // The decomposition pipeline over a model view: shapes, traced attention bodies inlined,
 // shapes again, then every attention expanded into explicit ops. In place on `graph`.
-import type { Graph } from '../core/ir';
+import { Graph } from '../core/ir';
 import type { Module } from '../torchscript/module';
 import { ATTENTION_OPS, decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './decompose-attention';
 import { foldModuleConstants } from './fold-module-constants';
@@ -18,7 +18,12 @@ export interface DecompositionResult {
   untaken: UntakenShapesReport;
 }
 
-export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
+/** Graph first, as propagateShapes(graph, module, inputs) takes it. */
+export async function decomposeModelGraph(graph: Graph, module: Module, inputs: readonly InputSpec[]): Promise<DecompositionResult>;
+/** The earlier order, module first: still accepted. */
+export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult>;
+export async function decomposeModelGraph(a: Graph | Module, b: Graph | Module, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
+  const [graph, module] = a instanceof Graph ? [a, b as Module] : [b as Graph, a as Module];
   const tree = module.tree();
   let shapes = await propagateShapes(graph, module, inputs);
   const { inlined, explicitBodies } = inlineAttentionModuleCalls(graph, tree, methodGraphs(module));

@@ -18,7 +18,8 @@ function preflight(env: Record<string, string>): { status: number | null; out: s
 
 describe('scripts/cuda-check.sh preflight (integration)', () => {
   it('a CPU torch: one line saying so, exit 2, before building anything', () => {
-    const info = JSON.parse(fs.readFileSync(path.join(root, '.torchgraph', 'libtorch.json'), 'utf8')) as { python?: { exe: string; pythonPath?: string } };
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const info = (require(path.join(root, 'scripts', 'libtorch.js')) as { recorded(): { python?: { exe: string; pythonPath?: string } } }).recorded();
     if (!info.python) return;
     const r = preflight({ TORCHGRAPH_PYTHON: info.python.exe, PYTHONPATH: info.python.pythonPath ?? '' });
     assert.equal(r.status, 2, r.out);

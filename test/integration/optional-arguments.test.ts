@@ -107,7 +107,7 @@ describe('optional arguments take their defaults (scripted nn.TransformerEncoder
 
   it('cli validate of the scripted file: too many inputs is exit 2 with one line naming the signature', () => {
     const specs = ['2x7x48', '7x7', '2x7:bool', '2x7', '1', '1', '1', '1', '1'];
-    const r = cli('validate', fx.variants.scripted!, ...specs.flatMap((s) => ['--input', s]));
+    const r = cli('validate', fx.variants.scripted!, ...specs.flatMap((s) => ['--input', s]), '--quiet');
     assert.equal(r.code, 2, r.err + r.out);
     assert.equal(r.err.trim().split('\n').length, 1, r.err);
     assert.match(r.err, /forward\(src, mask=None, .*center=True\) takes 8 inputs, 9 given/);

@@ -115,7 +115,7 @@ describe('cli: end to end on real models (integration)', function () {
 
   describe('validate: loading, inputs and reports', () => {
     it('--json: one object on stdout that matches the contract; exit 0', () => {
-      const r = cli(['validate', 'mha_demo', '--json']);
+      const r = cli(['validate', 'mha_demo', '--json', '--quiet']);
       assert.equal(r.code, 0, r.err);
       const o = JSON.parse(r.out);
       assert.deepEqual(validateReportJson(o), []);
@@ -128,7 +128,7 @@ describe('cli: end to end on real models (integration)', function () {
       assert.ok(o.runs.original.peakBytes > 0, 'measured by the addon');
       assert.deepEqual(o.inputs, [{ name: 'x', shape: [4, 196, 768], dtype: 'float32', source: 'example input of mha_demo' }]);
       assert.match(o.environment.torchVersion, /^\d+\.\d+/);
-      assert.equal(r.err, '', 'nothing on stderr when not a terminal and not --verbose');
+      assert.equal(r.err, '', 'nothing on stderr with --quiet');
     });
 
     it('the table, the HTML report, and exit 1 when a check fails', () => {
@@ -139,7 +139,11 @@ describe('cli: end to end on real models (integration)', function () {
       assert.match(r.out, /^Graph nodes +6 +\d+ +\d+/m);
       assert.match(r.out, /FAIL {2}fused-matches/);
       assert.match(r.out, /^Result: FAILED \(\d+ of \d+ checks passed\)$/m);
-      assert.equal(r.err, `torchgraph: report written to ${html}\n`);
+      // Not a terminal: one line per finished stage with its time, then the report's path.
+      assert.match(r.err, /^torchgraph: loading mha_demo \(\d+\.\d s\)\ntorchgraph: building the standard view \(\d+\.\d s\)$/m);
+      assert.match(r.err, /^torchgraph: running original, unfused and fused on cpu \(\d+\.\d s\)$/m);
+      assert.ok(r.err.endsWith(`torchgraph: report written to ${html}\n`), r.err);
+      assert.ok(!r.err.includes('\r') && !r.err.includes('\x1b'), 'no terminal control characters');
       const page = fs.readFileSync(html, 'utf8');
       assert.match(page, /<span class="verdict fail">FAILED<\/span>/);
       assert.match(page, /<g class="node node-op"/);
@@ -154,7 +158,7 @@ describe('cli: end to end on real models (integration)', function () {
     });
 
     it('an input the model rejects is one line on stderr', () => {
-      const r = cli(['validate', fx.variants.traced!, '--input', '2x5x7']);
+      const r = cli(['validate', fx.variants.traced!, '--input', '2x5x7', '--quiet']);
       assert.ok(r.code === 2 || r.code === 3, `exit ${r.code}`);
       oneLine(r.err);
     });
@@ -162,7 +166,7 @@ describe('cli: end to end on real models (integration)', function () {
     it('--device cuda without a GPU is exit 2 with one line', function () {
       const info = runtimeInfo();
       if (info.cudaAvailable) this.skip();
-      const r = cli(['validate', 'mha_demo', '--device', 'cuda']);
+      const r = cli(['validate', 'mha_demo', '--device', 'cuda', '--quiet']);
       assert.equal(r.code, 2, r.err);
       oneLine(r.err);
     });

@@ -56,7 +56,7 @@ describe('torchgraph validate (real pipeline)', function () {
 
   for (const spec of ['2x3', '4x196x768:int64']) {
     it(`inputs the model rejects (${spec}) are bad input: exit 2, one line with torch's reason`, () => {
-      const r = cli('validate', 'mha_demo', '--input', spec);
+      const r = cli('validate', 'mha_demo', '--input', spec, '--quiet');
       assert.equal(r.code, 2, r.err);
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
       assert.match(r.err, /the model rejects these inputs: RuntimeError: /);

@@ -812,3 +812,11 @@ describe('analysis: helpers', () => {
   });
 });
 
+describe('analyzeGraph on a graph without shapes', () => {
+  it('is ERR_INVALID_ARG saying to propagate shapes, not 0 FLOPs', () => {
+    const g = new Graph();
+    const x = g.addInput(TensorType, 'x');
+    g.registerOutput(g.createNode('aten::relu', [x], [TensorType]).outputs[0]);
+    assert.throws(() => analyzeGraph(g), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARG' && /no shapes; run propagateShapes/.test(e.message));
+  });
+});

@@ -46,13 +46,15 @@ export function oneLine(e: unknown): string {
 
 /** What goes to stderr for an error: one line, or the full message and stack with --verbose. */
 export function formatError(e: unknown, verbose: boolean, prefix = 'torchgraph'): string {
+  // A failed addon load is the user's environment: its fix is on the lines after the first.
+  if (!verbose && e instanceof TorchGraphError && e.code === 'ERR_ADDON') return `${prefix}: ${e.message.replace(/^torchgraph:\s*/, '')}\n`;
   if (!verbose) {
     const internal = exitCodeFor(e) === EXIT_INTERNAL && !(e instanceof CliError);
     return `${prefix}: ${internal && !(e instanceof TorchGraphError) && !isPlainMessage(e) ? 'internal error: ' : ''}${oneLine(e)}` +
       (internal ? ' (run with --verbose for details)' : '') + '\n';
   }
   const err = e as { stack?: string; code?: string; cause?: unknown };
-  let out = `${prefix}: ${e instanceof Error ? e.message : String(e)}\n`;
+  let out = `${prefix}: ${(e instanceof Error ? e.message : String(e)).replace(/^torchgraph:\s*/, '')}\n`;
   if (err?.code) out += `code: ${err.code}\n`;
   if (err?.stack) out += `${err.stack}\n`;
   if (err?.cause) out += `caused by: ${(err.cause as { stack?: string }).stack ?? String(err.cause)}\n`;

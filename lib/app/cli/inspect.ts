@@ -18,6 +18,7 @@ export interface InspectCliOptions {
   json?: boolean;
   dot?: boolean;
   verbose?: boolean;
+  quiet?: boolean;
   /** --input SPEC (shapes for the decomposed and fused views of file models). */
   input?: string[];
   seed?: number;
@@ -41,7 +42,7 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
   const ref = resolveModelArg(modelArg);
   const needsInputs = o.view === 'decomposed' || o.view === 'fused';
   const specs = parseSpecs(o.input ?? []);
-  const fx = ref.kind === 'builtin' ? await builtinFixture(ref.name, { verbose: o.verbose, stderr: io.stderr }) : undefined;
+  const fx = ref.kind === 'builtin' ? await builtinFixture(ref.name, { verbose: o.verbose, stderr: (s) => { if (!o.quiet) io.stderr(s); } }) : undefined;
   const file = fx ? builtinFile(fx) : (ref as { path: string }).path;
   // Shapes decide how attention decomposes (masks, ranks): the decomposed views need inputs.
   if (needsInputs && !specs.length && !fx) throw new CliError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input`);

@@ -3,6 +3,8 @@
 // or bad input (one line on stderr), 3 could not run (environment or internal error).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { dispatchBench } from './bench';
+import { cacheCommand, setupCommand } from './cache-command';
+import { exportCommand, type ExportCliOptions } from './export-command';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors';
 import { inspectCommand, VIEWS, type InspectCliOptions } from './inspect';
 import { processIO, type CliIO } from './io';
@@ -59,8 +61,41 @@ const SPEC_HELP = `
 Input SPEC: a shape with an optional dtype, filled from the seeded generator (normal floats,
 integers 0..9, random bools): 1x3x224x224, 2x7x64:float64, 3x9:bool, 4x16:int64
 (dtypes: float32 (default), float64, int64, int32, uint8, bool); or a path to a .npy file.
-Repeat --input for each forward() argument, in order; arguments after the last one given
-take their defaults (mask=None, ...). Input i is filled from seed + i.`;
+Repeat --input for each forward() argument, in order, or by name (--input src=2x7x48
+--input mask=7x7); arguments after the last one given take their defaults (mask=None, ...).
+Input i is filled from seed + i.`;
+
+/** setup and cache: finishing an install and the shared cache. */
+function addInstallCommands(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  program
+    .command('setup')
+    .description('finish installing: the pinned torch into the shared cache (once per machine), the addon (prebuilt, or built from source), a load check')
+    .option('-q, --quiet', 'print only errors')
+    .addHelpText('after', `
+What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
+pnpm, npm's allowScripts). TORCHGRAPH_BUILD_FROM_SOURCE=1 builds the addon even when a prebuild
+matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
+$XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
+${EXIT_CODES}`)
+    .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
+
+  program
+    .command('export')
+    .description('export your PyTorch module to TorchScript with the resolved Python torch (eval mode, no_grad)')
+    .argument('<FILE.py:FACTORY>', 'a Python file and a function in it returning the nn.Module')
+    .option('-i, --input <spec>', 'a forward() input shape[:dtype] to trace with (repeat for each)', collect)
+    .option('--script', 'torch.jit.script instead of tracing (keeps control flow and optional arguments)')
+    .option('-o, --out <file.pt>', 'where to write (default: FILE.pt here)')
+    .option('-q, --quiet', 'print only errors')
+    .action(async (target: string, o: ExportCliOptions) => { setExit(await exportCommand(target, o, io)); });
+
+  program
+    .command('cache')
+    .description('list the shared cache (torch installs, exported models) with sizes, or clean it')
+    .option('--clean [what]', 'remove models, torch or all (the default); entries in use are kept')
+    .option('--json', 'print the listing as JSON')
+    .action(async (o: { clean?: string | boolean; json?: boolean }) => { setExit(await cacheCommand(o, io)); });
+}
 
 /** Build the program. Exposed for tests; `main` is what the bin runs. */
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
@@ -90,6 +125,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--json', 'print the report as one JSON object on stdout (the contract in lib/report/types.ts)')
     .option('--report <file.html>', 'also write the self-contained HTML report')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
+    .option('-q, --quiet', 'no progress or notes on stderr, only errors')
     .addHelpText('after', `${SPEC_HELP}
 Built-in models use their own example input when no --input is given (exported on first use,
 then cached); a model file needs --input.
@@ -111,6 +147,7 @@ Examples:
     .option('--input <spec>', 'input shape[:dtype] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--seed <n>', 'seed for random inputs', parseSeed, 0)
     .option('-v, --verbose', 'full errors with stack traces')
+    .option('-q, --quiet', 'no notes on stderr, only errors')
     .addHelpText('after', `
 Views: standard (torch.nn leaf modules kept as call_module nodes), inlined (everything down to
 aten/prim ops), decomposed (attention as explicit ops), fused (after fusion lowering).
@@ -129,15 +166,22 @@ ${EXIT_CODES}`)
     .option('--json', 'print one JSON object instead of a table')
     .option('--anchors', 'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
     .option('-v, --verbose', 'progress; full errors with stack traces')
+    .option('-q, --quiet', 'no progress on stderr, only errors')
     .addHelpText('after', EXIT_CODES)
-    .action(async (models: string[], o: { input?: string[]; seed: number; device: string; warmup?: number; repeat?: number; json?: boolean; anchors?: boolean; verbose?: boolean }) => {
+    .action(async (models: string[], o: BenchCliOptions) => {
       setExit(await dispatchBench({
         models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat, anchors: Boolean(o.anchors),
-        json: Boolean(o.json), verbose: Boolean(o.verbose), stdout: io.stdout, stderr: io.stderr,
+        json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });
 
+  addInstallCommands(program, io, setExit);
   return program;
+}
+
+interface BenchCliOptions {
+  input?: string[]; seed: number; device: string; warmup?: number; repeat?: number;
+  json?: boolean; anchors?: boolean; verbose?: boolean; quiet?: boolean;
 }
 
 /** Run the CLI on `argv` (without node and script) and return the exit code. */

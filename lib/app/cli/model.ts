@@ -1,4 +1,5 @@
 // MODEL arguments (a built-in name or a TorchScript file) and the inputs a run uses.
+import { loadModel } from '../../program/load-model';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODEL_NAMES, type ModelFixture, type ModelName, type VariantName } from '../models';
@@ -41,6 +42,7 @@ export async function builtinFixture(name: ModelName, opts: { verbose?: boolean;
   let announced = false;
   try {
     return await ensureModel(name, {
+      runVariantOnly: true,
       log: (line) => {
         if (!announced) {
           opts.stderr(`torchgraph: exporting built-in model ${name} with Python torch (first use; cached afterwards)...\n`);
@@ -102,4 +104,34 @@ export function exampleInputs(fx: ModelFixture): PreparedInputs {
   const prepared = makeInputs(specs, 0, fx.inputs.map((t) => t.name));
   prepared.info.forEach((i) => { i.source = `example input of ${fx.name}`; });
   return prepared;
+}
+
+/** `--input name=SPEC`: the name, when the text starts with an argument name and '='. */
+const NAMED_SPEC = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/s;
+
+export interface NamedSpecs { specs: InputSpec[]; names: string[] | null }
+
+/** Parse every --input; named ones (all or none) are put in the order of forward's arguments,
+ * read from the model file's schema. Arguments after the last one given take their defaults; one
+ * left out before a given one cannot be (the runs take inputs in order). */
+export async function orderedSpecs(texts: readonly string[], file: string | null): Promise<NamedSpecs> {
+  const split = texts.map((t) => NAMED_SPEC.exec(t.trim()));
+  if (split.every((m) => !m)) return { specs: parseSpecs(texts), names: null };
+  if (split.some((m) => !m)) throw new UsageError('--input: give every input by name (name=SPEC) or none');
+  const given = split.map((m) => ({ name: m![1], text: m![0], spec: parseInputSpec(m![2]) }));
+  if (!file) return { specs: given.map((g) => g.spec), names: given.map((g) => g.name) };
+  const m = await loadModel(file);
+  const sig = m.inputs();
+  m.dispose();
+  const names = sig.map((a) => a.name);
+  const pos = given.map((g) => {
+    const i = names.indexOf(g.name);
+    if (i < 0) throw new UsageError(`--input ${g.text}: forward has no argument '${g.name}' (${names.join(', ')})`);
+    return i;
+  });
+  const last = Math.max(...pos);
+  const gap = names.slice(0, last + 1).find((n, i) => !pos.includes(i));
+  if (gap) throw new UsageError(`--input: '${gap}' comes before '${names[last]}' in forward(${names.join(', ')}) and is not given: give it too (inputs after the last one given take their defaults)`);
+  const order = [...given.keys()].sort((a, b) => pos[a] - pos[b]);
+  return { specs: order.map((i) => given[i].spec), names: order.map((i) => given[i].name) };
 }

@@ -7,7 +7,7 @@ import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
 import { packageVersion } from '../../torchscript/package-root';
-import { builtinFile, builtinFixture, exampleInputs, makeInputs, parseSpecs, resolveModelArg, type PreparedInputs } from './model';
+import { builtinFile, builtinFixture, exampleInputs, makeInputs, orderedSpecs, resolveModelArg, type PreparedInputs } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
 import { isProgramPath, programInputs } from '../../program';
 import { DEFAULT_TOLERANCE, runValidation } from '../../pipeline/stages';
@@ -20,6 +20,7 @@ export interface ValidateCliOptions {
   report?: string;
   tolerance?: number;
   verbose?: boolean;
+  quiet?: boolean;
 }
 
 export async function validateCommand(modelArg: string, o: ValidateCliOptions, io: CliIO): Promise<number> {
@@ -34,21 +35,24 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   if (ref.kind === 'file' && inputTexts.length === 0) {
     throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)`);
   }
-  const specs = parseSpecs(inputTexts);
+  // Named inputs of a file are ordered by its schema (a built-in model's by its example inputs, below).
+  const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   if (o.report !== undefined) checkReportTarget(o.report, `--report ${JSON.stringify(o.report)}`);
   const pipeline = createPipeline();
 
-  const progress = new Progress(io, verbose);
+  const quiet = Boolean(o.quiet) && !verbose;
+  const progress = new Progress(io, verbose, quiet);
   let file: string;
   let inputs: PreparedInputs;
   if (ref.kind === 'builtin') {
     progress.step(`preparing built-in model ${ref.name}`);
-    const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); io.stderr(s); } });
+    const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); if (!quiet) io.stderr(s); } });
     file = builtinFile(fx);
-    inputs = specs.length ? makeInputs(specs, o.seed, fx.inputs.map((t) => t.name)) : exampleInputs(fx);
+    const ordered = names ? await orderedSpecs(inputTexts, file) : { specs, names };
+    inputs = specs.length ? makeInputs(ordered.specs, o.seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx);
   } else {
     file = ref.path;
-    inputs = makeInputs(specs, o.seed, program?.names);
+    inputs = makeInputs(specs, o.seed, names ?? program?.names ?? []);
   }
 
   const env: Partial<Environment> = {
@@ -68,6 +72,9 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
       model: ref.display, file, device: o.device, seed: o.seed, tolerance: o.tolerance ?? DEFAULT_TOLERANCE,
       inputs: inputs.tensors, inputInfo: inputs.info, environment: env, log: (l) => progress.step(l),
     });
+  } catch (e) {
+    progress.abandon();
+    throw e;
   } finally {
     progress.done();
     for (const t of inputs.tensors) t.dispose();
@@ -77,7 +84,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   else io.stdout(renderTerminal(report, { color: io.color }));
   if (o.report !== undefined) {
     await writeHtmlReport(o.report, report);
-    io.stderr(`torchgraph: report written to ${o.report}\n`);
+    if (!quiet) io.stderr(`torchgraph: report written to ${o.report}\n`);
   }
   return report.passed ? EXIT_OK : EXIT_CHECK_FAILED;
 }
