@@ -134,7 +134,8 @@ export class Module {
   /** Run any method, optionally measuring peak memory; inputs in order or by name. */
   async run(method: string, inputs: Value[] | NamedInputs, options: { measureMemory?: boolean } = {}): Promise<RunResult> {
     if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): method must be a non-empty string');
-    if (inputs === null || typeof inputs !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array, or an object of inputs by name');
+    const plainObject = inputs !== null && typeof inputs === 'object' && Object.getPrototypeOf(inputs) === Object.prototype;
+    if (!Array.isArray(inputs) && !plainObject) throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array, or an object of inputs by name');
     if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs, options): options must be an object');
     const nativeInputs = Array.isArray(inputs)
       ? this._resolveInputs(inputs.map(toNativeValue), method)
