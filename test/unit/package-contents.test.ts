@@ -23,7 +23,7 @@ describe('package contents (npm pack --dry-run)', () => {
 
   it('holds the runtime: compiled library, CLI, types, resolver, setup, exporter', () => {
     for (const f of ['package.json', 'README.md', 'ARCHITECTURE.md', 'dist/lib/index.js', 'dist/lib/index.d.ts',
-      'dist/lib/app/cli/main.js', 'scripts/libtorch.js', 'scripts/setup.js', 'scripts/export_models.py', 'scripts/vit.py', 'scripts/export_model.py']) {
+      'dist/lib/app/cli/main.js', 'scripts/libtorch.js', 'scripts/setup.js', 'scripts/export_models.py', 'scripts/vit.py', 'scripts/export_model.py', 'scripts/builtin-models.json', 'scripts/anchors.py']) {
       assert.ok(files.includes(f), `${f} is not in the package`);
     }
   });
