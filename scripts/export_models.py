@@ -34,7 +34,7 @@ import time
 import traceback
 import warnings
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -912,33 +912,46 @@ if sorted(BUILTIN_NAMES) != sorted(MODELS):
     raise SystemExit(f"scripts/builtin-models.json lists {sorted(BUILTIN_NAMES)}, the exporter builds {sorted(MODELS)}")
 
 
+def export_each(names: List[str], out: str, force: bool, what: str,
+                export_one: Callable[[str, float], Dict[str, Any]], done: Callable[[Dict[str, Any]], str]) -> int:
+    """Export each name into out/<name> (kept when its manifest exists, unless force); a failure
+    is logged with its trace and makes the status 1, the others still run."""
+    status = 0
+    for name in names:
+        final = os.path.join(out, name)
+        if os.path.exists(os.path.join(final, "manifest.json")) and not force:
+            log(f"{name}: already exported in {final}")
+            continue
+        if force and os.path.exists(final):
+            shutil.rmtree(final)
+        t0 = time.perf_counter()
+        log(f"{name}: exporting {what}to {final}")
+        try:
+            m = export_one(name, t0)
+        except Exception:  # noqa: BLE001
+            log(f"{name}: FAILED\n{traceback.format_exc()}")
+            status = 1
+            continue
+        log(f"{name}: {done(m)}")
+    return status
+
+
 def export_named(args: argparse.Namespace) -> int:
     unknown = [n for n in args.names if n not in MODELS]
     if unknown:
         log(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(MODELS)}")
         return 2
-    status = 0
-    for name in args.names:
-        final = os.path.join(args.out, name)
-        if os.path.exists(os.path.join(final, "manifest.json")) and not args.force:
-            log(f"{name}: already exported in {final}")
-            continue
-        if args.force and os.path.exists(final):
-            shutil.rmtree(final)
-        t0 = time.perf_counter()
-        log(f"{name}: exporting to {final}")
-        try:
-            model, inputs, in_names, out_names, extra = MODELS[name](args)
-            m = export_fixture(args.out, name, model, inputs, in_names, out_names,
-                               {"kind": "model", **extra}, SEED, t0, args.run_variant_only)
-        except Exception:  # noqa: BLE001
-            log(f"{name}: FAILED\n{traceback.format_exc()}")
-            status = 1
-            continue
-        if m["errors"]:
-            log(f"{name}: exported with errors: {', '.join(m['errors'])}")
-        log(f"{name}: done in {m['exportSeconds']:.1f}s")
-    return status
+
+    def one(name: str, t0: float) -> Dict[str, Any]:
+        model, inputs, in_names, out_names, extra = MODELS[name](args)
+        return export_fixture(args.out, name, model, inputs, in_names, out_names,
+                              {"kind": "model", **extra}, SEED, t0, args.run_variant_only)
+
+    def done(m: Dict[str, Any]) -> str:
+        errors = f" (with errors: {', '.join(m['errors'])})" if m["errors"] else ""
+        return f"done in {m['exportSeconds']:.1f}s{errors}"
+
+    return export_each(args.names, args.out, args.force, "", one, done)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,25 +175,13 @@ def main(argv=None) -> int:
         log(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(em.MODELS)}")
         return 2
     os.makedirs(args.out, exist_ok=True)
-    status = 0
-    for name in args.names:
-        final = os.path.join(args.out, name)
-        if os.path.exists(os.path.join(final, "manifest.json")) and not args.force:
-            log(f"{name}: already exported in {final}")
-            continue
-        if args.force and os.path.exists(final):
-            shutil.rmtree(final)
-        t0 = time.perf_counter()
-        log(f"{name}: exporting a program to {final}")
-        try:
-            model, inputs, in_names, out_names, extra = (PROGRAMS.get(name) or em.MODELS[name])(args)
-            m = export_program(args.out, name, model, inputs, in_names, out_names, extra, t0)
-        except Exception:  # noqa: BLE001
-            log(f"{name}: FAILED\n{traceback.format_exc()}")
-            status = 1
-            continue
-        log(f"{name}: done in {m['exportSeconds']:.1f}s (loaded vs eager {m['maxAbsDiff']['program']:.3g})")
-    return status
+
+    def one(name: str, t0: float):
+        model, inputs, in_names, out_names, extra = (PROGRAMS.get(name) or em.MODELS[name])(args)
+        return export_program(args.out, name, model, inputs, in_names, out_names, extra, t0)
+
+    return em.export_each(args.names, args.out, args.force, "a program ", one,
+                          lambda m: f"done in {m['exportSeconds']:.1f}s (loaded vs eager {m['maxAbsDiff']['program']:.3g})")
 
 
 if __name__ == "__main__":

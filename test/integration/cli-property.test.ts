@@ -3,20 +3,12 @@
 // (inspect and bench get as far as loading a file that is not a model).
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
+import { textish } from '../support/user-strings';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { main } from '../../lib/app/cli/main';
 import type { CliIO } from '../../lib/app/cli/io';
-
-/** Strings that look like what users type (digits, x, colons, dtypes, paths) and anything else. */
-const textish = fc.oneof(
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.stringMatching(/^[0-9xX:., +\-eE]{0,24}$/),
-  fc.tuple(fc.array(fc.nat({ max: 99999 }), { maxLength: 6 }), fc.constantFrom('', ':float32', ':bool', ':int64', ':f16', ':', '::'))
-    .map(([dims, dt]) => dims.join('x') + dt),
-  fc.constantFrom('cuda', 'cuda:', 'cuda:0', 'cuda:-1', 'cpu ', 'meta', 'mps', '1e3', '0x10', '4294967295', '4294967296', 'Infinity', 'NaN', '-0', '.npy', '/dev/zero.npy'),
-);
 
 describe('the whole CLI on any string', () => {
   let dir: string;

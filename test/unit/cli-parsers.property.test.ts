@@ -4,18 +4,10 @@
 import { strict as assert } from 'assert';
 import { InvalidArgumentError } from 'commander';
 import fc from 'fast-check';
+import { textish } from '../support/user-strings';
 import { EXIT_USAGE, exitCodeFor } from '../../lib/app/cli/errors';
 import { InputSpecError, parseInputSpec } from '../../lib/app/cli/input-spec';
 import { MAX_SEED, parseDevice, parseSeed, parseTolerance } from '../../lib/app/cli/main';
-
-/** Strings that look like what users type (digits, x, colons, dtypes, paths) and anything else. */
-const textish = fc.oneof(
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.stringMatching(/^[0-9xX:., +\-eE]{0,24}$/),
-  fc.tuple(fc.array(fc.nat({ max: 99999 }), { maxLength: 6 }), fc.constantFrom('', ':float32', ':bool', ':int64', ':f16', ':', '::'))
-    .map(([dims, dt]) => dims.join('x') + dt),
-  fc.constantFrom('cuda', 'cuda:', 'cuda:0', 'cuda:-1', 'cpu ', 'meta', 'mps', '1e3', '0x10', '4294967295', '4294967296', 'Infinity', 'NaN', '-0', '.npy', '/dev/zero.npy'),
-);
 
 function taken<T>(f: () => T, refused: (e: unknown) => boolean): void {
   try {
