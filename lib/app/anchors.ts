@@ -8,6 +8,7 @@ import * as readline from 'readline';
 import { packageRoot } from '../torchscript/package-root';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import type { ExternalRunner } from '../pipeline/compare';
+import { torchInfo, type PythonInfo } from './models';
 
 export const ANCHOR_MODES = ['eager', 'inductor', 'inductor_freezing'] as const;
 export type AnchorMode = (typeof ANCHOR_MODES)[number];
@@ -21,13 +22,9 @@ export interface AnchorProcess {
   close(): void;
 }
 
-interface PythonInfo { exe: string; pythonPath: string | null }
-
 function resolvedPython(): PythonInfo {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { python: PythonInfo | null } | null };
-  const py = resolver.current()?.python;
-  if (!py) throw new Error('bench --anchors needs the Python torch that scripts/libtorch.js resolves (none recorded: run npm install)');
+  const py = torchInfo().python;
+  if (!py) throw new Error('bench --anchors needs a Python torch; this torchgraph resolved a libtorch without one (set TORCHGRAPH_PYTHON)');
   return py;
 }
 

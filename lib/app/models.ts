@@ -157,8 +157,9 @@ export function modelsDir(): string {
 
 const torchInfoCache = new Map<string, TorchInfo>();
 
-/** libtorch.js's resolution, once per process and environment (TORCHGRAPH_PYTHON costs a Python start). */
-function torchInfo(): TorchInfo {
+/** libtorch.js's resolution, once per process and environment (TORCHGRAPH_PYTHON costs a Python start);
+ * throws saying how to get a torch when there is none. */
+export function torchInfo(): TorchInfo {
   const envKey = `${process.env.TORCHGRAPH_LIBTORCH ?? ''}\0${process.env.TORCHGRAPH_PYTHON ?? ''}`;
   const cached = torchInfoCache.get(envKey);
   if (cached) return cached;

@@ -5,7 +5,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { contentKey, ensureExported, modelsDir, MODEL_NAMES, runExporter, toFixture, type EnsureOptions, type ModelFixture } from './models';
+import { contentKey, ensureExported, modelsDir, MODEL_NAMES, runExporter, toFixture, torchInfo, type EnsureOptions, type ModelFixture } from './models';
 import { packageRoot } from '../torchscript/package-root';
 
 export interface ProgramFixture extends ModelFixture {
@@ -26,10 +26,7 @@ export async function ensureProgram(name: string, opts: EnsureOptions = {}): Pro
   if (!(MODEL_NAMES as readonly string[]).includes(name) && !PROGRAM_ONLY.includes(name)) {
     throw new Error(`torchgraph: unknown fixture model '${name}' (known: ${[...MODEL_NAMES, ...PROGRAM_ONLY].join(', ')})`);
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { version: string; python: { exe: string; pythonPath: string | null } | null } | null };
-  const info = resolver.current();
-  if (!info) throw new Error('torchgraph: no torch found; program export needs a Python torch (run `npm install`)');
+  const info = torchInfo();
   const key = programKey(info.version, name);
   const manifest = path.join(modelsDir(), key, name, 'manifest.json');
   const cacheHit = await ensureExported(key, manifest, `program ${name}`, opts,
@@ -40,10 +37,7 @@ export async function ensureProgram(name: string, opts: EnsureOptions = {}): Pro
 
 /** .pt2 files this reader must refuse, all written by PyTorch (scripts/export_programs.py --bad). */
 export async function ensureBadPrograms(opts: EnsureOptions = {}): Promise<{ dir: string; cond: string; newer: string; checkpoint: string; plain: string }> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { version: string; python: { exe: string; pythonPath: string | null } | null } | null };
-  const info = resolver.current();
-  if (!info) throw new Error('torchgraph: no torch found; program export needs a Python torch (run `npm install`)');
+  const info = torchInfo();
   const key = programKey(info.version, 'bad');
   const dir = path.join(modelsDir(), key, 'bad');
   await ensureExported(key, path.join(dir, 'manifest.json'), 'bad programs', opts,

@@ -36,3 +36,8 @@ export function constNumber(v: Value | undefined): number | undefined {
   return typeof c === 'number' ? c : typeof c === 'boolean' ? Number(c) : undefined;
 }
 
+/** None by type, as a constant, or as the shape run saw it (an Optional value that was None at run time). */
+export function isNoneValue(v: Value | undefined): boolean {
+  if (!v) return true;
+  return v.type.kind === 'None' || (v.node?.isConstant === true && constantOf(v) === null) || valueInfo(v)?.kind === 'None';
+}

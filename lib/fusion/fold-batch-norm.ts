@@ -6,8 +6,8 @@
 // weights (concat-weights.ts); the fused graph then skips one pass over every activation.
 import type { Graph, Node, Value } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
-import { constOf } from '../core/constants';
-import { tensorInfo, valueInfo } from '../core/value-info';
+import { constOf, isNoneValue } from '../core/constants';
+import { tensorInfo } from '../core/value-info';
 import { CONV_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { computeOnModule, moduleCone } from './weights-on-module';
@@ -16,10 +16,6 @@ import type { LoweringOutcome } from './lower-fused';
 export interface FoldRequest { id: string; conv: Node; bn: Node }
 
 export interface FoldedWeights { weight: NativeTensor; bias: NativeTensor; bytes: number }
-
-/** None by type, as a constant, or as the shape run saw it (a scripted module's Optional attribute). */
-const isNoneValue = (v: Value | undefined) => !v || v.type.kind === 'None' || (v.node?.isConstant === true && constOf(v) === null)
-  || valueInfo(v)?.kind === 'None';
 
 const FOLDED_BN_ARGS = ['weight', 'bias', 'running_mean', 'running_var', 'eps'];
 

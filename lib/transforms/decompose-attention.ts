@@ -15,7 +15,7 @@ import { inlineCall } from './inline-modules';
 import { modulePaths, moduleCallOf } from './module-calls';
 import { shortClassName } from '../core/ir/types';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
-import { constantOf } from '../core/constants';
+import { constantOf, isNoneValue } from '../core/constants';
 
 export type AttentionForm = 'module' | 'native_mha' | 'encoder_layer' | 'sdpa';
 
@@ -77,11 +77,6 @@ function constFloat(v: Value, what: string): number {
   return c;
 }
 
-/** None by type, as a constant, or as the shape run saw it (an Optional[Tensor] computed at run time). */
-function isNone(v: Value): boolean {
-  return v.type.kind === 'None' || (v.node?.isConstant === true && constantOf(v) === null) || valueInfo(v)?.kind === 'None';
-}
-
 /** Ops whose output has the shape and dtype of their first tensor input. */
 const SAME_SHAPE_OPS = new Set(['aten::layer_norm', 'aten::dropout', 'aten::relu', 'aten::gelu', 'aten::contiguous', 'aten::clone', 'prim::unchecked_cast']);
 const SAME_SHAPE_MODULES = new Set(['LayerNorm', 'Dropout', 'Identity', 'ReLU', 'GELU']);
@@ -104,7 +99,7 @@ function knownTensor(v: Value, depth = 0): ReturnType<typeof tensorInfo> {
 
 /** A mask argument: absent, or a tensor whose dtype shape propagation knows. */
 function maskOf(v: Value | undefined, what: string): MaskInput | undefined {
-  if (!v || isNone(v)) return undefined;
+  if (!v || isNoneValue(v)) return undefined;
   const info = knownTensor(v);
   if (!info) throw new Skip(`${what} dtype is unknown (run shape propagation before decomposing)`);
   const dtype = info.dtype === 'bool' ? 'bool' : info.dtype.startsWith('float') || info.dtype === 'bfloat16' ? 'float' : undefined;
@@ -180,7 +175,7 @@ function decomposeScriptedMhaCall(g: Graph, call: Node, path: string, m: ModuleT
   const attnMask = maskOf(attnMaskArg, 'attn_mask');
   const keyPaddingMask = maskOf(kpmArg, 'key_padding_mask');
   // Without attn_mask, PyTorch raises when is_causal is set; a run-time flag can only be false then.
-  const isCausal = isNone(causalArg) ? false : boolArg(causalArg, 'is_causal');
+  const isCausal = isNoneValue(causalArg) ? false : boolArg(causalArg, 'is_causal');
   if (isCausal === true && !attnMask) throw new Skip('is_causal without attn_mask (PyTorch raises here)');
   const rank = rankOf(query, 'query');
 
@@ -234,8 +229,8 @@ interface FusedKernelArgs {
 function fusedKernelMath(o: FusedKernelArgs): MhaMath {
   return {
     embedDim: o.E, numHeads: o.H, batchFirst: true, batched: o.rank === 3,
-    inProj: { packed: true, weight: o.qkvW, bias: isNone(o.qkvB) ? null : o.qkvB },
-    outWeight: o.projW, outBias: isNone(o.projB) ? null : o.projB,
+    inProj: { packed: true, weight: o.qkvW, bias: isNoneValue(o.qkvB) ? null : o.qkvB },
+    outWeight: o.projW, outBias: isNoneValue(o.projB) ? null : o.projB,
     addZeroAttn: false, dropout: 0, training: false,
     attnMask: o.mask && o.maskType !== 1 ? o.mask : undefined,
     keyPaddingMask: o.mask && o.maskType === 1 ? o.mask : undefined,
@@ -319,9 +314,9 @@ function decomposeSdpa(g: Graph, n: Node): AttentionRecord {
   const [q, k, v] = [arg('query'), arg('key'), arg('value')];
   const dropout = constFloat(arg('dropout_p'), 'dropout_p');
   const scaleArg = n.arg('scale');
-  const scale = scaleArg && !isNone(scaleArg) ? constFloat(scaleArg, 'scale') : null;
+  const scale = scaleArg && !isNoneValue(scaleArg) ? constFloat(scaleArg, 'scale') : null;
   const gqaArg = n.arg('enable_gqa');
-  const gqa = gqaArg !== undefined && !isNone(gqaArg) && constBool(gqaArg, 'enable_gqa');
+  const gqa = gqaArg !== undefined && !isNoneValue(gqaArg) && constBool(gqaArg, 'enable_gqa');
   const mask = maskOf(arg('attn_mask'), 'attn_mask');
   const isCausal = boolArg(arg('is_causal'), 'is_causal');
   const qi = tensorInfo(q);
