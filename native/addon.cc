@@ -238,6 +238,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }));
   // Whether the libtorch loaded carries CUDA (libc10_cuda registers its device guard on load),
   // decided at run time: the addon is compiled the same way for CPU and CUDA libtorch.
+  // oneDNN (the prepacked pointwise convolutions of the fused graph) is compiled into x86 CPU builds.
+  exports.Set("hasMkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
   exports.Set("libtorchHasCuda", Napi::Boolean::New(env, c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA)));
   return exports;
 }

@@ -591,12 +591,18 @@ Napi::Value DescribeValue(Napi::Env env, const c10::IValue& v) {
     auto shape = Napi::Array::New(env, t.dim());
     for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
     o.Set("shape", shape);
-    auto strides = Napi::Array::New(env, t.dim());
-    for (int64_t i = 0; i < t.dim(); ++i) strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
-    o.Set("strides", strides);
     o.Set("dtype", DTypeName(t.scalar_type()));
     o.Set("bytes", Napi::Number::New(env, static_cast<double>(t.numel() * t.element_size())));
-    o.Set("storageBytes", Napi::Number::New(env, static_cast<double>(t.storage().nbytes())));
+    if (t.is_mkldnn()) {
+      // oneDNN's opaque layout (prepacked weights) has neither strides nor a storage.
+      o.Set("layout", "mkldnn");
+      o.Set("storageBytes", Napi::Number::New(env, static_cast<double>(t.nbytes())));
+    } else {
+      auto strides = Napi::Array::New(env, t.dim());
+      for (int64_t i = 0; i < t.dim(); ++i) strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
+      o.Set("strides", strides);
+      o.Set("storageBytes", Napi::Number::New(env, static_cast<double>(t.storage().nbytes())));
+    }
   } else if (v.isInt()) { o.Set("kind", "Int"); o.Set("value", Napi::Number::New(env, static_cast<double>(v.toInt()))); }
   else if (v.isDouble()) { o.Set("kind", "Float"); o.Set("value", v.toDouble()); }
   else if (v.isBool()) { o.Set("kind", "Bool"); o.Set("value", v.toBool()); }
@@ -615,9 +621,28 @@ c10::IValue MetaLike(const c10::IValue& v) {
   if (v.isTensor()) {
     const auto& t = v.toTensor();
     if (!t.defined() || t.is_meta()) return v;
+    // An opaque oneDNN tensor (a prepacked weight) has no strides: its meta twin is dense.
+    if (t.is_mkldnn()) return at::empty(t.sizes(), at::TensorOptions().dtype(t.scalar_type()).device(at::kMeta));
     return at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
   }
   return v;
+}
+
+bool IsOpaqueTensor(const c10::IValue& v) { return v.isTensor() && v.toTensor().defined() && v.toTensor().is_mkldnn(); }
+
+// Prepacked (oneDNN) weight constants read as meta in a shape run: a real opaque weight would
+// send the op to its oneDNN kernel, which cannot take meta activations.
+void MetaizeOpaqueConstants(jit::Block* block) {
+  for (auto* n : block->nodes()) {
+    for (auto* b : n->blocks()) MetaizeOpaqueConstants(b);
+    if (n->kind() != c10::prim::Constant || n->outputs().size() != 1) continue;
+    auto iv = jit::toIValue(n->output());
+    if (!iv || !IsOpaqueTensor(*iv)) continue;
+    jit::WithInsertPoint guard(n);
+    Value* c = block->owningGraph()->insertConstant(MetaLike(*iv));
+    c->setType(c10::TensorType::get());
+    n->output()->replaceAllUsesWith(c);
+  }
 }
 
 // A real tensor standing in for a meta one, for an op that has no meta kernel. Its values
@@ -766,6 +791,7 @@ Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::O
       }
     }
   }
+  if (nodeByNode || metaParameters) MetaizeOpaqueConstants(g->block());
   auto result = std::make_shared<InferResult>();
   jit::Module mod = module;
   return PromiseWorker::Run(

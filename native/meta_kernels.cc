@@ -56,7 +56,35 @@ at::Tensor ConvolutionMeta(const at::Tensor& input, const at::Tensor& weight, co
   return at::empty(out, input.options().memory_format(fmt));
 }
 
+// oneDNN's pointwise convolutions (mkldnn::_convolution_pointwise, plain and with a binary
+// post-op), which PyTorch's inductor emits: they write channels last, whatever the input layout.
+at::Tensor PointwiseConvolutionMeta(const at::Tensor& x, const at::Tensor& w, c10::IntArrayRef padding,
+                                    c10::IntArrayRef stride, c10::IntArrayRef dilation) {
+  at::Tensor y = ConvolutionMeta(x, w, std::nullopt, stride, padding, dilation, false, {0}, 1);
+  auto fmt = x.dim() == 4 ? at::MemoryFormat::ChannelsLast : x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::Contiguous;
+  return at::empty(y.sizes(), x.options().memory_format(fmt));
+}
+
+at::Tensor ConvolutionPointwiseMeta(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>&,
+                                    c10::IntArrayRef padding, c10::IntArrayRef stride, c10::IntArrayRef dilation, int64_t,
+                                    c10::string_view, c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>) {
+  return PointwiseConvolutionMeta(x, w, padding, stride, dilation);
+}
+
+at::Tensor ConvolutionPointwiseBinaryMeta(const at::Tensor& x, const at::Tensor&, const at::Tensor& w,
+                                          const std::optional<at::Tensor>&, c10::IntArrayRef padding, c10::IntArrayRef stride,
+                                          c10::IntArrayRef dilation, int64_t, c10::string_view, std::optional<at::Scalar>,
+                                          std::optional<c10::string_view>, c10::List<std::optional<at::Scalar>>,
+                                          std::optional<c10::string_view>) {
+  return PointwiseConvolutionMeta(x, w, padding, stride, dilation);
+}
+
 }  // namespace
+
+TORCH_LIBRARY_IMPL(mkldnn, Meta, m) {
+  m.impl("_convolution_pointwise", TORCH_FN(ConvolutionPointwiseMeta));
+  m.impl("_convolution_pointwise.binary", TORCH_FN(ConvolutionPointwiseBinaryMeta));
+}
 
 TORCH_LIBRARY_IMPL(aten, Meta, m) {
   m.impl("native_batch_norm", TORCH_FN(NativeBatchNormMeta));

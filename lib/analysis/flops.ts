@@ -161,11 +161,15 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
 }
 
 function convFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
-  const o = out(), x = shp(0), w = shp(1);
+  // By argument name: oneDNN's pointwise ops call them X, W, B, and .binary puts `other` second.
+  const at = (...names: string[]) => names.map((a) => n.argPosition(a)).find((i) => i >= 0) ?? -1;
+  const [xi, wi, bi] = [at('input', 'self', 'X'), at('weight', 'W'), at('bias', 'B')];
+  const o = out(), x = xi >= 0 ? shp(xi) : undefined, w = wi >= 0 ? shp(wi) : undefined;
   if (!o || !x || !w) return MISSING;
-  const transposed = /conv_transpose/.test(kind) || ((kind === 'aten::_convolution' || kind === 'aten::convolution') && constOf(n.inputs[6]) === true);
+  const t = n.arg('transposed');
+  const transposed = /conv_transpose/.test(kind) || (!!t && constOf(t) === true);
   const perOut = numel(w.slice(1));
-  const bias = isTensorArg(2) ? numel(o) : 0;
+  const bias = bi >= 0 && isTensorArg(bi) ? numel(o) : 0;
   return (transposed ? 2 * numel(x) * perOut : 2 * numel(o) * perOut) + bias;
 }
 

@@ -350,6 +350,7 @@ const notOne = (v: number | boolean | string | null | number[] | undefined) =>
  * Returns the bytes live during the op beyond the output (and the op's inputs).
  */
 function cpuConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
+  if (n.kind === 'mkldnn::_convolution_pointwise') return pointwiseConvWorkspace(f, n, cpu);
   // Arguments by schema name (input and weight lead every convolution schema; the first is
   // `self` in mkldnn_convolution's). A transposed convolution is not modelled.
   const transposed = n.arg('transposed');
@@ -400,6 +401,21 @@ function cpuConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
   const rtus = K === 1 && strided ? cpu.threads * pad(C) * outSpatial * 4 + 128 : 0;
   const out = numel(y.shape) * 4;
   return inCopy + Math.max(rtus + bReorder + inReorder + wReorder + outBlocked - out, outBlocked);
+}
+
+/**
+ * oneDNN's pointwise convolution on a prepacked weight (fusion/conv-pointwise.ts): it writes its
+ * channels-last output in place and first reorders an input that is not channels last; the
+ * non-depthwise kernels keep the same per-thread scratchpad as the channels-last path above.
+ */
+function pointwiseConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
+  const at = (name: string) => { const v = n.arg(name); const i = v ? f.vindex.get(v) : undefined; return i === undefined ? undefined : f.info[i]; };
+  const x = at('X'), w = at('W');
+  if (!x || !w || x.shape.length !== 4) return 0;
+  const inCopy = isChannelsLastContiguous(x.shape, x.strides) ? 0 : x.bytes;
+  const groups = Number(constOf(n.arg('groups')!) ?? 1);
+  const depthwise = groups > 1 && w.shape[1] === 1;
+  return inCopy + (depthwise ? 0 : 4120 * cpu.threads + 4096);
 }
 
 function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace'], cpu?: CpuKernels): number {

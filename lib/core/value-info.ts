@@ -5,7 +5,9 @@ import type { DType } from './ir/serialized';
 import type { Graph, Value } from './ir';
 
 export type ValueInfo =
-  | { kind: 'Tensor'; shape: number[]; strides: number[]; dtype: DType; bytes: number; storageBytes: number }
+  | { kind: 'Tensor'; shape: number[]; strides: number[]; dtype: DType; bytes: number; storageBytes: number;
+    /** oneDNN's opaque layout (a prepacked weight): `strides` are then the dense ones of its shape. */
+    layout?: 'mkldnn' }
   | { kind: 'Int'; value: number }
   | { kind: 'Float'; value: number }
   | { kind: 'Bool'; value: boolean }

@@ -32,6 +32,8 @@ export interface LoweringReport {
   linearActivations: LoweringOutcome[];
   /** conv_bn_act groups: the batch norm folded into the convolution's weights (fusion/fold-batch-norm.ts). */
   foldedBatchNorms?: LoweringOutcome[];
+  /** conv_bn_act groups on oneDNN's pointwise kernels over prepacked weights (fusion/conv-pointwise.ts). */
+  convolutions?: LoweringOutcome[];
   /** Group kinds with no fused kernel here, and why they stay as they are. */
   notLowered: { kind: string; groups: number; reason: string }[];
   /** Bytes of concatenated projection weights and folded convolution weights the fused graph holds (extra weight memory). */

@@ -159,10 +159,11 @@ export const RULES: readonly Rule[] = [
   },
   {
     type: 'chain', name: 'conv_bn_act', kind: 'conv_bn_act', anchor: 0,
-    description: 'convolution, then batch norm and/or activation',
+    description: 'convolution, then batch norm, the residual add and/or activation (oneDNN post-ops on the convolution\'s output)',
     steps: [
       { role: 'conv', ops: ['conv'] },
       { role: 'bn', ops: ['batchnorm'], min: 0 },
+      { role: 'residual', ops: ['add'], min: 0, in: 'any', where: ['residualAdd'] },
       { role: 'act', ops: ['act'], min: 0 },
     ],
   },

@@ -7,8 +7,11 @@ import type { Graph } from '../core/ir';
 import type { Module } from '../torchscript/module';
 import { decomposeModelGraph, type DecompositionResult } from '../transforms/decompose-model';
 import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from './fuse';
-import type { LoweringReport } from '../fusion/lower-fused';
+import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
+import type { TensorHandleLike } from '../core/ir/serialized';
 import { foldBatchNorms, planBatchNormFolds, type FoldedWeights } from '../fusion/fold-batch-norm';
+import { lowerConvPointwise, packConvWeights, planConvPointwise } from '../fusion/conv-pointwise';
+import { restoreLayouts } from '../fusion/channels-last';
 import { canonicalize } from '../transforms/canonicalize';
 import { concatenateWeights, planConcatenations } from '../fusion/concat-weights';
 import type { PackedWeights } from '../fusion/lower-fused';
@@ -31,6 +34,8 @@ export interface PreparedGraphs {
   fused: Graph;
   groups: FusionGroupLike[];
   lowering: LoweringReport;
+  /** The peak estimates the lowering was judged by (fuseDecomposed). */
+  estimates: PeakEstimates;
   timings: Record<string, number>;
 }
 
@@ -48,6 +53,12 @@ export interface FuseOptions {
   concatenateProjections?: boolean;
   /** Fold eval-mode batch norms into the convolutions before them (default: on). */
   foldBatchNorms?: boolean;
+  /**
+   * Run 2-D float32 convolutions, with their residual add and activation, as oneDNN's pointwise
+   * kernels on weights prepacked once, activations channels last (lib/fusion/conv-pointwise.ts).
+   * Default: on CPU where libtorch has oneDNN.
+   */
+  pointwiseConvolutions?: boolean;
 }
 
 const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
@@ -109,7 +120,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport; est
 /** One lowering: a copy of `decomposed`, canonicalised, partitioned, lowered (cores in `kept` stay explicit), shapes propagated. */
 async function lowerOnCopy(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions, kept: ReadonlyMap<string, string>):
 Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
-  const fused = decomposed.clone();
+  let fused = decomposed.clone();
   // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
   canonicalize(fused);
   const found = (options.partition ?? partitionForLowering)(fused);
@@ -131,8 +142,41 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
     for (const [id, f] of await foldBatchNorms(module._native, fused, folds.requests)) folded.set(id, f);
   }
   const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded);
+  if (options.pointwiseConvolutions ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn)) {
+    // Checked on a copy: a channels-last value written in place leaves the graph as it was.
+    const attempt = fused.clone();
+    const found = await lowerConvolutions(module, attempt, partitionForLowering(attempt));
+    if (found.length) lowering.convolutions = found;
+    if (found.some((c) => c.lowered)) fused = attempt;
+  }
+  lowering.heldWeightBytes = heldBytes(fused, decomposed);
   await propagateShapes(fused, module, inputs);
   return { fused, groups, lowering };
+}
+
+/** Pointwise-kernel lowering of the graph's conv_bn_act groups, in place; then the graph's layouts where values leave channels last. */
+async function lowerConvolutions(module: Module, g: Graph, groups: FusionGroupLike[]): Promise<LoweringOutcome[]> {
+  const plan = planConvPointwise(g, groups);
+  const weights = await packConvWeights(module._native, g, plan.requests);
+  const outcomes = [...plan.refused].map(([id, reason]): LoweringOutcome => ({ id, lowered: false, reason }));
+  const lowered = plan.requests.map((r) => lowerConvPointwise(g, r, weights.get(r.id)));
+  const starts = g.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output);
+  try {
+    restoreLayouts(g, starts);
+  } catch (e) {
+    const reason = `activations cannot stay channels last: ${(e as Error).message}`;
+    return [...outcomes, ...lowered.map((o) => ({ id: o.id, lowered: false, reason }))].map((o) => ({ ...o, lowered: false, reason: o.reason ?? reason }));
+  }
+  g.eliminateDeadCode();
+  g.verify();
+  return [...lowered, ...outcomes];
+}
+
+/** Bytes of the tensor constants `fused` holds that `decomposed` does not (concatenated, folded, prepacked weights). */
+function heldBytes(fused: Graph, decomposed: Graph): number {
+  const tensorsOf = (g: Graph) => g.allNodes().filter((n) => n.isConstant).map((n) => n.attr('value')).filter((t): t is TensorHandleLike => typeof t === 'object' && t !== null && 'shape' in t);
+  const own = new Set(tensorsOf(decomposed));
+  return [...new Set(tensorsOf(fused))].filter((t) => !own.has(t)).reduce((sum, t) => sum + ((t as { nbytes?: number }).nbytes ?? 0), 0);
 }
 
 export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], options: FuseOptions = {}): Promise<PreparedGraphs> {

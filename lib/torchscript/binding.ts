@@ -125,6 +125,8 @@ export interface Binding {
   createModule(spec: NativeModuleSpec, device?: string): NativeModule;
   torchVersion: string;
   libtorchHasCuda: boolean;
+  /** Whether this libtorch has oneDNN (mkldnn) kernels. */
+  hasMkldnn: boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   /** libtorch's intra-op threads (at::get_num_threads). */

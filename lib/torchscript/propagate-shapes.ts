@@ -106,7 +106,9 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
   const byId = new Map(g.allValues().map((v) => [v.id, v]));
   result.values.forEach((info, i) => {
     const v = byId.get(result.ids[i]);
-    if (v) setValueInfo(v, info as ValueInfo);
+    const t = info as ValueInfo;
+    if (v && t.kind === 'Tensor' && !t.strides) t.strides = t.shape.map((_, k) => t.shape.slice(k + 1).reduce((a, b) => a * b, 1));
+    if (v) setValueInfo(v, t);
   });
   return { mode: result.mode, fallbackReason, opsWithoutMeta: result.fallbacks, values: result.values.length, ms: performance.now() - t0 };
 }

@@ -1,7 +1,12 @@
 import { binding } from './binding';
 
-/** What this process runs on: the libtorch the addon was built against, and CUDA. */
-export function runtimeInfo(): { torchVersion: string; libtorchHasCuda: boolean; cudaAvailable: boolean; cudaDevices: number; threads: number } {
+export interface RuntimeInfo { torchVersion: string; libtorchHasCuda: boolean; hasMkldnn: boolean; cudaAvailable: boolean; cudaDevices: number; threads: number }
+
+/** What this process runs on: the libtorch the addon was built against, CUDA, and oneDNN. */
+export function runtimeInfo(): RuntimeInfo {
   const b = binding();
-  return { torchVersion: b.torchVersion, libtorchHasCuda: b.libtorchHasCuda, cudaAvailable: b.cudaAvailable(), cudaDevices: b.cudaDeviceCount(), threads: b.numThreads() };
+  return {
+    torchVersion: b.torchVersion, libtorchHasCuda: b.libtorchHasCuda, hasMkldnn: b.hasMkldnn === true,
+    cudaAvailable: b.cudaAvailable(), cudaDevices: b.cudaDeviceCount(), threads: b.numThreads(),
+  };
 }

@@ -57,12 +57,22 @@ export class Emitter {
   }
 
   int(v: number | bigint): Value { return this.constant(BigInt(v)); }
+  str(v: string): Value {
+    const c = this.graph.withInsertPoint(this.before, () => this.graph.insertConstant(v));
+    this.track(c.node!);
+    return c;
+  }
   none(): Value { return this.constant(null); }
 
   /** int[] from ints and int Values (dynamic sizes). */
   intList(items: (Value | number)[]): Value {
     const vals = items.map((x) => (typeof x === 'number' ? this.int(x) : x));
     return this.node('prim::ListConstruct', vals, [{ kind: 'List', elem: INT }]).output;
+  }
+
+  /** A list of `elem` (e.g. Optional[Number] for a Scalar?[] argument). */
+  list(items: Value[], elem: TypeData): Value {
+    return this.node('prim::ListConstruct', items, [{ kind: 'List', elem }]).output;
   }
 
   tensorList(items: Value[]): Value {
@@ -102,9 +112,7 @@ export class Emitter {
     return this.op('aten::layer_norm', x, this.intList([e]), w, b, eps, this.constant(true));
   }
   gelu(x: Value): Value {
-    const approx = this.graph.withInsertPoint(this.before, () => this.graph.insertConstant('none'));
-    this.track(approx.node!);
-    return this.op('aten::gelu', x, approx);
+    return this.op('aten::gelu', x, this.str('none'));
   }
   relu(x: Value): Value { return this.op('aten::relu', x); }
   getAttr(obj: Value, name: string, type: TypeData = TENSOR): Value {

@@ -31,8 +31,9 @@ const op = (k: string) => `aten::${k}`;
 const kinds = (...ks: string[]) => ks.map(op);
 
 export const MATMUL_KINDS = new Set(kinds('matmul', 'bmm', 'mm', 'baddbmm', 'addmm', 'addbmm', 'linear', '_linear'));
-export const CONV_KINDS = new Set(kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
-  'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d', 'mkldnn_convolution', 'cudnn_convolution', '_convolution_mode'));
+export const CONV_KINDS = new Set([...kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
+  'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d', 'mkldnn_convolution', 'cudnn_convolution', '_convolution_mode'),
+'mkldnn::_convolution_pointwise']);
 export const BATCHNORM_KINDS = new Set(kinds('batch_norm', '_batch_norm_impl_index', 'native_batch_norm', '_native_batch_norm_legit_no_training'));
 export const NORM_KINDS = new Set(kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm', 'rms_norm', '_fused_rms_norm'));
 export const SOFTMAX_KINDS = new Set(kinds('softmax', '_softmax', '_safe_softmax', 'log_softmax', '_log_softmax'));
