@@ -79,7 +79,18 @@ at::Tensor ConvolutionPointwiseBinaryMeta(const at::Tensor& x, const at::Tensor&
   return PointwiseConvolutionMeta(x, w, padding, stride, dilation);
 }
 
+// MKL's linear on a packed weight: (..., in) -> (..., out), out from the original weight.
+at::Tensor MklLinearMeta(const at::Tensor& x, const at::Tensor&, const at::Tensor& origin_weight, const std::optional<at::Tensor>&, int64_t) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = origin_weight.size(0);
+  return at::empty(sizes, x.options());
+}
+
 }  // namespace
+
+TORCH_LIBRARY_IMPL(mkl, Meta, m) {
+  m.impl("_mkl_linear", TORCH_FN(MklLinearMeta));
+}
 
 TORCH_LIBRARY_IMPL(mkldnn, Meta, m) {
   m.impl("_convolution_pointwise", TORCH_FN(ConvolutionPointwiseMeta));

@@ -3,10 +3,13 @@
 // `--anchors`: PyTorch eager and torch.compile (inductor, default and with freezing) on the same
 // weights, timed in the same repetitions, with this machine's GEMM peak (lib/app/anchors.ts).
 // `--no-fold-batch-norm`: leave eval batch norms after convolutions unfolded (to measure folding).
+// `--ablate NAME[,NAME]`: also time the fused graph with those lowerings off, in the same
+// repetitions (foldBatchNorms, pointwiseConvolutions, packedLinears, concatenateProjections).
 // `--corpus`: one row per real-model corpus class (lib/app/corpus.ts), traced, on its own inputs
 // (token ids in the vocabulary, padding masks that pad), with the cores lowered to SDPA.
 import { loadCorpus } from '../lib/app/corpus';
 import { runBench, type SuiteCase } from '../lib/app/bench';
+import { ABLATABLE_LOWERINGS, type AblatableLowering } from '../lib/pipeline/bench';
 
 /** The corpus' traced models; `names`, when given, picks some by fixture name. */
 async function corpusCases(names: string[]): Promise<SuiteCase[]> {
@@ -21,12 +24,15 @@ async function corpusCases(names: string[]): Promise<SuiteCase[]> {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
+  const ablateAt = args.indexOf('--ablate');
+  const ablate = ablateAt >= 0 ? args.splice(ablateAt, 2)[1]?.split(',') ?? [] : [];
+  for (const a of ablate) if (!(ABLATABLE_LOWERINGS as readonly string[]).includes(a)) throw new Error(`--ablate ${a}: expected one of ${ABLATABLE_LOWERINGS.join(', ')}`);
   const names = args.filter((a) => !a.startsWith('--'));
   const cases = args.includes('--corpus') ? await corpusCases(names) : undefined;
   const r = await runBench({
     models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
     anchors: args.includes('--anchors'),
-    fuse: { foldBatchNorms: !args.includes('--no-fold-batch-norm') },
+    fuse: { foldBatchNorms: !args.includes('--no-fold-batch-norm') }, ablate: ablate as AblatableLowering[],
     json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
   });
   return r.passed ? 0 : 1;

@@ -146,6 +146,12 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
     if (!x || !w) return MISSING;
     return linearFlops(x, w, isTensorArg(2));
   }
+  if (kind === 'mkl::_mkl_linear') {
+    // X, the packed weight (opaque), the original weight (its shape), the bias.
+    const x = shp(n.argPosition('X')), w = shp(n.argPosition('ORI_W'));
+    if (!x || !w) return MISSING;
+    return linearFlops(x, w, isTensorArg(n.argPosition('B')));
+  }
   const o = out();
   if (!o) return MISSING;
   const addmm = kind === 'aten::addmm' || kind === 'aten::_addmm_activation';

@@ -7,7 +7,7 @@ import { TorchGraphError } from '../core/errors';
 import { ensureModel, MODEL_NAMES, type ModelName } from './models';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { FuseOptions, Partitioner } from '../pipeline/prepare';
-import { evaluateTargets, formatBenchTable, runCase, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
+import { evaluateTargets, formatBenchTable, runCase, type AblatableLowering, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
 import { builtinFile } from './cli/model';
 import { parseInputSpec, readSpecFile } from './cli/input-spec';
 import { startAnchors } from './anchors';
@@ -54,6 +54,8 @@ export interface RunBenchOptions {
   anchors?: boolean;
   /** Lowerings on or off, for measuring each (prepareGraphs' options). */
   fuse?: FuseOptions;
+  /** Lowerings also timed off, in the same repetitions (a "fused, NAME off" column each). */
+  ablate?: readonly AblatableLowering[];
 }
 
 /** The cases to run: the given ones, the standard suite, or one per named model. */
@@ -87,7 +89,7 @@ async function runWithAnchors(c: SuiteCase, options: RunBenchOptions, onRun: () 
   const anchors = anchored ? await startAnchors(c.model, file, c.inputs) : undefined;
   try {
     if (anchors && !options.quiet) options.stderr(`bench: ${c.name}: anchors ready (compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
-    return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse });
+    return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate });
   } finally {
     anchors?.close();
   }

@@ -34,6 +34,10 @@ export interface LoweringReport {
   foldedBatchNorms?: LoweringOutcome[];
   /** conv_bn_act groups on oneDNN's pointwise kernels over prepacked weights (fusion/conv-pointwise.ts). */
   convolutions?: LoweringOutcome[];
+  /** Linear layers on MKL-packed weights (fusion/linear-packed.ts). */
+  packedLinears?: LoweringOutcome[];
+  /** Activations and residual adds rewritten to run in place (fusion/in-place.ts). */
+  inPlaceOps?: number;
   /** Group kinds with no fused kernel here, and why they stay as they are. */
   notLowered: { kind: string; groups: number; reason: string }[];
   /** Bytes of concatenated projection weights and folded convolution weights the fused graph holds (extra weight memory). */

@@ -10,6 +10,10 @@ import { runtimeInfo } from '../torchscript/runtime-info';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import { Tensor } from '../torchscript/tensor';
 import { compareGraphs, median, type Comparison, type ExternalRunner } from './compare';
+import type { Module } from '../torchscript/module';
+import type { NativeGraph } from '../torchscript/binding';
+import { native, nativeSync } from '../core/errors';
+import { nativeOf } from '../torchscript/tensor';
 import { countFlops } from '../analysis';
 
 export interface BenchCase {
@@ -61,6 +65,28 @@ export interface RunCaseOptions {
   external?: readonly ExternalRunner[];
   /** Lowerings on or off (each is measured both ways before it is on by default). */
   fuse?: FuseOptions;
+  /** Lowerings to time off as well, in the same repetitions: one more fused graph per name, run as "fused, NAME off". */
+  ablate?: readonly AblatableLowering[];
+}
+
+/** The FuseOptions switches a bench can time both ways. */
+export const ABLATABLE_LOWERINGS = ['foldBatchNorms', 'pointwiseConvolutions', 'packedLinears', 'inPlace', 'concatenateProjections'] as const;
+export type AblatableLowering = (typeof ABLATABLE_LOWERINGS)[number];
+
+/** The fused graph built again with each lowering in `names` off, as runners timed next to the others. */
+async function ablationRunners(module: Module, c: BenchCase, opts: RunCaseOptions, inputs: Tensor[]): Promise<{ runners: ExternalRunner[]; dispose(): void }> {
+  const built: NativeGraph[] = [];
+  const args = module._resolveInputs(inputs.map((t) => nativeOf(module.device === t.device ? t : t.to(module.device))));
+  for (const name of opts.ablate ?? []) {
+    const off = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition, [name]: false });
+    const g = nativeSync(() => module._native.buildGraph(off.fused.toData()));
+    built.push(g);
+    for (let i = 0; i < (c.warmup ?? 2); i++) await native(() => g.run(args)); // warmed up by their owner, as anchors are
+  }
+  return {
+    runners: built.map((g, i) => ({ name: `fused, ${opts.ablate![i]} off`, time: async () => (await native(() => g.run(args))).ms })),
+    dispose: () => built.forEach((g) => g.dispose()),
+  };
 }
 
 export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<BenchCaseResult> {
@@ -71,10 +97,12 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
     const a = readNpy(f);
     return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
   });
+  let ablation: Awaited<ReturnType<typeof ablationRunners>> | undefined;
   try {
+    ablation = await ablationRunners(module, c, opts, inputs);
     const prepared = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
-      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: opts.external,
+      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: [...(opts.external ?? []), ...ablation.runners],
     });
     // Addon overhead: the same forward timed from JS and inside C++.
     const wall: number[] = [];
@@ -97,6 +125,7 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
       prepareMs: prepared.timings,
     };
   } finally {
+    ablation?.dispose();
     inputs.forEach((t) => t.dispose());
     module.dispose();
   }

@@ -34,14 +34,16 @@ function notLoweredReason(kind: string, device: string): string {
  * or why there are none, by group id.
  */
 export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
-  folded: ReadonlyMap<string, FoldedWeights | string> = new Map()): LoweringReport {
+  folded: ReadonlyMap<string, FoldedWeights | string> = new Map(), linearActivationsOff?: string): LoweringReport {
   const report: LoweringReport = { attentionCores: [], projections: [], linearActivations: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0 };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));
     else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id, packed.get(g.id)));
-    else if (g.kind === 'linear_act') report.linearActivations.push(lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
-    else if (g.kind === 'conv_bn_act' && folded.size) report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
+    else if (g.kind === 'linear_act') {
+      report.linearActivations.push(linearActivationsOff ? { id: g.id, lowered: false, reason: linearActivationsOff }
+        : lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
+    } else if (g.kind === 'conv_bn_act' && folded.size) report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
     else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
   }
   for (const [kind, count] of others) {

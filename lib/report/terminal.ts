@@ -81,5 +81,6 @@ function loweringLines(lw: LoweringReport): string[] {
     out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) out.push(`    ${u.count} unfused: ${u.reason}`);
   }
+  if (lw.inPlaceOps) out.push(`  in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);
   return out;
 }

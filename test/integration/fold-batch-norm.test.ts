@@ -26,8 +26,9 @@ describe('fold batch norm into convolutions', function () {
         const specs = fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype }));
         const inputs = specs.map((s, i) => randomTensor(s.shape, s.dtype, 7 + i));
         try {
-          // Folding alone: the pointwise kernels (conv-pointwise.test.ts) would repack the folded weights.
-          const p = await prepareGraphs(m, specs, { pointwiseConvolutions: false });
+          // Folding alone: the pointwise kernels (conv-pointwise.test.ts) would repack the folded
+          // weights, and packed linears (packed-linear.test.ts) hold weights of their own.
+          const p = await prepareGraphs(m, specs, { pointwiseConvolutions: false, packedLinears: false });
           const before = count(p.decomposed, 'aten::batch_norm');
           assert.ok(before > 0, 'the fixture has batch norms');
           const folded = p.lowering.foldedBatchNorms!.filter((o) => o.lowered);

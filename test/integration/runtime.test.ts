@@ -31,10 +31,12 @@ describe('runtime: original, unfused and fused', function () {
     });
   }
 
+  // These two measure the projection and _addmm_activation lowerings themselves: without MKL's
+  // packed linears (packed-linear.test.ts), which take their place on CPU by default.
   it('ViT-B/16: the 12 packed Q/K/V projections become one linear each (a view of in_proj_weight, no copy)', async () => {
     const fx = await ensureModel('vit_b_16');
     const m = await Module.load(fx.variants.traced!);
-    const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }]);
+    const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }], { packedLinears: false });
     assert.equal(prepared.lowering.projections.filter((o) => o.lowered).length, 12);
     const count = (g: typeof prepared.fused, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
     // 12 x (q, k, v) -> 12 packed linears; and the 12 MLP fc1 + GELU -> _addmm_activation.
@@ -46,7 +48,7 @@ describe('runtime: original, unfused and fused', function () {
   it('ViT-B/16: linear + GELU runs as _addmm_activation, equal, and the MLP no longer holds two buffers', async () => {
     const fx = await ensureModel('vit_b_16');
     const m = await Module.load(fx.variants.traced!);
-    const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }]);
+    const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }], { packedLinears: false });
     assert.equal(prepared.lowering.linearActivations.filter((o) => o.lowered).length, 12);
     const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, fx.inputs.map(tensorFromFile), { warmup: 1, repetitions: 1 });
     assert.ok(cmp.runs.fused.maxAbsDiff! <= 1e-5);
@@ -91,7 +93,7 @@ describe('runtime: original, unfused and fused', function () {
       it(`${variant}: concatenated once into one GEMM per group, held bytes reported, all three graphs agree`, async () => {
         const fx = await ensureModel('separate_projections');
         const m = await Module.load(fx.variants[variant]!);
-        const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { concatenateProjections: true });
+        const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { concatenateProjections: true, packedLinears: false });
         assert.deepEqual(prepared.lowering.projections.map((p) => p.lowered), [true, true, true], JSON.stringify(prepared.lowering.projections));
         assert.equal(prepared.lowering.heldWeightBytes, heldBytes);
         const count = (g: typeof prepared.fused, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
@@ -107,7 +109,7 @@ describe('runtime: original, unfused and fused', function () {
     it('traced cross-attention: column slices that a later view cannot take are made contiguous, the others stay views', async () => {
       const fx = await ensureModel('separate_projections');
       const m = await Module.load(fx.variants.traced!);
-      const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { concatenateProjections: true });
+      const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { concatenateProjections: true, packedLinears: false });
       const contiguousIn = (id: string) => prepared.fused.allNodes().filter((n) => n.kind === 'aten::contiguous' && (n.meta.fused as { id?: string } | undefined)?.id === id).length;
       // MHA's slow path views k as (S, N*H, hd): merging N with the heads needs k's rows contiguous.
       assert.equal(contiguousIn('cross'), 2);
@@ -119,7 +121,7 @@ describe('runtime: original, unfused and fused', function () {
     it('on CPU the default leaves them unfused, saying why', async () => {
       const fx = await ensureModel('separate_projections');
       const m = await Module.load(fx.variants.traced!);
-      const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+      const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })), { packedLinears: false });
       assert.ok(prepared.lowering.projections.length === 3 && prepared.lowering.projections.every((p) => !p.lowered && /on CPU/.test(p.reason!)), JSON.stringify(prepared.lowering.projections));
       assert.equal(prepared.lowering.heldWeightBytes, 0);
       m.dispose();
