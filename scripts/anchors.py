@@ -1,19 +1,26 @@
 """What a PyTorch user would run instead of torchgraph's fused graph, timed on request.
 
     python3 scripts/anchors.py --builtin NAME --file MODEL.pt --input 1x3x224x224:float32 ...
+    python3 scripts/anchors.py --fixture DIR/<id>/manifest.json [--file MODEL.pt]
 
-Rebuilds a built-in model in Python (scripts/export_models.py's builders), loads the weights of
-the TorchScript file torchgraph runs (so both sides compute with the same tensors), and prepares
-PyTorch eager, torch.compile (inductor, default) and torch.compile with inductor's freezing
-(weights folded into constants, convolutions and linears on prepacked weights). Then it answers
-one JSON line per request on stdin, so that the bench can interleave these runs with its own:
+Rebuilds the model in Python, a built-in one with scripts/export_models.py's builders, a corpus
+fixture with scripts/corpus.py's (from the manifest's id; run it with the corpus libraries on
+PYTHONPATH), and loads the weights of the TorchScript file torchgraph runs (the fixture's traced.pt
+unless --file says otherwise), so both sides compute with the same tensors. A built-in model runs
+on seeded inputs of the --input specs, a corpus fixture on its own input_<i>.npy files, as
+torchgraph's run does. Eager's output is checked against the file's: the fixture's output_<i>.npy,
+or the TorchScript module's own output for a built-in; over 1e-4 apart, it refuses (the weights
+do not fit). Then it prepares PyTorch eager, torch.compile (inductor, default) and torch.compile
+with inductor's freezing (weights folded into constants, convolutions and linears on prepacked
+weights), and answers one JSON line per request on stdin, so that the bench can interleave these
+runs with its own:
 
     {"cmd": "time", "mode": "inductor"}  ->  {"ms": 12.3}
     {"cmd": "gemm"}                      ->  {"gflops": 190.0, "n": 2048}   (this machine's peak)
     {"cmd": "quit"}
 
-The first line it writes is {"ready": true, "modes": [...], "compileSeconds": {...}, "threads": N}
-or {"error": "..."}; failures after that are {"error": "..."} replies.
+The first line it writes is {"ready": true, "modes": [...], "compileSeconds": {...}, "threads": N,
+"eagerMaxAbsDiff": D} or {"error": "..."}; failures after that are {"error": "..."} replies.
 """
 import argparse
 import copy
@@ -27,6 +34,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import export_models as em  # noqa: E402 (the built-in builders, and the output comparison)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64, "int32": torch.int32,
           "uint8": torch.uint8, "bool": torch.bool}
@@ -47,15 +55,74 @@ def parse_input(spec: str) -> torch.Tensor:
     return torch.zeros(*shape, dtype=dt)
 
 
-def build(name: str, file: str) -> torch.nn.Module:
-    import export_models  # noqa: E402 (the builders live there)
-    model = export_models.MODELS[name](argparse.Namespace(torchvision=False))[0]
-    # The same tensors torchgraph runs with: the TorchScript file's parameters and buffers.
-    scripted = torch.jit.load(file, map_location="cpu")
-    missing, unexpected = model.load_state_dict(scripted.state_dict(), strict=False)
+# Eager against the TorchScript file's outputs: further apart, the weights are not the file's.
+TOLERANCE = 1e-4
+
+
+def load_weights(model: torch.nn.Module, file: str, what: str) -> torch.nn.Module:
+    """`model` with the parameters and buffers of TorchScript file `file`, strictly: every key of
+    the model's state dict, nothing else (but the model's non-persistent buffers, which TorchScript
+    saves too), at the model's shapes."""
+    weights = torch.jit.load(file, map_location="cpu").state_dict()
+    own = model.state_dict()
+    transient = {n for n, _ in model.named_buffers() if n not in own}
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own and k not in transient]
     if missing or unexpected:
-        raise RuntimeError(f"weights of {file} do not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise RuntimeError(f"the weights of {file} do not fit {what}: {len(missing)} missing (e.g. {missing[:3]}), "
+                           f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    try:
+        model.load_state_dict({k: weights[k] for k in own}, strict=True)
+    except RuntimeError as e:  # shapes that differ
+        raise RuntimeError(f"the weights of {file} do not fit {what}: {e}") from e
+    buffers = dict(model.named_buffers())
+    for name in transient & set(weights):
+        buffers[name].copy_(weights[name])
     return model.eval()
+
+
+def builtin_subject(args: argparse.Namespace):
+    """A built-in model with the TorchScript file's weights, seeded inputs of the --input specs,
+    and the TorchScript module's own outputs on them."""
+    model = em.MODELS[args.builtin](argparse.Namespace(torchvision=False))[0]
+    inputs = [parse_input(s) for s in args.input]
+    refs = em.flatten_outputs(torch.jit.load(args.file, map_location="cpu")(*inputs))
+    return load_weights(model, args.file, args.builtin), inputs, refs
+
+
+def fixture_subject(args: argparse.Namespace):
+    """A corpus fixture's model, rebuilt by corpus.py from the manifest's id, with the TorchScript
+    file's weights, the fixture's own inputs and expected outputs."""
+    import numpy as np
+    import corpus  # noqa: E402 (needs the corpus libraries on PYTHONPATH)
+    with open(args.fixture) as f:
+        manifest = json.load(f)
+    folder = os.path.dirname(os.path.abspath(args.fixture))
+    spec, attn = corpus.find_spec(manifest["name"])
+    model = corpus.build_transformers(spec, attn)[0]
+    file = args.file or os.path.join(folder, manifest["variants"]["traced"])
+    npy = [[torch.from_numpy(np.load(os.path.join(folder, t["file"]))) for t in manifest[k]] for k in ("inputs", "outputs")]
+    return load_weights(model, file, manifest["name"]), npy[0], npy[1]
+
+
+def prepare(model: torch.nn.Module, inputs, modes):
+    """Each mode's callable, compiled and run warm once, and the seconds that took."""
+    runners, compile_s = {}, {}
+    for mode in modes:
+        t0 = time.perf_counter()
+        if mode == "eager":
+            fn = model
+        elif mode == "inductor":
+            fn = torch.compile(copy.deepcopy(model))
+        elif mode == "inductor_freezing":
+            fn = torch.compile(copy.deepcopy(model), options={"freezing": True})
+        else:
+            raise ValueError(f"unknown mode {mode}")
+        for _ in range(2):  # compile, then one warm run
+            fn(*inputs)
+        compile_s[mode] = round(time.perf_counter() - t0, 2)
+        runners[mode] = fn
+    return runners, compile_s
 
 
 def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -72,35 +139,30 @@ def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--builtin", help="a built-in model (none: only the GEMM peak)")
-    ap.add_argument("--file")
+    ap.add_argument("--builtin", help="a built-in model (none, and no --fixture: only the GEMM peak)")
+    ap.add_argument("--fixture", help="a corpus fixture's manifest.json")
+    ap.add_argument("--file", help="the TorchScript file with the weights (a fixture's: its traced.pt)")
     ap.add_argument("--input", action="append", default=[])
     ap.add_argument("--modes", default="eager,inductor,inductor_freezing")
     args = ap.parse_args()
+    ready = {"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}
     try:
         torch.set_grad_enabled(False)
-        runners, compile_s = {}, {}
-        model = build(args.builtin, args.file) if args.builtin else None
-        inputs = [parse_input(s) for s in args.input]
-        for mode in (args.modes.split(",") if model is not None else []):
-            t0 = time.perf_counter()
-            if mode == "eager":
-                fn = model
-            elif mode == "inductor":
-                fn = torch.compile(copy.deepcopy(model))
-            elif mode == "inductor_freezing":
-                fn = torch.compile(copy.deepcopy(model), options={"freezing": True})
-            else:
-                raise ValueError(f"unknown mode {mode}")
-            for _ in range(2):  # compile, then one warm run
-                fn(*inputs)
-            compile_s[mode] = round(time.perf_counter() - t0, 2)
-            runners[mode] = fn
+        runners, inputs = {}, []
+        subject = fixture_subject if args.fixture else builtin_subject if args.builtin else None
+        if subject is not None:
+            model, inputs, refs = subject(args)
+            diff = em.max_abs_diff(em.flatten_outputs(model(*inputs)), refs)
+            ready["eagerMaxAbsDiff"] = diff
+            if not diff <= TOLERANCE:
+                raise RuntimeError(f"eager's output is {diff:.3g} from the TorchScript file's (limit {TOLERANCE:g}): "
+                                   "the rebuilt model does not compute what torchgraph runs")
+            runners, ready["compileSeconds"] = prepare(model, inputs, args.modes.split(","))
     except Exception as e:  # noqa: BLE001
-        reply({"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=3)})
+        diff = {k: ready[k] for k in ("eagerMaxAbsDiff",) if k in ready}
+        reply({"error": f"{type(e).__name__}: {e}", **diff, "trace": traceback.format_exc(limit=3)})
         return 1
-    reply({"ready": True, "modes": list(runners), "compileSeconds": compile_s, "threads": torch.get_num_threads(),
-           "torch": torch.__version__})
+    reply({**ready, "modes": list(runners), "compileSeconds": ready.get("compileSeconds", {})})
     for line in sys.stdin:
         try:
             req = json.loads(line)

@@ -7,17 +7,27 @@
 // repetitions (foldBatchNorms, pointwiseConvolutions, packedLinears, concatenateProjections).
 // `--corpus`: one row per real-model corpus class (lib/app/corpus.ts), traced, on its own inputs
 // (token ids in the vocabulary, padding masks that pad), with the cores lowered to SDPA.
+// `--corpus --set bench`: the corpus' bench set instead (BERT-base at L=128 and 512, GPT-2 small at
+// L=512, eager attention; ResNet-18 and ResNet-50; exported on first use, some minutes). With
+// `--anchors`, corpus rows are anchored too: scripts/anchors.py rebuilds each transformers class,
+// loads the traced file's weights and runs on the fixture's own inputs; its eager output's max abs
+// diff from the fixture's (at most 1e-4, or it refuses) is printed on stderr with the compile seconds.
+//   npx tsx scripts/bench.ts --corpus --set bench --anchors [bert_base_eager_512 resnet50 ...]
 import { loadCorpus } from '../lib/app/corpus';
 import { runBench, type SuiteCase } from '../lib/app/bench';
 import { ABLATABLE_LOWERINGS, type AblatableLowering } from '../lib/pipeline/bench';
 
-/** The corpus' traced models; `names`, when given, picks some by fixture name. */
-async function corpusCases(names: string[]): Promise<SuiteCase[]> {
-  const corpus = await loadCorpus({ log: (s: string) => process.stderr.write(`${s}\n`) });
+/** The traced models of corpus set `set`; `names`, when given, picks some by fixture name. */
+async function corpusCases(names: string[], set: 'default' | 'bench'): Promise<SuiteCase[]> {
+  const corpus = await loadCorpus({ set, log: (s: string) => process.stderr.write(`${s}\n`) });
   for (const s of corpus.skips) process.stderr.write(`bench: corpus skips ${s.id ?? s.library}: ${s.reason}\n`);
+  const unknown = names.filter((n) => !corpus.byId[n]);
+  if (unknown.length) throw new Error(`bench --corpus: no ${unknown.join(', ')} in the ${set} set (it has ${Object.keys(corpus.byId).join(', ')})`);
   return corpus.fixtures.filter((fx) => fx.variants.traced && (!names.length || names.includes(fx.name))).map((fx) => ({
     name: fx.name, model: fx.variants.traced!, inputs: fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })),
     files: fx.inputs.map((i) => i.file), warmup: 1, repetitions: fx.size === 'standard' ? 3 : 5,
+    // The anchors rebuild transformers classes (corpus.py's builders); timm and torchvision ones have none.
+    ...(fx.library === 'transformers' ? { anchor: { manifest: fx.manifestPath, pythonPath: corpus.pythonPath } } : {}),
   }));
 }
 
@@ -27,8 +37,11 @@ async function main(): Promise<number> {
   const ablateAt = args.indexOf('--ablate');
   const ablate = ablateAt >= 0 ? args.splice(ablateAt, 2)[1]?.split(',') ?? [] : [];
   for (const a of ablate) if (!(ABLATABLE_LOWERINGS as readonly string[]).includes(a)) throw new Error(`--ablate ${a}: expected one of ${ABLATABLE_LOWERINGS.join(', ')}`);
-  const names = args.filter((a) => !a.startsWith('--'));
-  const cases = args.includes('--corpus') ? await corpusCases(names) : undefined;
+  const setAt = args.indexOf('--set');
+  const set = setAt >= 0 ? args[setAt + 1] : 'default';
+  if (set !== 'default' && set !== 'bench') throw new Error(`bench: --set takes default or bench, not ${set ?? 'nothing'}`);
+  const names = args.filter((a, i) => !a.startsWith('--') && !(setAt >= 0 && i === setAt + 1));
+  const cases = args.includes('--corpus') ? await corpusCases(names, set) : undefined;
   const r = await runBench({
     models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
     anchors: args.includes('--anchors'),

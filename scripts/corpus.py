@@ -4,6 +4,10 @@ timm and torchvision where they import beside this torch), built from small conf
 weights (never a hub download), traced and scripted to TorchScript.
 
     corpus.py --out DIR [--only ID,...] [--no-standard] [--vision-path PATH]
+    corpus.py --out DIR --bench [--only ID,...]
+
+--bench exports the bench set instead (BENCH: BERT-base, GPT-2 small, ResNet-18 and ResNet-50 at
+standard sizes, eager attention, traced only), for `bench --corpus --set bench`.
 
 Each model goes to DIR/<id>/ in the format of scripts/export_models.py (its export_fixture writes
 it: traced.pt, scripted.pt where the class scripts, input_<i>.npy, output_<i>.npy, manifest.json,
@@ -150,9 +154,10 @@ BOTH = ("eager", "sdpa")
 class Spec:
     def __init__(self, id: str, family: str, category: str, model: str, config: str, cfg: Dict[str, Any],
                  wrapper: Callable[[nn.Module], nn.Module], inputs: Callable[[], Tuple[Tuple[Tensor, ...], List[str]]],
-                 attn: Tuple[Optional[str], ...] = BOTH, size: str = "small", note: str = ""):
+                 attn: Tuple[Optional[str], ...] = BOTH, size: str = "small", note: str = "", suffix: str = ""):
         self.id, self.family, self.category, self.model, self.config = id, family, category, model, config
         self.cfg, self.wrapper, self.inputs, self.attn, self.size, self.note = cfg, wrapper, inputs, attn, size, note
+        self.suffix = suffix  # after the attention in the model id, e.g. "_512" in bert_base_eager_512
 
 
 SPECS: List[Spec] = [
@@ -229,8 +234,40 @@ STANDARD: List[Spec] = [
 ]
 
 
+# The bench set (corpus.py --bench, exported only when bench --corpus --set bench asks): the
+# standard-size models of issue #15's bar, eager attention at the lengths where fusing counts,
+# traced only.
+BENCH: List[Spec] = [
+    Spec("bert_base", "bert", "text-encoder", "BertModel", "BertConfig", dict(),
+         TextModel, lambda: text_inputs(30522, batch=2, length=128), attn=("eager",), size="standard", suffix="_128",
+         note="bert-base-uncased's config, eager attention, batch 2, L=128"),
+    Spec("bert_base", "bert", "text-encoder", "BertModel", "BertConfig", dict(),
+         TextModel, lambda: text_inputs(30522, batch=1, length=512), attn=("eager",), size="standard", suffix="_512",
+         note="bert-base-uncased's config, eager attention, batch 1, L=512"),
+    Spec("gpt2_small", "gpt2", "decoder", "GPT2Model", "GPT2Config", dict(use_cache=False),
+         TextModel, lambda: text_inputs(50257, batch=1, length=512), attn=("eager",), size="standard", suffix="_512",
+         note="GPT-2 small's config, eager attention, batch 1, L=512"),
+    next(s for s in STANDARD if s.id == "resnet18"),
+    Spec("resnet50", "resnet", "vision-conv", "ResNetModel", "ResNetConfig",
+         dict(num_channels=3, embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
+              layer_type="bottleneck"),
+         VisionModel, lambda: image_inputs(224, batch=1), attn=(None,), size="standard",
+         note="ResNet-50's config (bottleneck blocks 3-4-6-3), batch 1 at 224"),
+]
+
+
 def model_id(spec: Spec, attn: Optional[str]) -> str:
-    return spec.id if attn is None else f"{spec.id}_{attn}"
+    return spec.id if attn is None else f"{spec.id}_{attn}{spec.suffix}"
+
+
+def find_spec(mid: str) -> Tuple[Spec, Optional[str]]:
+    """The spec and attention implementation a transformers model id was exported from
+    (scripts/anchors.py rebuilds corpus fixtures with it)."""
+    for spec in SPECS + STANDARD + BENCH:
+        for attn in spec.attn:
+            if model_id(spec, attn) == mid:
+                return spec, attn
+    raise KeyError(f"{mid} is no transformers model of corpus.py (SPECS, STANDARD, BENCH)")
 
 
 def build_transformers(spec: Spec, attn: Optional[str]):
@@ -329,52 +366,9 @@ def entry(m: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--only", help="comma-separated ids (spec ids or model ids) to export")
-    ap.add_argument("--no-standard", action="store_true", help="leave out the standard-size models")
-    ap.add_argument("--vision-path", help="folder holding torchvision (tried only in a subprocess)")
-    args = ap.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    em.clean_stale_tmp(args.out)
-    t_all = time.perf_counter()
-    only = set(args.only.split(",")) if args.only else None
-
-    import transformers
-    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
-    models: List[Dict[str, Any]] = []
-    skips: List[Dict[str, Any]] = []
-
-    specs = SPECS + ([] if args.no_standard else STANDARD)
-    for spec in specs:
-        model_cls = getattr(transformers, spec.model)
-        for attn in spec.attn:
-            mid = model_id(spec, attn)
-            if only and mid not in only and spec.id not in only:
-                continue
-            extra = {"family": spec.family, "category": spec.category, "library": "transformers",
-                     "libraryVersion": transformers.__version__, "class": f"transformers.{spec.model}",
-                     "config": {"class": f"transformers.{spec.config}", **spec.cfg}, "attnImplementation": attn,
-                     "size": spec.size, "impl": f"transformers {transformers.__version__} {spec.model}"}
-            if spec.note:
-                extra["note"] = spec.note
-            vocab = getattr(getattr(transformers, spec.config)(**spec.cfg), "vocab_size", None)
-            if vocab is not None and spec.category != "vision-transformer":
-                extra["vocabSize"] = vocab  # token ids of the inputs lie in [0, vocabSize)
-            if attn == "sdpa" and not getattr(model_cls, "_supports_sdpa", False):
-                skips.append({"id": mid, "library": "transformers", "class": spec.model, "kind": "unavailable",
-                              "reason": f"{spec.model} has no sdpa attention (_supports_sdpa is False)"})
-                continue
-            try:
-                m = export_one(args.out, mid, lambda: build_transformers(spec, attn), extra)
-            except Exception:  # noqa: BLE001 - the model could not be built or run eagerly
-                log(f"{mid}: FAILED\n{traceback.format_exc()}")
-                skips.append({"id": mid, "library": "transformers", "class": spec.model, "kind": "failed",
-                              "reason": f"could not build or run it eagerly: {em.summary(traceback.format_exc().splitlines()[-1])}"})
-                continue
-            models.append(entry(m, extra))
-
+def export_vision(args: argparse.Namespace, only: Optional[set], versions: Dict[str, str],
+                  models: List[Dict[str, Any]], skips: List[Dict[str, Any]]) -> None:
+    """timm's and torchvision's models, where they import here (into models, skips, versions)."""
     probe = probe_vision(args.vision_path)
     for lib, p in sorted(probe.items()):
         if p["ok"]:
@@ -408,6 +402,59 @@ def main(argv: Optional[List[str]] = None) -> int:
                 log(f"{mid}: FAILED\n{traceback.format_exc()}")
                 skips.append({"id": mid, "library": lib, "class": cls, "kind": "failed",
                               "reason": f"could not build or run it eagerly: {em.summary(traceback.format_exc().splitlines()[-1])}"})
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", help="comma-separated ids (spec ids or model ids) to export")
+    ap.add_argument("--no-standard", action="store_true", help="leave out the standard-size models")
+    ap.add_argument("--vision-path", help="folder holding torchvision (tried only in a subprocess)")
+    ap.add_argument("--bench", action="store_true", help="export the bench set (BENCH, traced only) instead")
+    args = ap.parse_args(argv)
+    if args.bench:
+        em.VARIANTS = ("traced",)  # the bench runs traced models; scripting them would only cost time
+    os.makedirs(args.out, exist_ok=True)
+    em.clean_stale_tmp(args.out)
+    t_all = time.perf_counter()
+    only = set(args.only.split(",")) if args.only else None
+
+    import transformers
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    models: List[Dict[str, Any]] = []
+    skips: List[Dict[str, Any]] = []
+
+    specs = BENCH if args.bench else SPECS + ([] if args.no_standard else STANDARD)
+    for spec in specs:
+        model_cls = getattr(transformers, spec.model)
+        for attn in spec.attn:
+            mid = model_id(spec, attn)
+            if only and mid not in only and spec.id not in only:
+                continue
+            extra = {"family": spec.family, "category": spec.category, "library": "transformers",
+                     "libraryVersion": transformers.__version__, "class": f"transformers.{spec.model}",
+                     "config": {"class": f"transformers.{spec.config}", **spec.cfg}, "attnImplementation": attn,
+                     "size": spec.size, "impl": f"transformers {transformers.__version__} {spec.model}"}
+            if spec.note:
+                extra["note"] = spec.note
+            vocab = getattr(getattr(transformers, spec.config)(**spec.cfg), "vocab_size", None)
+            if vocab is not None and spec.category != "vision-transformer":
+                extra["vocabSize"] = vocab  # token ids of the inputs lie in [0, vocabSize)
+            if attn == "sdpa" and not getattr(model_cls, "_supports_sdpa", False):
+                skips.append({"id": mid, "library": "transformers", "class": spec.model, "kind": "unavailable",
+                              "reason": f"{spec.model} has no sdpa attention (_supports_sdpa is False)"})
+                continue
+            try:
+                m = export_one(args.out, mid, lambda: build_transformers(spec, attn), extra)
+            except Exception:  # noqa: BLE001 - the model could not be built or run eagerly
+                log(f"{mid}: FAILED\n{traceback.format_exc()}")
+                skips.append({"id": mid, "library": "transformers", "class": spec.model, "kind": "failed",
+                              "reason": f"could not build or run it eagerly: {em.summary(traceback.format_exc().splitlines()[-1])}"})
+                continue
+            models.append(entry(m, extra))
+
+    if not args.bench:  # the bench set is transformers classes only
+        export_vision(args, only, versions, models, skips)
 
     index = {
         "format": "torchgraph.corpus/1", "versions": versions, "seed": SEED, "variants": list(em.VARIANTS),

@@ -1,7 +1,8 @@
 // The bench's anchors: what a PyTorch user would run instead (eager, torch.compile with inductor,
 // with and without freezing), on the same weights, in a Python process of the resolved torch
 // (scripts/anchors.py) that times one run per request, so that the bench interleaves them with
-// its own runs. Also this machine's GEMM peak, the limit achieved GFLOP/s are measured against.
+// its own runs. Built-in models and corpus fixtures alike: the Python side rebuilds the class,
+// loads the file's weights and proves it (eager's output within 1e-4 of the file's). Also this machine's GEMM peak, the limit achieved GFLOP/s are measured against.
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as path from 'path';
 import * as readline from 'readline';
@@ -16,6 +17,9 @@ export type AnchorMode = (typeof ANCHOR_MODES)[number];
 export interface AnchorProcess {
   /** Seconds each mode took to prepare (compile and one warm run). */
   compileSeconds: Record<string, number>;
+  /** Max abs diff of the rebuilt model's eager output from the TorchScript file's (the fixture's
+   * expected output, or the built-in module's own): the proof both sides hold the same weights. */
+  eagerMaxAbsDiff?: number;
   runners: ExternalRunner[];
   /** This machine's float32 GEMM rate (2048 x 2048), GFLOP/s. */
   gemmGflops(): Promise<number>;
@@ -42,16 +46,36 @@ function lineChannel(child: ChildProcessWithoutNullStreams): (req?: object) => P
   });
 }
 
-/** Starts the anchors of built-in model `name` (its TorchScript file `file`) on inputs of `specs`. */
-export async function startAnchors(name: string | undefined, file: string | undefined, specs: readonly InputSpec[],
-  modes: readonly AnchorMode[] = ANCHOR_MODES): Promise<AnchorProcess> {
+/** What the anchors rebuild: a built-in model with the weights of its TorchScript `file`, on seeded
+ * inputs of `inputs`; or a corpus fixture (its manifest.json) with the weights of its traced.pt (or
+ * of `file`), on its own input files, with the corpus libraries on `pythonPath`. */
+export type AnchorTarget =
+  | { builtin: string; file: string; inputs: readonly InputSpec[] }
+  | { manifest: string; pythonPath: string; file?: string };
+
+function anchorArgs(target: AnchorTarget | undefined): string[] {
+  if (!target) return [];
+  if ('builtin' in target) return ['--builtin', target.builtin, '--file', target.file, ...target.inputs.flatMap((s) => ['--input', `${s.shape.join('x')}:${s.dtype}`])];
+  return ['--fixture', target.manifest, ...(target.file ? ['--file', target.file] : [])];
+}
+
+/** A short name for messages: the built-in's name, or the fixture's folder. */
+export function anchorName(target: AnchorTarget | undefined): string {
+  if (!target) return 'GEMM';
+  return 'builtin' in target ? target.builtin : path.basename(path.dirname(target.manifest));
+}
+
+/** Starts the anchors of `target` (none: only the GEMM peak). Fails when the rebuilt model's eager
+ * output is over 1e-4 from the file's (its weights do not fit). */
+export async function startAnchors(target: AnchorTarget | undefined, modes: readonly AnchorMode[] = ANCHOR_MODES): Promise<AnchorProcess> {
   const py = resolvedPython();
-  const args = [path.join(packageRoot(), 'scripts', 'anchors.py'), '--modes', modes.join(',')];
-  if (name && file) args.push('--builtin', name, '--file', file, ...specs.flatMap((s) => ['--input', `${s.shape.join('x')}:${s.dtype}`]));
-  const child = spawn(py.exe, args, { env: { ...process.env, ...(py.pythonPath ? { PYTHONPATH: py.pythonPath } : {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const name = anchorName(target);
+  const args = [path.join(packageRoot(), 'scripts', 'anchors.py'), '--modes', modes.join(','), ...anchorArgs(target)];
+  const pythonPath = target && 'pythonPath' in target ? target.pythonPath : py.pythonPath;
+  const child = spawn(py.exe, args, { env: { ...process.env, ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
   const ask = lineChannel(child);
   const ready = await ask();
-  if (ready.error) { child.kill(); throw new Error(`anchors for ${name ?? 'GEMM'}: ${String(ready.error)}`); }
+  if (ready.error) { child.kill(); throw new Error(`anchors for ${name}: ${String(ready.error)}`); }
   const request = async (req: object, key: string): Promise<number> => {
     const r = await ask(req);
     if (typeof r[key] !== 'number') throw new Error(`anchors for ${name}: ${String(r.error ?? JSON.stringify(r))}`);
@@ -59,7 +83,8 @@ export async function startAnchors(name: string | undefined, file: string | unde
   };
   return {
     compileSeconds: (ready.compileSeconds ?? {}) as Record<string, number>,
-    runners: name ? (ready.modes as string[]).map((mode) => ({ name: mode, time: () => request({ cmd: 'time', mode }, 'ms') })) : [],
+    ...(typeof ready.eagerMaxAbsDiff === 'number' ? { eagerMaxAbsDiff: ready.eagerMaxAbsDiff } : {}),
+    runners: target ? (ready.modes as string[]).map((mode) => ({ name: mode, time: () => request({ cmd: 'time', mode }, 'ms') })) : [],
     gemmGflops: () => request({ cmd: 'gemm' }, 'gflops'),
     close: () => { child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n'); },
   };

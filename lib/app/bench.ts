@@ -1,6 +1,7 @@
 // `torchgraph bench` and `npm run bench`: which cases (the standard suite, built-in models on
-// their example inputs, model files with --input specs), a progress bar on a terminal, and the
-// table or JSON. Each case is measured by lib/pipeline/bench.ts.
+// their example inputs, model files with --input specs, or given cases such as the corpus'), a
+// progress bar on a terminal, and the table or JSON. Each case is measured by lib/pipeline/bench.ts,
+// with its anchors (lib/app/anchors.ts) when asked.
 import * as cliProgress from 'cli-progress';
 import * as os from 'os';
 import { TorchGraphError } from '../core/errors';
@@ -10,10 +11,15 @@ import type { FuseOptions, Partitioner } from '../pipeline/prepare';
 import { evaluateTargets, formatBenchTable, runCase, type AblatableLowering, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
 import { builtinFile } from './cli/model';
 import { parseInputSpec, readSpecFile } from './cli/input-spec';
-import { startAnchors } from './anchors';
+import { startAnchors, type AnchorTarget } from './anchors';
 
-/** A case before its model is resolved to a file: `model` is a built-in name or a path. */
-export type SuiteCase = Omit<BenchCase, 'file'>;
+/** Whose anchors a case times (bench --anchors): a built-in model, or a corpus fixture (its
+ * manifest.json, with the corpus libraries on `pythonPath`). */
+export type CaseAnchor = { builtin: string } | { manifest: string; pythonPath: string };
+
+/** A case before its model is resolved to a file: `model` is a built-in name or a path. `anchor`:
+ * whose anchors to time (built-in models need none: their name says it). */
+export type SuiteCase = Omit<BenchCase, 'file'> & { anchor?: CaseAnchor };
 
 export const STANDARD_SUITE: SuiteCase[] = [
   { name: 'mha_demo', model: 'mha_demo', inputs: [{ shape: [4, 196, 768], dtype: 'float32' }], repetitions: 9 },
@@ -81,15 +87,24 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
   }));
 }
 
-/** One case, with its anchors (built-in models on CPU) timed in the same repetitions. */
-async function runWithAnchors(c: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
+/** The anchors of a case (its model's file `file`), if it has any: its own, or its built-in model's. */
+function anchorTarget(anchor: CaseAnchor | undefined, { model, inputs }: SuiteCase, file: string): AnchorTarget | undefined {
+  const a = anchor ?? (MODEL_NAMES.includes(model) ? { builtin: model } : undefined);
+  return a && 'builtin' in a ? { builtin: a.builtin, file, inputs } : a;
+}
+
+/** One case, with its anchors (built-in models and corpus fixtures, on CPU) timed in the same repetitions. */
+async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
   const file = await modelFile(c.model);
-  const anchored = options.anchors && options.device === 'cpu' && MODEL_NAMES.includes(c.model);
-  if (options.anchors && !anchored && !options.quiet) options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models in Python, on CPU)\n`);
-  const anchors = anchored ? await startAnchors(c.model, file, c.inputs) : undefined;
+  const target = options.anchors && options.device === 'cpu' ? anchorTarget(anchor, c, file) : undefined;
+  if (options.anchors && !target && !options.quiet) options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models and corpus transformers classes in Python, on CPU)\n`);
+  const anchors = target ? await startAnchors(target) : undefined;
   try {
-    if (anchors && !options.quiet) options.stderr(`bench: ${c.name}: anchors ready (compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
-    return await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate });
+    if (anchors && !options.quiet) {
+      options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}, compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
+    }
+    const r = await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate });
+    return anchors ? { ...r, anchors: { compileSeconds: anchors.compileSeconds, ...(anchors.eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff: anchors.eagerMaxAbsDiff } : {}) } } : r;
   } finally {
     anchors?.close();
   }
@@ -99,7 +114,7 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   const cases = (await resolveCases(options)).map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
   let gemmGflops: number | undefined;
   if (options.anchors) {
-    const peak = await startAnchors(undefined, undefined, []);
+    const peak = await startAnchors(undefined);
     try { gemmGflops = await peak.gemmGflops(); } finally { peak.close(); }
   }
   const total = cases.reduce((a, c) => a + 3 * (c.repetitions ?? 5), 0);

@@ -7,7 +7,9 @@
 // cached in <models dir>/<key16>/, where key16 hashes the exporters (corpus.py, export_models.py,
 // vit.py), the torch version and the pinned library versions. The export runs under the same
 // lock as the built-in fixtures, and index.json is written last, so a folder with an index is
-// complete. No native code is loaded here.
+// complete. loadCorpus({ set: 'bench' }) loads the bench set instead (standard-size models for
+// bench --corpus --set bench, traced only), exported only when asked, under its own key.
+// No native code is loaded here.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -50,6 +52,8 @@ export interface Corpus {
   dir: string;
   key: string;
   cacheHit: boolean;
+  /** PYTHONPATH for Python that rebuilds these models (the torch, then the model libraries). */
+  pythonPath: string;
   /** torch and each model library that imported, with its version. */
   versions: Record<string, string>;
   /** The variants the corpus exports (traced, scripted). */
@@ -66,6 +70,10 @@ export interface Corpus {
 export interface CorpusOptions extends EnsureOptions {
   /** Leave out the standard-size models (bert-base, GPT-2 small, ViT-B/16): a different cache key. */
   small?: boolean;
+  /** 'bench': the bench set instead (corpus.py's BENCH: BERT-base at L=128 and 512, GPT-2 small at
+   * L=512, eager attention; ResNet-18 and ResNet-50; traced only), exported only when asked for,
+   * under its own cache key. `small` does not apply to it. */
+  set?: 'default' | 'bench';
 }
 
 interface CorpusPython {
@@ -95,21 +103,23 @@ export function ensureCorpusPython(log?: (line: string) => void): CorpusPython {
 export async function loadCorpus(opts: CorpusOptions = {}): Promise<Corpus> {
   const py = ensureCorpusPython(opts.log ? (m) => opts.log!(`torchgraph: ${m}`) : undefined);
   const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
-  const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${opts.small ? 'small' : 'all'}`;
+  const bench = opts.set === 'bench';
+  const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${bench ? 'bench' : opts.small ? 'small' : 'all'}`;
   const key = contentKey(py.torchVersion, what);
   const dir = path.join(modelsDir(), key);
   const indexPath = path.join(dir, 'index.json');
   // The torch path first: the corpus folder holds no torch, and must not shadow this one.
-  const info = { version: py.torchVersion, python: { exe: py.exe, pythonPath: [py.torchPath, py.libPath].join(path.delimiter) } };
-  const args = ['--out', dir, '--vision-path', py.visionPath, ...(opts.small ? ['--no-standard'] : [])];
-  const cacheHit = await ensureExported(key, indexPath, 'the model corpus', opts,
-    () => runExporter(info, args, 'the model corpus', opts.log, 'corpus.py'));
+  const pythonPath = [py.torchPath, py.libPath].join(path.delimiter);
+  const info = { version: py.torchVersion, python: { exe: py.exe, pythonPath } };
+  const args = ['--out', dir, '--vision-path', py.visionPath, ...(bench ? ['--bench'] : opts.small ? ['--no-standard'] : [])];
+  const label = bench ? 'the corpus bench set' : 'the model corpus';
+  const cacheHit = await ensureExported(key, indexPath, label, opts, () => runExporter(info, args, label, opts.log, 'corpus.py'));
   const index = JSON.parse(fs.readFileSync(indexPath, 'utf8')) as IndexJson;
   const fixtures = index.models.map((m) => corpusFixture(toFixture(path.join(dir, m.dir, 'manifest.json'), key, cacheHit)));
   const byId: Record<string, CorpusFixture> = {};
   for (const f of fixtures) byId[f.name] = f;
   return {
-    dir, key, cacheHit, versions: index.versions, variants: index.variants, fixtures, byId, families: index.families,
+    dir, key, cacheHit, pythonPath, versions: index.versions, variants: index.variants, fixtures, byId, families: index.families,
     skips: index.skips.map(({ class: className, ...s }) => ({ ...s, ...(className ? { className } : {}) })),
     exportSeconds: index.exportSeconds, installSeconds: py.installed ? py.seconds : 0,
   };

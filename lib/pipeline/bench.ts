@@ -43,6 +43,9 @@ export interface BenchCaseResult {
   /** JS wall time of a forward call minus the time measured around it inside C++, over the latter. */
   addonOverhead: { wallMs: number; nativeMs: number; ratio: number };
   prepareMs: Record<string, number>;
+  /** The anchors' preparation (bench --anchors): seconds per mode, and the max abs diff of their
+   * eager output from the model file's, the proof they hold the same weights. */
+  anchors?: { compileSeconds: Record<string, number>; eagerMaxAbsDiff?: number };
 }
 
 export interface BenchTarget { name: string; value: number; limit: number; passed: boolean; detail: string }

@@ -44,8 +44,10 @@ describe('bench harness', function () {
     const file = builtinFile(fx);
     const inputs = fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype }));
     // Eager only: torch.compile takes minutes here, which is the benchmark's business, not a test's.
-    const anchors = await startAnchors('mha_demo', file, inputs, ['eager']);
+    const anchors = await startAnchors({ builtin: 'mha_demo', file, inputs }, ['eager']);
     try {
+      // The rebuilt model's eager output against the TorchScript module's own: the same weights.
+      assert.ok(anchors.eagerMaxAbsDiff! <= 1e-4, `eager max abs diff ${anchors.eagerMaxAbsDiff}`);
       assert.ok((await anchors.gemmGflops()) > 0);
       const r = await runCase({ name: 'mha_demo', model: 'mha_demo', file, inputs, warmup: 1, repetitions: 2 }, { external: anchors.runners });
       const eager = r.comparison.external!.eager;
@@ -58,7 +60,7 @@ describe('bench harness', function () {
     } finally {
       anchors.close();
     }
-    await assert.rejects(startAnchors('no_such_model', file, inputs, ['eager']), /anchors for no_such_model: KeyError/);
+    await assert.rejects(startAnchors({ builtin: 'no_such_model', file, inputs }, ['eager']), /anchors for no_such_model: KeyError/);
   });
 
   it('targets: ratios against their limits, MISS in the table when over', () => {
