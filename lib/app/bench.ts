@@ -103,7 +103,9 @@ async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOpti
     if (anchors && !options.quiet) {
       options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}, compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
     }
-    const r = await runCase({ ...c, file }, { device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate });
+    const r = await runCase({ ...c, file }, {
+      device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate,
+    });
     return anchors ? { ...r, anchors: { compileSeconds: anchors.compileSeconds, ...(anchors.eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff: anchors.eagerMaxAbsDiff } : {}) } } : r;
   } finally {
     anchors?.close();
