@@ -20,6 +20,8 @@ export interface AnchorProcess {
   /** Max abs diff of the rebuilt model's eager output from the TorchScript file's (the fixture's
    * expected output, or the built-in module's own): the proof both sides hold the same weights. */
   eagerMaxAbsDiff?: number;
+  /** Each mode's max abs diff from the TorchScript file's outputs (inductor's rewrites carry float32 noise too). */
+  maxAbsDiffs: Record<string, number>;
   runners: ExternalRunner[];
   /** This machine's float32 GEMM rate (2048 x 2048), GFLOP/s. */
   gemmGflops(): Promise<number>;
@@ -84,6 +86,7 @@ export async function startAnchors(target: AnchorTarget | undefined, modes: read
   return {
     compileSeconds: (ready.compileSeconds ?? {}) as Record<string, number>,
     ...(typeof ready.eagerMaxAbsDiff === 'number' ? { eagerMaxAbsDiff: ready.eagerMaxAbsDiff } : {}),
+    maxAbsDiffs: (ready.maxAbsDiffs ?? {}) as Record<string, number>,
     runners: target ? (ready.modes as string[]).map((mode) => ({ name: mode, time: () => request({ cmd: 'time', mode }, 'ms') })) : [],
     gemmGflops: () => request({ cmd: 'gemm' }, 'gflops'),
     close: () => { child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n'); },

@@ -101,12 +101,13 @@ async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOpti
   const anchors = target ? await startAnchors(target) : undefined;
   try {
     if (anchors && !options.quiet) {
-      options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}, compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
+      const diffs = Object.entries(anchors.maxAbsDiffs).map(([m, d]) => `${m} ${d.toExponential(1)}`).join(', ');
+      options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}; each mode's: ${diffs}; compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
     }
     const r = await runCase({ ...c, file }, {
       device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate,
     });
-    return anchors ? { ...r, anchors: { compileSeconds: anchors.compileSeconds, ...(anchors.eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff: anchors.eagerMaxAbsDiff } : {}) } } : r;
+    return anchors ? { ...r, anchors: { compileSeconds: anchors.compileSeconds, maxAbsDiffs: anchors.maxAbsDiffs, ...(anchors.eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff: anchors.eagerMaxAbsDiff } : {}) } } : r;
   } finally {
     anchors?.close();
   }

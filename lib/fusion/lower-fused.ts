@@ -38,6 +38,8 @@ export interface LoweringReport {
   packedLinears?: LoweringOutcome[];
   /** Activations and residual adds rewritten to run in place (fusion/in-place.ts). */
   inPlaceOps?: number;
+  /** Activations written out as arithmetic, now one ATen op each, by form (transforms/written-out-activations.ts). */
+  writtenOutActivations?: Record<string, number>;
   /** Group kinds with no fused kernel here, and why they stay as they are. */
   notLowered: { kind: string; groups: number; reason: string }[];
   /** Bytes of concatenated projection weights and folded convolution weights the fused graph holds (extra weight memory). */

@@ -45,7 +45,7 @@ export interface BenchCaseResult {
   prepareMs: Record<string, number>;
   /** The anchors' preparation (bench --anchors): seconds per mode, and the max abs diff of their
    * eager output from the model file's, the proof they hold the same weights. */
-  anchors?: { compileSeconds: Record<string, number>; eagerMaxAbsDiff?: number };
+  anchors?: { compileSeconds: Record<string, number>; eagerMaxAbsDiff?: number; maxAbsDiffs?: Record<string, number> };
 }
 
 export interface BenchTarget { name: string; value: number; limit: number; passed: boolean; detail: string }
@@ -73,7 +73,7 @@ export interface RunCaseOptions {
 }
 
 /** The FuseOptions switches a bench can time both ways. */
-export const ABLATABLE_LOWERINGS = ['foldBatchNorms', 'pointwiseConvolutions', 'packedLinears', 'inPlace', 'concatenateProjections'] as const;
+export const ABLATABLE_LOWERINGS = ['foldBatchNorms', 'pointwiseConvolutions', 'packedLinears', 'inPlace', 'writtenOutActivations', 'concatenateProjections'] as const;
 export type AblatableLowering = (typeof ABLATABLE_LOWERINGS)[number];
 
 /** The fused graph built again with each lowering in `names` off, as runners timed next to the others. */

@@ -14,6 +14,7 @@ import { lowerConvPointwise, packConvWeights, planConvPointwise } from '../fusio
 import { restoreLayouts } from '../fusion/channels-last';
 import { lowerPackedLinear, packLinearWeights, planPackedLinears } from '../fusion/linear-packed';
 import { inPlaceWhereInputsDie } from '../fusion/in-place';
+import { recognizeWrittenOutActivations } from '../transforms/written-out-activations';
 import { canonicalize } from '../transforms/canonicalize';
 import { concatenateWeights, planConcatenations } from '../fusion/concat-weights';
 import type { PackedWeights } from '../fusion/lower-fused';
@@ -69,6 +70,8 @@ export interface FuseOptions {
   packedLinears?: boolean;
   /** Activations and residual adds in place where their input dies there (lib/fusion/in-place.ts). Default: on. */
   inPlace?: boolean;
+  /** Activations written out as arithmetic (GPT-2's tanh GELU, ...) as the one ATen op (lib/transforms/written-out-activations.ts). Default: on. */
+  writtenOutActivations?: boolean;
 }
 
 const PACKED_OVER_ADDMM_REASON = 'the linear runs on an MKL-packed weight and the activation after it: measured faster than _addmm_activation '
@@ -145,6 +148,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   let fused = decomposed.clone();
   // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
   canonicalize(fused);
+  const activations = (options.writtenOutActivations ?? true) ? recognizeWrittenOutActivations(fused) : {};
   const found = (options.partition ?? partitionForLowering)(fused);
   const groups = found.map((g) => {
     const why = kept.get(g.id);
@@ -165,6 +169,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   }
   const packLinears = options.packedLinears ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn);
   const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded, packLinears ? PACKED_OVER_ADDMM_REASON : undefined);
+  if (Object.keys(activations).length) lowering.writtenOutActivations = activations;
   if (options.pointwiseConvolutions ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn)) {
     // Checked on a copy: a channels-last value written in place leaves the graph as it was.
     const attempt = fused.clone();

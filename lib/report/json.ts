@@ -105,7 +105,7 @@ const outcomes = arrayOf(obj({ id: str, lowered: bool }, { reason: str, heldByte
 const lowering = obj({
   attentionCores: outcomes, projections: outcomes, linearActivations: outcomes,
   notLowered: arrayOf(obj({ kind: str, groups: int(), reason: str })), heldWeightBytes: int(),
-}, { foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, inPlaceOps: int() });
+}, { foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, inPlaceOps: int(), writtenOutActivations: record(int()) });
 const fusedGraph = obj({ nodes: int(), ops: record(int()), groups: int() }, { ...graphExtras, averageGroupSize: num, lowering });
 const compared = obj({ peakBytes: int(-1), estimatedPeakBytes: int(-1), medianMs: num, maxAbsDiff: numOrNull });
 

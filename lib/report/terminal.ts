@@ -81,6 +81,7 @@ function loweringLines(lw: LoweringReport): string[] {
     out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) out.push(`    ${u.count} unfused: ${u.reason}`);
   }
+  for (const [form, n] of Object.entries(lw.writtenOutActivations ?? {})) out.push(`  ${form} written out as arithmetic: ${n} -> one ATen op each`);
   if (lw.inPlaceOps) out.push(`  in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);
   return out;
 }

@@ -1,0 +1,67 @@
+// Activations written out as arithmetic (lib/transforms/written-out-activations.ts), as
+// transformers writes them (activations.py: NewGELUActivation, FastGELUActivation,
+// GELUActivation._gelu_python) and as users write SiLU, become one ATen op in the fused graph,
+// equal to the original; a near miss (another constant) and an expression whose inner value is
+// read elsewhere stay as written.
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../support/cli';
+import { Module } from '../../lib/torchscript/module';
+import { prepareGraphs } from '../../lib/pipeline/prepare';
+import { compareGraphs } from '../../lib/pipeline/compare';
+import { randomTensor } from '../../lib/torchscript/random';
+
+const MODEL_PY = `import math
+import torch
+from torch import nn
+
+
+class Acts(nn.Module):
+    def forward(self, x):
+        new_gelu = 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+        fast_gelu = 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+        erf_gelu = x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+        silu = x * torch.sigmoid(x)
+        near_miss = 0.5 * x * (1.0 + torch.tanh(0.79 * (x + 0.044715 * torch.pow(x, 3.0))))
+        inner = torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))
+        shared = 0.5 * x * (1.0 + inner) + inner
+        return new_gelu, fast_gelu, erf_gelu, silu, near_miss, shared
+
+
+def make():
+    return Acts().eval()
+`;
+
+describe('activations written out as arithmetic', function () {
+  this.timeout(300_000);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-acts-'));
+  const py = path.join(tmp, 'acts.py');
+  before(() => fs.writeFileSync(py, MODEL_PY));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  for (const how of ['traced', 'scripted'] as const) {
+    it(`${how}: NewGELU, FastGELU, the erf GELU and SiLU become one op each, equal; the near miss and the shared one stay`, async () => {
+      const file = path.join(tmp, `${how}.pt`);
+      const r = runCli(['export', `${py}:make`, '--input', '4x64x96', '--out', file, ...(how === 'scripted' ? ['--script'] : [])]);
+      assert.equal(r.code, 0, r.err);
+      const m = await Module.load(file);
+      const x = randomTensor([4, 64, 96], 'float32', 11);
+      try {
+        const p = await prepareGraphs(m, [{ shape: [4, 64, 96], dtype: 'float32' }]);
+        assert.deepEqual(p.lowering.writtenOutActivations, { 'GELU, tanh form': 1, 'GELU, tanh form (fast)': 1, 'GELU, erf form': 1, SiLU: 1 });
+        const kinds = p.fused.allNodes().map((n) => n.kind);
+        assert.equal(kinds.filter((k) => k.startsWith('aten::gelu')).length, 3);
+        assert.equal(kinds.filter((k) => k.startsWith('aten::tanh')).length, 2, 'the near miss and the shared expression keep their tanh');
+        const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, [x], { warmup: 1, repetitions: 1 });
+        assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
+        const off = await prepareGraphs(m, [{ shape: [4, 64, 96], dtype: 'float32' }], { writtenOutActivations: false });
+        assert.equal(off.lowering.writtenOutActivations, undefined);
+      } finally {
+        x.dispose();
+        m.dispose();
+      }
+    });
+  }
+});
