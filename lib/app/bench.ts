@@ -107,7 +107,9 @@ async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOpti
     const r = await runCase({ ...c, file }, {
       device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate,
     });
-    return anchors ? { ...r, anchors: { compileSeconds: anchors.compileSeconds, maxAbsDiffs: anchors.maxAbsDiffs, ...(anchors.eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff: anchors.eagerMaxAbsDiff } : {}) } } : r;
+    if (!anchors) return r;
+    const { compileSeconds, maxAbsDiffs, eagerMaxAbsDiff } = anchors;
+    return { ...r, anchors: { compileSeconds, maxAbsDiffs, ...(eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff } : {}) } };
   } finally {
     anchors?.close();
   }
