@@ -494,7 +494,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return built_;
   }
 
-  // run(inputs[], {measureMemory}) -> Promise<{output, peakBytes, ms}>
+  // run(inputs[], {measureMemory, profile}) -> Promise<{output, peakBytes, ms, opTimes?}>
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
@@ -507,13 +507,16 @@ class Graph : public Napi::ObjectWrap<Graph> {
       if (stack->size() != expected)
         throw Error("ERR_INVALID_ARG", "graph takes " + std::to_string(expected - (b->takesSelf ? 1 : 0)) + " inputs, got " +
                                            std::to_string(arr.Length()));
-      bool measure = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("measureMemory").ToBoolean();
+      auto opt = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+      bool measure = opt.Get("measureMemory").ToBoolean();
+      bool profile = opt.Get("profile").ToBoolean();
       auto result = std::make_shared<std::vector<c10::IValue>>();
       auto peak = std::make_shared<int64_t>(-1);
       auto ms = std::make_shared<double>(0);
+      auto opTimes = std::make_shared<std::map<std::string, OpTime>>();
       return PromiseWorker::Run(
           env,
-          [b, stack, measure, result, peak, ms] {
+          [b, stack, measure, profile, result, peak, ms, opTimes] {
             c10::InferenceMode guard;
             {
               std::lock_guard<std::mutex> lock(b->compile);
@@ -523,14 +526,17 @@ class Graph : public Napi::ObjectWrap<Graph> {
             std::optional<SharedRunLock> shared;
             if (measure) scope.emplace(b->device);
             else shared.emplace();
+            std::optional<OpTimes> timer;
+            if (profile) timer.emplace();
             auto t0 = std::chrono::steady_clock::now();
             b->fn->run(*stack);
             if (b->device.is_cuda()) torch::cuda::synchronize();
             *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (timer) *opTimes = timer->byName();
             if (scope) *peak = scope->peakAboveBaseline();
             *result = std::move(*stack);
           },
-          [result, peak, ms](Napi::Env env) -> Napi::Value {
+          [result, peak, ms, profile, opTimes](Napi::Env env) -> Napi::Value {
             auto o = Napi::Object::New(env);
             if (result->size() == 1) {
               o.Set("output", ToJs(env, (*result)[0]));
@@ -541,6 +547,16 @@ class Graph : public Napi::ObjectWrap<Graph> {
             }
             o.Set("peakBytes", Napi::Number::New(env, static_cast<double>(*peak)));
             o.Set("ms", Napi::Number::New(env, *ms));
+            if (profile) {
+              auto ops = Napi::Object::New(env);
+              for (const auto& [name, t] : *opTimes) {
+                auto e = Napi::Object::New(env);
+                e.Set("ms", t.ms);
+                e.Set("calls", Napi::Number::New(env, static_cast<double>(t.calls)));
+                ops.Set(name, e);
+              }
+              o.Set("opTimes", ops);
+            }
             return o;
           });
     });

@@ -7,6 +7,7 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <ATen/record_function.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/alignment.h>
@@ -133,5 +134,50 @@ void ReleaseFreedMemory(int minIntervalMs) {
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryStats", Napi::Function::New(env, Stats));
 }
+
+}  // namespace tg
+
+namespace tg {
+namespace {
+
+struct OpStart : at::ObserverContext {
+  std::chrono::steady_clock::time_point t0;
+  bool top = false;
+};
+
+thread_local std::map<std::string, OpTime>* recording = nullptr;
+thread_local int depth = 0;
+
+std::unique_ptr<at::ObserverContext> OnOpStart(const at::RecordFunction&) {
+  auto ctx = std::make_unique<OpStart>();
+  ctx->top = depth++ == 0;
+  ctx->t0 = std::chrono::steady_clock::now();
+  return ctx;
+}
+
+void OnOpEnd(const at::RecordFunction& fn, at::ObserverContext* ctx) {
+  --depth;
+  auto* start = static_cast<OpStart*>(ctx);
+  if (!recording || !start->top) return;
+  auto& t = (*recording)[fn.name()];
+  t.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start->t0).count();
+  t.calls++;
+}
+
+}  // namespace
+
+OpTimes::OpTimes() {
+  recording = new std::map<std::string, OpTime>();
+  depth = 0;
+  handle_ = at::addThreadLocalCallback(at::RecordFunctionCallback(OnOpStart, OnOpEnd).needsInputs(false).scopes({at::RecordScope::FUNCTION}));
+}
+
+OpTimes::~OpTimes() {
+  at::removeCallback(handle_);
+  delete recording;
+  recording = nullptr;
+}
+
+const std::map<std::string, OpTime>& OpTimes::byName() const { return *recording; }
 
 }  // namespace tg

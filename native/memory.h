@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <mutex>
 #include <shared_mutex>
 
@@ -40,6 +42,19 @@ class SharedRunLock {
 
  private:
   std::shared_lock<std::shared_mutex> lock_;
+};
+
+// Time per top-level operator of a run on the calling thread (RecordFunction callbacks): the
+// ops the graph itself calls, not the ATen ops they call inside. Adds nothing when not asked.
+struct OpTime { double ms = 0; int64_t calls = 0; };
+class OpTimes {
+ public:
+  OpTimes();   // starts recording on this thread
+  ~OpTimes();  // stops
+  const std::map<std::string, OpTime>& byName() const;
+
+ private:
+  uint64_t handle_;
 };
 
 // Hands memory freed by glibc's allocator back to the system (malloc_trim), at most every

@@ -82,8 +82,10 @@ export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: Nati
   const em = new Emitter(g, r.linear, { id: r.id, scope: r.linear.scope, attention: false });
   em.role = 'packed_linear';
   const l = r.linear;
-  const weight = r.transposed ? em.op('aten::t', r.weight) : r.weight;
-  const y = em.op('mkl::_mkl_linear', r.x, em.tensorConstant(packed), weight, r.bias ?? em.none(), em.int(r.rows));
+  // Read now, not at planning: an earlier lowering may have replaced the producer of x.
+  const ops = operands(l) as Exclude<ReturnType<typeof operands>, string>;
+  const weight = r.transposed ? em.op('aten::t', ops.weight) : ops.weight;
+  const y = em.op('mkl::_mkl_linear', ops.x, em.tensorConstant(packed), weight, ops.bias ?? em.none(), em.int(r.rows));
   l.output.replaceAllUsesWith(y);
   l.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'packed_linear', id: r.id };

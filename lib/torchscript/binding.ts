@@ -49,9 +49,15 @@ export interface NativeRunResult {
   peakBytes: number;
   /** Wall time of the run itself, in milliseconds. */
   ms: number;
+  /** With `profile` (built graphs): time and calls per top-level operator, by name. */
+  opTimes?: Record<string, { ms: number; calls: number }>;
 }
 
-export interface RunOptions { measureMemory?: boolean }
+export interface RunOptions {
+  measureMemory?: boolean;
+  /** Time each top-level operator (libtorch's RecordFunction callbacks on the run's thread). */
+  profile?: boolean;
+}
 
 export interface TensorInfoData { name: string; shape: number[]; dtype: DType; device: string; bytes: number }
 
