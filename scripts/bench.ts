@@ -13,8 +13,9 @@
 // loads the traced file's weights and runs on the fixture's own inputs; its eager output's max abs
 // diff from the fixture's (at most 1e-4, or it refuses) is printed on stderr with the compile seconds.
 //   npx tsx scripts/bench.ts --corpus --set bench --anchors [bert_base_eager_512 resnet50 ...]
+// `--with-suite` (with --corpus): the standard suite's rows first, in the same run and table.
 import { loadCorpus } from '../lib/app/corpus';
-import { runBench, type SuiteCase } from '../lib/app/bench';
+import { runBench, STANDARD_SUITE, type SuiteCase } from '../lib/app/bench';
 import { ABLATABLE_LOWERINGS, type AblatableLowering } from '../lib/pipeline/bench';
 
 /** The traced models of corpus set `set`; `names`, when given, picks some by fixture name. */
@@ -41,7 +42,9 @@ async function main(): Promise<number> {
   const set = setAt >= 0 ? args[setAt + 1] : 'default';
   if (set !== 'default' && set !== 'bench') throw new Error(`bench: --set takes default or bench, not ${set ?? 'nothing'}`);
   const names = args.filter((a, i) => !a.startsWith('--') && !(setAt >= 0 && i === setAt + 1));
-  const cases = args.includes('--corpus') ? await corpusCases(names, set) : undefined;
+  const corpus = args.includes('--corpus') ? await corpusCases(names, set) : undefined;
+  // --with-suite: the standard suite first, then the corpus rows, in one run (one table).
+  const cases = corpus && args.includes('--with-suite') ? [...STANDARD_SUITE, ...corpus] : corpus;
   const r = await runBench({
     models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
     anchors: args.includes('--anchors'),
