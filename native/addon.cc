@@ -33,41 +33,32 @@ std::string InterpreterMessage(const std::string& full) {
   return head + "\n" + full;
 }
 
-Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
-  auto* w = new PromiseWorker(env, std::move(work), std::move(done));
-  auto promise = w->deferred_.Promise();
-  w->Queue();
-  return promise;
-}
-
 // One thread runs every piece of libtorch work the promises ask for. OpenMP keeps a team of
 // threads per calling thread, and a team spins for a while after each parallel region: work
 // spread over libuv's pool (4 threads) left up to 4 teams on 2 cores, busy-waiting against
 // each other. Measured: transformers' ResNet-50 at batch 1 ran in 92.9-104.1 ms through the
 // pool and 57.1-57.7 ms with the pool at one thread (UV_THREADPOOL_SIZE=1), where Python eager
-// takes about 69 ms. The pool's thread waits; the work runs here, one piece at a time.
+// takes about 69 ms. The work goes straight to this thread, and its result back to the JS
+// thread through a thread-safe function (no pool thread in between: one wake-up each way).
 class TorchThread {
  public:
   static TorchThread& Get() {
     static TorchThread* t = new TorchThread();  // never destroyed: the thread lives as long as the process
     return *t;
   }
-  void Run(const std::function<void()>& work) {
-    std::packaged_task<void()> task(work);
-    auto done = task.get_future();
+  void Post(std::function<void()> task) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back(std::move(task));
     }
     cv_.notify_one();
-    done.get();  // rethrows what the work threw
   }
 
  private:
   TorchThread() { std::thread([this] { Loop(); }).detach(); }
   void Loop() {
     for (;;) {
-      std::packaged_task<void()> task;
+      std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [this] { return !queue_.empty(); });
@@ -79,52 +70,75 @@ class TorchThread {
   }
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::packaged_task<void()>> queue_;
+  std::deque<std::function<void()>> queue_;
 };
 
-PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done)
-    : Napi::AsyncWorker(env, "torchgraph"), deferred_(Napi::Promise::Deferred::New(env)),
-      work_(std::move(work)), done_(std::move(done)) {}
+namespace {
 
-void PromiseWorker::Execute() {
+struct PromiseJob {
+  Napi::Promise::Deferred deferred;
+  PromiseWorker::Work work;
+  PromiseWorker::Done done;
+  std::string code;
+  std::string message;
+};
+
+// Runs the work; what it throws becomes a code and a message (the promise's rejection).
+void RunCaught(PromiseJob& job) {
   try {
-    TorchThread::Get().Run(work_);
+    job.work();
   } catch (const Error& e) {
-    code_ = e.code;
-    message_ = e.what();
+    job.code = e.code;
+    job.message = e.what();
   } catch (const c10::Error& e) {
-    code_ = "ERR_TORCH";
-    message_ = e.what_without_backtrace();
+    job.code = "ERR_TORCH";
+    job.message = e.what_without_backtrace();
   } catch (const torch::jit::JITException& e) {
-    code_ = "ERR_TORCH";
-    message_ = InterpreterMessage(e.what());
+    job.code = "ERR_TORCH";
+    job.message = InterpreterMessage(e.what());
   } catch (const std::exception& e) {
     // The interpreter rethrows op failures as plain runtime_errors carrying the traceback.
     std::string what = e.what();
     bool fromInterpreter = what.find("TorchScript interpreter") != std::string::npos;
-    code_ = fromInterpreter ? "ERR_TORCH" : "ERR_NATIVE";
-    message_ = fromInterpreter ? InterpreterMessage(what) : what;
+    job.code = fromInterpreter ? "ERR_TORCH" : "ERR_NATIVE";
+    job.message = fromInterpreter ? InterpreterMessage(what) : what;
   } catch (...) {
-    code_ = "ERR_NATIVE";
-    message_ = "unknown native exception";
+    job.code = "ERR_NATIVE";
+    job.message = "unknown native exception";
   }
-  if (!code_.empty()) SetError(message_);
 }
 
-void PromiseWorker::OnOK() {
-  Napi::Env env = Env();
+// On the JS thread: settle the job's promise.
+void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, PromiseJob* raw) {
+  std::unique_ptr<PromiseJob> job(raw);
+  if (env == nullptr) return;  // the environment is being torn down
   Napi::HandleScope scope(env);
+  if (!job->code.empty()) {
+    job->deferred.Reject(MakeJsError(env, job->code, job->message).Value());
+    return;
+  }
   try {
-    deferred_.Resolve(Guard(env, [&] { return done_(env); }));
+    job->deferred.Resolve(Guard(env, [&] { return job->done(env); }));
   } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
+    job->deferred.Reject(e.Value());
   }
 }
 
-void PromiseWorker::OnError(const Napi::Error&) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  deferred_.Reject(MakeJsError(env, code_, message_).Value());
+using SettleOnJsThread = Napi::TypedThreadSafeFunction<std::nullptr_t, PromiseJob, Settle>;
+
+}  // namespace
+
+Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
+  auto* job = new PromiseJob{Napi::Promise::Deferred::New(env), std::move(work), std::move(done), {}, {}};
+  auto promise = job->deferred.Promise();
+  // Keeps the event loop alive until the job is settled, as a queued AsyncWorker does.
+  auto settle = SettleOnJsThread::New(env, "torchgraph", 0, 1);
+  TorchThread::Get().Post([job, settle]() mutable {
+    RunCaught(*job);
+    settle.BlockingCall(job);
+    settle.Release();
+  });
+  return promise;
 }
 
 const char* DTypeName(at::ScalarType t) {

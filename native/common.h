@@ -44,22 +44,13 @@ auto Guard(Napi::Env env, F&& fn) -> decltype(fn()) {
 
 // Off-thread work returning a Promise. `work` runs on a libuv worker thread and must not
 // touch JS; `done` converts its result on the JS thread. Errors reject with a code.
-class PromiseWorker : public Napi::AsyncWorker {
+// Runs `work` on the torch thread (addon.cc) and settles a promise on the JS thread: resolved
+// with done(env), or rejected with a coded error for what the work threw.
+class PromiseWorker {
  public:
   using Work = std::function<void()>;
   using Done = std::function<Napi::Value(Napi::Env)>;
   static Napi::Promise Run(Napi::Env env, Work work, Done done);
-
- private:
-  PromiseWorker(Napi::Env env, Work work, Done done);
-  void Execute() override;
-  void OnOK() override;
-  void OnError(const Napi::Error& e) override;
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  Done done_;
-  std::string code_;
-  std::string message_;
 };
 
 // dtype names shared with lib/core/ir/serialized.ts (DType).

@@ -42,7 +42,8 @@ export function restoreLayouts(g: Graph, starts: Value[]): number {
       const inputs = n.inputs.map((v, index) => ({ v, index })).filter(({ v }) => region.has(v));
       if (!inputs.length || starts.includes(n.outputs[0])) continue;
       if (keepsLayout(n, region)) { region.add(n.output); continue; }
-      if (METADATA_INPUT0.has(n.kind)) continue;
+      // Shape, dtype and device reads see the same answer; stride and contiguity reads get a copy.
+      if (METADATA_INPUT0.has(n.kind) && !/stride|is_contiguous/.test(n.kind)) continue;
       // A copy would take the write of an in-place op away from the value it was meant for.
       if (n.kind.endsWith('_') && region.has(n.inputs[0])) throw new Error(`${n.kind} writes a channels-last value in place`);
       for (const { index } of inputs) exits.push({ node: n, index });

@@ -16,7 +16,7 @@ import { constantOf, constOf, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
 import { METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
-import { computeOnModule, moduleCone } from './weights-on-module';
+import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import type { LoweringOutcome } from './lower-fused';
 
 /** A oneDNN eltwise post-op: attr, its scalars and algorithm, as mkldnn::_convolution_pointwise takes them. */
@@ -174,23 +174,12 @@ export function planConvPointwise(graph: Graph, groups: { kind: string; id: stri
 }
 
 /** Each request's weight reordered once into oneDNN's blocked layout for its input's shape; a failure is every request's reason. */
-export async function packConvWeights(module: NativeModule, graph: Graph, requests: ConvPointwiseRequest[]): Promise<Map<string, NativeTensor | string>> {
-  const out = new Map<string, NativeTensor | string>();
-  if (!requests.length) return out;
-  try {
-    const packed = await computeOnModule(module, graph, requests.map((r) => r.weight), (g, map) => requests.map((r) => {
-      const ints = (xs: number[]) => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }]).output;
-      const w = map.get(r.weight)!;
-      const weight = w.type.kind === 'Optional' ? g.createNode('prim::unchecked_cast', [w], [{ kind: 'Tensor' }]).output : w;
-      return g.createNode('mkldnn::_reorder_convolution_weight', [weight, ints(r.padding), ints(r.stride), ints(r.dilation),
-        g.insertConstant(BigInt(r.groups)), ints(tensorOf(r.x)!.shape)], [{ kind: 'Tensor' }]).output;
-    }));
-    requests.forEach((r, i) => out.set(r.id, packed[i]));
-  } catch (e) {
-    const why = `the convolution weights could not be prepacked: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
-    for (const r of requests) out.set(r.id, why);
-  }
-  return out;
+export function packConvWeights(module: NativeModule, graph: Graph, requests: ConvPointwiseRequest[]): Promise<Map<string, NativeTensor | string>> {
+  return computeEachOnModule(module, graph, requests, (r) => [r.weight], (g, map, r) => {
+    const ints = (xs: number[]) => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }]).output;
+    return g.createNode('mkldnn::_reorder_convolution_weight', [asTensor(g, map.get(r.weight)!), ints(r.padding), ints(r.stride), ints(r.dilation),
+      g.insertConstant(BigInt(r.groups)), ints(tensorOf(r.x)!.shape)], [{ kind: 'Tensor' }]).output;
+  }, 'the convolution weights could not be prepacked');
 }
 
 /** The request's nodes become one mkldnn::_convolution_pointwise (plain, or .binary with the skip connection) on the packed weight. */

@@ -10,7 +10,7 @@ import { constNumber, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
 import { numel } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
-import { computeOnModule, moduleCone } from './weights-on-module';
+import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import type { LoweringOutcome } from './lower-fused';
 
 export interface PackedLinearRequest {
@@ -58,22 +58,12 @@ export function planPackedLinears(graph: Graph): { requests: PackedLinearRequest
 }
 
 /** Each request's weight packed by MKL for its row count; a failure is every request's reason. */
-export async function packLinearWeights(module: NativeModule, graph: Graph, requests: PackedLinearRequest[]): Promise<Map<string, NativeTensor | string>> {
-  const out = new Map<string, NativeTensor | string>();
-  if (!requests.length) return out;
-  try {
-    const packed = await computeOnModule(module, graph, requests.map((r) => r.weight), (g, map) => requests.map((r) => {
-      const w = map.get(r.weight)!;
-      const plain = w.type.kind === 'Optional' ? g.createNode('prim::unchecked_cast', [w], [{ kind: 'Tensor' }]).output : w;
-      const weight = r.transposed ? g.createNode('aten::t', [plain], [{ kind: 'Tensor' }]).output : plain;
-      return g.createNode('mkl::_mkl_reorder_linear_weight', [weight, g.insertConstant(BigInt(r.rows))], [{ kind: 'Tensor' }]).output;
-    }));
-    requests.forEach((r, i) => out.set(r.id, packed[i]));
-  } catch (e) {
-    const why = `MKL could not pack the weights: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
-    for (const r of requests) out.set(r.id, why);
-  }
-  return out;
+export function packLinearWeights(module: NativeModule, graph: Graph, requests: PackedLinearRequest[]): Promise<Map<string, NativeTensor | string>> {
+  return computeEachOnModule(module, graph, requests, (r) => [r.weight], (g, map, r) => {
+    const plain = asTensor(g, map.get(r.weight)!);
+    const weight = r.transposed ? g.createNode('aten::t', [plain], [{ kind: 'Tensor' }]).output : plain;
+    return g.createNode('mkl::_mkl_reorder_linear_weight', [weight, g.insertConstant(BigInt(r.rows))], [{ kind: 'Tensor' }]).output;
+  }, 'MKL could not pack the weights');
 }
 
 /** aten::linear(x, W, b) -> mkl::_mkl_linear(x, packed W, W, b, rows); aten::addmm(b, x, W) the same with W^T. */

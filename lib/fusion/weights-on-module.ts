@@ -44,3 +44,26 @@ export async function computeOnModule(module: NativeModule, graph: Graph, reads:
     built.dispose();
   }
 }
+
+/**
+ * One tensor per request, computed on the module by the nodes `emit` adds for it (reading the
+ * copies of `reads(r)`). A failure is every request's reason, prefixed with `what`.
+ */
+export async function computeEachOnModule<R extends { id: string }>(module: NativeModule, graph: Graph, requests: R[], reads: (r: R) => Value[],
+  emit: (g: Graph, map: Map<Value, Value>, r: R) => Value, what: string): Promise<Map<string, NativeTensor | string>> {
+  const out = new Map<string, NativeTensor | string>();
+  if (!requests.length) return out;
+  try {
+    const tensors = await computeOnModule(module, graph, requests.flatMap(reads), (g, map) => requests.map((r) => emit(g, map, r)));
+    requests.forEach((r, i) => out.set(r.id, tensors[i]));
+  } catch (e) {
+    const why = `${what}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+    for (const r of requests) out.set(r.id, why);
+  }
+  return out;
+}
+
+/** A value as a plain Tensor (scripted modules type their parameters Optional[Tensor]). */
+export function asTensor(g: Graph, v: Value): Value {
+  return v.type.kind === 'Optional' ? g.createNode('prim::unchecked_cast', [v], [{ kind: 'Tensor' }]).output : v;
+}

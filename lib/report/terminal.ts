@@ -46,7 +46,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
   out.push(`Memory reduction, fused vs unfused peak: ${formatPercent(est)} estimated, ${formatPercent(meas)} measured`);
   if (report.memory?.weightsBytes !== undefined) out.push(`Weights (not in the peaks above): ${formatBytes(report.memory.weightsBytes)}`);
-  if (report.memory?.fusedExtraWeightsBytes) out.push(`Fused graph's extra weights (concatenated projections, folded convolutions; not in the peaks): ${formatBytes(report.memory.fusedExtraWeightsBytes)}`);
+  if (report.memory?.fusedExtraWeightsBytes) out.push(`Fused graph's extra weights (concatenated, folded and prepacked weights; not in the peaks): ${formatBytes(report.memory.fusedExtraWeightsBytes)}`);
 
   const lw = report.graphs.fused.lowering;
   if (lw) out.push(...loweringLines(lw));

@@ -5,10 +5,7 @@
 // random batch norm statistics and a view that refuses channels-last strides: the fused graph
 // must equal the original, with its measured peak as estimated.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { runCli } from '../support/cli';
+import { userModel } from '../support/user-model';
 import { Module } from '../../lib/torchscript/module';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
@@ -97,17 +94,11 @@ async function fusedVsOriginal(file: string, shape: number[]) {
 
 describe('convolutions on oneDNN pointwise kernels', function () {
   this.timeout(600_000);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-convpw-'));
-  const py = path.join(tmp, 'acts.py');
-  before(() => fs.writeFileSync(py, MODEL_PY));
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const user = userModel(MODEL_PY, 'convpw');
 
   for (const how of ['traced', 'scripted'] as const) {
     it(`${how}: every activation's post-op equals PyTorch, residual adds fused, the view still works`, async () => {
-      const file = path.join(tmp, `${how}.pt`);
-      const r = runCli(['export', `${py}:make`, '--input', '2x3x32x32', '--out', file, ...(how === 'scripted' ? ['--script'] : [])]);
-      assert.equal(r.code, 0, r.err);
-      const { p, cmp, off } = await fusedVsOriginal(file, [2, 3, 32, 32]);
+      const { p, cmp, off } = await fusedVsOriginal(user.exportAs(how, 'make', '2x3x32x32', how), [2, 3, 32, 32]);
       const convs = p.lowering.convolutions ?? [];
       assert.equal(convs.filter((c) => !c.lowered).length, 0, JSON.stringify(convs.filter((c) => !c.lowered)));
       assert.equal(count(p.fused, 'mkldnn::_convolution_pointwise'), 16, 'stem, 12 activations, body, down, body2');
@@ -122,10 +113,7 @@ describe('convolutions on oneDNN pointwise kernels', function () {
   }
 
   it('a convolution output written in place by an op that does not keep channels last: left as it was, with the reason', async () => {
-    const file = path.join(tmp, 'inplace.pt');
-    const r = runCli(['export', `${py}:make_in_place`, '--input', '1x3x16x16', '--out', file]);
-    assert.equal(r.code, 0, r.err);
-    const { p, cmp } = await fusedVsOriginal(file, [1, 3, 16, 16]);
+    const { p, cmp } = await fusedVsOriginal(user.exportAs('inplace', 'make_in_place', '1x3x16x16'), [1, 3, 16, 16]);
     assert.equal(count(p.fused, 'mkldnn::_convolution_pointwise'), 0);
     assert.match(p.lowering.convolutions!.map((c) => c.reason).join(), /cannot stay channels last: aten::exp_ writes a channels-last value in place/);
     assert.equal(cmp.runs.fused.maxAbsDiff, 0);

@@ -4,10 +4,7 @@
 // Conv1D (addmm over an (in, out) weight), a weight computed from the input (left alone), a
 // GELU whose input is read again afterwards (must not be overwritten), and skip connections.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { runCli } from '../support/cli';
+import { userModel } from '../support/user-model';
 import { Module } from '../../lib/torchscript/module';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
@@ -57,17 +54,11 @@ const count = (g: Graph, kind: string) => g.allNodes().filter((n) => n.kind === 
 
 describe('linear layers on MKL-packed weights, activations and adds in place', function () {
   this.timeout(600_000);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-packed-'));
-  const py = path.join(tmp, 'block.py');
-  before(() => fs.writeFileSync(py, MODEL_PY));
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const user = userModel(MODEL_PY, 'packed');
 
   for (const how of ['traced', 'scripted'] as const) {
     it(`${how}: linears and the Conv1D packed, in-place ops only where the input dies, outputs equal, peaks as estimated`, async () => {
-      const file = path.join(tmp, `${how}.pt`);
-      const r = runCli(['export', `${py}:make`, '--input', '2x50x48', '--out', file, ...(how === 'scripted' ? ['--script'] : [])]);
-      assert.equal(r.code, 0, r.err);
-      const m = await Module.load(file);
+      const m = await Module.load(user.exportAs(how, 'make', '2x50x48', how));
       const specs = [{ shape: [2, 50, 48], dtype: 'float32' as const }];
       const x = randomTensor([2, 50, 48], 'float32', 5);
       try {

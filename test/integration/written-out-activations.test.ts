@@ -4,10 +4,7 @@
 // equal to the original; a near miss (another constant) and an expression whose inner value is
 // read elsewhere stay as written.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { runCli } from '../support/cli';
+import { userModel } from '../support/user-model';
 import { Module } from '../../lib/torchscript/module';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
@@ -36,17 +33,11 @@ def make():
 
 describe('activations written out as arithmetic', function () {
   this.timeout(300_000);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-acts-'));
-  const py = path.join(tmp, 'acts.py');
-  before(() => fs.writeFileSync(py, MODEL_PY));
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const user = userModel(MODEL_PY, 'acts');
 
   for (const how of ['traced', 'scripted'] as const) {
     it(`${how}: NewGELU, FastGELU, the erf GELU and SiLU become one op each, equal; the near miss and the shared one stay`, async () => {
-      const file = path.join(tmp, `${how}.pt`);
-      const r = runCli(['export', `${py}:make`, '--input', '4x64x96', '--out', file, ...(how === 'scripted' ? ['--script'] : [])]);
-      assert.equal(r.code, 0, r.err);
-      const m = await Module.load(file);
+      const m = await Module.load(user.exportAs(how, 'make', '4x64x96', how));
       const x = randomTensor([4, 64, 96], 'float32', 11);
       try {
         const p = await prepareGraphs(m, [{ shape: [4, 64, 96], dtype: 'float32' }]);
