@@ -5,7 +5,6 @@
 #include <ATen/Parallel.h>
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <thread>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -135,7 +134,7 @@ Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
   auto settle = SettleOnJsThread::New(env, "torchgraph", 0, 1);
   TorchThread::Get().Post([job, settle]() mutable {
     RunCaught(*job);
-    settle.BlockingCall(job);
+    if (settle.BlockingCall(job) != napi_ok) delete job;  // the environment is closing: nothing to settle
     settle.Release();
   });
   return promise;
@@ -299,8 +298,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }));
   // Whether the libtorch loaded carries CUDA (libc10_cuda registers its device guard on load),
   // decided at run time: the addon is compiled the same way for CPU and CUDA libtorch.
-  // oneDNN (the prepacked pointwise convolutions of the fused graph) is compiled into x86 CPU builds.
+  // oneDNN (the prepacked pointwise convolutions of the fused graph) and MKL (its packed linears)
+  // are compiled into x86 CPU builds; other builds may lack either.
   exports.Set("hasMkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
+  exports.Set("hasMkl", Napi::Boolean::New(env, at::hasMKL()));
   exports.Set("libtorchHasCuda", Napi::Boolean::New(env, c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA)));
   return exports;
 }

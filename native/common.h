@@ -42,10 +42,8 @@ auto Guard(Napi::Env env, F&& fn) -> decltype(fn()) {
   }
 }
 
-// Off-thread work returning a Promise. `work` runs on a libuv worker thread and must not
+// Off-thread work returning a Promise. `work` runs on the torch thread (addon.cc) and must not
 // touch JS; `done` converts its result on the JS thread. Errors reject with a code.
-// Runs `work` on the torch thread (addon.cc) and settles a promise on the JS thread: resolved
-// with done(env), or rejected with a coded error for what the work threw.
 class PromiseWorker {
  public:
   using Work = std::function<void()>;

@@ -6,7 +6,7 @@
 // other reader, and the graph's outputs, get aten::contiguous of the value: a view such as
 // `x.view(n, -1)` would refuse channels-last strides, and callers see the strides they had.
 import type { Block, Graph, Node, Value } from '../core/ir';
-import { ACT_KINDS_LIST, METADATA_INPUT0 } from '../core/ops/classes';
+import { ACT_KINDS_LIST, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { tensorInfo } from '../core/value-info';
 import { Emitter } from '../transforms/emit';
 
@@ -28,6 +28,12 @@ function keepsLayout(n: Node, region: ReadonlySet<Value>): boolean {
   });
 }
 
+/** Whether `v`, or a view of a view of it, is written in place (input 0 of an in-place op). */
+function writtenThroughViews(v: Value): boolean {
+  return v.uses.some(({ node: u, index }) => (index === 0 && u.kind.endsWith('_'))
+    || (index === 0 && (LAYOUT_KINDS.has(u.kind) || LIST_VIEW_KINDS.has(u.kind)) && u.outputs.some(writtenThroughViews)));
+}
+
 /**
  * Inserts aten::contiguous where values written by the `starts` (pointwise convolutions'
  * outputs) leave the channels-last region, in place (block outputs count as leaving). Returns
@@ -46,6 +52,8 @@ export function restoreLayouts(g: Graph, starts: Value[]): number {
       if (METADATA_INPUT0.has(n.kind) && !/stride|is_contiguous/.test(n.kind)) continue;
       // A copy would take the write of an in-place op away from the value it was meant for.
       if (n.kind.endsWith('_') && region.has(n.inputs[0])) throw new Error(`${n.kind} writes a channels-last value in place`);
+      // A copy at a view would take a later write through that view away from the value.
+      if ((LAYOUT_KINDS.has(n.kind) || LIST_VIEW_KINDS.has(n.kind)) && n.outputs.some(writtenThroughViews)) throw new Error(`${n.kind} of a channels-last value is written in place later`);
       for (const { index } of inputs) exits.push({ node: n, index });
     }
     b.returnNode.inputs.forEach((v, index) => { if (region.has(v)) exits.push({ node: b.returnNode, index }); });

@@ -15,6 +15,9 @@ function mayOverwrite(f: GraphFacts, n: Node, v: Value): boolean {
   const p = v.node ? f.pos.get(v.node) : undefined;
   const i = f.vindex.get(v);
   if (p === undefined || i === undefined || f.role[p] !== 'compute' || !isActivation(f, i)) return false;
+  // Layout and cast ops can return their input (broadcast_to, contiguous or to in a memory
+  // format the tensor already has) where the facts cannot tell: never written over.
+  if (f.classes[p].some((c) => c === 'layout' || c === 'cast')) return false;
   if (v.uses.length !== 1 || v.node!.owningBlock !== n.owningBlock || v.node!.blocks.length) return false;
   const a = tensorInfo(v), o = tensorInfo(n.output);
   return !!a && !!o && a.dtype === o.dtype && a.shape.join() === o.shape.join();

@@ -80,11 +80,16 @@ export type AblatableLowering = (typeof ABLATABLE_LOWERINGS)[number];
 async function ablationRunners(module: Module, c: BenchCase, opts: RunCaseOptions, inputs: Tensor[]): Promise<{ runners: ExternalRunner[]; dispose(): void }> {
   const built: NativeGraph[] = [];
   const args = module._resolveInputs(inputs.map((t) => nativeOf(module.device === t.device ? t : t.to(module.device))));
-  for (const name of opts.ablate ?? []) {
-    const off = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition, [name]: false });
-    const g = nativeSync(() => module._native.buildGraph(off.fused.toData()));
-    built.push(g);
-    for (let i = 0; i < (c.warmup ?? 2); i++) await native(() => g.run(args)); // warmed up by their owner, as anchors are
+  try {
+    for (const name of opts.ablate ?? []) {
+      const off = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition, [name]: false });
+      const g = nativeSync(() => module._native.buildGraph(off.fused.toData()));
+      built.push(g);
+      for (let i = 0; i < (c.warmup ?? 2); i++) await native(() => g.run(args)); // warmed up by their owner, as anchors are
+    }
+  } catch (e) {
+    built.forEach((g) => g.dispose());
+    throw e;
   }
   return {
     runners: built.map((g, i) => ({ name: `fused, ${opts.ablate![i]} off`, time: async () => (await native(() => g.run(args))).ms })),

@@ -21,7 +21,6 @@ export interface FusionGroupLike {
 // torch._C._llvm_enabled() and torch._C._jit_can_fuse_on_cpu() are both False, so NNC has no
 // CPU code generator there (only its IR interpreter, slower than the eager ops).
 function notLoweredReason(kind: string, device: string): string {
-  if (kind === 'residual' && device.startsWith('cpu')) return 'no fused libtorch op for this pattern; the add runs in place where its operand dies there (fusion/in-place.ts)';
   if (kind !== 'elementwise') return 'no fused libtorch op for this pattern';
   return device.startsWith('cuda')
     ? 'TorchScript\'s CUDA fuser (NNC) is not used yet; graphs run as built so unfused and fused timings compare like for like'
@@ -35,15 +34,15 @@ function notLoweredReason(kind: string, device: string): string {
  * or why there are none, by group id.
  */
 export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
-  folded: ReadonlyMap<string, FoldedWeights | string> = new Map(), linearActivationsOff?: string): LoweringReport {
+  folded: ReadonlyMap<string, FoldedWeights | string> = new Map(), linearActivationOff: (nodes: Node[]) => string | undefined = () => undefined): LoweringReport {
   const report: LoweringReport = { attentionCores: [], projections: [], linearActivations: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0 };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));
     else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id, packed.get(g.id)));
     else if (g.kind === 'linear_act') {
-      report.linearActivations.push(linearActivationsOff ? { id: g.id, lowered: false, reason: linearActivationsOff }
-        : lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
+      const off = linearActivationOff(g.nodes);
+      report.linearActivations.push(off ? { id: g.id, lowered: false, reason: off } : lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
     } else if (g.kind === 'conv_bn_act' && folded.size) report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
     else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
   }

@@ -167,8 +167,11 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
     for (const [id, why] of folds.refused) folded.set(id, why);
     for (const [id, f] of await foldBatchNorms(module._native, fused, folds.requests)) folded.set(id, f);
   }
-  const packLinears = options.packedLinears ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn);
-  const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded, packLinears ? PACKED_OVER_ADDMM_REASON : undefined);
+  const packLinears = options.packedLinears ?? (module.device === 'cpu' && runtimeInfo().hasMkl);
+  // linear + activation groups whose linear will be packed keep their activation after it.
+  const willPack = new Set(packLinears ? planPackedLinears(fused).requests.map((r) => r.linear) : []);
+  const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded,
+    (nodes) => (nodes.some((n) => willPack.has(n)) ? PACKED_OVER_ADDMM_REASON : undefined));
   if (Object.keys(activations).length) lowering.writtenOutActivations = activations;
   if (options.pointwiseConvolutions ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn)) {
     // Checked on a copy: a channels-last value written in place leaves the graph as it was.

@@ -131,8 +131,9 @@ export interface Binding {
   createModule(spec: NativeModuleSpec, device?: string): NativeModule;
   torchVersion: string;
   libtorchHasCuda: boolean;
-  /** Whether this libtorch has oneDNN (mkldnn) kernels. */
+  /** Whether this libtorch has oneDNN (mkldnn) kernels, and MKL's. */
   hasMkldnn: boolean;
+  hasMkl: boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   /** libtorch's intra-op threads (at::get_num_threads). */

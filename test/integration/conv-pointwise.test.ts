@@ -64,9 +64,44 @@ class InPlace(nn.Module):
         return y
 
 
+class ViewWrite(nn.Module):
+    """A convolution output written through a view of it: a copy at the view would lose the write."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+
+    def forward(self, x):
+        y = self.conv(x)
+        y[:, :4].mul_(2.0)
+        return y
+
+
+class WriteBetween(nn.Module):
+    """The convolution's input written in place between the convolution and its residual add."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        h = x * 1.0
+        y = self.conv(h)
+        h.mul_(2.0)
+        return torch.relu(y + h)
+
+
 def make():
     torch.manual_seed(0)
     return Acts().eval()
+
+
+def make_write_between():
+    torch.manual_seed(0)
+    return WriteBetween().eval()
+
+
+def make_view_write():
+    torch.manual_seed(0)
+    return ViewWrite().eval()
 
 
 def make_in_place():
@@ -117,6 +152,19 @@ describe('convolutions on oneDNN pointwise kernels', function () {
     assert.equal(count(p.fused, 'mkldnn::_convolution_pointwise'), 0);
     assert.match(p.lowering.convolutions!.map((c) => c.reason).join(), /cannot stay channels last: aten::exp_ writes a channels-last value in place/);
     assert.equal(cmp.runs.fused.maxAbsDiff, 0);
+  });
+
+  it('a convolution output written through a view of it: left as it was, with the reason', async () => {
+    const { p, cmp } = await fusedVsOriginal(user.exportAs('viewwrite', 'make_view_write', '1x3x16x16'), [1, 3, 16, 16]);
+    assert.equal(count(p.fused, 'mkldnn::_convolution_pointwise'), 0);
+    assert.match(p.lowering.convolutions!.map((c) => c.reason).join(), /cannot stay channels last: .* written in place later/);
+    assert.equal(cmp.runs.fused.maxAbsDiff, 0);
+  });
+
+  it('the convolution\'s input written in place before its residual add: that convolution keeps its own op, outputs equal', async () => {
+    const { p, cmp } = await fusedVsOriginal(user.exportAs('between', 'make_write_between', '1x8x16x16'), [1, 8, 16, 16]);
+    assert.match(p.lowering.convolutions!.map((c) => c.reason).join(), /aten::mul_ between the convolution and its post-ops writes one of their inputs/);
+    assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
   });
 
   for (const name of ['small_cnn_resnet', 'small_cnn_mbconv'] as ModelName[]) {
