@@ -12,20 +12,15 @@
 import { isInPlaceKind, type Graph, type Node, type Value } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
-import { constantOf, constOf, isNoneValue } from '../core/constants';
+import { constNumber, constOf, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
 import { LAYOUT_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
-import type { LoweringOutcome } from './lower-fused';
+import { outcomeId, type LoweringOutcome } from './lower-fused';
 
 /** A oneDNN eltwise post-op: attr, its scalars and algorithm, as mkldnn::_convolution_pointwise takes them. */
 export interface UnaryPostOp { attr: string; scalars: number[]; algorithm: string | null }
-
-const num = (v: Value | undefined): number | undefined => {
-  const c = constantOf(v);
-  return typeof c === 'number' ? c : typeof c === 'bigint' ? Number(c) : undefined;
-};
 
 /** Activations oneDNN applies on the convolution's output (checked equal to PyTorch's in conv-pointwise.test.ts), read by argument name. */
 const UNARY_POST_OPS: Record<string, (act: Node) => UnaryPostOp | string> = {
@@ -41,11 +36,11 @@ const UNARY_POST_OPS: Record<string, (act: Node) => UnaryPostOp | string> = {
     return approx === 'none' || approx === 'tanh' ? { attr: 'gelu', scalars: [], algorithm: approx } : 'a GELU whose approximation is not a constant';
   },
   hardtanh: (act) => {
-    const [lo, hi] = [num(act.arg('min_val')), num(act.arg('max_val'))];
+    const [lo, hi] = [constNumber(act.arg('min_val')), constNumber(act.arg('max_val'))];
     return lo !== undefined && hi !== undefined ? { attr: 'hardtanh', scalars: [lo, hi], algorithm: null } : 'hardtanh bounds are not constants';
   },
   leaky_relu: (act) => {
-    const slope = num(act.arg('negative_slope'));
+    const slope = constNumber(act.arg('negative_slope'));
     return slope !== undefined ? { attr: 'leaky_relu', scalars: [slope], algorithm: null } : 'the leaky ReLU slope is not a constant';
   },
 };
@@ -100,7 +95,7 @@ function unaryOf(act: Node): UnaryPostOp | string {
 function residualOf(add: Node, y: Value): true | string {
   if (add.kind !== 'aten::add' && add.kind !== 'aten::add_') return `${add.kind} is not an add`;
   const alpha = add.arg('alpha');
-  if (alpha && num(alpha) !== 1) return 'an add with alpha other than 1';
+  if (alpha && constNumber(alpha) !== 1) return 'an add with alpha other than 1';
   const [a, b] = [add.arg('self') ?? add.inputs[0], add.arg('other') ?? add.inputs[1]];
   const other = a === y ? b : a;
   // In place on the convolution's output (`out += identity`) writes y, which the fused op replaces.
@@ -120,7 +115,7 @@ function convGeometry(conv: Node, self: Value | undefined): Omit<ConvPointwiseRe
   if (!xi || !wi || xi.shape.length !== 4 || wi.shape.length !== 4) return 'not a 2-D convolution of known shapes';
   if (xi.dtype !== 'float32' || wi.dtype !== 'float32') return 'not float32';
   const [padding, stride, dilation] = [pair(conv.arg('padding')), pair(conv.arg('stride')), pair(conv.arg('dilation'))];
-  const groups = num(conv.arg('groups'));
+  const groups = constNumber(conv.arg('groups'));
   if (!padding || !stride || !dilation || groups === undefined) return 'padding, stride, dilation or groups is not a constant (or padding is a string)';
   const bias = isNoneValue(conv.arg('bias')) ? undefined : conv.arg('bias');
   if (!moduleCone(bias ? [weight, bias] : [weight], self)) return 'the weights depend on the inputs, so they cannot be packed once ahead of the runs';
@@ -184,7 +179,7 @@ export function planConvPointwise(graph: Graph, groups: { kind: string; id: stri
   const refused = new Map<string, string>();
   const grouped = new Set(groups.flatMap((g) => g.nodes));
   const alone = graph.nodes().filter((n) => CONV_OPS.has(n.kind) && !grouped.has(n))
-    .map((n) => ({ kind: 'conv_bn_act', id: `${n.kind} -> %${n.output.debugName}${n.modulePath ? ` (${n.modulePath})` : ''}`, nodes: [n] }));
+    .map((n) => ({ kind: 'conv_bn_act', id: outcomeId(n), nodes: [n] }));
   for (const g of [...groups, ...alone]) {
     if (g.kind !== 'conv_bn_act') continue;
     const r = requestFor(g.id, g.nodes, self);

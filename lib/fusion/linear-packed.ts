@@ -11,7 +11,7 @@ import { tensorInfo } from '../core/value-info';
 import { numel } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
-import type { LoweringOutcome } from './lower-fused';
+import { outcomeId, type LoweringOutcome } from './lower-fused';
 
 export interface PackedLinearRequest {
   id: string; linear: Node; x: Value; weight: Value; bias: Value | undefined;
@@ -49,7 +49,7 @@ export function planPackedLinears(graph: Graph): { requests: PackedLinearRequest
   const refused = new Map<string, string>();
   for (const n of graph.nodes()) {
     if (n.kind !== 'aten::linear' && n.kind !== 'aten::addmm') continue;
-    const id = `${n.kind} -> %${n.output.debugName}${n.modulePath ? ` (${n.modulePath})` : ''}`;
+    const id = outcomeId(n);
     const r = requestFor(id, n, self);
     if (typeof r === 'string') refused.set(id, r);
     else requests.push(r);

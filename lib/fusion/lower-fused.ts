@@ -25,6 +25,11 @@ export interface LoweringOutcome {
   heldBytes?: number;
 }
 
+/** The id of an outcome for one op outside any group: its kind, output and module, e.g. "aten::linear -> %x (encoder.fc1)". */
+export function outcomeId(n: Node): string {
+  return `${n.kind} -> %${n.output.debugName}${n.modulePath ? ` (${n.modulePath})` : ''}`;
+}
+
 /** What the fused lowering did with each group, by kind (the report's lowering section). */
 export interface LoweringReport {
   attentionCores: LoweringOutcome[];

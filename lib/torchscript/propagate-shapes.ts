@@ -12,6 +12,7 @@ import type { DType } from '../core/ir/serialized';
 import { setValueInfo, type ValueInfo } from '../core/value-info';
 import { defaultToNative, missingArguments, type ArgumentInfo, type DefaultValue } from './arguments';
 import { planShapeRun } from './shape-run';
+import { contiguousStrides } from '../core/strides';
 
 export interface InputSpec { shape: number[]; dtype: DType }
 
@@ -75,7 +76,7 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
     }
     const { shape, dtype } = inputs[i];
     const n = shape.reduce((a, b) => a * b, 1);
-    const strides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
+    const strides = contiguousStrides(shape);
     setValueInfo(v, { kind: 'Tensor', shape: [...shape], strides, dtype, bytes: n * dtypeSize(dtype), storageBytes: n * dtypeSize(dtype) });
   });
   const defaults = defaulted.map(defaultToNative);
@@ -107,7 +108,7 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
   result.values.forEach((info, i) => {
     const v = byId.get(result.ids[i]);
     const t = info as ValueInfo;
-    if (v && t.kind === 'Tensor' && !t.strides) t.strides = t.shape.map((_, k) => t.shape.slice(k + 1).reduce((a, b) => a * b, 1));
+    if (v && t.kind === 'Tensor' && !t.strides) t.strides = contiguousStrides(t.shape);
     if (v) setValueInfo(v, t);
   });
   return { mode: result.mode, fallbackReason, opsWithoutMeta: result.fallbacks, values: result.values.length, ms: performance.now() - t0 };
