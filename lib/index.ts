@@ -29,6 +29,13 @@ export { lowerFusionGroups } from './pipeline/fuse';
 export { prepareGraphs } from './pipeline/prepare';
 export type { FuseOptions, PreparedGraphs } from './pipeline/prepare';
 export { compareGraphs } from './pipeline/compare';
+// The fused model as the user's own: run it, save it (TorchScript, or .pt2 through the Python torch).
+export { optimize, OptimizedModel } from './pipeline/optimize';
+export type { OptimizeOptions, OptimizeReport, PackedWeight, OptimizedMetadata } from './pipeline/optimize';
+export type { OwnedWeight } from './fusion/own-weights';
+import { setProgramWriter } from './pipeline/save-model';
+import { writeProgramWithPython } from './app/program-writer';
+setProgramWriter(writeProgramWithPython);
 export { runBench } from './app/bench';
 export { randomTensor } from './torchscript/random';
 // The types the functions above take and return, so callers (and the API docs) can name them.

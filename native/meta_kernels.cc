@@ -86,6 +86,14 @@ at::Tensor MklLinearMeta(const at::Tensor& x, const at::Tensor&, const at::Tenso
   return at::empty(sizes, x.options());
 }
 
+// oneDNN's linear on a reordered weight: (..., in) -> (..., out).
+at::Tensor LinearPointwiseMeta(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>&, c10::string_view,
+                               c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  return at::empty(sizes, x.options());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mkl, Meta, m) {
@@ -95,6 +103,7 @@ TORCH_LIBRARY_IMPL(mkl, Meta, m) {
 TORCH_LIBRARY_IMPL(mkldnn, Meta, m) {
   m.impl("_convolution_pointwise", TORCH_FN(ConvolutionPointwiseMeta));
   m.impl("_convolution_pointwise.binary", TORCH_FN(ConvolutionPointwiseBinaryMeta));
+  m.impl("_linear_pointwise", TORCH_FN(LinearPointwiseMeta));
 }
 
 TORCH_LIBRARY_IMPL(aten, Meta, m) {

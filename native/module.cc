@@ -18,7 +18,12 @@ struct Loaded {
   torch::jit::Module module;
   at::Device device;
   int64_t paramBytes = 0;
+  // The archive's extra file torchgraph.json (written by save() for an optimized model), or "".
+  std::string metadata;
 };
+
+// The extra file an optimized model's archive carries (lib/pipeline/optimized-model.ts reads it).
+constexpr const char* kMetadataFile = "torchgraph.json";
 
 int64_t ParamBytes(const torch::jit::Module& m) {
   int64_t b = 0;
@@ -69,7 +74,7 @@ std::string LoadFailure(const std::string& why) {
 // (a FIFO would block, a device would be read without end), and any exception libtorch raises
 // (c10::Error, the TorchScript compiler's ErrorReport for a damaged code/ entry or an unknown op,
 // the unpickler's errors) is a bad file, not an internal error.
-torch::jit::Module LoadFile(const std::string& path, at::Device device) {
+torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::jit::ExtraFilesMap* extra) {
   const std::string what = "cannot load '" + path + "'";
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
@@ -83,7 +88,7 @@ torch::jit::Module LoadFile(const std::string& path, at::Device device) {
   if (!S_ISREG(st.st_mode)) throw Error("ERR_LOAD", what + ": not a regular file (a FIFO, device or socket)");
   if (st.st_size == 0) throw Error("ERR_LOAD", what + ": the file is empty");
   try {
-    return torch::jit::load(path, device);
+    return torch::jit::load(path, device, *extra);
   } catch (const c10::Error& e) {
     throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what_without_backtrace())));
   } catch (const Error&) {
@@ -179,6 +184,9 @@ class Module : public Napi::ObjectWrap<Module> {
       InstanceMethod("exportFunction", &Module::ExportFunction),
       InstanceMethod("signature", &Module::Signature),
       InstanceMethod("dispose", &Module::Dispose),
+      InstanceMethod("save", &Module::Save),
+      InstanceMethod("setAttribute", &Module::SetAttribute),
+      InstanceAccessor("metadata", &Module::Metadata, nullptr),
       InstanceAccessor("device", &Module::DeviceName, nullptr),
       InstanceAccessor("disposed", &Module::Disposed, nullptr),
       InstanceAccessor("paramBytes", &Module::ParamBytesJs, nullptr),
@@ -375,6 +383,54 @@ class Module : public Napi::ObjectWrap<Module> {
     Release();
     return info.Env().Undefined();
   }
+
+  // save(path, metadata: string) -> Promise<void>: torch::jit::Module::save, with `metadata` as
+  // the extra file torchgraph.json. lib/ writes to a temporary name and renames it into place.
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) throw Error("ERR_INVALID_ARG", "save(path: string, metadata: string)");
+      std::string path = info[0].As<Napi::String>().Utf8Value();
+      std::string metadata = info[1].As<Napi::String>().Utf8Value();
+      return PromiseWorker::Run(
+          env,
+          [l, path, metadata] {
+            SharedRunLock shared;  // serialising copies storages of other devices: never during a measured run
+            l->module.save(path, torch::jit::ExtraFilesMap{{kMetadataFile, metadata}});
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  // setAttribute(name, tensor): the root's tensor attribute `name` now holds `tensor` (a buffer
+  // registered if there is none). The tensor it held is released once nothing else holds it:
+  // this is how a weight is replaced by its prepacked form, one at a time.
+  Napi::Value SetAttribute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      auto l = loaded();
+      if (info.Length() < 2 || !info[0].IsString()) throw Error("ERR_INVALID_ARG", "setAttribute(name: string, tensor: Tensor)");
+      std::string name = info[0].As<Napi::String>().Utf8Value();
+      at::Tensor t = UnwrapTensor(info[1]);
+      if (l->module.hasattr(name)) {
+        if (!l->module.attr(name).isTensor()) throw Error("ERR_INVALID_ARG", "setAttribute: '" + name + "' is not a tensor attribute");
+        l->module.setattr(name, t);
+      } else {
+        l->module.register_buffer(name, t);
+      }
+      l->paramBytes = ParamBytes(l->module);
+      return env.Undefined();
+    });
+  }
+
+  Napi::Value Metadata(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto l = loaded();
+      if (l->metadata.empty()) return info.Env().Null();
+      return Napi::String::New(info.Env(), l->metadata);
+    });
+  }
   Napi::Value DeviceName(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), loaded()->device.str()); });
   }
@@ -400,9 +456,11 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
         env,
         [path, device, loaded] {
           SharedRunLock shared;  // loading allocates the parameters: never during a measured run
-          torch::jit::Module m = LoadFile(path, device);
+          torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+          torch::jit::Module m = LoadFile(path, device, &extra);
           m.eval();
           auto l = std::make_shared<Loaded>(Loaded{std::move(m), device});
+          l->metadata = extra[kMetadataFile];
           l->paramBytes = ParamBytes(l->module);
           *loaded = l;
         },

@@ -152,6 +152,12 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
     if (!x || !w) return MISSING;
     return linearFlops(x, w, isTensorArg(n.argPosition('B')));
   }
+  if (kind === 'mkldnn::_linear_pointwise') {
+    // X, the reordered weight (its shape is the plain weight's), the bias.
+    const x = shp(n.argPosition('X')), w = shp(n.argPosition('W'));
+    if (!x || !w) return MISSING;
+    return linearFlops(x, w, isTensorArg(n.argPosition('B')));
+  }
   const o = out();
   if (!o) return MISSING;
   const addmm = kind === 'aten::addmm' || kind === 'aten::_addmm_activation';

@@ -473,7 +473,7 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
     // ConvNeXt's channels-last MLP) is copied to contiguous first, and the copy lives throughout.
     return 2 * (numel(x.shape) / Math.max(1, inner)) * 4 + (isContiguous(x.shape, x.strides) ? 0 : x.bytes);
   }
-  if (kind === 'aten::linear' || kind === 'mkl::_mkl_linear') {
+  if (kind === 'aten::linear' || kind === 'mkl::_mkl_linear' || kind === 'mkldnn::_linear_pointwise') {
     const x = shapeAt(f, n, 0);
     if (!x || x.shape.length <= 2) return 0;
     const k = x.shape[x.shape.length - 1];

@@ -63,9 +63,9 @@ export interface FuseOptions {
    */
   pointwiseConvolutions?: boolean;
   /**
-   * Run float32 linear layers on weights MKL packs once for the run's row count (mkl::_mkl_linear,
-   * lib/fusion/linear-packed.ts). The packed weights are held by the fused graph (MKL's packed
-   * format is about twice the weight's size). Default: on CPU where libtorch has oneDNN.
+   * Run float32 linear layers on weights oneDNN reorders once (mkldnn::_linear_pointwise,
+   * lib/fusion/linear-packed.ts). The reordered weights are held by the fused graph (the weight's
+   * own size); `optimize` replaces the originals with them. Default: on CPU where libtorch has oneDNN.
    */
   packedLinears?: boolean;
   /** Activations and residual adds in place where their input dies there (lib/fusion/in-place.ts). Default: on. */
@@ -74,8 +74,8 @@ export interface FuseOptions {
   writtenOutActivations?: boolean;
 }
 
-const PACKED_OVER_ADDMM_REASON = 'the linear runs on an MKL-packed weight and the activation after it: measured faster than _addmm_activation '
-  + '(Python, 2 threads, 768 -> 3072 with GELU: 2.93 vs 3.81 ms at 197 rows, 3.56 vs 4.28 at 256, 21.0 vs 21.3 at 1576)';
+const PACKED_OVER_ADDMM_REASON = 'the linear runs on a weight oneDNN reordered once, and the activation after it (in place where its input dies); '
+  + '_addmm_activation would read the plain weight';
 
 const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
 
@@ -167,7 +167,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
     for (const [id, why] of folds.refused) folded.set(id, why);
     for (const [id, f] of await foldBatchNorms(module._native, fused, folds.requests)) folded.set(id, f);
   }
-  const packLinears = options.packedLinears ?? (module.device === 'cpu' && runtimeInfo().hasMkl);
+  const packLinears = options.packedLinears ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn);
   // linear + activation groups whose linear will be packed keep their activation after it.
   const willPack = new Set(packLinears ? planPackedLinears(fused).requests.map((r) => r.linear) : []);
   const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded,

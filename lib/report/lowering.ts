@@ -17,7 +17,7 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     ['parallel projections', lw.projections, 'one GEMM each'],
     ['linear + activation', lw.linearActivations, '_addmm_activation'],
     ['convolution + batch norm', lw.foldedBatchNorms ?? [], 'the batch norm folded into the convolution'],
-    ['linear', lw.packedLinears ?? [], 'mkl::_mkl_linear on a weight MKL packed once'],
+    ['linear', lw.packedLinears ?? [], 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
     ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [], 'oneDNN pointwise convolution on a prepacked weight, channels last'],
   ];
   const out: LoweringLine[] = [];

@@ -99,6 +99,12 @@ export interface NativeModule {
   exportFunction(qualifiedName: string, options?: { inline?: boolean }): GraphData;
   /** The arguments of a method's schema, self first, with their defaults. */
   signature(method: string): NativeArgument[];
+  /** torch::jit::Module::save, with `metadata` as the archive's extra file torchgraph.json. */
+  save(path: string, metadata: string): Promise<void>;
+  /** The root's tensor attribute `name` set to `tensor` (a buffer registered if absent); the old tensor is released once nothing holds it. */
+  setAttribute(name: string, tensor: NativeTensor): void;
+  /** The extra file torchgraph.json of the loaded archive, or null. */
+  readonly metadata: string | null;
   /** Runs a graph made by torchscript/shape-run.ts (it returns one tuple) and describes its elements. */
   inferValues(graph: GraphData, inputs: NativeValue[], options: { nodeByNode: boolean; metaParameters: boolean }): Promise<NativeInferResult>;
   dispose(): void;

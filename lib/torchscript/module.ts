@@ -41,9 +41,11 @@ export class Module {
   readonly #signatures = new Map<string, ArgumentInfo[]>();
   readonly path: string;
 
-  private constructor(handle: NativeModule, path: string) {
+  private constructor(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[]) {
     this.#handle = handle;
     this.path = path;
+    // A module built in memory from a graph has no defaults in its schema: it takes the model's.
+    if (forward) this.#signatures.set('forward', forward.map((a) => ({ ...a })));
   }
 
   /** Load a TorchScript file (traced or scripted). Rejects with code ERR_LOAD on bad files. */
@@ -146,8 +148,19 @@ export class Module {
 
   dispose(): void { this.#handle.dispose(); }
 
-  /** @internal Wrap a module built in memory (lib/program/: a torch.export program). */
-  static _fromNative(handle: NativeModule, path: string): Module { return new Module(handle, path); }
+  /** @internal Wrap a module built in memory (lib/program/: a torch.export program; lib/pipeline/optimize.ts), optionally with forward's arguments. */
+  static _fromNative(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[]): Module { return new Module(handle, path, forward); }
+
+  /** The archive's torchgraph.json (an optimized model saved by torchgraph), parsed; null for other files. */
+  get metadata(): Record<string, unknown> | null {
+    const text = nativeSync(() => this.#handle.metadata);
+    if (!text) return null;
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
 
   /** @internal The native handle, for lib/ (graph export and build); not part of the public API. */
   get _native(): NativeModule { return this.#handle; }

@@ -91,7 +91,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
 
 /** A .pt2 file's input names, and --input texts for its example shapes when every input is a
  * float tensor of fixed shape (token ids and masks need real values: those take --input). */
-async function programSignature(file: string, wantDefaults: boolean): Promise<{ names: string[]; defaults?: string[] } | undefined> {
+export async function programSignature(file: string, wantDefaults: boolean): Promise<{ names: string[]; defaults?: string[] } | undefined> {
   if (!isProgramPath(file)) return undefined;
   let inputs;
   try {

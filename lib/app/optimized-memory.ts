@@ -1,0 +1,89 @@
+// The memory bar of an optimized model, measured as a user meets it: peak RSS (VmHWM) of a fresh
+// process that loads the model, optimizes it (the original is disposed by optimize) and runs it,
+// against a fresh process that loads the original and runs it. Each figure is its own process's
+// high-water mark, so the optimize step itself counts. Run by `npm run bench -- --optimized-memory`.
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import { Module } from '../torchscript/module';
+import { randomTensor } from '../torchscript/random';
+import { disposeValue } from '../torchscript/tensor';
+import type { InputSpec } from '../torchscript/propagate-shapes';
+import { optimize } from '../pipeline/optimize';
+import { median } from '../pipeline/compare';
+
+export interface ProcessPeak { mode: 'original' | 'optimized'; peakRssBytes: number; medianMs: number; optimizeMs?: number; heldBytes?: number }
+
+export interface MemoryCase { name: string; model: string; inputs: InputSpec[] }
+
+export interface MemoryRow { name: string; original: ProcessPeak; optimized: ProcessPeak; ratio: number }
+
+function vmHwmBytes(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : -1;
+}
+
+/** In the child: load, [optimize,] run `runs` times; the process's peak RSS and the median run time. */
+export async function measureInThisProcess(mode: 'original' | 'optimized', file: string, inputs: InputSpec[], runs = 4): Promise<ProcessPeak> {
+  const m = await Module.load(file);
+  let run: (xs: ReturnType<typeof randomTensor>[]) => Promise<unknown> = (xs) => m.forward(...xs);
+  let optimizeMs: number | undefined;
+  let heldBytes: number | undefined;
+  if (mode === 'optimized') {
+    const t0 = performance.now();
+    const o = await optimize(m, inputs);
+    optimizeMs = performance.now() - t0;
+    heldBytes = o.heldBytes;
+    run = (xs) => o.forward(...xs);
+  }
+  const xs = inputs.map((s, i) => randomTensor(s.shape, s.dtype, 100 + i));
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    disposeValue((await run(xs)) as never);
+    times.push(performance.now() - t0);
+  }
+  return { mode, peakRssBytes: vmHwmBytes(), medianMs: median(times.slice(1)), optimizeMs, heldBytes };
+}
+
+function inChild(mode: 'original' | 'optimized', file: string, inputs: InputSpec[]): Promise<ProcessPeak> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, __filename, mode, file, JSON.stringify(inputs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { err = (err + s).slice(-4000); });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as ProcessPeak);
+      else reject(new Error(`the ${mode} process for ${file} exited with ${code}: ${err.trim().split('\n').slice(-5).join('\n')}`));
+    });
+  });
+}
+
+/** Each case in two fresh processes (original first, then optimized), one case after another. */
+export async function measureOptimizedMemory(cases: readonly MemoryCase[], onRow?: (r: MemoryRow) => void): Promise<MemoryRow[]> {
+  const rows: MemoryRow[] = [];
+  for (const c of cases) {
+    const original = await inChild('original', c.model, c.inputs);
+    const optimized = await inChild('optimized', c.model, c.inputs);
+    const row = { name: c.name, original, optimized, ratio: optimized.peakRssBytes / original.peakRssBytes };
+    rows.push(row);
+    onRow?.(row);
+  }
+  return rows;
+}
+
+const MiB = 1024 * 1024;
+
+export function formatMemoryRow(r: MemoryRow): string {
+  return `${r.name.padEnd(28)} peak RSS original ${(r.original.peakRssBytes / MiB).toFixed(0).padStart(5)} MiB, optimized ${(r.optimized.peakRssBytes / MiB).toFixed(0).padStart(5)} MiB: `
+    + `${r.ratio.toFixed(3)}x (bar 1.05)  | run ${r.original.medianMs.toFixed(1)} / ${r.optimized.medianMs.toFixed(1)} ms (separate processes), optimize ${((r.optimized.optimizeMs ?? 0) / 1000).toFixed(1)} s`;
+}
+
+if (require.main === module) {
+  const [mode, file, specs] = process.argv.slice(2);
+  measureInThisProcess(mode as 'original' | 'optimized', file, JSON.parse(specs) as InputSpec[])
+    .then((r) => { process.stdout.write(`${JSON.stringify(r)}\n`); process.exit(0); })
+    .catch((e: Error) => { process.stderr.write(`${e.stack ?? e.message}\n`); process.exit(1); });
+}
