@@ -13,9 +13,15 @@
 // loads the traced file's weights and runs on the fixture's own inputs; its eager output's max abs
 // diff from the fixture's (at most 1e-4, or it refuses) is printed on stderr with the compile seconds.
 //   npx tsx scripts/bench.ts --corpus --set bench --anchors [bert_base_eager_512 resnet50 ...]
+// `--optimized-memory [NAME...]`: optimize()'s memory bar, each case in two fresh processes (peak
+// RSS of load + optimize + run against load + run of the original): ViT-B/16 b1, BERT-base L=128,
+// GPT-2 small L=512, ResNet-50 b1.
 // `--with-suite` (with --corpus): the standard suite's rows first, in the same run and table.
 import { loadCorpus } from '../lib/app/corpus';
 import { runBench, STANDARD_SUITE, type SuiteCase } from '../lib/app/bench';
+import { formatMemoryRow, measureOptimizedMemory, type MemoryCase } from '../lib/app/optimized-memory';
+import { ensureModel } from '../lib/app/models';
+import { builtinFile } from '../lib/app/cli/model';
 import { ABLATABLE_LOWERINGS, type AblatableLowering } from '../lib/pipeline/bench';
 
 /** The traced models of corpus set `set`; `names`, when given, picks some by fixture name. */
@@ -32,8 +38,23 @@ async function corpusCases(names: string[], set: 'default' | 'bench'): Promise<S
   }));
 }
 
+/** The memory bar of optimize(): ViT-B/16 b1 and the corpus bench set's BERT-base L=128, GPT-2 small L=512, ResNet-50 b1 (or those named). */
+async function optimizedMemory(names: string[]): Promise<number> {
+  const vit = await ensureModel('vit_b_16', { runVariantOnly: true });
+  const bench = await corpusCases([], 'bench');
+  const cases: MemoryCase[] = [{ name: 'vit_b_16 batch 1', model: builtinFile(vit), inputs: [{ shape: [1, 3, 224, 224], dtype: 'float32' }] },
+    ...bench.filter((c) => ['bert_base_eager_128', 'gpt2_small_eager_512', 'resnet50'].includes(c.name)).map((c) => ({ name: c.name, model: c.model, inputs: c.inputs }))];
+  const picked = cases.filter((c) => !names.length || names.some((n) => c.name.startsWith(n)));
+  process.stdout.write('peak RSS (VmHWM) of a fresh process: load + optimize (the original disposed) + 4 runs, against load + 4 runs of the original\n');
+  const rows = await measureOptimizedMemory(picked, (r) => process.stdout.write(`${formatMemoryRow(r)}\n`));
+  const misses = rows.filter((r) => r.ratio > 1.05);
+  process.stdout.write(misses.length ? `MISS: ${misses.map((r) => r.name).join(', ')} over 1.05x\n` : 'ok: every case within 1.05x\n');
+  return misses.length ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
+  if (args.includes('--optimized-memory')) return optimizedMemory(args.filter((a) => !a.startsWith('--')));
   const json = args.includes('--json');
   const ablateAt = args.indexOf('--ablate');
   const ablate = ablateAt >= 0 ? args.splice(ablateAt, 2)[1]?.split(',') ?? [] : [];

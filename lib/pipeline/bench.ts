@@ -9,7 +9,9 @@ import { randomTensor } from '../torchscript/random';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import { Tensor } from '../torchscript/tensor';
-import { compareGraphs, median, type Comparison, type ExternalRunner } from './compare';
+import { compareGraphs, maxAbsDiff as outputsDiff, median, type Comparison, type ExternalRunner } from './compare';
+import { optimize } from './optimize';
+import { flattenTensors } from '../torchscript/tensor';
 import type { Module } from '../torchscript/module';
 import type { NativeGraph } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
@@ -45,6 +47,8 @@ export interface BenchCaseResult {
   prepareMs: Record<string, number>;
   /** The anchors' preparation (bench --anchors): seconds per mode, and the max abs diff of their
    * eager output from the model file's, the proof they hold the same weights. */
+  /** The optimized model's (optimize()) max abs diff from the original's output, when it was timed (as the external run "optimized"). */
+  optimizedMaxAbsDiff?: number | null;
   anchors?: { compileSeconds: Record<string, number>; eagerMaxAbsDiff?: number; maxAbsDiffs?: Record<string, number> };
 }
 
@@ -70,6 +74,31 @@ export interface RunCaseOptions {
   fuse?: FuseOptions;
   /** Lowerings to time off as well, in the same repetitions: one more fused graph per name, run as "fused, NAME off". */
   ablate?: readonly AblatableLowering[];
+  /** Also time the optimized model (optimize() on a second load of the file) in the same repetitions (default: on CPU). */
+  optimized?: boolean;
+}
+
+/** The optimized model of a second load of the file, as a runner timed next to the others, and its max abs diff from the original's output. */
+async function optimizedRunner(c: BenchCase, device: string, inputs: Tensor[], reference: Module): Promise<{ runner: ExternalRunner; maxAbsDiff: number | null; dispose(): void }> {
+  const o = await optimize(await loadModel(c.file, { device }), c.inputs);
+  try {
+    const moved = inputs.map((t) => (t.device === device ? t : t.to(device)));
+    const expected = flattenTensors(await reference.forward(...moved));
+    let maxAbsDiff: number | null = null;
+    for (let i = 0; i < (c.warmup ?? 2); i++) {
+      const got = flattenTensors(await o.forward(...moved));
+      if (i === 0) maxAbsDiff = outputsDiff(expected, got);
+      got.forEach((t) => t.dispose());
+    }
+    expected.forEach((t) => t.dispose());
+    return {
+      runner: { name: 'optimized', time: async () => { const t0 = performance.now(); flattenTensors(await o.forward(...moved)).forEach((t) => t.dispose()); return performance.now() - t0; } },
+      maxAbsDiff, dispose: () => o.dispose(),
+    };
+  } catch (e) {
+    o.dispose();
+    throw e;
+  }
 }
 
 /** The FuseOptions switches a bench can time both ways. */
@@ -106,11 +135,13 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
     return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
   });
   let ablation: Awaited<ReturnType<typeof ablationRunners>> | undefined;
+  let optimized: Awaited<ReturnType<typeof optimizedRunner>> | undefined;
   try {
     ablation = await ablationRunners(module, c, opts, inputs);
+    if (opts.optimized ?? module.device === 'cpu') optimized = await optimizedRunner(c, module.device, inputs, module);
     const prepared = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
-      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: [...(opts.external ?? []), ...ablation.runners],
+      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: [...(opts.external ?? []), ...(optimized ? [optimized.runner] : []), ...ablation.runners],
     });
     // Addon overhead: the same forward timed from JS and inside C++.
     const wall: number[] = [];
@@ -131,9 +162,11 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
       flops: countFlops(prepared.fused).total,
       addonOverhead: { wallMs, nativeMs, ratio: (wallMs - nativeMs) / nativeMs },
       prepareMs: prepared.timings,
+      ...(optimized ? { optimizedMaxAbsDiff: optimized.maxAbsDiff } : {}),
     };
   } finally {
     ablation?.dispose();
+    optimized?.dispose();
     inputs.forEach((t) => t.dispose());
     module.dispose();
   }
@@ -171,16 +204,24 @@ const MiB = (b: number) => (b / 2 ** 20).toFixed(2);
 
 /** Columns for the anchors: fused time over each anchor's, and the fused graph's GFLOP/s. */
 function anchorColumns(report: BenchReport): { head: string[]; cells(c: BenchCaseResult): string[] } {
-  const modes = [...new Set(report.cases.flatMap((c) => Object.keys(c.comparison.external ?? {})))];
-  if (!modes.length) return { head: [], cells: () => [] };
+  const all = [...new Set(report.cases.flatMap((c) => Object.keys(c.comparison.external ?? {})))];
+  const modes = all.filter((m) => m !== 'optimized');
+  const withOptimized = all.includes('optimized');
+  if (!all.length) return { head: [], cells: () => [] };
   const peak = report.gemmGflops;
+  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(3) : 'n/a');
   return {
-    head: [...modes.map((m) => `fused / ${m}`), `GFLOP/s fused${peak ? ' (% peak)' : ''}`],
+    head: [...(withOptimized ? ['optimized x', 'diff optimized'] : []), ...modes.map((m) => `fused / ${m}`),
+      ...(withOptimized ? modes.map((m) => `optimized / ${m}`) : []), `GFLOP/s fused${peak ? ' (% peak)' : ''}`],
     cells: (c) => {
       const fused = c.comparison.runs.fused.medianMs;
+      const optimized = c.comparison.external?.optimized?.medianMs;
       const rate = c.flops / (fused / 1000) / 1e9;
+      const diff = c.optimizedMaxAbsDiff;
       return [
-        ...modes.map((m) => { const x = c.comparison.external?.[m]; return x ? (fused / x.medianMs).toFixed(3) : 'n/a'; }),
+        ...(withOptimized ? [ratio(optimized, c.comparison.runs.original.medianMs), diff === undefined || diff === null ? 'n/a' : diff.toExponential(1)] : []),
+        ...modes.map((m) => ratio(fused, c.comparison.external?.[m]?.medianMs)),
+        ...(withOptimized ? modes.map((m) => ratio(optimized, c.comparison.external?.[m]?.medianMs)) : []),
         `${rate.toFixed(0)}${peak ? ` (${((100 * rate) / peak).toFixed(0)}%)` : ''}`,
       ];
     },

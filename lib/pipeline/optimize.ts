@@ -232,7 +232,6 @@ async function packLinearsInPlace(module: Module, g: Graph): Promise<{ outcomes:
       for (const r of requests) outcomes.push({ id: r.id, lowered: false, reason });
       continue;
     }
-    if (process.env.TG_DEBUG_RSS) { const st = (await import('fs')).readFileSync('/proc/self/status', 'utf8'); console.log('  pack', name, transposed, inPlace, /VmRSS:\s+(\d+)/.exec(st)![1], /VmHWM:\s+(\d+)/.exec(st)![1]); }
     const attribute = inPlace ? name : `${name}_reordered`;
     nativeSync(() => module._native.setAttribute(attribute, tensor));
     const bytes = tensor.nbytes;
@@ -270,10 +269,7 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
-    try { return await f(); } finally {
-      timings[name] = performance.now() - t0;
-      if (process.env.TG_DEBUG_RSS) { const st = (await import('fs')).readFileSync('/proc/self/status', 'utf8'); console.log('after', name, /VmRSS:\s+(\d+)/.exec(st)![1], /VmHWM:\s+(\d+)/.exec(st)![1]); }
-    }
+    try { return await f(); } finally { timings[name] = performance.now() - t0; }
   };
   const device = module.device;
   const originalBytes = module.parameterBytes;
@@ -298,7 +294,8 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   const owned = await time('own weights', () => ownWeights(module._native, portable));
   let ownedModule: Module;
   try {
-    ownedModule = Module._fromNative(nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), device)), module.path, signature.length ? signature : graphSignature(owned.graph));
+    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), device));
+    ownedModule = Module._fromNative(handle, module.path, signature.length ? signature : graphSignature(owned.graph));
   } finally {
     for (const t of owned.tensors.values()) t.dispose();
   }

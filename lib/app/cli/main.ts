@@ -98,6 +98,34 @@ ${EXIT_CODES}`)
     .action(async (o: { clean?: string | boolean; json?: boolean }) => { setExit(await cacheCommand(o, io)); });
 }
 
+/** optimize: the fused model written as a file PyTorch loads. */
+function addOptimizeCommand(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  program
+    .command('optimize')
+    .description('write the fused model as a file PyTorch loads (TorchScript, or .pt2), checked against the original')
+    .argument('<model>', `TorchScript file, .pt2 program or built-in model (${BUILTIN_MODELS.join(', ')})`)
+    .option('-o, --out <file>', 'where to write: FILE.pt (TorchScript) or FILE.pt2 (torch.export program)')
+    .option('-i, --input <spec>', 'an input the model is planned for: shape[:dtype] or a .npy file (repeat for several inputs)', collect)
+    .option('-f, --force', 'replace --out if it exists')
+    .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
+    .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('-v, --verbose', 'progress with timings; full errors with stack traces')
+    .option('-q, --quiet', 'no progress on stderr, only errors')
+    .addHelpText('after', `${SPEC_HELP}
+The file holds the portable rewrites (attention as scaled_dot_product_attention, folded batch
+norms, activations as one op, in-place ops) and each weight once; prepacking is specific to the
+machine and is redone when torchgraph optimizes the file again. Other shapes than the planned
+ones run the same graph.
+${EXIT_CODES}
+
+Examples:
+  torchgraph optimize vit_b_16 --out vit.pt
+  torchgraph optimize model.pt --input 2x128x768 --out model.optimized.pt
+  torchgraph optimize model.pt2 --out model.optimized.pt2`)
+    .action(async (model: string, o: OptimizeCliOptions) => { setExit(await optimizeCommand(model, o, io)); });
+}
+
 /** Build the program. Exposed for tests; `main` is what the bin runs. */
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command('torchgraph');
@@ -138,30 +166,7 @@ Examples:
   torchgraph validate model.pt --input 1x3x224x224 --report report.html`)
     .action(async (model: string, o: ValidateCliOptions) => { setExit(await validateCommand(model, o, io)); });
 
-  program
-    .command('optimize')
-    .description('write the fused model as a file PyTorch loads (TorchScript, or .pt2), checked against the original')
-    .argument('<model>', `TorchScript file, .pt2 program or built-in model (${BUILTIN_MODELS.join(', ')})`)
-    .option('-o, --out <file>', 'where to write: FILE.pt (TorchScript) or FILE.pt2 (torch.export program)')
-    .option('-i, --input <spec>', 'an input the model is planned for: shape[:dtype] or a .npy file (repeat for several inputs)', collect)
-    .option('-f, --force', 'replace --out if it exists')
-    .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
-    .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
-    .option('--json', 'print the result as one JSON object on stdout')
-    .option('-v, --verbose', 'progress with timings; full errors with stack traces')
-    .option('-q, --quiet', 'no progress on stderr, only errors')
-    .addHelpText('after', `${SPEC_HELP}
-The file holds the portable rewrites (attention as scaled_dot_product_attention, folded batch
-norms, activations as one op, in-place ops) and each weight once; prepacking is specific to the
-machine and is redone when torchgraph optimizes the file again. Other shapes than the planned
-ones run the same graph.
-${EXIT_CODES}
-
-Examples:
-  torchgraph optimize vit_b_16 --out vit.pt
-  torchgraph optimize model.pt --input 2x128x768 --out model.optimized.pt
-  torchgraph optimize model.pt2 --out model.optimized.pt2`)
-    .action(async (model: string, o: OptimizeCliOptions) => { setExit(await optimizeCommand(model, o, io)); });
+  addOptimizeCommand(program, io, setExit);
 
   program
     .command('inspect')
