@@ -33,9 +33,8 @@ export { compareGraphs } from './pipeline/compare';
 export { optimize, OptimizedModel } from './pipeline/optimize';
 export type { OptimizeOptions, OptimizeReport, PackedWeight, OptimizedMetadata } from './pipeline/optimize';
 export type { OwnedWeight } from './fusion/own-weights';
-import { setProgramWriter } from './pipeline/save-model';
-import { writeProgramWithPython } from './app/program-writer';
-setProgramWriter(writeProgramWithPython);
+import { installProgramWriter } from './app/program-writer';
+installProgramWriter();
 export { runBench } from './app/bench';
 export { randomTensor } from './torchscript/random';
 // The types the functions above take and return, so callers (and the API docs) can name them.

@@ -28,15 +28,19 @@ function toInPlace(n: Node): void {
   n.kind = `${n.kind}_`;
 }
 
-/** Rewrites, in place on `g`, the activations and adds whose input dies at them; returns how many. */
-export function inPlaceWhereInputsDie(g: Graph): number {
+/**
+ * Rewrites, in place on `g`, the activations and adds whose input dies at them; returns how many.
+ * An add is in place only at the shapes `g` was propagated for (at others its operand may
+ * broadcast), so `{ adds: false }` leaves adds alone for a graph that must run at any shape.
+ */
+export function inPlaceWhereInputsDie(g: Graph, options: { adds?: boolean } = {}): number {
   const f = buildFacts(g);
   let rewritten = 0;
   for (const n of g.allNodes()) {
     if (IN_PLACE_ACTIVATIONS.has(n.kind) && mayOverwrite(f, n, n.inputs[0])) {
       toInPlace(n);
       rewritten++;
-    } else if (n.kind === 'aten::add' && n.inputs.length === 3 && constNumber(n.inputs[2]) === 1) {
+    } else if ((options.adds ?? true) && n.kind === 'aten::add' && n.inputs.length === 3 && constNumber(n.inputs[2]) === 1) {
       // self + other: overwrite self, or other (an add of alpha 1 commutes).
       const [a, b] = n.inputs;
       const target = [a, b].find((v) => v.type.kind === 'Tensor' && mayOverwrite(f, n, v));

@@ -32,6 +32,9 @@ export interface OwnedGraph {
   weights: OwnedWeight[];
 }
 
+/** Tensor constants of at most this many elements stay in the graph. */
+const SMALL_CONSTANT = 64;
+
 function isTensorConstant(n: Node): boolean {
   const v = n.isConstant ? n.attr('value') : undefined;
   return typeof v === 'object' && v !== null && !Array.isArray(v) && 'shape' in v;
@@ -155,11 +158,13 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
       v.replaceAllUsesWith(constantFor(graph, first, r, v.type.kind === 'Optional' ? v.type.elem : v.type, attributePath(v) || `%${v.debugName}`));
     }
   });
-  // Tensor constants (weights the lowerings computed), one attribute per tensor.
+  // Tensor constants (weights the lowerings computed), one attribute per tensor. Small ones stay
+  // constants: a trace records scalars as 0-d tensor constants, and shape runs need their values.
   const byHandle = new Map<TensorHandleLike, string>();
   for (const n of graph.allNodes()) {
     if (!isTensorConstant(n)) continue;
     const t = n.attr('value') as TensorHandleLike;
+    if (t.shape.reduce((a, b) => a * b, 1) <= SMALL_CONSTANT) continue;
     let name = byHandle.get(t);
     if (!name) {
       name = uniqueName(`constant_${n.output.uses[0]?.node.modulePath || 'graph'}`);

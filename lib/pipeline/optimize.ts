@@ -7,26 +7,32 @@
 //      replaced by oneDNN's reordered form (the same bytes; aten::to_dense gives it back
 //      exactly, which is how save() writes the portable file).
 // The optimized model runs the packed graph; save() writes the portable graph with plain weights.
-import type { Graph } from '../core/ir';
+import type { Graph, Value as GraphValue } from '../core/ir';
 import { Module } from '../torchscript/module';
 import { binding, type NativeGraph, type NativeTensor } from '../torchscript/binding';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { fromNativeValue, Tensor, toNativeValue, type Value } from '../torchscript/tensor';
 import { resolveArguments, resolveNamedArguments, type ArgumentInfo } from '../torchscript/arguments';
-import type { InputSpec } from '../torchscript/propagate-shapes';
+import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
+import { inPlaceWhereInputsDie } from '../fusion/in-place';
 import { prepareGraphs, type FuseOptions } from './prepare';
 import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
 import { ownWeights, ownedModuleSpec, type OwnedWeight } from '../fusion/own-weights';
 import { emitLinearReorder, lowerPackedLinear, planPackedLinears, type PackedLinearRequest } from '../fusion/linear-packed';
 import { computeOnModule } from '../fusion/weights-on-module';
 import { runtimeInfo } from '../torchscript/runtime-info';
+import { exportView } from '../transforms/module-views';
 import * as fs from 'fs';
 import { checkTarget, programWriter, saveTorchScript, temporaryBeside } from './save-model';
 
 export type OptimizeOptions = Omit<FuseOptions, 'partition'>;
 
-/** A weight the optimized model holds in a prepacked form, and how save() gets the plain weight back. */
-export interface PackedWeight { attribute: string; format: 'onednn-linear'; transposed: boolean; bytes: number }
+/**
+ * A weight the optimized model holds in a prepacked form: the attribute that holds it, whether it
+ * replaced the plain weight (save() turns it back with aten::to_dense, transposed for an addmm's
+ * (in, out) weight) or sits beside it, and its bytes.
+ */
+export interface PackedWeight { attribute: string; format: 'onednn-linear'; transposed: boolean; inPlace: boolean; bytes: number }
 
 export interface OptimizeReport {
   /** The input specs the graph was planned for. */
@@ -46,8 +52,11 @@ export interface OptimizeReport {
   timings: Record<string, number>;
 }
 
-const OTHER_SHAPES = 'one graph for every shape: the prepacked weights serve any row count, so a call with another batch size or sequence length '
-  + 'runs the same graph (not re-planned); the attention and layout choices were made for the planned shapes';
+/** Run graphs kept, by the shapes of the tensor arguments. */
+export const MAX_PLANS = 4;
+
+const OTHER_SHAPES = `a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, `
+  + `adds in place where an input dies at those shapes) in milliseconds; the ${MAX_PLANS} most recent plans are kept; the prepacked weights serve every shape`;
 
 /** What a saved optimized model records (the archive's torchgraph.json). */
 export interface OptimizedMetadata {
@@ -67,23 +76,56 @@ function packageVersion(): string {
 /** The fused model of one module, holding its own weights. dispose() frees them. */
 export class OptimizedModel {
   readonly #module: Module;
-  readonly #run: NativeGraph;
+  readonly #plans = new Map<string, Promise<NativeGraph>>();
   readonly #portable: Graph;
+  /** The portable graph with its linears on the prepacked weights: what every plan starts from. */
+  readonly #runBase: Graph;
   readonly #packed: ReadonlyMap<string, PackedWeight>;
   readonly #signature: readonly ArgumentInfo[];
   readonly #metadata: OptimizedMetadata;
+  readonly #inPlace: boolean;
   readonly report: OptimizeReport;
 
   /** @internal Made by optimize(). */
-  constructor(module: Module, run: NativeGraph, portable: Graph, packed: ReadonlyMap<string, PackedWeight>, signature: readonly ArgumentInfo[],
-    metadata: OptimizedMetadata, report: OptimizeReport) {
+  constructor(module: Module, portable: Graph, packed: ReadonlyMap<string, PackedWeight>, signature: readonly ArgumentInfo[],
+    metadata: OptimizedMetadata, report: OptimizeReport, inPlace: boolean) {
     this.#module = module;
-    this.#run = run;
     this.#portable = portable;
     this.#packed = packed;
+    this.#runBase = portable.clone();
+    rewriteToPacked(this.#runBase, packed);
     this.#signature = signature;
     this.#metadata = metadata;
+    this.#inPlace = inPlace;
     this.report = report;
+  }
+
+  /** The shapes the run graphs kept were planned for (the most recent last). */
+  get plans(): string[] { return [...this.#plans.keys()]; }
+
+  /** @internal The run graph for these inputs' shapes: a kept plan, or a new one (the oldest dropped past MAX_PLANS). */
+  async _plan(specs: readonly InputSpec[], key: string, shapesKnown = false): Promise<NativeGraph> {
+    const kept = this.#plans.get(key);
+    if (kept) {
+      this.#plans.delete(key);
+      this.#plans.set(key, kept);
+      return kept;
+    }
+    const t0 = performance.now();
+    const made = (async () => {
+      const g = this.#runBase.clone();
+      if (!shapesKnown) await propagateShapes(g, this.#module, specs);
+      if (this.#inPlace) inPlaceWhereInputsDie(g);
+      return nativeSync(() => this.#module._native.buildGraph(g.toData()));
+    })();
+    this.#plans.set(key, made);
+    made.then(() => { this.report.timings[`plan ${key}`] = performance.now() - t0; }, () => this.#plans.delete(key));
+    while (this.#plans.size > MAX_PLANS) {
+      const [oldest, p] = this.#plans.entries().next().value as [string, Promise<NativeGraph>];
+      this.#plans.delete(oldest);
+      p.then((x) => x.dispose(), () => {});
+    }
+    return made;
   }
 
   get device(): string { return this.#module.device; }
@@ -110,8 +152,14 @@ export class OptimizedModel {
       throw new TorchGraphError('ERR_INVALID_ARG', `forward takes ${this.#signature.length} inputs (${this.#signature.map((a) => a.name).join(', ')}), ${args.length} given`);
     }
     this.#checkInputs(args);
-    const r = await native(() => this.#run.run(args));
+    const key = planKey(args);
+    const run = this.#plans.get(key) ? await this._plan([], key) : await this._plan(this.#specsOf(args), key);
+    const r = await native(() => run.run(args));
     return fromNativeValue(r.output) as T;
+  }
+
+  #specsOf(args: readonly unknown[]): InputSpec[] {
+    return args.flatMap((a) => (a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a ? [{ shape: [...(a as NativeTensor).shape], dtype: (a as NativeTensor).dtype }] : []));
   }
 
   #checkInputs(args: readonly unknown[]): void {
@@ -174,7 +222,7 @@ export class OptimizedModel {
     const tensors = await computeOnModule(this.#module._native, this.#portable, reads, (g, map) => names.map((n, i) => {
       const read = map.get(reads[i])!;
       const p = this.#packed.get(n);
-      if (!p) return read;
+      if (!p?.inPlace) return read;
       const dense = g.createNode('aten::to_dense', [read, g.insertConstant(null), g.insertConstant(null)], [{ kind: 'Tensor' }]).output;
       return p.transposed ? g.createNode('aten::t', [dense], [{ kind: 'Tensor' }]).output : dense;
     }));
@@ -182,14 +230,15 @@ export class OptimizedModel {
   }
 
   dispose(): void {
-    this.#run.dispose();
+    for (const p of this.#plans.values()) p.then((g) => g.dispose(), () => {});
+    this.#plans.clear();
     this.#module.dispose();
   }
 }
 
 /** Each attribute's reads in `g`. */
-function attributeReads(g: Graph): Map<string, import('../core/ir').Value[]> {
-  const out = new Map<string, import('../core/ir').Value[]>();
+function attributeReads(g: Graph): Map<string, GraphValue[]> {
+  const out = new Map<string, GraphValue[]>();
   for (const u of g.inputs[0].users()) {
     if (u.kind !== 'prim::GetAttr') continue;
     const name = String(u.attr('name'));
@@ -198,58 +247,69 @@ function attributeReads(g: Graph): Map<string, import('../core/ir').Value[]> {
   return out;
 }
 
+function attributeOf(g: Graph, v: GraphValue): string | undefined {
+  const n = v.node;
+  return n?.kind === 'prim::GetAttr' && n.inputs[0] === g.inputs[0] ? String(n.attr('name')) : undefined;
+}
+
 /**
- * Linear layers onto oneDNN-reordered weights, one weight at a time: the weight's attribute is
- * replaced by its reordered form when every read of it is a packed linear's weight (else the
- * reordered copy is a new attribute, reported). In place on `g` and the module.
+ * Reorders, one weight at a time, the weight of every linear layer of `g` (the portable graph,
+ * with its shapes) for oneDNN. The weight's attribute is replaced by its reordered form when every
+ * read of it is such a weight (else the reordered copy is a new attribute, reported). `g` is not
+ * changed: planRun rewrites each plan's ops onto the reordered attributes.
  */
-async function packLinearsInPlace(module: Module, g: Graph): Promise<{ outcomes: LoweringOutcome[]; packed: Map<string, PackedWeight> }> {
+async function packWeights(module: Module, g: Graph): Promise<{ outcomes: LoweringOutcome[]; packed: Map<string, PackedWeight> }> {
   const plan = planPackedLinears(g, true);
   const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
   const packed = new Map<string, PackedWeight>();
   const reads = attributeReads(g);
   const byAttribute = new Map<string, PackedLinearRequest[]>();
   for (const r of plan.requests) {
-    const n = r.weight.node;
-    if (n?.kind !== 'prim::GetAttr' || n.inputs[0] !== g.inputs[0]) {
-      outcomes.push({ id: r.id, lowered: false, reason: 'the weight is not one of the model\'s tensors' });
-      continue;
-    }
-    const name = String(n.attr('name'));
-    byAttribute.set(name, [...(byAttribute.get(name) ?? []), r]);
+    const name = attributeOf(g, r.weight);
+    if (!name) outcomes.push({ id: r.id, lowered: false, reason: 'the weight is not one of the model\'s tensors' });
+    else byAttribute.set(name, [...(byAttribute.get(name) ?? []), r]);
   }
   for (const [name, requests] of byAttribute) {
     const transposed = requests[0].transposed;
-    const weightUses = new Set(requests.filter((r) => r.transposed === transposed).map((r) => r.linear));
-    const inPlace = requests.every((r) => r.transposed === transposed)
-      && (reads.get(name) ?? []).every((v) => v.uses.every((u) => weightUses.has(u.node) && u.index === u.node.argPosition(u.node.kind === 'aten::linear' ? 'weight' : 'mat2')));
-    const first = requests[0];
+    const same = requests.filter((r) => r.transposed === transposed);
+    for (const r of requests) if (r.transposed !== transposed) outcomes.push({ id: r.id, lowered: false, reason: 'the weight is read both plain and transposed' });
+    const weightOf = new Set(same.map((r) => r.linear));
+    const inPlace = same.length === requests.length
+      && (reads.get(name) ?? []).every((v) => v.uses.every((u) => weightOf.has(u.node) && u.index === u.node.argPosition(u.node.kind === 'aten::linear' ? 'weight' : 'mat2')));
     let tensor: NativeTensor;
     try {
-      [tensor] = await computeOnModule(module._native, g, [first.weight], (h, map) => [emitLinearReorder(h, map.get(first.weight)!, transposed, first.rows)]);
+      [tensor] = await computeOnModule(module._native, g, [same[0].weight], (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows)]);
     } catch (e) {
       const reason = `oneDNN could not reorder the weight: ${(e as Error).message.split('\n')[0]}`;
-      for (const r of requests) outcomes.push({ id: r.id, lowered: false, reason });
+      for (const r of same) outcomes.push({ id: r.id, lowered: false, reason });
       continue;
     }
     const attribute = inPlace ? name : `${name}_reordered`;
     nativeSync(() => module._native.setAttribute(attribute, tensor));
-    const bytes = tensor.nbytes;
+    packed.set(name, { attribute, format: 'onednn-linear', transposed, inPlace, bytes: tensor.nbytes });
     tensor.dispose();
-    const self = g.inputs[0];
-    const value = inPlace ? first.weight
-      : g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [self], [{ kind: 'Tensor' }], { name: { kind: 's', value: attribute } }).output);
-    if (inPlace) packed.set(name, { attribute: name, format: 'onednn-linear', transposed, bytes });
-    for (const r of requests) {
-      if (r.transposed !== transposed) {
-        outcomes.push({ id: r.id, lowered: false, reason: 'the weight is read both plain and transposed' });
-        continue;
-      }
-      outcomes.push({ ...lowerPackedLinear(g, r, value), heldBytes: inPlace ? undefined : bytes });
-    }
+    for (const r of same) outcomes.push({ id: r.id, lowered: true, heldBytes: inPlace ? undefined : packed.get(name)!.bytes });
+  }
+  return { outcomes, packed };
+}
+
+/** The linears of `g` whose weight attribute was reordered, onto oneDNN's linear over the reordered attribute (in place on `g`). */
+function rewriteToPacked(g: Graph, packed: ReadonlyMap<string, PackedWeight>): void {
+  const self = g.inputs[0];
+  for (const r of planPackedLinears(g, true).requests) {
+    const name = attributeOf(g, r.weight);
+    const p = name === undefined ? undefined : packed.get(name);
+    if (!p || p.transposed !== r.transposed) continue;
+    const value = p.inPlace ? r.weight
+      : g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [self], [{ kind: 'Tensor' }], { name: { kind: 's', value: p.attribute } }).output);
+    lowerPackedLinear(g, r, value);
   }
   g.eliminateDeadCode();
-  return { outcomes, packed };
+}
+
+/** A plan's key: the tensor arguments' shapes and dtypes. */
+function planKey(args: readonly unknown[]): string {
+  return args.map((a) => (a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a ? `${(a as NativeTensor).shape.join('x')}:${(a as NativeTensor).dtype}` : typeof a)).join(',');
 }
 
 /** The arguments of the graph after self, as the owned module's forward signature when the original has none to give. */
@@ -275,13 +335,13 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   const originalBytes = module.parameterBytes;
   const signature = module._signature('forward').map((a) => ({ ...a }));
   const saved = module.metadata as OptimizedMetadata | null;
-  const fuseOptions: FuseOptions = { ...options, packedLinears: false, pointwiseConvolutions: false };
+  // Adds in place depend on the shapes (an operand may broadcast at others): each plan makes its own.
+  const fuseOptions: FuseOptions = { ...options, packedLinears: false, pointwiseConvolutions: false, inPlace: false };
   let portable: Graph;
   let lowering: LoweringReport;
   let fromSaved = false;
   if (saved && typeof saved.torchgraph === 'string') {
     // Already rewritten by torchgraph: only the weights move and are prepacked again.
-    const { exportView } = await import('../transforms/module-views');
     portable = exportView(module, 'inlined').graph;
     lowering = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
     fromSaved = true;
@@ -289,8 +349,9 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
     const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
     portable = p.fused;
     lowering = p.lowering;
+    // Activations in place are so at any shape: the portable graph (and the saved file) keeps them.
+    if (options.inPlace ?? true) lowering.inPlaceOps = inPlaceWhereInputsDie(portable, { adds: false });
   }
-  void fromSaved;
   const owned = await time('own weights', () => ownWeights(module._native, portable));
   let ownedModule: Module;
   try {
@@ -302,13 +363,12 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   // The original's tensors that the graph does not read are freed here.
   module.dispose();
   try {
-    const run = owned.graph.clone();
+    // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over).
     const packing = await time('prepack', async () => {
       if (device !== 'cpu' || !runtimeInfo().hasMkldnn || options.packedLinears === false) return { outcomes: [], packed: new Map<string, PackedWeight>() };
-      // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over).
-      return packLinearsInPlace(ownedModule, run);
+      if (fromSaved) await propagateShapes(owned.graph, ownedModule, inputs);
+      return packWeights(ownedModule, owned.graph);
     });
-    const built = nativeSync(() => ownedModule._native.buildGraph(run.toData()));
     const metadata: OptimizedMetadata = {
       torchgraph: packageVersion(), torch: binding().torchVersion, optimizedFrom: saved?.optimizedFrom ?? module.path,
       plannedFor: inputs.map((s) => ({ shape: [...s.shape], dtype: s.dtype })), options: { ...options },
@@ -318,7 +378,10 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
       plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, weights: owned.weights,
       packed: [...packing.packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES, timings,
     };
-    return new OptimizedModel(ownedModule, built, owned.graph, packing.packed, signature, metadata, report);
+    const model = new OptimizedModel(ownedModule, owned.graph, packing.packed, signature, metadata, report, options.inPlace ?? true);
+    const key = planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype })));
+    await time('plan', () => model._plan(inputs, key, !fromSaved));
+    return model;
   } catch (e) {
     ownedModule.dispose();
     throw e;

@@ -41,6 +41,9 @@ export interface ProgramGraph {
 const SYM_OPS: Record<string, string> = {
   '_operator.mul': 'aten::mul.int', '_operator.add': 'aten::add.int', '_operator.sub': 'aten::sub.int',
   '_operator.floordiv': 'aten::floordiv.int', '_operator.mod': 'aten::remainder.int',
+  // Comparisons of sizes (torch's TorchScript converter writes them for size checks).
+  '_operator.ge': 'aten::ge.int', '_operator.gt': 'aten::gt.int', '_operator.le': 'aten::le.int', '_operator.lt': 'aten::lt.int',
+  '_operator.eq': 'aten::eq.int', '_operator.ne': 'aten::ne.int', '_operator.neg': 'aten::neg.int',
 };
 
 const TENSOR: TypeData = { kind: 'Tensor' };

@@ -13,6 +13,7 @@ import { maxAbsDiff } from '../../pipeline/compare';
 import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { flattenTensors, type Tensor } from '../../torchscript/tensor';
 import { describeLowering } from '../../report/lowering';
+import { installProgramWriter } from '../program-writer';
 
 export interface OptimizeCliOptions {
   input?: string[];
@@ -29,6 +30,7 @@ const MiB = 1024 * 1024;
 
 export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, io: CliIO): Promise<number> {
   const verbose = Boolean(o.verbose);
+  installProgramWriter();
   const ref = resolveModelArg(modelArg);
   if (!o.out) throw new UsageError('optimize: give the file to write with --out FILE (FILE.pt: TorchScript; FILE.pt2: a torch.export program)');
   const out = checkTarget(o.out, Boolean(o.force), `--out ${o.out}`);
