@@ -198,8 +198,12 @@ export function packConvWeights(module: NativeModule, graph: Graph, requests: Co
   }, 'the convolution weights could not be prepacked');
 }
 
-/** The request's nodes become one mkldnn::_convolution_pointwise (plain, or .binary with the skip connection) on the packed weight. */
-export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: NativeTensor | string | undefined): LoweringOutcome {
+/**
+ * The request's nodes become one mkldnn::_convolution_pointwise (plain, or .binary with the skip
+ * connection) on the packed weight: a tensor (held by the graph as a constant), or a value of the
+ * graph that holds it (an optimized model's attribute).
+ */
+export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: NativeTensor | Value | string | undefined): LoweringOutcome {
   if (packed === undefined || typeof packed === 'string') return { id: r.id, lowered: false, reason: packed ?? 'the weight was not prepacked' };
   const em = new Emitter(g, r.last, { id: r.id, scope: r.conv.scope, attention: false });
   em.role = 'conv_pointwise';
@@ -209,7 +213,7 @@ export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: Na
   // Read now, not at planning: an earlier lowering may have replaced the producer of either.
   const x = r.conv.arg('input')!;
   const other = r.add && (r.add.inputs[0] === r.conv.output ? r.add.inputs[1] : r.add.inputs[0]);
-  const w = em.tensorConstant(packed);
+  const w = isGraphValue(packed) ? packed : em.tensorConstant(packed);
   const bias = r.bias ?? em.none();
   const geometry = [ints(r.padding), ints(r.stride), ints(r.dilation), em.int(r.groups)];
   const unary = r.unary ?? { attr: 'none', scalars: [], algorithm: null };
@@ -235,5 +239,9 @@ export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: Na
   }
   for (const n of [r.act, r.add, r.conv]) if (n && !n.hasUses()) n.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'conv_pointwise', id: r.id };
-  return { id: r.id, lowered: true, heldBytes: packed.nbytes };
+  return { id: r.id, lowered: true, heldBytes: isGraphValue(packed) ? undefined : packed.nbytes };
+}
+
+function isGraphValue(v: NativeTensor | Value): v is Value {
+  return 'users' in v && typeof (v as Value).users === 'function';
 }

@@ -20,7 +20,11 @@ import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
 import { ownWeights, ownedModuleSpec, type OwnedWeight } from '../fusion/own-weights';
 import { emitLinearReorder, lowerPackedLinear, planPackedLinears, type PackedLinearRequest } from '../fusion/linear-packed';
 import { computeOnModule } from '../fusion/weights-on-module';
+import { lowerConvPointwise, packConvWeights, planConvPointwise, type ConvPointwiseRequest } from '../fusion/conv-pointwise';
+import { restoreLayouts } from '../fusion/channels-last';
+import { partitionForLowering } from './fuse';
 import { runtimeInfo } from '../torchscript/runtime-info';
+import { packageVersion } from '../torchscript/package-root';
 import { exportView } from '../transforms/module-views';
 import * as fs from 'fs';
 import { checkTarget, programWriter, saveTorchScript, temporaryBeside } from './save-model';
@@ -32,7 +36,7 @@ export type OptimizeOptions = Omit<FuseOptions, 'partition'>;
  * replaced the plain weight (save() turns it back with aten::to_dense, transposed for an addmm's
  * (in, out) weight) or sits beside it, and its bytes.
  */
-export interface PackedWeight { attribute: string; format: 'onednn-linear'; transposed: boolean; inPlace: boolean; bytes: number }
+export interface PackedWeight { attribute: string; format: 'onednn-linear' | 'onednn-conv'; transposed: boolean; inPlace: boolean; bytes: number }
 
 export interface OptimizeReport {
   /** The input specs the graph was planned for. */
@@ -41,6 +45,8 @@ export interface OptimizeReport {
   lowering: LoweringReport;
   /** Linear layers on oneDNN-reordered weights (machine-specific, redone when a saved file is optimized). */
   packedLinears: LoweringOutcome[];
+  /** Convolutions (with their residual add and activation) on oneDNN's pointwise kernels over prepacked weights, channels last. */
+  convolutions: LoweringOutcome[];
   /** The tensors the optimized model holds, by attribute, with where each came from. */
   weights: OwnedWeight[];
   packed: PackedWeight[];
@@ -68,11 +74,6 @@ export interface OptimizedMetadata {
   inputs: { name: string; type: string }[];
 }
 
-function packageVersion(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('../../package.json') as { version: string }).version;
-}
-
 /** The fused model of one module, holding its own weights. dispose() frees them. */
 export class OptimizedModel {
   readonly #module: Module;
@@ -87,13 +88,12 @@ export class OptimizedModel {
   readonly report: OptimizeReport;
 
   /** @internal Made by optimize(). */
-  constructor(module: Module, portable: Graph, packed: ReadonlyMap<string, PackedWeight>, signature: readonly ArgumentInfo[],
+  constructor(module: Module, portable: Graph, runBase: Graph, packed: ReadonlyMap<string, PackedWeight>, signature: readonly ArgumentInfo[],
     metadata: OptimizedMetadata, report: OptimizeReport, inPlace: boolean) {
     this.#module = module;
     this.#portable = portable;
     this.#packed = packed;
-    this.#runBase = portable.clone();
-    rewriteToPacked(this.#runBase, packed);
+    this.#runBase = runBase;
     this.#signature = signature;
     this.#metadata = metadata;
     this.#inPlace = inPlace;
@@ -195,11 +195,14 @@ export class OptimizedModel {
     const writer = program ? programWriter() : undefined;
     const plain = await this.#plainWeights();
     try {
-      if (!writer) return await saveTorchScript(file, this.#portable, plain, this.#metadata, this.device);
+      // Activations in place are so at any shape (adds are not: an operand may broadcast at others).
+      const portable = this.#portable.clone();
+      if (this.#inPlace) inPlaceWhereInputsDie(portable, { adds: false });
+      if (!writer) return await saveTorchScript(file, portable, plain, this.#metadata, this.device);
       // torch.export programs are written by the resolved Python torch from the TorchScript file.
       const ts = temporaryBeside(file, '.pt');
       try {
-        await saveTorchScript(ts, this.#portable, plain, this.#metadata, this.device);
+        await saveTorchScript(ts, portable, plain, this.#metadata, this.device);
         const tmp = temporaryBeside(file, '.pt2');
         try {
           await writer(ts, tmp, this.#metadata.plannedFor, JSON.stringify(this.#metadata));
@@ -224,6 +227,7 @@ export class OptimizedModel {
       const p = this.#packed.get(n);
       if (!p?.inPlace) return read;
       const dense = g.createNode('aten::to_dense', [read, g.insertConstant(null), g.insertConstant(null)], [{ kind: 'Tensor' }]).output;
+      // A linear's weight read transposed (an addmm's (in, out) mat2) was reordered as W.
       return p.transposed ? g.createNode('aten::t', [dense], [{ kind: 'Tensor' }]).output : dense;
     }));
     return new Map(names.map((n, i) => [n, tensors[i]]));
@@ -293,6 +297,57 @@ async function packWeights(module: Module, g: Graph): Promise<{ outcomes: Loweri
   return { outcomes, packed };
 }
 
+/**
+ * Convolutions (with the residual add and activation after them) onto oneDNN's pointwise kernels,
+ * activations channels last, on `g` (in place): lowered first over the plain weights, and only
+ * when the layouts can be restored are the weights prepacked, one at a time, each replacing its
+ * attribute where only its convolution reads it.
+ */
+async function packConvolutions(module: Module, g: Graph): Promise<{ graph: Graph; outcomes: LoweringOutcome[]; packed: Map<string, PackedWeight> }> {
+  const packed = new Map<string, PackedWeight>();
+  const attempt = g.clone();
+  const plan = planConvPointwise(attempt, partitionForLowering(attempt));
+  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
+  const lowered: ConvPointwiseRequest[] = [];
+  for (const r of plan.requests) {
+    if (!attributeOf(attempt, r.weight)) {
+      outcomes.push({ id: r.id, lowered: false, reason: 'the weight is not one of the model\'s tensors' });
+      continue;
+    }
+    const o = lowerConvPointwise(attempt, r, r.weight);
+    outcomes.push(o);
+    if (o.lowered) lowered.push(r);
+  }
+  if (!lowered.length) return { graph: g, outcomes, packed };
+  try {
+    restoreLayouts(attempt, attempt.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output));
+  } catch (e) {
+    const reason = `activations cannot stay channels last: ${(e as Error).message}`;
+    return { graph: g, outcomes: outcomes.map((o) => (o.lowered ? { id: o.id, lowered: false, reason } : o)), packed };
+  }
+  attempt.eliminateDeadCode();
+  const reads = attributeReads(attempt);
+  for (const r of lowered) {
+    const name = attributeOf(attempt, r.weight)!;
+    const users = (reads.get(name) ?? []).flatMap((v) => v.uses);
+    const inPlace = !packed.has(name) && users.every((u) => u.node.kind === 'mkldnn::_convolution_pointwise' && u.index === u.node.argPosition('W'));
+    const tensor = (await packConvWeights(module._native, attempt, [r])).get(r.id);
+    if (tensor === undefined || typeof tensor === 'string') {
+      throw new TorchGraphError('ERR_TORCH', `optimize: the weight ${name} could not be prepacked: ${tensor ?? 'no result'}`);
+    }
+    const attribute = inPlace ? name : `${name}_prepacked_${packed.size}`;
+    nativeSync(() => module._native.setAttribute(attribute, tensor));
+    if (!inPlace) {
+      const conv = r.weight.uses.find((u) => u.node.kind === 'mkldnn::_convolution_pointwise');
+      const read = attempt.withInsertPoint(attempt.block.firstNode!, () => attempt.createNode('prim::GetAttr', [attempt.inputs[0]], [{ kind: 'Tensor' }], { name: { kind: 's', value: attribute } }).output);
+      conv?.node.replaceInput(conv.index, read);
+    }
+    packed.set(inPlace ? name : attribute, { attribute, format: 'onednn-conv', transposed: false, inPlace, bytes: tensor.nbytes });
+    tensor.dispose();
+  }
+  return { graph: attempt, outcomes, packed };
+}
+
 /** The linears of `g` whose weight attribute was reordered, onto oneDNN's linear over the reordered attribute (in place on `g`). */
 function rewriteToPacked(g: Graph, packed: ReadonlyMap<string, PackedWeight>): void {
   const self = g.inputs[0];
@@ -349,8 +404,6 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
     const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
     portable = p.fused;
     lowering = p.lowering;
-    // Activations in place are so at any shape: the portable graph (and the saved file) keeps them.
-    if (options.inPlace ?? true) lowering.inPlaceOps = inPlaceWhereInputsDie(portable, { adds: false });
   }
   const owned = await time('own weights', () => ownWeights(module._native, portable));
   let ownedModule: Module;
@@ -364,23 +417,27 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   module.dispose();
   try {
     // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over).
-    const packing = await time('prepack', async () => {
-      if (device !== 'cpu' || !runtimeInfo().hasMkldnn || options.packedLinears === false) return { outcomes: [], packed: new Map<string, PackedWeight>() };
-      if (fromSaved) await propagateShapes(owned.graph, ownedModule, inputs);
-      return packWeights(ownedModule, owned.graph);
-    });
+    if (fromSaved) await propagateShapes(owned.graph, ownedModule, inputs);
+    const onednn = device === 'cpu' && runtimeInfo().hasMkldnn;
+    const convs = await time('prepack convolutions', () => (onednn && options.pointwiseConvolutions !== false
+      ? packConvolutions(ownedModule, owned.graph) : { graph: owned.graph.clone(), outcomes: [], packed: new Map<string, PackedWeight>() }));
+    const runBase = convs.graph === owned.graph ? owned.graph.clone() : convs.graph;
+    const packing = await time('prepack linears', () => (onednn && options.packedLinears !== false
+      ? packWeights(ownedModule, runBase) : { outcomes: [], packed: new Map<string, PackedWeight>() }));
+    rewriteToPacked(runBase, packing.packed);
+    for (const [k, v] of convs.packed) packing.packed.set(k, v);
     const metadata: OptimizedMetadata = {
       torchgraph: packageVersion(), torch: binding().torchVersion, optimizedFrom: saved?.optimizedFrom ?? module.path,
       plannedFor: inputs.map((s) => ({ shape: [...s.shape], dtype: s.dtype })), options: { ...options },
       inputs: signature.map((a) => ({ name: a.name, type: a.type })),
     };
     const report: OptimizeReport = {
-      plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, weights: owned.weights,
+      plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, convolutions: convs.outcomes, weights: owned.weights,
       packed: [...packing.packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES, timings,
     };
-    const model = new OptimizedModel(ownedModule, owned.graph, packing.packed, signature, metadata, report, options.inPlace ?? true);
+    const model = new OptimizedModel(ownedModule, owned.graph, runBase, packing.packed, signature, metadata, report, options.inPlace ?? true);
     const key = planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype })));
-    await time('plan', () => model._plan(inputs, key, !fromSaved));
+    await time('plan', () => model._plan(inputs, key, true));
     return model;
   } catch (e) {
     ownedModule.dispose();

@@ -55,7 +55,10 @@ describe('bench harness', function () {
       assert.ok(eager.medianMs > 0);
       assert.ok(r.flops > 1e9, `fused FLOPs ${r.flops}`);
       const table = formatBenchTable({ environment: { device: 'cpu', torchVersion: 't', cpus: 2, node: 'v20' } as BenchReport['environment'], gemmGflops: 100, cases: [r], targets: [], passed: true });
-      assert.match(table, /fused \/ eager +GFLOP\/s fused \(% peak\)/);
+      // The optimized model (optimize() on a second load) is timed in the same repetitions.
+      assert.equal(r.comparison.external!.optimized.samples.length, 2);
+      assert.ok(r.optimizedMaxAbsDiff !== undefined && r.optimizedMaxAbsDiff !== null && r.optimizedMaxAbsDiff <= 1e-5, `optimized max abs diff ${r.optimizedMaxAbsDiff}`);
+      assert.match(table, /optimized x +diff optimized +fused \/ eager +optimized \/ eager +GFLOP\/s fused \(% peak\)/);
       assert.match(table, /machine peak: float32 GEMM 2048x2048 at 100 GFLOP\/s/);
     } finally {
       anchors.close();

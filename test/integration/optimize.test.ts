@@ -160,6 +160,10 @@ describe('optimize: the fused model as the user\'s own', function () {
         const original = await Module.load(c.file);
         const o = await optimize(await Module.load(c.file), c.inputs.map((i): InputSpec => ({ shape: i.shape, dtype: i.dtype })));
         try {
+          // Each weight once: prepacked weights replace the plain ones (folded batch norms free theirs).
+          assert.ok(o.heldBytes <= o.report.originalBytes * 1.01, `${o.heldBytes} B held against the original's ${o.report.originalBytes} B`);
+          const lowered = [...o.report.packedLinears, ...o.report.convolutions].filter((x) => x.lowered).length;
+          assert.ok(lowered > 0 && o.report.packed.length > 0, JSON.stringify([...o.report.packedLinears, ...o.report.convolutions].filter((x) => !x.lowered)));
           const xs = c.inputs.map(tensorOf);
           const d = await diffOn(original, o, xs);
           xs.forEach((t) => t.dispose());

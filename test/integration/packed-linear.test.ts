@@ -1,4 +1,4 @@
-// Linear layers on MKL-packed weights (lib/fusion/linear-packed.ts) and activations / residual
+// Linear layers on oneDNN-reordered weights (lib/fusion/linear-packed.ts) and activations / residual
 // adds in place where their input dies (lib/fusion/in-place.ts), on a user's module exported by
 // `torchgraph export` (traced and scripted): nn.Linear with and without bias, a GPT-2-style
 // Conv1D (addmm over an (in, out) weight), a weight computed from the input (left alone), a
@@ -52,7 +52,7 @@ def make():
 
 const count = (g: Graph, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
 
-describe('linear layers on MKL-packed weights, activations and adds in place', function () {
+describe('linear layers on oneDNN-reordered weights, activations and adds in place', function () {
   this.timeout(600_000);
   const user = userModel(MODEL_PY, 'packed');
 
@@ -66,17 +66,17 @@ describe('linear layers on MKL-packed weights, activations and adds in place', f
         const packed = p.lowering.packedLinears ?? [];
         assert.equal(packed.filter((o) => o.lowered).length, 5, JSON.stringify(packed));
         assert.match(packed.filter((o) => !o.lowered).map((o) => o.reason).join(), /computed from the inputs/);
-        assert.equal(count(p.fused, 'mkl::_mkl_linear'), 5);
+        assert.equal(count(p.fused, 'mkldnn::_linear_pointwise'), 5);
         assert.equal(count(p.fused, 'aten::gelu_'), 1, 'the first GELU in place; the second reads g, which is read again');
         assert.ok(count(p.fused, 'aten::add_') >= 1, 'a skip connection in place');
         assert.ok(p.lowering.heldWeightBytes > 0);
         const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, [x], { warmup: 1, repetitions: 1 });
         assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
-        // Within a few bytes: MKL keeps a few bytes of its own on this model (134412 measured, 134400 estimated).
+        // Within a few bytes: the GEMM library keeps a few bytes of its own on this model.
         const off_by = Math.abs(cmp.runs.fused.peakBytes - p.estimates.fused.peakBytes);
         assert.ok(off_by <= 64, `fused peak measured ${cmp.runs.fused.peakBytes} B, estimated ${p.estimates.fused.peakBytes} B`);
         const off = await prepareGraphs(m, specs, { packedLinears: false, inPlace: false });
-        assert.equal(count(off.fused, 'mkl::_mkl_linear') + count(off.fused, 'aten::gelu_'), 0);
+        assert.equal(count(off.fused, 'mkldnn::_linear_pointwise') + count(off.fused, 'aten::gelu_'), 0);
         assert.ok(p.estimates.fused.peakBytes <= off.estimates.fused.peakBytes, `in place never costs memory: ${p.estimates.fused.peakBytes} vs ${off.estimates.fused.peakBytes}`);
       } finally {
         x.dispose();

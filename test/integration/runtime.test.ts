@@ -31,8 +31,8 @@ describe('runtime: original, unfused and fused', function () {
     });
   }
 
-  // These two measure the projection and _addmm_activation lowerings themselves: without MKL's
-  // packed linears (packed-linear.test.ts), which take their place on CPU by default.
+  // These two measure the projection and _addmm_activation lowerings themselves: without oneDNN's
+  // reordered linears (packed-linear.test.ts), which take their place on CPU by default.
   it('ViT-B/16: the 12 packed Q/K/V projections become one linear each (a view of in_proj_weight, no copy)', async () => {
     const fx = await ensureModel('vit_b_16');
     const m = await Module.load(fx.variants.traced!);

@@ -111,7 +111,7 @@ export function renderOptimize(r: OptimizeResult): string {
   const rep = r.report;
   const lines = [`torchgraph optimize: ${r.model} -> ${r.out}`,
     `  planned for ${rep.plannedFor.map((s) => `${s.shape.join('x')} ${s.dtype}`).join(', ')}`];
-  for (const l of describeLowering({ ...rep.lowering, packedLinears: rep.packedLinears })) {
+  for (const l of describeLowering({ ...rep.lowering, packedLinears: rep.packedLinears, convolutions: rep.convolutions })) {
     if (l.lowered === null) continue;
     lines.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) lines.push(`    ${u.count} left as they are: ${u.reason}`);
