@@ -61,7 +61,7 @@ export interface OptimizeReport {
 /** Run graphs kept, by the shapes of the tensor arguments. */
 export const MAX_PLANS = 4;
 
-const OTHER_SHAPES = `a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, `
+const OTHER_SHAPES = 'a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, '
   + `adds in place where an input dies at those shapes) in milliseconds; the ${MAX_PLANS} most recent plans are kept; the prepacked weights serve every shape`;
 
 /** What a saved optimized model records (the archive's torchgraph.json). */
