@@ -59,8 +59,8 @@ function requestFor(id: string, linear: Node, self: Value | undefined): PackedLi
   const xi = tensorInfo(ops.x), wi = tensorInfo(ops.weight);
   if (!xi || !wi || wi.shape.length !== 2 || xi.shape.length < 1) return 'shapes unknown';
   if (xi.dtype !== 'float32' || wi.dtype !== 'float32') return 'not float32';
-  if (numel(wi.shape) < MIN_PACKED_WEIGHT) return `a weight of fewer than ${MIN_PACKED_WEIGHT} elements: oneDNN's per-call setup outweighs the GEMM there`;
   if (!moduleCone(ops.bias ? [ops.weight, ops.bias] : [ops.weight], self)) return 'the weight is computed from the inputs';
+  if (numel(wi.shape) < MIN_PACKED_WEIGHT) return `a weight of fewer than ${MIN_PACKED_WEIGHT} elements: oneDNN's per-call setup outweighs the GEMM there`;
   return { id, linear, ...ops, rows: numel(xi.shape) / wi.shape[ops.transposed ? 0 : 1] };
 }
 

@@ -19,7 +19,7 @@ class Conv1D(nn.Module):
     """transformers.pytorch_utils.Conv1D: a linear whose weight is laid out (in, out)."""
     def __init__(self, nf, nx):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.05)
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.02)
         self.bias = nn.Parameter(torch.randn(nf) * 0.5)
 
     def forward(self, x):
@@ -31,9 +31,9 @@ class Conv1D(nn.Module):
 class Block(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Linear(48, 96)
-        self.fc2 = nn.Linear(96, 48, bias=False)
-        self.proj = Conv1D(48, 48)
+        self.fc1 = nn.Linear(256, 512)
+        self.fc2 = nn.Linear(512, 256, bias=False)
+        self.proj = Conv1D(256, 256)
         self.act = nn.GELU()
 
     def forward(self, x):
@@ -41,7 +41,7 @@ class Block(nn.Module):
         g = self.fc1(h)
         y = self.act(g) * 0.5 + g                        # g is read again: its GELU must not overwrite it
         z = self.proj(self.fc2(y)) + h
-        w = torch.nn.functional.linear(z, z[0, :48, :])  # a weight made from the input: not packed
+        w = torch.nn.functional.linear(z, z[0, :40, :])  # a weight made from the input: not packed
         return z, w
 
 
@@ -58,9 +58,9 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
 
   for (const how of ['traced', 'scripted'] as const) {
     it(`${how}: linears and the Conv1D packed, in-place ops only where the input dies, outputs equal, peaks as estimated`, async () => {
-      const m = await Module.load(user.exportAs(how, 'make', '2x50x48', how));
-      const specs = [{ shape: [2, 50, 48], dtype: 'float32' as const }];
-      const x = randomTensor([2, 50, 48], 'float32', 5);
+      const m = await Module.load(user.exportAs(how, 'make', '2x50x256', how));
+      const specs = [{ shape: [2, 50, 256], dtype: 'float32' as const }];
+      const x = randomTensor([2, 50, 256], 'float32', 5);
       try {
         const p = await prepareGraphs(m, specs);
         const packed = p.lowering.packedLinears ?? [];
@@ -71,7 +71,7 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
         assert.ok(count(p.fused, 'aten::add_') >= 1, 'a skip connection in place');
         assert.ok(p.lowering.heldWeightBytes > 0);
         const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, [x], { warmup: 1, repetitions: 1 });
-        assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
+        assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-4, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
         // Within a few bytes: the GEMM library keeps a few bytes of its own on this model.
         const off_by = Math.abs(cmp.runs.fused.peakBytes - p.estimates.fused.peakBytes);
         assert.ok(off_by <= 64, `fused peak measured ${cmp.runs.fused.peakBytes} B, estimated ${p.estimates.fused.peakBytes} B`);
