@@ -94,6 +94,12 @@ at::Tensor LinearPointwiseMeta(const at::Tensor& x, const at::Tensor& w, const s
   return at::empty(sizes, x.options());
 }
 
+// ReLU has no C++ meta kernel (Python registers one): without it every ReLU of a CNN's shape run
+// computed on zero-filled stand-ins, and freed stand-ins of ResNet-50's activations left the
+// process 54 MiB larger after one shape run.
+at::Tensor ReluMeta(const at::Tensor& x) { return at::empty_like(x); }
+at::Tensor& ReluMeta_(at::Tensor& x) { return x; }
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mkl, Meta, m) {
@@ -110,4 +116,6 @@ TORCH_LIBRARY_IMPL(aten, Meta, m) {
   m.impl("native_batch_norm", TORCH_FN(NativeBatchNormMeta));
   m.impl("_native_multi_head_attention", TORCH_FN(NativeMhaMeta));
   m.impl("convolution_overrideable", TORCH_FN(ConvolutionMeta));
+  m.impl("relu", TORCH_FN(ReluMeta));
+  m.impl("relu_", TORCH_FN(ReluMeta_));
 }

@@ -11,7 +11,7 @@ import type { Graph, Value as GraphValue } from '../core/ir';
 import { Module } from '../torchscript/module';
 import { binding, type NativeGraph, type NativeTensor } from '../torchscript/binding';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
-import { fromNativeValue, Tensor, toNativeValue, type Value } from '../torchscript/tensor';
+import { fromNativeValue, nativeOf, Tensor, toNativeValue, type Value } from '../torchscript/tensor';
 import { resolveArguments, resolveNamedArguments, type ArgumentInfo } from '../torchscript/arguments';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { inPlaceWhereInputsDie } from '../fusion/in-place';
@@ -22,6 +22,7 @@ import { emitLinearReorder, lowerPackedLinear, planPackedLinears, type PackedLin
 import { computeOnModule } from '../fusion/weights-on-module';
 import { lowerConvPointwise, packConvWeights, planConvPointwise, type ConvPointwiseRequest } from '../fusion/conv-pointwise';
 import { restoreLayouts } from '../fusion/channels-last';
+import { foldBatchNorms, lowerConvBatchNorm, planBatchNormFolds } from '../fusion/fold-batch-norm';
 import { partitionForLowering } from './fuse';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import { packageVersion } from '../torchscript/package-root';
@@ -298,6 +299,38 @@ async function packWeights(module: Module, g: Graph): Promise<{ outcomes: Loweri
 }
 
 /**
+ * Eval batch norms folded into the convolutions before them, one at a time on the owned module:
+ * each folded weight is computed (fusion/fold-batch-norm.ts), the pair lowered at once, and the
+ * plain weight and the batch norm's tensors released as soon as nothing reads them, so folding
+ * never holds a second copy of the convolution weights. In place on `g`; the folded weights are
+ * graph constants until the weights move again (ownWeights).
+ */
+async function foldBatchNormsOneByOne(module: Module, g: Graph): Promise<LoweringOutcome[]> {
+  const groups = partitionForLowering(g);
+  const plan = planBatchNormFolds(g, groups);
+  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
+  const released = Tensor.empty([0], 'float32');
+  try {
+    for (const r of plan.requests) {
+      const folded = (await foldBatchNorms(module._native, g, [r])).get(r.id);
+      const reads = [r.conv, r.bn].flatMap((n) => n.inputs).filter((v) => attributeOf(g, v) !== undefined);
+      const o = lowerConvBatchNorm(g, groups.find((x) => x.id === r.id)!.nodes, r.id, folded);
+      outcomes.push(o);
+      if (!o.lowered) continue;
+      for (const v of reads) {
+        if (v.hasUses()) continue;
+        const name = attributeOf(g, v)!;
+        v.node!.destroy();
+        if (!(attributeReads(g).get(name) ?? []).length) nativeSync(() => module._native.setAttribute(name, nativeOf(released)));
+      }
+    }
+  } finally {
+    released.dispose();
+  }
+  return outcomes;
+}
+
+/**
  * Convolutions (with the residual add and activation after them) onto oneDNN's pointwise kernels,
  * activations channels last, on `g` (in place): lowered first over the plain weights, and only
  * when the layouts can be restored are the weights prepacked, one at a time, each replacing its
@@ -367,6 +400,17 @@ function planKey(args: readonly unknown[]): string {
   return args.map((a) => (a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a ? `${(a as NativeTensor).shape.join('x')}:${(a as NativeTensor).dtype}` : typeof a)).join(',');
 }
 
+/** `g`'s weights moved off `from` into a new flat module (ownWeights), wrapped with forward's arguments. */
+async function moveWeights(from: Module, g: Graph, signature: readonly ArgumentInfo[]): Promise<{ module: Module; weights: OwnedWeight[] }> {
+  const owned = await ownWeights(from._native, g);
+  try {
+    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), from.device));
+    return { module: Module._fromNative(handle, from.path, signature.length ? signature : graphSignature(owned.graph)), weights: owned.weights };
+  } finally {
+    for (const t of owned.tensors.values()) t.dispose();
+  }
+}
+
 /** The arguments of the graph after self, as the owned module's forward signature when the original has none to give. */
 function graphSignature(g: Graph): ArgumentInfo[] {
   return g.inputs.slice(1).map((v, i) => ({ name: v.name?.replace(/\.\d+$/, '') ?? `input_${i}`, type: v.type.kind === 'Tensor' ? 'Tensor' : v.type.kind, hasDefault: false, kwargOnly: false }));
@@ -391,7 +435,8 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   const signature = module._signature('forward').map((a) => ({ ...a }));
   const saved = module.metadata as OptimizedMetadata | null;
   // Adds in place depend on the shapes (an operand may broadcast at others): each plan makes its own.
-  const fuseOptions: FuseOptions = { ...options, packedLinears: false, pointwiseConvolutions: false, inPlace: false };
+  // Batch norms are folded after the weights have moved, one at a time (foldBatchNormsOneByOne).
+  const fuseOptions: FuseOptions = { ...options, packedLinears: false, pointwiseConvolutions: false, inPlace: false, foldBatchNorms: false };
   let portable: Graph;
   let lowering: LoweringReport;
   let fromSaved = false;
@@ -405,23 +450,36 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
     portable = p.fused;
     lowering = p.lowering;
   }
-  const owned = await time('own weights', () => ownWeights(module._native, portable));
-  let ownedModule: Module;
-  try {
-    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), device));
-    ownedModule = Module._fromNative(handle, module.path, signature.length ? signature : graphSignature(owned.graph));
-  } finally {
-    for (const t of owned.tensors.values()) t.dispose();
-  }
+  const owned = await time('own weights', () => moveWeights(module, portable, signature));
   // The original's tensors that the graph does not read are freed here.
   module.dispose();
+  let ownedModule = owned.module;
+  let weights = owned.weights;
+  if (!fromSaved && (options.foldBatchNorms ?? true)) {
+    try {
+      const folds = await time('fold batch norms', () => foldBatchNormsOneByOne(ownedModule, portable));
+      if (folds.length) lowering.foldedBatchNorms = folds;
+      if (folds.some((f) => f.lowered)) {
+        // The folded weights (graph constants) move too; the released plain weights stay behind.
+        const again = await time('own folded weights', () => moveWeights(ownedModule, portable, signature));
+        const first = new Map(weights.map((w) => [w.name, w.source]));
+        weights = again.weights.map((w) => ({ ...w, source: first.get(w.source) ?? (w.source === 'constant' ? 'folded batch norm' : w.source) }));
+        ownedModule.dispose();
+        ownedModule = again.module;
+        await propagateShapes(portable, ownedModule, inputs);
+      }
+    } catch (e) {
+      ownedModule.dispose();
+      throw e;
+    }
+  }
   try {
     // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over).
-    if (fromSaved) await propagateShapes(owned.graph, ownedModule, inputs);
+    if (fromSaved) await propagateShapes(portable, ownedModule, inputs);
     const onednn = device === 'cpu' && runtimeInfo().hasMkldnn;
     const convs = await time('prepack convolutions', () => (onednn && options.pointwiseConvolutions !== false
-      ? packConvolutions(ownedModule, owned.graph) : { graph: owned.graph.clone(), outcomes: [], packed: new Map<string, PackedWeight>() }));
-    const runBase = convs.graph === owned.graph ? owned.graph.clone() : convs.graph;
+      ? packConvolutions(ownedModule, portable) : { graph: portable.clone(), outcomes: [], packed: new Map<string, PackedWeight>() }));
+    const runBase = convs.graph === portable ? portable.clone() : convs.graph;
     const packing = await time('prepack linears', () => (onednn && options.packedLinears !== false
       ? packWeights(ownedModule, runBase) : { outcomes: [], packed: new Map<string, PackedWeight>() }));
     rewriteToPacked(runBase, packing.packed);
@@ -432,10 +490,10 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
       inputs: signature.map((a) => ({ name: a.name, type: a.type })),
     };
     const report: OptimizeReport = {
-      plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, convolutions: convs.outcomes, weights: owned.weights,
+      plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, convolutions: convs.outcomes, weights,
       packed: [...packing.packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES, timings,
     };
-    const model = new OptimizedModel(ownedModule, owned.graph, runBase, packing.packed, signature, metadata, report, options.inPlace ?? true);
+    const model = new OptimizedModel(ownedModule, portable, runBase, packing.packed, signature, metadata, report, options.inPlace ?? true);
     const key = planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype })));
     await time('plan', () => model._plan(inputs, key, true));
     return model;
