@@ -100,6 +100,14 @@ at::Tensor LinearPointwiseMeta(const at::Tensor& x, const at::Tensor& w, const s
 at::Tensor ReluMeta(const at::Tensor& x) { return at::empty_like(x); }
 at::Tensor& ReluMeta_(at::Tensor& x) { return x; }
 
+// Embedding has no C++ meta kernel either: its stand-in run materialised the whole table (BERT's
+// word embeddings: 94 MB) during every shape run.
+at::Tensor EmbeddingMeta(const at::Tensor& weight, const at::Tensor& indices, c10::SymInt, bool, bool) {
+  auto sizes = indices.sizes().vec();
+  sizes.push_back(weight.size(-1));
+  return at::empty(sizes, weight.options());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mkl, Meta, m) {
@@ -118,4 +126,5 @@ TORCH_LIBRARY_IMPL(aten, Meta, m) {
   m.impl("convolution_overrideable", TORCH_FN(ConvolutionMeta));
   m.impl("relu", TORCH_FN(ReluMeta));
   m.impl("relu_", TORCH_FN(ReluMeta_));
+  m.impl("embedding", TORCH_FN(EmbeddingMeta));
 }
