@@ -133,6 +133,11 @@ void ReleaseFreedMemory(int minIntervalMs) {
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryStats", Napi::Function::New(env, Stats));
+  // releaseMemory(): freed heap memory back to the system (malloc_trim), after work that freed much.
+  exports.Set("releaseMemory", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    ReleaseFreedMemory();
+    return info.Env().Undefined();
+  }));
 }
 
 }  // namespace tg

@@ -496,6 +496,8 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
     const model = new OptimizedModel(ownedModule, portable, runBase, packing.packed, signature, metadata, report, options.inPlace ?? true);
     const key = planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype })));
     await time('plan', () => model._plan(inputs, key, true));
+    // The plain weights, the decomposition's graphs and shape runs are gone: their heap goes back.
+    binding().releaseMemory();
     return model;
   } catch (e) {
     ownedModule.dispose();

@@ -145,6 +145,8 @@ export interface Binding {
   /** libtorch's intra-op threads (at::get_num_threads). */
   numThreads(): number;
   memoryStats(): { cpuLiveBytes: number; cpuPeakBytes: number };
+  /** Freed heap memory handed back to the system (malloc_trim). */
+  releaseMemory(): void;
 }
 
 /** What scripts/libtorch.js resolved: the libtorch this process loads. */
