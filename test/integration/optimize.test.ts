@@ -17,6 +17,7 @@ import { loadCorpus } from '../../lib/app/corpus';
 import { readNpy } from '../../lib/torchscript/npy';
 import type { TypedArray } from '../../lib/torchscript/binding';
 import type { InputSpec } from '../../lib/torchscript/propagate-shapes';
+import { runCli } from '../support/cli';
 
 const TOL = 1e-4;
 
@@ -129,6 +130,23 @@ describe('optimize: the fused model as the user\'s own', function () {
       original.dispose();
       inputs.forEach((t) => t.dispose());
     }
+  });
+
+  it('CLI: optimize writes a checked file; validate --reference checks it against the original', async () => {
+    const fx = await ensureModel('mha_demo');
+    const out = path.join(tmp, 'cli-mha.pt');
+    const r = runCli(['optimize', 'mha_demo', '--out', out, '--quiet']);
+    assert.equal(r.code, 0, r.err + r.out);
+    assert.match(r.out, /saved file read back [0-9.e-]+ <= 0\.0001/);
+    assert.match(r.out, /attention cores: 1 of 1 -> scaled_dot_product_attention/);
+    assert.equal(runCli(['optimize', 'mha_demo', '--out', out, '--quiet']).code, 2, 'an existing file is refused without --force');
+    const v = runCli(['validate', out, '--input', '4x196x768', '--reference', fx.variants.traced!, '--quiet']);
+    assert.equal(v.code, 0, v.err + v.out);
+    assert.match(v.out, /PASS +matches-reference +the model vs .*: max abs diff/);
+    // The check compares real outputs: they differ by a float rounding, which no tolerance of 0 allows.
+    const strict = runCli(['validate', out, '--input', '4x196x768', '--reference', fx.variants.traced!, '--tolerance', '0', '--quiet']);
+    assert.equal(strict.code, 1);
+    assert.match(strict.out, /FAIL +matches-reference/);
   });
 
   describe('real models: saved as TorchScript and .pt2, run by Python PyTorch within 1e-4', () => {

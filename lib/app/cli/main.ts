@@ -153,6 +153,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
     .option('--json', 'print the report as one JSON object on stdout (the contract in lib/report/types.ts)')
     .option('--report <file.html>', 'also write the self-contained HTML report')
+    .option('--reference <model>', 'the model file this one was made from (e.g. the original of an optimized file): one more check, outputs against its outputs')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
     .option('-q, --quiet', 'no progress or notes on stderr, only errors')
     .addHelpText('after', `${SPEC_HELP}
@@ -163,7 +164,8 @@ ${EXIT_CODES}
 Examples:
   torchgraph validate
   torchgraph validate mha_demo --json
-  torchgraph validate model.pt --input 1x3x224x224 --report report.html`)
+  torchgraph validate model.pt --input 1x3x224x224 --report report.html
+  torchgraph validate model.fast.pt --input 1x3x224x224 --reference model.pt`)
     .action(async (model: string, o: ValidateCliOptions) => { setExit(await validateCommand(model, o, io)); });
 
   addOptimizeCommand(program, io, setExit);

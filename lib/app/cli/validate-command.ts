@@ -10,7 +10,11 @@ import { packageVersion } from '../../torchscript/package-root';
 import { builtinFile, builtinFixture, exampleInputs, makeInputs, orderedSpecs, resolveModelArg, type PreparedInputs } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
 import { isProgramPath, programInputs } from '../../program';
-import { DEFAULT_TOLERANCE, runValidation } from '../../pipeline/stages';
+import { DEFAULT_TOLERANCE, diffCheck, runValidation } from '../../pipeline/stages';
+import { loadModel } from '../../program/load-model';
+import { maxAbsDiff } from '../../pipeline/compare';
+import { flattenTensors, type Tensor } from '../../torchscript/tensor';
+import type { ReportCheck } from '../../report/types';
 
 export interface ValidateCliOptions {
   input?: string[];
@@ -21,6 +25,8 @@ export interface ValidateCliOptions {
   tolerance?: number;
   verbose?: boolean;
   quiet?: boolean;
+  /** The model the file was made from (an optimized file's original): its outputs on the same inputs are the reference for one more check. */
+  reference?: string;
 }
 
 export async function validateCommand(modelArg: string, o: ValidateCliOptions, io: CliIO): Promise<number> {
@@ -38,6 +44,8 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   // Named inputs of a file are ordered by its schema (a built-in model's by its example inputs, below).
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   if (o.report !== undefined) checkReportTarget(o.report, `--report ${JSON.stringify(o.report)}`);
+  const reference = o.reference === undefined ? undefined : resolveModelArg(o.reference);
+  if (reference && reference.kind !== 'file') throw new UsageError(`--reference ${o.reference}: give the model file the validated one was made from`);
   const pipeline = createPipeline();
 
   const quiet = Boolean(o.quiet) && !verbose;
@@ -72,6 +80,12 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
       model: ref.display, file, device: o.device, seed: o.seed, tolerance: o.tolerance ?? DEFAULT_TOLERANCE,
       inputs: inputs.tensors, inputInfo: inputs.info, environment: env, log: (l) => progress.step(l),
     });
+    if (reference?.kind === 'file') {
+      progress.step(`comparing with ${reference.display}`);
+      const check = await referenceCheck(file, reference.path, inputs.tensors, o.tolerance ?? DEFAULT_TOLERANCE);
+      report.checks = [...(report.checks ?? []), check];
+      report.passed = report.passed && check.passed;
+    }
   } catch (e) {
     progress.abandon();
     throw e;
@@ -87,6 +101,23 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
     if (!quiet) io.stderr(`torchgraph: report written to ${o.report}\n`);
   }
   return report.passed ? EXIT_OK : EXIT_CHECK_FAILED;
+}
+
+/** The file's outputs against the reference model's (the one it was made from) on the same inputs. */
+async function referenceCheck(file: string, reference: string, inputs: Tensor[], tolerance: number): Promise<ReportCheck> {
+  const outputsOf = async (path: string) => {
+    const m = await loadModel(path);
+    try {
+      return flattenTensors(await m.forward(...inputs));
+    } finally {
+      m.dispose();
+    }
+  };
+  const a = await outputsOf(file);
+  const b = await outputsOf(reference);
+  const diff = maxAbsDiff(a, b);
+  [...a, ...b].forEach((t) => t.dispose());
+  return diffCheck('matches-reference', `the model vs ${reference}`, diff, tolerance);
 }
 
 /** A .pt2 file's input names, and --input texts for its example shapes when every input is a
