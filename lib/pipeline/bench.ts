@@ -17,6 +17,7 @@ import type { NativeGraph } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
 import { nativeOf } from '../torchscript/tensor';
 import { countFlops } from '../analysis';
+import { LOWERINGS, type LoweringName } from '../fusion/lowerings';
 
 export interface BenchCase {
   name: string;
@@ -102,8 +103,8 @@ async function optimizedRunner(c: BenchCase, device: string, inputs: Tensor[], r
 }
 
 /** The FuseOptions switches a bench can time both ways. */
-export const ABLATABLE_LOWERINGS = ['foldBatchNorms', 'pointwiseConvolutions', 'packedLinears', 'inPlace', 'writtenOutActivations', 'concatenateProjections'] as const;
-export type AblatableLowering = (typeof ABLATABLE_LOWERINGS)[number];
+export const ABLATABLE_LOWERINGS: readonly LoweringName[] = LOWERINGS.map((l) => l.name);
+export type AblatableLowering = LoweringName;
 
 /** The fused graph built again with each lowering in `names` off, as runners timed next to the others. */
 async function ablationRunners(module: Module, c: BenchCase, opts: RunCaseOptions, inputs: Tensor[]): Promise<{ runners: ExternalRunner[]; dispose(): void }> {

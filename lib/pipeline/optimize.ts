@@ -24,7 +24,7 @@ import { lowerConvPointwise, packConvWeights, planConvPointwise, type ConvPointw
 import { restoreLayouts } from '../fusion/channels-last';
 import { foldBatchNorms, lowerConvBatchNorm, planBatchNormFolds } from '../fusion/fold-batch-norm';
 import { partitionForLowering } from './fuse';
-import { runtimeInfo } from '../torchscript/runtime-info';
+import { loweringOn, portableOnly } from '../fusion/lowerings';
 import { packageVersion } from '../torchscript/package-root';
 import { exportView } from '../transforms/module-views';
 import * as fs from 'fs';
@@ -436,7 +436,7 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   const saved = module.metadata as OptimizedMetadata | null;
   // Adds in place depend on the shapes (an operand may broadcast at others): each plan makes its own.
   // Batch norms are folded after the weights have moved, one at a time (foldBatchNormsOneByOne).
-  const fuseOptions: FuseOptions = { ...options, packedLinears: false, pointwiseConvolutions: false, inPlace: false, foldBatchNorms: false };
+  const fuseOptions: FuseOptions = { ...portableOnly(options), inPlace: false, foldBatchNorms: false };
   let portable: Graph;
   let lowering: LoweringReport;
   let fromSaved = false;
@@ -455,7 +455,7 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   module.dispose();
   let ownedModule = owned.module;
   let weights = owned.weights;
-  if (!fromSaved && (options.foldBatchNorms ?? true)) {
+  if (!fromSaved && loweringOn('foldBatchNorms', options, device)) {
     try {
       const folds = await time('fold batch norms', () => foldBatchNormsOneByOne(ownedModule, portable));
       if (folds.length) lowering.foldedBatchNorms = folds;
@@ -476,11 +476,10 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   try {
     // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over).
     if (fromSaved) await propagateShapes(portable, ownedModule, inputs);
-    const onednn = device === 'cpu' && runtimeInfo().hasMkldnn;
-    const convs = await time('prepack convolutions', () => (onednn && options.pointwiseConvolutions !== false
+    const convs = await time('prepack convolutions', () => (loweringOn('pointwiseConvolutions', options, device)
       ? packConvolutions(ownedModule, portable) : { graph: portable.clone(), outcomes: [], packed: new Map<string, PackedWeight>() }));
     const runBase = convs.graph === portable ? portable.clone() : convs.graph;
-    const packing = await time('prepack linears', () => (onednn && options.packedLinears !== false
+    const packing = await time('prepack linears', () => (loweringOn('packedLinears', options, device)
       ? packWeights(ownedModule, runBase) : { outcomes: [], packed: new Map<string, PackedWeight>() }));
     rewriteToPacked(runBase, packing.packed);
     for (const [k, v] of convs.packed) packing.packed.set(k, v);
@@ -493,7 +492,7 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
       plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, convolutions: convs.outcomes, weights,
       packed: [...packing.packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES, timings,
     };
-    const model = new OptimizedModel(ownedModule, portable, runBase, packing.packed, signature, metadata, report, options.inPlace ?? true);
+    const model = new OptimizedModel(ownedModule, portable, runBase, packing.packed, signature, metadata, report, loweringOn('inPlace', options, device));
     const key = planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype })));
     await time('plan', () => model._plan(inputs, key, true));
     // The plain weights, the decomposition's graphs and shape runs are gone: their heap goes back.

@@ -25,6 +25,7 @@ import { inlineTakenBranches } from '../transforms/taken-branches';
 import { cpuFlashAttentionWorkspace, estimateMemory, type MemoryEstimate } from '../analysis';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import { exportView, methodGraphs, type ViewReport } from '../transforms/module-views';
+import { loweringOn, type LoweringName, type LoweringSwitches } from '../fusion/lowerings';
 
 export interface PreparedGraphs {
   standard: Graph;
@@ -44,7 +45,8 @@ export interface PreparedGraphs {
 
 export type Partitioner = (decomposed: Graph) => FusionGroupLike[];
 
-export interface FuseOptions {
+/** The lowerings' switches (lib/fusion/lowerings.ts declares each: its default and whether it is portable). */
+export interface FuseOptions extends LoweringSwitches {
   partition?: Partitioner;
   /**
    * Lower projections whose weights are separate tensors to one GEMM over weights concatenated
@@ -148,7 +150,8 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   let fused = decomposed.clone();
   // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
   canonicalize(fused);
-  const activations = (options.writtenOutActivations ?? true) ? recognizeWrittenOutActivations(fused) : {};
+  const on = (name: LoweringName) => loweringOn(name, options, module.device);
+  const activations = on('writtenOutActivations') ? recognizeWrittenOutActivations(fused) : {};
   const found = (options.partition ?? partitionForLowering)(fused);
   const groups = found.map((g) => {
     const why = kept.get(g.id);
@@ -156,24 +159,24 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   });
   const plan = planConcatenations(fused, groups);
   const packed = new Map<string, PackedWeights | string>(plan.refused);
-  if (options.concatenateProjections ?? module.device !== 'cpu') {
+  if (on('concatenateProjections')) {
     for (const [id, p] of await concatenateWeights(module._native, fused, plan.requests)) packed.set(id, p);
   } else {
     for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
   }
   const folded = new Map<string, FoldedWeights | string>();
-  if (options.foldBatchNorms ?? true) {
+  if (on('foldBatchNorms')) {
     const folds = planBatchNormFolds(fused, groups);
     for (const [id, why] of folds.refused) folded.set(id, why);
     for (const [id, f] of await foldBatchNorms(module._native, fused, folds.requests)) folded.set(id, f);
   }
-  const packLinears = options.packedLinears ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn);
+  const packLinears = on('packedLinears');
   // linear + activation groups whose linear will be packed keep their activation after it.
   const willPack = new Set(packLinears ? planPackedLinears(fused).requests.map((r) => r.linear) : []);
   const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded,
     (nodes) => (nodes.some((n) => willPack.has(n)) ? PACKED_OVER_ADDMM_REASON : undefined));
   if (Object.keys(activations).length) lowering.writtenOutActivations = activations;
-  if (options.pointwiseConvolutions ?? (module.device === 'cpu' && runtimeInfo().hasMkldnn)) {
+  if (on('pointwiseConvolutions')) {
     // Checked on a copy: a channels-last value written in place leaves the graph as it was.
     const attempt = fused.clone();
     const found = await lowerConvolutions(module, attempt, partitionForLowering(attempt));
@@ -191,7 +194,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   }
   lowering.heldWeightBytes = heldBytes(fused, decomposed);
   await propagateShapes(fused, module, inputs);
-  if (options.inPlace ?? true) lowering.inPlaceOps = inPlaceWhereInputsDie(fused);
+  if (on('inPlace')) lowering.inPlaceOps = inPlaceWhereInputsDie(fused);
   return { fused, groups, lowering };
 }
 
