@@ -27,8 +27,8 @@ import { partitionForLowering } from './fuse';
 import { loweringOn, portableOnly } from '../fusion/lowerings';
 import { packageVersion } from '../torchscript/package-root';
 import { exportView } from '../transforms/module-views';
-import * as fs from 'fs';
-import { checkTarget, programWriter, saveTorchScript, temporaryBeside } from './save-model';
+import * as nodePath from 'path';
+import { checkTarget, programWriter, saveTorchScript, writeBeside } from './save-model';
 
 export type OptimizeOptions = Omit<FuseOptions, 'partition'>;
 
@@ -200,20 +200,13 @@ export class OptimizedModel {
       const portable = this.#portable.clone();
       if (this.#inPlace) inPlaceWhereInputsDie(portable, { adds: false });
       if (!writer) return await saveTorchScript(file, portable, plain, this.#metadata, this.device);
-      // torch.export programs are written by the resolved Python torch from the TorchScript file.
-      const ts = temporaryBeside(file, '.pt');
-      try {
+      // torch.export programs are written by the resolved Python torch from a TorchScript file.
+      const stem = nodePath.basename(file, '.pt2');
+      await writeBeside(file, async (tmp) => {
+        const ts = nodePath.join(nodePath.dirname(tmp), `${stem}.ts.pt`);
         await saveTorchScript(ts, portable, plain, this.#metadata, this.device);
-        const tmp = temporaryBeside(file, '.pt2');
-        try {
-          await writer(ts, tmp, this.#metadata.plannedFor, JSON.stringify(this.#metadata));
-          fs.renameSync(tmp, file);
-        } finally {
-          fs.rmSync(tmp, { force: true });
-        }
-      } finally {
-        fs.rmSync(ts, { force: true });
-      }
+        await writer(ts, tmp, this.#metadata.plannedFor, JSON.stringify(this.#metadata));
+      });
     } finally {
       for (const t of plain.values()) t.dispose();
     }

@@ -20,21 +20,27 @@ export function checkTarget(file: unknown, overwrite: boolean, what = 'save(path
   return path.resolve(file);
 }
 
-/** A temporary name beside `file` (same folder: the rename is atomic). */
-export function temporaryBeside(file: string, ext = path.extname(file)): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp${ext}`);
+/**
+ * Runs `write` on a path of `name` in a fresh hidden folder beside `file` (the same file system,
+ * so the rename into place is atomic; the same base name, which both archive formats use for
+ * their inner folder), then renames it to `file`. The folder goes either way.
+ */
+export async function writeBeside(file: string, write: (tmp: string) => Promise<void>, name = path.basename(file)): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(path.dirname(file), `.${path.basename(file)}.tmp-`));
+  try {
+    const tmp = path.join(dir, name);
+    await write(tmp);
+    if (name === path.basename(file)) fs.renameSync(tmp, file);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** `graph` (reading `tensors` as attributes of the flat module) saved as TorchScript at `file`, with `metadata` as torchgraph.json. */
 export async function saveTorchScript(file: string, graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, metadata: unknown, device: string): Promise<void> {
   const m = nativeSync(() => binding().createModule(ownedModuleSpec(graph, tensors), device));
-  const tmp = temporaryBeside(file, '.pt');
   try {
-    await native(() => m.save(tmp, JSON.stringify(metadata)));
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
+    await writeBeside(file, (tmp) => native(() => m.save(tmp, JSON.stringify(metadata))));
   } finally {
     m.dispose();
   }
