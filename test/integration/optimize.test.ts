@@ -98,6 +98,8 @@ describe('optimize: the fused model as the user\'s own', function () {
       const out = path.join(tmp, 'mha.pt');
       await o.save(out);
       await bad(() => o.save(out), /exists/);
+      await bad(() => o.save(path.join(tmp, 'no-such-folder', 'x.pt')), /does not exist/);
+      assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('.')), [], 'nothing half-written is left beside the file');
       // Read back by libtorch, and optimized again: only the prepacking is redone.
       const back = await Module.load(out);
       assert.equal((back.metadata as { torchgraph?: string } | null)?.torchgraph, '0.1.0');
