@@ -27,11 +27,12 @@ export interface PackedLinearRequest {
 }
 
 /**
- * Smaller weights stay on aten::linear. Measured here (Python, 2 threads, per call): 2x16 @ 16x32
- * 8.8 us plain against 13.6 us on oneDNN, 64x128 @ 128x128 26.5 against 31.5, 128x256 @ 256x256
- * 109 against 66.
+ * Tiny GEMMs stay on aten::linear: oneDNN's per-call setup dominates them (measured here, Python,
+ * 2 threads, per call: 2x16 @ 16x32 8.8 us plain against 13.6 us on oneDNN; 128x256 @ 256x256
+ * 109 against 66), and on a toy model (2x16 inputs) its linear measured 1.4 KB above the peak
+ * the estimate models.
  */
-const MIN_PACKED_WEIGHT = 256 * 256;
+const MIN_PACKED_MACS = 65_536;
 
 /**
  * The GEMM's operands by argument name: aten::linear(input, weight, bias), or aten::addmm(self=bias,
@@ -60,8 +61,9 @@ function requestFor(id: string, linear: Node, self: Value | undefined): PackedLi
   if (!xi || !wi || wi.shape.length !== 2 || xi.shape.length < 1) return 'shapes unknown';
   if (xi.dtype !== 'float32' || wi.dtype !== 'float32') return 'not float32';
   if (!moduleCone(ops.bias ? [ops.weight, ops.bias] : [ops.weight], self)) return 'the weight is computed from the inputs';
-  if (numel(wi.shape) < MIN_PACKED_WEIGHT) return `a weight of fewer than ${MIN_PACKED_WEIGHT} elements: oneDNN's per-call setup outweighs the GEMM there`;
-  return { id, linear, ...ops, rows: numel(xi.shape) / wi.shape[ops.transposed ? 0 : 1] };
+  const rows = numel(xi.shape) / wi.shape[ops.transposed ? 0 : 1];
+  if (rows * numel(wi.shape) < MIN_PACKED_MACS) return `a GEMM of fewer than ${MIN_PACKED_MACS} multiply-adds: oneDNN's per-call setup outweighs it`;
+  return { id, linear, ...ops, rows };
 }
 
 /** Every top-level float32 aten::linear (and addmm over a weight; with `activations`, _addmm_activation too) whose weight comes from the module alone. */
