@@ -45,35 +45,9 @@ export interface PreparedGraphs {
 
 export type Partitioner = (decomposed: Graph) => FusionGroupLike[];
 
-/** The lowerings' switches (lib/fusion/lowerings.ts declares each: its default and whether it is portable). */
+/** The lowerings' switches (lib/fusion/lowerings.ts: each one's default and whether it is portable), and the partitioner. */
 export interface FuseOptions extends LoweringSwitches {
   partition?: Partitioner;
-  /**
-   * Lower projections whose weights are separate tensors to one GEMM over weights concatenated
-   * once (held by the fused graph). Default: on CUDA only. On this project's CPUs one GEMM over
-   * the concatenated weights measured no faster than the separate GEMMs (MKL, 2 threads:
-   * 438 vs 426 us for three 768x768 projections of 16 rows, 8.32 vs 8.41 ms for 512 rows),
-   * while the merged output keeps every part live until the last is used.
-   */
-  concatenateProjections?: boolean;
-  /** Fold eval-mode batch norms into the convolutions before them (default: on). */
-  foldBatchNorms?: boolean;
-  /**
-   * Run 2-D float32 convolutions, with their residual add and activation, as oneDNN's pointwise
-   * kernels on weights prepacked once, activations channels last (lib/fusion/conv-pointwise.ts).
-   * Default: on CPU where libtorch has oneDNN.
-   */
-  pointwiseConvolutions?: boolean;
-  /**
-   * Run float32 linear layers on weights oneDNN reorders once (mkldnn::_linear_pointwise,
-   * lib/fusion/linear-packed.ts). The reordered weights are held by the fused graph (the weight's
-   * own size); `optimize` replaces the originals with them. Default: on CPU where libtorch has oneDNN.
-   */
-  packedLinears?: boolean;
-  /** Activations and residual adds in place where their input dies there (lib/fusion/in-place.ts). Default: on. */
-  inPlace?: boolean;
-  /** Activations written out as arithmetic (GPT-2's tanh GELU, ...) as the one ATen op (lib/transforms/written-out-activations.ts). Default: on. */
-  writtenOutActivations?: boolean;
 }
 
 const PACKED_OVER_ADDMM_REASON = 'the linear runs on a weight oneDNN reordered once, and the activation after it (in place where its input dies); '
