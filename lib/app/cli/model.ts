@@ -135,3 +135,17 @@ export async function orderedSpecs(texts: readonly string[], file: string | null
   const order = [...given.keys()].sort((a, b) => pos[a] - pos[b]);
   return { specs: order.map((i) => given[i].spec), names: order.map((i) => given[i].name) };
 }
+
+/**
+ * The file MODEL runs from and the inputs of the run: a built-in model's own example inputs (or
+ * the --input specs, named ones ordered by its file's signature), a file's --input specs.
+ */
+export async function modelFileAndInputs(ref: ModelRef, inputTexts: readonly string[], parsed: NamedSpecs, seed: number, fileNames: readonly string[] | undefined,
+  opts: { verbose: boolean; quiet: boolean; step: (s: string) => void; done: () => void; stderr: (s: string) => void }): Promise<{ file: string; inputs: PreparedInputs }> {
+  if (ref.kind === 'file') return { file: ref.path, inputs: makeInputs(parsed.specs, seed, parsed.names ?? fileNames ?? []) };
+  opts.step(`preparing built-in model ${ref.name}`);
+  const fx = await builtinFixture(ref.name, { verbose: opts.verbose, stderr: (s) => { opts.done(); if (!opts.quiet) opts.stderr(s); } });
+  const file = builtinFile(fx);
+  const ordered = parsed.names ? await orderedSpecs(inputTexts, file) : parsed;
+  return { file, inputs: parsed.specs.length ? makeInputs(ordered.specs, seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx) };
+}

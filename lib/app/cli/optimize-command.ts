@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
-import { builtinFile, builtinFixture, exampleInputs, makeInputs, orderedSpecs, resolveModelArg, type PreparedInputs } from './model';
+import { modelFileAndInputs, orderedSpecs, resolveModelArg } from './model';
 import { programSignature } from './validate-command';
 import { loadModel } from '../../program/load-model';
 import { optimize, type OptimizeReport } from '../../pipeline/optimize';
@@ -43,17 +43,8 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   const quiet = Boolean(o.quiet) && !verbose;
   const progress = new Progress(io, verbose, quiet);
-  let file: string;
-  let inputs: PreparedInputs;
-  if (ref.kind === 'builtin') {
-    progress.step(`preparing built-in model ${ref.name}`);
-    const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); if (!quiet) io.stderr(s); } });
-    file = builtinFile(fx);
-    inputs = specs.length ? makeInputs(specs, o.seed, names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx);
-  } else {
-    file = ref.path;
-    inputs = makeInputs(specs, o.seed, names ?? program?.names ?? []);
-  }
+  const { file, inputs } = await modelFileAndInputs(ref, inputTexts, { specs, names }, o.seed, program?.names,
+    { verbose, quiet, step: (l) => progress.step(l), done: () => progress.done(), stderr: io.stderr });
   const tolerance = o.tolerance ?? DEFAULT_TOLERANCE;
   try {
     progress.step('running the original');

@@ -7,7 +7,7 @@ import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
 import { packageVersion } from '../../torchscript/package-root';
-import { builtinFile, builtinFixture, exampleInputs, makeInputs, orderedSpecs, resolveModelArg, type PreparedInputs } from './model';
+import { modelFileAndInputs, orderedSpecs, resolveModelArg } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
 import { isProgramPath, programInputs } from '../../program';
 import { DEFAULT_TOLERANCE, diffCheck, runValidation } from '../../pipeline/stages';
@@ -50,18 +50,8 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
 
   const quiet = Boolean(o.quiet) && !verbose;
   const progress = new Progress(io, verbose, quiet);
-  let file: string;
-  let inputs: PreparedInputs;
-  if (ref.kind === 'builtin') {
-    progress.step(`preparing built-in model ${ref.name}`);
-    const fx = await builtinFixture(ref.name, { verbose, stderr: (s) => { progress.done(); if (!quiet) io.stderr(s); } });
-    file = builtinFile(fx);
-    const ordered = names ? await orderedSpecs(inputTexts, file) : { specs, names };
-    inputs = specs.length ? makeInputs(ordered.specs, o.seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx);
-  } else {
-    file = ref.path;
-    inputs = makeInputs(specs, o.seed, names ?? program?.names ?? []);
-  }
+  const { file, inputs } = await modelFileAndInputs(ref, inputTexts, { specs, names }, o.seed, program?.names,
+    { verbose, quiet, step: (l) => progress.step(l), done: () => progress.done(), stderr: io.stderr });
 
   const env: Partial<Environment> = {
     device: o.device,
