@@ -8,7 +8,7 @@
 // and aten::linear for ViT-B/16's and BERT's shapes (197-1024 rows, 768-3072 wide).
 // aten::addmm(b, x, W) over a module weight laid out (in, out) (transformers' Conv1D, GPT-2's
 // projections) is the same GEMM: W^T is reordered.
-import type { Graph, Node, Value } from '../core/ir';
+import { Value, type Graph, type Node } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constantOf, constNumber, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
@@ -106,16 +106,12 @@ export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: Nati
   const l = r.linear;
   // Read now, not at planning: an earlier lowering may have replaced the producer of x.
   const ops = operands(l) as Exclude<ReturnType<typeof operands>, string>;
-  const weight = isGraphValue(packed) ? packed : em.tensorConstant(packed);
+  const weight = packed instanceof Value ? packed : em.tensorConstant(packed);
   const post = ops.postOp;
   const y = em.op('mkldnn::_linear_pointwise', ops.x, weight, ops.bias ?? em.none(), em.str(post?.attr ?? 'none'),
     em.list([], { kind: 'Optional', elem: { kind: 'Number' } }), post?.algorithm ? em.str(post.algorithm) : em.none());
   l.output.replaceAllUsesWith(y);
   l.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'packed_linear', id: r.id };
-  return { id: r.id, lowered: true, heldBytes: isGraphValue(packed) ? undefined : packed.nbytes };
-}
-
-function isGraphValue(v: NativeTensor | Value): v is Value {
-  return 'users' in v && typeof (v as Value).users === 'function';
+  return { id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes };
 }
