@@ -25,7 +25,7 @@ export { decomposeModelGraph } from './transforms/decompose-model';
 export { decomposeAttention, remainingAttentionOps } from './transforms/decompose-attention';
 export type { DecomposeReport, AttentionRecord } from './transforms/decompose-attention';
 export { analyzeGraph, withMeasuredPeaks, partitionGraph, countFlops, estimateMemory } from './analysis';
-export { lowerFusionGroups } from './pipeline/fuse';
+export { lowerFusionGroups } from './fusion/lower-groups';
 export { prepareGraphs } from './pipeline/prepare';
 export type { FuseOptions, PreparedGraphs } from './pipeline/prepare';
 export { compareGraphs } from './pipeline/compare';

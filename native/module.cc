@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <unordered_map>
 
 namespace tg {
 namespace {
@@ -186,6 +187,7 @@ class Module : public Napi::ObjectWrap<Module> {
       InstanceMethod("dispose", &Module::Dispose),
       InstanceMethod("save", &Module::Save),
       InstanceMethod("setAttribute", &Module::SetAttribute),
+      InstanceMethod("share", &Module::Share),
       InstanceAccessor("metadata", &Module::Metadata, nullptr),
       InstanceAccessor("device", &Module::DeviceName, nullptr),
       InstanceAccessor("disposed", &Module::Disposed, nullptr),
@@ -435,6 +437,10 @@ class Module : public Napi::ObjectWrap<Module> {
     return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), loaded()->device.str()); });
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !loaded_); }
+
+  // share() -> token: this module, for another JS thread (a worker_threads Worker) to wrap once
+  // with adopt(token). Both wrappers then hold it; it is freed when both are disposed.
+  Napi::Value Share(const Napi::CallbackInfo& info);
   Napi::Value ParamBytesJs(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(loaded()->paramBytes)); });
   }
@@ -498,11 +504,68 @@ Napi::Value NewModuleObject(Napi::Env env, torch::jit::Module module, at::Device
   return obj;
 }
 
+namespace {
+
+// Modules and tensors handed from one JS thread to another: each thread's addon instance has its
+// own wrapper classes, so the object itself is parked here under a token until adopted.
+struct Shared {
+  std::shared_ptr<Loaded> module;
+  at::Tensor tensor;
+};
+std::mutex g_sharedMutex;
+std::unordered_map<int64_t, Shared> g_shared;
+int64_t g_nextToken = 1;
+
+int64_t Park(Shared s) {
+  std::lock_guard<std::mutex> lock(g_sharedMutex);
+  int64_t token = g_nextToken++;
+  g_shared.emplace(token, std::move(s));
+  return token;
+}
+
+Napi::Value Module::Share(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(Park({loaded(), at::Tensor()})));
+  });
+}
+
+// shareTensor(tensor) -> token; adopt(token) -> Module | Tensor (each token once).
+Napi::Value ShareTensor(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1) throw Error("ERR_INVALID_ARG", "shareTensor(tensor: Tensor)");
+    return Napi::Number::New(info.Env(), static_cast<double>(Park({nullptr, UnwrapTensor(info[0])})));
+  });
+}
+
+Napi::Value Adopt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Error("ERR_INVALID_ARG", "adopt(token: number)");
+    int64_t token = info[0].As<Napi::Number>().Int64Value();
+    Shared s;
+    {
+      std::lock_guard<std::mutex> lock(g_sharedMutex);
+      auto it = g_shared.find(token);
+      if (it == g_shared.end()) throw Error("ERR_INVALID_ARG", "adopt: no object was shared under token " + std::to_string(token) + " (or it was adopted already)");
+      s = std::move(it->second);
+      g_shared.erase(it);
+    }
+    if (!s.module) return WrapTensor(env, s.tensor);
+    Napi::Object obj = env.GetInstanceData<AddonData>()->moduleCtor.New({});
+    Module::Unwrap(obj)->Adopt(env, s.module);
+    return obj;
+  });
+}
+
+}  // namespace
+
 void InitModule(Napi::Env env, Napi::Object exports, AddonData* data) {
   Napi::Function ctor = Module::Define(env);
   data->moduleCtor = Napi::Persistent(ctor);
   exports.Set("Module", ctor);
   exports.Set("load", Napi::Function::New(env, Load));
+  exports.Set("shareTensor", Napi::Function::New(env, ShareTensor));
+  exports.Set("adopt", Napi::Function::New(env, Adopt));
 }
 
 }  // namespace tg

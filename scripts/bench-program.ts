@@ -11,7 +11,7 @@ import { loadProgram, readProgram } from '../lib/program';
 import { exportView } from '../lib/transforms/module-views';
 import { propagateShapes } from '../lib/torchscript/propagate-shapes';
 import { decomposeStandardView } from '../lib/pipeline/prepare';
-import { partitionForLowering } from '../lib/pipeline/fuse';
+import { partitionForLowering } from '../lib/fusion/lower-groups';
 import { canonicalize } from '../lib/transforms/canonicalize';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];

@@ -45,7 +45,7 @@ async function optimizedMemory(names: string[]): Promise<number> {
   const cases: MemoryCase[] = [{ name: 'vit_b_16 batch 1', model: builtinFile(vit), inputs: [{ shape: [1, 3, 224, 224], dtype: 'float32' }] },
     ...bench.filter((c) => ['bert_base_eager_128', 'gpt2_small_eager_512', 'resnet50'].includes(c.name)).map((c) => ({ name: c.name, model: c.model, inputs: c.inputs }))];
   const picked = cases.filter((c) => !names.length || names.some((n) => c.name.startsWith(n)));
-  process.stdout.write('peak RSS (VmHWM) of a fresh process: load + optimize (the original disposed) + 4 runs, against load + 4 runs of the original\n');
+  process.stdout.write('peak RSS (VmHWM) of a fresh process: load + optimize (the original disposed) + 4 runs, against load + 4 runs of the original; medians of 3 interleaved process pairs\n');
   const rows = await measureOptimizedMemory(picked, (r) => process.stdout.write(`${formatMemoryRow(r)}\n`));
   const misses = rows.filter((r) => r.ratio > 1.05);
   process.stdout.write(misses.length ? `MISS: ${misses.map((r) => r.name).join(', ')} over 1.05x\n` : 'ok: every case within 1.05x\n');

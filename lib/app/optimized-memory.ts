@@ -15,7 +15,8 @@ export interface ProcessPeak { mode: 'original' | 'optimized'; peakRssBytes: num
 
 export interface MemoryCase { name: string; model: string; inputs: InputSpec[] }
 
-export interface MemoryRow { name: string; original: ProcessPeak; optimized: ProcessPeak; ratio: number }
+/** One case over `pairs` interleaved process pairs: the median peaks, and the median and range of the per-pair ratios. */
+export interface MemoryRow { name: string; original: ProcessPeak; optimized: ProcessPeak; ratio: number; ratios: number[] }
 
 function vmHwmBytes(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
@@ -61,13 +62,26 @@ function inChild(mode: 'original' | 'optimized', file: string, inputs: InputSpec
   });
 }
 
-/** Each case in two fresh processes (original first, then optimized), one case after another. */
-export async function measureOptimizedMemory(cases: readonly MemoryCase[], onRow?: (r: MemoryRow) => void): Promise<MemoryRow[]> {
+/** The process whose peak is the median of `ps`. */
+function medianPeak(ps: ProcessPeak[]): ProcessPeak {
+  return [...ps].sort((a, b) => a.peakRssBytes - b.peakRssBytes)[Math.floor((ps.length - 1) / 2)];
+}
+
+/**
+ * Each case in `pairs` pairs of fresh processes (original, then optimized), the pairs interleaved:
+ * a single pair's peaks move by 5-10% between runs on a shared machine (OpenMP and malloc timing).
+ */
+export async function measureOptimizedMemory(cases: readonly MemoryCase[], onRow?: (r: MemoryRow) => void, pairs = 3): Promise<MemoryRow[]> {
   const rows: MemoryRow[] = [];
   for (const c of cases) {
-    const original = await inChild('original', c.model, c.inputs);
-    const optimized = await inChild('optimized', c.model, c.inputs);
-    const row = { name: c.name, original, optimized, ratio: optimized.peakRssBytes / original.peakRssBytes };
+    const originals: ProcessPeak[] = [];
+    const optimizeds: ProcessPeak[] = [];
+    for (let i = 0; i < pairs; i++) {
+      originals.push(await inChild('original', c.model, c.inputs));
+      optimizeds.push(await inChild('optimized', c.model, c.inputs));
+    }
+    const ratios = originals.map((o, i) => optimizeds[i].peakRssBytes / o.peakRssBytes).sort((a, b) => a - b);
+    const row = { name: c.name, original: medianPeak(originals), optimized: medianPeak(optimizeds), ratio: median(ratios), ratios };
     rows.push(row);
     onRow?.(row);
   }
@@ -78,7 +92,7 @@ const MiB = 1024 * 1024;
 
 export function formatMemoryRow(r: MemoryRow): string {
   return `${r.name.padEnd(28)} peak RSS original ${(r.original.peakRssBytes / MiB).toFixed(0).padStart(5)} MiB, optimized ${(r.optimized.peakRssBytes / MiB).toFixed(0).padStart(5)} MiB: `
-    + `${r.ratio.toFixed(3)}x (bar 1.05)  | run ${r.original.medianMs.toFixed(1)} / ${r.optimized.medianMs.toFixed(1)} ms (separate processes), optimize ${((r.optimized.optimizeMs ?? 0) / 1000).toFixed(1)} s`;
+    + `${r.ratio.toFixed(3)}x (${r.ratios.length} pairs: ${r.ratios[0].toFixed(3)}-${r.ratios[r.ratios.length - 1].toFixed(3)}; bar 1.05)  | run ${r.original.medianMs.toFixed(1)} / ${r.optimized.medianMs.toFixed(1)} ms (separate processes), optimize ${((r.optimized.optimizeMs ?? 0) / 1000).toFixed(1)} s`;
 }
 
 if (require.main === module) {

@@ -9,6 +9,7 @@ import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { computeOnModule, moduleCone } from './weights-on-module';
 import { isPackedRowSlices, linearHasBias as hasBias, type PackedWeights } from './lower-fused';
 import { tensorInfo } from '../core/value-info';
+import type { LoweringPass } from './lowering-pass';
 
 export interface ConcatRequest {
   id: string;
@@ -83,4 +84,20 @@ export async function concatenateWeights(module: NativeModule, graph: Graph, req
 function nodeRows(l: Node): number | undefined {
   const n = tensorInfo(l.inputs[1])?.shape[0];
   return typeof n === 'number' ? n : undefined;
+}
+
+const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
+
+/** prepareGraphs' step: the concatenated weights the projection groups' lowering reads. */
+export async function concatenateProjectionsStep(pass: LoweringPass): Promise<void> {
+  const plan = planConcatenations(pass.graph, pass.groups);
+  for (const [id, why] of plan.refused) pass.concatenated.set(id, why);
+  for (const [id, p] of await concatenateWeights(pass.module, pass.graph, plan.requests)) pass.concatenated.set(id, p);
+}
+
+/** Off: each group that would need concatenated weights says why it keeps separate GEMMs. */
+export function concatenationsOff(pass: LoweringPass): void {
+  const plan = planConcatenations(pass.graph, pass.groups);
+  for (const [id, why] of plan.refused) pass.concatenated.set(id, why);
+  for (const r of plan.requests) pass.concatenated.set(r.id, CPU_CONCAT_REASON);
 }

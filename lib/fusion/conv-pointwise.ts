@@ -18,6 +18,11 @@ import { LAYOUT_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
+import type { LoweringPass, OwnedPass } from './lowering-pass';
+import { restoreLayouts } from './channels-last';
+import { attributeOf, attributeReads, readAttribute } from './own-weights';
+import { nativeSync, TorchGraphError } from '../core/errors';
+import { releaseFreedMemory } from '../torchscript/binding';
 
 /** A oneDNN eltwise post-op: attr, its scalars and algorithm, as mkldnn::_convolution_pointwise takes them. */
 export interface UnaryPostOp { attr: string; scalars: number[]; algorithm: string | null }
@@ -240,4 +245,86 @@ export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: Na
   for (const n of [r.act, r.add, r.conv]) if (n && !n.hasUses()) n.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'conv_pointwise', id: r.id };
   return { id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes };
+}
+
+/** The reason every lowered convolution of `outcomes` is refused when the layouts cannot be restored. */
+function layoutsRefused(outcomes: LoweringOutcome[], e: unknown): LoweringOutcome[] {
+  const reason = `activations cannot stay channels last: ${(e as Error).message}`;
+  return outcomes.map((o) => (o.lowered ? { id: o.id, lowered: false, reason } : o));
+}
+
+/**
+ * prepareGraphs' step: the conv_bn_act groups onto the pointwise kernels over weights prepacked
+ * as graph constants, on a copy (a channels-last value written in place leaves the graph as it
+ * was); the copy replaces the pass's graph when the layouts are restored.
+ */
+export async function lowerConvolutionsStep(pass: LoweringPass): Promise<void> {
+  const g = pass.graph.clone();
+  const plan = planConvPointwise(g, pass.partition(g));
+  const weights = await packConvWeights(pass.module, g, plan.requests);
+  const refused = [...plan.refused].map(([id, reason]): LoweringOutcome => ({ id, lowered: false, reason }));
+  let outcomes = [...plan.requests.map((r) => lowerConvPointwise(g, r, weights.get(r.id))), ...refused];
+  try {
+    restoreLayouts(g, g.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output));
+  } catch (e) {
+    outcomes = layoutsRefused(outcomes, e);
+  }
+  g.eliminateDeadCode();
+  g.verify();
+  if (!outcomes.length) return;
+  const off = pass.convolutionsOff;
+  pass.lowering.convolutions = off ? outcomes.map((o) => ({ id: o.id, lowered: false, reason: o.reason ?? off })) : outcomes;
+  if (!off && outcomes.some((o) => o.lowered)) pass.graph = g;
+}
+
+/**
+ * optimize's step: the same lowering on `pass.run` over the owned module's plain weights; only
+ * when the layouts can be restored are the weights prepacked, one at a time, each replacing its
+ * attribute where only its convolution reads it (else the prepacked copy is a new attribute).
+ */
+export async function prepackConvolutionsOnOwnedModule(pass: OwnedPass): Promise<void> {
+  const attempt = pass.run.clone();
+  const plan = planConvPointwise(attempt, pass.partition(attempt));
+  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
+  const lowered: ConvPointwiseRequest[] = [];
+  for (const r of plan.requests) {
+    if (!attributeOf(attempt, r.weight)) {
+      outcomes.push({ id: r.id, lowered: false, reason: 'the weight is not one of the model\'s tensors' });
+      continue;
+    }
+    const o = lowerConvPointwise(attempt, r, r.weight);
+    outcomes.push(o);
+    if (o.lowered) lowered.push(r);
+  }
+  if (outcomes.length) pass.lowering.convolutions = outcomes;
+  if (!lowered.length) return;
+  try {
+    restoreLayouts(attempt, attempt.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output));
+  } catch (e) {
+    pass.lowering.convolutions = layoutsRefused(outcomes, e);
+    return;
+  }
+  attempt.eliminateDeadCode();
+  const reads = attributeReads(attempt);
+  const prepacked = new Set<string>();
+  for (const r of lowered) {
+    const name = attributeOf(attempt, r.weight)!;
+    const users = (reads.get(name) ?? []).flatMap((v) => v.uses);
+    const inPlace = !prepacked.has(name) && users.every((u) => u.node.kind === 'mkldnn::_convolution_pointwise' && u.index === u.node.argPosition('W'));
+    const tensor = (await packConvWeights(pass.module, attempt, [r])).get(r.id);
+    if (tensor === undefined || typeof tensor === 'string') {
+      throw new TorchGraphError('ERR_TORCH', `optimize: the weight ${name} could not be prepacked: ${tensor ?? 'no result'}`);
+    }
+    const attribute = inPlace ? name : `${name}_prepacked_${pass.packed.size}`;
+    nativeSync(() => pass.module.setAttribute(attribute, tensor));
+    if (!inPlace) {
+      const conv = r.weight.uses.find((u) => u.node.kind === 'mkldnn::_convolution_pointwise');
+      conv?.node.replaceInput(conv.index, readAttribute(attempt, attribute));
+    }
+    prepacked.add(name);
+    pass.packed.set(attribute, { attribute, format: 'onednn-conv', transposed: false, inPlace, bytes: tensor.nbytes });
+    tensor.dispose();
+    releaseFreedMemory();  // as in prepackLinearsOnOwnedModule (linear-packed.ts)
+  }
+  pass.run = attempt;
 }

@@ -12,6 +12,10 @@ import { CONV_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { computeOnModule, moduleCone } from './weights-on-module';
 import type { LoweringOutcome } from './lower-fused';
+import type { LoweringPass, OwnedPass } from './lowering-pass';
+import { attributeOf, attributeReads } from './own-weights';
+import { nativeOf, Tensor } from '../torchscript/tensor';
+import { nativeSync } from '../core/errors';
 
 export interface FoldRequest { id: string; conv: Node; bn: Node }
 
@@ -112,4 +116,45 @@ export function lowerConvBatchNorm(g: Graph, nodes: Node[], id: string, folded: 
   bn.outputs[0].replaceAllUsesWith(conv.outputs[0]);
   bn.destroy();
   return { id, lowered: true, heldBytes: folded.bytes };
+}
+
+/** prepareGraphs' step: the folded weights the conv_bn_act groups' lowering reads. */
+export async function foldBatchNormsStep(pass: LoweringPass): Promise<void> {
+  const plan = planBatchNormFolds(pass.graph, pass.groups);
+  for (const [id, why] of plan.refused) pass.folded.set(id, why);
+  for (const [id, f] of await foldBatchNorms(pass.module, pass.graph, plan.requests)) pass.folded.set(id, f);
+}
+
+/**
+ * optimize's step: batch norms folded one at a time on the owned module. Each folded weight is
+ * computed, the pair lowered at once, and the plain weight and the batch norm's tensors released
+ * as soon as nothing reads them, so folding never holds a second copy of the convolution
+ * weights. In place on `pass.portable`; the folded weights are graph constants until the weights
+ * move again (own-weights.ts), which the result asks for.
+ */
+export async function foldBatchNormsOnOwnedModule(pass: OwnedPass): Promise<{ movedWeights: boolean }> {
+  const g = pass.portable;
+  const groups = pass.partition(g);
+  const plan = planBatchNormFolds(g, groups);
+  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
+  const released = Tensor.empty([0], 'float32');
+  try {
+    for (const r of plan.requests) {
+      const folded = (await foldBatchNorms(pass.module, g, [r])).get(r.id);
+      const reads = [r.conv, r.bn].flatMap((n) => n.inputs).filter((v) => attributeOf(g, v) !== undefined);
+      const o = lowerConvBatchNorm(g, groups.find((x) => x.id === r.id)!.nodes, r.id, folded);
+      outcomes.push(o);
+      if (!o.lowered) continue;
+      for (const v of reads) {
+        if (v.hasUses()) continue;
+        const name = attributeOf(g, v)!;
+        v.node!.destroy();
+        if (!(attributeReads(g).get(name) ?? []).length) nativeSync(() => pass.module.setAttribute(name, nativeOf(released)));
+      }
+    }
+  } finally {
+    released.dispose();
+  }
+  if (outcomes.length) pass.lowering.foldedBatchNorms = outcomes;
+  return { movedWeights: outcomes.some((o) => o.lowered) };
 }

@@ -1,8 +1,16 @@
 // The lowerings that can be switched, declared once: their option name, when each is on by
-// default, and whether what it writes is portable (kept in a saved optimized model) or specific
-// to this machine (prepacked weights, redone when a saved model is optimized again).
-// prepareGraphs' defaults, `bench --ablate` and optimize's split read this table.
+// default, whether what it writes is portable (kept in a saved optimized model) or specific to
+// this machine (prepacked weights, redone when a saved model is optimized again), and their
+// steps. prepareGraphs runs each one's `lower` at its stage, optimize its `onOwnedModule`,
+// `bench --ablate` switches them off by name. Adding a lowering is one entry here and its file.
 import { runtimeInfo } from '../torchscript/runtime-info';
+import { recognizeWrittenOutActivations } from '../transforms/written-out-activations';
+import type { LoweringPass, OwnedPass } from './lowering-pass';
+import { concatenateProjectionsStep, concatenationsOff } from './concat-weights';
+import { foldBatchNormsOnOwnedModule, foldBatchNormsStep } from './fold-batch-norm';
+import { lowerConvolutionsStep, prepackConvolutionsOnOwnedModule } from './conv-pointwise';
+import { packLinearsStep, prepackLinearsOnOwnedModule } from './linear-packed';
+import { inPlaceWhereInputsDie } from './in-place';
 
 /** On or off per lowering; one left out takes its default (LOWERINGS). */
 export interface LoweringSwitches {
@@ -36,6 +44,13 @@ export interface LoweringSwitches {
 
 export type LoweringName = keyof LoweringSwitches;
 
+/**
+ * When a lowering runs in prepareGraphs, on the copy of the decomposed graph being lowered:
+ * 'rewrite' before the partitioner, 'weights' computing what the group lowering reads
+ * (lower-groups.ts), 'groups' on the graph with its groups lowered, 'last' after its final shapes.
+ */
+export type LoweringStage = 'rewrite' | 'weights' | 'groups' | 'last';
+
 export interface LoweringEntry {
   name: LoweringName;
   /** Kept in a saved optimized model (true), or redone on the machine that runs it (false). */
@@ -44,28 +59,54 @@ export interface LoweringEntry {
   onByDefault(device: string): boolean;
   /** What it does, in one line (lib/fusion/ holds the lowering). */
   what: string;
+  stage: LoweringStage;
+  /** Plan, pack (weights as graph constants) and lower on `pass.graph`; outcomes into `pass.lowering`. */
+  lower(pass: LoweringPass): Promise<void> | void;
+  /** Switched off: what the report says instead, if anything. */
+  off?(pass: LoweringPass): void;
+  /**
+   * optimize(): the lowering on the graph over the module that owns the weights, replacing them
+   * one at a time. A portable step that leaves new weights as graph constants says so (they are
+   * moved to the module after it). Without one, optimize keeps what prepareGraphs lowered
+   * (inPlace aside: each run plan makes its own, its adds depending on the shapes).
+   */
+  onOwnedModule?(pass: OwnedPass): Promise<{ movedWeights: boolean } | void>;
 }
 
 const oneDnnCpu = (device: string) => device === 'cpu' && runtimeInfo().hasMkldnn;
 
 export const LOWERINGS: readonly LoweringEntry[] = [
-  { name: 'concatenateProjections', portable: true, onByDefault: (d) => d !== 'cpu',
-    what: 'projections with separate weights as one GEMM over weights concatenated once (concat-weights.ts)' },
-  { name: 'foldBatchNorms', portable: true, onByDefault: () => true,
-    what: 'eval batch norms folded into the convolutions before them (fold-batch-norm.ts)' },
-  { name: 'pointwiseConvolutions', portable: false, onByDefault: oneDnnCpu,
-    what: 'convolutions with their residual add and activation on oneDNN\'s pointwise kernels over prepacked weights, channels last (conv-pointwise.ts)' },
-  { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu,
-    what: 'linear layers on weights oneDNN reorders once (linear-packed.ts)' },
-  { name: 'inPlace', portable: true, onByDefault: () => true,
-    what: 'activations and residual adds in place where their input dies (in-place.ts)' },
-  { name: 'writtenOutActivations', portable: true, onByDefault: () => true,
-    what: 'activations written out as arithmetic as the one ATen op (transforms/written-out-activations.ts)' },
+  { name: 'writtenOutActivations', portable: true, onByDefault: () => true, stage: 'rewrite',
+    what: 'activations written out as arithmetic as the one ATen op (transforms/written-out-activations.ts)',
+    lower: (pass) => {
+      const found = recognizeWrittenOutActivations(pass.graph);
+      if (Object.keys(found).length) pass.lowering.writtenOutActivations = found;
+    } },
+  { name: 'concatenateProjections', portable: true, onByDefault: (d) => d !== 'cpu', stage: 'weights',
+    what: 'projections with separate weights as one GEMM over weights concatenated once (concat-weights.ts)',
+    lower: concatenateProjectionsStep, off: concatenationsOff },
+  { name: 'foldBatchNorms', portable: true, onByDefault: () => true, stage: 'weights',
+    what: 'eval batch norms folded into the convolutions before them (fold-batch-norm.ts)',
+    lower: foldBatchNormsStep, onOwnedModule: foldBatchNormsOnOwnedModule },
+  { name: 'pointwiseConvolutions', portable: false, onByDefault: oneDnnCpu, stage: 'groups',
+    what: 'convolutions with their residual add and activation on oneDNN\'s pointwise kernels over prepacked weights, channels last (conv-pointwise.ts)',
+    lower: lowerConvolutionsStep, onOwnedModule: prepackConvolutionsOnOwnedModule },
+  { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu, stage: 'groups',
+    what: 'linear layers on weights oneDNN reorders once (linear-packed.ts)',
+    lower: packLinearsStep, onOwnedModule: prepackLinearsOnOwnedModule },
+  { name: 'inPlace', portable: true, onByDefault: () => true, stage: 'last',
+    what: 'activations and residual adds in place where their input dies (in-place.ts)',
+    lower: (pass) => { pass.lowering.inPlaceOps = inPlaceWhereInputsDie(pass.graph); } },
 ];
 
 /** Whether lowering `name` runs: the caller's switch, else its default on `device`. */
 export function loweringOn(name: LoweringName, options: LoweringSwitches, device: string): boolean {
   return options[name] ?? LOWERINGS.find((l) => l.name === name)!.onByDefault(device);
+}
+
+/** The lowerings of `stage`, in the table's order. */
+export function loweringsAt(stage: LoweringStage): LoweringEntry[] {
+  return LOWERINGS.filter((l) => l.stage === stage);
 }
 
 /** `options` with every machine-specific lowering off: the portable rewrites only. */

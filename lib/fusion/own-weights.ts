@@ -192,3 +192,25 @@ export function ownedModuleSpec(graph: Graph, tensors: ReadonlyMap<string, Nativ
     methods: [{ module: '', name: 'forward', graph: graph.toData() }],
   };
 }
+
+/** Each attribute of the owned module and its reads in `g` (`prim::GetAttr[name](%self)`). */
+export function attributeReads(g: Graph): Map<string, Value[]> {
+  const out = new Map<string, Value[]>();
+  for (const u of g.inputs[0].users()) {
+    if (u.kind !== 'prim::GetAttr') continue;
+    const name = String(u.attr('name'));
+    out.set(name, [...(out.get(name) ?? []), u.output]);
+  }
+  return out;
+}
+
+/** The attribute `v` reads off the graph's module, if it is such a read. */
+export function attributeOf(g: Graph, v: Value): string | undefined {
+  const n = v.node;
+  return n?.kind === 'prim::GetAttr' && n.inputs[0] === g.inputs[0] ? String(n.attr('name')) : undefined;
+}
+
+/** A read of the module's attribute `name`, at the top of `g`. */
+export function readAttribute(g: Graph, name: string): Value {
+  return g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [g.inputs[0]], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } }).output);
+}

@@ -1,84 +1,34 @@
-// optimize(): the fused graph as the user's model. Three steps, each holding every weight once:
-//   1. portable rewrites on the original module (decompose, lower attention to SDPA, fold batch
-//      norms, activations as one op): prepareGraphs with the machine-specific lowerings off;
-//   2. the weights that graph reads move into a flat module of their own (fusion/own-weights.ts)
-//      and the original module is disposed: what the graph does not read is freed;
-//   3. machine-specific prepacking, one weight at a time, in place: each linear's weight is
-//      replaced by oneDNN's reordered form (the same bytes; aten::to_dense gives it back
-//      exactly, which is how save() writes the portable file).
-// The optimized model runs the packed graph; save() writes the portable graph with plain weights.
-import type { Graph, Value as GraphValue } from '../core/ir';
+// optimize(): the fused graph as the user's model, holding every weight once. The rewrite
+// (optimize-rewrite.ts) runs in a worker thread by default (optimize-worker.ts); the model it
+// makes runs the prepacked graph here, re-planned per input shapes, and save() writes the
+// portable graph with plain weights.
+import type { Graph } from '../core/ir';
 import { Module } from '../torchscript/module';
-import { binding, type NativeGraph, type NativeTensor } from '../torchscript/binding';
+import { releaseFreedMemory, type NativeGraph, type NativeTensor } from '../torchscript/binding';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
-import { fromNativeValue, nativeOf, Tensor, toNativeValue, type Value } from '../torchscript/tensor';
+import { fromNativeValue, Tensor, toNativeValue, type Value } from '../torchscript/tensor';
 import { resolveArguments, resolveNamedArguments, type ArgumentInfo } from '../torchscript/arguments';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { inPlaceWhereInputsDie } from '../fusion/in-place';
-import { prepareGraphs, type FuseOptions } from './prepare';
-import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
-import { ownWeights, ownedModuleSpec, type OwnedWeight } from '../fusion/own-weights';
-import { emitLinearReorder, lowerPackedLinear, planPackedLinears, type PackedLinearRequest } from '../fusion/linear-packed';
 import { computeOnModule } from '../fusion/weights-on-module';
-import { lowerConvPointwise, packConvWeights, planConvPointwise, type ConvPointwiseRequest } from '../fusion/conv-pointwise';
-import { restoreLayouts } from '../fusion/channels-last';
-import { foldBatchNorms, lowerConvBatchNorm, planBatchNormFolds } from '../fusion/fold-batch-norm';
-import { partitionForLowering } from './fuse';
-import { loweringOn, portableOnly } from '../fusion/lowerings';
-import { packageVersion } from '../torchscript/package-root';
-import { exportView } from '../transforms/module-views';
+import type { PackedWeight } from '../fusion/lowering-pass';
 import * as nodePath from 'path';
 import { checkTarget, programWriter, saveTorchScript, writeBeside } from './save-model';
+import { rewriteModel, type OptimizedMetadata, type OptimizeOptions, type OptimizeReport } from './optimize-rewrite';
+import { rewriteInWorker } from './optimize-worker';
 
-export type OptimizeOptions = Omit<FuseOptions, 'partition'>;
-
-/**
- * A weight the optimized model holds in a prepacked form: the attribute that holds it, whether it
- * replaced the plain weight (save() turns it back with aten::to_dense, transposed for an addmm's
- * (in, out) weight) or sits beside it, and its bytes.
- */
-export interface PackedWeight { attribute: string; format: 'onednn-linear' | 'onednn-conv'; transposed: boolean; inPlace: boolean; bytes: number }
-
-export interface OptimizeReport {
-  /** The input specs the graph was planned for. */
-  plannedFor: InputSpec[];
-  /** What the portable lowering did (attention cores, folds, activations, in place). */
-  lowering: LoweringReport;
-  /** Linear layers on oneDNN-reordered weights (machine-specific, redone when a saved file is optimized). */
-  packedLinears: LoweringOutcome[];
-  /** Convolutions (with their residual add and activation) on oneDNN's pointwise kernels over prepacked weights, channels last. */
-  convolutions: LoweringOutcome[];
-  /** The tensors the optimized model holds, by attribute, with where each came from. */
-  weights: OwnedWeight[];
-  packed: PackedWeight[];
-  /** Bytes of every tensor the optimized model holds (packed weights included), and of the original module's parameters and buffers. */
-  heldBytes: number;
-  originalBytes: number;
-  /** How calls with other shapes than `plannedFor` run. */
-  otherShapes: string;
-  timings: Record<string, number>;
-}
+export type { OptimizedMetadata, OptimizeOptions, OptimizeReport, PackedWeight };
 
 /** Run graphs kept, by the shapes of the tensor arguments. */
 export const MAX_PLANS = 4;
-
-const OTHER_SHAPES = 'a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, '
-  + `adds in place where an input dies at those shapes) in milliseconds; the ${MAX_PLANS} most recent plans are kept; the prepacked weights serve every shape`;
-
-/** What a saved optimized model records (the archive's torchgraph.json). */
-export interface OptimizedMetadata {
-  torchgraph: string;
-  torch: string;
-  optimizedFrom: string;
-  plannedFor: InputSpec[];
-  options: OptimizeOptions;
-  inputs: { name: string; type: string }[];
-}
 
 /** The fused model of one module, holding its own weights. dispose() frees them. */
 export class OptimizedModel {
   readonly #module: Module;
   readonly #plans = new Map<string, Promise<NativeGraph>>();
+  /** Calls in flight per plan: a plan dropped (past MAX_PLANS, or by dispose) while one runs on it is freed after it. */
+  readonly #running = new Map<Promise<NativeGraph>, number>();
+  readonly #dropped = new Set<Promise<NativeGraph>>();
   readonly #portable: Graph;
   /** The portable graph with its linears on the prepacked weights: what every plan starts from. */
   readonly #runBase: Graph;
@@ -105,7 +55,7 @@ export class OptimizedModel {
   get plans(): string[] { return [...this.#plans.keys()]; }
 
   /** @internal The run graph for these inputs' shapes: a kept plan, or a new one (the oldest dropped past MAX_PLANS). */
-  async _plan(specs: readonly InputSpec[], key: string, shapesKnown = false): Promise<NativeGraph> {
+  _plan(specs: readonly InputSpec[], key: string, shapesKnown = false): Promise<NativeGraph> {
     const kept = this.#plans.get(key);
     if (kept) {
       this.#plans.delete(key);
@@ -124,9 +74,21 @@ export class OptimizedModel {
     while (this.#plans.size > MAX_PLANS) {
       const [oldest, p] = this.#plans.entries().next().value as [string, Promise<NativeGraph>];
       this.#plans.delete(oldest);
-      p.then((x) => x.dispose(), () => {});
+      this.#drop(p);
     }
     return made;
+  }
+
+  #drop(plan: Promise<NativeGraph>): void {
+    if (this.#running.has(plan)) this.#dropped.add(plan);
+    else plan.then((g) => g.dispose(), () => {});
+  }
+
+  #finished(plan: Promise<NativeGraph>): void {
+    const left = (this.#running.get(plan) ?? 1) - 1;
+    if (left > 0) return void this.#running.set(plan, left);
+    this.#running.delete(plan);
+    if (this.#dropped.delete(plan)) plan.then((g) => g.dispose(), () => {});
   }
 
   get device(): string { return this.#module.device; }
@@ -154,9 +116,16 @@ export class OptimizedModel {
     }
     this.#checkInputs(args);
     const key = planKey(args);
-    const run = this.#plans.get(key) ? await this._plan([], key) : await this._plan(this.#specsOf(args), key);
-    const r = await native(() => run.run(args));
-    return fromNativeValue(r.output) as T;
+    // Counted before the first await, so a plan dropped meanwhile by another call stays until this one is done.
+    const plan = this.#plans.get(key) ? this._plan([], key) : this._plan(this.#specsOf(args), key);
+    this.#running.set(plan, (this.#running.get(plan) ?? 0) + 1);
+    try {
+      const run = await plan;
+      const r = await native(() => run.run(args));
+      return fromNativeValue(r.output) as T;
+    } finally {
+      this.#finished(plan);
+    }
   }
 
   #specsOf(args: readonly unknown[]): InputSpec[] {
@@ -228,164 +197,10 @@ export class OptimizedModel {
   }
 
   dispose(): void {
-    for (const p of this.#plans.values()) p.then((g) => g.dispose(), () => {});
+    for (const p of this.#plans.values()) this.#drop(p);
     this.#plans.clear();
     this.#module.dispose();
   }
-}
-
-/** Each attribute's reads in `g`. */
-function attributeReads(g: Graph): Map<string, GraphValue[]> {
-  const out = new Map<string, GraphValue[]>();
-  for (const u of g.inputs[0].users()) {
-    if (u.kind !== 'prim::GetAttr') continue;
-    const name = String(u.attr('name'));
-    out.set(name, [...(out.get(name) ?? []), u.output]);
-  }
-  return out;
-}
-
-function attributeOf(g: Graph, v: GraphValue): string | undefined {
-  const n = v.node;
-  return n?.kind === 'prim::GetAttr' && n.inputs[0] === g.inputs[0] ? String(n.attr('name')) : undefined;
-}
-
-/**
- * Reorders, one weight at a time, the weight of every linear layer of `g` (the portable graph,
- * with its shapes) for oneDNN. The weight's attribute is replaced by its reordered form when every
- * read of it is such a weight (else the reordered copy is a new attribute, reported). `g` is not
- * changed: planRun rewrites each plan's ops onto the reordered attributes.
- */
-async function packWeights(module: Module, g: Graph): Promise<{ outcomes: LoweringOutcome[]; packed: Map<string, PackedWeight> }> {
-  const plan = planPackedLinears(g, true);
-  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
-  const packed = new Map<string, PackedWeight>();
-  const reads = attributeReads(g);
-  const byAttribute = new Map<string, PackedLinearRequest[]>();
-  for (const r of plan.requests) {
-    const name = attributeOf(g, r.weight);
-    if (!name) outcomes.push({ id: r.id, lowered: false, reason: 'the weight is not one of the model\'s tensors' });
-    else byAttribute.set(name, [...(byAttribute.get(name) ?? []), r]);
-  }
-  for (const [name, requests] of byAttribute) {
-    const transposed = requests[0].transposed;
-    const same = requests.filter((r) => r.transposed === transposed);
-    for (const r of requests) if (r.transposed !== transposed) outcomes.push({ id: r.id, lowered: false, reason: 'the weight is read both plain and transposed' });
-    const weightOf = new Set(same.map((r) => r.linear));
-    const inPlace = same.length === requests.length
-      && (reads.get(name) ?? []).every((v) => v.uses.every((u) => weightOf.has(u.node) && u.index === u.node.argPosition(u.node.kind === 'aten::linear' ? 'weight' : 'mat2')));
-    let tensor: NativeTensor;
-    try {
-      [tensor] = await computeOnModule(module._native, g, [same[0].weight], (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows)]);
-    } catch (e) {
-      const reason = `oneDNN could not reorder the weight: ${(e as Error).message.split('\n')[0]}`;
-      for (const r of same) outcomes.push({ id: r.id, lowered: false, reason });
-      continue;
-    }
-    const attribute = inPlace ? name : `${name}_reordered`;
-    nativeSync(() => module._native.setAttribute(attribute, tensor));
-    packed.set(name, { attribute, format: 'onednn-linear', transposed, inPlace, bytes: tensor.nbytes });
-    tensor.dispose();
-    for (const r of same) outcomes.push({ id: r.id, lowered: true, heldBytes: inPlace ? undefined : packed.get(name)!.bytes });
-  }
-  return { outcomes, packed };
-}
-
-/**
- * Eval batch norms folded into the convolutions before them, one at a time on the owned module:
- * each folded weight is computed (fusion/fold-batch-norm.ts), the pair lowered at once, and the
- * plain weight and the batch norm's tensors released as soon as nothing reads them, so folding
- * never holds a second copy of the convolution weights. In place on `g`; the folded weights are
- * graph constants until the weights move again (ownWeights).
- */
-async function foldBatchNormsOneByOne(module: Module, g: Graph): Promise<LoweringOutcome[]> {
-  const groups = partitionForLowering(g);
-  const plan = planBatchNormFolds(g, groups);
-  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
-  const released = Tensor.empty([0], 'float32');
-  try {
-    for (const r of plan.requests) {
-      const folded = (await foldBatchNorms(module._native, g, [r])).get(r.id);
-      const reads = [r.conv, r.bn].flatMap((n) => n.inputs).filter((v) => attributeOf(g, v) !== undefined);
-      const o = lowerConvBatchNorm(g, groups.find((x) => x.id === r.id)!.nodes, r.id, folded);
-      outcomes.push(o);
-      if (!o.lowered) continue;
-      for (const v of reads) {
-        if (v.hasUses()) continue;
-        const name = attributeOf(g, v)!;
-        v.node!.destroy();
-        if (!(attributeReads(g).get(name) ?? []).length) nativeSync(() => module._native.setAttribute(name, nativeOf(released)));
-      }
-    }
-  } finally {
-    released.dispose();
-  }
-  return outcomes;
-}
-
-/**
- * Convolutions (with the residual add and activation after them) onto oneDNN's pointwise kernels,
- * activations channels last, on `g` (in place): lowered first over the plain weights, and only
- * when the layouts can be restored are the weights prepacked, one at a time, each replacing its
- * attribute where only its convolution reads it.
- */
-async function packConvolutions(module: Module, g: Graph): Promise<{ graph: Graph; outcomes: LoweringOutcome[]; packed: Map<string, PackedWeight> }> {
-  const packed = new Map<string, PackedWeight>();
-  const attempt = g.clone();
-  const plan = planConvPointwise(attempt, partitionForLowering(attempt));
-  const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
-  const lowered: ConvPointwiseRequest[] = [];
-  for (const r of plan.requests) {
-    if (!attributeOf(attempt, r.weight)) {
-      outcomes.push({ id: r.id, lowered: false, reason: 'the weight is not one of the model\'s tensors' });
-      continue;
-    }
-    const o = lowerConvPointwise(attempt, r, r.weight);
-    outcomes.push(o);
-    if (o.lowered) lowered.push(r);
-  }
-  if (!lowered.length) return { graph: g, outcomes, packed };
-  try {
-    restoreLayouts(attempt, attempt.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output));
-  } catch (e) {
-    const reason = `activations cannot stay channels last: ${(e as Error).message}`;
-    return { graph: g, outcomes: outcomes.map((o) => (o.lowered ? { id: o.id, lowered: false, reason } : o)), packed };
-  }
-  attempt.eliminateDeadCode();
-  const reads = attributeReads(attempt);
-  for (const r of lowered) {
-    const name = attributeOf(attempt, r.weight)!;
-    const users = (reads.get(name) ?? []).flatMap((v) => v.uses);
-    const inPlace = !packed.has(name) && users.every((u) => u.node.kind === 'mkldnn::_convolution_pointwise' && u.index === u.node.argPosition('W'));
-    const tensor = (await packConvWeights(module._native, attempt, [r])).get(r.id);
-    if (tensor === undefined || typeof tensor === 'string') {
-      throw new TorchGraphError('ERR_TORCH', `optimize: the weight ${name} could not be prepacked: ${tensor ?? 'no result'}`);
-    }
-    const attribute = inPlace ? name : `${name}_prepacked_${packed.size}`;
-    nativeSync(() => module._native.setAttribute(attribute, tensor));
-    if (!inPlace) {
-      const conv = r.weight.uses.find((u) => u.node.kind === 'mkldnn::_convolution_pointwise');
-      const read = attempt.withInsertPoint(attempt.block.firstNode!, () => attempt.createNode('prim::GetAttr', [attempt.inputs[0]], [{ kind: 'Tensor' }], { name: { kind: 's', value: attribute } }).output);
-      conv?.node.replaceInput(conv.index, read);
-    }
-    packed.set(inPlace ? name : attribute, { attribute, format: 'onednn-conv', transposed: false, inPlace, bytes: tensor.nbytes });
-    tensor.dispose();
-  }
-  return { graph: attempt, outcomes, packed };
-}
-
-/** The linears of `g` whose weight attribute was reordered, onto oneDNN's linear over the reordered attribute (in place on `g`). */
-function rewriteToPacked(g: Graph, packed: ReadonlyMap<string, PackedWeight>): void {
-  const self = g.inputs[0];
-  for (const r of planPackedLinears(g, true).requests) {
-    const name = attributeOf(g, r.weight);
-    const p = name === undefined ? undefined : packed.get(name);
-    if (!p || p.transposed !== r.transposed) continue;
-    const value = p.inPlace ? r.weight
-      : g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [self], [{ kind: 'Tensor' }], { name: { kind: 's', value: p.attribute } }).output);
-    lowerPackedLinear(g, r, value);
-  }
-  g.eliminateDeadCode();
 }
 
 /** A plan's key: the tensor arguments' shapes and dtypes. */
@@ -393,106 +208,30 @@ function planKey(args: readonly unknown[]): string {
   return args.map((a) => (a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a ? `${(a as NativeTensor).shape.join('x')}:${(a as NativeTensor).dtype}` : typeof a)).join(',');
 }
 
-/** `g`'s weights moved off `from` into a new flat module (ownWeights), wrapped with forward's arguments. */
-async function moveWeights(from: Module, g: Graph, signature: readonly ArgumentInfo[]): Promise<{ module: Module; weights: OwnedWeight[] }> {
-  const owned = await ownWeights(from._native, g);
-  try {
-    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), from.device));
-    return { module: Module._fromNative(handle, from.path, signature.length ? signature : graphSignature(owned.graph)), weights: owned.weights };
-  } finally {
-    for (const t of owned.tensors.values()) t.dispose();
-  }
-}
-
-/** The arguments of the graph after self, as the owned module's forward signature when the original has none to give. */
-function graphSignature(g: Graph): ArgumentInfo[] {
-  return g.inputs.slice(1).map((v, i) => ({ name: v.name?.replace(/\.\d+$/, '') ?? `input_${i}`, type: v.type.kind === 'Tensor' ? 'Tensor' : v.type.kind, hasDefault: false, kwargOnly: false }));
-}
-
 /**
  * The fused model of `module` for inputs like `inputs`, as a model of its own. optimize takes the
  * module over: it is disposed once its weights have moved (the tensors the fused graph does not
- * read are freed then), so use the returned model, not `module`, afterwards. A file saved by
- * OptimizedModel.save() is only prepacked again.
+ * read are freed then), so use the returned model, not `module`, afterwards; if optimize fails
+ * before that, `module` is as it was. A file saved by OptimizedModel.save() is only prepacked again.
  */
 export async function optimize(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions = {}): Promise<OptimizedModel> {
   if (!(module instanceof Module)) throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs): module must be a loaded Module');
   if (!Array.isArray(inputs)) throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs): inputs must be an array of { shape, dtype } specs');
-  const timings: Record<string, number> = {};
-  const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    try { return await f(); } finally { timings[name] = performance.now() - t0; }
-  };
-  const device = module.device;
-  const originalBytes = module.parameterBytes;
-  const signature = module._signature('forward').map((a) => ({ ...a }));
-  const saved = module.metadata as OptimizedMetadata | null;
-  // Adds in place depend on the shapes (an operand may broadcast at others): each plan makes its own.
-  // Batch norms are folded after the weights have moved, one at a time (foldBatchNormsOneByOne).
-  const fuseOptions: FuseOptions = { ...portableOnly(options), inPlace: false, foldBatchNorms: false };
-  let portable: Graph;
-  let lowering: LoweringReport;
-  let fromSaved = false;
-  if (saved && typeof saved.torchgraph === 'string') {
-    // Already rewritten by torchgraph: only the weights move and are prepacked again.
-    portable = exportView(module, 'inlined').graph;
-    lowering = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
-    fromSaved = true;
-  } else {
-    const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
-    portable = p.fused;
-    lowering = p.lowering;
-  }
-  const owned = await time('own weights', () => moveWeights(module, portable, signature));
-  // The original's tensors that the graph does not read are freed here.
-  module.dispose();
-  let ownedModule = owned.module;
-  let weights = owned.weights;
-  if (!fromSaved && loweringOn('foldBatchNorms', options, device)) {
-    try {
-      const folds = await time('fold batch norms', () => foldBatchNormsOneByOne(ownedModule, portable));
-      if (folds.length) lowering.foldedBatchNorms = folds;
-      if (folds.some((f) => f.lowered)) {
-        // The folded weights (graph constants) move too; the released plain weights stay behind.
-        const again = await time('own folded weights', () => moveWeights(ownedModule, portable, signature));
-        const first = new Map(weights.map((w) => [w.name, w.source]));
-        weights = again.weights.map((w) => ({ ...w, source: first.get(w.source) ?? (w.source === 'constant' ? 'folded batch norm' : w.source) }));
-        ownedModule.dispose();
-        ownedModule = again.module;
-        await propagateShapes(portable, ownedModule, inputs);
-      }
-    } catch (e) {
-      ownedModule.dispose();
-      throw e;
-    }
-  }
+  if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs, options): options must be an object');
+  if (module.disposed) throw new TorchGraphError('ERR_DISPOSED', 'optimize: the module was disposed');
+  const t0 = performance.now();
+  const r = options.worker === false ? await rewriteModel(module, inputs, options, MAX_PLANS) : await rewriteInWorker(module, inputs, options, MAX_PLANS);
+  r.report.timings.rewrite = performance.now() - t0;
+  const model = new OptimizedModel(r.module, r.portable, r.run, r.packed, r.signature, r.metadata, r.report, r.inPlace);
   try {
-    // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over).
-    if (fromSaved) await propagateShapes(portable, ownedModule, inputs);
-    const convs = await time('prepack convolutions', () => (loweringOn('pointwiseConvolutions', options, device)
-      ? packConvolutions(ownedModule, portable) : { graph: portable.clone(), outcomes: [], packed: new Map<string, PackedWeight>() }));
-    const runBase = convs.graph === portable ? portable.clone() : convs.graph;
-    const packing = await time('prepack linears', () => (loweringOn('packedLinears', options, device)
-      ? packWeights(ownedModule, runBase) : { outcomes: [], packed: new Map<string, PackedWeight>() }));
-    rewriteToPacked(runBase, packing.packed);
-    for (const [k, v] of convs.packed) packing.packed.set(k, v);
-    const metadata: OptimizedMetadata = {
-      torchgraph: packageVersion(), torch: binding().torchVersion, optimizedFrom: saved?.optimizedFrom ?? module.path,
-      plannedFor: inputs.map((s) => ({ shape: [...s.shape], dtype: s.dtype })), options: { ...options },
-      inputs: signature.map((a) => ({ name: a.name, type: a.type })),
-    };
-    const report: OptimizeReport = {
-      plannedFor: metadata.plannedFor, lowering, packedLinears: packing.outcomes, convolutions: convs.outcomes, weights,
-      packed: [...packing.packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES, timings,
-    };
-    const model = new OptimizedModel(ownedModule, portable, runBase, packing.packed, signature, metadata, report, loweringOn('inPlace', options, device));
-    const key = planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype })));
-    await time('plan', () => model._plan(inputs, key, true));
-    // The plain weights, the decomposition's graphs and shape runs are gone: their heap goes back.
-    binding().releaseMemory();
-    return model;
+    const t1 = performance.now();
+    await model._plan(inputs, planKey(inputs.map((s) => ({ shape: s.shape, dtype: s.dtype }))), true);
+    r.report.timings.plan = performance.now() - t1;
   } catch (e) {
-    ownedModule.dispose();
+    model.dispose();
     throw e;
   }
+  // The plain weights, the decomposition's graphs and shape runs are gone: their heap goes back.
+  releaseFreedMemory();
+  return model;
 }

@@ -6,18 +6,11 @@
 import type { Graph } from '../core/ir';
 import type { Module } from '../torchscript/module';
 import { decomposeModelGraph, type DecompositionResult } from '../transforms/decompose-model';
-import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from './fuse';
-import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
+import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from '../fusion/lower-groups';
+import type { LoweringReport } from '../fusion/lower-fused';
 import type { TensorHandleLike } from '../core/ir/serialized';
-import { foldBatchNorms, planBatchNormFolds, type FoldedWeights } from '../fusion/fold-batch-norm';
-import { lowerConvPointwise, packConvWeights, planConvPointwise } from '../fusion/conv-pointwise';
-import { restoreLayouts } from '../fusion/channels-last';
-import { lowerPackedLinear, packLinearWeights, planPackedLinears } from '../fusion/linear-packed';
-import { inPlaceWhereInputsDie } from '../fusion/in-place';
-import { recognizeWrittenOutActivations } from '../transforms/written-out-activations';
+import { PACKED_OVER_ADDMM_REASON, planPackedLinears } from '../fusion/linear-packed';
 import { canonicalize } from '../transforms/canonicalize';
-import { concatenateWeights, planConcatenations } from '../fusion/concat-weights';
-import type { PackedWeights } from '../fusion/lower-fused';
 import { inlineModuleCalls } from '../transforms/inline-modules';
 import { foldModuleConstants } from '../transforms/fold-module-constants';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
@@ -25,7 +18,8 @@ import { inlineTakenBranches } from '../transforms/taken-branches';
 import { cpuFlashAttentionWorkspace, estimateMemory, type MemoryEstimate } from '../analysis';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import { exportView, methodGraphs, type ViewReport } from '../transforms/module-views';
-import { loweringOn, type LoweringName, type LoweringSwitches } from '../fusion/lowerings';
+import { loweringOn, loweringsAt, type LoweringName, type LoweringStage, type LoweringSwitches } from '../fusion/lowerings';
+import type { LoweringPass } from '../fusion/lowering-pass';
 
 export interface PreparedGraphs {
   standard: Graph;
@@ -49,11 +43,6 @@ export type Partitioner = (decomposed: Graph) => FusionGroupLike[];
 export interface FuseOptions extends LoweringSwitches {
   partition?: Partitioner;
 }
-
-const PACKED_OVER_ADDMM_REASON = 'the linear runs on a weight oneDNN reordered once, and the activation after it (in place where its input dies); '
-  + '_addmm_activation would read the plain weight';
-
-const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
 
 /**
  * Attention decomposed on a copy of the standard view, then every remaining module call
@@ -117,77 +106,50 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport; est
   }
 }
 
-/** One lowering: a copy of `decomposed`, canonicalised, partitioned, lowered (cores in `kept` stay explicit), shapes propagated. */
+/**
+ * One lowering: a copy of `decomposed`, canonicalised, then each lowering that is on at its stage
+ * (lib/fusion/lowerings.ts), the partitioner's groups lowered between the 'weights' and 'groups'
+ * stages (cores in `kept` stay explicit), shapes propagated.
+ */
 async function lowerOnCopy(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions, kept: ReadonlyMap<string, string>,
   convolutionsOff?: string):
 Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
-  let fused = decomposed.clone();
+  const graph = decomposed.clone();
   // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
-  canonicalize(fused);
+  canonicalize(graph);
   const on = (name: LoweringName) => loweringOn(name, options, module.device);
-  const activations = on('writtenOutActivations') ? recognizeWrittenOutActivations(fused) : {};
-  const found = (options.partition ?? partitionForLowering)(fused);
-  const groups = found.map((g) => {
+  const pass: LoweringPass = {
+    module: module._native, device: module.device, graph, groups: [], concatenated: new Map(), folded: new Map(),
+    lowering: { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 },
+    propagateShapes: async (g) => { await propagateShapes(g, module, inputs); },
+    partition: partitionForLowering, convolutionsOff,
+  };
+  const runStage = async (stage: LoweringStage) => {
+    for (const l of loweringsAt(stage)) {
+      if (on(l.name)) await l.lower(pass);
+      else l.off?.(pass);
+    }
+  };
+  await runStage('rewrite');
+  const groups = (options.partition ?? partitionForLowering)(pass.graph).map((g) => {
     const why = kept.get(g.id);
     return why && g.kind === 'attention_core' ? { ...g, core: { ok: false as const, reason: why } } : g;
   });
-  const plan = planConcatenations(fused, groups);
-  const packed = new Map<string, PackedWeights | string>(plan.refused);
-  if (on('concatenateProjections')) {
-    for (const [id, p] of await concatenateWeights(module._native, fused, plan.requests)) packed.set(id, p);
-  } else {
-    for (const r of plan.requests) packed.set(r.id, CPU_CONCAT_REASON);
-  }
-  const folded = new Map<string, FoldedWeights | string>();
-  if (on('foldBatchNorms')) {
-    const folds = planBatchNormFolds(fused, groups);
-    for (const [id, why] of folds.refused) folded.set(id, why);
-    for (const [id, f] of await foldBatchNorms(module._native, fused, folds.requests)) folded.set(id, f);
-  }
-  const packLinears = on('packedLinears');
+  pass.groups = groups;
+  await runStage('weights');
   // linear + activation groups whose linear will be packed keep their activation after it.
-  const willPack = new Set(packLinears ? planPackedLinears(fused).requests.map((r) => r.linear) : []);
-  const lowering = lowerFusionGroups(fused, groups, module.device, packed, folded,
-    (nodes) => (nodes.some((n) => willPack.has(n)) ? PACKED_OVER_ADDMM_REASON : undefined));
-  if (Object.keys(activations).length) lowering.writtenOutActivations = activations;
-  if (on('pointwiseConvolutions')) {
-    // Checked on a copy: a channels-last value written in place leaves the graph as it was.
-    const attempt = fused.clone();
-    const found = await lowerConvolutions(module, attempt, partitionForLowering(attempt));
-    if (found.length) lowering.convolutions = convolutionsOff ? found.map((c) => ({ id: c.id, lowered: false, reason: c.reason ?? convolutionsOff })) : found;
-    if (!convolutionsOff && found.some((c) => c.lowered)) fused = attempt;
-  }
-  if (packLinears) {
-    // Packed for the row count each linear runs with: the lowered graph's own shapes.
-    await propagateShapes(fused, module, inputs);
-    const plan = planPackedLinears(fused);
-    const weights = await packLinearWeights(module._native, fused, plan.requests);
-    lowering.packedLinears = [...plan.requests.map((r) => lowerPackedLinear(fused, r, weights.get(r.id))),
-      ...[...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }))];
-    fused.eliminateDeadCode();
-  }
-  lowering.heldWeightBytes = heldBytes(fused, decomposed);
-  await propagateShapes(fused, module, inputs);
-  if (on('inPlace')) lowering.inPlaceOps = inPlaceWhereInputsDie(fused);
-  return { fused, groups, lowering };
-}
-
-/** Pointwise-kernel lowering of the graph's conv_bn_act groups, in place; then the graph's layouts where values leave channels last. */
-async function lowerConvolutions(module: Module, g: Graph, groups: FusionGroupLike[]): Promise<LoweringOutcome[]> {
-  const plan = planConvPointwise(g, groups);
-  const weights = await packConvWeights(module._native, g, plan.requests);
-  const outcomes = [...plan.refused].map(([id, reason]): LoweringOutcome => ({ id, lowered: false, reason }));
-  const lowered = plan.requests.map((r) => lowerConvPointwise(g, r, weights.get(r.id)));
-  const starts = g.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output);
-  try {
-    restoreLayouts(g, starts);
-  } catch (e) {
-    const reason = `activations cannot stay channels last: ${(e as Error).message}`;
-    return [...outcomes, ...lowered.map((o) => ({ id: o.id, lowered: false, reason }))].map((o) => ({ ...o, lowered: false, reason: o.reason ?? reason }));
-  }
-  g.eliminateDeadCode();
-  g.verify();
-  return [...lowered, ...outcomes];
+  const willPack = new Set(on('packedLinears') ? planPackedLinears(pass.graph).requests.map((r) => r.linear) : []);
+  const early = pass.lowering;
+  pass.lowering = {
+    ...lowerFusionGroups(pass.graph, groups, module.device, pass.concatenated, pass.folded,
+      (nodes) => (nodes.some((n) => willPack.has(n)) ? PACKED_OVER_ADDMM_REASON : undefined)),
+    ...(early.writtenOutActivations ? { writtenOutActivations: early.writtenOutActivations } : {}),
+  };
+  await runStage('groups');
+  pass.lowering.heldWeightBytes = heldBytes(pass.graph, decomposed);
+  await propagateShapes(pass.graph, module, inputs);
+  await runStage('last');
+  return { fused: pass.graph, groups, lowering: pass.lowering };
 }
 
 /** Bytes of the tensor constants `fused` holds that `decomposed` does not (concatenated, folded, prepacked weights). */

@@ -14,6 +14,8 @@ export interface ProgramArchive {
   weights: WeightsConfig;
   constants: WeightsConfig;
   records: Set<string>;
+  /** extra/torchgraph.json: what a program saved by an optimized model records (OptimizedModel.save). */
+  torchgraphMetadata?: string;
 }
 
 function unsupported(path: string, what: string, fix: string): TorchGraphError {
@@ -71,7 +73,8 @@ export async function readProgramArchive(path: string): Promise<ProgramArchive> 
   const constantsRecord = `data/constants/${model}_constants_config.json`;
   const weights = all.has(weightsRecord) ? parseJson<WeightsConfig>(path, weightsRecord, texts[weightsRecord]) : { config: {} };
   const constants = all.has(constantsRecord) ? parseJson<WeightsConfig>(path, constantsRecord, texts[constantsRecord]) : { config: {} };
-  return { path, model, program, weights, constants, records: all };
+  const metadata = texts['extra/torchgraph.json'];
+  return { path, model, program, weights, constants, records: all, ...(metadata !== undefined ? { torchgraphMetadata: metadata } : {}) };
 }
 
 /** Whether a file looks like a .pt2 program: by name, or by a models/*.json record. */

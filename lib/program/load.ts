@@ -117,7 +117,7 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
     tensors: program.tensors.map((ref, i) => ({ module: ref.module, name: ref.name, kind: ref.kind, tensor: tensors[i] })),
     methods: [...methods.map((m) => ({ module: m.module, name: m.name, graph: m.graph.toData() })), { module: '', name: 'forward', graph: root.toData() }],
   }, device));
-  const m = Module._fromNative(handle, path);
+  const m = Module._fromNative(handle, path, undefined, archive.torchgraphMetadata);
   const p = archive.program;
   programInfo.set(m, {
     path, torchVersion: p.torch_version, schemaVersion: `${p.schema_version.major}.${p.schema_version.minor}`,

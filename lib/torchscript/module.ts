@@ -40,10 +40,13 @@ export class Module {
   readonly #handle: NativeModule;
   readonly #signatures = new Map<string, ArgumentInfo[]>();
   readonly path: string;
+  /** The metadata text of a module built in memory from a file (a .pt2 program's extra/torchgraph.json). */
+  readonly #metadataText: string | undefined;
 
-  private constructor(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[]) {
+  private constructor(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], metadataText?: string) {
     this.#handle = handle;
     this.path = path;
+    this.#metadataText = metadataText;
     // A module built in memory from a graph has no defaults in its schema: it takes the model's.
     if (forward) this.#signatures.set('forward', forward.map((a) => ({ ...a })));
   }
@@ -149,11 +152,13 @@ export class Module {
   dispose(): void { this.#handle.dispose(); }
 
   /** @internal Wrap a module built in memory (lib/program/: a torch.export program; lib/pipeline/optimize.ts), optionally with forward's arguments. */
-  static _fromNative(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[]): Module { return new Module(handle, path, forward); }
+  static _fromNative(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], metadataText?: string): Module {
+    return new Module(handle, path, forward, metadataText);
+  }
 
-  /** The archive's torchgraph.json (an optimized model saved by torchgraph), parsed; null for other files. */
+  /** The archive's torchgraph.json (an optimized model saved by torchgraph, .pt or .pt2), parsed; null for other files. */
   get metadata(): Record<string, unknown> | null {
-    const text = nativeSync(() => this.#handle.metadata);
+    const text = this.#metadataText ?? nativeSync(() => this.#handle.metadata);
     if (!text) return null;
     try {
       return JSON.parse(text) as Record<string, unknown>;

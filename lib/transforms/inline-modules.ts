@@ -61,13 +61,20 @@ export function inlineCall(call: Node, callee: Graph, args: readonly Value[], sc
 export function inlineModuleCalls(graph: Graph, fetch: FetchMethodGraph,
   shouldInline: (cls: string) => boolean = (cls) => !isLeafModuleClass(cls)): InlineReport {
   let inlinedCalls = 0;
+  // One scan per nesting level: every call found is inlined, then the inlined bodies' own calls
+  // (a scan per call would walk the whole graph once for each of a ResNet's hundreds of calls).
   for (;;) {
     const paths = modulePaths(graph);
-    const call = graph.allNodes().map((n) => moduleCallOf(n, paths)).find((c) => c && shouldInline(c.cls));
-    if (!call) break;
-    const frame: ScopeFrame = { path: call.path, cls: call.cls, method: call.method };
-    inlineCall(call.node, Graph.fromData(fetch(call.path, call.method)), call.node.inputs, [...(call.node.scope ?? []), frame], call.path);
-    inlinedCalls++;
+    const calls = graph.allNodes().flatMap((n) => {
+      const c = moduleCallOf(n, paths);
+      return c && shouldInline(c.cls) ? [c] : [];
+    });
+    if (!calls.length) break;
+    for (const call of calls) {
+      const frame: ScopeFrame = { path: call.path, cls: call.cls, method: call.method };
+      inlineCall(call.node, Graph.fromData(fetch(call.path, call.method)), call.node.inputs, [...(call.node.scope ?? []), frame], call.path);
+      inlinedCalls++;
+    }
   }
   const paths = modulePaths(graph);
   const leafCalls: { path: string; cls: string }[] = [];

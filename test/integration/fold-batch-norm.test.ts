@@ -9,7 +9,7 @@ import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
 import { randomTensor } from '../../lib/torchscript/random';
 import { planBatchNormFolds } from '../../lib/fusion/fold-batch-norm';
-import { partitionForLowering } from '../../lib/pipeline/fuse';
+import { partitionForLowering } from '../../lib/fusion/lower-groups';
 import { Graph, IntType, ListType, OptionalType, TensorType } from '../../lib/core/ir';
 import { setValueInfo } from '../../lib/core/value-info';
 

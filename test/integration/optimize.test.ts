@@ -9,11 +9,12 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Module, optimize, randomTensor, Tensor, TorchGraphError } from '../../lib/index';
+import { loadModel, Module, optimize, randomTensor, Tensor, TorchGraphError } from '../../lib/index';
 import { flattenTensors } from '../../lib/torchscript/tensor';
 import { maxAbsDiff } from '../../lib/pipeline/compare';
 import { ensureModel, torchInfo, type TensorFile } from '../../lib/app/models';
 import { loadCorpus } from '../../lib/app/corpus';
+import { ensureProgram } from '../../lib/app/programs';
 import { readNpy } from '../../lib/torchscript/npy';
 import type { TypedArray } from '../../lib/torchscript/binding';
 import type { InputSpec } from '../../lib/torchscript/propagate-shapes';
@@ -90,6 +91,12 @@ describe('optimize: the fused model as the user\'s own', function () {
         assert.deepEqual(named[0].shape, shape);
         x.dispose();
       }
+      // More shapes at once than plans are kept: a plan dropped while a call runs on it stays until that call is done.
+      const many = [1, 2, 3, 5, 6, 7].map((b) => randomTensor([b, 9, 768], 'float32', b));
+      const outs = await Promise.all(many.map((x) => o.forward(x)));
+      outs.forEach((y, i) => assert.deepEqual(flattenTensors(y)[0].shape, many[i].shape));
+      assert.ok(o.plans.length <= 4, o.plans.join(' '));
+      many.forEach((t) => t.dispose());
       const bad = async (f: () => Promise<unknown>, re: RegExp) => assert.rejects(f, (e: unknown) => e instanceof TorchGraphError && e.code === 'ERR_INVALID_ARG' && re.test(e.message));
       await bad(() => o.forward(randomTensor([4, 196, 768], 'float64')), /x is float64.*float32/);
       await bad(() => o.forward(randomTensor([196, 768])), /x has rank 2/);
@@ -115,6 +122,65 @@ describe('optimize: the fused model as the user\'s own', function () {
       original.dispose();
     }
     await assert.rejects(() => o.forward(randomTensor([4, 196, 768])), (e: unknown) => e instanceof TorchGraphError && e.code === 'ERR_DISPOSED');
+  });
+
+  it('the rewrite runs in a worker thread: a failure there leaves the module as it was; worker: false rewrites on this thread alike', async () => {
+    const fx = await ensureModel('mha_demo');
+    const file = fx.variants.traced!;
+    const m = await Module.load(file);
+    const x = randomTensor([4, 196, 768], 'float32', 4);
+    try {
+      await assert.rejects(() => optimize(m, [{ shape: [196], dtype: 'float32' }]), (e: unknown) => e instanceof TorchGraphError && e.code !== 'ERR_NATIVE');
+      assert.ok(!m.disposed, 'a failed rewrite leaves the module to its owner');
+      const inWorker = await optimize(await Module.load(file), [{ shape: [4, 196, 768], dtype: 'float32' }]);
+      const here = await optimize(await Module.load(file), [{ shape: [4, 196, 768], dtype: 'float32' }], { worker: false });
+      try {
+        assert.deepEqual(inWorker.report.packed, here.report.packed);
+        assert.deepEqual(inWorker.report.lowering, here.report.lowering);
+        assert.equal(await diffOn(m, inWorker, [x]), await diffOn(m, here, [x]));
+      } finally {
+        inWorker.dispose();
+        here.dispose();
+      }
+    } finally {
+      m.dispose();
+      x.dispose();
+    }
+  });
+
+  it('a .pt2 program in: optimized, saved as .pt2 with its metadata, read back and optimized again (only prepacked)', async () => {
+    const program = (await ensureProgram('mha_demo')).program;
+    const original = await loadModel(program);
+    const o = await optimize(await loadModel(program), [{ shape: [4, 196, 768], dtype: 'float32' }]);
+    const out = path.join(tmp, 'mha.opt.pt2');
+    try {
+      assert.ok(o.report.lowering.attentionCores.some((c) => c.lowered), JSON.stringify(o.report.lowering.attentionCores));
+      assert.ok(o.report.packedLinears.filter((p) => p.lowered).length >= 2, JSON.stringify(o.report.packedLinears));
+      // The program was exported with static sizes: it (and so the comparison) runs at those only.
+      const x = randomTensor([4, 196, 768], 'float32', 5);
+      const d = await diffOn(original, o, [x]);
+      assert.ok(d !== null && d <= 1e-5, `max abs diff ${d}`);
+      x.dispose();
+      await o.save(out);
+    } finally {
+      o.dispose();
+    }
+    const back = await loadModel(out);
+    const meta = back.metadata as { torchgraph?: string; plannedFor?: InputSpec[] } | null;
+    assert.equal(meta?.torchgraph, '0.1.0', 'the program records what made it (extra/torchgraph.json)');
+    assert.deepEqual(meta?.plannedFor, [{ shape: [4, 196, 768], dtype: 'float32' }]);
+    const again = await optimize(back, [{ shape: [4, 196, 768], dtype: 'float32' }]);
+    try {
+      assert.equal(again.report.timings.prepare, undefined, 'a saved program is not decomposed again');
+      assert.ok(again.report.packedLinears.filter((p) => p.lowered).length >= 2, JSON.stringify(again.report.packedLinears));
+      const x = randomTensor([4, 196, 768], 'float32', 9);
+      const d = await diffOn(original, again, [x]);
+      assert.ok(d !== null && d <= 1e-5, `re-optimized program: max abs diff ${d}`);
+      x.dispose();
+    } finally {
+      again.dispose();
+      original.dispose();
+    }
   });
 
   it('a scripted encoder with optional arguments: defaults and named inputs as the original takes them', async () => {

@@ -1,12 +1,12 @@
-// The fused graph: a copy of the decomposed graph with each fusion group lowered to a fused
-// op where libtorch has one. Groups come from the partitioner (lib/analysis); each kind has a
+// The fused graph's groups: each fusion group of the decomposed graph lowered to a fused
+// op where libtorch has one. Groups come from the partitioner (partition.ts); each kind has a
 // lowering, and what is not lowered is reported with the reason.
 import type { Graph, Node } from '../core/ir';
-import { partitionGraph, type Partition } from '../analysis';
-import type { CoreReading } from '../fusion/attention-core';
-import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringReport, type PackedWeights } from '../fusion/lower-fused';
+import { partitionGraph, type Partition } from './partition';
+import type { CoreReading } from './attention-core';
+import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringReport, type PackedWeights } from './lower-fused';
 import { tensorInfo } from '../core/value-info';
-import { lowerConvBatchNorm, type FoldedWeights } from '../fusion/fold-batch-norm';
+import { lowerConvBatchNorm, type FoldedWeights } from './fold-batch-norm';
 
 export interface FusionGroupLike {
   /** Group kind: 'attention_core', 'parallel_projection', 'linear_act', 'elementwise', ... */

@@ -1,0 +1,192 @@
+// optimize()'s rewrite, on whichever thread runs it (optimize-worker.ts runs it in a worker):
+//   1. portable rewrites on the original module (decompose, lower attention to SDPA, activations
+//      as one op): prepareGraphs with every lowering that has a step on the owned module off;
+//   2. the weights that graph reads move into a flat module of their own (fusion/own-weights.ts)
+//      and the original module is disposed: what the graph does not read is freed;
+//   3. each lowering's step on the owned module (lib/fusion/lowerings.ts), one weight at a time:
+//      batch norms folded (portable), then weights prepacked in place (machine-specific: oneDNN's
+//      reordered linear weight is the same bytes, and aten::to_dense gives it back exactly,
+//      which is how save() writes the portable file).
+import type { Graph } from '../core/ir';
+import { Module } from '../torchscript/module';
+import { binding, releaseFreedMemory } from '../torchscript/binding';
+import { nativeSync } from '../core/errors';
+import type { ArgumentInfo } from '../torchscript/arguments';
+import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
+import { prepareGraphs, type FuseOptions } from './prepare';
+import type { LoweringOutcome, LoweringReport } from '../fusion/lower-fused';
+import { ownWeights, ownedModuleSpec, type OwnedWeight } from '../fusion/own-weights';
+import { partitionForLowering } from '../fusion/lower-groups';
+import { LOWERINGS, loweringOn, portableOnly, type LoweringEntry } from '../fusion/lowerings';
+import type { OwnedPass, PackedWeight } from '../fusion/lowering-pass';
+import { packageVersion } from '../torchscript/package-root';
+import { exportView } from '../transforms/module-views';
+
+export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
+  /**
+   * Rewrite in a worker thread (default true): the rewrite's JavaScript objects (graphs, shape
+   * runs) then live in a heap that is freed when it ends, instead of growing this thread's heap
+   * for good (V8 keeps a grown young generation: ~30 MiB after a ResNet-50). The weights are
+   * shared, not copied. false rewrites on this thread.
+   */
+  worker?: boolean;
+}
+
+export interface OptimizeReport {
+  /** The input specs the graph was planned for. */
+  plannedFor: InputSpec[];
+  /** What the portable lowering did (attention cores, folds, activations, in place). */
+  lowering: LoweringReport;
+  /** Linear layers on oneDNN-reordered weights (machine-specific, redone when a saved file is optimized). */
+  packedLinears: LoweringOutcome[];
+  /** Convolutions (with their residual add and activation) on oneDNN's pointwise kernels over prepacked weights, channels last. */
+  convolutions: LoweringOutcome[];
+  /** The tensors the optimized model holds, by attribute, with where each came from. */
+  weights: OwnedWeight[];
+  packed: PackedWeight[];
+  /** Bytes of every tensor the optimized model holds (packed weights included), and of the original module's parameters and buffers. */
+  heldBytes: number;
+  originalBytes: number;
+  /** How calls with other shapes than `plannedFor` run. */
+  otherShapes: string;
+  timings: Record<string, number>;
+}
+
+/** What a saved optimized model records (the archive's torchgraph.json). */
+export interface OptimizedMetadata {
+  torchgraph: string;
+  torch: string;
+  optimizedFrom: string;
+  plannedFor: InputSpec[];
+  options: OptimizeOptions;
+  inputs: { name: string; type: string }[];
+}
+
+/** `g`'s weights moved off `from` into a new flat module (ownWeights), wrapped with forward's arguments. */
+async function moveWeights(from: Module, g: Graph, signature: readonly ArgumentInfo[]): Promise<{ module: Module; weights: OwnedWeight[] }> {
+  const owned = await ownWeights(from._native, g);
+  try {
+    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), from.device));
+    return { module: Module._fromNative(handle, from.path, signature.length ? signature : graphSignature(owned.graph)), weights: owned.weights };
+  } finally {
+    for (const t of owned.tensors.values()) t.dispose();
+  }
+}
+
+/** The arguments of the graph after self, as the owned module's forward signature when the original has none to give. */
+function graphSignature(g: Graph): ArgumentInfo[] {
+  return g.inputs.slice(1).map((v, i) => ({ name: v.name?.replace(/\.\d+$/, '') ?? `input_${i}`, type: v.type.kind === 'Tensor' ? 'Tensor' : v.type.kind, hasDefault: false, kwargOnly: false }));
+}
+
+/** The options a saved model records: the lowerings' switches (not where the rewrite ran). */
+function optionsRecorded(options: OptimizeOptions): OptimizeOptions {
+  const { worker: _worker, ...switches } = options;
+  return switches;
+}
+
+/** What optimize() builds an OptimizedModel from: the module that owns the weights and the graphs over it. */
+export interface RewrittenModel {
+  module: Module;
+  /** What save() writes (SDPA cores, folded batch norms; plain weights), with shapes. */
+  portable: Graph;
+  /** `portable` with the machine-specific lowerings: what every run plan starts from. */
+  run: Graph;
+  packed: Map<string, PackedWeight>;
+  signature: ArgumentInfo[];
+  metadata: OptimizedMetadata;
+  report: OptimizeReport;
+  inPlace: boolean;
+}
+
+export const OTHER_SHAPES = (maxPlans: number) => 'a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, '
+  + `adds in place where an input dies at those shapes) in milliseconds; the ${maxPlans} most recent plans are kept; the prepacked weights serve every shape`;
+
+/**
+ * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts). The module is
+ * disposed once its weights have moved, after `weightsMoved` resolves (a worker's caller disposes
+ * its own handle then).
+ */
+export async function rewriteModel(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number,
+  weightsMoved: () => Promise<void> = async () => {}): Promise<RewrittenModel> {
+  const timings: Record<string, number> = {};
+  const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try { return await f(); } finally { timings[name] = performance.now() - t0; }
+  };
+  const device = module.device;
+  const originalBytes = module.parameterBytes;
+  const signature = module._signature('forward').map((a) => ({ ...a }));
+  const saved = module.metadata as OptimizedMetadata | null;
+  // The lowerings with a step on the owned module run there, after the weights have moved (batch
+  // norms folded one at a time, weights prepacked in place). Adds in place depend on the shapes
+  // (an operand may broadcast at others): each run plan makes its own.
+  const fuseOptions: FuseOptions = {
+    ...portableOnly(options), ...Object.fromEntries(LOWERINGS.filter((l) => l.onOwnedModule).map((l) => [l.name, false])), inPlace: false,
+  };
+  let portable: Graph;
+  let lowering: LoweringReport;
+  let fromSaved = false;
+  if (saved && typeof saved.torchgraph === 'string') {
+    // Already rewritten by torchgraph: only the weights move and are prepacked again.
+    portable = exportView(module, 'inlined').graph;
+    lowering = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
+    fromSaved = true;
+  } else {
+    const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
+    portable = p.fused;
+    lowering = p.lowering;
+  }
+  const owned = await time('own weights', () => moveWeights(module, portable, signature));
+  // The original's tensors that the graph does not read are freed here.
+  try {
+    await weightsMoved();
+  } finally {
+    module.dispose();
+    releaseFreedMemory();
+  }
+  let ownedModule = owned.module;
+  let weights = owned.weights;
+  const on = (l: LoweringEntry) => l.onOwnedModule !== undefined && loweringOn(l.name, options, device);
+  const pass: OwnedPass = { module: ownedModule._native, portable, run: portable, packed: new Map(), lowering, partition: partitionForLowering };
+  try {
+    if (!fromSaved) {
+      // Portable steps on the owned module (batch norms folded one at a time); the new weights
+      // they leave as graph constants move to a module of their own, the released ones stay behind.
+      let moved = false;
+      for (const l of LOWERINGS.filter((x) => x.portable && on(x))) {
+        const r = await time(l.name, () => l.onOwnedModule!(pass));
+        moved ||= r?.movedWeights === true;
+      }
+      if (moved) {
+        const again = await time('own new weights', () => moveWeights(ownedModule, portable, signature));
+        const first = new Map(weights.map((w) => [w.name, w.source]));
+        weights = again.weights.map((w) => ({ ...w, source: first.get(w.source) ?? (w.source === 'constant' ? 'computed by a lowering' : w.source) }));
+        ownedModule.dispose();
+        ownedModule = again.module;
+        pass.module = ownedModule._native;
+        await propagateShapes(portable, ownedModule, inputs);
+      }
+    } else {
+      // The graph keeps the shapes propagated when it was lowered (ownWeights copies them over); a saved file's has none yet.
+      await propagateShapes(portable, ownedModule, inputs);
+    }
+    // Machine-specific steps, one weight at a time in place, on the run graph only.
+    pass.run = portable.clone();
+    for (const l of LOWERINGS.filter((x) => !x.portable && on(x))) await time(`prepack: ${l.name}`, () => l.onOwnedModule!(pass));
+    const packed = pass.packed;
+    const metadata: OptimizedMetadata = {
+      torchgraph: packageVersion(), torch: binding().torchVersion, optimizedFrom: saved?.optimizedFrom ?? module.path,
+      plannedFor: inputs.map((s) => ({ shape: [...s.shape], dtype: s.dtype })), options: optionsRecorded(options),
+      inputs: signature.map((a) => ({ name: a.name, type: a.type })),
+    };
+    const { packedLinears = [], convolutions = [], ...portableLowering } = pass.lowering;
+    const report: OptimizeReport = {
+      plannedFor: metadata.plannedFor, lowering: portableLowering, packedLinears, convolutions, weights,
+      packed: [...packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES(maxPlans), timings,
+    };
+    return { module: ownedModule, portable, run: pass.run, packed, signature, metadata, report, inPlace: loweringOn('inPlace', options, device) };
+  } catch (e) {
+    ownedModule.dispose();
+    throw e;
+  }
+}
