@@ -207,6 +207,16 @@ SPECS: List[Spec] = [
          VisionModel, lambda: image_inputs(32)),
     Spec("clip_vision", "clip", "vision-transformer", "CLIPVisionModel", "CLIPVisionConfig", vit_cfg(),
          VisionModel, lambda: image_inputs(32)),
+    # CvT: convolutional q/k/v projections, scores and context written with einsum
+    # ('bhlk,bhtk->bhlt', 'bhlt,bhtv->bhlv'); eager attention only; head dim 12. depth[i] > i: the
+    # stage indexes its drop-path rates by the stage (transformers 5.18's CvtStage)
+    Spec("cvt", "cvt", "vision-transformer", "CvtModel", "CvtConfig",
+         dict(num_channels=3, patch_sizes=[7, 3], patch_stride=[4, 2], patch_padding=[2, 1], embed_dim=[24, 48],
+              num_heads=[2, 4], depth=[1, 2], mlp_ratio=[2.0, 2.0], attention_drop_rate=[0.0, 0.0], drop_rate=[0.0, 0.0],
+              drop_path_rate=[0.0, 0.0], qkv_bias=[True, True], cls_token=[False, True],
+              qkv_projection_method=["dw_bn", "dw_bn"], kernel_qkv=[3, 3], padding_kv=[1, 1], stride_kv=[2, 2],
+              padding_q=[1, 1], stride_q=[1, 1]),
+         VisionModel, lambda: image_inputs(32), attn=(None,)),
     # convolutional vision models (no attention)
     Spec("resnet", "resnet", "vision-conv", "ResNetModel", "ResNetConfig",
          dict(num_channels=3, embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic"),

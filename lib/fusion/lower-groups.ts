@@ -4,7 +4,8 @@
 import type { Graph, Node } from '../core/ir';
 import { partitionGraph, type Partition } from './partition';
 import type { CoreReading } from './attention-core';
-import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, type LoweringReport, type PackedWeights } from './lower-fused';
+import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, outcomeId, type LoweringReport, type PackedWeights } from './lower-fused';
+import { scoresProductOf } from './attention-candidates';
 import { tensorInfo } from '../core/value-info';
 import { lowerConvBatchNorm, type FoldedWeights } from './fold-batch-norm';
 
@@ -56,15 +57,29 @@ export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], devic
   return report;
 }
 
-/** Partitioner groups (lib/analysis) in the shape the lowering takes. */
+/**
+ * Partitioner groups (partition.ts) in the shape the lowering takes, and every attention
+ * candidate the attention rule did not group (attention-candidates.ts: a softmax over a product
+ * of two activations) as an attention core that cannot be read, with the rule's reason.
+ */
 export function loweringGroups(p: Partition): FusionGroupLike[] {
-  return p.groups.map((g) => ({
+  const groups: FusionGroupLike[] = p.groups.map((g) => ({
     kind: g.kind === 'attention' ? 'attention_core'
     : g.kind === 'qkv_projection' || g.kind === 'kv_projection' || g.kind === 'parallel_linear' ? 'parallel_projection' : g.kind,
     id: g.label ?? `group ${g.id}`,
     nodes: g.nodes,
     ...(g.core ? { core: g.core } : {}),
   }));
+  const self = p.graph.inputs[0]?.type.kind === 'Class' ? p.graph.inputs[0] : undefined;
+  for (const miss of p.notFused) {
+    const softmax = miss.nodes[0];
+    if (miss.subject !== 'attention_core' || !softmax) continue;
+    const product = scoresProductOf(softmax, self);
+    if (!product) continue;
+    const reason = `an attention candidate (${product.kind} of two activations, then ${softmax.kind}) that the attention rule does not read: ${miss.message}`;
+    groups.push({ kind: 'attention_core', id: miss.attention ?? outcomeId(softmax), nodes: [softmax], core: { ok: false, reason, node: softmax } });
+  }
+  return groups;
 }
 
 /** The partitioner's groups of a graph, for lowering that same graph. */

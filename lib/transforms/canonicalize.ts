@@ -5,10 +5,16 @@
 //   aten::to / type_as to the dtype and device a tensor already has -> the tensor (ATen returns
 //     `self` itself there unless copy=True, so aliasing is unchanged);
 //   aten::dropout & co. with train=False or p=0 -> the input (ATen returns the input);
-//   softmax's dtype argument equal to the input's dtype -> None.
+//   softmax's dtype argument equal to the input's dtype -> None;
+//   an in-place update (add_, sub_, mul_, div_, masked_fill_) of a value that nothing else reads
+//     and that views nothing (`scores /= sqrt(d)`) -> the out-of-place op (same value);
+//   einsum over two operands that is one batched matmul ('bhid,bhjd->bhij', 'bind,bjnd->bnij')
+//     -> matmul of its operands permuted (k^T as a transpose), the result permuted back.
 import type { Graph, Node, Value } from '../core/ir';
 import { constOf } from '../core/constants';
-import { tensorInfo } from '../core/value-info';
+import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
+import { LAYOUT_KINDS } from '../core/ops/classes';
+import { contiguousStrides } from '../core/strides';
 
 export interface CanonicalizeReport {
   /** Count per rewrite, e.g. {"aten::to (same dtype)": 12}. */
@@ -42,6 +48,87 @@ function isNoOpDropout(n: Node): boolean {
   return (train !== undefined && constOf(train) === false) || (p !== undefined && constOf(p) === 0);
 }
 
+/** In-place updates whose out-of-place op takes the same arguments. */
+const OUT_OF_PLACE: Record<string, string> = {
+  'aten::add_': 'aten::add', 'aten::sub_': 'aten::sub', 'aten::mul_': 'aten::mul', 'aten::div_': 'aten::div', 'aten::masked_fill_': 'aten::masked_fill',
+};
+
+/** `n` updates in place a value no other node reads, made by an op that returns a new tensor (not a view, not an input). */
+function updatesPrivateValue(n: Node): boolean {
+  const self = n.inputs[0];
+  const producer = self?.node;
+  if (!producer || producer.isConstant || LAYOUT_KINDS.has(producer.kind) || producer.kind.endsWith('_') || producer.outputs.length !== 1) return false;
+  return self.uses.length === 1 && n.outputs.length === 1;
+}
+
+/**
+ * An einsum over two operands that is one batched matmul, with its operands and result permuted:
+ * each letter is a batch dim (in both operands and the output), the contracted dim (in both, not
+ * in the output), or one free dim of each operand. 'bhid,bhjd->bhij' is q @ k^T;
+ * 'bind,bjnd->bnij' (Funnel, XLNet) the same with permutes.
+ */
+interface EinsumMatmul { a: Value; b: Value; permA: number[]; permB: number[]; permOut: number[] }
+
+function einsumAsMatmul(n: Node): EinsumMatmul | undefined {
+  const eq = constOf(n.arg('equation')!);
+  const list = n.arg('tensors')?.node;
+  if (typeof eq !== 'string' || list?.kind !== 'prim::ListConstruct' || list.inputs.length !== 2) return undefined;
+  const m = /^\s*([a-zA-Z]+)\s*,\s*([a-zA-Z]+)\s*->\s*([a-zA-Z]*)\s*$/.exec(eq);
+  if (!m) return undefined;
+  const [, x, y, out] = m;
+  if ([x, y, out].some((t) => new Set(t).size !== t.length)) return undefined;
+  const batch = [...out].filter((c) => x.includes(c) && y.includes(c));
+  const contracted = [...x].filter((c) => y.includes(c) && !out.includes(c));
+  const freeA = [...x].filter((c) => !y.includes(c));
+  const freeB = [...y].filter((c) => !x.includes(c));
+  if (contracted.length !== 1 || freeA.length !== 1 || freeB.length !== 1) return undefined;
+  if (![...freeA, ...freeB].every((c) => out.includes(c)) || out.length !== batch.length + 2) return undefined;
+  const [i, k, j] = [freeA[0], contracted[0], freeB[0]];
+  const resultOrder = [...batch, i, j];
+  return {
+    a: list.inputs[0], b: list.inputs[1],
+    permA: [...batch, i, k].map((c) => x.indexOf(c)),
+    permB: [...batch, k, j].map((c) => y.indexOf(c)),
+    permOut: [...out].map((c) => resultOrder.indexOf(c)),
+  };
+}
+
+const isIdentity = (p: readonly number[]) => p.every((d, i) => d === i);
+/** p swaps the last two dims and keeps the rest. */
+const swapsLastTwoDims = (p: readonly number[]) => p.length >= 2 && p.every((d, i) => (i < p.length - 2 ? d === i : d === (i === p.length - 2 ? p.length - 1 : p.length - 2)));
+
+function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
+  const opts = { scope: n.scope, source: n.source };
+  const create = (kind: string, inputs: Value[]) => g.withInsertPoint(n, () => g.createNode(kind, inputs, [{ kind: 'Tensor' }], {}, opts)).output;
+  const ints = (xs: number[]) => g.withInsertPoint(n, () => g.createNode('prim::ListConstruct', xs.map((d) => g.insertConstant(BigInt(d))), [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts)).output;
+  // A permute as a view with the permuted sizes and strides (what the shape run would record).
+  const permute = (v: Value, p: number[]): Value => {
+    if (isIdentity(p)) return v;
+    const t = swapsLastTwoDims(p)
+      ? create('aten::transpose', [v, g.withInsertPoint(n, () => g.insertConstant(-2n)), g.withInsertPoint(n, () => g.insertConstant(-1n))])
+      : create('aten::permute', [v, ints(p)]);
+    const info = tensorInfo(v);
+    if (info) setValueInfo(t, { ...info, shape: p.map((d) => info.shape[d]), ...(info.strides ? { strides: p.map((d) => info.strides![d]) } : {}) });
+    return t;
+  };
+  const a = permute(e.a, e.permA);
+  const b = permute(e.b, e.permB);
+  const mm = create('aten::matmul', [a, b]);
+  const recorded = tensorInfo(n.output);
+  if (recorded) {
+    const shape = e.permOut.map((_, i) => recorded.shape[e.permOut.indexOf(i)]);
+    setValueInfo(mm, { ...recorded, shape, strides: contiguousStrides(shape) });
+  }
+  let result = permute(mm, e.permOut);
+  // einsum's own result was contiguous: later .view()s may rely on it.
+  const got = tensorInfo(result);
+  if (recorded?.strides && got?.strides && recorded.strides.some((s, i) => s !== got.strides![i])) {
+    result = create('aten::contiguous', [result, g.withInsertPoint(n, () => g.insertConstant(0n))]);
+    setValueInfo(result, recorded);
+  }
+  n.output.replaceAllUsesWith(result);
+}
+
 export function canonicalize(g: Graph): CanonicalizeReport {
   const rewritten: Record<string, number> = {};
   const note = (what: string) => { rewritten[what] = (rewritten[what] ?? 0) + 1; };
@@ -50,6 +137,20 @@ export function canonicalize(g: Graph): CanonicalizeReport {
     if (CASTS.has(n.kind) && isNoOpCast(n)) {
       n.output.replaceAllUsesWith(n.arg('self')!);
       note(`${n.kind} (same dtype)`);
+    } else if (OUT_OF_PLACE[n.kind] && updatesPrivateValue(n)) {
+      const opts = { scope: n.scope, source: n.source };
+      const m = g.withInsertPoint(n, () => g.createNode(OUT_OF_PLACE[n.kind], [...n.inputs], [{ kind: 'Tensor' }], {}, opts));
+      const info = valueInfo(n.output);
+      if (info) setValueInfo(m.output, info);
+      n.output.replaceAllUsesWith(m.output);
+      n.destroy();
+      note(`${n.kind} (of a value nothing else reads)`);
+    } else if (n.kind === 'aten::einsum') {
+      const e = einsumAsMatmul(n);
+      if (e) {
+        einsumToMatmul(g, n, e);
+        note('aten::einsum (a batched matmul)');
+      }
     } else if (DROPOUTS.has(n.kind) && isNoOpDropout(n)) {
       n.output.replaceAllUsesWith(n.arg('input')!);
       note(`${n.kind} (eval or p=0)`);

@@ -1,0 +1,58 @@
+// Attention however it is spelled: a softmax over a function of a product of two activations
+// (q @ k^T as matmul, bmm, baddbmm, mm or einsum, then any scale, bias, mask or view). The
+// partitioner's attention rule reads the spellings it knows; every other such softmax is still an
+// attention candidate, and the lowering reports it as refused with the rule's reason, so a core
+// the rule did not pick up is never silent (lower-groups.ts).
+import type { Node, Value } from '../core/ir';
+
+const PRODUCTS = new Set(['aten::matmul', 'aten::bmm', 'aten::baddbmm', 'aten::mm', 'aten::einsum']);
+const SOFTMAXES = new Set(['aten::softmax', 'aten::_softmax', 'aten::_safe_softmax']);
+/** How far back from the softmax the product may be (scales, masks, biases, views between). */
+const MAX_STEPS = 48;
+
+/** Whether `v` depends on an input of the graph other than the module (`self`): an activation, not a weight or a constant. */
+function activationTest(self: Value | undefined): (v: Value) => boolean {
+  const memo = new Map<Value, boolean>();
+  const visit = (v: Value): boolean => {
+    const known = memo.get(v);
+    if (known !== undefined) return known;
+    memo.set(v, false);
+    const n = v.node;
+    const r = n ? n.inputs.some(visit) : v !== self;
+    memo.set(v, r);
+    return r;
+  };
+  return visit;
+}
+
+/** The tensor operands of a product node (einsum's are in its list argument). */
+function operandsOf(n: Node): Value[] {
+  if (n.kind === 'aten::einsum') {
+    const list = n.arg('tensors')?.node;
+    return list?.kind === 'prim::ListConstruct' ? [...list.inputs] : [];
+  }
+  if (n.kind === 'aten::baddbmm') return [n.arg('batch1'), n.arg('batch2')].filter((v): v is Value => v !== undefined);
+  return n.inputs.slice(0, 2);
+}
+
+/** The product of two activations that `softmax`'s input is computed from, if any. */
+export function scoresProductOf(softmax: Node, self: Value | undefined): Node | undefined {
+  if (!SOFTMAXES.has(softmax.kind)) return undefined;
+  const isActivation = activationTest(self);
+  const queue: Value[] = [softmax.inputs[0]];
+  const seen = new Set<Value>();
+  for (let steps = 0; queue.length && steps < MAX_STEPS; steps++) {
+    const v = queue.shift()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const n = v.node;
+    if (!n || n.isConstant || SOFTMAXES.has(n.kind)) continue;
+    if (PRODUCTS.has(n.kind)) {
+      const ops = operandsOf(n);
+      if (ops.length >= 2 && ops.filter(isActivation).length >= 2) return n;
+      continue;
+    }
+    for (const x of n.inputs) if (x.type.kind === 'Tensor') queue.push(x);
+  }
+  return undefined;
+}
