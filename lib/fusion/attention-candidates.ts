@@ -4,6 +4,7 @@
 // attention candidate, and the lowering reports it as refused with the rule's reason, so a core
 // the rule did not pick up is never silent (lower-groups.ts).
 import type { Node, Value } from '../core/ir';
+import { LAYOUT_KINDS } from '../core/ops/classes';
 
 const PRODUCTS = new Set(['aten::matmul', 'aten::bmm', 'aten::baddbmm', 'aten::mm', 'aten::einsum']);
 const SOFTMAXES = new Set(['aten::softmax', 'aten::_softmax', 'aten::_safe_softmax']);
@@ -35,8 +36,37 @@ function operandsOf(n: Node): Value[] {
   return n.inputs.slice(0, 2);
 }
 
-/** The product of two activations that `softmax`'s input is computed from, if any. */
-export function scoresProductOf(softmax: Node, self: Value | undefined): Node | undefined {
+/** Ops an attention core may have between its scores and its softmax: scales, biases and masks, casts and views. */
+const BETWEEN = new Set(['aten::mul', 'aten::div', 'aten::add', 'aten::sub', 'aten::masked_fill', 'aten::where', 'aten::to', 'aten::type_as',
+  'aten::dropout', 'aten::mul_', 'aten::div_', 'aten::add_', 'aten::sub_', 'aten::masked_fill_', ...LAYOUT_KINDS]);
+
+export interface ScoresProduct {
+  product: Node;
+  /** Ops between the product and the softmax that are none of a core's (tanh soft-capping, a linear over the heads, ...). */
+  foreign: Node[];
+}
+
+/** The product of two activations that `softmax`'s input is computed from, if any, and what lies between them. */
+export function scoresProductOf(softmax: Node, self: Value | undefined): ScoresProduct | undefined {
+  const product = findProduct(softmax, self);
+  if (!product) return undefined;
+  // The nodes on a path from the product to the softmax: those with an input on such a path.
+  const onPath = new Map<Node, boolean>([[product, true]]);
+  const visit = (n: Node | null | undefined, depth: number): boolean => {
+    if (!n || depth > MAX_STEPS) return false;
+    const known = onPath.get(n);
+    if (known !== undefined) return known;
+    onPath.set(n, false);
+    const r = n.inputs.some((v) => visit(v.node, depth + 1));
+    onPath.set(n, r);
+    return r;
+  };
+  visit(softmax.inputs[0].node, 0);
+  const foreign = [...onPath].filter(([n, on]) => on && n !== product && !BETWEEN.has(n.kind)).map(([n]) => n);
+  return { product, foreign };
+}
+
+function findProduct(softmax: Node, self: Value | undefined): Node | undefined {
   if (!SOFTMAXES.has(softmax.kind)) return undefined;
   const isActivation = activationTest(self);
   const queue: Value[] = [softmax.inputs[0]];

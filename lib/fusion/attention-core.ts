@@ -211,7 +211,7 @@ function read(roleOf: Map<Node, string>): AttentionCore {
   const t = kT.node;
   if (t && swapsLastTwo(t)) k = unscale(t.inputs[0]);
 
-  const { dropout, context, v } = contextMatmul(roleOf, softmax);
+  const { dropout, context, v } = contextMatmul(roleOf, softmax, q);
   if (scoresShape.length < 3) throw new Refuse(`rank-${scoresShape.length} scores (SDPA needs a batch dim)`, scores);
   return { q, ...(k ? { k } : { kT }), v, scale: sc.scale, runtimeScales: sc.runtimeScales, masks: sc.masks, dropout, scoresShape, softmax, context };
 }
@@ -257,22 +257,39 @@ function scoresOperands(scores: Node, sc: Scaling): { q: Value; kT: Value } {
   throw new Refuse(`scores computed by ${scores.kind}; SDPA needs a batched matmul`, scores);
 }
 
-/** Forwards from softmax: [dropout] then @ v. */
-function contextMatmul(roleOf: Map<Node, string>, softmax: Node): { dropout: number; context: Node; v: Value } {
+/**
+ * Forwards from softmax: [dropout], views that regroup the leading dims (softmax on (B, H, L, S),
+ * @V on (B*H, L, S)), then @ v. SDPA computes in the scores' leading dims, so v must have them.
+ */
+function contextMatmul(roleOf: Map<Node, string>, softmax: Node, q: Value): { dropout: number; context: Node; v: Value } {
   let attn = softmax.output;
   let dropout = 0;
   let next = soleDataUser(attn);
+  const regroups = (n: Node) => roleOf.get(n) === 'through' && n.outputs.length === 1
+    && regroupsLeadingDims(tensorInfo(n.inputs[0])?.shape ?? [], tensorInfo(n.output)?.shape ?? []);
+  let regrouped = false;
+  const advance = () => { attn = next!.output; next = soleDataUser(attn); };
+  while (next && regroups(next)) { advance(); regrouped = true; }
   if (next && roleOf.get(next) === 'dropout') {
     const p = scalarOf(next.arg('p')), train = next.arg('train') ? constOf(next.arg('train')!) : undefined;
     if (p === undefined || typeof train !== 'boolean') throw new Refuse('dropout arguments are not constants', next);
     dropout = train ? p : 0;
-    attn = next.output;
-    next = soleDataUser(attn);
+    advance();
+    while (next && regroups(next)) { advance(); regrouped = true; }
   }
-  if (!next || roleOf.get(next) !== 'context') throw new Refuse('the attention weights are read outside the core (returned weights)', softmax);
+  if (!next) throw new Refuse('the attention weights are read outside the core (returned weights)', softmax);
+  if (roleOf.get(next) !== 'context') {
+    throw new Refuse(roleOf.has(next) ? `${label(next)} between the softmax and @V is not a view that regroups the leading dims`
+      : 'the attention weights are read outside the core (returned weights)', softmax);
+  }
   if (next.kind !== 'aten::matmul' && next.kind !== 'aten::bmm') throw new Refuse(`the context is computed by ${next.kind}`, next);
   if (next.arg('self') !== attn) throw new Refuse('the attention weights are the right operand of the context matmul', next);
-  return { dropout, context: next, v: next.arg('other') ?? next.arg('mat2')! };
+  const v = next.arg('other') ?? next.arg('mat2')!;
+  const qLead = tensorInfo(q)?.shape.slice(0, -2), vLead = tensorInfo(v)?.shape.slice(0, -2);
+  if (regrouped && (!qLead || !vLead || !sameShape(qLead, vLead))) {
+    throw new Refuse(`v's leading dims [${vLead?.join(', ') ?? '?'}] are not q's [${qLead?.join(', ') ?? '?'}] (the weights were regrouped between the softmax and @V)`, next);
+  }
+  return { dropout, context: next, v };
 }
 
 function soleDataUser(v: Value): Node | undefined {

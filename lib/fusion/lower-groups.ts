@@ -74,9 +74,11 @@ export function loweringGroups(p: Partition): FusionGroupLike[] {
   for (const miss of p.notFused) {
     const softmax = miss.nodes[0];
     if (miss.subject !== 'attention_core' || !softmax) continue;
-    const product = scoresProductOf(softmax, self);
-    if (!product) continue;
-    const reason = `an attention candidate (${product.kind} of two activations, then ${softmax.kind}) that the attention rule does not read: ${miss.message}`;
+    const found = scoresProductOf(softmax, self);
+    if (!found) continue;
+    const between = [...new Set(found.foreign.map((n) => n.kind))];
+    const reason = `an attention candidate (${found.product.kind} of two activations, then ${softmax.kind}) that the attention rule does not read: `
+      + (between.length ? `${between.join(', ')} between the scores and the softmax, a step SDPA does not have` : miss.message);
     groups.push({ kind: 'attention_core', id: miss.attention ?? outcomeId(softmax), nodes: [softmax], core: { ok: false, reason, node: softmax } });
   }
   return groups;

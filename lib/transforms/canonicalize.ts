@@ -15,6 +15,7 @@ import { constOf } from '../core/constants';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
 import { LAYOUT_KINDS } from '../core/ops/classes';
 import { contiguousStrides } from '../core/strides';
+import { einsumAsMatmul, type EinsumMatmul } from './einsum';
 
 export interface CanonicalizeReport {
   /** Count per rewrite, e.g. {"aten::to (same dtype)": 12}. */
@@ -59,38 +60,6 @@ function updatesPrivateValue(n: Node): boolean {
   const producer = self?.node;
   if (!producer || producer.isConstant || LAYOUT_KINDS.has(producer.kind) || producer.kind.endsWith('_') || producer.outputs.length !== 1) return false;
   return self.uses.length === 1 && n.outputs.length === 1;
-}
-
-/**
- * An einsum over two operands that is one batched matmul, with its operands and result permuted:
- * each letter is a batch dim (in both operands and the output), the contracted dim (in both, not
- * in the output), or one free dim of each operand. 'bhid,bhjd->bhij' is q @ k^T;
- * 'bind,bjnd->bnij' (Funnel, XLNet) the same with permutes.
- */
-interface EinsumMatmul { a: Value; b: Value; permA: number[]; permB: number[]; permOut: number[] }
-
-function einsumAsMatmul(n: Node): EinsumMatmul | undefined {
-  const eq = constOf(n.arg('equation')!);
-  const list = n.arg('tensors')?.node;
-  if (typeof eq !== 'string' || list?.kind !== 'prim::ListConstruct' || list.inputs.length !== 2) return undefined;
-  const m = /^\s*([a-zA-Z]+)\s*,\s*([a-zA-Z]+)\s*->\s*([a-zA-Z]*)\s*$/.exec(eq);
-  if (!m) return undefined;
-  const [, x, y, out] = m;
-  if ([x, y, out].some((t) => new Set(t).size !== t.length)) return undefined;
-  const batch = [...out].filter((c) => x.includes(c) && y.includes(c));
-  const contracted = [...x].filter((c) => y.includes(c) && !out.includes(c));
-  const freeA = [...x].filter((c) => !y.includes(c));
-  const freeB = [...y].filter((c) => !x.includes(c));
-  if (contracted.length !== 1 || freeA.length !== 1 || freeB.length !== 1) return undefined;
-  if (![...freeA, ...freeB].every((c) => out.includes(c)) || out.length !== batch.length + 2) return undefined;
-  const [i, k, j] = [freeA[0], contracted[0], freeB[0]];
-  const resultOrder = [...batch, i, j];
-  return {
-    a: list.inputs[0], b: list.inputs[1],
-    permA: [...batch, i, k].map((c) => x.indexOf(c)),
-    permB: [...batch, k, j].map((c) => y.indexOf(c)),
-    permOut: [...out].map((c) => resultOrder.indexOf(c)),
-  };
 }
 
 const isIdentity = (p: readonly number[]) => p.every((d, i) => d === i);
