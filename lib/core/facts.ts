@@ -311,10 +311,16 @@ function classify(t: Tables, kind: string, ins: number[]): OpClass[] {
   if (kind === 'aten::matmul' || kind === 'aten::mm' || kind === 'aten::bmm') return isW(ins[0]) || isW(ins[1]) ? C_LINEAR : C_MATMUL;
   if (kind === 'aten::baddbmm' || kind === 'aten::addbmm') return isW(ins[1]) || isW(ins[2]) ? C_LINEAR : C_MATMUL;
   const base = baseName(kind);
+  // A factor per matrix (a per-head temperature of shape (H, 1, 1)) scales too: one number per matrix.
+  const perMatrix = (s: number | undefined, of: number | undefined): boolean => {
+    const si = s !== undefined && s >= 0 ? info[s]?.shape : undefined, oi = of !== undefined && of >= 0 ? info[of]?.shape : undefined;
+    return !!si && !!oi && si.length >= 2 && si.length <= oi.length && si[si.length - 1] === 1 && si[si.length - 2] === 1
+      && oi[oi.length - 1] > 1 && oi[oi.length - 2] > 1;
+  };
   if (base === 'mul' || base === 'div') {
     const x = ins[0], y = ins[1];
-    if (isScalarArg(y) && !isScalarArg(x)) return C_SCALE;
-    if (base === 'mul' && isScalarArg(x) && !isScalarArg(y)) return C_SCALE;
+    if ((isScalarArg(y) || perMatrix(y, x)) && !isScalarArg(x)) return C_SCALE;
+    if (base === 'mul' && (isScalarArg(x) || perMatrix(x, y)) && !isScalarArg(y)) return C_SCALE;
     return C_ELEMENTWISE;
   }
   if (base === 'add' || base === 'sub') return !isScalarArg(ins[0]) && !isScalarArg(ins[1]) ? C_ADD : C_ELEMENTWISE;

@@ -19,8 +19,12 @@ import { tensorInfo } from '../core/value-info';
 import { constOf } from '../core/constants';
 import { METADATA_INPUT0, numel, sameShape } from '../core/ops/classes';
 
-/** A scale known only at run time: a 0-dim tensor or a number value (traced `d ** -0.5`). */
-export interface RuntimeScale { value: Value; divide: boolean }
+/**
+ * A scale known only at run time: a 0-dim tensor or a number value (traced `d ** -0.5`), or
+ * (`perHead`) a tensor of one factor per head, 1 in the last two dims (a learned temperature of
+ * shape (H, 1, 1), Swin V2's exp(logit_scale)): SDPA has one scale, so that one is folded into q.
+ */
+export interface RuntimeScale { value: Value; divide: boolean; perHead?: boolean }
 
 export interface CoreMask {
   /** The mask tensor as the model wrote it. */
@@ -116,8 +120,18 @@ function scaleOf(n: Node): { x: Value; factor?: number; runtime?: RuntimeScale }
     const c = scalarOf(s);
     if (c !== undefined) return { x, factor: divide ? 1 / c : c };
     if (isRuntimeScalar(s) && !isRuntimeScalar(x)) return { x, runtime: { value: s, divide } };
+    if (isPerHeadFactor(s, x)) return { x, runtime: { value: s, divide, perHead: true } };
   }
   return undefined;
+}
+
+/** `s` scales each (head's) matrix of `x` by one number: its last two dims are 1 and the rest broadcast over x's leading dims. */
+function isPerHeadFactor(s: Value, x: Value): boolean {
+  const si = tensorInfo(s)?.shape, xi = tensorInfo(x)?.shape;
+  if (!si || !xi || si.length < 2 || si.length > xi.length || numel(si) <= 1) return false;
+  if (si[si.length - 1] !== 1 || si[si.length - 2] !== 1) return false;
+  const lead = xi.length - si.length;
+  return si.every((d, i) => d === 1 || d === xi[lead + i]);
 }
 
 /** A view of the scores that keeps the last two dims and regroups the leading ones. */

@@ -113,10 +113,18 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
   em.role = 'fused_attention';
   try {
     const causalOnly = c.masks.length === 1 && c.masks[0].causal === true && !c.masks[0].space;
-    const mask = causalOnly ? null : combinedMask(em, c);
+    let mask = causalOnly ? null : combinedMask(em, c);
+    // A mask of lower rank than the scores (Swin V2's (H, L, S) bias) broadcasts, but CPU SDPA's
+    // flash kernel takes 4-D masks only (else it falls back to the math kernel and materialises
+    // the scores): leading dims of size 1 are views.
+    const maskRank = Math.max(0, ...c.masks.map((m) => (m.space && !sameShape(m.space, c.scoresShape) ? c.scoresShape.length : tensorInfo(m.value)?.shape.length ?? c.scoresShape.length)));
+    for (let r = maskRank; mask && r < c.scoresShape.length; r++) mask = em.unsqueeze(mask, 0);
     // SDPA takes its scale as a float: run-time factors are read (aten::Float) and multiplied in.
     let scale = em.constant(c.scale);
+    let q = c.q;
     for (const r of c.runtimeScales) {
+      // A factor per head: (q * t) @ k^T is t * (q @ k^T) for t constant over each head's matrix.
+      if (r.perHead) { q = em.op(r.divide ? 'aten::div' : 'aten::mul', q, r.value); continue; }
       const f = r.value.type.kind === 'Float' ? r.value : em.floatOp('aten::Float', r.value);
       scale = em.floatOp(r.divide ? 'aten::div' : 'aten::mul', scale, f);
     }
@@ -126,7 +134,7 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     const batched = c.scoresShape.length === 3;
     const in4d = (t: Value) => (batched && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
     const k = c.k ?? em.transpose(c.kT!, -2, -1);
-    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(c.q), in4d(k), in4d(c.v), mask ? in4d(mask) : em.none(),
+    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(q), in4d(k), in4d(c.v), mask ? in4d(mask) : em.none(),
       em.constant(c.dropout), em.constant(causalOnly), scale, em.constant(false));
     if (batched) sdpa = em.squeeze(sdpa, 0);
     c.context.output.replaceAllUsesWith(sdpa);

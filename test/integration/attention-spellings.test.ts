@@ -26,7 +26,11 @@ async function lowerAndCompare(file: string, specs: InputSpec[], inputs: Tensor[
     const p = await prepareGraphs(m, specs);
     const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, inputs, { warmup: 0, repetitions: 1 });
     const softmaxes = p.fused.allNodes().filter((n) => n.kind === 'aten::softmax').length;
-    return { cores: p.lowering.attentionCores, fusedDiff: cmp.runs.fused.maxAbsDiff, softmaxes, sdpa: p.fused.allNodes().filter((n) => n.kind === 'aten::scaled_dot_product_attention').length };
+    return {
+      cores: p.lowering.attentionCores, fusedDiff: cmp.runs.fused.maxAbsDiff, softmaxes,
+      sdpa: p.fused.allNodes().filter((n) => n.kind === 'aten::scaled_dot_product_attention').length,
+      fusedPeak: { estimated: p.estimates.fused.peakBytes, measured: cmp.runs.fused.peakBytes },
+    };
   } finally {
     m.dispose();
   }
@@ -45,7 +49,7 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.equal(r.status, 0, r.stderr);
   });
 
-  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'ViewBetween']) {
+  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
     it(`${name}: read as one core, lowered to SDPA, equal, nothing of the explicit core left`, async () => {
       const masked = name === 'MaskedFillInPlace';
       const mask = Tensor.from(BigInt64Array.from({ length: 128 }, (_, i) => (i < 50 || i >= 64 ? 1n : 0n)), [2, 64]);
@@ -56,6 +60,9 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
       assert.equal(r.sdpa, 1);
       assert.equal(r.softmaxes, 0, 'the explicit softmax is gone from the fused graph');
       assert.ok(r.fusedDiff !== null && r.fusedDiff <= TOL, `fused max abs diff ${r.fusedDiff}`);
+      // SDPA on its fused kernel, as estimated (its math fallback would materialise the scores).
+      const { estimated, measured } = r.fusedPeak;
+      assert.ok(Math.abs(estimated - measured) <= Math.max(0.1 * measured, 16 * 1024), `fused peak estimated ${estimated} B, measured ${measured} B`);
     });
   }
 
