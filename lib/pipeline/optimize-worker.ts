@@ -145,7 +145,7 @@ function adoptRewrite(r: SharedRewrite): RewrittenModel {
 /** In the worker: adopt the module, rewrite it, hand the result back. */
 async function serveRewrite(port: NonNullable<typeof parentPort>, request: RewriteRequest): Promise<void> {
   const module = Module._fromNative(binding().adopt(request.token) as NativeModule, request.path,
-    request.signature.length ? request.signature : undefined, request.metadata);
+    request.signature.length ? request.signature : undefined, request.metadata !== undefined ? { metadata: request.metadata } : {});
   const weightsMoved = () => new Promise<void>((resolve) => {
     port.once('message', () => resolve());
     port.postMessage({ kind: 'weights-moved' } satisfies WorkerMessage);

@@ -219,6 +219,7 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   if (!Array.isArray(inputs)) throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs): inputs must be an array of { shape, dtype } specs');
   if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs, options): options must be an object');
   if (module.disposed) throw new TorchGraphError('ERR_DISPOSED', 'optimize: the module was disposed');
+  module._checkInputShapes(inputs.map((s) => s?.shape));
   const t0 = performance.now();
   const r = options.worker === false ? await rewriteModel(module, inputs, options, MAX_PLANS) : await rewriteInWorker(module, inputs, options, MAX_PLANS);
   r.report.timings.rewrite = performance.now() - t0;

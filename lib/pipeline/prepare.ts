@@ -160,6 +160,8 @@ function heldBytes(fused: Graph, decomposed: Graph): number {
 }
 
 export async function prepareGraphs(module: Module, inputs: readonly InputSpec[], options: FuseOptions = {}): Promise<PreparedGraphs> {
+  // Shapes a torch.export program does not allow fail here, before any graph is built from them.
+  module._checkInputShapes(inputs.map((s) => s?.shape));
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();

@@ -83,6 +83,8 @@ export interface ModelJson {
     module_call_graph?: { fqn: string; signature: { forward_arg_names?: string[] } | null }[];
   };
   schema_version: { major: number; minor: number };
+  /** The range of each symbolic size (torch.export's Dim(min, max)), by symbol. */
+  range_constraints?: Record<string, { min_val?: number | null; max_val?: number | null }>;
   torch_version?: string;
   opset_version?: Record<string, number>;
 }

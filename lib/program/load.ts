@@ -8,6 +8,7 @@ import { binding, type ArchiveTensorSpec, type NativeTensor } from '../torchscri
 import { Module, type LoadOptions } from '../torchscript/module';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { readProgramArchive, type ProgramArchive } from './archive';
+import { checkInputShapes, inputConstraints } from './constraints';
 import { dtypeOf, symInt, type WeightEntry } from './format';
 import { programToGraph, type ProgramGraph, type ProgramTensorRef } from './to-graph';
 import { unflattenModuleCalls } from './unflatten';
@@ -117,7 +118,11 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
     tensors: program.tensors.map((ref, i) => ({ module: ref.module, name: ref.name, kind: ref.kind, tensor: tensors[i] })),
     methods: [...methods.map((m) => ({ module: m.module, name: m.name, graph: m.graph.toData() })), { module: '', name: 'forward', graph: root.toData() }],
   }, device));
-  const m = Module._fromNative(handle, path, undefined, archive.torchgraphMetadata);
+  const constraints = inputConstraints(archive.program);
+  const m = Module._fromNative(handle, path, undefined, {
+    ...(archive.torchgraphMetadata !== undefined ? { metadata: archive.torchgraphMetadata } : {}),
+    checkShapes: (shapes) => checkInputShapes(constraints, shapes),
+  });
   const p = archive.program;
   programInfo.set(m, {
     path, torchVersion: p.torch_version, schemaVersion: `${p.schema_version.major}.${p.schema_version.minor}`,

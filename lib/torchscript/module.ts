@@ -35,6 +35,13 @@ export interface ParameterInfo extends TensorInfoData {
   kind: 'parameter' | 'buffer';
 }
 
+/** @internal What a module built in memory from a file carries besides its graph. */
+export interface BuiltModuleExtras {
+  /** The file's torchgraph.json text (a .pt2 program's extra/torchgraph.json). */
+  metadata?: string;
+  checkShapes?: (shapes: readonly (readonly number[] | undefined)[]) => void;
+}
+
 /** A TorchScript module loaded by libtorch. dispose() frees its tensors. */
 export class Module {
   readonly #handle: NativeModule;
@@ -42,11 +49,14 @@ export class Module {
   readonly path: string;
   /** The metadata text of a module built in memory from a file (a .pt2 program's extra/torchgraph.json). */
   readonly #metadataText: string | undefined;
+  /** The input shapes the file allows (a torch.export program's constraints), checked before each run. */
+  readonly #checkShapes: ((shapes: readonly (readonly number[] | undefined)[]) => void) | undefined;
 
-  private constructor(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], metadataText?: string) {
+  private constructor(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], extras: BuiltModuleExtras = {}) {
     this.#handle = handle;
     this.path = path;
-    this.#metadataText = metadataText;
+    this.#metadataText = extras.metadata;
+    this.#checkShapes = extras.checkShapes;
     // A module built in memory from a graph has no defaults in its schema: it takes the model's.
     if (forward) this.#signatures.set('forward', forward.map((a) => ({ ...a })));
   }
@@ -145,6 +155,7 @@ export class Module {
     const nativeInputs = Array.isArray(inputs)
       ? this._resolveInputs(inputs.map(toNativeValue), method)
       : resolveNamedArguments(this._signature(method), Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, toNativeValue(v)])), method);
+    if (method === 'forward') this._checkInputShapes(nativeInputs.map((a) => (a !== null && typeof a === 'object' && 'shape' in a ? (a as { shape: number[] }).shape : undefined)));
     const r = await native(() => this.#handle.run(method, nativeInputs, options));
     return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };
   }
@@ -152,8 +163,16 @@ export class Module {
   dispose(): void { this.#handle.dispose(); }
 
   /** @internal Wrap a module built in memory (lib/program/: a torch.export program; lib/pipeline/optimize.ts), optionally with forward's arguments. */
-  static _fromNative(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], metadataText?: string): Module {
-    return new Module(handle, path, forward, metadataText);
+  static _fromNative(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], extras?: BuiltModuleExtras): Module {
+    return new Module(handle, path, forward, extras);
+  }
+
+  /**
+   * @internal Throws ERR_INVALID_ARG when input shapes break what the file allows (a torch.export
+   * program's static sizes and Dim ranges); `shapes[i]` is forward's i-th argument's.
+   */
+  _checkInputShapes(shapes: readonly (readonly number[] | undefined)[]): void {
+    this.#checkShapes?.(shapes);
   }
 
   /** The archive's torchgraph.json (an optimized model saved by torchgraph, .pt or .pt2), parsed; null for other files. */

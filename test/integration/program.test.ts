@@ -7,6 +7,8 @@ import { readNpy } from '../../lib/torchscript/npy';
 import { loadProgram, programInfoOf, readProgram } from '../../lib/program';
 import { Module } from '../../lib/torchscript/module';
 import { Tensor } from '../../lib/torchscript/tensor';
+import { randomTensor } from '../../lib/torchscript/random';
+import { TorchGraphError } from '../../lib/core/errors';
 import type { TypedArray } from '../../lib/torchscript/binding';
 import { exportView, methodGraphs } from '../../lib/transforms/module-views';
 import { inlineModuleCalls } from '../../lib/transforms/inline-modules';
@@ -106,6 +108,26 @@ describe('torch.export programs (.pt2)', function () {
       assert.equal(p.lowering.attentionCores.filter((c) => c.lowered).length, 12);
     } finally {
       m.dispose();
+    }
+  });
+
+  it('checks inputs against the program\'s shape constraints (static sizes, Dim ranges) before running, naming the input and the dim', async () => {
+    const fx = await ensureProgram('vit_b_16_dynamic_batch');
+    const m = await loadProgram(fx.program);
+    const mha = await loadProgram((await ensureProgram('mha_demo')).program);
+    const refused = (re: RegExp) => (e: unknown) => e instanceof TorchGraphError && e.code === 'ERR_INVALID_ARG' && re.test(e.message);
+    try {
+      const spec = (shape: number[]) => [{ shape, dtype: 'float32' as const }];
+      await assert.rejects(prepareGraphs(m, spec([70, 3, 224, 224])), refused(/input x: dim 0 is 70; the program allows 1 to 16/));
+      await assert.rejects(prepareGraphs(m, spec([2, 3, 256, 224])), refused(/input x: dim 2 is 256; the program was exported with a static size of 224/));
+      await assert.rejects(m.forward(randomTensor([17, 3, 224, 224])), refused(/dim 0 is 17/));
+      await assert.rejects(mha.forward(randomTensor([2, 196, 768])), refused(/dim 0 is 2; .*static size of 4/));
+      await assert.rejects(mha.forward(randomTensor([196, 768])), refused(/has rank 2/));
+      const y = await mha.forward(randomTensor([4, 196, 768]));
+      assert.deepEqual((y as Tensor).shape, [4, 196, 768]);
+    } finally {
+      m.dispose();
+      mha.dispose();
     }
   });
 
