@@ -16,6 +16,7 @@ import { Emitter } from '../transforms/emit';
 import { contiguousStrides, layoutIsSafe } from '../core/strides';
 import { tensorInfo } from '../core/value-info';
 import { constantOf } from '../core/constants';
+import { moduleCone } from './weights-on-module';
 
 export interface LoweringOutcome {
   id: string;
@@ -114,6 +115,11 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
   try {
     const causalOnly = c.masks.length === 1 && c.masks[0].causal === true && !c.masks[0].space;
     let mask = causalOnly ? null : combinedMask(em, c);
+    // A mask that is one of the module's parameters (a learned position bias read as it is)
+    // requires grad, and CPU SDPA then takes its math kernel (the scores materialised); the
+    // fused graph is for inference (it runs without autograd), so the mask is read detached.
+    const self = g.inputs[0]?.type.kind === 'Class' ? g.inputs[0] : undefined;
+    if (mask && c.masks.length === 1 && c.masks[0].form === 'additive' && mask === c.masks[0].value && moduleCone([mask], self)) mask = em.op('aten::detach', mask);
     // A mask of lower rank than the scores (Swin V2's (H, L, S) bias) broadcasts, but CPU SDPA's
     // flash kernel takes 4-D masks only (else it falls back to the math kernel and materialises
     // the scores): leading dims of size 1 are views.

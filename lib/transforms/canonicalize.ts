@@ -8,6 +8,8 @@
 //   softmax's dtype argument equal to the input's dtype -> None;
 //   an in-place update (add_, sub_, mul_, div_, masked_fill_) of a value that nothing else reads
 //     and that views nothing (`scores /= sqrt(d)`) -> the out-of-place op (same value);
+//   an add_/sub_ into a slice of a private value (`attn[:, :, 1:, 1:] += rel`, MViTv2) -> the
+//     value plus the update zero-padded to its full size, read by every later reader;
 //   einsum over two operands that is one batched matmul ('bhid,bhjd->bhij', 'bind,bjnd->bnij')
 //     -> matmul of its operands permuted (k^T as a transpose), the result permuted back.
 import type { Graph, Node, Value } from '../core/ir';
@@ -98,14 +100,101 @@ function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
   n.output.replaceAllUsesWith(result);
 }
 
+interface SliceStep { dim: number; start: number; end: number }
+
+/**
+ * `n` (add_ or sub_) updates slices (step 1, constant bounds) of a value `base` that views
+ * nothing and that only this chain of slices reads before `n`: the update as a full-size add.
+ */
+function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: SliceStep[]; shape: number[]; writeBack?: Node } | undefined {
+  if (n.kind !== 'aten::add_' && n.kind !== 'aten::sub_') return undefined;
+  // A trace of `x[i] += y` writes the result back (copy_ into the same slices): a no-op, dropped with it.
+  const writeBack = n.output.uses.length === 1 && n.output.uses[0].node.kind === 'aten::copy_' && n.output.uses[0].index === 1 ? n.output.uses[0].node : undefined;
+  if (n.output.hasUses() && !(writeBack && sameSlices(writeBack.inputs[0], n.inputs[0]))) return undefined;
+  const steps: SliceStep[] = [];
+  let v = n.inputs[0];
+  while (v.node?.kind === 'aten::slice') {
+    const sl = v.node;
+    if (v.uses.length !== 1) return undefined;
+    const dim = constOf(sl.arg('dim')!), start = constOf(sl.arg('start')!), end = constOf(sl.arg('end')!), step = constOf(sl.arg('step')!);
+    const size = tensorInfo(sl.inputs[0])?.shape;
+    const isInt = (x: unknown): x is number | bigint => typeof x === 'number' || typeof x === 'bigint';
+    if (!isInt(dim) || !isInt(step) || Number(step) !== 1 || !size) return undefined;
+    const d = Number(dim) < 0 ? Number(dim) + size.length : Number(dim);
+    const clamp = (x: unknown, dflt: number) => (x === null ? dflt : isInt(x) ? Math.min(Math.max(Number(x) < 0 ? Number(x) + size[d] : Number(x), 0), size[d]) : NaN);
+    const s0 = clamp(start, 0), e0 = clamp(end, size[d]);
+    if (!Number.isFinite(s0) || !Number.isFinite(e0) || e0 <= s0) return undefined;
+    steps.push({ dim: d, start: s0, end: e0 });
+    v = sl.inputs[0];
+  }
+  const base = v, producer = base.node;
+  const shape = tensorInfo(base)?.shape;
+  if (!steps.length || !producer || !shape || producer.isConstant || LAYOUT_KINDS.has(producer.kind) || producer.kind.endsWith('_')) return undefined;
+  // Before the update, only the slice chain reads the base (else they would see it unchanged).
+  const at = order.get(n)!;
+  const before = base.uses.filter((x) => (order.get(x.node) ?? Infinity) < at);
+  if (before.length !== 1 || before[0].node.kind !== 'aten::slice' || before[0].node.output.uses.length !== 1) return undefined;
+  return { base, steps, shape, ...(writeBack ? { writeBack } : {}) };
+}
+
+/** `a` and `b` are the same chain of slices (equal constant arguments) of one value. */
+function sameSlices(a: Value, b: Value): boolean {
+  const x = a.node, y = b.node;
+  if (x?.kind !== 'aten::slice' || y?.kind !== 'aten::slice') return a === b;
+  return x.inputs.slice(1).every((v, i) => constOf(v) === constOf(y.inputs[i + 1]) && constOf(v) !== undefined) && sameSlices(x.inputs[0], y.inputs[0]);
+}
+
+function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sliceUpdate>>, order: Map<Node, number>): void {
+  const opts = { scope: n.scope, source: n.source };
+  const at = <T>(f: () => T) => g.withInsertPoint(n, f);
+  const create = (kind: string, inputs: Value[]) => at(() => g.createNode(kind, inputs, [{ kind: 'Tensor' }], {}, opts)).output;
+  const ints = (xs: number[]) => at(() => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts)).output;
+  // The update at the slice's shape, then zeros around it: constant_pad_nd's pads run from the last dim.
+  const sliced = [...u.shape];
+  for (const st of u.steps) sliced[st.dim] = st.end - st.start;
+  const other = create('aten::expand', [n.inputs[1], ints(sliced), at(() => g.insertConstant(false))]);
+  const pads: number[] = [];
+  for (let d = u.shape.length - 1; d >= 0; d--) {
+    const st = u.steps.find((x) => x.dim === d);
+    pads.push(st ? st.start : 0, st ? u.shape[d] - st.end : 0);
+  }
+  const full = create('aten::constant_pad_nd', [other, ints(pads), at(() => g.insertConstant(0))]);
+  const updated = create(n.kind === 'aten::add_' ? 'aten::add' : 'aten::sub', [u.base, full, n.inputs[2]]);
+  const info = valueInfo(u.base);
+  if (info) setValueInfo(updated, info);
+  const dropChain = (from: Node | null | undefined) => {
+    for (let c = from; c?.kind === 'aten::slice' && !c.output.hasUses();) {
+      const next = c.inputs[0].node;
+      c.destroy();
+      c = next;
+    }
+  };
+  if (u.writeBack) {
+    const dst = u.writeBack.inputs[0].node;
+    if (u.writeBack.output.hasUses()) u.writeBack.output.replaceAllUsesWith(u.writeBack.inputs[0]);
+    u.writeBack.destroy();
+    dropChain(dst);
+  }
+  const when = order.get(n)!;
+  for (const use of [...u.base.uses]) if ((order.get(use.node) ?? -1) > when) use.node.replaceInput(use.index, updated);
+  const chain = n.inputs[0].node;
+  n.destroy();
+  dropChain(chain);
+}
+
 export function canonicalize(g: Graph): CanonicalizeReport {
   const rewritten: Record<string, number> = {};
   const note = (what: string) => { rewritten[what] = (rewritten[what] ?? 0) + 1; };
-  for (const n of g.allNodes()) {
+  const all = g.allNodes();
+  const order = new Map(all.map((n, i) => [n, i]));
+  for (const n of all) {
     if (n.isDestroyed) continue;
     if (CASTS.has(n.kind) && isNoOpCast(n)) {
       n.output.replaceAllUsesWith(n.arg('self')!);
       note(`${n.kind} (same dtype)`);
+    } else if ((n.kind === 'aten::add_' || n.kind === 'aten::sub_') && n.inputs[0].node?.kind === 'aten::slice' && sliceUpdate(n, order)) {
+      sliceUpdateToAdd(g, n, sliceUpdate(n, order)!, order);
+      note(`${n.kind} (into a slice, as a full-size add)`);
     } else if (OUT_OF_PLACE[n.kind] && updatesPrivateValue(n)) {
       const opts = { scope: n.scope, source: n.source };
       const m = g.withInsertPoint(n, () => g.createNode(OUT_OF_PLACE[n.kind], [...n.inputs], [{ kind: 'Tensor' }], {}, opts));

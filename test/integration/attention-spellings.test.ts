@@ -49,7 +49,7 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.equal(r.status, 0, r.stderr);
   });
 
-  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
+  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'AddInPlace', 'SliceAssignedBias', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
     it(`${name}: read as one core, lowered to SDPA, equal, nothing of the explicit core left`, async () => {
       const masked = name === 'MaskedFillInPlace';
       const mask = Tensor.from(BigInt64Array.from({ length: 128 }, (_, i) => (i < 50 || i >= 64 ? 1n : 0n)), [2, 64]);
