@@ -207,6 +207,12 @@ SPECS: List[Spec] = [
          VisionModel, lambda: image_inputs(32)),
     Spec("clip_vision", "clip", "vision-transformer", "CLIPVisionModel", "CLIPVisionConfig", vit_cfg(),
          VisionModel, lambda: image_inputs(32)),
+    # Swin V2: cosine attention (normalized q and k, a learned scale per head, exp(clamp(logit_scale))),
+    # a 16*sigmoid continuous position bias; head dim 12
+    Spec("swinv2", "swinv2", "vision-transformer", "Swinv2Model", "Swinv2Config",
+         dict(image_size=32, patch_size=2, num_channels=3, embed_dim=24, depths=[2, 2], num_heads=[2, 4], window_size=4,
+              mlp_ratio=2.0),
+         VisionModel, lambda: image_inputs(32), attn=(None,)),
     # CvT: convolutional q/k/v projections, scores and context written with einsum
     # ('bhlk,bhtk->bhlt', 'bhlt,bhtv->bhlv'); eager attention only; head dim 12. depth[i] > i: the
     # stage indexes its drop-path rates by the stage (transformers 5.18's CvtStage)

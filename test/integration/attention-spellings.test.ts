@@ -1,5 +1,5 @@
 // Attention spellings beyond the partitioner's first reading (issue: attention, round 3), traced
-// from test/fixtures/attention_spellings.py and from transformers' CvtModel (the corpus): each is
+// from test/fixtures/attention_spellings.py and from transformers' CvtModel and Swinv2Model (the corpus): each is
 // read into one attention core and lowered to SDPA, equal to the original within 1e-4, with
 // nothing of the explicit core left in the fused graph; what SDPA cannot express is refused and
 // listed with its reason; a softmax that is not attention is not listed.
@@ -79,14 +79,19 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.deepEqual(r.cores, []);
   });
 
-  it('transformers CvtModel (einsum attention, convolutional projections): every core lowered, equal', async () => {
-    const corpus = await loadCorpus({ log: () => {} });
-    const fx = corpus.byId.cvt;
-    if (!fx?.variants.traced) assert.fail(`cvt not exported: ${JSON.stringify(fx?.errors ?? corpus.skips)}`);
-    const specs = fx.inputs.map((i): InputSpec => ({ shape: i.shape, dtype: i.dtype }));
-    const r = await lowerAndCompare(fx.variants.traced, specs, specs.map((s, i) => randomTensor(s.shape, s.dtype, 5 + i)));
-    assert.ok(r.cores.length >= 3 && r.cores.every((c) => c.lowered), JSON.stringify(r.cores));
-    assert.equal(r.sdpa, r.cores.length);
-    assert.ok(r.fusedDiff !== null && r.fusedDiff <= TOL, `fused max abs diff ${r.fusedDiff}`);
-  });
+  for (const [id, what] of [['cvt', 'transformers CvtModel (einsum attention, convolutional projections)'],
+    ['swinv2', 'transformers Swinv2Model (cosine attention: a scale per head, a 16*sigmoid bias, shifted windows)']]) {
+    it(`${what}: every core lowered, equal, the fused peak as estimated`, async () => {
+      const corpus = await loadCorpus({ log: () => {} });
+      const fx = corpus.byId[id];
+      if (!fx?.variants.traced) assert.fail(`${id} not exported: ${JSON.stringify(fx?.errors ?? corpus.skips)}`);
+      const specs = fx.inputs.map((i): InputSpec => ({ shape: i.shape, dtype: i.dtype }));
+      const r = await lowerAndCompare(fx.variants.traced, specs, specs.map((s, i) => randomTensor(s.shape, s.dtype, 5 + i)));
+      assert.ok(r.cores.length >= 3 && r.cores.every((c) => c.lowered), JSON.stringify(r.cores));
+      assert.equal(r.sdpa, r.cores.length);
+      assert.ok(r.fusedDiff !== null && r.fusedDiff <= TOL, `fused max abs diff ${r.fusedDiff}`);
+      const { estimated, measured } = r.fusedPeak;
+      assert.ok(Math.abs(estimated - measured) <= Math.max(0.1 * measured, 16 * 1024), `fused peak estimated ${estimated} B, measured ${measured} B`);
+    });
+  }
 });
