@@ -120,6 +120,13 @@ struct Exporter {
       auto arr = Napi::Array::New(env, el.size());
       for (size_t i = 0; i < el.size(); ++i) arr.Set(i, IVal(el[i]));
       o.Set("items", arr);
+    } else if (v.isEnum()) {
+      // A TorchScript enum (timm's Format.NCHW): its class, member name and value.
+      const auto& e = v.toEnumHolder();
+      o.Set("type", "enum");
+      o.Set("enumType", e->qualifiedClassName());
+      o.Set("name", e->name());
+      o.Set("value", IVal(e->value()));
     } else {
       throw Error("ERR_GRAPH", std::string("cannot export a constant of type ") + v.tagKind());
     }
@@ -291,6 +298,10 @@ struct Builder {
       // Function values (prim::CallFunction targets) are typed by their function.
       std::string repr = o.Get("repr").ToString().Utf8Value();
       if (auto* fn = cu->find_function(c10::QualifiedName(repr))) return c10::FunctionType::create(fn);
+      // Enum values (timm's Format) are typed by their enum class.
+      if (auto named = cu->get_type(c10::QualifiedName(repr))) {
+        if (auto et = named->cast<c10::EnumType>()) return et;
+      }
     }
     throw Error("ERR_GRAPH", "unsupported type '" + (o.Get("repr").IsString() ? o.Get("repr").ToString().Utf8Value() : k) + "'");
   }
@@ -325,6 +336,13 @@ struct Builder {
     if (t == "none") return c10::IValue();
     if (t == "device") return c10::Device(o.Get("value").ToString().Utf8Value());
     if (t == "tensor") return UnwrapTensor(o.Get("tensor"));
+    if (t == "enum") {
+      std::string qn = o.Get("enumType").ToString().Utf8Value();
+      auto named = cu ? cu->get_type(c10::QualifiedName(qn)) : nullptr;
+      auto et = named ? named->cast<c10::EnumType>() : nullptr;
+      if (!et) throw Error("ERR_GRAPH", "unknown enum type '" + qn + "' (not an enum of this model)");
+      return c10::IValue(c10::make_intrusive<c10::ivalue::EnumHolder>(et, o.Get("name").ToString().Utf8Value(), IVal(o.Get("value"))));
+    }
     if (t == "tuple" || t == "list") {
       auto arr = o.Get("items").As<Napi::Array>();
       std::vector<c10::IValue> items;

@@ -347,6 +347,11 @@ def vision_builders() -> List[Tuple[str, str, str, str, Callable[[], nn.Module],
         ("timm_vit_tiny", "timm", "vit", "timm VisionTransformer",
          lambda: __import__("timm").create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8,
                                                  depth=2, num_classes=10), 32),
+        # XCiT: cross-covariance attention (over channels, q and k transposed, a learned
+        # temperature per head) and class attention
+        ("timm_xcit", "timm", "xcit", "timm Xcit",
+         lambda: __import__("timm").create_model("xcit_nano_12_p16_224", pretrained=False, depth=2, img_size=64,
+                                                 num_classes=10), 64),
         ("timm_convnext", "timm", "convnext", "timm ConvNeXt",
          lambda: __import__("timm").create_model("convnext_atto", pretrained=False, num_classes=10), 64),
         ("torchvision_resnet18", "torchvision", "resnet", "torchvision ResNet",

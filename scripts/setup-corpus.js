@@ -31,6 +31,22 @@ const DEPENDENCIES = [
   'certifi==2026.7.22', 'h11==0.16.0', 'typer==0.27.2', 'click==8.5.0', 'shellingham==1.5.4', 'rich==15.0.0',
   'markdown-it-py==4.2.0', 'mdurl==0.1.2', 'pygments==2.21.0', 'annotated-doc==0.0.5',
 ];
+/**
+ * torchvision's compiled ops (nms, roi_align, ...) are built against a CUDA torch here: their
+ * registration files, run at import, fail beside the CPU torch ("operator torchvision::nms does
+ * not exist"), and with them every `import torchvision` (and timm, which imports it). Emptied,
+ * torchvision's Python code imports: classification, segmentation and video models build; the
+ * detection ops do not (the corpus has none).
+ */
+const REGISTRATION_FILES = ['_meta_registrations.py', '_autograd_registrations.py'];
+
+function pythonCodeOnly(dir) {
+  for (const f of REGISTRATION_FILES) {
+    const file = path.join(dir, f);
+    if (fs.existsSync(file)) fs.writeFileSync(file, '# Emptied by scripts/setup-corpus.js: the compiled ops these register are not built for this torch.\n');
+  }
+}
+
 /** The torchvision built for the pinned torch (its metadata requires torch==2.13.0). */
 const TORCHVISION = ['torchvision==0.28.0'];
 
@@ -55,7 +71,7 @@ function pythonVersion(exe) {
 
 function wanted(py) {
   // Wheels with C extensions (numpy, tokenizers, ...) are built for one Python minor version.
-  return { libraries: LIBRARIES, dependencies: DEPENDENCIES, torchvision: TORCHVISION, python: py.pythonVersion.split('.').slice(0, 2).join('.') };
+  return { libraries: LIBRARIES, dependencies: DEPENDENCIES, torchvision: TORCHVISION, torchvisionEmptied: REGISTRATION_FILES, python: py.pythonVersion.split('.').slice(0, 2).join('.') };
 }
 
 function readStamp() {
@@ -86,7 +102,7 @@ function ensureCorpusPython({ force = false, log = (m) => console.error(`torchgr
   const py = { ...base, pythonVersion: pythonVersion(base.exe) };
   const want = wanted(py);
   const result = (installed, seconds) => ({
-    exe: py.exe, torchPath: py.torchPath, libPath: LIB_DIR, visionPath: VISION_DIR, torchVersion: py.torchVersion,
+    exe: py.exe, torchPath: py.torchPath, libPath: LIB_DIR, visionPath: VISION_DIR, torchVersion: py.torchVersion, torchvisionEmptied: REGISTRATION_FILES,
     versions: Object.fromEntries([...LIBRARIES, ...TORCHVISION].map((s) => s.split('=='))), installed, seconds,
   });
   const stamp = readStamp();
@@ -102,6 +118,7 @@ function ensureCorpusPython({ force = false, log = (m) => console.error(`torchgr
   try {
     pipInstall(py.exe, path.join(tmp, 'lib'), [...LIBRARIES, ...DEPENDENCIES]);
     pipInstall(py.exe, path.join(tmp, 'torchvision'), TORCHVISION);
+    pythonCodeOnly(path.join(tmp, 'torchvision', 'torchvision'));
     const seconds = Math.round((Date.now() - t0) / 100) / 10;
     fs.writeFileSync(path.join(tmp, 'stamp.json'), JSON.stringify({ want, seconds, installedAt: new Date().toISOString() }, null, 2));
     // Another process installed the same pins meanwhile: keep theirs (its Pythons may be running).

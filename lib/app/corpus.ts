@@ -78,6 +78,8 @@ export interface CorpusOptions extends EnsureOptions {
 
 interface CorpusPython {
   exe: string; torchPath: string; libPath: string; visionPath: string; torchVersion: string;
+  /** torchvision's files emptied so that its Python code imports (scripts/setup-corpus.js). */
+  torchvisionEmptied?: string[];
   versions: Record<string, string>; installed: boolean; seconds: number;
 }
 
@@ -104,7 +106,7 @@ export async function loadCorpus(opts: CorpusOptions = {}): Promise<Corpus> {
   const py = ensureCorpusPython(opts.log ? (m) => opts.log!(`torchgraph: ${m}`) : undefined);
   const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
   const bench = opts.set === 'bench';
-  const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${bench ? 'bench' : opts.small ? 'small' : 'all'}`;
+  const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${JSON.stringify(py.torchvisionEmptied ?? [])}\0${bench ? 'bench' : opts.small ? 'small' : 'all'}`;
   const key = contentKey(py.torchVersion, what);
   const dir = path.join(modelsDir(), key);
   const indexPath = path.join(dir, 'index.json');

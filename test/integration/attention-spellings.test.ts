@@ -1,5 +1,6 @@
 // Attention spellings beyond the partitioner's first reading (issue: attention, round 3), traced
-// from test/fixtures/attention_spellings.py and from transformers' CvtModel and Swinv2Model (the corpus): each is
+// from test/fixtures/attention_spellings.py and from transformers' CvtModel and Swinv2Model and timm's
+// Xcit (the corpus): each is
 // read into one attention core and lowered to SDPA, equal to the original within 1e-4, with
 // nothing of the explicit core left in the fused graph; what SDPA cannot express is refused and
 // listed with its reason; a softmax that is not attention is not listed.
@@ -80,10 +81,14 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
   });
 
   for (const [id, what] of [['cvt', 'transformers CvtModel (einsum attention, convolutional projections)'],
-    ['swinv2', 'transformers Swinv2Model (cosine attention: a scale per head, a 16*sigmoid bias, shifted windows)']]) {
-    it(`${what}: every core lowered, equal, the fused peak as estimated`, async () => {
+    ['swinv2', 'transformers Swinv2Model (cosine attention: a scale per head, a 16*sigmoid bias, shifted windows)'],
+    ['timm_xcit', 'timm Xcit (cross-covariance attention over channels with a temperature per head, class attention)']]) {
+    it(`${what}: every core lowered, equal, the fused peak as estimated`, async function () {
       const corpus = await loadCorpus({ log: () => {} });
       const fx = corpus.byId[id];
+      // timm imports only where torchvision's Python code does (the corpus records why not).
+      const skipped = corpus.skips.find((s) => s.id === id || (id.startsWith('timm_') && s.library === 'timm'));
+      if (!fx && skipped) this.skip();
       if (!fx?.variants.traced) assert.fail(`${id} not exported: ${JSON.stringify(fx?.errors ?? corpus.skips)}`);
       const specs = fx.inputs.map((i): InputSpec => ({ shape: i.shape, dtype: i.dtype }));
       const r = await lowerAndCompare(fx.variants.traced, specs, specs.map((s, i) => randomTensor(s.shape, s.dtype, 5 + i)));

@@ -386,5 +386,6 @@ export function ivalueToJs(v: IValueData): ConstantValue {
     case 'none': return null;
     case 'tensor': return v.tensor;
     case 'list': case 'tuple': return v.items.map(ivalueToJs);
+    case 'enum': return ivalueToJs(v.value);
   }
 }

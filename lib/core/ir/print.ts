@@ -92,6 +92,7 @@ export function formatIValue(v: IValueData): string {
     case 'tensor': return formatTensor(v.tensor);
     case 'list': return `[${v.items.map(formatIValue).join(', ')}]`;
     case 'tuple': return `(${v.items.map(formatIValue).join(', ')}${v.items.length === 1 ? ',' : ''})`;
+    case 'enum': return `${v.enumType.split('.').pop()}.${v.name}`;
   }
 }
 

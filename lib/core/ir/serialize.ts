@@ -80,6 +80,7 @@ function copyIValue(v: IValueData): IValueData {
     case 'tensor': return { type: 'tensor', tensor: v.tensor };
     case 'list': return { type: 'list', items: v.items.map(copyIValue), elem: copyType(v.elem) };
     case 'tuple': return { type: 'tuple', items: v.items.map(copyIValue) };
+    case 'enum': return { ...v, value: copyIValue(v.value) };
     default: return { ...v };
   }
 }

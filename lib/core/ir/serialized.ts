@@ -44,7 +44,9 @@ export type IValueData =
   | { type: 'device'; value: string }
   | { type: 'tensor'; tensor: TensorHandleLike }
   | { type: 'list'; items: IValueData[]; elem: TypeData }
-  | { type: 'tuple'; items: IValueData[] };
+  | { type: 'tuple'; items: IValueData[] }
+  /** A TorchScript enum member (timm's Format.NCHW): its class, name and value. */
+  | { type: 'enum'; enumType: string; name: string; value: IValueData };
 
 /** A node attribute, tagged with libtorch's attribute kind. */
 export type AttrData =
