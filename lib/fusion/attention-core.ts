@@ -130,6 +130,8 @@ function isPerHeadFactor(s: Value, x: Value): boolean {
   const si = tensorInfo(s)?.shape, xi = tensorInfo(x)?.shape;
   if (!si || !xi || si.length < 2 || si.length > xi.length || numel(si) <= 1) return false;
   if (si[si.length - 1] !== 1 || si[si.length - 2] !== 1) return false;
+  // Folded into q: a factor of another dtype would promote q (SDPA needs q, k, v alike).
+  if (tensorInfo(s)?.dtype !== tensorInfo(x)?.dtype) return false;
   const lead = xi.length - si.length;
   return si.every((d, i) => d === 1 || d === xi[lead + i]);
 }

@@ -123,11 +123,16 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     // A mask of lower rank than the scores (Swin V2's (H, L, S) bias) broadcasts, but CPU SDPA's
     // flash kernel takes 4-D masks only (else it falls back to the math kernel and materialises
     // the scores): leading dims of size 1 are views.
-    const maskRank = Math.max(0, ...c.masks.map((m) => (m.space && !sameShape(m.space, c.scoresShape) ? c.scoresShape.length : tensorInfo(m.value)?.shape.length ?? c.scoresShape.length)));
+    const rankOf = (v: Value) => tensorInfo(v)?.shape.length ?? c.scoresShape.length;
+    // A mask scaled after it was applied also takes the rank of a per-head factor.
+    const maskRank = Math.max(0, ...c.masks.map((m) => (m.space && !sameShape(m.space, c.scoresShape) ? c.scoresShape.length
+      : Math.max(rankOf(m.value), ...m.runtime.filter((r) => r.perHead).map((r) => rankOf(r.value))))));
     for (let r = maskRank; mask && r < c.scoresShape.length; r++) mask = em.unsqueeze(mask, 0);
     // SDPA takes its scale as a float: run-time factors are read (aten::Float) and multiplied in.
     let scale = em.constant(c.scale);
-    let q = c.q;
+    const batched0 = c.scoresShape.length === 3 && tensorInfo(c.q)?.shape.length === 3;
+    // 3-D q gets its leading batch of 1 (below) before a factor makes a value with no recorded shape.
+    let q = batched0 ? em.unsqueeze(c.q, 0) : c.q;
     for (const r of c.runtimeScales) {
       // A factor per head: (q * t) @ k^T is t * (q @ k^T) for t constant over each head's matrix.
       if (r.perHead) { q = em.op(r.divide ? 'aten::div' : 'aten::mul', q, r.value); continue; }
@@ -138,7 +143,7 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     // inputs only and fall back to the math kernel (scores materialised) on 3-D ones, so 3-D
     // operands get a leading batch of 1, and the output loses it again.
     const batched = c.scoresShape.length === 3;
-    const in4d = (t: Value) => (batched && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
+    const in4d = (t: Value) => (batched && t !== q && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
     const k = c.k ?? em.transpose(c.kT!, -2, -1);
     let sdpa = em.op('aten::scaled_dot_product_attention', in4d(q), in4d(k), in4d(c.v), mask ? in4d(mask) : em.none(),
       em.constant(c.dropout), em.constant(causalOnly), scale, em.constant(false));

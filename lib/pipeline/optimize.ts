@@ -70,7 +70,7 @@ export class OptimizedModel {
       return nativeSync(() => this.#module._native.buildGraph(g.toData()));
     })();
     this.#plans.set(key, made);
-    made.then(() => { this.report.timings[`plan ${key}`] = performance.now() - t0; }, () => this.#plans.delete(key));
+    made.then(() => { this.report.timings[`plan ${key}`] = performance.now() - t0; }, () => { if (this.#plans.get(key) === made) this.#plans.delete(key); });
     while (this.#plans.size > MAX_PLANS) {
       const [oldest, p] = this.#plans.entries().next().value as [string, Promise<NativeGraph>];
       this.#plans.delete(oldest);

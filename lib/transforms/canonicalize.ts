@@ -15,7 +15,6 @@
 import type { Graph, Node, Value } from '../core/ir';
 import { constOf } from '../core/constants';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
-import { LAYOUT_KINDS } from '../core/ops/classes';
 import { contiguousStrides } from '../core/strides';
 import { einsumAsMatmul, type EinsumMatmul } from './einsum';
 
@@ -57,11 +56,34 @@ const OUT_OF_PLACE: Record<string, string> = {
 };
 
 /** `n` updates in place a value no other node reads, made by an op that returns a new tensor (not a view, not an input). */
+/**
+ * Ops whose result is a new tensor, never an alias of an input or of the module's state (a
+ * parameter read, a cast or contiguous that may return self, a chunk's piece, a call's result
+ * may all alias): only these values are private enough to update out of place.
+ */
+const FRESH_PRODUCERS = new Set(['aten::matmul', 'aten::bmm', 'aten::baddbmm', 'aten::mm', 'aten::einsum', 'aten::mul', 'aten::div',
+  'aten::add', 'aten::sub', 'aten::masked_fill', 'aten::where', 'aten::softmax', 'aten::clone', 'aten::linear', 'aten::addmm']);
+
+/** Attention scores: a softmax reads `v` within a few ops (the rewrites here are for cores; a CNN's `out += identity` stays in place). */
+function feedsSoftmax(v: Value, depth = 6): boolean {
+  if (depth < 0) return false;
+  return v.uses.some((u) => SOFTMAXES.has(u.node.kind) || u.node.outputs.some((o) => o.type.kind === 'Tensor' && feedsSoftmax(o, depth - 1)));
+}
+
+/** `other` keeps the dtype of the in-place op's `self` (out of place, a wider dtype would promote the result). */
+function keepsDtype(self: Value, other: Value | undefined): boolean {
+  if (!other || other.type.kind !== 'Tensor') return true;
+  const a = tensorInfo(self), b = tensorInfo(other);
+  // A 0-dim tensor (a traced `/ math.sqrt(d)`) does not promote a tensor of its kind.
+  if (b && b.shape.length === 0 && a && a.dtype.startsWith('float') === b.dtype.startsWith('float')) return true;
+  return a !== undefined && a.dtype === b?.dtype;
+}
+
 function updatesPrivateValue(n: Node): boolean {
   const self = n.inputs[0];
   const producer = self?.node;
-  if (!producer || producer.isConstant || LAYOUT_KINDS.has(producer.kind) || producer.kind.endsWith('_') || producer.outputs.length !== 1) return false;
-  return self.uses.length === 1 && n.outputs.length === 1;
+  if (!producer || !FRESH_PRODUCERS.has(producer.kind) || producer.outputs.length !== 1) return false;
+  return self.uses.length === 1 && n.outputs.length === 1 && keepsDtype(self, n.kind === 'aten::masked_fill_' ? undefined : n.inputs[1]) && feedsSoftmax(n.output);
 }
 
 const isIdentity = (p: readonly number[]) => p.every((d, i) => d === i);
@@ -95,7 +117,7 @@ function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
   const got = tensorInfo(result);
   if (recorded?.strides && got?.strides && recorded.strides.some((s, i) => s !== got.strides![i])) {
     result = create('aten::contiguous', [result, g.withInsertPoint(n, () => g.insertConstant(0n))]);
-    setValueInfo(result, recorded);
+    setValueInfo(result, { ...recorded, strides: contiguousStrides(recorded.shape) });
   }
   n.output.replaceAllUsesWith(result);
 }
@@ -108,6 +130,7 @@ interface SliceStep { dim: number; start: number; end: number }
  */
 function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: SliceStep[]; shape: number[]; writeBack?: Node } | undefined {
   if (n.kind !== 'aten::add_' && n.kind !== 'aten::sub_') return undefined;
+  if (n.inputs[1]?.type.kind !== 'Tensor' || !keepsDtype(n.inputs[0], n.inputs[1])) return undefined;
   // A trace of `x[i] += y` writes the result back (copy_ into the same slices): a no-op, dropped with it.
   const writeBack = n.output.uses.length === 1 && n.output.uses[0].node.kind === 'aten::copy_' && n.output.uses[0].index === 1 ? n.output.uses[0].node : undefined;
   if (n.output.hasUses() && !(writeBack && sameSlices(writeBack.inputs[0], n.inputs[0]))) return undefined;
@@ -124,12 +147,18 @@ function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: S
     const clamp = (x: unknown, dflt: number) => (x === null ? dflt : isInt(x) ? Math.min(Math.max(Number(x) < 0 ? Number(x) + size[d] : Number(x), 0), size[d]) : NaN);
     const s0 = clamp(start, 0), e0 = clamp(end, size[d]);
     if (!Number.isFinite(s0) || !Number.isFinite(e0) || e0 <= s0) return undefined;
-    steps.push({ dim: d, start: s0, end: e0 });
+    // A slice of the whole dim changes nothing; two slices of one dim would compose offsets: refused.
+    if (s0 !== 0 || e0 !== size[d]) {
+      if (steps.some((x) => x.dim === d)) return undefined;
+      steps.push({ dim: d, start: s0, end: e0 });
+    }
     v = sl.inputs[0];
   }
   const base = v, producer = base.node;
   const shape = tensorInfo(base)?.shape;
-  if (!steps.length || !producer || !shape || producer.isConstant || LAYOUT_KINDS.has(producer.kind) || producer.kind.endsWith('_')) return undefined;
+  if (!steps.length || !producer || !shape || !FRESH_PRODUCERS.has(producer.kind) || !feedsSoftmax(base)) return undefined;
+  // One block: a conditional update (inside an If) is not an unconditional add.
+  if (n.owningBlock !== producer.owningBlock) return undefined;
   // Before the update, only the slice chain reads the base (else they would see it unchanged).
   const at = order.get(n)!;
   const before = base.uses.filter((x) => (order.get(x.node) ?? Infinity) < at);
@@ -176,7 +205,17 @@ function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sl
     dropChain(dst);
   }
   const when = order.get(n)!;
-  for (const use of [...u.base.uses]) if ((order.get(use.node) ?? -1) > when) use.node.replaceInput(use.index, updated);
+  // A block's return node is not in allNodes(): it comes right after its block's last node (the graph's after all).
+  const subtreeEnd = (x: Node): number => Math.max(order.get(x) ?? -1, ...x.blocks.flatMap((b) => b.nodes().map(subtreeEnd)));
+  const orderOf = (x: Node): number => {
+    const known = order.get(x);
+    if (known !== undefined) return known;
+    const block = x.owningBlock;
+    if (!block || block.returnNode !== x) return -1; // made by this rewrite, before `n`
+    if (!block.owningNode) return Infinity;
+    return Math.max(order.get(block.owningNode) ?? -1, ...block.nodes().map(subtreeEnd)) + 0.5;
+  };
+  for (const use of [...u.base.uses]) if (orderOf(use.node) > when) use.node.replaceInput(use.index, updated);
   const chain = n.inputs[0].node;
   n.destroy();
   dropChain(chain);

@@ -75,6 +75,12 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.ok(capped.fusedDiff !== null && capped.fusedDiff <= TOL);
   });
 
+  it('scores updated through a slice and also returned: the returned scores carry the update', async () => {
+    const r = await lowerAndCompare(path.join(dir, 'SliceAssignedReturned.pt'), [X], [randomTensor(X.shape, 'float32', 3)]);
+    assert.equal(r.cores.length, 1, JSON.stringify(r.cores));
+    assert.ok(r.fusedDiff !== null && r.fusedDiff <= TOL, `fused max abs diff ${r.fusedDiff}`);
+  });
+
   it('a softmax over logits is not an attention candidate', async () => {
     const r = await lowerAndCompare(path.join(dir, 'ClassifierSoftmax.pt'), [X], [randomTensor(X.shape, 'float32', 3)]);
     assert.deepEqual(r.cores, []);
