@@ -20,7 +20,8 @@ import { partitionForLowering } from '../fusion/lower-groups';
 import { LOWERINGS, loweringOn, portableOnly, type LoweringEntry } from '../fusion/lowerings';
 import type { OwnedPass, PackedWeight } from '../fusion/lowering-pass';
 import { packageVersion } from '../torchscript/package-root';
-import { exportView } from '../transforms/module-views';
+import { exportView, functionGraphs } from '../transforms/module-views';
+import { inlineFunctionCalls } from '../transforms/inline-functions';
 
 export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
   /**
@@ -135,6 +136,9 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
     const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
     portable = p.fused;
     lowering = p.lowering;
+    // TorchScript functions a scripted model calls (timm's F.layer_norm) live in its compilation
+    // unit, not in the module of its own the weights move to: their bodies are inlined first.
+    if (inlineFunctionCalls(portable, functionGraphs(module)) > 0) await propagateShapes(portable, module, inputs);
   }
   const owned = await time('own weights', () => moveWeights(module, portable, signature));
   // The original's tensors that the graph does not read are freed here.

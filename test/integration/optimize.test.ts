@@ -200,6 +200,31 @@ describe('optimize: the fused model as the user\'s own', function () {
     }
   });
 
+  it('a scripted timm ViT (it calls TorchScript functions, F.layer_norm): optimized and saved, equal to the original', async function () {
+    const corpus = await loadCorpus({ log: () => {} });
+    const fx = corpus.byId.timm_vit_tiny;
+    if (!fx && corpus.skips.some((s) => s.library === 'timm')) this.skip();
+    const file = fx!.variants.scripted!;
+    const specs = fx!.inputs.map((i): InputSpec => ({ shape: i.shape, dtype: i.dtype }));
+    const original = await Module.load(file);
+    const o = await optimize(await Module.load(file), specs);
+    const x = specs.map((sp, i) => randomTensor(sp.shape, sp.dtype, 11 + i));
+    try {
+      const d = await diffOn(original, o, x);
+      assert.ok(d !== null && d <= 1e-5, `max abs diff ${d}`);
+      const out = path.join(tmp, 'timm_vit.pt');
+      await o.save(out);
+      const back = await optimize(await Module.load(out), specs);
+      const d2 = await diffOn(original, back, x);
+      back.dispose();
+      assert.ok(d2 !== null && d2 <= 1e-5, `saved and optimized again: max abs diff ${d2}`);
+    } finally {
+      o.dispose();
+      original.dispose();
+      x.forEach((t) => t.dispose());
+    }
+  });
+
   it('CLI: optimize writes a checked file; validate --reference checks it against the original', async () => {
     const fx = await ensureModel('mha_demo');
     const out = path.join(tmp, 'cli-mha.pt');
