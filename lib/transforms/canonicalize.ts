@@ -55,7 +55,6 @@ const OUT_OF_PLACE: Record<string, string> = {
   'aten::add_': 'aten::add', 'aten::sub_': 'aten::sub', 'aten::mul_': 'aten::mul', 'aten::div_': 'aten::div', 'aten::masked_fill_': 'aten::masked_fill',
 };
 
-/** `n` updates in place a value no other node reads, made by an op that returns a new tensor (not a view, not an input). */
 /**
  * Ops whose result is a new tensor, never an alias of an input or of the module's state (a
  * parameter read, a cast or contiguous that may return self, a chunk's piece, a call's result
@@ -79,6 +78,7 @@ function keepsDtype(self: Value, other: Value | undefined): boolean {
   return a !== undefined && a.dtype === b?.dtype;
 }
 
+/** `n` updates in place a value no other node reads, made by an op that returns a new tensor, on the way to a softmax. */
 function updatesPrivateValue(n: Node): boolean {
   const self = n.inputs[0];
   const producer = self?.node;
@@ -86,19 +86,28 @@ function updatesPrivateValue(n: Node): boolean {
   return self.uses.length === 1 && n.outputs.length === 1 && keepsDtype(self, n.kind === 'aten::masked_fill_' ? undefined : n.inputs[1]) && feedsSoftmax(n.output);
 }
 
+/** Tensor ops, int lists and constants inserted before `n`, with its scope and source. */
+function builderBefore(g: Graph, n: Node) {
+  const opts = { scope: n.scope, source: n.source };
+  const at = <T>(f: () => T) => g.withInsertPoint(n, f);
+  return {
+    op: (kind: string, inputs: Value[]) => at(() => g.createNode(kind, inputs, [{ kind: 'Tensor' }], {}, opts)).output,
+    ints: (xs: number[]) => at(() => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts)).output,
+    constant: (v: bigint | number | boolean) => at(() => g.insertConstant(v)),
+  };
+}
+
 const isIdentity = (p: readonly number[]) => p.every((d, i) => d === i);
 /** p swaps the last two dims and keeps the rest. */
 const swapsLastTwoDims = (p: readonly number[]) => p.length >= 2 && p.every((d, i) => (i < p.length - 2 ? d === i : d === (i === p.length - 2 ? p.length - 1 : p.length - 2)));
 
 function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
-  const opts = { scope: n.scope, source: n.source };
-  const create = (kind: string, inputs: Value[]) => g.withInsertPoint(n, () => g.createNode(kind, inputs, [{ kind: 'Tensor' }], {}, opts)).output;
-  const ints = (xs: number[]) => g.withInsertPoint(n, () => g.createNode('prim::ListConstruct', xs.map((d) => g.insertConstant(BigInt(d))), [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts)).output;
+  const { op: create, ints, constant } = builderBefore(g, n);
   // A permute as a view with the permuted sizes and strides (what the shape run would record).
   const permute = (v: Value, p: number[]): Value => {
     if (isIdentity(p)) return v;
     const t = swapsLastTwoDims(p)
-      ? create('aten::transpose', [v, g.withInsertPoint(n, () => g.insertConstant(-2n)), g.withInsertPoint(n, () => g.insertConstant(-1n))])
+      ? create('aten::transpose', [v, constant(-2n), constant(-1n)])
       : create('aten::permute', [v, ints(p)]);
     const info = tensorInfo(v);
     if (info) setValueInfo(t, { ...info, shape: p.map((d) => info.shape[d]), ...(info.strides ? { strides: p.map((d) => info.strides![d]) } : {}) });
@@ -116,7 +125,7 @@ function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
   // einsum's own result was contiguous: later .view()s may rely on it.
   const got = tensorInfo(result);
   if (recorded?.strides && got?.strides && recorded.strides.some((s, i) => s !== got.strides![i])) {
-    result = create('aten::contiguous', [result, g.withInsertPoint(n, () => g.insertConstant(0n))]);
+    result = create('aten::contiguous', [result, constant(0n)]);
     setValueInfo(result, { ...recorded, strides: contiguousStrides(recorded.shape) });
   }
   n.output.replaceAllUsesWith(result);
@@ -174,20 +183,17 @@ function sameSlices(a: Value, b: Value): boolean {
 }
 
 function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sliceUpdate>>, order: Map<Node, number>): void {
-  const opts = { scope: n.scope, source: n.source };
-  const at = <T>(f: () => T) => g.withInsertPoint(n, f);
-  const create = (kind: string, inputs: Value[]) => at(() => g.createNode(kind, inputs, [{ kind: 'Tensor' }], {}, opts)).output;
-  const ints = (xs: number[]) => at(() => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts)).output;
+  const { op: create, ints, constant } = builderBefore(g, n);
   // The update at the slice's shape, then zeros around it: constant_pad_nd's pads run from the last dim.
   const sliced = [...u.shape];
   for (const st of u.steps) sliced[st.dim] = st.end - st.start;
-  const other = create('aten::expand', [n.inputs[1], ints(sliced), at(() => g.insertConstant(false))]);
+  const other = create('aten::expand', [n.inputs[1], ints(sliced), constant(false)]);
   const pads: number[] = [];
   for (let d = u.shape.length - 1; d >= 0; d--) {
     const st = u.steps.find((x) => x.dim === d);
     pads.push(st ? st.start : 0, st ? u.shape[d] - st.end : 0);
   }
-  const full = create('aten::constant_pad_nd', [other, ints(pads), at(() => g.insertConstant(0))]);
+  const full = create('aten::constant_pad_nd', [other, ints(pads), constant(0)]);
   const updated = create(n.kind === 'aten::add_' ? 'aten::add' : 'aten::sub', [u.base, full, n.inputs[2]]);
   const info = valueInfo(u.base);
   if (info) setValueInfo(updated, info);
@@ -231,15 +237,17 @@ export function canonicalize(g: Graph): CanonicalizeReport {
     if (CASTS.has(n.kind) && isNoOpCast(n)) {
       n.output.replaceAllUsesWith(n.arg('self')!);
       note(`${n.kind} (same dtype)`);
-    } else if ((n.kind === 'aten::add_' || n.kind === 'aten::sub_') && n.inputs[0].node?.kind === 'aten::slice' && sliceUpdate(n, order)) {
-      sliceUpdateToAdd(g, n, sliceUpdate(n, order)!, order);
+      continue;
+    }
+    const update = n.inputs[0]?.node?.kind === 'aten::slice' ? sliceUpdate(n, order) : undefined;
+    if (update) {
+      sliceUpdateToAdd(g, n, update, order);
       note(`${n.kind} (into a slice, as a full-size add)`);
     } else if (OUT_OF_PLACE[n.kind] && updatesPrivateValue(n)) {
-      const opts = { scope: n.scope, source: n.source };
-      const m = g.withInsertPoint(n, () => g.createNode(OUT_OF_PLACE[n.kind], [...n.inputs], [{ kind: 'Tensor' }], {}, opts));
+      const m = builderBefore(g, n).op(OUT_OF_PLACE[n.kind], [...n.inputs]);
       const info = valueInfo(n.output);
-      if (info) setValueInfo(m.output, info);
-      n.output.replaceAllUsesWith(m.output);
+      if (info) setValueInfo(m, info);
+      n.output.replaceAllUsesWith(m);
       n.destroy();
       note(`${n.kind} (of a value nothing else reads)`);
     } else if (n.kind === 'aten::einsum') {
