@@ -56,6 +56,11 @@ class TorchThread {
  private:
   TorchThread() { std::thread([this] { Loop(); }).detach(); }
   void Loop() {
+    // The executor's optimize flag is thread-local in libtorch: set on the JS thread only, every
+    // run here went through the optimizing profiling executor (its first runs profile, then it
+    // rewrites the graph: common subexpressions merged, so a late aten::size no longer holds its
+    // tensor, and measured peaks left the estimates).
+    torch::jit::setGraphExecutorOptimize(false);
     for (;;) {
       std::function<void()> task;
       {
