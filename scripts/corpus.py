@@ -352,10 +352,22 @@ def vision_builders() -> List[Tuple[str, str, str, str, Callable[[], nn.Module],
         ("timm_xcit", "timm", "xcit", "timm Xcit",
          lambda: __import__("timm").create_model("xcit_nano_12_p16_224", pretrained=False, depth=2, img_size=64,
                                                  num_classes=10), 64),
+        # MViTv2: decomposed relative positions written into the scores' slice (copy_ of the slice
+        # viewed over the grids plus two einsum terms), a class token, pooled q/k/v, residual pooling
+        ("timm_mvitv2", "timm", "mvitv2", "timm MultiScaleVit",
+         lambda: __import__("timm.models.mvitv2", fromlist=["MultiScaleVit"]).MultiScaleVit(
+             __import__("timm.models.mvitv2", fromlist=["MultiScaleVitCfg"]).MultiScaleVitCfg(
+                 depths=(1, 2), embed_dim=24, num_heads=1, use_cls_token=True, stride_q=((1, 1), (2, 2))),
+             img_size=64, num_classes=10), 64),
         ("timm_convnext", "timm", "convnext", "timm ConvNeXt",
          lambda: __import__("timm").create_model("convnext_atto", pretrained=False, num_classes=10), 64),
         ("torchvision_resnet18", "torchvision", "resnet", "torchvision ResNet",
          lambda: __import__("torchvision.models", fromlist=["resnet18"]).resnet18(weights=None, num_classes=10), 64),
+        # Swin: shifted windows (torch.roll, a mask built with new_zeros and slice fills), a relative
+        # position bias table, 4x4 windows of a 16x16 grid
+        ("torchvision_swin", "torchvision", "swin", "torchvision SwinTransformer",
+         lambda: __import__("torchvision.models.swin_transformer", fromlist=["SwinTransformer"]).SwinTransformer(
+             patch_size=[4, 4], embed_dim=24, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=10), 64),
         ("torchvision_vit_b_16", "torchvision", "vit", "torchvision VisionTransformer",
          lambda: __import__("torchvision.models", fromlist=["VisionTransformer"]).VisionTransformer(
              image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10), 32),

@@ -8,8 +8,10 @@
 //   softmax's dtype argument equal to the input's dtype -> None;
 //   an in-place update (add_, sub_, mul_, div_, masked_fill_) of a value that nothing else reads
 //     and that views nothing (`scores /= sqrt(d)`) -> the out-of-place op (same value);
-//   an add_/sub_ into a slice of a private value (`attn[:, :, 1:, 1:] += rel`, MViTv2) -> the
-//     value plus the update zero-padded to its full size, read by every later reader;
+//   an add_/sub_ into a slice of a private value (`attn[:, :, 1:, 1:] += rel`) -> the value plus
+//     the update zero-padded to its full size, read by every later reader; a copy_ into the
+//     slices of the slices plus terms (MViTv2's `attn[..] = (attn[..].view(..) + rel).view(..)`)
+//     is such an add_ first;
 //   einsum over two operands that is one batched matmul ('bhid,bhjd->bhij', 'bind,bjnd->bnij')
 //     -> matmul of its operands permuted (k^T as a transpose), the result permuted back.
 import type { Graph, Node, Value } from '../core/ir';
@@ -165,7 +167,7 @@ function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: S
   }
   const base = v, producer = base.node;
   const shape = tensorInfo(base)?.shape;
-  if (!steps.length || !producer || !shape || !FRESH_PRODUCERS.has(producer.kind) || !feedsSoftmax(base)) return undefined;
+  if (!producer || !shape || !FRESH_PRODUCERS.has(producer.kind) || !feedsSoftmax(base)) return undefined;
   // One block: a conditional update (inside an If) is not an unconditional add.
   if (n.owningBlock !== producer.owningBlock) return undefined;
   // Before the update, only the slice chain reads the base (else they would see it unchanged).
@@ -173,6 +175,64 @@ function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: S
   const before = base.uses.filter((x) => (order.get(x.node) ?? Infinity) < at);
   if (before.length !== 1 || before[0].node.kind !== 'aten::slice' || before[0].node.output.uses.length !== 1) return undefined;
   return { base, steps, shape, ...(writeBack ? { writeBack } : {}) };
+}
+
+const RESHAPES = new Set(['aten::view', 'aten::reshape']);
+
+/**
+ * `copy_(S, reshape(reshape(S2) + t1 + ... + tk))` where S2 re-reads the slices S writes (timm's
+ * MViTv2: `attn[:, :, i:, j:] = (attn[:, :, i:, j:].view(..) + rel_h + rel_w).view(..)`) is an
+ * additive update of those slices: `add_(S, reshape(expand(t1 + ... + tk)))`, which sliceUpdate
+ * then reads. Reshapes relabel elements in row-major order both ways, so the terms line up with
+ * the elements they were added to. Returns the add_ (the copy_ and the chain it read are gone).
+ */
+function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | undefined {
+  if (n.kind !== 'aten::copy_' || n.output.hasUses()) return undefined;
+  const dst = n.inputs[0], src = n.inputs[1];
+  const shape = tensorInfo(dst)?.shape, srcShape = tensorInfo(src)?.shape;
+  if (dst.node?.kind !== 'aten::slice' || !shape || !srcShape || shape.join() !== srcShape.join()) return undefined;
+  const dead: Node[] = [];
+  const isReread = (w: Value) => w !== dst && w.node?.kind === 'aten::slice' && sameSlices(w, dst);
+  const unitAlpha = (a: Node) => constOf(a.arg('alpha')!) === 1;
+  // The value leads, through single-use adds and reshapes, to the re-read slices.
+  const leads = (w: Value, depth = 0): boolean => {
+    if (isReread(w)) return true;
+    if (depth > 12 || w.uses.length !== 1 || !w.node) return false;
+    if (RESHAPES.has(w.node.kind)) return leads(w.node.inputs[0], depth + 1);
+    if (w.node.kind === 'aten::add' && unitAlpha(w.node)) return leads(w.node.arg('self')!, depth + 1) || leads(w.node.arg('other')!, depth + 1);
+    return false;
+  };
+  let v = src;
+  while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = v.node!.inputs[0]; }
+  // Every add at one shape (no reshape between them), the shape of the reshaped slices.
+  const sumShape = tensorInfo(v)?.shape;
+  const terms: Value[] = [];
+  while (v.node?.kind === 'aten::add' && v.uses.length === 1 && unitAlpha(v.node)) {
+    if (tensorInfo(v)?.shape.join() !== sumShape?.join()) return undefined;
+    const self = v.node.arg('self')!, other = v.node.arg('other')!;
+    const [run, term] = leads(self) ? [self, other] : leads(other) ? [other, self] : [undefined, undefined];
+    if (!run || !term || term.type.kind !== 'Tensor' || leads(term) || !keepsDtype(dst, term)) return undefined;
+    dead.push(v.node);
+    terms.push(term);
+    v = run;
+  }
+  while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = v.node!.inputs[0]; }
+  if (!terms.length || !sumShape || !isReread(v)) return undefined;
+  const { op: create, ints, constant } = builderBefore(g, n);
+  let sum = terms[terms.length - 1];
+  for (let i = terms.length - 2; i >= 0; i--) sum = create('aten::add', [sum, terms[i], constant(1n)]);
+  const update = create('aten::reshape', [create('aten::expand', [sum, ints(sumShape), constant(false)]), ints(shape)]);
+  setValueInfo(update, { ...tensorInfo(dst)!, strides: contiguousStrides(shape) });
+  const add = g.withInsertPoint(n, () => g.createNode('aten::add_', [dst, update, constant(1n)], [{ kind: 'Tensor' }], {}, { scope: n.scope, source: n.source }));
+  order.set(add, order.get(n)!);
+  n.destroy();
+  for (const d of dead) d.destroy();
+  for (let c: Node | null | undefined = v.node; c?.kind === 'aten::slice' && !c.output.hasUses();) {
+    const next: Node | null | undefined = c.inputs[0].node;
+    c.destroy();
+    c = next;
+  }
+  return add;
 }
 
 /** `a` and `b` are the same chain of slices (equal constant arguments) of one value. */
@@ -193,7 +253,8 @@ function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sl
     const st = u.steps.find((x) => x.dim === d);
     pads.push(st ? st.start : 0, st ? u.shape[d] - st.end : 0);
   }
-  const full = create('aten::constant_pad_nd', [other, ints(pads), constant(0)]);
+  // Slices of whole dims only (MViTv2 without a class token): the update covers the value.
+  const full = u.steps.length ? create('aten::constant_pad_nd', [other, ints(pads), constant(0)]) : other;
   const updated = create(n.kind === 'aten::add_' ? 'aten::add' : 'aten::sub', [u.base, full, n.inputs[2]]);
   const info = valueInfo(u.base);
   if (info) setValueInfo(updated, info);
@@ -239,10 +300,14 @@ export function canonicalize(g: Graph): CanonicalizeReport {
       note(`${n.kind} (same dtype)`);
       continue;
     }
-    const update = n.inputs[0]?.node?.kind === 'aten::slice' ? sliceUpdate(n, order) : undefined;
+    const additive = n.kind === 'aten::copy_' ? additiveCopy(g, n, order) : undefined;
+    const updater = additive ?? n;
+    const update = updater.inputs[0]?.node?.kind === 'aten::slice' ? sliceUpdate(updater, order) : undefined;
     if (update) {
-      sliceUpdateToAdd(g, n, update, order);
-      note(`${n.kind} (into a slice, as a full-size add)`);
+      note(`${additive ? 'aten::copy_ (an additive update)' : n.kind} (into a slice, as a full-size add)`);
+      sliceUpdateToAdd(g, updater, update, order);
+    } else if (additive) {
+      note('aten::copy_ (an additive update, as add_)');
     } else if (OUT_OF_PLACE[n.kind] && updatesPrivateValue(n)) {
       const m = builderBefore(g, n).op(OUT_OF_PLACE[n.kind], [...n.inputs]);
       const info = valueInfo(n.output);

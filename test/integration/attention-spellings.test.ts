@@ -1,6 +1,6 @@
 // Attention spellings beyond the partitioner's first reading (issue: attention, round 3), traced
-// from test/fixtures/attention_spellings.py and from transformers' CvtModel and Swinv2Model and timm's
-// Xcit (the corpus): each is
+// from test/fixtures/attention_spellings.py and from transformers' CvtModel and Swinv2Model, timm's
+// Xcit and MultiScaleVit (MViTv2) and torchvision's Swin (the corpus): each is
 // read into one attention core and lowered to SDPA, equal to the original within 1e-4, with
 // nothing of the explicit core left in the fused graph; what SDPA cannot express is refused and
 // listed with its reason; a softmax that is not attention is not listed.
@@ -50,7 +50,7 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.equal(r.status, 0, r.stderr);
   });
 
-  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'AddInPlace', 'SliceAssignedBias', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
+  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'AddInPlace', 'SliceAssignedBias', 'SliceCopiedRelPos', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
     it(`${name}: read as one core, lowered to SDPA, equal, nothing of the explicit core left`, async () => {
       const masked = name === 'MaskedFillInPlace';
       const mask = Tensor.from(BigInt64Array.from({ length: 128 }, (_, i) => (i < 50 || i >= 64 ? 1n : 0n)), [2, 64]);
@@ -75,6 +75,21 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.ok(capped.fusedDiff !== null && capped.fusedDiff <= TOL);
   });
 
+  it('talking heads (a linear over the heads between the scores and the softmax): refused, and listed with what is there', async () => {
+    const r = await lowerAndCompare(path.join(dir, 'TalkingHeads.pt'), [X], [randomTensor(X.shape, 'float32', 3)]);
+    assert.equal(r.cores.length, 1, JSON.stringify(r.cores));
+    assert.ok(!r.cores[0].lowered && /attention candidate/.test(r.cores[0].reason ?? '') && /aten::(linear|matmul|permute)/.test(r.cores[0].reason ?? ''), JSON.stringify(r.cores));
+    assert.equal(r.sdpa, 0);
+    assert.ok(r.fusedDiff !== null && r.fusedDiff <= TOL);
+  });
+
+  it('linear attention (softmax of q and of k apart, then q (k^T v)): no candidate, nothing lowered, equal', async () => {
+    const r = await lowerAndCompare(path.join(dir, 'LinearAttention.pt'), [X], [randomTensor(X.shape, 'float32', 3)]);
+    assert.deepEqual(r.cores, []);
+    assert.equal(r.sdpa, 0);
+    assert.ok(r.fusedDiff !== null && r.fusedDiff <= TOL);
+  });
+
   it('scores updated through a slice and also returned: the returned scores carry the update', async () => {
     const r = await lowerAndCompare(path.join(dir, 'SliceAssignedReturned.pt'), [X], [randomTensor(X.shape, 'float32', 3)]);
     assert.equal(r.cores.length, 1, JSON.stringify(r.cores));
@@ -88,7 +103,9 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
 
   for (const [id, what] of [['cvt', 'transformers CvtModel (einsum attention, convolutional projections)'],
     ['swinv2', 'transformers Swinv2Model (cosine attention: a scale per head, a 16*sigmoid bias, shifted windows)'],
-    ['timm_xcit', 'timm Xcit (cross-covariance attention over channels with a temperature per head, class attention)']]) {
+    ['timm_xcit', 'timm Xcit (cross-covariance attention over channels with a temperature per head, class attention)'],
+    ['timm_mvitv2', 'timm MultiScaleVit (MViTv2: relative positions copied into a slice of the scores, a class token, pooled q/k/v)'],
+    ['torchvision_swin', 'torchvision SwinTransformer (shifted windows, a relative position bias, the mask built in the graph)']]) {
     it(`${what}: every core lowered, equal, the fused peak as estimated`, async function () {
       const corpus = await loadCorpus({ log: () => {} });
       const fx = corpus.byId[id];
