@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import math
 import time
 import traceback
 
@@ -47,18 +48,62 @@ def build_vit_b_16_dynamic_batch(args):
         **extra, "dynamicShapes": {"x": {0: "batch"}}, "_dynamic": {"x": {0: batch}}, "_check": (torch.randn(3, 3, 224, 224),)}
 
 
-# Programs with no TorchScript twin: symbolic sizes.
-PROGRAMS = {"vit_b_16_dynamic_batch": build_vit_b_16_dynamic_batch}
+class NoGradRotary(torch.nn.Module):
+    """Rotary angles computed under @torch.no_grad(), as transformers' rotary embeddings are."""
+    def __init__(self, dim):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, dim, 2).float() / dim)), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, x):
+        t = torch.arange(x.shape[1], dtype=torch.float32)
+        freqs = torch.outer(t, self.inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos(), emb.sin()
+
+
+class RotaryAttention(torch.nn.Module):
+    """q and k rotated by angles from a no-grad region, then SDPA-free attention (4 heads of 12)."""
+    def __init__(self, d=48, h=4):
+        super().__init__()
+        self.h = h
+        self.qkv = torch.nn.Linear(d, 3 * d)
+        self.rotary = NoGradRotary(d // h)
+
+    def forward(self, x):
+        b, l, d = x.shape
+        q, k, v = (t.view(b, l, self.h, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        cos, sin = self.rotary(x)
+        rot = lambda t: torch.cat((-t[..., t.shape[-1] // 2:], t[..., : t.shape[-1] // 2]), -1)
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        a = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)
+        return (a @ v).transpose(1, 2).reshape(b, l, d)
+
+
+def build_rotary_grad_region(args):
+    """A no-grad region exported with gradients on (torch.export's default): a
+    wrap_with_set_grad_enabled higher-order op around the rotary angles."""
+    torch.manual_seed(em.SEED + 4)
+    model = RotaryAttention()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return model, (torch.randn(2, 16, 48),), ["x"], ["out"], {"_grad": True}
+
+
+# Programs with no TorchScript twin: symbolic sizes, a grad-mode region.
+PROGRAMS = {"vit_b_16_dynamic_batch": build_vit_b_16_dynamic_batch, "rotary_grad_region": build_rotary_grad_region}
 
 
 def export_program(out: str, name: str, model, inputs, in_names, out_names, extra, t0: float) -> dict:
     model.eval()
     dynamic = extra.pop("_dynamic", None)
     check = extra.pop("_check", None)
+    grad = extra.pop("_grad", False)
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=out)
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             ep = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic)
+        with torch.no_grad():
             inputs = check or inputs  # a symbolic size is checked at a size other than the example's
             eager = em.flatten_outputs(model(*inputs))
         pt2 = os.path.join(tmp, "program.pt2")

@@ -464,7 +464,15 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
     const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1), v = shapeAt(f, n, 2);
     if (!q || !k || !v) return 0;
     const L = q.shape[q.shape.length - 2], E = q.shape[q.shape.length - 1], S = k.shape[k.shape.length - 2], Ev = v.shape[v.shape.length - 1];
-    return attentionWorkspace({ batch: numel(q.shape) / (L * E), L, S, E, Ev }, dtypeBytes(q), kernel, kind, hook);
+    // SDPA turns a bool mask into an additive one of q's dtype (measured: numel x its bytes);
+    // libtorch's CPU flash kernel reads a float mask along its last dim, and one whose last dim
+    // is strided (a permuted bias table, MaxViT's) is copied to contiguous first.
+    const maskAt = n.inputs.indexOf(n.arg('attn_mask')!);
+    const mask = maskAt >= 0 ? shapeAt(f, n, maskAt) : undefined;
+    const maskCopy = !mask || !mask.shape.length ? 0
+      : mask.dtype === 'bool' ? numel(mask.shape) * dtypeBytes(q)
+      : kernel === 'flash' && cpu && mask.shape[mask.shape.length - 1] > 1 && mask.strides[mask.strides.length - 1] !== 1 ? numel(mask.shape) * dtypeBytes(mask) : 0;
+    return attentionWorkspace({ batch: numel(q.shape) / (L * E), L, S, E, Ev }, dtypeBytes(q), kernel, kind, hook) + maskCopy;
   }
   if (kind === 'aten::layer_norm') {
     const x = shapeAt(f, n, 0);

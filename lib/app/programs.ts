@@ -14,7 +14,7 @@ export interface ProgramFixture extends ModelFixture {
 }
 
 /** Programs with no TorchScript twin (scripts/export_programs.py PROGRAMS): symbolic sizes. */
-export const PROGRAM_ONLY: readonly string[] = ['vit_b_16_dynamic_batch'];
+export const PROGRAM_ONLY: readonly string[] = ['vit_b_16_dynamic_batch', 'rotary_grad_region'];
 
 function programKey(torchVersion: string, name: string): string {
   const h = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'export_programs.py'))).digest('hex');

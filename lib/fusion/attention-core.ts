@@ -36,6 +36,8 @@ export interface CoreMask {
    */
   form: 'bool' | 'additive' | 'fill';
   negate?: boolean;
+  /** additive: subtracted from the scores (Funnel's `scores - 1e6 * (1 - mask)`). */
+  subtracted?: boolean;
   /** A causal mask triu(ones(L, S), 1): SDPA's is_causal when it is the only mask. */
   causal?: boolean;
   fill?: number;
@@ -344,5 +346,11 @@ function readMask(n: Node, inGroup: (v: Value) => boolean, push: (m: Omit<CoreMa
     push({ value: mask, form: 'additive' }, n.output);
     return scores;
   }
-  throw new Refuse('not a mask SDPA can take (masked_fill/where with -inf or a huge negative, or an added tensor)', n);
+  if (kind === 'aten::sub' && n.arg('other')?.type.kind === 'Tensor' && scalarOf(n.arg('alpha')) === 1 && inGroup(n.arg('self')!)) {
+    const mask = n.arg('other')!;
+    if (scalarOf(mask) !== undefined) throw new Refuse('a constant subtracted from the scores is a shift, not a mask', n);
+    push({ value: mask, form: 'additive', subtracted: true }, n.output);
+    return n.arg('self')!;
+  }
+  throw new Refuse('not a mask SDPA can take (masked_fill/where with -inf or a huge negative, or an added or subtracted tensor)', n);
 }

@@ -145,7 +145,8 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     const batched = c.scoresShape.length === 3;
     const in4d = (t: Value) => (batched && t !== q && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
     const k = c.k ?? em.transpose(c.kT!, -2, -1);
-    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(q), in4d(k), in4d(c.v), mask ? in4d(mask) : em.none(),
+    // The mask has the scores' rank by now, recorded or not (a combined mask has no recorded shape).
+    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(q), in4d(k), in4d(c.v), mask ? (batched ? em.unsqueeze(mask, 0) : mask) : em.none(),
       em.constant(c.dropout), em.constant(causalOnly), scale, em.constant(false));
     if (batched) sdpa = em.squeeze(sdpa, 0);
     c.context.output.replaceAllUsesWith(sdpa);
@@ -173,6 +174,7 @@ function combinedMask(em: Emitter, c: AttentionCore): Value | null {
   return c.masks.map((m) => {
     if (m.form === 'bool') return em.op('aten::where', masked(m), em.constant(-Infinity), em.constant(0));
     let additive = m.form === 'fill' ? em.op('aten::where', masked(m), em.constant(m.fill!), em.constant(0)) : toScores(m.value, m.space);
+    if (m.subtracted) additive = em.op('aten::neg', additive);
     if (m.factor !== 1) additive = em.op('aten::mul', additive, em.constant(m.factor));
     for (const r of m.runtime) additive = em.op(r.divide ? 'aten::div' : 'aten::mul', additive, r.value);
     return additive;

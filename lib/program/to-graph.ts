@@ -11,7 +11,7 @@ import { TorchGraphError } from '../core/errors';
 import type { NativeOpDefault } from '../torchscript/binding';
 import {
   c10Layout, c10MemoryFormat, c10ScalarType, dtypeOf, parseModuleStack, sourceOf, symInt,
-  type Argument, type ModelJson, type SerializedNode, type SymArg, type TensorMeta,
+  type Argument, type ModelJson, type SerializedGraph, type SerializedNode, type SymArg, type TensorMeta,
 } from './format';
 
 /** libtorch's schema of an overload with its defaults (native opSchema), or null. */
@@ -129,7 +129,10 @@ function boundTensors(program: ModelJson): { arg: string; ref: ProgramTensorRef 
 
 class GraphWriter {
   readonly g = new Graph();
-  readonly values = new Map<string, Value>();
+  /** Values by name; a wrapped region (inlineGradModeRegion) writes into a namespace of its own. */
+  values = new Map<string, Value>();
+  /** Tensor metadata by name, of the graph being written (a region's subgraph has its own). */
+  tensorValues: Record<string, TensorMeta>;
   /** The scope of the node being written: its constants and lists belong to the same module call. */
   current: { scope?: ScopeFrame[] } = {};
   /** Nodes left out (export-time assertions), by target. */
@@ -137,7 +140,9 @@ class GraphWriter {
   private readonly schemas = new Map<string, { schema: OpSchema; defaults: (NativeOpDefault | undefined)[] } | null>();
 
   constructor(private readonly program: ModelJson, private readonly lookup: SchemaLookup, private readonly classes: Map<string, string>,
-    private readonly targetDevice?: string) {}
+    private readonly targetDevice?: string) {
+    this.tensorValues = program.graph_module.graph.tensor_values;
+  }
 
   schemaOf(kind: string, overload: string) {
     const key = `${kind}.${overload}`;
@@ -159,7 +164,7 @@ class GraphWriter {
     return v;
   }
 
-  meta(name: string): TensorMeta | undefined { return this.program.graph_module.graph.tensor_values[name]; }
+  meta(name: string): TensorMeta | undefined { return this.tensorValues[name]; }
 
   constant(v: bigint | number | boolean | string | null | bigint[] | number[]): Value {
     if (!Array.isArray(v)) return this.g.insertConstant(v, this.current);
@@ -276,6 +281,10 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
   const op = opOfTarget(n.target);
   const where = `node '${n.name ?? '?'}' (${n.target})`;
   const fix = 'torchgraph builds programs of ATen ops that libtorch registers for TorchScript; export without this op (or decompose it with ep.run_decompositions())';
+  if (n.target === 'torch.ops.higher_order.wrap_with_set_grad_enabled') {
+    inlineGradModeRegion(w, n, where);
+    return;
+  }
   if (!op && n.target.startsWith('torch.ops.higher_order.')) {
     throw loadError(`${where}: a higher-order op (control flow or a wrapped subgraph), which torchgraph cannot build`,
       'Export a model without data-dependent control flow (decide the branch in Python before export), or inline the wrapped region');
@@ -310,6 +319,38 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
   const outs = n.outputs.slice(0, returns);
   const node = w.g.createNode(kind, inputs, outs.map((o) => outputType(w, o)), {}, opts);
   outs.forEach((o, i) => defineOutput(w, o, node.outputs[i], opts));
+}
+
+/**
+ * A region exported with grad mode switched (a `@torch.no_grad()` forward, such as transformers'
+ * rotary and sinusoidal embeddings, exported with gradients on): its ops, written in place. Grad
+ * mode changes no value, and torchgraph runs in inference mode. The subgraph is closed: its
+ * inputs are the operands, its names its own.
+ */
+function inlineGradModeRegion(w: GraphWriter, n: SerializedNode, where: string): void {
+  const sub = n.inputs.map((i) => i.arg).find((a) => a.as_graph)?.as_graph as { graph?: SerializedGraph } | undefined;
+  const operands = n.inputs.map((i) => i.arg).filter((a) => !a.as_graph && typeof a.as_bool !== 'boolean');
+  if (!sub?.graph || sub.graph.inputs.length !== operands.length) throw loadError(`${where}: a grad-mode region without its subgraph`, 'The archive is damaged: save the program again');
+  const bound = operands.map((a) => argValue(w, a, where));
+  const outer = w.values, outerMeta = w.tensorValues;
+  w.values = new Map();
+  w.tensorValues = { ...outerMeta, ...sub.graph.tensor_values };
+  let results: Value[];
+  try {
+    sub.graph.inputs.forEach((a, i) => {
+      const name = a.as_tensor?.name ?? a.as_sym_int?.as_name;
+      if (!name) throw loadError(`${where}: a region input of kind ${Object.keys(a).join(',')}`, 'torchgraph inlines regions over tensors and sizes');
+      w.define(name, bound[i]);
+    });
+    for (const inner of sub.graph.nodes) writeNode(w, inner);
+    results = sub.graph.outputs.flatMap((a) => (a.as_tensors ? a.as_tensors.map((t) => w.value(t.name)) : [argValue(w, a, where)]));
+  } finally {
+    w.values = outer;
+    w.tensorValues = outerMeta;
+  }
+  const names = n.outputs.flatMap((a) => (a.as_tensors ? a.as_tensors.map((t) => t.name) : [a.as_tensor?.name ?? a.as_sym_int?.as_name]));
+  if (names.length !== results.length) throw loadError(`${where}: ${names.length} outputs for a region returning ${results.length}`, 'The archive is damaged: save the program again');
+  names.forEach((name, i) => { if (name) w.define(name, results[i]); });
 }
 
 function defineOutput(w: GraphWriter, o: Argument, v: Value, opts: { scope: ScopeFrame[] }): void {

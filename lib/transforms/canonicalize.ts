@@ -186,13 +186,17 @@ const RESHAPES = new Set(['aten::view', 'aten::reshape']);
  * then reads. Reshapes relabel elements in row-major order both ways, so the terms line up with
  * the elements they were added to. Returns the add_ (the copy_ and the chain it read are gone).
  */
-function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | undefined {
-  if (n.kind !== 'aten::copy_' || n.output.hasUses()) return undefined;
+function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whole' | undefined {
+  if (n.kind !== 'aten::copy_') return undefined;
   const dst = n.inputs[0], src = n.inputs[1];
   const shape = tensorInfo(dst)?.shape, srcShape = tensorInfo(src)?.shape;
-  if (dst.node?.kind !== 'aten::slice' || !shape || !srcShape || shape.join() !== srcShape.join()) return undefined;
+  if (!shape || !srcShape || shape.join() !== srcShape.join()) return undefined;
+  // Into slices (a trace) the copy_'s result goes unread; into the whole value (a program, where
+  // the slices of whole dims are an alias) the softmax reads it.
+  const whole = dst.node?.kind !== 'aten::slice';
+  if (!whole && n.output.hasUses()) return undefined;
   const dead: Node[] = [];
-  const isReread = (w: Value) => w !== dst && w.node?.kind === 'aten::slice' && sameSlices(w, dst);
+  const isReread = (w: Value) => w !== dst && (w.node?.kind === 'aten::slice' || w.node?.kind === 'aten::alias') && sameSlices(w, dst);
   const unitAlpha = (a: Node) => constOf(a.arg('alpha')!) === 1;
   // The value leads, through single-use adds and reshapes, to the re-read slices.
   const leads = (w: Value, depth = 0): boolean => {
@@ -218,25 +222,45 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | undef
   }
   while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = v.node!.inputs[0]; }
   if (!terms.length || !sumShape || !isReread(v)) return undefined;
+  if (whole) {
+    // The value itself: private, on its way to a softmax, read before only by what is rewritten.
+    const producer = dst.node;
+    if (!producer || !FRESH_PRODUCERS.has(producer.kind) || producer.owningBlock !== n.owningBlock || !feedsSoftmax(n.output)) return undefined;
+    const at = order.get(n)!;
+    if (dst.uses.some((x) => x.node !== n && x.node !== v.node && (order.get(x.node) ?? Infinity) < at)) return undefined;
+  }
   const { op: create, ints, constant } = builderBefore(g, n);
   let sum = terms[terms.length - 1];
   for (let i = terms.length - 2; i >= 0; i--) sum = create('aten::add', [sum, terms[i], constant(1n)]);
   const update = create('aten::reshape', [create('aten::expand', [sum, ints(sumShape), constant(false)]), ints(shape)]);
   setValueInfo(update, { ...tensorInfo(dst)!, strides: contiguousStrides(shape) });
-  const add = g.withInsertPoint(n, () => g.createNode('aten::add_', [dst, update, constant(1n)], [{ kind: 'Tensor' }], {}, { scope: n.scope, source: n.source }));
-  order.set(add, order.get(n)!);
+  let result: Node | 'whole';
+  if (whole) {
+    const added = create('aten::add', [dst, update, constant(1n)]);
+    const info = valueInfo(dst);
+    if (info) setValueInfo(added, info);
+    n.output.replaceAllUsesWith(added);
+    const at = order.get(n)!;
+    for (const use of [...dst.uses]) if ((order.get(use.node) ?? -1) > at) use.node.replaceInput(use.index, added);
+    result = 'whole';
+  } else {
+    result = g.withInsertPoint(n, () => g.createNode('aten::add_', [dst, update, constant(1n)], [{ kind: 'Tensor' }], {}, { scope: n.scope, source: n.source }));
+    order.set(result, order.get(n)!);
+  }
   n.destroy();
   for (const d of dead) d.destroy();
-  for (let c: Node | null | undefined = v.node; c?.kind === 'aten::slice' && !c.output.hasUses();) {
+  for (let c: Node | null | undefined = v.node; (c?.kind === 'aten::slice' || c?.kind === 'aten::alias') && !c.output.hasUses();) {
     const next: Node | null | undefined = c.inputs[0].node;
     c.destroy();
     c = next;
   }
-  return add;
+  return result;
 }
 
-/** `a` and `b` are the same chain of slices (equal constant arguments) of one value. */
+/** `a` and `b` are the same chain of slices (equal constant arguments) of one value; an alias is its input. */
 function sameSlices(a: Value, b: Value): boolean {
+  if (a.node?.kind === 'aten::alias') return sameSlices(a.node.inputs[0], b);
+  if (b.node?.kind === 'aten::alias') return sameSlices(a, b.node.inputs[0]);
   const x = a.node, y = b.node;
   if (x?.kind !== 'aten::slice' || y?.kind !== 'aten::slice') return a === b;
   return x.inputs.slice(1).every((v, i) => constOf(v) === constOf(y.inputs[i + 1]) && constOf(v) !== undefined) && sameSlices(x.inputs[0], y.inputs[0]);
@@ -301,6 +325,10 @@ export function canonicalize(g: Graph): CanonicalizeReport {
       continue;
     }
     const additive = n.kind === 'aten::copy_' ? additiveCopy(g, n, order) : undefined;
+    if (additive === 'whole') {
+      note('aten::copy_ (an additive update of the whole value, as add)');
+      continue;
+    }
     const updater = additive ?? n;
     const update = updater.inputs[0]?.node?.kind === 'aten::slice' ? sliceUpdate(updater, order) : undefined;
     if (update) {

@@ -15,7 +15,8 @@ export function einsumAsMatmul(n: Node): EinsumMatmul | undefined {
   const eq = constOf(n.arg('equation')!);
   const list = n.arg('tensors')?.node;
   if (typeof eq !== 'string' || list?.kind !== 'prim::ListConstruct' || list.inputs.length !== 2) return undefined;
-  const m = /^\s*([a-zA-Z]+)\s*,\s*([a-zA-Z]+)\s*->\s*([a-zA-Z]*)\s*$/.exec(eq);
+  // Spaces may stand anywhere (torchvision's MaxViT writes "B G H I D, B G H J D -> B G H I J").
+  const m = /^([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]*)$/.exec(eq.replace(/\s+/g, ''));
   if (!m) return undefined;
   const [, x, y, out] = m;
   if ([x, y, out].some((t) => new Set(t).size !== t.length)) return undefined;

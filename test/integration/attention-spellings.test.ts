@@ -50,9 +50,9 @@ describe('attention spellings: einsum, in-place scale and mask, views, and no si
     assert.equal(r.status, 0, r.stderr);
   });
 
-  for (const name of ['Einsum', 'EinsumPermuted', 'DivInPlace', 'MaskedFillInPlace', 'AddInPlace', 'SliceAssignedBias', 'SliceCopiedRelPos', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
+  for (const name of ['Einsum', 'EinsumPermuted', 'EinsumSpaced', 'BaddbmmAlibi', 'DivInPlace', 'MaskedFillInPlace', 'SubtractedMask', 'AddInPlace', 'SliceAssignedBias', 'SliceCopiedRelPos', 'ViewBetween', 'PerHeadTemperature', 'CosineAttention']) {
     it(`${name}: read as one core, lowered to SDPA, equal, nothing of the explicit core left`, async () => {
-      const masked = name === 'MaskedFillInPlace';
+      const masked = name === 'MaskedFillInPlace' || name === 'SubtractedMask';
       const mask = Tensor.from(BigInt64Array.from({ length: 128 }, (_, i) => (i < 50 || i >= 64 ? 1n : 0n)), [2, 64]);
       const specs: InputSpec[] = masked ? [X, { shape: [2, 64], dtype: 'int64' }] : [X];
       const r = await lowerAndCompare(path.join(dir, `${name}.pt`), specs, masked ? [randomTensor(X.shape, 'float32', 3), mask] : [randomTensor(X.shape, 'float32', 3)]);

@@ -131,6 +131,20 @@ describe('torch.export programs (.pt2)', function () {
     }
   });
 
+  it('inlines a region exported with grad mode switched (a @torch.no_grad() rotary embedding, exported with gradients on): as Python does, its core lowered', async () => {
+    const fx = await ensureProgram('rotary_grad_region');
+    assert.ok(Object.keys((fx.graphs as Record<string, { kinds?: Record<string, number> }>).program?.kinds ?? {}).some((k) => /wrap_with_set_grad_enabled/.test(k)), 'the fixture has the region');
+    assert.ok(await parity(fx) <= 1e-5);
+    const m = await loadProgram(fx.program);
+    try {
+      const p = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+      assert.equal(p.lowering.attentionCores.length, 1);
+      assert.ok(p.lowering.attentionCores[0].lowered, JSON.stringify(p.lowering.attentionCores));
+    } finally {
+      m.dispose();
+    }
+  });
+
   it('refuses what it cannot run with ERR_LOAD saying what it is and what to do', async () => {
     const bad = await ensureBadPrograms();
     await assert.rejects(loadProgram(bad.cond), (e: Error & { code?: string }) => e.code === 'ERR_LOAD' && /torch\.ops\.higher_order\.cond/.test(e.message) && /without data-dependent control flow/.test(e.message));
