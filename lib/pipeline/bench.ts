@@ -1,6 +1,7 @@
 // One benchmark case measured: prepare the three graphs, run them interleaved (warm-up,
 // repetitions), and report medians, spread, measured peaks, max abs diffs and the project's
 // targets as ratios within the same process. Which cases, and printing, are lib/app/bench.ts.
+import { warmUp } from './warm-up';
 import { loadModel } from '../program/load-model';
 import { readNpy } from '../torchscript/npy';
 import type { TypedArray } from '../torchscript/binding';
@@ -86,11 +87,14 @@ async function optimizedRunner(c: BenchCase, device: string, inputs: Tensor[], r
     const moved = inputs.map((t) => (t.device === device ? t : t.to(device)));
     const expected = flattenTensors(await reference.forward(...moved));
     let maxAbsDiff: number | null = null;
-    for (let i = 0; i < (c.warmup ?? 2); i++) {
+    await warmUp(async () => {
+      const t0 = performance.now();
       const got = flattenTensors(await o.forward(...moved));
-      if (i === 0) maxAbsDiff = outputsDiff(expected, got);
+      const ms = performance.now() - t0;
+      maxAbsDiff ??= outputsDiff(expected, got);
       got.forEach((t) => t.dispose());
-    }
+      return ms;
+    }, { min: Math.max(1, c.warmup ?? 2) });
     expected.forEach((t) => t.dispose());
     return {
       runner: { name: 'optimized', time: async () => { const t0 = performance.now(); flattenTensors(await o.forward(...moved)).forEach((t) => t.dispose()); return performance.now() - t0; } },
@@ -115,7 +119,7 @@ async function ablationRunners(module: Module, c: BenchCase, opts: RunCaseOption
       const off = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition, [name]: false });
       const g = nativeSync(() => module._native.buildGraph(off.fused.toData()));
       built.push(g);
-      for (let i = 0; i < (c.warmup ?? 2); i++) await native(() => g.run(args)); // warmed up by their owner, as anchors are
+      await warmUp(async () => (await native(() => g.run(args))).ms, { min: Math.max(1, c.warmup ?? 2) }); // by their owner, as anchors are
     }
   } catch (e) {
     built.forEach((g) => g.dispose());

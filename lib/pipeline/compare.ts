@@ -6,6 +6,8 @@ import type { Module } from '../torchscript/module';
 import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
 import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
+import { warmUp, type WarmUp } from './warm-up';
+import { loadBefore, machineLoad, type MachineLoad } from './machine-load';
 
 export type RunName = 'original' | 'unfused' | 'fused';
 
@@ -19,6 +21,8 @@ export interface RunStats {
   peakBytes: number;
   /** max abs diff of the outputs against the original (0 for the original itself; null when not comparable). */
   maxAbsDiff: number | null;
+  /** Warm-up runs before timing, and whether the time had settled (absent with warmup 0). */
+  warmUp?: WarmUp;
 }
 
 /** A run outside this process timed in the same rotation (PyTorch eager, torch.compile: lib/app/anchors.ts). */
@@ -37,9 +41,12 @@ export interface Comparison {
   external?: Record<string, TimingStats>;
   /** Change of process RSS over all the runs: includes allocator caching, not a peak. */
   rssDeltaBytes: number;
+  /** How busy the machine was while timing, and a warning when the times cannot be trusted. */
+  load: MachineLoad;
 }
 
 export interface CompareOptions {
+  /** Warm-up runs at least (default 2), then more until two successive runs agree (warm-up.ts); 0: none. */
   warmup?: number;
   repetitions?: number;
   /** Called after each timed run (for progress displays). */
@@ -112,15 +119,19 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
   const rss0 = process.memoryUsage().rss;
   try {
     const outputs = new Map<RunName, Tensor[]>();
+    const warmUps = new Map<RunName, WarmUp>();
     for (const r of runners) {
-      for (let i = 0; i < warmup; i++) {
+      // The last warm-up run's outputs are the ones compared.
+      const once = async () => {
         const res = await native(() => r.run(args));
-        const outs = flattenTensors(fromNativeValue(res.output));
-        if (i === warmup - 1 || warmup === 1) outputs.set(r.name, outs);
-        else outs.forEach((t) => t.dispose());
-      }
-      if (warmup === 0) outputs.set(r.name, flattenTensors(fromNativeValue((await native(() => r.run(args))).output)));
+        outputs.get(r.name)?.forEach((t) => t.dispose());
+        outputs.set(r.name, flattenTensors(fromNativeValue(res.output)));
+        return res.ms;
+      };
+      if (warmup > 0) warmUps.set(r.name, await warmUp(once, { min: warmup }));
+      else await once();
     }
+    const load0 = loadBefore();
     const times = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
     const peaks = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
     const externalTimes = new Map<string, number[]>((options.external ?? []).map((x) => [x.name, []]));
@@ -147,12 +158,14 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
         samples: ts,
         peakBytes: median(peaks.get(name)!),
         maxAbsDiff: name === 'original' ? 0 : maxAbsDiff(outputs.get(name)!, original),
+        ...(warmUps.has(name) ? { warmUp: warmUps.get(name)! } : {}),
       };
     };
     const result: Comparison = {
       device,
       runs: { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') },
       rssDeltaBytes: process.memoryUsage().rss - rss0,
+      load: machineLoad(load0, [...times.values()]),
       ...(externalTimes.size ? { external: Object.fromEntries([...externalTimes].map(([k, ts]) => [k, timing(ts)])) } : {}),
     };
     for (const outs of outputs.values()) outs.forEach((t) => t.dispose());

@@ -7,6 +7,7 @@ import { disposeValue, type Tensor } from '../torchscript/tensor';
 import { TorchGraphError } from '../core/errors';
 import { analyzeGraph, countFlops } from '../analysis';
 import { decomposeStandardView, fuseDecomposed } from './prepare';
+import { attentionModuleOf } from '../transforms/decompose-attention';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { compareGraphs } from './compare';
 import { runtimeInfo } from '../torchscript/runtime-info';
@@ -49,6 +50,10 @@ async function standardStage(model: Module, inputs: Tensor[] = []): Promise<Stag
 async function decomposeStage(model: Module, standard: Graph, inputs: Tensor[]): Promise<DecomposeStage> {
   const { decomposed: graph, decomposition } = await decomposeStandardView(model, standard, specsOf(inputs));
   const { report } = decomposition;
+  const sites = [...report.decomposed.map((d) => ({ module: attentionModuleOf(d.form, d.id), done: true })),
+    ...report.skipped.map((x) => ({ module: attentionModuleOf(x.form, x.node.slice(x.node.indexOf(' ') + 1)), done: false }))];
+  const modules = new Map<string, boolean>();
+  for (const x of sites) modules.set(x.module, (modules.get(x.module) ?? true) && x.done);
   return {
     graph,
     stats: { flops: countFlops(graph).total },
@@ -56,6 +61,7 @@ async function decomposeStage(model: Module, standard: Graph, inputs: Tensor[]):
       found: report.found,
       decomposed: report.decomposed.length,
       skipped: report.skipped.map((s) => ({ node: s.node, reason: s.reason })),
+      modules: { found: modules.size, decomposed: [...modules.values()].filter(Boolean).length },
     },
     attentions: [
       ...report.decomposed.map((d) => ({ id: d.id, form: d.form, heads: d.numHeads, embedDim: d.embedDim, batchFirst: d.batchFirst, opsExposed: d.opsExposed, decomposed: true })),
@@ -90,9 +96,15 @@ async function partitionStage(model: Module, decomposed: Graph, inputs: Tensor[]
 
 /** Original, unfused and fused run, compared and measured. */
 async function runStage(model: Module, graphs: { decomposed: Graph; fused: Graph }, inputs: Tensor[]): Promise<RunStage> {
-  const cmp = await compareGraphs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs, { warmup: 1, repetitions: 5 });
+  const cmp = await compareGraphs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs, { warmup: 2, repetitions: 5 });
   const r = cmp.runs;
+  const settled = (w: typeof r.original.warmUp) => ({ runs: w?.runs ?? 0, settled: w?.settled ?? true });
   return {
+    timing: {
+      warmUp: { original: settled(r.original.warmUp), unfused: settled(r.unfused.warmUp), fused: settled(r.fused.warmUp) },
+      loadAverage: cmp.load.loadAverage, cores: cmp.load.cores, spread: cmp.load.spread,
+      ...(cmp.load.warning ? { warning: cmp.load.warning } : {}),
+    },
     original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
     unfused: { peakBytes: r.unfused.peakBytes, medianMs: r.unfused.medianMs, maxAbsDiff: r.unfused.maxAbsDiff },
     fused: { peakBytes: r.fused.peakBytes, medianMs: r.fused.medianMs, maxAbsDiff: r.fused.maxAbsDiff },

@@ -12,7 +12,7 @@ import { graphStats, metaAttention } from '../report/stats';
 import {
   REPORT_FORMAT,
   type AttentionDetail, type AttentionSummary, type Environment, type FusedGraphStats, type GraphDrawing, type GraphStats,
-  type MemoryTimelines, type ReportCheck, type ReportInput, type ValidationReport,
+  type MemoryTimelines, type ReportCheck, type ReportInput, type TimingInfo, type ValidationReport,
 } from '../report/types';
 
 /** A graph a stage produced, with numbers that override or add to graphStats(graph). */
@@ -59,6 +59,8 @@ export interface RunStage {
   attentionDiffs?: Record<string, number | null>;
   /** More checks the runtime made. */
   checks?: ReportCheck[];
+  /** Warm-up and machine load behind the times. */
+  timing?: TimingInfo;
 }
 
 export interface RunOptions {
@@ -120,7 +122,10 @@ export function attentionCheck(a: AttentionSummary): ReportCheck {
   if (a.found === 0) return { name: 'attention-decomposed', passed: true, detail: 'no attention found in the model' };
   const passed = a.decomposed === a.found;
   const skipped = a.skipped.length ? `; skipped: ${a.skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : '';
-  return { name: 'attention-decomposed', passed, detail: `${a.decomposed} of ${a.found} attentions decomposed${skipped}` };
+  const count = a.modules && a.modules.found !== a.found
+    ? `${a.modules.decomposed} of ${a.modules.found} attentions decomposed (${a.decomposed} of ${a.found} sites: fast and slow path)`
+    : `${a.decomposed} of ${a.found} attentions decomposed`;
+  return { name: 'attention-decomposed', passed, detail: `${count}${skipped}` };
 }
 
 /** The liveness estimates against the measured peaks; none when a run was not measured. */
@@ -209,6 +214,7 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
       passed: checks.every((c) => c.passed),
       tolerance,
       checks,
+      ...(run.timing ? { timing: run.timing } : {}),
       inputs: opts.inputInfo,
       ...(attentions ? { attentions } : {}),
       ...(part.memory ? { memory: part.memory } : {}),

@@ -115,7 +115,7 @@ const reportCheck: Check = obj({
   attention: obj({
     found: int(), decomposed: int(),
     skipped: arrayOf(obj({ node: str, reason: str })),
-  }),
+  }, { modules: obj({ found: int(), decomposed: int() }) }),
   graphs: obj({ standard: graph, decomposed: graph, fused: fusedGraph }),
   runs: obj({
     original: obj({ peakBytes: int(-1), medianMs: num }, { estimatedPeakBytes: int(-1) }),
@@ -126,6 +126,10 @@ const reportCheck: Check = obj({
 }, {
   tolerance: num,
   checks: arrayOf(obj({ name: str, passed: bool, detail: str })),
+  timing: obj({
+    warmUp: obj({ original: obj({ runs: int(), settled: bool }), unfused: obj({ runs: int(), settled: bool }), fused: obj({ runs: int(), settled: bool }) }),
+    loadAverage: num, cores: int(1), spread: num,
+  }, { warning: str }),
   inputs: arrayOf(obj({ name: str, shape: arrayOf(int()), dtype: str, source: str })),
   attentions: arrayOf(obj({ id: str, form: oneOf('module', 'native_mha', 'encoder_layer', 'sdpa'), opsExposed: int(), decomposed: bool },
     { heads: int(1), embedDim: int(1), batchFirst: bool, reason: str, maxAbsDiff: numOrNull })),

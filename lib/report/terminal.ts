@@ -42,9 +42,19 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   out.push(textTable(['', 'standard', 'decomposed', 'fused'], rows).trimEnd());
   out.push('');
 
+  const t = report.timing;
+  if (t) {
+    const names = ['original', 'unfused', 'fused'] as const;
+    const unsettled = names.filter((n) => !t.warmUp[n].settled);
+    out.push(`Times: medians of the timed runs, interleaved, after ${names.map((n) => t.warmUp[n].runs).join(' / ')} warm-up runs` +
+      (unsettled.length ? `; ${unsettled.join(' and ')} had not settled (three successive runs still differed by over 20%)` : ' (each settled)'));
+    if (t.warning) out.push(`Warning: ${t.warning}`);
+  }
+  // The headline compares with the model as given; the decomposed graph is the detail.
+  const vsOriginal = memoryReduction(r.original.peakBytes, r.fused.peakBytes);
   const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
   const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
-  out.push(`Memory reduction, fused vs unfused peak: ${formatPercent(est)} estimated, ${formatPercent(meas)} measured`);
+  out.push(`Memory reduction, fused vs original peak: ${formatPercent(vsOriginal)} measured (fused vs unfused: ${formatPercent(est)} estimated, ${formatPercent(meas)} measured)`);
   if (report.memory?.weightsBytes !== undefined) out.push(`Weights (not in the peaks above): ${formatBytes(report.memory.weightsBytes)}`);
   if (report.memory?.fusedExtraWeightsBytes) out.push(`Fused graph's extra weights (concatenated, folded and prepacked weights; not in the peaks): ${formatBytes(report.memory.fusedExtraWeightsBytes)}`);
 
@@ -52,7 +62,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   if (lw) out.push(...loweringLines(lw));
 
   const a = report.attention;
-  out.push(`Attentions decomposed: ${a.decomposed} of ${a.found}${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}`);
+  out.push(attentionLine(a));
   for (const s of a.skipped) out.push(`  skipped ${s.node}: ${s.reason}`);
 
   if (report.checks?.length) {
@@ -68,6 +78,13 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   const verdict = report.passed ? paint(color, 32, 'PASSED') : paint(color, 31, 'FAILED');
   out.push(`Result: ${verdict}${total !== undefined ? ` (${total - failed} of ${total} checks passed)` : ''}`);
   return out.join('\n') + '\n';
+}
+
+/** Attentions counted by module; sites (a scripted layer's fast and slow path) apart when they differ. */
+export function attentionLine(a: ValidationReport['attention']): string {
+  const skipped = a.skipped.length ? ` (${a.skipped.length} skipped)` : '';
+  if (!a.modules || a.modules.found === a.found) return `Attentions decomposed: ${a.decomposed} of ${a.found}${skipped}`;
+  return `Attentions decomposed: ${a.modules.decomposed} of ${a.modules.found} (at ${a.found} sites, PyTorch's fast path and slow path of each; ${a.decomposed} of ${a.found} sites decomposed${skipped})`;
 }
 
 /** What the fused graph's groups became (see lowering.ts). */

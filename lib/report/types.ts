@@ -82,6 +82,11 @@ export interface AttentionSummary {
   decomposed: number;
   /** Those left intact, each with its reason. found = decomposed + skipped.length. */
   skipped: SkippedAttention[];
+  /**
+   * extra: the attention modules the sites belong to (a scripted layer's fast and slow path are
+   * two sites of one module), and how many of them had every site decomposed.
+   */
+  modules?: { found: number; decomposed: number };
 }
 
 // ---- extras (optional) -----------------------------------------------------------------------
@@ -191,6 +196,19 @@ export interface Environment {
 
 // ---- the report ------------------------------------------------------------------------------
 
+/** extra: how the times were taken (lib/pipeline/warm-up.ts, lib/pipeline/machine-load.ts). */
+export interface TimingInfo {
+  /** Warm-up runs per graph before timing, and whether its time had settled by then. */
+  warmUp: Record<'original' | 'unfused' | 'fused', { runs: number; settled: boolean }>;
+  /** The 1-minute load average when timing began, and the cores. */
+  loadAverage: number;
+  cores: number;
+  /** The widest (max - min) / median of one graph's timed runs. */
+  spread: number;
+  /** Why the times cannot be trusted, when they cannot. */
+  warning?: string;
+}
+
 export interface ValidationReport {
   /** extra: REPORT_FORMAT of the writer. */
   format?: string;
@@ -214,6 +232,8 @@ export interface ValidationReport {
   tolerance?: number;
   /** extra: what decided `passed`. */
   checks?: ReportCheck[];
+  /** extra: warm-up and machine load behind the times. */
+  timing?: TimingInfo;
   /** extra: the inputs the runs used, in order. */
   inputs?: ReportInput[];
   /** extra: one entry per attention found. */

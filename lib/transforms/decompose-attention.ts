@@ -220,6 +220,15 @@ function attentionId(n: Node): string {
   return n.modulePath || n.describe();
 }
 
+/**
+ * The attention module a site belongs to: a scripted layer holds both PyTorch's fast path and
+ * its slow path, so one attention can be two sites. An encoder layer's fast path
+ * (_transformer_encoder_layer_fwd, called in the layer) stands for its `self_attn`.
+ */
+export function attentionModuleOf(form: AttentionForm, id: string): string {
+  return form === 'encoder_layer' ? `${id}.self_attn` : id;
+}
+
 /** The math of the fused kernels (native MHA, encoder layer): packed weights, batch first, masked_softmax masks. */
 interface FusedKernelArgs {
   E: number; H: number; rank: number; qkvW: Value; qkvB: Value; projW: Value; projB: Value;

@@ -71,7 +71,7 @@ describe('bench harness', function () {
     const result = (name: string, o: [number, number], u: [number, number], f: [number, number]): BenchCaseResult => ({
       name, model: name, inputs: [], attentions: { found: 1, decomposed: 1 }, loweredCores: 1, cores: 1, flops: 4e9, prepareMs: {},
       addonOverhead: { wallMs: 10.2, nativeMs: 10, ratio: 0.02 },
-      comparison: { device: 'cpu', rssDeltaBytes: 0, runs: { original: run(...o), unfused: { ...run(...u), name: 'unfused' }, fused: { ...run(...f), name: 'fused' } } },
+      comparison: { device: 'cpu', rssDeltaBytes: 0, load: { loadAverage: 0, cores: 2, spread: 0 }, runs: { original: run(...o), unfused: { ...run(...u), name: 'unfused' }, fused: { ...run(...f), name: 'fused' } } },
     });
     const targets = evaluateTargets([
       result('vit_b_16 batch 1', [200, 100], [210, 100], [190, 66]),

@@ -51,6 +51,15 @@ describe('torchgraph validate (real pipeline)', function () {
         console.log(`      ${model} scripted ${run}: estimated ${x.estimatedPeakBytes} B, measured ${x.peakBytes} B (${(rel * 100).toFixed(1)}%)`);
         assert.ok(rel <= 0.1, `${run}: estimate ${x.estimatedPeakBytes} vs measured ${x.peakBytes}`);
       }
+      // Timed after warming up until successive runs agree, and said so.
+      for (const run of ['original', 'unfused', 'fused'] as const) assert.ok(report.timing!.warmUp[run].runs >= 2, JSON.stringify(report.timing));
+      if (model === 'encoder_pre_norm') {
+        // A scripted nn.TransformerEncoderLayer holds PyTorch's fast path and its slow path:
+        // two sites, one attention, counted once.
+        assert.equal(report.attention.found, 2 * report.attention.modules!.found, JSON.stringify(report.attention));
+        assert.equal(report.attention.modules!.decomposed, report.attention.modules!.found);
+        assert.match(report.checks!.find((c) => c.name === 'attention-decomposed')!.detail, new RegExp(`^${report.attention.modules!.found} of ${report.attention.modules!.found} attentions decomposed \\(`));
+      }
     });
   }
 
