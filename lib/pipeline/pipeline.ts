@@ -104,6 +104,8 @@ async function runStage(model: Module, graphs: { decomposed: Graph; fused: Graph
       warmUp: { original: settled(r.original.warmUp), unfused: settled(r.unfused.warmUp), fused: settled(r.fused.warmUp) },
       loadAverage: cmp.load.loadAverage, cores: cmp.load.cores, spread: cmp.load.spread,
       ...(cmp.load.warning ? { warning: cmp.load.warning } : {}),
+      // Slower beyond the runs' own spread: never left for the reader to spot.
+      ...(r.fused.minMs > r.original.maxMs ? { fusedSlower: `the fused graph ran slower than the original: median ${r.fused.medianMs.toFixed(3)} against ${r.original.medianMs.toFixed(3)} ms, every fused run slower than every original run` } : {}),
     },
     original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
     unfused: { peakBytes: r.unfused.peakBytes, medianMs: r.unfused.medianMs, maxAbsDiff: r.unfused.maxAbsDiff },

@@ -235,7 +235,7 @@ function summarySection(report: ValidationReport): string {
   const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
   const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
   const t = report.timing;
-  const timing = t ? `<p>Times: medians of the timed runs, interleaved, after ${(['original', 'unfused', 'fused'] as const).map((n) => `${t.warmUp[n].runs}${t.warmUp[n].settled ? '' : ' (not settled)'}`).join(' / ')} warm-up runs.${t.warning ? ` <b>Warning: ${e(t.warning)}</b>.` : ''}</p>\n` : '';
+  const timing = t ? `<p>Times: medians of the timed runs, interleaved, after ${(['original', 'unfused', 'fused'] as const).map((n) => `${t.warmUp[n].runs}${t.warmUp[n].settled ? '' : ' (not settled)'}`).join(' / ')} warm-up runs.${t.warning ? ` <b>Warning: ${e(t.warning)}</b>.` : ''}${t.fusedSlower ? ` <b>Warning: ${e(t.fusedSlower)}</b>.` : ''}</p>\n` : '';
   const a = report.attention;
   const checks = (report.checks ?? []).map((c) =>
     `<li class="${c.passed ? 'pass' : 'fail'}"><span class="mark">${c.passed ? 'PASS' : 'FAIL'}</span> <code>${e(c.name)}</code> ${e(c.detail)}</li>`).join('\n');

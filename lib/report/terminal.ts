@@ -49,6 +49,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
     out.push(`Times: medians of the timed runs, interleaved, after ${names.map((n) => t.warmUp[n].runs).join(' / ')} warm-up runs` +
       (unsettled.length ? `; ${unsettled.join(' and ')} had not settled (three successive runs still differed by over 20%)` : ' (each settled)'));
     if (t.warning) out.push(`Warning: ${t.warning}`);
+    if (t.fusedSlower) out.push(`Warning: ${t.fusedSlower}${t.warning ? ' (on a busy machine)' : ''}`);
   }
   // The headline compares with the model as given; the decomposed graph is the detail.
   const vsOriginal = memoryReduction(r.original.peakBytes, r.fused.peakBytes);

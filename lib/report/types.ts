@@ -207,6 +207,8 @@ export interface TimingInfo {
   spread: number;
   /** Why the times cannot be trusted, when they cannot. */
   warning?: string;
+  /** Set when every fused run was slower than every original run: the fused graph is slower here. */
+  fusedSlower?: string;
 }
 
 export interface ValidationReport {
