@@ -3,6 +3,7 @@
 // every emitted node is tagged with where it came from.
 import type { Graph, Node, Value, TypeData, ScopeFrame } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
+import { tensorInfo } from '../core/value-info';
 
 const TENSOR: TypeData = { kind: 'Tensor' };
 const INT: TypeData = { kind: 'Int' };
@@ -102,7 +103,12 @@ export class Emitter {
   mean(t: Value, dim: number): Value {
     return this.op('aten::mean', t, this.intList([dim]), this.constant(false), this.none());
   }
-  logicalNot(t: Value): Value { return this.op('aten::logical_not', t); }
+  /** not t; not (not b) of a bool b is b itself (no tensor made: a lowered SDPA mask reads the model's own). */
+  logicalNot(t: Value): Value {
+    const inner = t.node?.kind === 'aten::logical_not' ? t.node.inputs[0] : undefined;
+    if (inner && tensorInfo(inner)?.dtype === 'bool') return inner;
+    return this.op('aten::logical_not', t);
+  }
   /** new_zeros / new_ones with the dtype and device of `like`. */
   newFull(kind: 'aten::new_zeros' | 'aten::new_ones', like: Value, sizes: (Value | number)[], dtype: bigint | null = null): Value {
     return this.op(kind, like, this.intList(sizes), dtype === null ? this.none() : this.constant(dtype), this.none(), this.none(), this.none());
