@@ -17,7 +17,8 @@ import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes
 import { inlineTakenBranches } from '../transforms/taken-branches';
 import { cpuFlashAttentionWorkspace, estimateMemory, type MemoryEstimate } from '../analysis';
 import { runtimeInfo } from '../torchscript/runtime-info';
-import { exportView, methodGraphs, type ViewReport } from '../transforms/module-views';
+import { exportView, functionGraphs, methodGraphs, type ViewReport } from '../transforms/module-views';
+import { inlineFunctionCalls } from '../transforms/inline-functions';
 import { loweringOn, loweringsAt, type LoweringName, type LoweringStage, type LoweringSwitches } from '../fusion/lowerings';
 import type { LoweringPass } from '../fusion/lowering-pass';
 
@@ -54,6 +55,9 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
   const decomposition = await decomposeModelGraph(module, decomposedStandard, inputs);
   const decomposed = decomposedStandard.clone();
   inlineModuleCalls(decomposed, methodGraphs(module), () => true);
+  // A scripted model's TorchScript functions (timm MViTv2's relative-position helper, writing into
+  // the scores) are ops like any other once inlined: an opaque call hides a core and its memory.
+  inlineFunctionCalls(decomposed, functionGraphs(module));
   // Scripted leaf modules' bodies branch on their attributes (Dropout: `if self.inplace`);
   // folded, those branches leave straight-line ops the partitioner can group.
   foldModuleConstants(decomposed, module.tree());
