@@ -7,7 +7,7 @@ import * as dagre from '@dagrejs/dagre';
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent } from './format';
 import { reportToJsonObject } from './json';
 import { describeLowering } from './lowering';
-import { memoryReduction, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
+import { memoryReduction, memoryTotals, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
 
 export interface HtmlOptions {
@@ -220,6 +220,7 @@ function row(cells: string[], head = false): string {
 function summarySection(report: ValidationReport): string {
   const { graphs: g, runs: r } = report;
   const e = escapeHtml;
+  const totals = memoryTotals(report);
   const rows = [
     ['Run as', 'original', 'unfused', 'fused'],
     ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
@@ -228,6 +229,7 @@ function summarySection(report: ValidationReport): string {
     ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
     ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes), formatBytes(r.fused.estimatedPeakBytes)],
     ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
+    ...(totals ? [['Weights + held weights + peak', formatBytes(totals.original), formatBytes(totals.unfused), formatBytes(totals.fused)]] : []),
     ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
     ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
   ].map((cells) => row(cells.map(e)));

@@ -2,7 +2,7 @@
 // honest about what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
 import { describeLowering } from './lowering';
-import { memoryReduction, type LoweringReport, type ValidationReport } from './types';
+import { memoryReduction, memoryTotals, type LoweringReport, type ValidationReport } from './types';
 
 export interface TerminalOptions {
   /** ANSI colours for PASS/FAIL (default false; the CLI turns it on for a TTY without NO_COLOR). */
@@ -36,6 +36,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
     ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
     ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes), formatBytes(r.fused.estimatedPeakBytes)],
     ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
+    ...totalRow(report),
     ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
     ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
   ];
@@ -79,6 +80,12 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   const verdict = report.passed ? paint(color, 32, 'PASSED') : paint(color, 31, 'FAILED');
   out.push(`Result: ${verdict}${total !== undefined ? ` (${total - failed} of ${total} checks passed)` : ''}`);
   return out.join('\n') + '\n';
+}
+
+/** The memory-total row, when the weights' size is known. */
+export function totalRow(report: ValidationReport): string[][] {
+  const t = memoryTotals(report);
+  return t ? [['Weights + held weights + peak', formatBytes(t.original), formatBytes(t.unfused), formatBytes(t.fused)]] : [];
 }
 
 /** Attentions counted by module; sites (a scripted layer's fast and slow path) apart when they differ. */

@@ -249,6 +249,19 @@ export interface ValidationReport {
 
 /** Memory reduction as the analysis defines it: (unfused peak - fused peak) / unfused peak, or
  * undefined when either peak is unknown (negative) or the unfused peak is zero. */
+/**
+ * What each graph holds in all while it runs, in bytes: the module's weights, the weights the
+ * graph holds besides (the fused graph's concatenated, folded and prepacked copies), and its
+ * measured peak (-1 where the peak was not measured). Undefined without the weights' size.
+ */
+export function memoryTotals(report: ValidationReport): { original: number; unfused: number; fused: number } | undefined {
+  const w = report.memory?.weightsBytes;
+  if (w === undefined) return undefined;
+  const r = report.runs;
+  const total = (peak: number, held = 0) => (peak >= 0 ? w + held + peak : -1);
+  return { original: total(r.original.peakBytes), unfused: total(r.unfused.peakBytes), fused: total(r.fused.peakBytes, report.memory?.fusedExtraWeightsBytes ?? 0) };
+}
+
 export function memoryReduction(unfusedPeak: number | undefined, fusedPeak: number | undefined): number | undefined {
   if (unfusedPeak === undefined || fusedPeak === undefined) return undefined;
   if (!(unfusedPeak > 0) || fusedPeak < 0) return undefined;
