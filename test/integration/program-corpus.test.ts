@@ -10,9 +10,12 @@ import type { TypedArray } from '../../lib/torchscript/binding';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 
 /** [attentions decomposed, attention cores lowered to SDPA], as the TorchScript twins give them. */
+// T5: one of its 6 cores stays explicit, here and in the TorchScript twin: lowered, SDPA (with the
+// copy it makes of its mask) raises the fused peak above the unfused one (measured 66.75 KiB
+// against 62.00 KiB, as the estimate says).
 const EXPECTED: Record<string, [number, number]> = {
   bert_sdpa: [2, 2], bert_eager: [0, 2], distilbert_sdpa: [2, 2], gpt2_sdpa: [2, 2], gpt2_eager: [0, 2],
-  llama_gqa_sdpa: [2, 2], qwen2_gqa_sdpa: [2, 2], t5_eager: [0, 6], bart_sdpa: [6, 6], vit_sdpa: [2, 2],
+  llama_gqa_sdpa: [2, 2], qwen2_gqa_sdpa: [2, 2], t5_eager: [0, 5], bart_sdpa: [6, 6], vit_sdpa: [2, 2],
   beit_sdpa: [2, 2], swin_sdpa: [4, 4],
 };
 
