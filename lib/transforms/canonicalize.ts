@@ -184,7 +184,9 @@ const RESHAPES = new Set(['aten::view', 'aten::reshape']);
  * MViTv2: `attn[:, :, i:, j:] = (attn[:, :, i:, j:].view(..) + rel_h + rel_w).view(..)`) is an
  * additive update of those slices: `add_(S, reshape(expand(t1 + ... + tk)))`, which sliceUpdate
  * then reads. Reshapes relabel elements in row-major order both ways, so the terms line up with
- * the elements they were added to. Returns the add_ (the copy_ and the chain it read are gone).
+ * the elements they were added to. Into slices it returns the add_ for sliceUpdate; into the
+ * whole value it rewrites to `value + update` itself and returns 'whole'. The copy_ and the chain
+ * it read are gone either way.
  */
 function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whole' | undefined {
   if (n.kind !== 'aten::copy_') return undefined;
