@@ -158,6 +158,11 @@ def vcfg(**kw):
     return base
 
 
+# Whisper's encoder, one config for its eager and sdpa variants.
+WHISPER = dict(vocab_size=VOCAB, num_mel_bins=16, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
+               decoder_attention_heads=HEADS, d_model=HID, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_source_positions=16,
+               max_target_positions=32, use_cache=False, pad_token_id=1, bos_token_id=2, eos_token_id=2,
+               decoder_start_token_id=2)
 S2S = dict(vocab_size=VOCAB, d_model=HID, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
            decoder_attention_heads=HEADS, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_position_embeddings=MAXPOS,
            use_cache=False, pad_token_id=1, decoder_start_token_id=2)
@@ -203,16 +208,10 @@ HF = [
     ("hf_pegasus", "PegasusModel", "PegasusConfig", dict(S2S), Seq2Seq, s2s_in, "eager"),
     ("hf_marian", "MarianModel", "MarianConfig", dict(S2S, decoder_vocab_size=VOCAB), Seq2Seq, s2s_in, "eager"),
     ("hf_whisper_enc", "WhisperModel", "WhisperConfig",
-     dict(vocab_size=VOCAB, num_mel_bins=16, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
-          decoder_attention_heads=HEADS, d_model=HID, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_source_positions=16,
-          max_target_positions=32, use_cache=False, pad_token_id=1, bos_token_id=2, eos_token_id=2,
-          decoder_start_token_id=2),
+     dict(WHISPER),
      "whisper_enc", lambda: ((torch.randn(B, 16, 32),), ["input_features"]), "eager"),
     ("hf_whisper_enc_sdpa", "WhisperModel", "WhisperConfig",
-     dict(vocab_size=VOCAB, num_mel_bins=16, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
-          decoder_attention_heads=HEADS, d_model=HID, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_source_positions=16,
-          max_target_positions=32, use_cache=False, pad_token_id=1, bos_token_id=2, eos_token_id=2,
-          decoder_start_token_id=2),
+     dict(WHISPER),
      "whisper_enc", lambda: ((torch.randn(B, 16, 32),), ["input_features"]), "sdpa"),
     ("hf_wav2vec2", "Wav2Vec2Model", "Wav2Vec2Config",
      dict(hidden_size=HID, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN,
