@@ -138,7 +138,7 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   }
   const info = runtimeInfo();
   const report: BenchReport = {
-    environment: { ...info, device: options.device, node: process.version, cpus: os.cpus().length },
+    environment: { ...info, device: options.device, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
     ...(gemmGflops !== undefined ? { gemmGflops } : {}),
     cases: results,
     targets: evaluateTargets(results),

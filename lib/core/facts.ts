@@ -2,7 +2,7 @@
 // weight read, view, compute, ...), its fusion classes, which values are weights or shape
 // arithmetic, which input each output aliases, and who really reads each value's data.
 // Everything is indexed by position in graph.allNodes() order (nodes) or by value index.
-import type { Graph, Node, Value } from './ir';
+import type { Block, Graph, Node, Value } from './ir';
 import { tensorInfo, valueInfo, type TensorInfo } from './value-info';
 import { constNumber, constOf } from './constants';
 import {
@@ -327,6 +327,29 @@ function classify(t: Tables, kind: string, ins: number[]): OpClass[] {
   if (base === 'masked_fill' || base === 'where') return C_MASK;
   if (isElementwiseKind(kind)) return C_ELEMENTWISE;
   return C_OTHER;
+}
+
+/**
+ * The facts seen from one nested block, for fusing inside it (a scripted model's run-time checks
+ * keep whole layers in prim::If branches): the block's own nodes are the top level, each node of
+ * its subtree maps to its ancestor in the block, and what the block returns leaves it as a graph
+ * output does. Nodes outside the block are their own ancestors: reads there are reads from outside.
+ */
+export function regionFacts(f: GraphFacts, block: Block): GraphFacts {
+  const N = f.nodes.length;
+  const topLevel: boolean[] = new Array(N);
+  const topOf = new Int32Array(N);
+  for (let p = 0; p < N; p++) {
+    const n = f.nodes[p];
+    topLevel[p] = n.owningBlock === block;
+    let a: Node | null | undefined = n;
+    while (a && a.owningBlock !== block) a = a.owningBlock?.owningNode;
+    topOf[p] = a ? f.pos.get(a)! : p;
+  }
+  const graphOutput = Uint8Array.from(f.graphOutput);
+  const t = { graphOutput, holds: f.holds } as Tables;
+  for (const v of block.outputs) markOutput(t, f.vindex.get(v) ?? -1);
+  return { ...f, topLevel, topOf, graphOutput };
 }
 
 /** A graph output, and what a container output holds. */

@@ -2,7 +2,7 @@
 // each match into a group after checking that the contracted graph stays acyclic, and explains
 // the attention cores and Q/K/V projection sets it could not fuse.
 import type { Graph, Node, Value } from '../core/ir';
-import { buildFacts, isActivation, VK, type GraphFacts } from '../core/facts';
+import { buildFacts, isActivation, regionFacts, VK, type GraphFacts } from '../core/facts';
 import { constOf } from '../core/constants';
 import { CONDITIONS, RULES, type ChainRule, type GroupKind, type Link, type ParallelRule, type Rule, type StepSpec } from './rules';
 import { PROJECTING_ATTENTION_KINDS, type OpClass } from '../core/ops/classes';
@@ -86,6 +86,8 @@ export interface PartitionOptions {
   rules?: readonly Rule[];
   /** Write node.meta.group / groupKind / groupRole (default true). */
   writeMeta?: boolean;
+  /** Also fuse inside nested blocks (prim::If branches, loop bodies), each block on its own (default true; memory schedules count top-level groups only). */
+  nestedBlocks?: boolean;
   /** @internal reuse facts already built for this graph */
   facts?: GraphFacts;
 }
@@ -622,17 +624,28 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
   const t0 = performance.now();
   const f = opts.facts ?? buildFacts(graph);
   const rules = opts.rules ?? RULES;
-  const pt = new Partitioner(f, rules);
-  pt.run();
-
-  const groups = publicGroups(pt);
-  const attentionCores = groups.filter((g) => g.kind === 'attention');
-  // Projection sets name the kinds of the parallel groups they find (qkv_projection, kv_projection).
-  const projections = projectionSets(pt, groups, attentionCores, rules);
-  const notFused = unfusedCores(pt, rules);
+  const regions = [f];
+  // Each nested block is fused on its own: a group never spans a block boundary.
+  if (opts.nestedBlocks !== false && f.hasBlocks) {
+    for (const b of graph.allBlocks().slice(1)) if (b.nodes().some((n) => f.role[f.pos.get(n)!] === 'compute')) regions.push(regionFacts(f, b));
+  }
+  const groups: FusionGroup[] = [];
+  const projections: ProjectionSet[] = [];
+  const notFused: NotFused[] = [];
+  const refused: RefusedMerge[] = [];
+  for (const rf of regions) {
+    const pt = new Partitioner(rf, rules);
+    pt.run();
+    const mine = publicGroups(pt);
+    // Projection sets name the kinds of the parallel groups they find (qkv_projection, kv_projection).
+    projections.push(...projectionSets(pt, mine, mine.filter((g) => g.kind === 'attention'), rules));
+    notFused.push(...unfusedCores(pt, rules));
+    refused.push(...pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message })));
+    for (const g of mine) g.id += groups.length;
+    groups.push(...mine);
+  }
   for (const ps of projections) if (ps.why) notFused.push(ps.why);
-
-  const refused: RefusedMerge[] = pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message }));
+  const attentionCores = groups.filter((g) => g.kind === 'attention');
 
   if (opts.writeMeta !== false) {
     for (const n of f.nodes) { delete n.meta.group; delete n.meta.groupKind; delete n.meta.groupRole; }

@@ -11,6 +11,7 @@ import { runtimeInfo } from '../torchscript/runtime-info';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import { Tensor } from '../torchscript/tensor';
 import { compareGraphs, maxAbsDiff as outputsDiff, median, type Comparison, type ExternalRunner } from './compare';
+import { describeSlowerOps } from './slower-ops';
 import { optimize } from './optimize';
 import { flattenTensors } from '../torchscript/tensor';
 import type { Module } from '../torchscript/module';
@@ -57,7 +58,7 @@ export interface BenchCaseResult {
 export interface BenchTarget { name: string; value: number; limit: number; passed: boolean; detail: string }
 
 export interface BenchReport {
-  environment: ReturnType<typeof runtimeInfo> & { device: string; node: string; cpus: number };
+  environment: ReturnType<typeof runtimeInfo> & { device: string; node: string; cpus: number; cpuModel?: string };
   /** This machine's float32 GEMM rate measured in the same run (bench --anchors): the limit for GFLOP/s. */
   gemmGflops?: number;
   cases: BenchCaseResult[];
@@ -253,9 +254,14 @@ export function formatBenchTable(report: BenchReport): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
+  for (const c of report.cases) {
+    if (c.comparison.slowerOps) out.push(`${c.name}: every fused run was slower than every original run; profiled, the time grew most in: ${describeSlowerOps(c.comparison.slowerOps)}`, '');
+  }
   out.push('targets (medians, same process):');
   for (const t of report.targets) out.push(`  ${t.passed ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(3)} (limit ${t.limit}) ${t.detail}`);
   if (report.gemmGflops) out.push(`machine peak: float32 GEMM 2048x2048 at ${report.gemmGflops.toFixed(0)} GFLOP/s (same run)`);
-  out.push(`device ${report.environment.device}, torch ${report.environment.torchVersion}, ${report.environment.cpus} CPUs, node ${report.environment.node}`);
+  const cpu = report.environment.cpuModel ? ` (${report.environment.cpuModel})` : '';
+  out.push(`device ${report.environment.device}, torch ${report.environment.torchVersion}, ${report.environment.cpus} CPUs${cpu}, node ${report.environment.node}`);
+  if (!report.gemmGflops) out.push('machine peak: not measured (`--anchors` measures a float32 GEMM in the resolved Python torch)');
   return out.join('\n');
 }

@@ -7,6 +7,8 @@ import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/b
 import { native, nativeSync } from '../core/errors';
 import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
 import { warmUp, type WarmUp } from './warm-up';
+import { median } from './median';
+import { slowerOps, type SlowerOp } from './slower-ops';
 import { loadBefore, machineLoad, type MachineLoad } from './machine-load';
 
 export type RunName = 'original' | 'unfused' | 'fused';
@@ -43,6 +45,8 @@ export interface Comparison {
   rssDeltaBytes: number;
   /** How busy the machine was while timing, and a warning when the times cannot be trusted. */
   load: MachineLoad;
+  /** When every fused run was slower than every original run: the op kinds whose time grew most, profiled (slower-ops.ts). */
+  slowerOps?: SlowerOp[];
 }
 
 export interface CompareOptions {
@@ -61,11 +65,7 @@ function timing(ts: number[]): TimingStats {
   return { medianMs: median(ts), minMs: Math.min(...ts), maxMs: Math.max(...ts), samples: ts };
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+export { median };
 
 /**
  * Max abs diff over every output tensor; null when shapes or counts differ or a NaN appears in
@@ -161,9 +161,13 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
         ...(warmUps.has(name) ? { warmUp: warmUps.get(name)! } : {}),
       };
     };
+    const runs = { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') };
+    // Slower beyond the runs' own spread: profile where the time goes while the graphs are built.
+    const slower = runs.fused.minMs > runs.original.maxMs ? await slowerOps({ unfused: built[0], fused: built[1] }, graphs.fused, args) : undefined;
     const result: Comparison = {
       device,
-      runs: { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') },
+      runs,
+      ...(slower ? { slowerOps: slower } : {}),
       rssDeltaBytes: process.memoryUsage().rss - rss0,
       load: machineLoad(load0, [...times.values()]),
       ...(externalTimes.size ? { external: Object.fromEntries([...externalTimes].map(([k, ts]) => [k, timing(ts)])) } : {}),

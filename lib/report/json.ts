@@ -129,7 +129,7 @@ const reportCheck: Check = obj({
   timing: obj({
     warmUp: obj({ original: obj({ runs: int(), settled: bool }), unfused: obj({ runs: int(), settled: bool }), fused: obj({ runs: int(), settled: bool }) }),
     loadAverage: num, cores: int(1), spread: num,
-  }, { warning: str, fusedSlower: str }),
+  }, { warning: str, fusedSlower: str, slowerOps: arrayOf(obj({ kind: str, fusedMs: num, unfusedMs: num, loweredBy: arrayOf(str) })) }),
   inputs: arrayOf(obj({ name: str, shape: arrayOf(int()), dtype: str, source: str })),
   attentions: arrayOf(obj({ id: str, form: oneOf('module', 'native_mha', 'encoder_layer', 'sdpa'), opsExposed: int(), decomposed: bool },
     { heads: int(1), embedDim: int(1), batchFirst: bool, reason: str, maxAbsDiff: numOrNull })),

@@ -209,6 +209,8 @@ export interface TimingInfo {
   warning?: string;
   /** Set when every fused run was slower than every original run: the fused graph is slower here. */
   fusedSlower?: string;
+  /** With fusedSlower: the op kinds whose time grew most against the unfused graph, profiled on the run, and the lowering that emitted each. */
+  slowerOps?: { kind: string; fusedMs: number; unfusedMs: number; loweredBy: string[] }[];
 }
 
 export interface ValidationReport {

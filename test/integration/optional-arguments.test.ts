@@ -103,6 +103,13 @@ describe('optional arguments take their defaults (scripted nn.TransformerEncoder
     // The masks are Optional[Tensor]s merged at run time: the shape run sees them None.
     assert.deepEqual(report.checks!.filter((c) => !c.passed), []);
     assert.ok(report.attention!.found >= 2 && report.attention!.decomposed === report.attention!.found, JSON.stringify(report.attention));
+    // Counted by module: 2 layers, though each has a fast-path and a slow-path site.
+    assert.deepEqual(report.attention!.modules, { found: 2, decomposed: 2 });
+    // The scripted layers keep PyTorch's fast-path check as prim::If: the cores of the path that
+    // ran are lowered inside their branches (partition.ts fuses each nested block on its own).
+    const lowered = report.graphs.fused.lowering!.attentionCores.filter((c) => c.lowered).map((c) => c.id);
+    assert.deepEqual(lowered.sort(), ['encoder.layers.0', 'encoder.layers.1']);
+    assert.ok(report.graphs.fused.groups >= 2, `groups ${report.graphs.fused.groups}`);
   });
 
   it('cli validate of the scripted file: too many inputs is exit 2 with one line naming the signature', () => {

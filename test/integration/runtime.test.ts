@@ -4,6 +4,8 @@ import { Module, Tensor, runtimeInfo } from '../../lib';
 import { ensureModel, type ModelName } from '../../lib/app/models';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
+import { describeSlowerOps, slowerOps } from '../../lib/pipeline/slower-ops';
+import { nativeOf } from '../../lib/torchscript/tensor';
 import { partitionGraph } from '../../lib/analysis';
 import { binding } from '../../lib/torchscript/binding';
 import { randomTensor } from '../../lib/torchscript/random';
@@ -174,5 +176,29 @@ describe('runtime: original, unfused and fused', function () {
     if (runtimeInfo().cudaAvailable) this.skip();
     const fx = await ensureModel('mha_demo');
     await assert.rejects(Module.load(fx.variants.traced!, { device: 'cuda' }), (e: Error & { code?: string }) => e.code === 'ERR_NO_DEVICE');
+  });
+  it('slowerOps: profiles both graphs per op kind and names the lowering behind each op that grew (SDPA from the attention cores)', async () => {
+    const fx = await ensureModel('mha_demo');
+    const m = await Module.load(fx.variants.traced!);
+    const prepared = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+    const inputs = fx.inputs.map(tensorFromFile);
+    const args = m._resolveInputs(inputs.map(nativeOf));
+    const fused = m._native.buildGraph(prepared.fused.toData());
+    const unfused = m._native.buildGraph(prepared.decomposed.toData());
+    try {
+      const ops = await slowerOps({ fused, unfused }, prepared.fused, args, { runs: 2, top: 50 });
+      const sdpa = ops.find((o) => o.kind === 'aten::scaled_dot_product_attention');
+      assert.ok(sdpa, JSON.stringify(ops));
+      assert.equal(sdpa.unfusedMs, 0);
+      assert.ok(sdpa.fusedMs > 0);
+      assert.deepEqual(sdpa.loweredBy, ['attention_core']);
+      assert.ok(ops.every((o) => o.fusedMs > o.unfusedMs));
+      assert.match(describeSlowerOps(ops), /aten::scaled_dot_product_attention \+\d+\.\d+ ms \(.*from the attention_core lowering\)/);
+    } finally {
+      fused.dispose();
+      unfused.dispose();
+      inputs.forEach((t) => t.dispose());
+      m.dispose();
+    }
   });
 });

@@ -1,6 +1,6 @@
 // Fusion partitioner, FLOPs and the liveness memory estimate on small hand-built graphs (no libtorch).
 import { strict as assert } from 'assert';
-import { ClassType, Graph, TensorType, type Node, type Value } from '../../lib/core/ir';
+import { BoolType, ClassType, Graph, TensorType, type Node, type Value } from '../../lib/core/ir';
 import type { DType } from '../../lib/core/ir/serialized';
 import { setValueInfo, tensorInfo } from '../../lib/core/value-info';
 import {
@@ -295,6 +295,32 @@ describe('analysis: partition rules', () => {
       assert.deepEqual(p.notFused, []);
     });
   }
+
+  it('an attention core inside a prim::If branch (a scripted fast-path check) is one group of that block; the other branch is partitioned on its own', () => {
+    const b = new GB();
+    const x = b.input('x', [2, 6, 16]);
+    const cond = b.g.addInput(BoolType, 'fast');
+    const iff = b.g.createNode('prim::If', [cond], [TensorType]);
+    const [then, other] = [iff.addBlock(), iff.addBlock()];
+    const inThen = b.g.withInsertPoint(then, () => {
+      const { q, k, v } = projections(b, x, 4);
+      return core(b, q, k, v, { post: 'div' });
+    });
+    then.registerOutput(inThen);
+    const inOther = b.g.withInsertPoint(other, () => b.relu(b.linear(x, b.weight('w', [16, 16]), b.weight('bias', [16]))));
+    other.registerOutput(inOther);
+    setValueInfo(iff.output, tensorInfo(inThen)!);
+    b.out(b.add(iff.output, x));
+    const p = partitionGraph(b.g);
+    assert.equal(p.attentionCores.length, 1);
+    assert.ok(p.attentionCores[0].nodes.every((n) => n.owningBlock === then), 'the core stays in its block');
+    assert.equal(p.attentionCores[0].outputs[0], inThen, 'what the block returns leaves the group');
+    const act = groupsOf(p, 'linear_act');
+    assert.equal(act.length, 1);
+    assert.ok(act[0].nodes.every((n) => n.owningBlock === other));
+    assert.equal(new Set(p.groups.map((g) => g.id)).size, p.groups.length, 'ids are unique across blocks');
+    assert.equal(partitionGraph(b.g, { nestedBlocks: false }).groups.length, 0, 'the top block alone has nothing to fuse');
+  });
 
   it('attention core over bmm and views ((B*H, L, hd) layout), additive mask between views', () => {
     const b = new GB();
