@@ -22,6 +22,7 @@ import type { OwnedPass, PackedWeight } from '../fusion/lowering-pass';
 import { packageVersion } from '../torchscript/package-root';
 import { exportView, functionGraphs } from '../transforms/module-views';
 import { inlineFunctionCalls } from '../transforms/inline-functions';
+import { timeAgainstOriginal, type FormChoice } from './faster-form';
 
 export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
   /**
@@ -31,6 +32,11 @@ export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
    * shared, not copied. false rewrites on this thread.
    */
   worker?: boolean;
+  /**
+   * Time the rewritten graph against the original on the planned inputs before the weights move,
+   * and keep the original graph where every rewritten run is slower (default true; faster-form.ts).
+   */
+  keepFaster?: boolean;
 }
 
 export interface OptimizeReport {
@@ -50,6 +56,8 @@ export interface OptimizeReport {
   originalBytes: number;
   /** How calls with other shapes than `plannedFor` run. */
   otherShapes: string;
+  /** The rewritten graph timed against the original, and which one was kept (absent with keepFaster false or a saved file). */
+  form?: FormChoice;
   timings: Record<string, number>;
 }
 
@@ -102,6 +110,35 @@ export interface RewrittenModel {
 export const OTHER_SHAPES = (maxPlans: number) => 'a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, '
   + `adds in place where an input dies at those shapes) in milliseconds; the ${maxPlans} most recent plans are kept; the prepacked weights serve every shape`;
 
+/** The portable rewrite: the fused graph (or, where it ran slower, the original's), or a saved file's graph as it is. */
+async function portableGraph(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, saved: OptimizedMetadata | null,
+  time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>): Promise<{ portable: Graph; lowering: LoweringReport; fromSaved: boolean; form?: FormChoice }> {
+  if (saved && typeof saved.torchgraph === 'string') {
+    // Already rewritten by torchgraph: only the weights move and are prepacked again.
+    return { portable: exportView(module, 'inlined').graph, lowering: nothingLowered(), fromSaved: true };
+  }
+  // The lowerings with a step on the owned module run there, after the weights have moved (batch
+  // norms folded one at a time, weights prepacked in place). Adds in place depend on the shapes
+  // (an operand may broadcast at others): each run plan makes its own.
+  const fuseOptions: FuseOptions = {
+    ...portableOnly(options), ...Object.fromEntries(LOWERINGS.filter((l) => l.onOwnedModule).map((l) => [l.name, false])), inPlace: false,
+  };
+  const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
+  // TorchScript functions a scripted model calls (timm's F.layer_norm) live in its compilation
+  // unit, not in the module of its own the weights move to: their bodies are inlined first.
+  if (inlineFunctionCalls(p.fused, functionGraphs(module)) > 0) await propagateShapes(p.fused, module, inputs);
+  if (options.keepFaster === false) return { portable: p.fused, lowering: p.lowering, fromSaved: false };
+  const form = await time('time against the original', () => timeAgainstOriginal(module, p.fused, inputs));
+  if (form.kept === 'rewritten') return { portable: p.fused, lowering: p.lowering, fromSaved: false, form };
+  const original = exportView(module, 'inlined').graph;
+  inlineFunctionCalls(original, functionGraphs(module));
+  await propagateShapes(original, module, inputs);
+  return { portable: original, lowering: nothingLowered(), fromSaved: false, form };
+}
+
+/** A fresh report of no portable lowering (the owned-module steps add to it). */
+const nothingLowered = (): LoweringReport => ({ attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 });
+
 /**
  * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts). The module is
  * disposed once its weights have moved, after `weightsMoved` resolves (a worker's caller disposes
@@ -118,28 +155,7 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
   const originalBytes = module.parameterBytes;
   const signature = module._signature('forward').map((a) => ({ ...a }));
   const saved = module.metadata as OptimizedMetadata | null;
-  // The lowerings with a step on the owned module run there, after the weights have moved (batch
-  // norms folded one at a time, weights prepacked in place). Adds in place depend on the shapes
-  // (an operand may broadcast at others): each run plan makes its own.
-  const fuseOptions: FuseOptions = {
-    ...portableOnly(options), ...Object.fromEntries(LOWERINGS.filter((l) => l.onOwnedModule).map((l) => [l.name, false])), inPlace: false,
-  };
-  let portable: Graph;
-  let lowering: LoweringReport;
-  let fromSaved = false;
-  if (saved && typeof saved.torchgraph === 'string') {
-    // Already rewritten by torchgraph: only the weights move and are prepacked again.
-    portable = exportView(module, 'inlined').graph;
-    lowering = { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 };
-    fromSaved = true;
-  } else {
-    const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
-    portable = p.fused;
-    lowering = p.lowering;
-    // TorchScript functions a scripted model calls (timm's F.layer_norm) live in its compilation
-    // unit, not in the module of its own the weights move to: their bodies are inlined first.
-    if (inlineFunctionCalls(portable, functionGraphs(module)) > 0) await propagateShapes(portable, module, inputs);
-  }
+  const { portable, lowering, fromSaved, form } = await portableGraph(module, inputs, options, saved, time);
   const owned = await time('own weights', () => moveWeights(module, portable, signature));
   // The original's tensors that the graph does not read are freed here.
   try {
@@ -187,6 +203,7 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
     const report: OptimizeReport = {
       plannedFor: metadata.plannedFor, lowering: portableLowering, packedLinears, convolutions, weights,
       packed: [...packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES(maxPlans), timings,
+      ...(form ? { form } : {}),
     };
     return { module: ownedModule, portable, run: pass.run, packed, signature, metadata, report, inPlace: loweringOn('inPlace', options, device) };
   } catch (e) {

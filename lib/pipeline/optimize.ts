@@ -37,6 +37,8 @@ export class OptimizedModel {
   readonly #metadata: OptimizedMetadata;
   readonly #inPlace: boolean;
   readonly report: OptimizeReport;
+  /** @internal The latest forward's run time inside libtorch (the clock compareGraphs reads), for bench. */
+  _lastRunMs = NaN;
 
   /** @internal Made by optimize(). */
   constructor(module: Module, portable: Graph, runBase: Graph, packed: ReadonlyMap<string, PackedWeight>, signature: readonly ArgumentInfo[],
@@ -122,6 +124,7 @@ export class OptimizedModel {
     try {
       const run = await plan;
       const r = await native(() => run.run(args));
+      this._lastRunMs = r.ms;
       return fromNativeValue(r.output) as T;
     } finally {
       this.#finished(plan);

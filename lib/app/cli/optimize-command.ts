@@ -102,6 +102,7 @@ export function renderOptimize(r: OptimizeResult): string {
   const rep = r.report;
   const lines = [`torchgraph optimize: ${r.model} -> ${r.out}`,
     `  planned for ${rep.plannedFor.map((s) => `${s.shape.join('x')} ${s.dtype}`).join(', ')}`];
+  if (rep.form) lines.push(`  timed against the original before the weights moved: ${rep.form.reason}`);
   for (const l of describeLowering({ ...rep.lowering, packedLinears: rep.packedLinears, convolutions: rep.convolutions })) {
     if (l.lowered === null) continue;
     lines.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
