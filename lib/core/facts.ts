@@ -2,7 +2,7 @@
 // weight read, view, compute, ...), its fusion classes, which values are weights or shape
 // arithmetic, which input each output aliases, and who really reads each value's data.
 // Everything is indexed by position in graph.allNodes() order (nodes) or by value index.
-import type { Block, Graph, Node, Value } from './ir';
+import { isInPlaceKind, type Block, type Graph, type Node, type Value } from './ir';
 import { tensorInfo, valueInfo, type TensorInfo } from './value-info';
 import { constNumber, constOf } from './constants';
 import {
@@ -281,7 +281,7 @@ function aliasRole(t: Tables, n: Node, ins: number[], outs: number[]): NodeRole 
   else if (DROPOUT_KINDS.has(kind) && kind !== 'aten::native_dropout') {
     aliases = constOf(n.inputs[2]) === false || constNumber(n.inputs[1]) === 0;
   } else if (CAST_KINDS.has(kind)) aliases = !!a && !!b && a.dtype === b.dtype;
-  else if (kind.startsWith('aten::') && IN_PLACE.test(kind)) aliases = true;
+  else if (isInPlaceKind(kind)) aliases = true;
   if (!aliases) return 'compute';
   for (const o of outs) if (vkind[o] === VK.Tensor) { parent[o] = in0; weight[o] = weight[in0]; input[o] = input[in0]; }
   return 'view';
@@ -384,7 +384,6 @@ function subtrees(nodes: Node[], pos: Map<Node, number>, hasBlocks: boolean): { 
   return { endPos, topOf, topLevel };
 }
 
-const IN_PLACE = /[^_]_$/;
 const NO_CLASSES: OpClass[] = [];
 const C_LINEAR: OpClass[] = ['linear'];
 const C_MATMUL: OpClass[] = ['matmul'];

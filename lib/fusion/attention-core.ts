@@ -13,7 +13,7 @@
 //     scores' shape;
 //   - k^T from any transpose or permute (k is recovered as a view).
 // Run canonicalize (passes/canonicalize.ts) first: same-dtype casts and eval dropout are gone.
-import type { Node, Value } from '../core/ir';
+import { outOfPlaceKind, type Node, type Value } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import { tensorInfo } from '../core/value-info';
 import { constOf } from '../core/constants';
@@ -317,7 +317,7 @@ function soleDataUser(v: Value): Node | undefined {
 
 /** One mask node; returns the scores value before it. */
 function readMask(n: Node, inGroup: (v: Value) => boolean, push: (m: Omit<CoreMask, 'factor' | 'runtime' | 'space'>, at: Value) => void): Value {
-  const kind = n.kind.endsWith('_') ? n.kind.slice(0, -1) : n.kind; // in place (`scores += bias`) is the same value
+  const kind = outOfPlaceKind(n.kind); // in place (`scores += bias`) is the same value
   if (kind === 'aten::masked_fill') {
     const self = n.arg('self')!, mask = n.arg('mask')!;
     const fill = fillOf(n.arg('value')!);

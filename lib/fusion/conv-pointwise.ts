@@ -14,7 +14,7 @@ import type { TensorHandleLike } from '../core/ir/serialized';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constNumber, constOf, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
-import { LAYOUT_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
+import { LAYOUT_KINDS, METADATA_INPUT0, baseName } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
@@ -91,7 +91,7 @@ function pair(v: Value | undefined): number[] | undefined {
 }
 
 function unaryOf(act: Node): UnaryPostOp | string {
-  const base = act.kind.replace(/^aten::/, '').replace(/_$/, '');
+  const base = baseName(act.kind);
   const read = UNARY_POST_OPS[base];
   return read ? read(act) : `${act.kind} has no oneDNN post-op`;
 }

@@ -371,6 +371,11 @@ export function isInPlaceKind(kind: string): boolean {
   return kind.startsWith('aten::') && /[^_]_$/.test(op);
 }
 
+/** The op an in-place kind is the in-place form of (aten::add_ -> aten::add); any other kind as it is. */
+export function outOfPlaceKind(kind: string): string {
+  return isInPlaceKind(kind) ? kind.slice(0, -1) : kind;
+}
+
 function dropUse(v: Value, node: Node, index: number): void {
   const k = v._uses.findIndex((u) => u.node === node && u.index === index);
   if (k >= 0) v._uses.splice(k, 1);

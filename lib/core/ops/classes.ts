@@ -5,6 +5,8 @@
 // Classes are sets because one op can play several parts: aten::add of two activations is a
 // residual add, a mask and an elementwise op; the rules decide which part it plays.
 
+import { outOfPlaceKind } from '../ir/node';
+
 export type OpClass =
   | 'matmul'      // activation x activation: matmul, bmm, mm, baddbmm
   | 'linear'      // activation x weight: linear, addmm, matmul/mm whose other operand is a weight
@@ -105,8 +107,8 @@ export function isActKind(kind: string): boolean { return ACT_KINDS.has(kind); }
 
 /** The bare op name: "aten::relu_" -> "relu" (in-place underscore dropped, dunders kept). */
 export function baseName(kind: string): string {
-  const name = kind.slice(kind.indexOf('::') + 2);
-  return /[^_]_$/.test(name) ? name.slice(0, -1) : name;
+  const name = outOfPlaceKind(kind);
+  return name.slice(name.indexOf('::') + 2);
 }
 
 // ---- tensor geometry --------------------------------------------------------------------------
