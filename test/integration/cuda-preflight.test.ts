@@ -17,10 +17,13 @@ function preflight(env: Record<string, string>): { status: number | null; out: s
 }
 
 describe('scripts/cuda-check.sh preflight (integration)', () => {
-  it('a CPU torch: one line saying so, exit 2, before building anything', () => {
+  it('a CPU torch: one line saying so, exit 2, before building anything', function () {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const info = (require(path.join(root, 'scripts', 'libtorch.js')) as { recorded(): { python?: { exe: string; pythonPath?: string } } }).recorded();
-    if (!info.python) return;
+    const info = (require(path.join(root, 'scripts', 'libtorch.js')) as { recorded(): { python?: { exe: string; pythonPath?: string } } | null }).recorded();
+    if (!info?.python) {
+      console.log('      skipped: setup recorded no Python torch (libtorch came from elsewhere)');
+      this.skip();
+    }
     const r = preflight({ TORCHGRAPH_PYTHON: info.python.exe, PYTHONPATH: info.python.pythonPath ?? '' });
     assert.equal(r.status, 2, r.out);
     assert.match(r.out, /cuda-check: missing: .*torch is a CPU build/);
