@@ -419,15 +419,7 @@ function isDescendant(n: Node, ancestor: Node): boolean {
   return false;
 }
 
-/** Follow aliases to the value that owns the storage. */
-export function storageRoot(f: GraphFacts, i: number): number {
-  while (f.parent[i] >= 0) i = f.parent[i];
-  return i;
-}
-
 /** A tensor that is neither model data nor shape arithmetic. */
 export function isActivation(f: GraphFacts, i: number): boolean {
   return i >= 0 && f.vkind[i] === VK.Tensor && f.scalar[i] === 0 && f.weight[i] === 0;
 }
-
-export function valueIdx(f: GraphFacts, v: Value): number { return f.vindex.get(v) ?? -1; }
