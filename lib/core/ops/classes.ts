@@ -32,7 +32,6 @@ export type OpClass =
 const op = (k: string) => `aten::${k}`;
 const kinds = (...ks: string[]) => ks.map(op);
 
-export const MATMUL_KINDS = new Set(kinds('matmul', 'bmm', 'mm', 'baddbmm', 'addmm', 'addbmm', 'linear', '_linear'));
 export const CONV_KINDS = new Set([...kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
   'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d', 'mkldnn_convolution', 'cudnn_convolution', '_convolution_mode'),
 'mkldnn::_convolution_pointwise']);
@@ -195,19 +194,6 @@ export function canView(shape: readonly number[], strides: readonly number[], ne
     i = j - 1;
   }
   return t < 0;
-}
-
-/** Broadcast two shapes (numpy rules); undefined when they do not broadcast. */
-export function broadcastShapes(a: readonly number[], b: readonly number[]): number[] | undefined {
-  const n = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const x = a[a.length - n + i] ?? 1;
-    const y = b[b.length - n + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) return undefined;
-    out.push(x === 1 ? y : x);
-  }
-  return out;
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
