@@ -1,7 +1,7 @@
 // Helpers over TypeData: equality, subtyping, printing and tensor accessors.
 import type { DType, TypeData } from './serialized';
 
-export type TensorTypeData = Extract<TypeData, { kind: 'Tensor' }>;
+type TensorTypeData = Extract<TypeData, { kind: 'Tensor' }>;
 
 export const TensorType: TypeData = { kind: 'Tensor' };
 export const IntType: TypeData = { kind: 'Int' };
@@ -9,17 +9,10 @@ export const FloatType: TypeData = { kind: 'Float' };
 export const BoolType: TypeData = { kind: 'Bool' };
 export const StringType: TypeData = { kind: 'String' };
 export const NoneType: TypeData = { kind: 'None' };
-export const DeviceType: TypeData = { kind: 'Device' };
-export const NumberType: TypeData = { kind: 'Number' };
 export const OptionalType = (elem: TypeData): TypeData => ({ kind: 'Optional', elem });
 export const ListType = (elem: TypeData): TypeData => ({ kind: 'List', elem });
 export const TupleType = (elems: TypeData[]): TypeData => ({ kind: 'Tuple', elems });
-export const DictType = (key: TypeData, value: TypeData): TypeData => ({ kind: 'Dict', key, value });
 export const ClassType = (name: string): TypeData => ({ kind: 'Class', name });
-
-export function isTensorType(t: TypeData): t is TensorTypeData {
-  return t.kind === 'Tensor';
-}
 
 /** Shape of a tensor type (null dims are symbolic); undefined when not a tensor or rank unknown. */
 export function tensorShape(t: TypeData): (number | null)[] | undefined {
@@ -32,12 +25,6 @@ export function tensorDtype(t: TypeData): DType | undefined {
 
 export function tensorRank(t: TypeData): number | undefined {
   return tensorShape(t)?.length;
-}
-
-/** True when the shape is known and every dim is concrete. */
-export function hasStaticShape(t: TypeData): boolean {
-  const s = tensorShape(t);
-  return s !== undefined && s.every((d) => d !== null);
 }
 
 /** The type with every tensor refinement (dtype, shape, device, ...) dropped, recursively. */
