@@ -159,7 +159,7 @@ function summarize(f: GraphFacts, partition: Partition, flops: FlopsReport, unfu
 
 /**
  * Partition, FLOPs, group costs and both peak estimates for a graph whose shapes have been
- * propagated (passes/propagate-shapes.ts). Pure TypeScript: no libtorch call.
+ * propagated (lib/torchscript/propagate-shapes.ts). Pure TypeScript: no libtorch call.
  */
 export function analyzeGraph(graph: Graph, opts: AnalyzeOptions = {}): GraphAnalysis {
   // Without shapes every count would be 0 (FLOPs, bytes, peaks): refuse rather than mislead.

@@ -12,7 +12,7 @@
 //     per-window mask to scores viewed as (B, nW, H, N, N)): the mask is mapped back to the
 //     scores' shape;
 //   - k^T from any transpose or permute (k is recovered as a view).
-// Run canonicalize (passes/canonicalize.ts) first: same-dtype casts and eval dropout are gone.
+// Run canonicalize (lib/transforms/canonicalize.ts) first: same-dtype casts and eval dropout are gone.
 import { outOfPlaceKind, type Node, type Value } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import { tensorInfo } from '../core/value-info';

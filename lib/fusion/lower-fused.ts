@@ -103,7 +103,7 @@ function maskInScoresSpace(em: Emitter, mask: Value, space: readonly number[], s
 
 class NotLowered extends Error {}
 
-/** One attention core, as the partitioner read it (analysis/attention-core.ts), becomes scaled_dot_product_attention. */
+/** One attention core, as the partitioner read it (attention-core.ts), becomes scaled_dot_product_attention. */
 export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, id: string): LoweringOutcome {
   if (!reading) return { id, lowered: false, reason: 'the group is not an explicit attention core' };
   if (!reading.ok) return { id, lowered: false, reason: reading.reason };

@@ -31,7 +31,7 @@ function notLoweredReason(kind: string, device: string): string {
 /**
  * Lower the groups, in place on `graph` (pass a clone to keep the unfused graph). Groups must
  * have been computed on this graph (their nodes belong to it). `packed` holds concatenated
- * weights for projection groups whose weights are separate tensors (passes/concat-weights.ts),
+ * weights for projection groups whose weights are separate tensors (concat-weights.ts),
  * or why there are none, by group id.
  */
 export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),

@@ -1,4 +1,4 @@
-// The graph as it ran (passes/taken-branches.ts): what estimates of scripted models follow.
+// The graph as it ran (lib/transforms/taken-branches.ts): what estimates of scripted models follow.
 import { strict as assert } from 'assert';
 import { BoolType, Graph, IntType, TensorType, type Node } from '../../lib/core/ir';
 import { setValueInfo } from '../../lib/core/value-info';
