@@ -23,7 +23,7 @@ struct Loaded {
   std::string metadata;
 };
 
-// The extra file an optimized model's archive carries (lib/pipeline/optimized-model.ts reads it).
+// The extra file an optimized model's archive carries (lib/pipeline/save-model.ts writes it, lib/torchscript/module.ts reads it).
 constexpr const char* kMetadataFile = "torchgraph.json";
 
 int64_t ParamBytes(const torch::jit::Module& m) {
