@@ -1,7 +1,7 @@
 // ESLint (typescript-eslint) over lib/, scripts/ and test/, with the formatting checked by
 // @stylistic's rules (`npm run lint -- --fix` applies them). Prettier was tried and left out:
 // it rewrites most files and expands one-line members, against this code's compact style.
-// Functions in lib/ stay under 80 lines: a longer one is doing several things (ARCHITECTURE.md).
+// Functions in lib/ stay under 80 lines: a longer one is doing several things.
 import js from '@eslint/js';
 import stylistic from '@stylistic/eslint-plugin';
 import tseslint from 'typescript-eslint';
