@@ -8,7 +8,7 @@ import { execFileSync, spawnSync, type SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { normalizeOutput, readmeExamples } from '../support/readme';
+import { asCommonJS, normalizeOutput, readmeExamples } from '../support/readme';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WARM_LIMIT_S = 20;
@@ -103,11 +103,14 @@ describe('install: a packed torchgraph in a fresh project, no compiler on PATH',
     fs.copyFileSync(model, path.join(p1, 'model.pt'));
     const examples = readmeExamples();
     assert.ok(examples.length > 0, 'no ```js example blocks in README.md');
-    for (const ex of examples) {
-      const file = path.join(p1, `readme-${ex.line}.mjs`);
-      fs.writeFileSync(file, ex.code);
-      const r = sh(p1, 'node', [file], `readme${ex.line}S`);
-      assert.equal(normalizeOutput(r.stdout), normalizeOutput(ex.output), `README.md:${ex.line} prints something else`);
+    // This project says "type": "module": CommonJS runs as .cjs here, ES modules as .mjs.
+    const runs = examples.flatMap((ex) => ex.module === 'cjs'
+      ? [{ ex, name: `readme-${ex.line}.cjs`, code: ex.code }]
+      : [{ ex, name: `readme-${ex.line}.mjs`, code: ex.code }, { ex, name: `readme-${ex.line}-require.cjs`, code: asCommonJS(ex.code) }]);
+    for (const { ex, name, code } of runs) {
+      fs.writeFileSync(path.join(p1, name), code);
+      const r = sh(p1, 'node', [name], `readme${ex.line}${path.extname(name)}S`);
+      assert.equal(normalizeOutput(r.stdout), normalizeOutput(ex.output), `README.md:${ex.line} (${name}) prints something else`);
     }
   });
 
