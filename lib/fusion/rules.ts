@@ -46,6 +46,10 @@ export interface StepSpec {
   join?: boolean;
 }
 
+/** How many times a step may match: at least min (default 1), at most max (default 1). */
+export const stepMin = (s: StepSpec) => s.min ?? 1;
+export const stepMax = (s: StepSpec) => s.max ?? 1;
+
 export interface ChainRule {
   type: 'chain';
   name: string;
