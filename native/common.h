@@ -68,7 +68,7 @@ Napi::Object WrapTensor(Napi::Env env, at::Tensor t);
 bool IsTensor(Napi::Env env, Napi::Value v);
 at::Tensor UnwrapTensor(Napi::Value v);  // throws tg::Error when disposed or not a tensor
 
-// IValue <-> JS (addon.cc). Tensors become wrapped Tensor objects; tuples and lists become
+// IValue <-> JS (ivalue.cc). Tensors become wrapped Tensor objects; tuples and lists become
 // arrays; ints become numbers when they fit in 2^53, else BigInt.
 Napi::Value ToJs(Napi::Env env, const c10::IValue& v);
 // JS -> IValue for method inputs: Tensor, number (float), bigint (int), boolean, null,
@@ -76,17 +76,13 @@ Napi::Value ToJs(Napi::Env env, const c10::IValue& v);
 // empty one). Must run on the JS thread.
 c10::IValue FromJs(Napi::Env env, Napi::Value v);
 
-void InitMemory(Napi::Env env, Napi::Object exports);
-
-void InitTensor(Napi::Env env, Napi::Object exports, AddonData* data);
-void InitModule(Napi::Env env, Napi::Object exports, AddonData* data);
-void InitGraph(Napi::Env env, Napi::Object exports, AddonData* data);
-void InitProgram(Napi::Env env, Napi::Object exports);  // program.cc: .pt2 archives
-// Graph export/import (graph.cc).
-Napi::Object ExportGraph(Napi::Env env, const torch::jit::Graph& g);
-std::shared_ptr<torch::jit::Graph> BuildGraph(Napi::Env env, Napi::Object data,
-                                               const torch::jit::Module& module);
-Napi::Value InferValues(Napi::Env env, const torch::jit::Module& module, Napi::Object data, Napi::Array inputs,
-                        bool nodeByNode, bool metaParameters);
+// Each file's exports, registered by addon.cc. The functions the files share with one another
+// are declared in headers of their own names: graph_build.h, graph_export.h, graph.h,
+// shape_run.h, module.h, memory.h.
+void InitMemory(Napi::Env env, Napi::Object exports);                   // memory.cc
+void InitTensor(Napi::Env env, Napi::Object exports, AddonData* data);  // tensor.cc
+void InitModule(Napi::Env env, Napi::Object exports, AddonData* data);  // module.cc
+void InitGraph(Napi::Env env, Napi::Object exports, AddonData* data);   // graph.cc
+void InitProgram(Napi::Env env, Napi::Object exports);                  // program.cc: .pt2 archives
 
 }  // namespace tg

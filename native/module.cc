@@ -1,6 +1,11 @@
 // Module: a loaded TorchScript module. Loading and running happen off the JS thread; the
 // worker holds a shared_ptr so dispose() during a run is safe.
-#include "common.h"
+#include "module.h"
+
+#include "graph.h"
+#include "graph_build.h"
+#include "graph_export.h"
+#include "shape_run.h"
 
 #include <sys/stat.h>
 
@@ -481,9 +486,6 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// Defined in graph.cc: wraps a built graph bound to a loaded module.
-Napi::Value NewGraphObject(Napi::Env env, std::shared_ptr<torch::jit::Graph> g, torch::jit::Module module, at::Device device);
-
 Napi::Value Module::Build(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -494,7 +496,6 @@ Napi::Value Module::Build(const Napi::CallbackInfo& info) {
   });
 }
 
-// A module built in memory (native/program.cc), wrapped like a loaded one.
 Napi::Value NewModuleObject(Napi::Env env, torch::jit::Module module, at::Device device) {
   module.eval();
   auto l = std::make_shared<Loaded>(Loaded{std::move(module), device});

@@ -5,13 +5,13 @@
 // once, shared by every run) with methods built from that data by the graph builder. No
 // decisions about the program live here.
 #include "common.h"
+#include "graph_build.h"
+#include "module.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/runtime/operator.h>
 
 namespace tg {
-
-Napi::Value NewModuleObject(Napi::Env env, torch::jit::Module module, at::Device device);  // module.cc
 
 namespace {
 
