@@ -68,7 +68,7 @@ Napi::Object WrapTensor(Napi::Env env, at::Tensor t);
 bool IsTensor(Napi::Env env, Napi::Value v);
 at::Tensor UnwrapTensor(Napi::Value v);  // throws tg::Error when disposed or not a tensor
 
-// IValue <-> JS (ivalue.cc). Tensors become wrapped Tensor objects; tuples and lists become
+// IValue <-> JS (addon.cc). Tensors become wrapped Tensor objects; tuples and lists become
 // arrays; ints become numbers when they fit in 2^53, else BigInt.
 Napi::Value ToJs(Napi::Env env, const c10::IValue& v);
 // JS -> IValue for method inputs: Tensor, number (float), bigint (int), boolean, null,

@@ -178,7 +178,7 @@ struct Builder {
 
   // ModuleInstanceInfo's constructor is not exported by libtorch (the struct lacks TORCH_API);
   // its default constructor and copy are inline. Fill a default one through a struct of the
-  // same layout (two members, same types and order: scope.h).
+  // same layout (two members, same types and order: libtorch's torch/csrc/jit/ir/scope.h).
   static jit::ModuleInstanceInfo InstanceInfo(c10::ClassTypePtr type, std::string name) {
     struct Mirror { c10::ClassTypePtr type; std::string name; };
     static_assert(sizeof(Mirror) == sizeof(jit::ModuleInstanceInfo), "ModuleInstanceInfo layout changed");
