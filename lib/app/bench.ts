@@ -76,12 +76,12 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
       return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };
     }
     if (!options.inputs.length) throw new TorchGraphError('ERR_INVALID_ARG', `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)`);
-    // Specs as validate takes them: SHAPE[:DTYPE] draws seeded random inputs, FILE.npy runs on the file.
+    // Specs as validate takes them: SHAPE[:DTYPE][:FILL] draws seeded random inputs, FILE.npy runs on the file.
     const specs = options.inputs.map(parseInputSpec);
     const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));
     return {
       name: m, model: m,
-      inputs: specs.map((p, i) => (p.kind === 'npy' ? { shape: arrays[i]!.shape, dtype: arrays[i]!.dtype } : { shape: p.shape, dtype: p.dtype })),
+      inputs: specs.map((p, i) => (p.kind === 'npy' ? { shape: arrays[i]!.shape, dtype: arrays[i]!.dtype } : { shape: p.shape, dtype: p.dtype, ...(p.fill ? { fill: p.fill } : {}) })),
       files: specs.map((p) => (p.kind === 'npy' ? p.path : undefined)),
     };
   }));

@@ -137,7 +137,7 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
   const module = await loadModel(c.file, { device: opts.device ?? 'cpu' });
   const inputs: Tensor[] = c.inputs.map((s, i) => {
     const f = c.files?.[i];
-    if (f === undefined) return randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i);
+    if (f === undefined) return randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i, s.fill);
     const a = readNpy(f);
     return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
   });

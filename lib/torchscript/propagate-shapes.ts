@@ -6,7 +6,7 @@
 import type { Graph } from '../core/ir';
 import type { Module } from './module';
 import { Tensor, nativeOf } from './tensor';
-import { randomTensor } from './random';
+import { randomTensor, type Fill } from './random';
 import { fromNative, TorchGraphError } from '../core/errors';
 import type { DType } from '../core/ir/serialized';
 import { setValueInfo, type ValueInfo } from '../core/value-info';
@@ -14,7 +14,7 @@ import { defaultToNative, missingArguments, type ArgumentInfo, type DefaultValue
 import { planShapeRun } from './shape-run';
 import { contiguousStrides } from '../core/strides';
 
-export interface InputSpec { shape: number[]; dtype: DType }
+export interface InputSpec { shape: number[]; dtype: DType; fill?: Fill }
 
 export interface ShapeReport {
   /** meta-nodes: node by node on meta; meta: whole graph on meta; real: a real run. */
@@ -82,7 +82,7 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
   const defaults = defaulted.map(defaultToNative);
   const run = async (meta: boolean) => {
     const plan = planShapeRun(g, { onMeta: meta });
-    const tensors = inputs.map((s, i) => (meta ? Tensor.empty(s.shape, s.dtype, 'meta') : randomTensor(s.shape, s.dtype, seed + i)));
+    const tensors = inputs.map((s, i) => (meta ? Tensor.empty(s.shape, s.dtype, 'meta') : randomTensor(s.shape, s.dtype, seed + i, s.fill)));
     try {
       const r = await module._native.inferValues(plan.graph.toData(), [...tensors.map(nativeOf), ...defaults],
         { nodeByNode: plan.executor === 'nodes', metaParameters: plan.metaParameters });

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { describeSpec, InputSpecError, inputSeed, parseInputSpec, readSpecFile } from '../../lib/app/cli/input-spec';
+import { canonicalSpec, describeSpec, InputSpecError, inputSeed, parseInputSpec, readSpecFile } from '../../lib/app/cli/input-spec';
 import { TorchGraphError } from '../../lib/core/errors';
 import { writeNpy } from '../../lib/torchscript/npy';
 
@@ -29,6 +29,36 @@ describe('cli: --input SPEC parsing', () => {
     });
   }
 
+  const fills: [string, number[], string, unknown][] = [
+    ['2x128:int64:ones', [2, 128], 'int64', { kind: 'ones' }],
+    ['2x128:int64:zeros', [2, 128], 'int64', { kind: 'zeros' }],
+    ['2x128:int64:0..30522', [2, 128], 'int64', { kind: 'range', low: 0, high: 30522 }],
+    ['2x128:long:-5..5', [2, 128], 'int64', { kind: 'range', low: -5, high: 5 }],
+    ['2x3:uint8:0..256', [2, 3], 'uint8', { kind: 'range', low: 0, high: 256 }],
+    ['2x3:ones', [2, 3], 'float32', { kind: 'ones' }],
+    ['2x3:float64:ZEROS', [2, 3], 'float64', { kind: 'zeros' }],
+    ['2x3:float32:-1..0.5', [2, 3], 'float32', { kind: 'range', low: -1, high: 0.5 }],
+    ['2x3:-1..1', [2, 3], 'float32', { kind: 'range', low: -1, high: 1 }],
+    ['3x9:bool:ones', [3, 9], 'bool', { kind: 'ones' }],
+  ];
+  for (const [text, shape, dtype, fill] of fills) {
+    it(`parses the fill of ${JSON.stringify(text)}`, () => {
+      const s = parseInputSpec(text);
+      assert.ok(s.kind === 'random');
+      assert.deepEqual([s.shape, s.dtype, s.fill], [shape, dtype, fill]);
+      // Written out in full and read back, it is the same spec (what export passes to Python).
+      const again = parseInputSpec(canonicalSpec(s));
+      assert.ok(again.kind === 'random');
+      assert.deepEqual([again.shape, again.dtype, again.fill], [shape, dtype, fill]);
+    });
+  }
+
+  it('has no fill unless one is given', () => {
+    const s = parseInputSpec('2x3:int64');
+    assert.ok(s.kind === 'random' && !('fill' in s));
+    assert.equal(canonicalSpec(s as Extract<typeof s, { kind: 'random' }>), '2x3:int64');
+  });
+
   it('takes .npy paths and anything with a slash as files', () => {
     for (const p of ['x.npy', './data/x.npy', '/abs/in.NPY', 'dir/x.npy']) {
       const s = parseInputSpec(p);
@@ -46,7 +76,18 @@ describe('cli: --input SPEC parsing', () => {
     ['1.5x3', /dimension 1 is "1.5"/],
     ['1x3:float16', /unknown dtype "float16" \(one of float32, float64, int64, int32, uint8, bool\)/],
     ['1x3:', /missing dtype after ':'/],
-    ['1x3:int64:bool', /more than one ':'/],
+    ['1x3:int64:bool', /unknown fill "bool" \(ones, zeros or LOW\.\.HIGH/],
+    ['1x3:int64:ones:2', /more than two ':'/],
+    ['1x3:int64:', /missing fill after 'int64:'/],
+    ['1x3:ones:int64', /the dtype comes before the fill: SHAPE:DTYPE:FILL \(e\.g\. 2x128:int64:ones\)/],
+    ['2x3:int64:5..5', /range 5\.\.5 is empty: LOW\.\.HIGH draws from \[LOW, HIGH\)/],
+    ['2x3:int64:9..1', /range 9\.\.1 is empty/],
+    ['2x3:int64:0..1.5', /int64 takes integer bounds/],
+    ['2x3:uint8:0..300', /range 0\.\.300 does not fit uint8/],
+    ['2x3:int32:0..3000000000', /does not fit int32/],
+    ['2x3:bool:0..2', /a bool input takes ones or zeros, not a range/],
+    ['2x3:int64:0...9', /unknown fill "0\.\.\.9"/],
+    ['2x3:int64:a..b', /unknown fill "a\.\.b"/],
     ['1,3,224,224', /separate dimensions with 'x'/],
     ['abc', /expected a shape like 1x3x224x224/],
     ['1x3x224x224x9999999', /elements is more than/],
@@ -74,6 +115,10 @@ describe('cli: --input SPEC parsing', () => {
     assert.equal(describeSpec(parseInputSpec('2x3:bool'), 0, 0), 'random bools (seed 0)');
     assert.equal(describeSpec(parseInputSpec('2x3:int64'), 0, 0), 'random integers 0..9 (seed 0)');
     assert.equal(describeSpec(parseInputSpec('a/b.npy'), 0, 0), 'file a/b.npy');
+    assert.equal(describeSpec(parseInputSpec('2x3:int64:ones'), 0, 0), 'ones');
+    assert.equal(describeSpec(parseInputSpec('2x3:zeros'), 0, 0), 'zeros');
+    assert.equal(describeSpec(parseInputSpec('2x3:int64:0..1000'), 5, 1), 'random integers in [0, 1000) (seed 6)');
+    assert.equal(describeSpec(parseInputSpec('2x3:-1..1'), 0, 0), 'random uniform in [-1, 1) (seed 0)');
   });
 
   describe('.npy files', () => {

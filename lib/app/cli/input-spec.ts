@@ -1,9 +1,11 @@
-// `--input SPEC`: a shape with an optional dtype (1x3x224x224, 2x7x64:float64, 3x9:bool,
-// 4x16:int64), filled from a seeded generator, or a path to a .npy file.
+// `--input SPEC`: a shape with an optional dtype and fill (1x3x224x224, 2x7x64:float64, 3x9:bool,
+// 4x16:int64, 2x128:int64:ones, 2x128:int64:0..30522), filled from a seeded generator, or a
+// path to a .npy file.
 import * as path from 'path';
 import { TorchGraphError } from '../../core/errors';
 import { NpyError, readNpy } from '../../torchscript/npy';
 import { numel } from '../../core/ops/classes';
+import type { Fill } from '../../torchscript/random';
 
 export const SPEC_DTYPES = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'] as const;
 export type SpecDtype = (typeof SPEC_DTYPES)[number];
@@ -17,7 +19,7 @@ const DTYPE_ALIASES: Record<string, SpecDtype> = {
 export const MAX_SPEC_ELEMENTS = 2 ** 30;
 
 export type InputSpec =
-  | { kind: 'random'; text: string; shape: number[]; dtype: SpecDtype }
+  | { kind: 'random'; text: string; shape: number[]; dtype: SpecDtype; fill?: Fill }
   | { kind: 'npy'; text: string; path: string };
 
 /** A bad --input (exit code 2). */
@@ -28,7 +30,35 @@ export class InputSpecError extends TorchGraphError {
   }
 }
 
-const EXAMPLE = 'expected a shape like 1x3x224x224, optionally with a dtype (2x7x64:float64), or a path to a .npy file';
+const EXAMPLE = 'expected a shape like 1x3x224x224, optionally with a dtype (2x7x64:float64) and a fill (2x128:int64:ones, 2x128:int64:0..1000), or a path to a .npy file';
+
+const FILLS = 'ones, zeros or LOW..HIGH';
+const RANGE = /^(-?\d+(?:\.\d+)?)\.\.(-?\d+(?:\.\d+)?)$/;
+
+/** Integer dtypes' ranges: LOW..HIGH must lie within [min, max + 1]. */
+const INT_LIMITS: Partial<Record<SpecDtype, [number, number]>> = {
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], int32: [-(2 ** 31), 2 ** 31], uint8: [0, 256],
+};
+
+function looksLikeFill(t: string): boolean {
+  return t === 'ones' || t === 'zeros' || t.includes('..');
+}
+
+/** A fill for `dtype`; `bad` makes the error. */
+function parseFill(t: string, dtype: SpecDtype, bad: (why: string) => InputSpecError): Fill {
+  if (t === 'ones' || t === 'zeros') return { kind: t };
+  const m = RANGE.exec(t);
+  if (!m) throw bad(`unknown fill ${JSON.stringify(t)} (${FILLS}, e.g. 0..1000)`);
+  if (dtype === 'bool') throw bad('a bool input takes ones or zeros, not a range');
+  const [low, high] = [Number(m[1]), Number(m[2])];
+  const limits = INT_LIMITS[dtype];
+  if (limits) {
+    if (!Number.isInteger(low) || !Number.isInteger(high)) throw bad(`range ${t}: ${dtype} takes integer bounds`);
+    if (low < limits[0] || high > limits[1]) throw bad(`range ${t} does not fit ${dtype}`);
+  }
+  if (!(high > low)) throw bad(`range ${t} is empty: LOW..HIGH draws from [LOW, HIGH), so HIGH must be more than LOW`);
+  return { kind: 'range', low, high };
+}
 
 function looksLikePath(s: string): boolean {
   return /\.npy$/i.test(s) || s.includes('/') || s.includes(path.sep) || s.startsWith('.') || s.startsWith('~');
@@ -43,17 +73,26 @@ export function parseInputSpec(text: string): InputSpec {
     if (!/\.npy$/i.test(s)) throw bad('a path must name a .npy file (NumPy array); other formats are not read');
     return { kind: 'npy', text, path: s };
   }
-  const colon = s.indexOf(':');
-  const dimsText = colon < 0 ? s : s.slice(0, colon);
+  // SHAPE[:DTYPE][:FILL], or SHAPE:FILL (float32).
+  const [dimsText, ...rest] = s.split(':');
+  if (rest.length > 2) throw bad("more than two ':' (SHAPE:DTYPE:FILL)");
   let dtype: SpecDtype = 'float32';
-  if (colon >= 0) {
-    const d = s.slice(colon + 1).trim().toLowerCase();
+  let fillText: string | undefined;
+  const tail = rest.map((t) => t.trim().toLowerCase());
+  if (tail.length === 1 && looksLikeFill(tail[0])) fillText = tail[0];
+  else if (tail.length) {
+    const d = tail[0];
     if (d === '') throw bad(`missing dtype after ':' (one of ${SPEC_DTYPES.join(', ')})`);
-    if (d.includes(':')) throw bad("more than one ':'");
+    if (looksLikeFill(d)) throw bad(`the dtype comes before the fill: SHAPE:DTYPE:FILL (e.g. 2x128:int64:${d})`);
     const resolved = (SPEC_DTYPES as readonly string[]).includes(d) ? (d as SpecDtype) : DTYPE_ALIASES[d];
     if (!resolved) throw bad(`unknown dtype ${JSON.stringify(d)} (one of ${SPEC_DTYPES.join(', ')})`);
     dtype = resolved;
+    if (tail.length === 2) {
+      if (tail[1] === '') throw bad(`missing fill after '${dtype}:' (${FILLS})`);
+      fillText = tail[1];
+    }
   }
+  const fill = fillText === undefined ? undefined : parseFill(fillText, dtype, bad);
   if (/^[\d\s]*[,*][\d\s,*]*$/.test(dimsText)) throw bad("separate dimensions with 'x', e.g. 1x3x224x224");
   if (!/^[0-9xX\s.+-]+$/.test(dimsText) || !/\d/.test(dimsText)) throw bad(EXAMPLE);
   const parts = dimsText.split(/[xX]/);
@@ -68,7 +107,14 @@ export function parseInputSpec(text: string): InputSpec {
   });
   const count = shape.reduce((a, b) => a * b, 1);
   if (count > MAX_SPEC_ELEMENTS) throw bad(`${count.toLocaleString('en-US')} elements is more than the ${MAX_SPEC_ELEMENTS.toLocaleString('en-US')} allowed`);
-  return { kind: 'random', text, shape, dtype };
+  return fill ? { kind: 'random', text, shape, dtype, fill } : { kind: 'random', text, shape, dtype };
+}
+
+/** A random spec written out in full (SHAPE:DTYPE[:FILL]), as scripts/export_model.py reads it. */
+export function canonicalSpec(spec: Extract<InputSpec, { kind: 'random' }>): string {
+  const f = spec.fill;
+  const fill = !f ? '' : f.kind === 'range' ? `:${f.low}..${f.high}` : `:${f.kind}`;
+  return `${spec.shape.join('x')}:${spec.dtype}${fill}`;
 }
 
 /** What an input resolved to, without the data. */
@@ -106,6 +152,9 @@ export function inputSeed(seed: number, index: number): number {
 
 export function describeSpec(spec: InputSpec, seed: number, index: number): string {
   if (spec.kind === 'npy') return `file ${spec.path}`;
+  const f = spec.fill;
+  if (f && f.kind !== 'range') return f.kind;
+  if (f) return `random ${spec.dtype.startsWith('float') ? 'uniform' : 'integers'} in [${f.low}, ${f.high}) (seed ${inputSeed(seed, index)})`;
   const how = spec.dtype === 'bool' ? 'random bools' : spec.dtype.startsWith('float') ? 'random normal' : 'random integers 0..9';
   return `${how} (seed ${inputSeed(seed, index)})`;
 }

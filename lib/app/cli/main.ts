@@ -59,12 +59,18 @@ Exit codes:
   3  could not run (environment, e.g. no Python torch to export a built-in model; internal error)`;
 
 const SPEC_HELP = `
-Input SPEC: a shape with an optional dtype, filled from the seeded generator (normal floats,
-integers 0..9, random bools): 1x3x224x224, 2x7x64:float64, 3x9:bool, 4x16:int64
-(dtypes: float32 (default), float64, int64, int32, uint8, bool); or a path to a .npy file.
+Input SPEC: SHAPE[:DTYPE][:FILL], filled from the seeded generator, or a path to a .npy file.
+  SHAPE  dimensions joined by x: 1x3x224x224
+  DTYPE  float32 (default), float64, int64, int32, uint8, bool
+  FILL   without one: normal floats, integers 0..9, random bools; or
+         ones, zeros   every element 1 (true) or 0 (false), e.g. an attention mask
+         LOW..HIGH     uniform draws from [LOW, HIGH) (HIGH excluded): integers for integer
+                       dtypes (token ids: 2x128:int64:0..30522), reals for floats (-1..1)
+  e.g. 1x3x224x224, 2x7x64:float64, 3x9:bool, 2x128:int64:ones, 2x128:int64:0..30522, 4x8:zeros
 Repeat --input for each forward() argument, in order, or by name (--input src=2x7x48
 --input mask=7x7); arguments after the last one given take their defaults (mask=None, ...).
-Input i is filled from seed + i.`;
+Input i is filled from seed + i; export draws the same values (seed 0), so validate with the
+same SPECs runs on the inputs the trace saw.`;
 
 /** setup and cache: finishing an install and the shared cache. */
 function addInstallCommands(program: Command, io: CliIO, setExit: (code: number) => void): void {
@@ -105,7 +111,7 @@ function addOptimizeCommand(program: Command, io: CliIO, setExit: (code: number)
     .description('write the fused model as a file PyTorch loads (TorchScript, or .pt2), checked against the original')
     .argument('<model>', `TorchScript file, .pt2 program or built-in model (${BUILTIN_MODELS.join(', ')})`)
     .option('-o, --out <file>', 'where to write: FILE.pt (TorchScript) or FILE.pt2 (torch.export program)')
-    .option('-i, --input <spec>', 'an input the model is planned for: shape[:dtype] or a .npy file (repeat for several inputs)', collect)
+    .option('-i, --input <spec>', 'an input the model is planned for: SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
     .option('-f, --force', 'replace --out if it exists')
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
@@ -147,7 +153,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('validate')
     .description('decompose attention, partition, run original/unfused/fused and compare them')
     .argument('[model]', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`, 'vit_b_16')
-    .option('-i, --input <spec>', 'an input: shape[:dtype] or a .npy file (repeat for several inputs)', collect)
+    .option('-i, --input <spec>', 'an input: [NAME=]SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
@@ -177,7 +183,7 @@ Examples:
     .addOption(new Option('--view <view>', 'which graph').choices(VIEWS).default('standard'))
     .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format)').conflicts('dot'))
     .addOption(new Option('--dot', 'the graph as Graphviz DOT').conflicts('json'))
-    .option('--input <spec>', 'input shape[:dtype] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--input <spec>', 'input SHAPE[:DTYPE][:FILL] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--seed <n>', 'seed for random inputs', parseSeed, 0)
     .option('-v, --verbose', 'full errors with stack traces')
     .option('-q, --quiet', 'no notes on stderr, only errors')

@@ -87,7 +87,7 @@ export function makeInputs(specs: readonly InputSpec[], seed: number, names: rea
   specs.forEach((s, i) => {
     const name = names[i] ?? `input${i}`;
     if (s.kind === 'random') {
-      tensors.push(randomTensor(s.shape, s.dtype, inputSeed(seed, i)));
+      tensors.push(randomTensor(s.shape, s.dtype, inputSeed(seed, i), s.fill));
       info.push({ name, shape: s.shape, dtype: s.dtype, source: describeSpec(s, seed, i) });
     } else {
       const a = readSpecFile(s);
