@@ -1,10 +1,18 @@
 // `torchgraph export FILE.py:FACTORY`: a user's module to TorchScript with the resolved Python
-// torch (traced and scripted), then validated; bad targets are one-line usage errors.
+// torch (traced and scripted), then validated; bad targets are one-line usage errors. A Hugging
+// Face BertModel, as its factory returns it (no wrapper): its ModelOutput is cut to one output,
+// its inputs keep forward's names, and SPEC fills (ones, LOW..HIGH) draw in Python what validate
+// draws.
 import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { oneLine, runCli } from '../support/cli';
+import { Module, randomTensor } from '../../lib';
+import { canonicalSpec, parseInputSpec } from '../../lib/app/cli/input-spec';
+import { ensureCorpusPython } from '../../lib/app/corpus';
+import { torchInfo } from '../../lib/app/models';
+import { oneLine, ROOT, runCli } from '../support/cli';
 
 const MODEL_PY = `import torch
 from torch import nn
@@ -50,5 +58,127 @@ describe('torchgraph export', function () {
     assert.match(oneLine(r.err), /has no nope/);
     assert.ok(!fs.existsSync(path.join(tmp, 'x.pt')), 'no file written');
     assert.match(oneLine(runCli(['export', py]).err), /expected FILE\.py:FACTORY/);
+  });
+});
+
+const BERT_PY = `import torch
+from transformers import BertConfig, BertModel
+
+
+def build():
+    torch.manual_seed(0)
+    return BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=128, vocab_size=1000))
+`;
+
+describe('torchgraph export: a Hugging Face model, no wrapper', function () {
+  this.timeout(900_000);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-export-hf-'));
+  const py = path.join(tmp, 'bert.py');
+  let env: NodeJS.ProcessEnv;
+  before(() => {
+    fs.writeFileSync(py, BERT_PY);
+    // transformers from the corpus libraries (a user's own Python has it on its path).
+    env = { PYTHONPATH: [ensureCorpusPython().libPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const IDS = 'input_ids=2x16:int64:0..1000';
+  const MASK = 'attention_mask=2x16:int64:ones';
+
+  async function inputNames(file: string): Promise<string[]> {
+    const m = await Module.load(file);
+    try {
+      return m.inputs().map((a) => a.name);
+    } finally {
+      m.dispose();
+    }
+  }
+
+  it('named inputs: keeps the first output, names it, and validate passes on the same SPECs', async () => {
+    const out = path.join(tmp, 'bert.pt');
+    const r = runCli(['export', `${py}:build`, '-i', IDS, '-i', MASK, '-o', out], { env });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /^torchgraph: export: forward returns BaseModelOutputWithPoolingAndCrossAttentions \(last_hidden_state, pooler_output\); kept output 'last_hidden_state' \(the first tensor; pick another with --output NAME or INDEX\)$/m);
+    assert.match(r.err, /wrote .*bert\.pt \(traced\)/);
+    assert.doesNotMatch(r.err, /TracerWarning/, 'library warnings stay out of the user\'s stderr');
+    assert.deepEqual(await inputNames(out), ['input_ids', 'attention_mask']);
+    const v = runCli(['validate', out, '-i', IDS, '-i', MASK]);
+    assert.equal(v.code, 0, v.err + v.out);
+    assert.match(v.out, /inputs input_ids 2x16 int64, attention_mask 2x16 int64 \|/);
+    assert.match(v.out, /Attentions decomposed: 2 of 2/);
+    const j = runCli(['validate', out, '-i', IDS, '-i', MASK, '--json', '--quiet']);
+    assert.equal(j.code, 0, j.err);
+    assert.deepEqual((JSON.parse(j.out) as { inputs: unknown }).inputs, [
+      { name: 'input_ids', shape: [2, 16], dtype: 'int64', source: 'random integers in [0, 1000) (seed 0)' },
+      { name: 'attention_mask', shape: [2, 16], dtype: 'int64', source: 'ones' },
+    ]);
+  });
+
+  it('inputs by position take forward\'s names; --output picks an output by name', async () => {
+    const out = path.join(tmp, 'pooled.pt');
+    const r = runCli(['export', `${py}:build`, '-i', '2x16:int64:0..1000', '-i', '2x16:int64:ones', '--output', 'pooler_output', '-o', out], { env });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /kept output 'pooler_output'$/m);
+    assert.deepEqual(await inputNames(out), ['input_ids', 'attention_mask']);
+    const m = await Module.load(out);
+    const ids = randomTensor([2, 16], 'int64', 0, { kind: 'range', low: 0, high: 1000 });
+    const mask = randomTensor([2, 16], 'int64', 1, { kind: 'ones' });
+    const y = await m.forward(ids, mask) as { shape: number[]; dispose(): void };
+    assert.deepEqual(y.shape, [2, 64], 'the pooled output, not the hidden states');
+    [ids, mask, y].forEach((t) => t.dispose());
+    m.dispose();
+    // validate, inputs by position: the report names them from the file.
+    const v = runCli(['validate', out, '-i', '2x16:int64:0..1000', '-i', '2x16:int64:ones', '--quiet']);
+    assert.equal(v.code, 0, v.err + v.out);
+    assert.match(v.out, /inputs input_ids 2x16 int64, attention_mask 2x16 int64 \|/);
+  });
+
+  it('an output, an argument or --script that cannot work is exit 2 with one line saying what can', () => {
+    const none = runCli(['export', `${py}:build`, '-i', IDS, '--output', 'logits', '-o', path.join(tmp, 'x.pt')], { env });
+    assert.equal(none.code, 2, none.err);
+    assert.match(oneLine(none.err), /--output logits: forward returned BaseModelOutputWithPoolingAndCrossAttentions without it \(outputs: last_hidden_state, pooler_output\)/);
+    const typo = runCli(['export', `${py}:build`, '-i', IDS, '-i', 'atention_mask=2x16:int64:ones', '-o', path.join(tmp, 'x.pt')], { env });
+    assert.equal(typo.code, 2, typo.err);
+    assert.match(oneLine(typo.err), /forward has no argument 'atention_mask' \(input_ids, attention_mask, token_type_ids, /);
+    const script = runCli(['export', `${py}:build`, '--script', '-o', path.join(tmp, 'x.pt')], { env });
+    assert.equal(script.code, 2, script.err);
+    assert.match(oneLine(script.err), /torch\.jit\.script failed \(.+\); scripting Hugging Face models usually fails: trace instead \(drop --script and give --input SPEC/);
+    assert.ok(!fs.existsSync(path.join(tmp, 'x.pt')), 'no file written');
+    // Checked before Python starts.
+    assert.match(oneLine(runCli(['export', `${py}:build`, '-i', IDS, '-i', '2x16']).err), /give every input by name \(name=SPEC\) or none/);
+    assert.match(oneLine(runCli(['export', `${py}:build`, '-i', '2x16:int64:7..7']).err), /range 7\.\.7 is empty/);
+    assert.match(oneLine(runCli(['export', `${py}:build`, '--script', '--output', '0']).err), /--output picks from a traced run: drop --script/);
+  });
+
+  it('export draws in Python the very inputs validate draws (every SPEC form)', () => {
+    const specs = ['3x5', '7:float64', '4x6:int64', '50:int64:0..30522', '9:uint8:3..200', '8:bool', '6:-1..0.5',
+      '5:int32:ones', '2x3:float64:zeros', '3:bool:zeros', '40:int64:-9007199254740991..9007199254740991', '2x2x3:int32:-5..5'];
+    const info = torchInfo();
+    assert.ok(info.python, 'a Python torch');
+    const code = `import json, sys
+sys.path.insert(0, ${JSON.stringify(path.join(ROOT, 'scripts'))})
+import torch
+from export_model import make_input, parse_spec
+out = []
+for i, text in enumerate(json.loads(sys.argv[1])):
+    _, shape, dtype, fill = parse_spec(text)
+    t = make_input(shape, dtype, fill, i)
+    out.append([list(t.shape), str(t.dtype), t.reshape(-1).to(torch.float64).tolist()])
+print(json.dumps(out))`;
+    const canonical = specs.map((s) => { const p = parseInputSpec(s); assert.ok(p.kind === 'random'); return canonicalSpec(p); });
+    const r = spawnSync(info.python!.exe, ['-c', code, JSON.stringify(canonical)], {
+      encoding: 'utf8', env: { ...process.env, PYTHONPATH: [info.python!.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout) as [number[], string, number[]][];
+    specs.forEach((text, i) => {
+      const p = parseInputSpec(text);
+      assert.ok(p.kind === 'random');
+      const t = randomTensor(p.shape, p.dtype, i, p.fill);
+      assert.deepEqual(got[i][0], p.shape, text);
+      assert.equal(got[i][1], `torch.${p.dtype}`, text);
+      assert.deepEqual(got[i][2], t.toNumbers(), text);
+      t.dispose();
+    });
   });
 });

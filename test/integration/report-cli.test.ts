@@ -126,6 +126,7 @@ describe('cli: end to end on real models (integration)', function () {
       assert.equal(o.graphs.decomposed.ops['aten::_native_multi_head_attention'], undefined);
       assert.deepEqual([o.attention.found, o.attention.decomposed], [1, 1]);
       assert.ok(o.runs.original.peakBytes > 0, 'measured by the addon');
+      // Named from the file's forward(x), as given by position.
       assert.deepEqual(o.inputs, [{ name: 'x', shape: [4, 196, 768], dtype: 'float32', source: 'example input of mha_demo' }]);
       assert.match(o.environment.torchVersion, /^\d+\.\d+/);
       assert.equal(r.err, '', 'nothing on stderr with --quiet');
@@ -154,7 +155,8 @@ describe('cli: end to end on real models (integration)', function () {
       const a = cli(['validate', fx.variants.traced!, '--input', '2x5x768', '--seed', '4', '--json']);
       assert.equal(a.code, 0, a.err);
       const o = JSON.parse(a.out);
-      assert.deepEqual(o.inputs, [{ name: 'input0', shape: [2, 5, 768], dtype: 'float32', source: 'random normal (seed 4)' }]);
+      // Named from the file's forward(x), as given by position.
+      assert.deepEqual(o.inputs, [{ name: 'x', shape: [2, 5, 768], dtype: 'float32', source: 'random normal (seed 4)' }]);
     });
 
     it('an input the model rejects is one line on stderr', () => {

@@ -1,26 +1,42 @@
-// `torchgraph export FILE.py:FACTORY --input SPEC... [--script] [--out MODEL.pt]`: a user's
-// PyTorch module to TorchScript, with the Python torch the resolver found.
+// `torchgraph export FILE.py:FACTORY --input [NAME=]SPEC... [--output NAME] [--script] [--out MODEL.pt]`:
+// a user's PyTorch module to TorchScript, with the Python torch the resolver found. The specs go
+// to scripts/export_model.py written out in full (canonicalSpec), which draws the same inputs
+// validate does; a forward returning a dict, ModelOutput or tuple is traced through a wrapper
+// that keeps one output.
 import * as fs from 'fs';
 import * as path from 'path';
 import { exportUserModel } from '../models';
 import { CliError, EXIT_OK, EXIT_USAGE, UsageError } from './errors';
-import { parseInputSpec } from './input-spec';
+import { canonicalSpec, parseInputSpec } from './input-spec';
+import { NAMED_SPEC } from './model';
 import type { CliIO } from './io';
 
-export interface ExportCliOptions { input?: string[]; script?: boolean; out?: string; quiet?: boolean }
+export interface ExportCliOptions { input?: string[]; output?: string; script?: boolean; out?: string; quiet?: boolean }
 
 export async function exportCommand(target: string, o: ExportCliOptions, io: CliIO): Promise<number> {
   const m = /^(.+\.py):([A-Za-z_][A-Za-z0-9_]*)$/.exec(target);
   if (!m) throw new UsageError(`export: ${target}: expected FILE.py:FACTORY (a function returning the nn.Module)`);
   if (!fs.existsSync(m[1])) throw new UsageError(`export: ${m[1]}: no such file`);
-  const inputs = o.input ?? [];
-  for (const s of inputs) {
-    if (parseInputSpec(s).kind !== 'random') throw new UsageError(`export: --input ${s}: give a shape[:dtype] (the trace runs on random data)`);
-  }
+  const texts = o.input ?? [];
+  const split = texts.map((t) => NAMED_SPEC.exec(t.trim()));
+  if (split.some((n) => n) && split.some((n) => !n)) throw new UsageError('export: --input: give every input by name (name=SPEC) or none');
+  const names = split.map((n) => n?.[1]);
+  const dup = names.find((n, i) => n !== undefined && names.indexOf(n) !== i);
+  if (dup) throw new UsageError(`export: --input ${dup}=...: given twice`);
+  const inputs = texts.map((t, i) => {
+    const spec = parseInputSpec(split[i] ? split[i]![2] : t);
+    if (spec.kind !== 'random') throw new UsageError(`export: --input ${t}: give a shape[:dtype][:fill] (the trace runs on generated data)`);
+    return (names[i] ? `${names[i]}=` : '') + canonicalSpec(spec);
+  });
   if (!o.script && inputs.length === 0) throw new UsageError('export: tracing needs --input SPEC for each forward() argument (or pass --script)');
+  if (o.output !== undefined && !/^([A-Za-z_][A-Za-z0-9_.]*|\d+)$/.test(o.output)) throw new UsageError(`export: --output ${JSON.stringify(o.output)}: give an output's name or index`);
+  if (o.output !== undefined && o.script) throw new UsageError('export: --output picks from a traced run: drop --script');
   const out = o.out ?? `${path.basename(m[1], '.py')}.pt`;
   try {
-    await exportUserModel(path.resolve(m[1]) + ':' + m[2], path.resolve(out), inputs, Boolean(o.script));
+    // The exporter's own notes (which output was kept) are the user's to read; its other
+    // chatter (library warnings) is not.
+    const log = (line: string) => { if (!o.quiet && /^torchgraph: (?!wrote )/.test(line)) io.stderr(`${line}\n`); };
+    await exportUserModel(path.resolve(m[1]) + ':' + m[2], path.resolve(out), inputs, Boolean(o.script), log, o.output);
   } catch (e) {
     const lines = (e as Error).message.split('\n').map((l) => l.trim()).filter(Boolean);
     const last = lines.reverse().find((l) => /^torchgraph export:|Error\b/.test(l)) ?? lines[0];

@@ -90,10 +90,24 @@ ${EXIT_CODES}`)
     .command('export')
     .description('export your PyTorch module to TorchScript with the resolved Python torch (eval mode, no_grad)')
     .argument('<FILE.py:FACTORY>', 'a Python file and a function in it returning the nn.Module')
-    .option('-i, --input <spec>', 'a forward() input shape[:dtype] to trace with (repeat for each)', collect)
+    .option('-i, --input <spec>', 'a forward() input to trace with: [NAME=]SHAPE[:DTYPE][:FILL] (repeat for each)', collect)
+    .option('--output <name>', 'the output to keep when forward returns a dict, ModelOutput or tuple: a key (last_hidden_state) or an index (0)')
     .option('--script', 'torch.jit.script instead of tracing (keeps control flow and optional arguments)')
     .option('-o, --out <file.pt>', 'where to write (default: FILE.pt here)')
     .option('-q, --quiet', 'print only errors')
+    .addHelpText('after', `${SPEC_HELP}
+Inputs by position take forward's first parameters; by name (--input attention_mask=...) any
+of them, the rest keeping their defaults. The traced graph's inputs carry forward's parameter
+names (input_ids, attention_mask, ...), as validate's report shows them.
+A forward returning several things (a dict, a Hugging Face ModelOutput, a tuple) is traced
+through a wrapper that keeps one tensor: the first, named on stderr, or the one --output names.
+--script compiles the model's source instead; Hugging Face models rarely script: trace them.
+${EXIT_CODES}
+
+Examples:
+  torchgraph export model.py:build -i 1x3x224x224
+  torchgraph export bert.py:build -i input_ids=2x16:int64:0..30522 -i attention_mask=2x16:int64:ones
+  torchgraph validate bert.pt -i input_ids=2x16:int64:0..30522 -i attention_mask=2x16:int64:ones`)
     .action(async (target: string, o: ExportCliOptions) => { setExit(await exportCommand(target, o, io)); });
 
   program

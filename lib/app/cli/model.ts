@@ -107,7 +107,7 @@ export function exampleInputs(fx: ModelFixture): PreparedInputs {
 }
 
 /** `--input name=SPEC`: the name, when the text starts with an argument name and '='. */
-const NAMED_SPEC = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/s;
+export const NAMED_SPEC = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/s;
 
 export interface NamedSpecs { specs: InputSpec[]; names: string[] | null }
 
@@ -134,6 +134,23 @@ export async function orderedSpecs(texts: readonly string[], file: string | null
   if (gap) throw new UsageError(`--input: '${gap}' comes before '${names[last]}' in forward(${names.join(', ')}) and is not given: give it too (inputs after the last one given take their defaults)`);
   const order = [...given.keys()].sort((a, b) => pos[a] - pos[b]);
   return { specs: order.map((i) => given[i].spec), names: order.map((i) => given[i].name) };
+}
+
+/** The names of a model file's first `count` forward() arguments (its schema: a traced file's
+ * carry forward's parameter names, e.g. input_ids, attention_mask), for inputs given by position;
+ * undefined when the file does not load here (the run that follows reports why) or names fewer. */
+export async function positionalNames(file: string, count: number): Promise<string[] | undefined> {
+  try {
+    const m = await loadModel(file);
+    try {
+      const names = m.inputs().map((a) => a.name);
+      return names.length >= count ? names.slice(0, count) : undefined;
+    } finally {
+      m.dispose();
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 /**

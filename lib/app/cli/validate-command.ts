@@ -7,7 +7,7 @@ import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
 import { packageVersion } from '../../torchscript/package-root';
-import { modelFileAndInputs, orderedSpecs, resolveModelArg } from './model';
+import { modelFileAndInputs, orderedSpecs, positionalNames, resolveModelArg } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
 import { isProgramPath, programInputs } from '../../program';
 import { DEFAULT_TOLERANCE, diffCheck, runValidation } from '../../pipeline/stages';
@@ -50,7 +50,9 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
 
   const quiet = Boolean(o.quiet) && !verbose;
   const progress = new Progress(io, verbose, quiet);
-  const { file, inputs } = await modelFileAndInputs(ref, inputTexts, { specs, names }, o.seed, program?.names,
+  // Inputs given by position are labelled with the file's argument names (input_ids, ...).
+  const fileNames = program?.names ?? (ref.kind === 'file' && !names ? await positionalNames(ref.path, specs.length) : undefined);
+  const { file, inputs } = await modelFileAndInputs(ref, inputTexts, { specs, names }, o.seed, fileNames,
     { verbose, quiet, step: (l) => progress.step(l), done: () => progress.done(), stderr: io.stderr });
 
   const env: Partial<Environment> = {
