@@ -182,8 +182,29 @@ jit::Module FindModule(std::map<std::string, jit::Module>& byPath, const std::st
   return it->second;
 }
 
+// A method's schema from its graph's types and the given argument names and defaults (one per
+// input after self), so that a saved file's forward keeps them. A default whose value does not fit
+// the argument's type is left out rather than written wrong.
+c10::FunctionSchema SchemaWithDefaults(Napi::Env env, const std::string& name, const jit::Graph& g, const Napi::Array& given) {
+  if (given.Length() + 1 != g.inputs().size()) throw Error("ERR_INVALID_ARG", "createModule: " + std::to_string(given.Length()) + " arguments for a graph of " + std::to_string(g.inputs().size() - 1) + " inputs after self");
+  std::vector<c10::Argument> args{c10::Argument("self", g.inputs()[0]->type())};
+  for (uint32_t i = 0; i < given.Length(); ++i) {
+    auto a = given.Get(i).As<Napi::Object>();
+    const auto& type = g.inputs()[i + 1]->type();
+    std::optional<c10::IValue> def;
+    if (a.Has("default")) {
+      c10::IValue v = FromJs(env, a.Get("default"));
+      if (v.type()->isSubtypeOf(*type)) def = std::move(v);
+    }
+    args.emplace_back(a.Get("name").ToString().Utf8Value(), type, std::nullopt, std::move(def));
+  }
+  std::vector<c10::Argument> returns;
+  for (const auto* out : g.outputs()) returns.emplace_back("", out->type());
+  return c10::FunctionSchema(name, "", std::move(args), std::move(returns));
+}
+
 // createModule({modules: [{path, cls}], tensors: [{module, name, kind, tensor}],
-//   methods: [{module, name, graph}]}, device) -> Module. Modules come parents first (the root
+//   methods: [{module, name, graph, arguments?: [{name, default?}]}]}, device) -> Module. Modules come parents first (the root
 // has path ''); methods callees first, so prim::CallMethod finds its target.
 Napi::Value CreateModule(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -225,6 +246,7 @@ Napi::Value CreateModule(const Napi::CallbackInfo& info) {
       std::string name = o.Get("name").ToString().Utf8Value();
       auto g = BuildGraph(env, o.Get("graph").As<Napi::Object>(), root);
       auto* fn = cu->create_function(c10::QualifiedName(*m.type()->name(), name), g);
+      if (o.Has("arguments") && o.Get("arguments").IsArray()) fn->setSchema(SchemaWithDefaults(env, name, *g, o.Get("arguments").As<Napi::Array>()));
       m.type()->addMethod(fn);
     }
     return NewModuleObject(env, root, device);

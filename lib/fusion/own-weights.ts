@@ -10,6 +10,7 @@ import { Graph, type Node, type Value, type TypeData } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import type { NativeModule, NativeModuleSpec, NativeTensor, NativeValue } from '../torchscript/binding';
 import { isInPlaceKind } from '../core/ir/node';
+import type { ArgumentInfo, DefaultValue } from '../torchscript/arguments';
 import { copyNodeBefore } from '../transforms/inline-modules';
 import { setValueInfo, valueInfo } from '../core/value-info';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
@@ -185,12 +186,22 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
 }
 
 /** The spec of a flat module holding `tensors` as buffers, with `graph` as its forward. */
-export function ownedModuleSpec(graph: Graph, tensors: ReadonlyMap<string, NativeTensor>): NativeModuleSpec {
+export function ownedModuleSpec(graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, signature?: readonly ArgumentInfo[]): NativeModuleSpec {
+  // The signature names forward's arguments and carries their defaults (one per graph input after self).
+  const args = signature && signature.length === graph.inputs.length - 1 ? signature.map(schemaArgument) : undefined;
   return {
     modules: [{ path: '', cls: OWNED_CLASS }],
     tensors: [...tensors].map(([name, tensor]) => ({ module: '', name, kind: 'buffer' as const, tensor })),
-    methods: [{ module: '', name: 'forward', graph: graph.toData() }],
+    methods: [{ module: '', name: 'forward', graph: graph.toData(), ...(args ? { arguments: args } : {}) }],
   };
+}
+
+/** An argument as the native schema takes it: a default as a value (List[...] defaults as typed lists, tuples as arrays). */
+function schemaArgument(a: ArgumentInfo): { name: string; default?: NativeValue } {
+  if (!a.hasDefault || a.default === undefined) return { name: a.name };
+  const list = a.type.match(/^List\[(int|float|bool)\]$/);
+  const value = (v: DefaultValue): NativeValue => (Array.isArray(v) ? v.map(value) : v);
+  return { name: a.name, default: list && Array.isArray(a.default) ? { list: a.default.map(value), elem: list[1] as 'int' | 'float' | 'bool' } : value(a.default) };
 }
 
 /** Each attribute of the owned module and its reads in `g` (`prim::GetAttr[name](%self)`). */

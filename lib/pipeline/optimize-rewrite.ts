@@ -75,7 +75,7 @@ export interface OptimizedMetadata {
 async function moveWeights(from: Module, g: Graph, signature: readonly ArgumentInfo[]): Promise<{ module: Module; weights: OwnedWeight[] }> {
   const owned = await ownWeights(from._native, g);
   try {
-    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors), from.device));
+    const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors, signature), from.device));
     return { module: Module._fromNative(handle, from.path, signature.length ? signature : graphSignature(owned.graph)), weights: owned.weights };
   } finally {
     for (const t of owned.tensors.values()) t.dispose();

@@ -171,12 +171,12 @@ export class OptimizedModel {
       // Activations in place are so at any shape (adds are not: an operand may broadcast at others).
       const portable = this.#portable.clone();
       if (this.#inPlace) inPlaceWhereInputsDie(portable, { adds: false });
-      if (!writer) return await saveTorchScript(file, portable, plain, this.#metadata, this.device);
+      if (!writer) return await saveTorchScript(file, portable, plain, this.#metadata, this.device, this.#signature);
       // torch.export programs are written by the resolved Python torch from a TorchScript file.
       const stem = nodePath.basename(file, '.pt2');
       await writeBeside(file, async (tmp) => {
         const ts = nodePath.join(nodePath.dirname(tmp), `${stem}.ts.pt`);
-        await saveTorchScript(ts, portable, plain, this.#metadata, this.device);
+        await saveTorchScript(ts, portable, plain, this.#metadata, this.device, this.#signature);
         await writer(ts, tmp, this.#metadata.plannedFor, JSON.stringify(this.#metadata));
       });
     } finally {

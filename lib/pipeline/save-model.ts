@@ -1,6 +1,7 @@
 // Writing an optimized model: a flat module (its weights as buffers, the portable graph as its
 // forward) saved by libtorch to a temporary name beside the target and renamed into place, so a
 // file appears whole or not at all, and an existing one is replaced only when asked.
+import type { ArgumentInfo } from '../torchscript/arguments';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Graph } from '../core/ir';
@@ -37,8 +38,9 @@ export async function writeBeside(file: string, write: (tmp: string) => Promise<
 }
 
 /** `graph` (reading `tensors` as attributes of the flat module) saved as TorchScript at `file`, with `metadata` as torchgraph.json. */
-export async function saveTorchScript(file: string, graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, metadata: unknown, device: string): Promise<void> {
-  const m = nativeSync(() => binding().createModule(ownedModuleSpec(graph, tensors), device));
+export async function saveTorchScript(file: string, graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, metadata: unknown, device: string,
+  signature?: readonly ArgumentInfo[]): Promise<void> {
+  const m = nativeSync(() => binding().createModule(ownedModuleSpec(graph, tensors, signature), device));
   try {
     await writeBeside(file, (tmp) => native(() => m.save(tmp, JSON.stringify(metadata))));
   } finally {

@@ -2,6 +2,7 @@
 // call_module:<ClassName>), attention ops.
 import type { Graph, Node } from '../core/ir';
 import { shortClassName } from '../core/ir/types';
+import { DECOMPOSED_ATTENTION_KINDS } from '../core/ops/classes';
 import type { GraphStats } from './types';
 
 /** Ops that are a whole attention (or a layer holding one) in an undecomposed graph. */
@@ -9,9 +10,7 @@ export const ATTENTION_KINDS: ReadonlySet<string> = new Set([
   'call_module:MultiheadAttention',
   'call_module:TransformerEncoderLayer',
   'call_module:TransformerDecoderLayer',
-  'aten::_native_multi_head_attention',
-  'aten::_transformer_encoder_layer_fwd',
-  'aten::scaled_dot_product_attention',
+  ...DECOMPOSED_ATTENTION_KINDS,
 ]);
 
 /** The report's name for a node's kind: `call_module:<ClassName>` for a kept submodule forward

@@ -124,7 +124,8 @@ export interface ArchiveTensorSpec { record: string; dtype: DType; sizes: number
 export interface NativeModuleSpec {
   modules: { path: string; cls: string }[];
   tensors: { module: string; name: string; kind: 'parameter' | 'buffer' | 'constant'; tensor: NativeTensor }[];
-  methods: { module: string; name: string; graph: GraphData }[];
+  /** `arguments`: forward's names and defaults after self, written into the method's schema (a saved file keeps them). */
+  methods: { module: string; name: string; graph: GraphData; arguments?: { name: string; default?: NativeValue }[] }[];
 }
 
 export interface Binding {

@@ -13,6 +13,7 @@ import { Emitter } from './emit';
 import { emitMultiheadAttention, emitSdpa, type MaskInput, type MhaMath, type InProjection } from './attention-math';
 import { inlineCall } from './inline-modules';
 import { modulePaths, moduleCallOf } from './module-calls';
+import { DECOMPOSED_ATTENTION_KINDS } from '../core/ops/classes';
 import { shortClassName } from '../core/ir/types';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
 import { constantOf, isNoneValue } from '../core/constants';
@@ -45,8 +46,6 @@ export interface DecomposeOptions {
 }
 
 class Skip extends Error {}
-
-export const ATTENTION_OPS: ReadonlySet<string> = new Set(['aten::_native_multi_head_attention', 'aten::_transformer_encoder_layer_fwd', 'aten::scaled_dot_product_attention']);
 
 function isMhaClass(cls: string): boolean { return shortClassName(cls) === 'MultiheadAttention'; }
 function isEncoderLayerClass(cls: string): boolean { return shortClassName(cls) === 'TransformerEncoderLayer'; }
@@ -386,7 +385,7 @@ export function inlineAttentionModuleCalls(g: Graph, tree: ModuleTreeData,
     const body = inlineCallBody(g, call.node, call.path, call.method, fetch(call.path, call.method, !scripted), [...(call.node.scope ?? []), frame]);
     inlined++;
     // A body with no attention op already spells attention out (the need_weights slow path).
-    if (isMhaClass(call.cls) && call.method === 'forward' && !body.some((n) => ATTENTION_OPS.has(n.kind))) {
+    if (isMhaClass(call.cls) && call.method === 'forward' && !body.some((n) => DECOMPOSED_ATTENTION_KINDS.has(n.kind))) {
       explicitBodies.push({ id: call.path, form: 'module', node: `prim::CallMethod ${call.path}`, opsExposed: countOps(body) });
     }
   }
@@ -403,7 +402,7 @@ function formOf(n: Node): AttentionForm | undefined {
 export function remainingAttentionOps(g: Graph): Node[] {
   const paths = modulePaths(g);
   return g.allNodes().filter((n) => {
-    if (ATTENTION_OPS.has(n.kind)) return true;
+    if (DECOMPOSED_ATTENTION_KINDS.has(n.kind)) return true;
     const call = moduleCallOf(n, paths);
     return call !== undefined && call.method === 'forward' && (isMhaClass(call.cls) || isEncoderLayerClass(call.cls));
   });

@@ -2,10 +2,11 @@
 // shapes again, then every attention expanded into explicit ops. In place on `graph`.
 import { Graph } from '../core/ir';
 import type { Module } from '../torchscript/module';
-import { ATTENTION_OPS, decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './decompose-attention';
+import { decomposeAttention, inlineAttentionModuleCalls, remainingAttentionOps, type DecomposeReport } from './decompose-attention';
 import { foldModuleConstants } from './fold-module-constants';
 import { inlineFunctionCalls } from './inline-functions';
 import { propagateShapes, type InputSpec, type ShapeReport } from '../torchscript/propagate-shapes';
+import { DECOMPOSED_ATTENTION_KINDS } from '../core/ops/classes';
 import { shapeUntakenBranches, type UntakenShapesReport } from './untaken-branch-shapes';
 import { functionGraphs, methodGraphs } from './module-views';
 
@@ -35,7 +36,7 @@ export async function decomposeModelGraph(a: Graph | Module, b: Graph | Module, 
     shapes = await propagateShapes(graph, module, inputs);
   }
   // Attention in branches that did not run (a scripted model's other path) needs shapes too.
-  const untaken = await shapeUntakenBranches(graph, module, inputs, (n) => ATTENTION_OPS.has(n.kind));
+  const untaken = await shapeUntakenBranches(graph, module, inputs, (n) => DECOMPOSED_ATTENTION_KINDS.has(n.kind));
   const report = decomposeAttention(graph, { tree, explicitBodies });
   graph.verify();
   return { report, shapes, remaining: remainingAttentionOps(graph).length, untaken };

@@ -197,6 +197,17 @@ describe('optimize: the fused model as the user\'s own', function () {
       assert.deepEqual(o.inputs(), original.inputs());
       const d = await diffOn(original, o, inputs);
       assert.ok(d !== null && d <= 1e-5, `max abs diff ${d}`);
+      // The saved file's forward keeps the names and defaults (TorchScript and the .pt2's source file).
+      const out = path.join(tmp, 'encoder-optional.pt');
+      await o.save(out);
+      const saved = await Module.load(out);
+      try {
+        assert.deepEqual(saved.inputs(), original.inputs());
+        const d2 = await diffOn(original, saved, inputs);
+        assert.ok(d2 !== null && d2 <= 1e-5, `saved, called with src only: max abs diff ${d2}`);
+      } finally {
+        saved.dispose();
+      }
     } finally {
       o.dispose();
       original.dispose();

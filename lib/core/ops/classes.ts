@@ -40,11 +40,14 @@ export const NORM_KINDS = new Set(kinds('layer_norm', 'native_layer_norm', 'grou
 export const SOFTMAX_KINDS = new Set(kinds('softmax', '_softmax', '_safe_softmax', 'log_softmax', '_log_softmax'));
 export const DROPOUT_KINDS = new Set(kinds('dropout', 'feature_dropout', 'alpha_dropout', 'feature_alpha_dropout', 'native_dropout',
   'dropout_', 'feature_dropout_', 'alpha_dropout_'));
-export const ATTENTION_KINDS = new Set(kinds('scaled_dot_product_attention', '_scaled_dot_product_attention_math',
+/** Opaque ops that contain the Q/K/V projections as well as the core: PyTorch's fast paths. */
+export const PROJECTING_ATTENTION_KINDS: ReadonlySet<string> = new Set(kinds('_native_multi_head_attention', '_transformer_encoder_layer_fwd'));
+/** The attention ops the decomposition writes out (transforms/decompose-attention.ts): the fast paths and SDPA. */
+export const DECOMPOSED_ATTENTION_KINDS: ReadonlySet<string> = new Set([...PROJECTING_ATTENTION_KINDS, op('scaled_dot_product_attention')]);
+/** Every attention op (the 'attention' class): those, and the SDPA backends a traced or exported graph may call. */
+export const ATTENTION_KINDS: ReadonlySet<string> = new Set([...DECOMPOSED_ATTENTION_KINDS, ...kinds('_scaled_dot_product_attention_math',
   '_scaled_dot_product_flash_attention', '_scaled_dot_product_flash_attention_for_cpu', '_scaled_dot_product_efficient_attention',
-  '_scaled_dot_product_cudnn_attention', '_native_multi_head_attention', '_transformer_encoder_layer_fwd'));
-/** Opaque ops that contain the Q/K/V projections as well as the core. */
-export const PROJECTING_ATTENTION_KINDS = new Set(kinds('_native_multi_head_attention', '_transformer_encoder_layer_fwd'));
+  '_scaled_dot_product_cudnn_attention')]);
 
 /** Per-element cost of activations, in basic operations (exp, erf, tanh count as one). */
 export const ACT_COST: Record<string, number> = {
