@@ -113,7 +113,10 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
   const em = new Emitter(g, c.context, { id, scope: c.context.scope });
   em.role = 'fused_attention';
   try {
-    const causalOnly = c.masks.length === 1 && c.masks[0].causal === true && !c.masks[0].space;
+    // triu(ones(L, S), 1) over the scores' last two dims is SDPA's is_causal (top-left aligned);
+    // a view that regrouped the leading dims (`space`) keeps those two.
+    const only = c.masks.length === 1 ? c.masks[0] : undefined;
+    const causalOnly = only?.causal === true && (!only.space || sameShape(only.space.slice(-2), c.scoresShape.slice(-2)));
     let mask = causalOnly ? null : combinedMask(em, c);
     // A mask that is one of the module's parameters (a learned position bias read as it is)
     // requires grad, and CPU SDPA then takes its math kernel (the scores materialised); the

@@ -227,21 +227,26 @@ describe('lowerAttentionCore', () => {
     assert.deepEqual(c.b.g.nodes().filter((n) => ['aten::softmax', 'aten::matmul', 'aten::div'].includes(n.kind)).map((n) => n.kind), [], 'the explicit core is gone');
   });
 
-  // The causal-only path (is_causal, no mask) needs a mask with no `space`, but the reading
-  // records `space` whenever the scores have a shape, which it requires: a causal buffer goes in
-  // as a bool mask. This pins what is emitted today (numerically the same as is_causal).
-  it('a causal triu buffer: SDPA gets not(triu) as its mask and is_causal false; a training core\'s dropout is SDPA\'s', () => {
+  it('a causal triu buffer as the only mask: SDPA\'s is_causal, no mask tensor; a training core\'s dropout is SDPA\'s', () => {
     const c = new Core();
     const causal = c.b.causalMask(L);
     c.finish(c.as('mask', c.b.maskedFill(c.scores(), causal, -Infinity)), { dropout: [0.2, true] });
     assert.equal(lowerAttentionCore(c.b.g, c.read(), 'c').lowered, true);
     const sdpa = sdpaOf(c.b);
-    const m = sdpa.inputs[3].node!;
-    // Rank 2 (L, S): unsqueezed to the scores' rank.
-    const not = m.inputs[0].node!.inputs[0].node!;
-    assert.deepEqual([m.kind, m.inputs[0].node!.kind, not.kind], ['aten::unsqueeze', 'aten::unsqueeze', 'aten::logical_not']);
-    same(not.inputs[0], causal, 'not(triu): the positions that take part');
-    assert.deepEqual(consts(sdpa, 4), [0.2, false, 1, false]);
+    assert.equal(sdpa.inputs[3].node?.kind, 'prim::Constant', 'no mask tensor');
+    assert.equal(sdpa.inputs[3].node?.constantValue(), null);
+    assert.deepEqual(consts(sdpa, 4), [0.2, true, 1, false]);
+  });
+
+  it('a causal triu buffer beside another mask: one combined bool mask, is_causal false', () => {
+    const c = new Core();
+    const causal = c.b.causalMask(L);
+    const pad = c.b.input('pad', [B, 1, 1, L], 'bool');
+    c.finish(c.as('mask', c.b.maskedFill(c.as('mask', c.b.maskedFill(c.scores(), causal, -Infinity)), pad, -Infinity)));
+    assert.equal(lowerAttentionCore(c.b.g, c.read(), 'c').lowered, true);
+    const sdpa = sdpaOf(c.b);
+    assert.equal(sdpa.inputs[3].node?.kind, 'aten::logical_not');
+    assert.equal(consts(sdpa, 4)[1], false);
   });
 
   it('bool masks combine into one bool mask of the positions that take part: not(pad or not(keep))', () => {
