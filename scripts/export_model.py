@@ -14,9 +14,10 @@ integers 0..9 and bools random. Input i (in forward's order) is drawn with seed 
 generator lib/torchscript/random.ts uses (mulberry32), so `validate` with the same specs runs on
 the very inputs the trace saw.
 
-A traced forward whose result is not one tensor (a dict, a Hugging Face ModelOutput, a tuple)
-is wrapped: the wrapper calls the model with the inputs by keyword and returns one output, the
-first tensor or the one --output names (a key, or an index into the outputs). The wrapper's
+A traced forward that returns a dict or a Hugging Face ModelOutput (which a trace cannot
+return) is wrapped: the wrapper calls the model with the inputs by keyword and returns one
+output, the first tensor or the one --output names (a key, or an index into the outputs). A
+tuple or list of outputs is traced as it is, unless --output picks one of it. The wrapper's
 forward takes the inputs under forward's own parameter names, so the traced graph's inputs are
 named as in the model (input_ids, attention_mask, ...).
 """
@@ -161,7 +162,8 @@ def pick_output(out, want):
     if not tensors:
         fail(f"forward returned {type(out).__name__} with no tensor in it ({listing})")
     if want is None:
-        return tensors[0]
+        # A tuple or list of tensors is an output a trace keeps whole; a dict is not.
+        return tensors[0] if isinstance(out, dict) else (None, None)
     for i, (label, v) in enumerate(items):
         if label == want or (want.isdigit() and int(want) == i):
             if not isinstance(v, torch.Tensor):

@@ -147,11 +147,21 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
   const newSelf = self;
   const read = (name: string) => graph.withInsertPoint(first, () => graph.createNode('prim::GetAttr', [newSelf], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } }).output);
   const isTensor = (v: NativeValue): v is NativeTensor => typeof v === 'object' && v !== null && !Array.isArray(v) && 'dtype' in v && 'shape' in v;
+  // A scripted model reads one attribute at several sites (PyTorch's fast path and slow path):
+  // one attribute each, so that the weight is held, prepacked and saved once.
+  const byPath = new Map<string, string>();
   boundary.forEach((v, i) => {
     const r = values[i];
     if (isTensor(r)) {
       const src = describeSource(v);
+      const same = src.op ? undefined : byPath.get(src.path);
+      if (same) {
+        r.dispose();
+        v.replaceAllUsesWith(withInfoOf(v, read(same)));
+        return;
+      }
       const name = uniqueName(src.op ? `${src.path}_${src.op.split('::').pop()}` : src.path);
+      if (!src.op) byPath.set(src.path, name);
       tensors.set(name, r);
       weights.push({ name, source: src.op ? `${src.path} (${src.op})` : src.path });
       v.replaceAllUsesWith(withInfoOf(v, read(name)));

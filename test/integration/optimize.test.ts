@@ -195,6 +195,8 @@ describe('optimize: the fused model as the user\'s own', function () {
     const o = await optimize(await Module.load(file), fx.inputs.map((i): InputSpec => ({ shape: i.shape, dtype: i.dtype })));
     try {
       assert.deepEqual(o.inputs(), original.inputs());
+      // Each weight once, though the scripted layers read it on the fast and the slow path.
+      assert.ok(o.heldBytes <= o.report.originalBytes * 1.01, `${o.heldBytes} B held against ${o.report.originalBytes} B`);
       const d = await diffOn(original, o, inputs);
       assert.ok(d !== null && d <= 1e-5, `max abs diff ${d}`);
       // The saved file's forward keeps the names and defaults (TorchScript and the .pt2's source file).
