@@ -22,7 +22,7 @@ export interface FusionGroupLike {
 // torch._C._llvm_enabled() and torch._C._jit_can_fuse_on_cpu() are both False, so NNC has no
 // CPU code generator there (only its IR interpreter, slower than the eager ops).
 function notLoweredReason(kind: string, device: string): string {
-  if (kind !== 'elementwise') return 'no fused libtorch op for this pattern';
+  if (kind !== 'elementwise') return 'libtorch has no fused op for this pattern';
   return device.startsWith('cuda')
     ? 'TorchScript\'s CUDA fuser (NNC) is not used yet; graphs run as built so unfused and fused timings compare like for like'
     : 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)';

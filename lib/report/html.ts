@@ -6,7 +6,7 @@
 import * as dagre from '@dagrejs/dagre';
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent } from './format';
 import { reportToJsonObject } from './json';
-import { describeLowering } from './lowering';
+import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
 import { memoryReduction, memoryTotals, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
 
@@ -222,7 +222,6 @@ function summarySection(report: ValidationReport): string {
   const e = escapeHtml;
   const totals = memoryTotals(report);
   const rows = [
-    ['Run as', 'original', 'unfused', 'fused'],
     ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
     ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
     ['Fusion groups', '-', '-', formatInt(g.fused.groups) + (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
@@ -243,9 +242,10 @@ function summarySection(report: ValidationReport): string {
     `<li class="${c.passed ? 'pass' : 'fail'}"><span class="mark">${c.passed ? 'PASS' : 'FAIL'}</span> <code>${e(c.name)}</code> ${e(c.detail)}</li>`).join('\n');
   const skipped = a.skipped.map((s) => `<li><code>${e(s.node)}</code>: ${e(s.reason)}</li>`).join('\n');
   return `<section id="summary-section"><h2>Summary</h2>
-<table id="summary" class="numbers"><thead>${row(['', 'standard', 'decomposed', 'fused'].map(e), true)}</thead><tbody>
+<table id="summary" class="numbers"><thead>${row(['', ...RUN_COLUMNS].map(e), true)}</thead><tbody>
 ${rows.join('\n')}
 </tbody></table>
+<p class="caption">${e(RUN_CAPTION)}</p>
 ${timing}<p>Memory reduction, fused vs original peak: <b>${e(formatPercent(vsOriginal))}</b> measured (fused vs unfused: ${e(formatPercent(est))} estimated, ${e(formatPercent(meas))} measured).
 Attentions decomposed: <b>${a.decomposed} of ${a.found}</b>${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}.</p>
 ${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
@@ -257,8 +257,8 @@ ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}
 function loweringList(lw: LoweringReport): string {
   const e = escapeHtml;
   const items = describeLowering(lw).map((l) => {
-    const head = l.lowered === null ? `${e(l.kind)}: ${l.total} unfused` : `${e(l.kind)}: <b>${l.lowered} of ${l.total}</b> &rarr; <code>${e(l.to!)}</code>`;
-    const why = l.unfused.map((u) => `<li>${u.count} unfused: ${e(u.reason)}</li>`).join('');
+    const head = l.lowered === null ? e(notLoweredText(l.kind, l.total, l.unfused[0].reason)) : `${e(l.kind)}: <b>${l.lowered} of ${l.total}</b> &rarr; <code>${e(l.to!)}</code>`;
+    const why = l.lowered === null ? '' : l.unfused.map((u) => `<li>${u.count} not lowered: ${e(u.reason)}</li>`).join('');
     return `<li>${head}${why ? `<ul>${why}</ul>` : ''}</li>`;
   });
   return `<h3>Fused lowering</h3><ul id="lowering">${items.join('\n')}</ul>`;

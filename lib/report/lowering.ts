@@ -11,6 +11,18 @@ export interface LoweringLine {
   unfused: { reason: string; count: number }[];
 }
 
+/** The run columns of validate's table, in every format (terminal, HTML, docs). The report's
+ * JSON keeps its own field names (graphs.standard/decomposed/fused, runs.original/unfused/fused). */
+export const RUN_COLUMNS = ['original', 'unfused', 'fused'] as const;
+
+/** The one line under the table that says what the columns are. */
+export const RUN_CAPTION = 'original = the model as given; unfused = attention decomposed into explicit ops; fused = fusion groups lowered to fused ops';
+
+/** A kind of group with no lowering here, as information: its groups were found and run as they are. */
+export function notLoweredText(kind: string, groups: number, reason: string): string {
+  return `${kind}: ${groups} group${groups === 1 ? '' : 's'} found, run as ${groups === 1 ? 'it is' : 'they are'} (${reason})`;
+}
+
 export function describeLowering(lw: LoweringReport): LoweringLine[] {
   const kinds: [string, LoweringOutcome[], string][] = [
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],

@@ -1,7 +1,7 @@
-// The terminal rendering of a ValidationReport: the standard / decomposed / fused table,
+// The terminal rendering of a ValidationReport: the original / unfused / fused table,
 // honest about what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
-import { describeLowering } from './lowering';
+import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
 import { memoryReduction, memoryTotals, type LoweringReport, type ValidationReport } from './types';
 
 export interface TerminalOptions {
@@ -28,7 +28,6 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   out.push('');
 
   const rows: string[][] = [
-    ['run as', 'original', 'unfused', 'fused'],
     ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
     ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
     ['Fusion groups', '-', '-', formatInt(g.fused.groups) +
@@ -40,7 +39,8 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
     ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
     ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
   ];
-  out.push(textTable(['', 'standard', 'decomposed', 'fused'], rows).trimEnd());
+  out.push(textTable(['', ...RUN_COLUMNS], rows).trimEnd());
+  out.push(`  (${RUN_CAPTION})`);
   out.push('');
 
   const t = report.timing;
@@ -100,11 +100,11 @@ function loweringLines(lw: LoweringReport): string[] {
   const out = ['Fused lowering:'];
   for (const l of describeLowering(lw)) {
     if (l.lowered === null) {
-      out.push(`  ${l.kind}: ${l.total} group${l.total === 1 ? '' : 's'} unfused: ${l.unfused[0].reason}`);
+      out.push(`  ${notLoweredText(l.kind, l.total, l.unfused[0].reason)}`);
       continue;
     }
     out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
-    for (const u of l.unfused) out.push(`    ${u.count} unfused: ${u.reason}`);
+    for (const u of l.unfused) out.push(`    ${u.count} not lowered: ${u.reason}`);
   }
   for (const [form, n] of Object.entries(lw.writtenOutActivations ?? {})) out.push(`  ${form} written out as arithmetic: ${n} -> one ATen op each`);
   if (lw.inPlaceOps) out.push(`  in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);

@@ -66,8 +66,14 @@ describe('report: terminal table', () => {
     assert.ok(!t.includes('\u001b['), 'no colour unless asked');
     // The numeric columns line up: every table row has the same width up to its last column end.
     const lines = t.split('\n');
-    const start = lines.findIndex((l) => /standard +decomposed +fused/.test(l));
-    const table = lines.slice(start, start + 11);
+    // One name per column, the runs', with the caption saying what they are.
+    const start = lines.findIndex((l) => /^ +original +unfused +fused$/.test(l));
+    assert.ok(start > 0, t);
+    assert.doesNotMatch(t, /standard +decomposed|^run as/m);
+    const end = lines.findIndex((l, i) => i > start && !/^\S/.test(l));
+    assert.equal(lines[end], '  (original = the model as given; unfused = attention decomposed into explicit ops; fused = fusion groups lowered to fused ops)');
+    const table = lines.slice(start, end);
+    assert.equal(table.length, 11, table.join('\n')); // header, rule, 9 rows
     const ends = table.map((l) => l.length);
     assert.ok(ends.every((e) => e === ends[0]), `aligned:\n${table.join('\n')}`);
   });
@@ -103,13 +109,18 @@ describe('report: terminal table', () => {
       heldWeightBytes: 1024,
     };
     const t = renderTerminal(r);
-    assert.match(t, /^ {2}attention cores: 1 of 2 -> scaled_dot_product_attention\n {4}1 unfused: attention weights are returned$/m);
-    assert.match(t, /^ {2}parallel projections: 1 of 3 -> one GEMM each\n {4}2 unfused: separate weights$/m);
+    assert.match(t, /^ {2}attention cores: 1 of 2 -> scaled_dot_product_attention\n {4}1 not lowered: attention weights are returned$/m);
+    assert.match(t, /^ {2}parallel projections: 1 of 3 -> one GEMM each\n {4}2 not lowered: separate weights$/m);
     assert.doesNotMatch(t, /linear \+ activation/);
-    assert.match(t, /^ {2}residual: 24 groups unfused: no fused libtorch op for this pattern$/m);
+    // Groups with no fused op are information, not a failure.
+    assert.match(t, /^ {2}residual: 24 groups found, run as they are \(no fused libtorch op for this pattern\)$/m);
+    assert.doesNotMatch(t, /groups unfused/);
     const html = renderHtml(r);
-    assert.match(html, /<ul id="lowering"><li>attention cores: <b>1 of 2<\/b> &rarr; <code>scaled_dot_product_attention<\/code><ul><li>1 unfused: attention weights are returned<\/li><\/ul><\/li>/);
-    assert.match(html, /<li>2 unfused: separate weights<\/li>/);
+    assert.match(html, /<ul id="lowering"><li>attention cores: <b>1 of 2<\/b> &rarr; <code>scaled_dot_product_attention<\/code><ul><li>1 not lowered: attention weights are returned<\/li><\/ul><\/li>/);
+    assert.match(html, /<li>2 not lowered: separate weights<\/li>/);
+    assert.match(html, /<li>residual: 24 groups found, run as they are \(no fused libtorch op for this pattern\)<\/li>/);
+    assert.match(html, /<thead><tr><th><\/th><th>original<\/th><th>unfused<\/th><th>fused<\/th><\/tr><\/thead>/);
+    assert.match(html, /<p class="caption">original = the model as given; unfused = attention decomposed/);
     assert.deepEqual(validateReportJson(JSON.parse(reportToJson(r))), []);
     const bad = JSON.parse(reportToJson(r));
     bad.graphs.fused.lowering.projections[0].lowered = 'no';
