@@ -57,6 +57,8 @@ export interface LoweringEntry {
   portable: boolean;
   /** On unless the caller says otherwise, on `device`. */
   onByDefault(device: string): boolean;
+  /** onByDefault in words, for --help: 'always', 'on CUDA', ... */
+  when: string;
   /** What it does, in one line (lib/fusion/ holds the lowering). */
   what: string;
   stage: LoweringStage;
@@ -76,25 +78,25 @@ export interface LoweringEntry {
 const oneDnnCpu = (device: string) => device === 'cpu' && runtimeInfo().hasMkldnn;
 
 export const LOWERINGS: readonly LoweringEntry[] = [
-  { name: 'writtenOutActivations', portable: true, onByDefault: () => true, stage: 'rewrite',
+  { name: 'writtenOutActivations', portable: true, onByDefault: () => true, when: 'always', stage: 'rewrite',
     what: 'activations written out as arithmetic as the one ATen op (transforms/written-out-activations.ts)',
     lower: (pass) => {
       const found = recognizeWrittenOutActivations(pass.graph);
       if (Object.keys(found).length) pass.lowering.writtenOutActivations = found;
     } },
-  { name: 'concatenateProjections', portable: true, onByDefault: (d) => d !== 'cpu', stage: 'weights',
+  { name: 'concatenateProjections', portable: true, onByDefault: (d) => d !== 'cpu', when: 'on CUDA', stage: 'weights',
     what: 'projections with separate weights as one GEMM over weights concatenated once (concat-weights.ts)',
     lower: concatenateProjectionsStep, off: concatenationsOff },
-  { name: 'foldBatchNorms', portable: true, onByDefault: () => true, stage: 'weights',
+  { name: 'foldBatchNorms', portable: true, onByDefault: () => true, when: 'always', stage: 'weights',
     what: 'eval batch norms folded into the convolutions before them (fold-batch-norm.ts)',
     lower: foldBatchNormsStep, onOwnedModule: foldBatchNormsOnOwnedModule },
-  { name: 'pointwiseConvolutions', portable: false, onByDefault: oneDnnCpu, stage: 'groups',
+  { name: 'pointwiseConvolutions', portable: false, onByDefault: oneDnnCpu, when: 'on CPU with oneDNN', stage: 'groups',
     what: 'convolutions with their residual add and activation on oneDNN\'s pointwise kernels over prepacked weights, channels last (conv-pointwise.ts)',
     lower: lowerConvolutionsStep, onOwnedModule: prepackConvolutionsOnOwnedModule },
-  { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu, stage: 'groups',
+  { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu, when: 'on CPU with oneDNN', stage: 'groups',
     what: 'linear layers on weights oneDNN reorders once (linear-packed.ts)',
     lower: packLinearsStep, onOwnedModule: prepackLinearsOnOwnedModule },
-  { name: 'inPlace', portable: true, onByDefault: () => true, stage: 'last',
+  { name: 'inPlace', portable: true, onByDefault: () => true, when: 'always', stage: 'last',
     what: 'activations and residual adds in place where their input dies (in-place.ts)',
     lower: (pass) => { pass.lowering.inPlaceOps = inPlaceWhereInputsDie(pass.graph); } },
 ];

@@ -6,7 +6,7 @@ import type { Module } from '../torchscript/module';
 import { disposeValue, type Tensor } from '../torchscript/tensor';
 import { TorchGraphError } from '../core/errors';
 import { analyzeGraph, countFlops } from '../analysis';
-import { decomposeStandardView, fuseDecomposed } from './prepare';
+import { decomposeStandardView, fuseDecomposed, type FuseOptions } from './prepare';
 import { attentionModuleOf } from '../transforms/decompose-attention';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { compareGraphs } from './compare';
@@ -72,11 +72,11 @@ async function decomposeStage(model: Module, standard: Graph, inputs: Tensor[]):
 }
 
 /** Partitioned and lowered; the peak estimates the lowering was judged by. */
-async function partitionStage(model: Module, decomposed: Graph, inputs: Tensor[]): Promise<PartitionStage> {
+async function partitionStage(model: Module, decomposed: Graph, inputs: Tensor[], fuse: FuseOptions = {}): Promise<PartitionStage> {
   const analysis = analyzeGraph(decomposed, model.device === 'cpu' ? {} : { memory: { alignBytes: 512 } });
   // The estimates are of the graphs as lowered (groups without a fused kernel here still
   // materialise their intermediates), following the branches the shape run took.
-  const { fused, lowering, estimates } = await fuseDecomposed(model, decomposed, specsOf(inputs));
+  const { fused, lowering, estimates } = await fuseDecomposed(model, decomposed, specsOf(inputs), fuse);
   const unfusedEstimate = estimates.unfused;
   const fusedEstimate = estimates.fused;
   const groupOf = (n: Node) => analysis.partition.groupOf(n)?.id;
@@ -115,11 +115,12 @@ async function runStage(model: Module, graphs: { decomposed: Graph; fused: Graph
   };
 }
 
-export function createPipeline(): ValidationPipeline {
+/** The real stages; `fuse` switches lowerings on or off (lib/fusion/lowerings.ts). */
+export function createPipeline(fuse: FuseOptions = {}): ValidationPipeline {
   return {
     standard: standardStage,
     decompose: decomposeStage,
-    partition: (model, decomposed, _dec, inputs) => partitionStage(model, decomposed, inputs),
+    partition: (model, decomposed, _dec, inputs) => partitionStage(model, decomposed, inputs, fuse),
     run: (model, graphs, inputs) => runStage(model, graphs, inputs),
     environment: () => ({ torchVersion: runtimeInfo().torchVersion }),
   };

@@ -13,6 +13,14 @@ export interface DotOptions {
   constants?: boolean;
   /** Fill colour per node (e.g. by fusion group). */
   fillOf?: (n: Node) => string | undefined;
+  /** One more label line per node (e.g. its fusion group). */
+  noteOf?: (n: Node) => string | undefined;
+  /** An output's type in place of its IR type (e.g. the shape a shape run found). */
+  typeOf?: (v: Value) => string | undefined;
+  /** The source line in a node's tooltip in place of node.source (undefined: none). */
+  sourceOf?: (n: Node) => string | undefined;
+  /** Nodes of one block with the same key are drawn in one cluster (e.g. a fusion group). */
+  clusterOf?: (n: Node) => string | undefined;
 }
 
 /** A DOT double-quoted string. */
@@ -39,16 +47,20 @@ export function graphToDot(g: Graph, opts: DotOptions = {}): string {
   });
 
   const declare = (b: Block, indent: string) => {
+    const clusters = new Map<string, string[]>();
     for (const n of b.nodes()) {
       if (skip(n)) continue;
       const id = `n${counter++}`;
       ids.set(n, id);
+      const key = opts.clusterOf?.(n);
+      if (key !== undefined) clusters.set(key, [...(clusters.get(key) ?? []), id]);
       n.outputs.forEach((o) => valueSource.set(o, id));
-      const outs = n.outputs.map((o) => `%${o.debugName} : ${typeToString(o.type, { tensorDetails: true })}`);
+      const outs = n.outputs.map((o) => `%${o.debugName} : ${opts.typeOf?.(o) ?? typeToString(o.type, { tensorDetails: true })}`);
       const attrs = Object.entries(n.attrs).filter(([k]) => !(n.kind === 'prim::CallMethod' && k === 'name' && opKind(n) !== n.kind)).map(([k, a]) => `${k}=${formatAttr(a)}`);
-      const label = [opKind(n), ...attrs.map((a) => (a.length > 40 ? a.slice(0, 39) + '…' : a)), ...outs.slice(0, 3)].join('\n');
+      const note = opts.noteOf?.(n);
+      const label = [opKind(n), ...attrs.map((a) => (a.length > 40 ? a.slice(0, 39) + '…' : a)), ...outs.slice(0, 3), ...(note ? [note] : [])].join('\n');
       const fill = opts.fillOf?.(n);
-      const tip = [n.describe(), n.modulePath ? `module ${n.modulePath}` : '', n.source ?? ''].filter(Boolean).join('\n');
+      const tip = [n.describe(), n.modulePath ? `module ${n.modulePath}` : '', (opts.sourceOf ? opts.sourceOf(n) : n.source) ?? ''].filter(Boolean).join('\n');
       lines.push(`${indent}${id} [label=${dotString(label)}, tooltip=${dotString(tip)}${fill ? `, fillcolor=${dotString(fill)}` : ''}];`);
       n.blocks.forEach((sb, k) => {
         lines.push(`${indent}subgraph ${dotString(`cluster_${id}_b${k}`)} {`);
@@ -57,6 +69,9 @@ export function graphToDot(g: Graph, opts: DotOptions = {}): string {
         declare(sb, indent + '  ');
         lines.push(`${indent}}`);
       });
+    }
+    for (const [key, members] of clusters) {
+      lines.push(`${indent}subgraph ${dotString(`cluster_group_${key}`)} { label=${dotString(key)}; style=rounded; color="#8a6d3b"; ${members.join('; ')}; }`);
     }
   };
   declare(g.block, '  ');

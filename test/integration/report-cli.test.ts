@@ -37,10 +37,62 @@ describe('cli: end to end on real models (integration)', function () {
       const r = cli(['inspect', 'mha_demo']);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /^# mha_demo: standard view, 6 nodes \(/);
-      assert.match(r.out, /^graph\(%self\.1 : MhaDemo, %x\.1 : Tensor\):$/m);
+      // The built-in model's example input gives every view its shapes.
+      assert.match(r.out, /^# shapes for input x float32\[4, 196, 768\] \(example input of mha_demo\)$/m);
+      assert.match(r.out, /^graph\(%self\.1 : MhaDemo, %x\.1 : float32\[4, 196, 768\]\):$/m);
       assert.match(r.out, /: MultiheadAttention += prim::GetAttr\[name="attn"\]/);
-      assert.equal((r.out.match(/prim::CallMethod\[name="forward"\]/g) ?? []).length, 2);
+      // Module calls by the name JSON and DOT give them.
+      assert.match(r.out, /: float32\[4, 196, 768\] += call_module:LayerNorm\(%norm\.1, %x\.1\)/);
+      assert.match(r.out, /: float32\[4, 196, 768\] += call_module:MultiheadAttention\(/);
+      assert.doesNotMatch(r.out, /prim::CallMethod/);
       assert.doesNotMatch(r.out, /_native_multi_head_attention/);
+      // The traced file's lines are TorchScript's generated code: left out, with a note.
+      assert.doesNotMatch(r.out, /\(code\/__torch__\S*:\d+\)/);
+      assert.match(r.out, /^# source lines of the code TorchScript generated/m);
+    });
+
+    it('a model file with -i NAME=SPEC: the decomposed view with shapes and the partitioner\'s groups', () => {
+      const r = cli(['inspect', fx.variants.traced!, '--view', 'decomposed', '-i', 'x=2x9x768']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^# shapes for input x float32\[2, 9, 768\] \(random normal \(seed 0\)\)$/m);
+      assert.match(r.out, /^# \S+: decomposed view, \d+ nodes, 3 fusion groups/m);
+      assert.match(r.out, /: float32\[2, 12, 9, 9\] += aten::softmax\(.*# \[g\d+ attn: attention softmax\]/);
+      assert.match(r.out, /= aten::linear\(.*# \[g\d+ attn: qkv_projection projection\]/);
+      const positional = cli(['inspect', fx.variants.traced!, '--view', 'decomposed', '--input', '2x9x768']);
+      assert.equal(positional.code, 0, positional.err);
+      assert.equal(positional.out.replace(/^# shapes.*\n/m, ''), r.out.replace(/^# shapes.*\n/m, ''));
+    });
+
+    it('fused view as JSON: shapes, groups lowered or not, op names beside the IR kinds', () => {
+      const r = cli(['inspect', 'mha_demo', '--view', 'fused', '--json']);
+      assert.equal(r.code, 0, r.err);
+      const o = JSON.parse(r.out);
+      assert.equal(o.graph.format, 'torchgraph.graph');
+      assert.deepEqual(o.inputs.find((i: { name: string }) => i.name === 'x.1'), { id: o.inputs[1].id, name: 'x.1', type: 'Tensor', shape: [4, 196, 768], dtype: 'float32' });
+      const sdpa = o.annotations.find((n: { kind: string }) => n.kind === 'aten::scaled_dot_product_attention');
+      assert.deepEqual(sdpa.group, { id: 'attn', kind: 'attention_core', lowered: true });
+      assert.deepEqual(sdpa.outputs[0].shape, [4, 12, 196, 64]);
+      // The traced file's lines are TorchScript's generated code, and say so.
+      assert.equal(o.annotations.find((n: { kind: string }) => n.kind === 'aten::layer_norm').source.generated, true);
+      assert.equal(o.annotations.find((n: { kind: string }) => n.kind === 'aten::layer_norm').op, 'aten::layer_norm');
+      assert.ok(o.groups.some((g: { kind: string; lowered: boolean }) => g.kind === 'attention_core' && g.lowered), JSON.stringify(o.groups));
+      assert.ok(o.groups.some((g: { kind: string; lowered: boolean }) => g.kind === 'residual' && !g.lowered), JSON.stringify(o.groups));
+    });
+
+    it('fused view: --no-packed-linears switches that lowering off (text and DOT clusters)', function () {
+      if (!runtimeInfo().hasMkldnn) this.skip();
+      const on = cli(['inspect', 'mha_demo', '--view', 'fused']);
+      assert.equal(on.code, 0, on.err);
+      assert.match(on.out, /mkldnn::_linear_pointwise\(.*packed_linear, fused\]/);
+      const off = cli(['inspect', 'mha_demo', '--view', 'fused', '--no-packed-linears']);
+      assert.equal(off.code, 0, off.err);
+      assert.doesNotMatch(off.out, /mkldnn::_linear_pointwise/);
+      assert.match(off.out, /^# lowerings switched off: --no-packed-linears$/m);
+      assert.match(off.out, /aten::scaled_dot_product_attention\(.*# \[attn: attention_core, fused\]/);
+      const dot = cli(['inspect', 'mha_demo', '--view', 'fused', '--dot', '--no-packed-linears']);
+      assert.equal(dot.code, 0, dot.err);
+      assert.match(dot.out, /subgraph "cluster_group_attn attention_core" \{ label="attn attention_core"; [^}]*n\d+; \}/);
+      assert.match(dot.out, /label="aten::scaled_dot_product_attention\\n%\S+ : float32\[4, 12, 196, 64\]\\n\[attn: attention_core, fused\]"/);
     });
 
     it('inlined view as text: down to aten ops, the fast-path attention op visible', () => {

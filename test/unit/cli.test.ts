@@ -9,6 +9,9 @@ import { main } from '../../lib/app/cli/main';
 import type { CliIO } from '../../lib/app/cli/io';
 import { EXIT_INTERNAL, EXIT_USAGE, formatError, exitCodeFor, CliError } from '../../lib/app/cli/errors';
 import { TorchGraphError } from '../../lib/core/errors';
+import { Command } from 'commander';
+import { LOWERINGS } from '../../lib/fusion/lowerings';
+import { addLoweringOptions, loweringFlag, loweringSwitches } from '../../lib/app/cli/lowering-options';
 
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -52,6 +55,44 @@ describe('cli: parsing and exit codes', () => {
       assert.match(r.out, /Exit codes:/);
     });
   }
+
+  for (const cmd of ['validate', 'inspect', 'optimize', 'bench']) {
+    it(`${cmd} --help lists a --no-NAME switch for every lowering of the table, with its default`, async () => {
+      const r = await run([cmd, '--help']);
+      assert.equal(r.code, 0);
+      const flat = r.out.replace(/\s+/g, ' ');
+      assert.match(flat, /Lowerings \(on by default where each says; --no-NAME switches one off\):/);
+      for (const l of LOWERINGS) {
+        assert.ok(flat.includes(`${loweringFlag(l.name)} switch off: `), `${cmd}: ${loweringFlag(l.name)}`);
+        assert.ok(flat.includes(`(on by default: ${l.when}`), `${cmd}: ${l.name} default`);
+      }
+    });
+  }
+
+  it('lowering switches: the flags given, and only those, are off', () => {
+    assert.equal(loweringFlag('foldBatchNorms'), '--no-fold-batch-norms');
+    assert.equal(loweringFlag('inPlace'), '--no-in-place');
+    const parse = (argv: string[]) => {
+      const c = addLoweringOptions(new Command('t').exitOverride());
+      c.parse(argv, { from: 'user' });
+      return loweringSwitches(c);
+    };
+    // Not given: left to each lowering's default (concatenateProjections is off on CPU).
+    assert.deepEqual(parse([]), {});
+    assert.deepEqual(parse(['--no-in-place', '--no-packed-linears']), { inPlace: false, packedLinears: false });
+    assert.throws(() => parse(['--no-such-lowering']), /unknown option/);
+  });
+
+  it('inspect takes the inputs as validate does: -i and NAME=SPEC', async () => {
+    const r = await run(['inspect', '--help']);
+    assert.match(r.out, /-i, --input <spec> +an input: \[NAME=\]SHAPE\[:DTYPE\]\[:FILL\] or a \.npy/);
+    const bad = await run(['inspect', 'mha_demo', '-i', 'x=2x']);
+    assert.equal(bad.code, EXIT_USAGE);
+    assert.match(bad.err, /bad input spec "2x"/);
+    const mixed = await run(['inspect', 'mha_demo', '-i', 'x=2x3', '-i', '2x3']);
+    assert.equal(mixed.code, EXIT_USAGE);
+    assert.match(mixed.err, /give every input by name \(name=SPEC\) or none/);
+  });
 
   it('validate --help documents every option of the issue', async () => {
     const r = await run(['validate', '--help']);

@@ -13,6 +13,7 @@ import { BUILTIN_MODELS } from './model';
 import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { validateCommand, type ValidateCliOptions } from './validate-command';
 import { optimizeCommand, type OptimizeCliOptions } from './optimize-command';
+import { addLoweringOptions, loweringSwitches } from './lowering-options';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -120,7 +121,7 @@ Examples:
 
 /** optimize: the fused model written as a file PyTorch loads. */
 function addOptimizeCommand(program: Command, io: CliIO, setExit: (code: number) => void): void {
-  program
+  const optimize = program
     .command('optimize')
     .description('write the fused model as a file PyTorch loads (TorchScript, or .pt2), checked against the original')
     .argument('<model>', `TorchScript file, .pt2 program or built-in model (${BUILTIN_MODELS.join(', ')})`)
@@ -131,7 +132,8 @@ function addOptimizeCommand(program: Command, io: CliIO, setExit: (code: number)
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
     .option('--json', 'print the result as one JSON object on stdout')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
-    .option('-q, --quiet', 'no progress on stderr, only errors')
+    .option('-q, --quiet', 'no progress on stderr, only errors');
+  addLoweringOptions(optimize)
     .addHelpText('after', `${SPEC_HELP}
 The file holds the portable rewrites (attention as scaled_dot_product_attention, folded batch
 norms, activations as one op, in-place ops) and each weight once; prepacking is specific to the
@@ -143,7 +145,31 @@ Examples:
   torchgraph optimize vit_b_16 --out vit.pt
   torchgraph optimize model.pt --input 2x128x768 --out model.optimized.pt
   torchgraph optimize model.pt2 --out model.optimized.pt2`)
-    .action(async (model: string, o: OptimizeCliOptions) => { setExit(await optimizeCommand(model, o, io)); });
+    .action(async (model: string, o: OptimizeCliOptions, cmd: Command) => { setExit(await optimizeCommand(model, { ...o, fuse: loweringSwitches(cmd) }, io)); });
+}
+
+/** inspect: one view of a model's graph, with shapes and fusion groups. */
+function addInspectCommand(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  const inspect = program
+    .command('inspect')
+    .description("print a view of a model's graph: each value's shape and dtype (given the inputs), each node's fusion group")
+    .argument('<model>', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`)
+    .addOption(new Option('--view <view>', 'which graph').choices(VIEWS).default('standard'))
+    .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format) with shapes, groups and source lines per node').conflicts('dot'))
+    .addOption(new Option('--dot', 'the graph as Graphviz DOT, fusion groups as coloured clusters').conflicts('json'))
+    .option('-i, --input <spec>', 'an input: [NAME=]SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
+    .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
+    .option('-v, --verbose', 'full errors with stack traces')
+    .option('-q, --quiet', 'no notes on stderr, only errors');
+  addLoweringOptions(inspect)
+    .addHelpText('after', `${SPEC_HELP}
+Views: standard (torch.nn leaf modules kept as call_module nodes), inlined (everything down to
+aten/prim ops), decomposed (attention as explicit ops, the partitioner's fusion groups marked),
+fused (the groups lowered: an op a lowering emitted is marked fused with its group's id).
+Built-in models use their own example input when no --input is given; a model file needs
+--input for the decomposed and fused views, and shows shapes in every view with it.
+${EXIT_CODES}`)
+    .action(async (model: string, o: InspectCliOptions, cmd: Command) => { setExit(await inspectCommand(model, o, io, loweringSwitches(cmd))); });
 }
 
 /** Build the program. Exposed for tests; `main` is what the bin runs. */
@@ -163,7 +189,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     })
     .addHelpText('after', EXIT_CODES);
 
-  program
+  const validate = program
     .command('validate')
     .description('decompose attention, partition, run original/unfused/fused and compare them')
     .argument('[model]', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`, 'vit_b_16')
@@ -175,7 +201,8 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--report <file.html>', 'also write the self-contained HTML report')
     .option('--reference <model>', 'the model file this one was made from (e.g. the original of an optimized file): one more check, outputs against its outputs')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
-    .option('-q, --quiet', 'no progress or notes on stderr, only errors')
+    .option('-q, --quiet', 'no progress or notes on stderr, only errors');
+  addLoweringOptions(validate)
     .addHelpText('after', `${SPEC_HELP}
 Built-in models use their own example input when no --input is given (exported on first use,
 then cached); a model file needs --input.
@@ -186,28 +213,13 @@ Examples:
   torchgraph validate mha_demo --json
   torchgraph validate model.pt --input 1x3x224x224 --report report.html
   torchgraph validate model.fast.pt --input 1x3x224x224 --reference model.pt`)
-    .action(async (model: string, o: ValidateCliOptions) => { setExit(await validateCommand(model, o, io)); });
+    .action(async (model: string, o: ValidateCliOptions, cmd: Command) => { setExit(await validateCommand(model, { ...o, fuse: loweringSwitches(cmd) }, io)); });
 
   addOptimizeCommand(program, io, setExit);
 
-  program
-    .command('inspect')
-    .description("print a view of a model's graph")
-    .argument('<model>', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`)
-    .addOption(new Option('--view <view>', 'which graph').choices(VIEWS).default('standard'))
-    .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format)').conflicts('dot'))
-    .addOption(new Option('--dot', 'the graph as Graphviz DOT').conflicts('json'))
-    .option('--input <spec>', 'input SHAPE[:DTYPE][:FILL] or .npy file, once per model input (decomposed/fused views of model files)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--seed <n>', 'seed for random inputs', parseSeed, 0)
-    .option('-v, --verbose', 'full errors with stack traces')
-    .option('-q, --quiet', 'no notes on stderr, only errors')
-    .addHelpText('after', `
-Views: standard (torch.nn leaf modules kept as call_module nodes), inlined (everything down to
-aten/prim ops), decomposed (attention as explicit ops), fused (after fusion lowering).
-${EXIT_CODES}`)
-    .action(async (model: string, o: InspectCliOptions) => { setExit(await inspectCommand(model, o, io)); });
+  addInspectCommand(program, io, setExit);
 
-  program
+  const bench = program
     .command('bench')
     .description('benchmark original/unfused/fused runs: times and peak memory (the runtime harness)')
     .argument('[models...]', 'built-in models or TorchScript files (default: the standard suite)')
@@ -219,11 +231,12 @@ ${EXIT_CODES}`)
     .option('--json', 'print one JSON object instead of a table')
     .option('--anchors', 'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
     .option('-v, --verbose', 'progress; full errors with stack traces')
-    .option('-q, --quiet', 'no progress on stderr, only errors')
+    .option('-q, --quiet', 'no progress on stderr, only errors');
+  addLoweringOptions(bench)
     .addHelpText('after', EXIT_CODES)
-    .action(async (models: string[], o: BenchCliOptions) => {
+    .action(async (models: string[], o: BenchCliOptions, cmd: Command) => {
       setExit(await dispatchBench({
-        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat, anchors: Boolean(o.anchors),
+        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat, anchors: Boolean(o.anchors), fuse: loweringSwitches(cmd),
         json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });

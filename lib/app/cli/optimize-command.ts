@@ -14,6 +14,7 @@ import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { flattenTensors, type Tensor } from '../../torchscript/tensor';
 import { describeLowering } from '../../report/lowering';
 import { installProgramWriter } from '../program-writer';
+import type { LoweringSwitches } from '../../fusion/lowerings';
 
 export interface OptimizeCliOptions {
   input?: string[];
@@ -24,6 +25,8 @@ export interface OptimizeCliOptions {
   json?: boolean;
   verbose?: boolean;
   quiet?: boolean;
+  /** Lowerings switched off (--no-LOWERING). */
+  fuse?: LoweringSwitches;
 }
 
 const MiB = 1024 * 1024;
@@ -57,7 +60,7 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
     }
     progress.step('optimizing');
     const model = await loadModel(file);
-    const optimized = await optimize(model, inputs.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype })));
+    const optimized = await optimize(model, inputs.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype })), { ...o.fuse });
     try {
       progress.step('checking the optimized model');
       const got = flattenTensors(await optimized.forward(...inputs.tensors));

@@ -15,6 +15,7 @@ import { loadModel } from '../../program/load-model';
 import { maxAbsDiff } from '../../pipeline/compare';
 import { flattenTensors, type Tensor } from '../../torchscript/tensor';
 import type { ReportCheck } from '../../report/types';
+import type { LoweringSwitches } from '../../fusion/lowerings';
 
 export interface ValidateCliOptions {
   input?: string[];
@@ -27,6 +28,8 @@ export interface ValidateCliOptions {
   quiet?: boolean;
   /** The model the file was made from (an optimized file's original): its outputs on the same inputs are the reference for one more check. */
   reference?: string;
+  /** Lowerings switched off (--no-LOWERING). */
+  fuse?: LoweringSwitches;
 }
 
 export async function validateCommand(modelArg: string, o: ValidateCliOptions, io: CliIO): Promise<number> {
@@ -46,7 +49,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   if (o.report !== undefined) checkReportTarget(o.report, `--report ${JSON.stringify(o.report)}`);
   const reference = o.reference === undefined ? undefined : resolveModelArg(o.reference);
   if (reference && reference.kind !== 'file') throw new UsageError(`--reference ${o.reference}: give the model file the validated one was made from`);
-  const pipeline = createPipeline();
+  const pipeline = createPipeline(o.fuse);
 
   const quiet = Boolean(o.quiet) && !verbose;
   const progress = new Progress(io, verbose, quiet);

@@ -12,6 +12,14 @@ export interface PrintOptions {
   fullClassNames?: boolean;
   /** Append the recorded "file:line". Default true. */
   showSource?: boolean;
+  /** The op's name in place of `kind[attrs]` (e.g. call_module:LayerNorm for a kept module call). */
+  kindOf?: (n: Node) => string | undefined;
+  /** A value's type in place of its IR type (e.g. the shape a shape run found). */
+  typeOf?: (v: Value) => string | undefined;
+  /** The source shown for a node in place of node.source (undefined: none). */
+  sourceOf?: (n: Node) => string | undefined;
+  /** More of the trailing comment (e.g. the node's fusion group). */
+  noteOf?: (n: Node) => string | undefined;
 }
 
 type Row = string | [lhs: string, rhs: string, comment: string];
@@ -23,16 +31,19 @@ export function printGraph(g: Graph, opts: PrintOptions = {}): string {
   const typeOpts: TypeToStringOptions = { tensorDetails: opts.tensorDetails ?? true, fullClassNames: opts.fullClassNames };
   const names = valueNames(g);
   const ref = (v: Value) => '%' + (names.get(v) ?? v.debugName);
-  const decl = (v: Value) => `${ref(v)} : ${typeToString(v.type, typeOpts)}`;
+  const decl = (v: Value) => `${ref(v)} : ${opts.typeOf?.(v) ?? typeToString(v.type, typeOpts)}`;
+  const sourceOf = opts.sourceOf ?? ((n: Node) => n.source);
   const rows: Row[] = [`graph(${g.inputs.map(decl).join(', ')}):`];
 
   const emitBlock = (b: Block, indent: string) => {
     for (const n of b.nodes()) {
       const lhs = indent + n.outputs.map(decl).join(', ');
-      const attrs = Object.keys(n.attrs).length ? `[${formatAttrs(n)}]` : '';
-      const comment = [n.modulePath, opts.showSource !== false && n.source ? `(${n.source})` : '']
+      const named = opts.kindOf?.(n);
+      const attrs = named === undefined && Object.keys(n.attrs).length ? `[${formatAttrs(n)}]` : '';
+      const source = opts.showSource !== false ? sourceOf(n) : undefined;
+      const comment = [opts.noteOf?.(n), n.modulePath, source ? `(${source})` : '']
         .filter(Boolean).join('  ');
-      rows.push([lhs, `${n.kind}${attrs}(${n.inputs.map(ref).join(', ')})`, comment ? `# ${comment}` : '']);
+      rows.push([lhs, `${named ?? n.kind}${attrs}(${n.inputs.map(ref).join(', ')})`, comment ? `# ${comment}` : '']);
       n.blocks.forEach((sb, k) => {
         rows.push(`${indent}  block${k}(${sb.inputs.map(decl).join(', ')}):`);
         emitBlock(sb, indent + '    ');
