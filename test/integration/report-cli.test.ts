@@ -166,6 +166,16 @@ describe('cli: end to end on real models (integration)', function () {
   });
 
   describe('validate: loading, inputs and reports', () => {
+    it('--no-packed-linears --no-in-place: those lowerings are off in the fused graph validate runs', function () {
+      if (!runtimeInfo().hasMkldnn) this.skip();
+      const r = cli(['validate', 'mha_demo', '--json', '--quiet', '--no-packed-linears', '--no-in-place']);
+      assert.equal(r.code, 0, r.err);
+      const lw = JSON.parse(r.out).graphs.fused.lowering;
+      assert.ok(!lw.packedLinears?.some((l: { lowered: boolean }) => l.lowered), JSON.stringify(lw));
+      assert.ok(!lw.inPlaceOps, JSON.stringify(lw));
+      assert.equal(lw.attentionCores[0].lowered, true);
+    });
+
     it('--json: one object on stdout that matches the contract; exit 0', () => {
       const r = cli(['validate', 'mha_demo', '--json', '--quiet']);
       assert.equal(r.code, 0, r.err);
