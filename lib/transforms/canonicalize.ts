@@ -13,12 +13,17 @@
 //     slices of the slices plus terms (MViTv2's `attn[..] = (attn[..].view(..) + rel).view(..)`)
 //     is such an add_ first;
 //   einsum over two operands that is one batched matmul ('bhid,bhjd->bhij', 'bind,bjnd->bnij')
-//     -> matmul of its operands permuted (k^T as a transpose), the result permuted back.
+//     -> matmul of its operands permuted (k^T as a transpose), the result permuted back;
+//   a packed in-projection split as F.multi_head_attention_forward splits it (linear, then
+//     unflatten/unsqueeze/transpose/squeeze/contiguous and select(0, i)) -> one linear per piece
+//     over a row slice of the packed weight, as torchgraph decomposes the TorchScript fast path
+//     (packed-projections.ts): a .pt2 and a .pt of one model then group and lower alike.
 import type { Graph, Node, Value } from '../core/ir';
 import { constOf } from '../core/constants';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
 import { contiguousStrides } from '../core/strides';
 import { einsumAsMatmul, type EinsumMatmul } from './einsum';
+import { splitPackedProjections } from './packed-projections';
 
 export interface CanonicalizeReport {
   /** Count per rewrite, e.g. {"aten::to (same dtype)": 12}. */
@@ -365,6 +370,8 @@ export function canonicalize(g: Graph): CanonicalizeReport {
       }
     }
   }
+  const split = splitPackedProjections(g);
+  if (split) rewritten['aten::linear (a packed in-projection split into pieces, one linear each)'] = split;
   g.eliminateDeadCode();
   return { rewritten };
 }

@@ -15,6 +15,8 @@ import { inlineModuleCalls } from '../../lib/transforms/inline-modules';
 import { oneLine, runCli } from '../support/cli';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { builtinFile } from '../../lib/app/cli/model';
+import { describeLowering } from '../../lib/report/lowering';
+import type { InputSpec } from '../../lib/torchscript/propagate-shapes';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -190,6 +192,27 @@ describe('torch.export programs (.pt2)', function () {
       assert.deepEqual(await counts(await loadProgram(fx.program)), await counts(await Module.load(twin.variants.traced ?? builtinFile(twin))));
     });
   }
+
+  // torch.export records nn.MultiheadAttention as F.multi_head_attention_forward spells it (one
+  // packed linear, then unflatten/transpose/contiguous and proj[i]); the TorchScript fast path is
+  // decomposed by torchgraph into one linear per row slice. Both must group and lower alike.
+  it('the .pt2 and the .pt of a model get the same lowerings (packed in-projections: one GEMM each)', async () => {
+    const lowered = async (m: Module, specs: InputSpec[]) => {
+      try {
+        const p = await prepareGraphs(m, specs);
+        return describeLowering(p.lowering).map((l) => `${l.kind}: ${l.lowered ?? '-'} of ${l.total}`);
+      } finally { m.dispose(); }
+    };
+    for (const name of ['mha_demo', 'encoder_pre_norm', 'seq2seq', 'transformer_encoder_optional', 'separate_projections']) {
+      const fx = await ensureProgram(name);
+      const twin = await ensureModel(name);
+      const specs = fx.inputs.map((t) => ({ shape: t.shape, dtype: t.dtype }));
+      const pt2 = await lowered(await loadProgram(fx.program), specs);
+      const pt = await lowered(await Module.load(twin.variants.traced ?? builtinFile(twin)), specs);
+      assert.deepEqual(pt2, pt, name);
+      if (name !== 'separate_projections') assert.ok(pt2.some((l) => /^parallel projections: [1-9]/.test(l)), `${name}: ${pt2.join('; ')}`);
+    }
+  });
 
   it('validate and inspect take a .pt2 (MultiheadAttention one call); bad files exit 2', async () => {
     // No --input: a program's float inputs of fixed shape default to random tensors of the example's shape.
