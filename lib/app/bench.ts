@@ -9,7 +9,7 @@ import { ensureModel, MODEL_NAMES, type ModelName } from './models';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { FuseOptions, Partitioner } from '../pipeline/prepare';
 import { evaluateTargets, formatBenchTable, runCase, type AblatableLowering, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
-import { builtinFile } from './cli/model';
+import { builtinFile, programSignature, withoutDefaults } from './cli/model';
 import { parseInputSpec, readSpecFile } from './cli/input-spec';
 import { startAnchors, type AnchorTarget } from './anchors';
 
@@ -75,9 +75,12 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
     if (!options.inputs.length && MODEL_NAMES.includes(m)) {
       return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };
     }
-    if (!options.inputs.length) throw new TorchGraphError('ERR_INVALID_ARG', `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)`);
+    // A torch.export program's float inputs of fixed shape default to its example's shapes, as in validate.
+    const program = options.inputs.length ? undefined : await programSignature(m, true);
+    const texts = options.inputs.length ? options.inputs : program?.defaults ?? [];
+    if (!texts.length) throw new TorchGraphError('ERR_INVALID_ARG', `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)${withoutDefaults(program)}`);
     // Specs as validate takes them: SHAPE[:DTYPE][:FILL] draws seeded random inputs, FILE.npy runs on the file.
-    const specs = options.inputs.map(parseInputSpec);
+    const specs = texts.map(parseInputSpec);
     const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));
     return {
       name: m, model: m,

@@ -7,8 +7,7 @@ import { graphStats } from '../../report/stats';
 import { groupKey, inspectInputs, inspectNodes, nodeGroup, renderInspectDot, renderInspectText, shapeText, type NodeGroup } from '../../report/inspect';
 import { EXIT_OK, UsageError } from './errors';
 import type { CliIO } from './io';
-import { modelFileAndInputs, orderedSpecs, resolveModelArg } from './model';
-import { programSignature } from './validate-command';
+import { modelFileAndInputs, orderedSpecs, programSignature, resolveModelArg, withoutDefaults } from './model';
 import type { LoweringSwitches } from '../../fusion/lowerings';
 import { describeOff } from './lowering-options';
 
@@ -89,7 +88,7 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   // Shapes decide how attention decomposes (masks, ranks): the decomposed views need inputs.
   if (needsInputs && ref.kind === 'file' && !inputTexts.length) {
-    throw new UsageError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input (as validate takes them: SHAPE[:DTYPE][:FILL], a .npy file, or NAME=SPEC)`);
+    throw new UsageError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input (as validate takes them: SHAPE[:DTYPE][:FILL], a .npy file, or NAME=SPEC)${withoutDefaults(program)}`);
   }
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   const quiet = Boolean(o.quiet) && !o.verbose;

@@ -1,5 +1,6 @@
 // MODEL arguments (a built-in name or a TorchScript file) and the inputs a run uses.
 import { loadModel } from '../../program/load-model';
+import { isProgramPath, programInputs } from '../../program';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODEL_NAMES, type ModelFixture, type ModelName, type VariantName } from '../models';
@@ -165,4 +166,27 @@ export async function modelFileAndInputs(ref: ModelRef, inputTexts: readonly str
   const file = builtinFile(fx);
   const ordered = parsed.names ? await orderedSpecs(inputTexts, file) : parsed;
   return { file, inputs: parsed.specs.length ? makeInputs(ordered.specs, seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx) };
+}
+
+/** A .pt2 file's input names, and --input texts for its example shapes when every input is a
+ * float tensor of fixed shape (token ids and masks need real values: those take --input, and
+ * `needValues` names them). Undefined for other files. */
+export async function programSignature(file: string, wantDefaults: boolean): Promise<{ names: string[]; defaults?: string[]; needValues: string[] } | undefined> {
+  if (!isProgramPath(file)) return undefined;
+  let inputs;
+  try {
+    inputs = await programInputs(file);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_LOAD') throw e; // what is wrong with the file, exit 2
+    return undefined;
+  }
+  const describe = (i: (typeof inputs)[number]) => `${i.name} (${i.shape.map((d) => d ?? '?').join('x')}${i.dtype ? ' ' + i.dtype : ''})`;
+  const needValues = inputs.filter((i) => i.shape.some((d) => d === null) || !(i.dtype === 'float32' || i.dtype === 'float64')).map(describe);
+  const defaults = wantDefaults && !needValues.length && inputs.length ? inputs.map((i) => `${i.shape.join('x')}:${i.dtype}`) : undefined;
+  return { names: inputs.map((i) => i.name), defaults, needValues };
+}
+
+/** For a usage error: which of a program's inputs kept it from defaulting to its example's shapes. */
+export function withoutDefaults(program: { needValues: string[] } | undefined): string {
+  return program?.needValues.length ? `; the program's example shapes cannot stand in for ${program.needValues.join(', ')}: symbolic sizes and integer or bool inputs need a SPEC` : '';
 }

@@ -4,8 +4,7 @@
 import * as fs from 'fs';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
-import { modelFileAndInputs, orderedSpecs, resolveModelArg } from './model';
-import { programSignature } from './validate-command';
+import { modelFileAndInputs, orderedSpecs, programSignature, resolveModelArg, withoutDefaults } from './model';
 import { loadModel } from '../../program/load-model';
 import { optimize, type OptimizeReport } from '../../pipeline/optimize';
 import { checkTarget } from '../../pipeline/save-model';
@@ -41,7 +40,7 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
   const program = ref.kind === 'file' ? await programSignature(ref.path, inputTexts.length === 0) : undefined;
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   if (ref.kind === 'file' && inputTexts.length === 0) {
-    throw new UsageError(`optimize: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (the model is planned for those shapes)`);
+    throw new UsageError(`optimize: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (the model is planned for those shapes)${withoutDefaults(program)}`);
   }
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   const quiet = Boolean(o.quiet) && !verbose;

@@ -7,9 +7,8 @@ import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
 import { Progress, type CliIO } from './io';
 import { packageVersion } from '../../torchscript/package-root';
-import { modelFileAndInputs, orderedSpecs, positionalNames, resolveModelArg } from './model';
+import { modelFileAndInputs, orderedSpecs, positionalNames, programSignature, resolveModelArg, withoutDefaults } from './model';
 import { createPipeline } from '../../pipeline/pipeline';
-import { isProgramPath, programInputs } from '../../program';
 import { DEFAULT_TOLERANCE, diffCheck, runValidation } from '../../pipeline/stages';
 import { loadModel } from '../../program/load-model';
 import { maxAbsDiff } from '../../pipeline/compare';
@@ -42,7 +41,7 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   const program = ref.kind === 'file' ? await programSignature(ref.path, inputTexts.length === 0) : undefined;
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   if (ref.kind === 'file' && inputTexts.length === 0) {
-    throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)`);
+    throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)${withoutDefaults(program)}`);
   }
   // Named inputs of a file are ordered by its schema (a built-in model's by its example inputs, below).
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
@@ -113,20 +112,4 @@ async function referenceCheck(file: string, reference: string, inputs: Tensor[],
   const diff = maxAbsDiff(a, b);
   [...a, ...b].forEach((t) => t.dispose());
   return diffCheck('matches-reference', `the model vs ${reference}`, diff, tolerance);
-}
-
-/** A .pt2 file's input names, and --input texts for its example shapes when every input is a
- * float tensor of fixed shape (token ids and masks need real values: those take --input). */
-export async function programSignature(file: string, wantDefaults: boolean): Promise<{ names: string[]; defaults?: string[] } | undefined> {
-  if (!isProgramPath(file)) return undefined;
-  let inputs;
-  try {
-    inputs = await programInputs(file);
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_LOAD') throw e; // what is wrong with the file, exit 2
-    return undefined;
-  }
-  const fixed = inputs.every((i) => i.shape.every((d) => d !== null) && (i.dtype === 'float32' || i.dtype === 'float64'));
-  const defaults = wantDefaults && fixed && inputs.length ? inputs.map((i) => `${i.shape.join('x')}:${i.dtype}`) : undefined;
-  return { names: inputs.map((i) => i.name), defaults };
 }
