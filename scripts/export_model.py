@@ -1,11 +1,14 @@
 """Export a user's PyTorch module to TorchScript: `torchgraph export FILE.py:FACTORY`.
 
-    export_model.py FILE.py:FACTORY --out MODEL.pt [--input [NAME=]SPEC]... [--output NAME|INDEX] [--script]
+    export_model.py FILE.py:FACTORY --out MODEL.pt [--input [NAME=]SPEC]... [--output NAME|INDEX] [--script | --pt2]
 
 FACTORY is a function (or class) in FILE.py called with no arguments that returns an
 nn.Module. The module is put in eval mode (dropout off, batch norm on running statistics);
 under torch.no_grad() it is traced with inputs of the given specs (the ops that ran, for those
 shapes) or, with --script, compiled from its source (control flow and optional arguments kept).
+With --pt2 the module is captured by torch.export.export on the same inputs instead of traced,
+and written with torch.export.save: a torch.export program (.pt2) torchgraph reads as it reads
+the .pt.
 The file is written next to its final name and renamed into place.
 
 SPEC is SHAPE:DTYPE[:FILL] as the CLI writes it out (lib/app/cli/input-spec.ts canonicalSpec):
@@ -205,7 +208,10 @@ def main() -> int:
     ap.add_argument("--input", action="append", default=[])
     ap.add_argument("--output", default=None)
     ap.add_argument("--script", action="store_true")
+    ap.add_argument("--pt2", action="store_true")
     args = ap.parse_args()
+    if args.script and args.pt2:
+        fail("--pt2 captures a run with torch.export: drop --script (and give --input SPEC for each forward() argument)")
     file, sep, factory = args.target.rpartition(":")
     if not sep or not file.endswith(".py") or not factory:
         fail(f"{args.target}: expected FILE.py:FACTORY")
@@ -247,15 +253,26 @@ def main() -> int:
                     note(f"export: forward returns {describe(out)}; kept output '{label}'"
                          f"{'' if args.output is not None else ' (the first tensor; pick another with --output NAME or INDEX)'}")
                 model = wrapper(model, names, keyword, index)
-            sm = torch.jit.trace(model, inputs)
-    tmp = f"{args.out}.tmp-{os.getpid()}"
+            if args.pt2:
+                try:
+                    sm = torch.export.export(model, inputs)
+                except Exception as e:  # noqa: BLE001: any failure of the exporter is reported the same way
+                    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+                    fail(f"torch.export.export failed ({first}); export a TorchScript file instead (drop --pt2)")
+            else:
+                sm = torch.jit.trace(model, inputs)
+    tmp = f"{args.out}.tmp-{os.getpid()}{'.pt2' if args.pt2 else ''}"  # torch.export.save wants the suffix
     try:
-        sm.save(tmp)
+        if args.pt2:
+            torch.export.save(sm, tmp)
+        else:
+            sm.save(tmp)
         os.replace(tmp, args.out)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    print(f"torchgraph: wrote {args.out} ({'scripted' if args.script else 'traced'}, torch {torch.__version__})", file=sys.stderr)
+    how = "scripted" if args.script else "torch.export program" if args.pt2 else "traced"
+    print(f"torchgraph: wrote {args.out} ({how}, torch {torch.__version__})", file=sys.stderr)
     return 0
 
 

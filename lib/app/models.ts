@@ -422,7 +422,7 @@ export async function ensureMhaVariants(specs: MhaVariantSpec[], opts: EnsureOpt
 }
 
 /** Run scripts/export_model.py with the resolved Python torch: FILE.py:FACTORY to a TorchScript file. */
-export function exportUserModel(target: string, out: string, inputs: readonly string[], script: boolean, log?: (line: string) => void, output?: string): Promise<void> {
-  const args = [target, '--out', out, ...inputs.flatMap((s) => ['--input', s]), ...(output !== undefined ? ['--output', output] : []), ...(script ? ['--script'] : [])];
+export function exportUserModel(target: string, out: string, inputs: readonly string[], script: boolean, log?: (line: string) => void, output?: string, program = false): Promise<void> {
+  const args = [target, '--out', out, ...inputs.flatMap((s) => ['--input', s]), ...(output !== undefined ? ['--output', output] : []), ...(script ? ['--script'] : []), ...(program ? ['--pt2'] : [])];
   return runExporter(torchInfo(), args, target, log, 'export_model.py');
 }

@@ -52,6 +52,43 @@ describe('torchgraph export', function () {
     });
   }
 
+  it('--pt2 writes a torch.export program: validate, inspect --view fused and bench take it with no --input, lowered as the .pt is', () => {
+    const pt = path.join(tmp, 'twin.pt');
+    const pt2 = path.join(tmp, 'block.pt2');
+    assert.equal(runCli(['export', `${py}:make`, '--input', '2x16x64', '--out', pt, '--quiet']).code, 0);
+    const r = runCli(['export', `${py}:make`, '--input', '2x16x64', '--pt2', '--out', pt2]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /wrote .*block\.pt2 \(a torch\.export program\)/);
+    // A torch.export archive, not TorchScript: its model.json is what torchgraph reads.
+    assert.equal(fs.readFileSync(pt2).subarray(0, 2).toString(), 'PK');
+    const lowered = (file: string, input: string[]) => {
+      const v = runCli(['validate', file, ...input, '--json', '--quiet']);
+      assert.equal(v.code, 0, v.err + v.out);
+      const report = JSON.parse(v.out) as { inputs: { name: string; shape: number[] }[]; graphs: { fused: { lowering: Record<string, unknown> } } };
+      const count = (k: string) => { const l = report.graphs.fused.lowering[k] as { lowered: boolean }[] | undefined; return `${l?.filter((o) => o.lowered).length ?? 0} of ${l?.length ?? 0}`; };
+      return { inputs: report.inputs.map((i) => [i.name, i.shape]), ...Object.fromEntries(['attentionCores', 'projections', 'linearActivations', 'packedLinears'].map((k) => [k, count(k)])) };
+    };
+    const got = lowered(pt2, []);
+    assert.deepEqual(got, lowered(pt, ['--input', '2x16x64']));
+    assert.equal((got as Record<string, unknown>).projections, '1 of 1');
+    const i = runCli(['inspect', pt2, '--view', 'fused', '--quiet']);
+    assert.equal(i.code, 0, i.err);
+    assert.match(i.out, /fused view/);
+    const b = runCli(['bench', pt2, '--repeat', '1', '--warmup', '0', '--json', '--quiet']);
+    assert.equal(b.code, 0, b.err);
+    // --out FILE.pt2 alone asks for a program; --pt2 with --script or a .pt name cannot be.
+    const named = path.join(tmp, 'named.pt2');
+    assert.equal(runCli(['export', `${py}:make`, '--input', '2x16x64', '--out', named, '--quiet']).code, 0);
+    assert.equal(fs.readFileSync(named).subarray(0, 2).toString(), 'PK');
+    assert.equal(runCli(['validate', named, '--quiet']).code, 0);
+    const s = runCli(['export', `${py}:make`, '--pt2', '--script', '--out', path.join(tmp, 's.pt2')]);
+    assert.equal(s.code, 2, s.err);
+    assert.match(oneLine(s.err), /drop --script/);
+    const wrongName = runCli(['export', `${py}:make`, '--input', '2x16x64', '--pt2', '--out', path.join(tmp, 'w.pt')]);
+    assert.equal(wrongName.code, 2, wrongName.err);
+    assert.match(oneLine(wrongName.err), /name it FILE\.pt2/);
+  });
+
   it('a factory that is not there, or a target without :FACTORY, is exit 2 with one line', () => {
     const r = runCli(['export', `${py}:nope`, '--input', '2x16x64', '--out', path.join(tmp, 'x.pt')]);
     assert.equal(r.code, 2, r.err);

@@ -89,12 +89,13 @@ ${EXIT_CODES}`)
 
   program
     .command('export')
-    .description('export your PyTorch module to TorchScript with the resolved Python torch (eval mode, no_grad)')
+    .description('export your PyTorch module to TorchScript or a torch.export program (.pt2) with the resolved Python torch (eval mode, no_grad)')
     .argument('<FILE.py:FACTORY>', 'a Python file and a function in it returning the nn.Module')
     .option('-i, --input <spec>', 'a forward() input to trace with: [NAME=]SHAPE[:DTYPE][:FILL] (repeat for each)', collect)
     .option('--output <name>', 'the output to keep when forward returns a dict, ModelOutput or tuple: a key (last_hidden_state) or an index (0)')
     .option('--script', 'torch.jit.script instead of tracing (keeps control flow and optional arguments)')
-    .option('-o, --out <file.pt>', 'where to write (default: FILE.pt here)')
+    .option('--pt2', 'a torch.export program (torch.export.export, torch.export.save) instead of TorchScript; also when --out names a .pt2')
+    .option('-o, --out <file>', 'where to write: FILE.pt, or FILE.pt2 for a torch.export program (default: FILE.pt here, FILE.pt2 with --pt2)')
     .option('-q, --quiet', 'print only errors')
     .addHelpText('after', `${SPEC_HELP}
 Inputs by position take forward's first parameters; by name (--input attention_mask=...) any
@@ -107,6 +108,7 @@ ${EXIT_CODES}
 
 Examples:
   torchgraph export model.py:build -i 1x3x224x224
+  torchgraph export model.py:build -i 1x3x224x224 --pt2
   torchgraph export bert.py:build -i input_ids=2x16:int64:0..30522 -i attention_mask=2x16:int64:ones
   torchgraph validate bert.pt -i input_ids=2x16:int64:0..30522 -i attention_mask=2x16:int64:ones`)
     .action(async (target: string, o: ExportCliOptions) => { setExit(await exportCommand(target, o, io)); });
