@@ -12,7 +12,8 @@ export function constantOf(v: Value | undefined): ConstantValue | undefined {
 }
 
 /** A constant's JS value (ints as numbers), or what shape propagation recorded. */
-export function constOf(v: Value): number | boolean | string | null | number[] | undefined {
+export function constOf(v: Value | undefined): number | boolean | string | null | number[] | undefined {
+  if (!v) return undefined;
   if (v.node?.isConstant) {
     const c = constantOf(v);
     if (typeof c === 'bigint') return Number(c);

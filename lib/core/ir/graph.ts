@@ -181,3 +181,9 @@ export class Graph {
 function countNodes(b: Block): number {
   return b.nodes().reduce((k, n) => k + 1 + n.blocks.reduce((j, sb) => j + countNodes(sb), 0), 0);
 }
+
+/** The module a method's graph takes as its first input (`self`, Class-typed); undefined for a graph that takes none. */
+export function moduleSelf(g: Graph): Value | undefined {
+  const v = g.inputs[0];
+  return v?.type.kind === 'Class' ? v : undefined;
+}

@@ -365,6 +365,16 @@ export class Block {
   }
 }
 
+/**
+ * The tensor a node of any kind reads its data from, by position rather than by a schema name:
+ * the first input (`self` or `input` of aten ops, the base of a view, the tensor an in-place op
+ * writes). For an op known by name, read its argument with `n.arg(name)` instead.
+ */
+export function dataInput(n: Node): Value { return n.inputs[0]; }
+
+/** The object a `prim::GetAttr` reads its attribute from (its only input; prim ops have no schema). */
+export function getAttrObject(n: Node): Value { return n.inputs[0]; }
+
 /** aten::add_ and friends, but not dunder ops such as aten::__and__. */
 export function isInPlaceKind(kind: string): boolean {
   const op = kind.slice(kind.indexOf('::') + 2).split('.')[0];
