@@ -49,4 +49,15 @@ export default tseslint.config(
     files: ['lib/**/*.ts'],
     rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }] },
   },
+  {
+    // Passes and analyses read an op's arguments by schema name (issue #26): `n.inputs[3]` says
+    // nothing of which argument it is, and silently reads another one on a different overload.
+    files: ['lib/fusion/**/*.ts', 'lib/analysis/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: "MemberExpression[object.property.name='inputs'][computed=true][property.type='Literal']",
+        message: "Read an argument by its schema name: n.arg('name') (an op our passes emit needs its schema in lib/core/ops/schemas-table.ts). The first input of any op is dataInput(n), a graph's module moduleSelf(g), a prim::GetAttr's object getAttrObject(n) (lib/core/ir).",
+      }],
+    },
+  },
 );

@@ -114,7 +114,7 @@ const FORMULAS: readonly (readonly [readonly OpClass[], (a: NodeAt) => number])[
   [['batchnorm', 'norm'], normFlops],
   [['softmax'], ({ shp }) => { const x = shp(0); return x ? 5 * numel(x) : MISSING; }],
   [['dropout'], ({ n, kind, out }) => {
-    const train = kind === 'aten::native_dropout' ? constOf(n.inputs[2]) !== false : constOf(n.inputs[2]) === true;
+    const train = kind === 'aten::native_dropout' ? constOf(n.arg('train')) !== false : constOf(n.arg('train')) === true;
     if (!train) return 0;
     const o = out();
     return o ? 2 * numel(o) : MISSING;
@@ -123,7 +123,7 @@ const FORMULAS: readonly (readonly [readonly OpClass[], (a: NodeAt) => number])[
     const o = out();
     if (!o) return MISSING;
     let cost = ACT_COST[base] ?? 1;
-    if (base === 'gelu' && constOf(n.inputs[1]) === 'tanh') cost = 9;
+    if (base === 'gelu' && constOf(n.arg('approximate')) === 'tanh') cost = 9;
     return cost * numel(o);
   }],
   [['cast'], () => 0],
@@ -133,7 +133,7 @@ const FORMULAS: readonly (readonly [readonly OpClass[], (a: NodeAt) => number])[
     const x = shp(0), o = out();
     if (!x || !o) return MISSING;
     if (base.startsWith('adaptive')) return numel(x);
-    const k = constOf(n.inputs[1]);
+    const k = constOf(n.arg('kernel_size'));
     const kernel = Array.isArray(k) ? numel(k) : 1;
     return numel(o) * kernel;
   }],
@@ -168,7 +168,7 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
   if (kind === 'aten::addbmm') total = 2 * (a[0] ?? 1) * numel(o) * K;
   if (addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
   // The fused activation: GELU or ReLU on every output element.
-  if (kind === 'aten::_addmm_activation') total += numel(o) * (constOf(n.inputs[5]) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
+  if (kind === 'aten::_addmm_activation') total += numel(o) * (constOf(n.arg('use_gelu')) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
   return total;
 }
 
@@ -196,7 +196,7 @@ function normFlops({ n, base, shp, isTensorArg }: NodeAt): number {
     case 'instance_norm': return 6 * N + affine(1) + affine(2);
     case 'rms_norm': case '_fused_rms_norm': return 3 * N + affine(2);
     default: { // batch norms: (input, weight, bias, running_mean, running_var, training, ...)
-      const training = constOf(n.inputs[5]) === true;
+      const training = constOf(n.arg('training')) === true; // _native_batch_norm_legit_no_training has none: eval
       return (training ? 6 * N : 2 * N) + affine(1) + affine(2);
     }
   }
@@ -220,8 +220,8 @@ function attentionFlops(f: GraphFacts, n: Node): number {
     // (src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu, norm_first, eps,
     //  norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type)
     const x = shapeOf(0), w1 = shapeOf(14);
-    const E = constNumber(n.inputs[1]);
-    const H = constNumber(n.inputs[2]);
+    const E = constNumber(n.arg('embed_dim'));
+    const H = constNumber(n.arg('num_heads'));
     if (!x || !w1 || !E || !H) return MISSING;
     const L = x[x.length - 2];
     const B = numel(x) / (L * E);
@@ -230,21 +230,21 @@ function attentionFlops(f: GraphFacts, n: Node): number {
     const core = sdpaFlops({ batch: B * H, L, S: L, E: E / H, Ev: E / H, masks: hasTensor(18) ? 1 : 0 });
     const norms = 2 * 6 * N + N * [10, 11, 12, 13].filter(hasTensor).length;
     const ffn = 2 * rows * E * Fd + (hasTensor(15) ? rows * Fd : 0) + 2 * rows * Fd * E + (hasTensor(17) ? N : 0);
-    const act = (constOf(n.inputs[7]) === true ? ACT_COST.gelu : ACT_COST.relu) * rows * Fd;
+    const act = (constOf(n.arg('use_gelu')) === true ? ACT_COST.gelu : ACT_COST.relu) * rows * Fd;
     return proj(3 * E, hasTensor(4)) + core + proj(E, hasTensor(6)) + norms + ffn + act + 2 * N /* residual adds */;
   }
   if (n.kind === 'aten::_native_multi_head_attention') {
     // (query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights, average, mask_type)
     const q = shapeOf(0), k = shapeOf(1);
-    const E = constNumber(n.inputs[3]);
-    const H = constNumber(n.inputs[4]);
+    const E = constNumber(n.arg('embed_dim'));
+    const H = constNumber(n.arg('num_head'));
     if (!q || !k || !E || !H) return MISSING;
     const B = q.length === 3 ? q[0] : 1;
     const L = q[q.length - 2];
     const S = k[k.length - 2];
     const proj = (rows: number, bias: boolean) => 2 * rows * E * E + (bias ? rows * E : 0);
     const core = sdpaFlops({ batch: B * H, L, S, E: E / H, Ev: E / H, masks: hasTensor(9) ? 1 : 0 });
-    const needWeights = constOf(n.inputs[10]) === true;
+    const needWeights = constOf(n.arg('need_weights')) === true;
     return proj(B * L, hasTensor(6)) + 2 * proj(B * S, hasTensor(6)) + core + proj(B * L, hasTensor(8)) + (needWeights ? B * H * L * S : 0);
   }
   // SDPA family: (query, key, value, attn_mask?, dropout_p, is_causal, scale, ...)
@@ -255,10 +255,10 @@ function attentionFlops(f: GraphFacts, n: Node): number {
   const o = oi === undefined ? undefined : f.info[oi]?.shape;
   const batch = o ? numel(o) / (L * Ev) : numel(q) / (L * E);
   const isSdpa = n.kind === 'aten::scaled_dot_product_attention' || n.kind === 'aten::_scaled_dot_product_attention_math';
-  const maskArg = isSdpa ? n.inputs[3] : undefined;
+  const maskArg = isSdpa ? n.arg('attn_mask') : undefined;
   const masks = (maskArg && maskArg.type.kind === 'Tensor' && constOf(maskArg) !== null ? 1 : 0)
-    + (isSdpa && constOf(n.inputs[5]) === true ? 1 : 0);
-  const dropout = isSdpa ? (constNumber(n.inputs[4]) ?? 0) > 0 : false;
+    + (isSdpa && constOf(n.arg('is_causal')) === true ? 1 : 0);
+  const dropout = isSdpa ? (constNumber(n.arg('dropout_p')) ?? 0) > 0 : false;
   return sdpaFlops({ batch, L, S, E, Ev, masks, dropout });
 }
 

@@ -442,23 +442,23 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
     const outBytes = n.outputs.reduce((k, o) => { const i = f.vindex.get(o); return k + (i !== undefined ? f.info[i]?.bytes ?? 0 : 0); }, 0);
     if (kind === 'aten::_transformer_encoder_layer_fwd') {
       const x = shapeAt(f, n, 0), w1 = shapeAt(f, n, 14);
-      const E = Number(constOf(n.inputs[1]) ?? 0), H = Number(constOf(n.inputs[2]) ?? 1);
+      const E = Number(constOf(n.arg('embed_dim')) ?? 0), H = Number(constOf(n.arg('num_heads')) ?? 1);
       if (!x || !w1 || !E) return 0;
       const L = x.shape[x.shape.length - 2], B = numel(x.shape) / (L * E), ds = dtypeBytes(x);
       const A = B * L * E * ds;
-      const normFirst = constOf(n.inputs[8]) === true;
+      const normFirst = constOf(n.arg('norm_first')) === true;
       const attn = (normFirst ? A : 0) + nativeMhaPeak(A, 3 * A, B * H * L * L * ds, false);
       const ffn = 3 * A + B * L * w1.shape[0] * ds; // residual, normed input, hidden (activated in place), output
       return Math.max(0, Math.max(attn, ffn) - outBytes);
     }
     if (kind === 'aten::_native_multi_head_attention') {
       const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1);
-      const E = Number(constOf(n.inputs[3]) ?? 0), H = Number(constOf(n.inputs[4]) ?? 1);
+      const E = Number(constOf(n.arg('embed_dim')) ?? 0), H = Number(constOf(n.arg('num_head')) ?? 1);
       if (!q || !k || !E) return 0;
       const B = q.shape.length === 3 ? q.shape[0] : 1;
       const L = q.shape[q.shape.length - 2], S = k.shape[k.shape.length - 2];
       const ds = dtypeBytes(q);
-      const peak = nativeMhaPeak(B * L * E * ds, B * (L + 2 * S) * E * ds, B * H * L * S * ds, constOf(n.inputs[10]) === true);
+      const peak = nativeMhaPeak(B * L * E * ds, B * (L + 2 * S) * E * ds, B * H * L * S * ds, constOf(n.arg('need_weights')) === true);
       return Math.max(0, peak - outBytes);
     }
     const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1), v = shapeAt(f, n, 2);
@@ -476,7 +476,7 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
   }
   if (kind === 'aten::layer_norm') {
     const x = shapeAt(f, n, 0);
-    const ns = constOf(n.inputs[1]);
+    const ns = constOf(n.arg('normalized_shape'));
     if (!x) return 0;
     const inner = Array.isArray(ns) ? numel(ns) : x.shape[x.shape.length - 1];
     // mean and rstd per row; a non-contiguous input (a permuted NCHW tensor: LayerNorm2d,

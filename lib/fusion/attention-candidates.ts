@@ -3,7 +3,7 @@
 // partitioner's attention rule reads the spellings it knows; every other such softmax is still an
 // attention candidate, and the lowering reports it as refused with the rule's reason, so a core
 // the rule did not pick up is never silent (lower-groups.ts).
-import type { Node, Value } from '../core/ir';
+import { dataInput, type Node, type Value } from '../core/ir';
 import { LAYOUT_KINDS } from '../core/ops/classes';
 
 const PRODUCTS = new Set(['aten::matmul', 'aten::bmm', 'aten::baddbmm', 'aten::mm', 'aten::einsum']);
@@ -61,7 +61,7 @@ export function scoresProductOf(softmax: Node, self: Value | undefined): ScoresP
     onPath.set(n, r);
     return r;
   };
-  visit(softmax.inputs[0].node, 0);
+  visit(dataInput(softmax).node, 0);
   const foreign = [...onPath].filter(([n, on]) => on && n !== product && !BETWEEN.has(n.kind)).map(([n]) => n);
   return { product, foreign };
 }
@@ -69,7 +69,7 @@ export function scoresProductOf(softmax: Node, self: Value | undefined): ScoresP
 function findProduct(softmax: Node, self: Value | undefined): Node | undefined {
   if (!SOFTMAXES.has(softmax.kind)) return undefined;
   const isActivation = activationTest(self);
-  const queue: Value[] = [softmax.inputs[0]];
+  const queue: Value[] = [dataInput(softmax)];
   const seen = new Set<Value>();
   for (let steps = 0; queue.length && steps < MAX_STEPS; steps++) {
     const v = queue.shift()!;

@@ -13,7 +13,7 @@
 //     scores' shape;
 //   - k^T from any transpose or permute (k is recovered as a view).
 // Run canonicalize (lib/transforms/canonicalize.ts) first: same-dtype casts and eval dropout are gone.
-import { outOfPlaceKind, type Node, type Value } from '../core/ir';
+import { dataInput, outOfPlaceKind, type Node, type Value } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import { tensorInfo } from '../core/value-info';
 import { constOf } from '../core/constants';
@@ -205,7 +205,7 @@ function read(roleOf: Map<Node, string>): AttentionCore {
   const member = (v: Value | undefined) => (v?.node && roleOf.has(v.node) ? v.node : undefined);
   const softmax = [...roleOf].find(([, r]) => r === 'softmax')?.[0];
   if (!softmax) throw new Refuse('no softmax in the group');
-  const sIn = softmax.arg('self') ?? softmax.inputs[0];
+  const sIn = softmax.arg('self') ?? dataInput(softmax);
   const dtype = softmax.arg('dtype');
   if (dtype && constOf(dtype) !== null) throw new Refuse('softmax casts its input to another dtype (SDPA computes in the input dtype)', softmax);
   const scoresShapeAtSoftmax = tensorInfo(sIn)?.shape;
@@ -227,7 +227,7 @@ function read(roleOf: Map<Node, string>): AttentionCore {
   // k itself when k^T is an explicit transpose of it (its scale may sit before the transpose).
   let k: Value | undefined;
   const t = kT.node;
-  if (t && swapsLastTwo(t)) k = unscale(t.inputs[0]);
+  if (t && swapsLastTwo(t)) k = unscale(t.arg('self')!);
 
   const { dropout, context, v } = contextMatmul(roleOf, softmax, q);
   if (scoresShape.length < 3) throw new Refuse(`rank-${scoresShape.length} scores (SDPA needs a batch dim)`, scores);
@@ -249,11 +249,11 @@ function scoresMatmul(roleOf: Map<Node, string>, member: (v: Value | undefined) 
     } else if (role === 'mask') {
       x = readMask(n, (v) => member(v) !== undefined, sc.pushMask);
     } else if (role === 'through') {
-      const from = tensorInfo(n.inputs[0]), to = tensorInfo(n.output);
+      const from = tensorInfo(dataInput(n)), to = tensorInfo(n.output);
       if (!from || !to || !regroupsLeadingDims(from.shape, to.shape) || from.dtype !== to.dtype) {
         throw new Refuse('a layout op between the scores and softmax that does not only regroup their leading dims', n);
       }
-      x = n.inputs[0];
+      x = dataInput(n);
     } else {
       throw new Refuse(`unexpected ${role} between the scores and softmax`, n);
     }
@@ -284,7 +284,7 @@ function contextMatmul(roleOf: Map<Node, string>, softmax: Node, q: Value): { dr
   let dropout = 0;
   let next = soleDataUser(attn);
   const regroups = (n: Node) => roleOf.get(n) === 'through' && n.outputs.length === 1
-    && regroupsLeadingDims(tensorInfo(n.inputs[0])?.shape ?? [], tensorInfo(n.output)?.shape ?? []);
+    && regroupsLeadingDims(tensorInfo(dataInput(n))?.shape ?? [], tensorInfo(n.output)?.shape ?? []);
   let regrouped = false;
   const advance = () => { attn = next!.output; next = soleDataUser(attn); };
   while (next && regroups(next)) { advance(); regrouped = true; }

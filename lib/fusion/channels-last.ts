@@ -5,7 +5,7 @@
 // operands, pooling, batch norm, further pointwise convolutions, which take any layout). Every
 // other reader, and the graph's outputs, get aten::contiguous of the value: a view such as
 // `x.view(n, -1)` would refuse channels-last strides, and callers see the strides they had.
-import { isInPlaceKind, type Block, type Graph, type Node, type Value } from '../core/ir';
+import { dataInput, isInPlaceKind, type Block, type Graph, type Node, type Value } from '../core/ir';
 import { ACT_KINDS_LIST, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { tensorInfo } from '../core/value-info';
 import { Emitter } from '../transforms/emit';
@@ -18,7 +18,7 @@ const KEEPS_LAYOUT = new Set([...ACT_KINDS_LIST, ...['add', 'sub', 'mul', 'div',
 function keepsLayout(n: Node, region: ReadonlySet<Value>): boolean {
   if (!KEEPS_LAYOUT.has(n.kind) || n.outputs.length !== 1 || n.output.type.kind !== 'Tensor') return false;
   if (n.kind === 'mkldnn::_convolution_pointwise') return true;
-  if (isInPlaceKind(n.kind)) return region.has(n.inputs[0]); // in place: the written tensor keeps its layout
+  if (isInPlaceKind(n.kind)) return region.has(dataInput(n)); // in place: the written tensor keeps its layout
   const shape = tensorInfo(n.output)?.shape;
   if (!shape) return false;
   return n.inputs.every((v) => {
@@ -54,7 +54,7 @@ export function restoreLayouts(g: Graph, starts: Value[]): number {
       // Shape, dtype and device reads see the same answer; stride and contiguity reads get a copy.
       if (METADATA_INPUT0.has(n.kind) && !/stride|is_contiguous/.test(n.kind)) continue;
       // A copy would take the write of an in-place op away from the value it was meant for.
-      if (isInPlaceKind(n.kind) && region.has(n.inputs[0])) throw new Error(`${n.kind} writes a channels-last value in place`);
+      if (isInPlaceKind(n.kind) && region.has(dataInput(n))) throw new Error(`${n.kind} writes a channels-last value in place`);
       // A copy at a view would take a later write through that view away from the value.
       if ((LAYOUT_KINDS.has(n.kind) || LIST_VIEW_KINDS.has(n.kind)) && n.outputs.some(writtenThroughViews)) throw new Error(`${n.kind} of a channels-last value is written in place later`);
       for (const { index } of inputs) exits.push({ node: n, index });

@@ -4,7 +4,7 @@
 // attributes through libtorch, and the result is held by the fused graph as a constant. The
 // lowering (lower-fused.ts) then runs one GEMM over it. The bytes held are reported: they are
 // extra weight memory, outside any run's peak.
-import type { Graph, Node, Value } from '../core/ir';
+import { moduleSelf, type Graph, type Node, type Value } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { computeOnModule, moduleCone } from './weights-on-module';
 import { isPackedRowSlices, linearHasBias as hasBias, type PackedWeights } from './lower-fused';
@@ -24,14 +24,14 @@ export interface ConcatPlan {
 
 /** Which parallel-projection groups need their weights concatenated, and whether they can. */
 export function planConcatenations(graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[]): ConcatPlan {
-  const self = graph.inputs[0]?.type.kind === 'Class' ? graph.inputs[0] : undefined;
+  const self = moduleSelf(graph);
   const plan: ConcatPlan = { requests: [], refused: new Map() };
   for (const g of groups) {
     if (g.kind !== 'parallel_projection') continue;
     const linears = g.nodes.filter((n) => n.kind === 'aten::linear');
-    if (linears.length < 2 || linears.some((l) => l.inputs[0] !== linears[0].inputs[0])) continue;
+    if (linears.length < 2 || linears.some((l) => l.arg('input') !== linears[0].arg('input'))) continue;
     if (isPackedRowSlices(linears)) continue;
-    if (!moduleCone(linears.flatMap((l) => [l.inputs[1], l.inputs[2]]), self)) {
+    if (!moduleCone(linears.flatMap(weightAndBias), self)) {
       plan.refused.set(g.id, 'the weights depend on the inputs, so they cannot be concatenated once ahead of the runs');
       continue;
     }
@@ -57,12 +57,12 @@ export async function concatenateWeights(module: NativeModule, graph: Graph, req
   // and say why.
   let tensors: NativeTensor[];
   try {
-    tensors = await computeOnModule(module, graph, usable.flatMap((r) => r.linears.flatMap((l) => [l.inputs[1], l.inputs[2]])), (g, map) => {
+    tensors = await computeOnModule(module, graph, usable.flatMap((r) => r.linears.flatMap(weightAndBias)), (g, map) => {
       const cat = (vals: Value[]) => {
         const list = g.createNode('prim::ListConstruct', vals.map((v) => map.get(v)!), [{ kind: 'List', elem: { kind: 'Tensor' } }]).output;
         return g.createNode('aten::cat', [list, g.insertConstant(0n)], [{ kind: 'Tensor' }]).output;
       };
-      return usable.flatMap((r) => [cat(r.linears.map((l) => l.inputs[1])), ...(hasBias(r.linears[0]) ? [cat(r.linears.map((l) => l.inputs[2]))] : [])]);
+      return usable.flatMap((r) => [cat(r.linears.map((l) => l.arg('weight')!)), ...(hasBias(r.linears[0]) ? [cat(r.linears.map((l) => l.arg('bias')!))] : [])]);
     });
   } catch (e) {
     const why = `the weights could not be concatenated: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
@@ -80,9 +80,14 @@ export async function concatenateWeights(module: NativeModule, graph: Graph, req
   return out;
 }
 
+/** An aten::linear's weight and bias arguments (the bias may be None). */
+function weightAndBias(l: Node): Value[] {
+  return [l.arg('weight')!, l.arg('bias')!];
+}
+
 /** Output rows of a linear: its weight's first dimension, from the shape pass's value info. */
 function nodeRows(l: Node): number | undefined {
-  const n = tensorInfo(l.inputs[1])?.shape[0];
+  const n = tensorInfo(l.arg('weight')!)?.shape[0];
   return typeof n === 'number' ? n : undefined;
 }
 

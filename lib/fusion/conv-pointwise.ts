@@ -9,7 +9,7 @@
 // Measured on this project's 2-core CPU (transformers' ResNet-18 config, batch 2 at 224, Python,
 // medians of 11): eager 37.1 ms, these kernels on dense weights 29.7 ms, on prepacked weights
 // 25.1 ms, inductor with freezing 34.5 ms.
-import { isInPlaceKind, Value, type Graph, type Node } from '../core/ir';
+import { dataInput, isInPlaceKind, moduleSelf, Value, type Graph, type Node } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constNumber, constOf, isNoneValue } from '../core/constants';
@@ -101,7 +101,7 @@ function residualOf(add: Node, y: Value): true | string {
   if (add.kind !== 'aten::add' && add.kind !== 'aten::add_') return `${add.kind} is not an add`;
   const alpha = add.arg('alpha');
   if (alpha && constNumber(alpha) !== 1) return 'an add with alpha other than 1';
-  const [a, b] = [add.arg('self') ?? add.inputs[0], add.arg('other') ?? add.inputs[1]];
+  const [a, b] = [add.arg('self')!, add.arg('other')!];
   const other = a === y ? b : a;
   // In place on the convolution's output (`out += identity`) writes y, which the fused op replaces.
   if (add.kind === 'aten::add_' && a !== y) return 'an in-place add into the skip connection';
@@ -146,7 +146,7 @@ function requestFor(id: string, nodes: Node[], self: Value | undefined): ConvPoi
       next = undefined;
     }
   }
-  if (next && alive.includes(next) && next.inputs[0] === req.last.output) {
+  if (next && alive.includes(next) && dataInput(next) === req.last.output) {
     const unary = unaryOf(next);
     if (typeof unary !== 'string' && (!req.add || UNARY_AFTER_ADD.has(unary.attr))) Object.assign(req, { act: next, unary, last: next });
   }
@@ -163,13 +163,13 @@ function requestFor(id: string, nodes: Node[], self: Value | undefined): ConvPoi
 
 /** The value whose storage `v` shares: followed back through views and in-place ops. */
 function storageOf(v: Value): Value {
-  for (let n = v.node; n && (LAYOUT_KINDS.has(n.kind) || isInPlaceKind(n.kind)) && n.inputs.length; n = v.node) v = n.inputs[0];
+  for (let n = v.node; n && (LAYOUT_KINDS.has(n.kind) || isInPlaceKind(n.kind)) && n.inputs.length; n = v.node) v = dataInput(n);
   return v;
 }
 
 /** The node (n, or one in its blocks) writing in place into the storage of a value of `read`. */
 function inPlaceWriteOf(n: Node, read: ReadonlySet<Value>): Node | undefined {
-  if ((isInPlaceKind(n.kind) || /\(\w+!/.test(n.schema ?? '')) && n.inputs.length && read.has(storageOf(n.inputs[0]))) return n;
+  if ((isInPlaceKind(n.kind) || /\(\w+!/.test(n.schema ?? '')) && n.inputs.length && read.has(storageOf(dataInput(n)))) return n;
   for (const b of n.blocks) for (const m of b.nodes()) { const hit = inPlaceWriteOf(m, read); if (hit) return hit; }
   return undefined;
 }
@@ -179,7 +179,7 @@ function inPlaceWriteOf(n: Node, read: ReadonlySet<Value>): Node | undefined {
  * its batch norm is folded), that can run on oneDNN's pointwise kernels; why the others cannot.
  */
 export function planConvPointwise(graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[]): { requests: ConvPointwiseRequest[]; refused: Map<string, string> } {
-  const self = graph.inputs[0]?.type.kind === 'Class' ? graph.inputs[0] : undefined;
+  const self = moduleSelf(graph);
   const requests: ConvPointwiseRequest[] = [];
   const refused = new Map<string, string>();
   const grouped = new Set(groups.flatMap((g) => g.nodes));
@@ -217,7 +217,7 @@ export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: Na
   const scalars = (xs: number[]) => em.list(xs.map((x) => em.constant(x)), { kind: 'Optional', elem: { kind: 'Number' } });
   // Read now, not at planning: an earlier lowering may have replaced the producer of either.
   const x = r.conv.arg('input')!;
-  const other = r.add && (r.add.inputs[0] === r.conv.output ? r.add.inputs[1] : r.add.inputs[0]);
+  const other = r.add && (r.add.arg('self') === r.conv.output ? r.add.arg('other') : r.add.arg('self'));
   const w = packed instanceof Value ? packed : em.tensorConstant(packed);
   const bias = r.bias ?? em.none();
   const geometry = [ints(r.padding), ints(r.stride), ints(r.dilation), em.int(r.groups)];

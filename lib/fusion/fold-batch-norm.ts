@@ -4,7 +4,7 @@
 // The folded weights are computed once, by running a small graph of the module's own attributes
 // through libtorch, and held by the fused graph as constants, like concatenated projection
 // weights (concat-weights.ts); the fused graph then skips one pass over every activation.
-import type { Graph, Node, Value } from '../core/ir';
+import { moduleSelf, type Graph, type Node, type Value } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constOf, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
@@ -29,7 +29,7 @@ function refusal(conv: Node, bn: Node, self: Value | undefined): string | null {
   if (constOf(bn.arg('training')!) !== false) return 'the batch norm is not in eval mode (training is not the constant False)';
   // Reads of its sizes (scripted BatchNorm's input-dim check) see the same shape after folding.
   const dataReaders = conv.outputs[0].uses.filter((u) => !METADATA_INPUT0.has(u.node.kind));
-  if (bn.inputs[0] !== conv.outputs[0] || dataReaders.length !== 1) return 'the convolution output is read by more than the batch norm';
+  if (bn.arg('input') !== conv.outputs[0] || dataReaders.length !== 1) return 'the convolution output is read by more than the batch norm';
   const transposed = conv.arg('transposed');
   if (transposed && constOf(transposed) !== false) return 'a transposed convolution keeps its batch norm (weights are laid out by input channel)';
   const w = tensorInfo(conv.arg('weight')!);
@@ -42,7 +42,7 @@ function refusal(conv: Node, bn: Node, self: Value | undefined): string | null {
 
 /** The conv_bn_act groups whose batch norm can be folded, and why the others cannot. */
 export function planBatchNormFolds(graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[]): { requests: FoldRequest[]; refused: Map<string, string> } {
-  const self = graph.inputs[0]?.type.kind === 'Class' ? graph.inputs[0] : undefined;
+  const self = moduleSelf(graph);
   const requests: FoldRequest[] = [];
   const refused = new Map<string, string>();
   for (const g of groups) {

@@ -1,6 +1,7 @@
 // One region's groups as the partitioner builds them (partition.ts): the rule table run in order,
 // chain rules matched by ChainMatch (chain-match.ts), parallel rules by shared input, and each
 // match merged into a group only when the graph with groups contracted to nodes stays acyclic.
+import { dataInput } from '../core/ir';
 import { isActivation, type GraphFacts } from '../core/facts';
 import { constOf } from '../core/constants';
 import type { ChainRule, GroupKind, Link, ParallelRule, Rule } from './rules';
@@ -197,7 +198,7 @@ export class Grouping {
         const c = constOf(n.inputs[k]);
         if (c === undefined) ok = false; else args.push(JSON.stringify(c));
       }
-      if (ok) key = `${n.kind}(${this.tensorKey(f.vindex.get(n.inputs[0])!)};${args.join(',')})`;
+      if (ok) key = `${n.kind}(${this.tensorKey(f.vindex.get(dataInput(n))!)};${args.join(',')})`;
     }
     this.keyCache.set(i, key);
     return key;

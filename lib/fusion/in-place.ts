@@ -3,7 +3,7 @@
 // did for linear + GELU, for every activation and skip connection left after lowering). The
 // input must be a fresh activation (not a view, a weight or a graph input) of the result's
 // shape and dtype whose only reader is that op.
-import type { Graph, Node, Value } from '../core/ir';
+import { dataInput, type Graph, type Node, type Value } from '../core/ir';
 import { buildFacts, isActivation, type GraphFacts } from '../core/facts';
 import { constNumber } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
@@ -37,10 +37,10 @@ export function inPlaceWhereInputsDie(g: Graph, options: { adds?: boolean } = {}
   const f = buildFacts(g);
   let rewritten = 0;
   for (const n of g.allNodes()) {
-    if (IN_PLACE_ACTIVATIONS.has(n.kind) && mayOverwrite(f, n, n.inputs[0])) {
+    if (IN_PLACE_ACTIVATIONS.has(n.kind) && mayOverwrite(f, n, dataInput(n))) {
       toInPlace(n);
       rewritten++;
-    } else if ((options.adds ?? true) && n.kind === 'aten::add' && n.inputs.length === 3 && constNumber(n.inputs[2]) === 1) {
+    } else if ((options.adds ?? true) && n.kind === 'aten::add' && n.inputs.length === 3 && constNumber(n.arg('alpha')) === 1) {
       // self + other: overwrite self, or other (an add of alpha 1 commutes).
       const [a, b] = n.inputs;
       const target = [a, b].find((v) => v.type.kind === 'Tensor' && mayOverwrite(f, n, v));

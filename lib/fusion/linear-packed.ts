@@ -8,7 +8,7 @@
 // and aten::linear for ViT-B/16's and BERT's shapes (197-1024 rows, 768-3072 wide).
 // aten::addmm(b, x, W) over a module weight laid out (in, out) (transformers' Conv1D, GPT-2's
 // projections) is the same GEMM: W^T is reordered.
-import { Value, type Graph, type Node } from '../core/ir';
+import { moduleSelf, Value, type Graph, type Node } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constantOf, constNumber, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
@@ -72,7 +72,7 @@ function requestFor(id: string, linear: Node, self: Value | undefined): PackedLi
 
 /** Every top-level float32 aten::linear (and addmm over a weight; with `activations`, _addmm_activation too) whose weight comes from the module alone. */
 export function planPackedLinears(graph: Graph, activations = false): { requests: PackedLinearRequest[]; refused: Map<string, string> } {
-  const self = graph.inputs[0]?.type.kind === 'Class' ? graph.inputs[0] : undefined;
+  const self = moduleSelf(graph);
   const requests: PackedLinearRequest[] = [];
   const refused = new Map<string, string>();
   for (const n of graph.nodes()) {

@@ -8,7 +8,7 @@
 //                   ahead of the runs (concat-weights.ts) and held by the graph.
 //   linear -> GELU/ReLU => aten::_addmm_activation (activation in place on the GEMM output).
 // What does not fit is left unfused, with the reason.
-import type { Graph, Node, Value } from '../core/ir';
+import { moduleSelf, type Graph, type Node, type Value } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import { isActKind, sameShape } from '../core/ops/classes';
 import type { AttentionCore, CoreReading } from './attention-core';
@@ -121,7 +121,7 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     // A mask that is one of the module's parameters (a learned position bias read as it is)
     // requires grad, and CPU SDPA then takes its math kernel (the scores materialised); the
     // fused graph is for inference (it runs without autograd), so the mask is read detached.
-    const self = g.inputs[0]?.type.kind === 'Class' ? g.inputs[0] : undefined;
+    const self = moduleSelf(g);
     if (mask && c.masks.length === 1 && c.masks[0].form === 'additive' && mask === c.masks[0].value && moduleCone([mask], self)) mask = em.op('aten::detach', mask);
     // A mask of lower rank than the scores (Swin V2's (H, L, S) bias) broadcasts, but CPU SDPA's
     // flash kernel takes 4-D masks only (else it falls back to the math kernel and materialises
@@ -188,20 +188,21 @@ interface SliceOf { base: Value; start: number; end: number }
 
 function rowSlice(v: Value | undefined): SliceOf | undefined {
   const n = v?.node;
-  if (!n || n.kind !== 'aten::slice' || num(n.inputs[1]) !== 0 || num(n.inputs[4]) !== 1) return undefined;
-  const start = num(n.inputs[2]);
-  const end = num(n.inputs[3]);
+  if (!n || n.kind !== 'aten::slice' || num(n.arg('dim')) !== 0 || num(n.arg('step')) !== 1) return undefined;
+  const start = num(n.arg('start'));
+  const end = num(n.arg('end'));
   if (start === undefined || end === undefined) return undefined;
-  return { base: n.inputs[0], start, end };
+  return { base: n.arg('self')!, start, end };
 }
 
 export function linearHasBias(l: Node): boolean {
-  return constantOf(l.inputs[2]) !== null || l.inputs[2].type.kind === 'Tensor';
+  const b = l.arg('bias');
+  return !!b && (constantOf(b) !== null || b.type.kind === 'Tensor');
 }
 
 /** Whether the linears' weights are row slices of one packed tensor (one linear over a view fits). */
 export function isPackedRowSlices(linears: Node[]): boolean {
-  const ws = linears.map((l) => rowSlice(l.inputs[1]));
+  const ws = linears.map((l) => rowSlice(l.arg('weight')));
   return ws.every((w) => w && w.base === ws[0]!.base);
 }
 
@@ -212,16 +213,16 @@ export function isPackedRowSlices(linears: Node[]): boolean {
  */
 export function lowerParallelProjections(g: Graph, linears: Node[], id: string, packed?: PackedWeights | string): LoweringOutcome {
   if (linears.length < 2 || linears.some((l) => l.kind !== 'aten::linear')) return { id, lowered: false, reason: 'needs two or more aten::linear' };
-  const x = linears[0].inputs[0];
-  if (linears.some((l) => l.inputs[0] !== x)) return { id, lowered: false, reason: 'the projections read different inputs' };
+  const x = linears[0].arg('input')!;
+  if (linears.some((l) => l.arg('input') !== x)) return { id, lowered: false, reason: 'the projections read different inputs' };
   if (!isPackedRowSlices(linears)) {
     if (packed === undefined) return { id, lowered: false, reason: 'weights are not row slices of one packed tensor (a concatenated copy would be needed)' };
     if (typeof packed === 'string') return { id, lowered: false, reason: packed };
     return lowerOverConcatenated(g, linears, id, packed);
   }
-  const ws = linears.map((l) => rowSlice(l.inputs[1]));
+  const ws = linears.map((l) => rowSlice(l.arg('weight')));
   const hasBias = linears.map(linearHasBias);
-  const bs = linears.map((l) => rowSlice(l.inputs[2]));
+  const bs = linears.map((l) => rowSlice(l.arg('bias')));
   if (hasBias.some((h) => h !== hasBias[0])) return { id, lowered: false, reason: 'some projections have a bias and some do not' };
   if (hasBias[0] && (bs.some((b) => !b) || bs.some((b) => b!.base !== bs[0]!.base))) return { id, lowered: false, reason: 'biases are not slices of one packed tensor' };
   const order = linears.map((_, i) => i).sort((a, b) => ws[a]!.start - ws[b]!.start);
@@ -241,7 +242,7 @@ export function lowerParallelProjections(g: Graph, linears: Node[], id: string, 
 function lowerOverConcatenated(g: Graph, linears: Node[], id: string, packed: PackedWeights): LoweringOutcome {
   if (packed.rows.length !== linears.length) return { id, lowered: false, reason: 'concatenated weights do not match the group' };
   const em = projectionEmitter(g, linears, id);
-  const y = em.linear(linears[0].inputs[0], em.tensorConstant(packed.weight), packed.bias ? em.tensorConstant(packed.bias) : null);
+  const y = em.linear(linears[0].arg('input')!, em.tensorConstant(packed.weight), packed.bias ? em.tensorConstant(packed.bias) : null);
   let start = 0;
   splitColumns(em, linears, y, packed.rows.map((n, i) => ({ i, start, end: (start += n) })));
   return { id, lowered: true, heldBytes: packed.bytes };
@@ -283,10 +284,10 @@ export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, 
   if (!linear) return { id, lowered: false, reason: 'no aten::linear in the group' };
   if (!groupNodes.some((n) => isActKind(n.kind))) return { id, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' };
   const act = soleUser(linear.output);
-  if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.inputs[0] !== linear.output) {
+  if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.arg('self') !== linear.output) {
     return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };
   }
-  if (act.kind === 'aten::gelu' && constantOf(act.inputs[1]) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
+  if (act.kind === 'aten::gelu' && constantOf(act.arg('approximate')) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
   // cuBLASLt's GELU epilogue is the tanh approximation: not equal to nn.GELU() there.
   if (act.kind === 'aten::gelu' && !device.startsWith('cpu')) return { id, lowered: false, reason: `the fused GELU on ${device} is the tanh approximation` };
   const [x, w, b] = linear.inputs;

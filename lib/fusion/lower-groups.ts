@@ -1,7 +1,7 @@
 // The fused graph's groups: each fusion group of the decomposed graph lowered to a fused
 // op where libtorch has one. Groups come from the partitioner (partition.ts); each kind has a
 // lowering, and what is not lowered is reported with the reason.
-import type { Graph, Node } from '../core/ir';
+import { moduleSelf, type Graph, type Node } from '../core/ir';
 import { partitionGraph, type Partition } from './partition';
 import type { CoreReading } from './attention-core';
 import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, outcomeId, type LoweringReport, type PackedWeights } from './lower-fused';
@@ -70,7 +70,7 @@ export function loweringGroups(p: Partition): FusionGroupLike[] {
     nodes: g.nodes,
     ...(g.core ? { core: g.core } : {}),
   }));
-  const self = p.graph.inputs[0]?.type.kind === 'Class' ? p.graph.inputs[0] : undefined;
+  const self = moduleSelf(p.graph);
   for (const miss of p.notFused) {
     const softmax = miss.nodes[0];
     if (miss.subject !== 'attention_core' || !softmax) continue;

@@ -6,7 +6,7 @@
 // module is disposed, what the graph does not read is freed. This is torch.jit.freeze's idea,
 // with the weights kept as attributes so that they can be replaced one by one (prepacking) and
 // saved under readable names.
-import { Graph, type Node, type Value, type TypeData } from '../core/ir';
+import { getAttrObject, Graph, moduleSelf, type Node, type Value, type TypeData } from '../core/ir';
 import type { TensorHandleLike } from '../core/ir/serialized';
 import type { NativeModule, NativeModuleSpec, NativeTensor, NativeValue } from '../torchscript/binding';
 import { isInPlaceKind } from '../core/ir/node';
@@ -45,7 +45,7 @@ function isTensorConstant(n: Node): boolean {
 function hoistAttributeReads(g: Graph): void {
   for (const n of g.allNodes()) {
     if (n.kind !== 'prim::GetAttr' || n.owningBlock === g.block) continue;
-    const src = n.inputs[0];
+    const src = getAttrObject(n);
     if (src.owningBlock !== g.block) continue;
     let top: Node = n;
     while (top.owningBlock !== g.block) top = top.owningBlock!.owningNode!;
@@ -69,7 +69,7 @@ function attributePath(v: Value): string | undefined {
   const n = v.node;
   if (!n) return '';
   if (n.kind !== 'prim::GetAttr') return undefined;
-  const base = attributePath(n.inputs[0]);
+  const base = attributePath(getAttrObject(n));
   const name = String(n.attr('name'));
   return base === undefined ? undefined : base ? `${base}.${name}` : name;
 }
@@ -110,8 +110,7 @@ function constantFor(g: Graph, before: Node, v: NativeValue, type: TypeData, wha
  * Values are read off `module` once, by one small graph; tensor results are shared with it.
  */
 export async function ownWeights(module: NativeModule, graph: Graph): Promise<OwnedGraph> {
-  const self = graph.inputs[0];
-  if (!self || self.type.kind !== 'Class') throw new TorchGraphError('ERR_GRAPH', 'the graph does not take the module as its first input');
+  const self = selfOf(graph);
   hoistAttributeReads(graph);
   const cone = moduleValues(graph, self);
   const coneNode = (n: Node) => n.outputs.some((o) => cone.has(o));
@@ -214,10 +213,17 @@ function schemaArgument(a: ArgumentInfo): { name: string; default?: NativeValue 
   return { name: a.name, default: list && Array.isArray(a.default) ? { list: a.default.map(value), elem: list[1] as 'int' | 'float' | 'bool' } : value(a.default) };
 }
 
+/** The module `g` takes as its first input. */
+function selfOf(g: Graph): Value {
+  const self = moduleSelf(g);
+  if (!self) throw new TorchGraphError('ERR_GRAPH', 'the graph does not take the module as its first input');
+  return self;
+}
+
 /** Each attribute of the owned module and its reads in `g` (`prim::GetAttr[name](%self)`). */
 export function attributeReads(g: Graph): Map<string, Value[]> {
   const out = new Map<string, Value[]>();
-  for (const u of g.inputs[0].users()) {
+  for (const u of selfOf(g).users()) {
     if (u.kind !== 'prim::GetAttr') continue;
     const name = String(u.attr('name'));
     out.set(name, [...(out.get(name) ?? []), u.output]);
@@ -228,10 +234,10 @@ export function attributeReads(g: Graph): Map<string, Value[]> {
 /** The attribute `v` reads off the graph's module, if it is such a read. */
 export function attributeOf(g: Graph, v: Value): string | undefined {
   const n = v.node;
-  return n?.kind === 'prim::GetAttr' && n.inputs[0] === g.inputs[0] ? String(n.attr('name')) : undefined;
+  return n?.kind === 'prim::GetAttr' && getAttrObject(n) === moduleSelf(g) ? String(n.attr('name')) : undefined;
 }
 
 /** A read of the module's attribute `name`, at the top of `g`. */
 export function readAttribute(g: Graph, name: string): Value {
-  return g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [g.inputs[0]], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } }).output);
+  return g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [selfOf(g)], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } }).output);
 }

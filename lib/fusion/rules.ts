@@ -90,7 +90,7 @@ export const CONDITIONS = {
   /** softmax over the last dim (dim -1 or rank-1). */
   softmaxLastDim: (f, p) => {
     const n = f.nodes[p];
-    const dim = constNumber(n.inputs[1]);
+    const dim = constNumber(n.arg('dim'));
     const x = f.info[inIdx(f, p, 0)];
     if (dim === undefined) return 'softmax dim is not a constant';
     if (dim === -1 || (x && dim === x.shape.length - 1)) return null;

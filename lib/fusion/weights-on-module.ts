@@ -1,7 +1,7 @@
 // Weights computed once from a module's own tensors (concatenated projections, folded batch
 // norms): a small graph of `self`, the attribute reads and whatever the caller adds, run once
 // on the module. The results are held by the fused graph as constants.
-import { Graph, type Node, type Value } from '../core/ir';
+import { Graph, moduleSelf, type Node, type Value } from '../core/ir';
 import { copyNodeBefore } from '../transforms/inline-modules';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
@@ -31,7 +31,8 @@ export function moduleCone(vals: Value[], self: Value | undefined): Node[] | und
  */
 export async function computeOnModule(module: NativeModule, graph: Graph, reads: Value[],
   emit: (g: Graph, map: Map<Value, Value>) => Value[]): Promise<NativeTensor[]> {
-  const self = graph.inputs[0];
+  const self = moduleSelf(graph);
+  if (!self) throw new Error('computeOnModule: the graph does not take the module as its first input');
   const g = new Graph();
   const map = new Map<Value, Value>([[self, g.addInput(self.type, self.name)]]);
   for (const n of moduleCone(reads, self)!) copyNodeBefore(n, g.block.returnNode, map, []);
