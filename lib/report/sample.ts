@@ -173,7 +173,7 @@ export function sampleReport(opts: { blocks?: number; failing?: boolean } = {}):
             ? { id: `group ${i}`, lowered: true }
             : { id: `group ${i}`, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' })),
           notLowered: [
-            { kind: 'norm_linear', groups: 1, reason: 'no fused libtorch op for this pattern' },
+            { kind: 'norm_linear', groups: 1, reason: 'libtorch has no fused op for this pattern' },
             { kind: 'elementwise', groups: 1, reason: 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)' },
           ],
           heldWeightBytes: 0,
