@@ -107,11 +107,16 @@ export function groupCosts(partition: Partition, flops: FlopsReport): GroupCost[
       }
     }
     const moved = read + written;
-    return { group: g.id, kind: g.kind, flops: fl, bytesRead: read, bytesWritten: written, bytesInternal: internal, arithmeticIntensity: moved ? fl / moved : 0 };
+    return {
+      group: g.id, kind: g.kind, flops: fl, bytesRead: read, bytesWritten: written, bytesInternal: internal,
+      arithmeticIntensity: moved ? fl / moved : 0,
+    };
   });
 }
 
-function summarize(f: GraphFacts, partition: Partition, flops: FlopsReport, unfused: MemoryEstimate, fused: MemoryEstimate): AnalysisSummary {
+function summarize(
+  f: GraphFacts, partition: Partition, flops: FlopsReport, unfused: MemoryEstimate, fused: MemoryEstimate,
+): AnalysisSummary {
   let computeNodes = 0, labelled = 0, opaque = 0;
   for (let p = 0; p < f.nodes.length; p++) {
     const r = f.role[p];
@@ -142,7 +147,10 @@ function summarize(f: GraphFacts, partition: Partition, flops: FlopsReport, unfu
     computeNodes,
     attentionOpsExposed: labelled > 0 ? labelled : coreMembers,
     opaqueAttentionOps: opaque,
-    attentionCores: { explicit: explicitCores.length, opaque: groups.filter((g) => g.kind === 'attention' && g.rule === 'attention_op').length },
+    attentionCores: {
+      explicit: explicitCores.length,
+      opaque: groups.filter((g) => g.kind === 'attention' && g.rule === 'attention_op').length,
+    },
     projections: proj,
     fusionGroups: groups.length,
     averageGroupSize: groups.length ? groups.reduce((k, g) => k + g.nodes.length, 0) / groups.length : 0,
@@ -164,7 +172,9 @@ function summarize(f: GraphFacts, partition: Partition, flops: FlopsReport, unfu
 export function analyzeGraph(graph: Graph, opts: AnalyzeOptions = {}): GraphAnalysis {
   // Without shapes every count would be 0 (FLOPs, bytes, peaks): refuse rather than mislead.
   if (graph.allNodes().length > 0 && !graph.allValues().some((v) => valueInfo(v) !== undefined)) {
-    throw new TorchGraphError('ERR_INVALID_ARG', 'analyzeGraph: the graph has no shapes; run propagateShapes(graph, module, inputs) on it first');
+    throw new TorchGraphError(
+      'ERR_INVALID_ARG', 'analyzeGraph: the graph has no shapes; run propagateShapes(graph, module, inputs) on it first',
+    );
   }
   const t0 = performance.now();
   const facts = buildFacts(graph);
@@ -190,8 +200,12 @@ export function analyzeGraph(graph: Graph, opts: AnalyzeOptions = {}): GraphAnal
  * storage above the level before the run, as lib/pipeline/compare.ts measures them). Returns the comparison
  * and stores it in analysis.summary.measured.
  */
-export function withMeasuredPeaks(analysis: GraphAnalysis, measured: { unfused?: number; fused?: number; source?: string }): PeakComparison {
-  const cmp = (estimated: number, m: number) => ({ estimated, measured: m, relError: m > 0 ? (estimated - m) / m : estimated === 0 ? 0 : Infinity });
+export function withMeasuredPeaks(
+  analysis: GraphAnalysis, measured: { unfused?: number; fused?: number; source?: string },
+): PeakComparison {
+  const cmp = (estimated: number, m: number) => ({
+    estimated, measured: m, relError: m > 0 ? (estimated - m) / m : estimated === 0 ? 0 : Infinity,
+  });
   const out: PeakComparison = { worstRelError: 0, source: measured.source };
   if (measured.unfused !== undefined) out.unfused = cmp(analysis.memory.unfused.peakBytes, measured.unfused);
   if (measured.fused !== undefined) out.fused = cmp(analysis.memory.fused.peakBytes, measured.fused);

@@ -20,7 +20,9 @@ import { ACT_COST, ELEMENTWISE_COST, baseName, numel, type OpClass } from '../co
 
 export type FlopCategory = 'matmul' | 'conv' | 'attention' | 'norm' | 'softmax' | 'elementwise' | 'reduction' | 'other';
 
-export const FLOP_CATEGORIES: readonly FlopCategory[] = ['matmul', 'conv', 'attention', 'norm', 'softmax', 'elementwise', 'reduction', 'other'];
+export const FLOP_CATEGORIES: readonly FlopCategory[] = [
+  'matmul', 'conv', 'attention', 'norm', 'softmax', 'elementwise', 'reduction', 'other',
+];
 
 export interface FlopsReport {
   total: number;
@@ -100,7 +102,11 @@ function flopsAt(f: GraphFacts, p: number): number {
   const at: NodeAt = {
     f, n, kind: n.kind, base: baseName(n.kind),
     shp: (k) => { const i = f.vindex.get(n.inputs[k]); return i === undefined ? undefined : f.info[i]?.shape; },
-    out: (k = 0) => { const v = n.outputs[k]; const i = v ? f.vindex.get(v) : undefined; return i === undefined ? undefined : f.info[i]?.shape; },
+    out: (k = 0) => {
+      const v = n.outputs[k];
+      const i = v ? f.vindex.get(v) : undefined;
+      return i === undefined ? undefined : f.info[i]?.shape;
+    },
     isTensorArg: (k) => { const v = n.inputs[k]; return !!v && v.type.kind === 'Tensor' && constOf(v) !== null; },
   };
   return formula[1](at);
@@ -168,7 +174,9 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
   if (kind === 'aten::addbmm') total = 2 * (a[0] ?? 1) * numel(o) * K;
   if (addmm || kind === 'aten::baddbmm' || kind === 'aten::addbmm') total += numel(o);
   // The fused activation: GELU or ReLU on every output element.
-  if (kind === 'aten::_addmm_activation') total += numel(o) * (constOf(n.arg('use_gelu')) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
+  if (kind === 'aten::_addmm_activation') {
+    total += numel(o) * (constOf(n.arg('use_gelu')) === true ? ACT_COST['gelu'] ?? 1 : ACT_COST['relu'] ?? 1);
+  }
   return total;
 }
 

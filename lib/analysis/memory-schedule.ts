@@ -127,7 +127,12 @@ function unitHeap(units: Unit[]): { push(u: number): void; pop(): number; size()
   const less = (a: number, b: number) => units[a].key < units[b].key;
   const push = (u: number) => {
     heap.push(u);
-    for (let k = heap.length - 1; k > 0;) { const up = (k - 1) >> 1; if (!less(heap[k], heap[up])) break; [heap[k], heap[up]] = [heap[up], heap[k]]; k = up; }
+    for (let k = heap.length - 1; k > 0;) {
+      const up = (k - 1) >> 1;
+      if (!less(heap[k], heap[up])) break;
+      [heap[k], heap[up]] = [heap[up], heap[k]];
+      k = up;
+    }
   };
   const pop = (): number => {
     const top = heap[0];

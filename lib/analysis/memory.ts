@@ -32,7 +32,9 @@ import { buildFacts, type GraphFacts } from '../core/facts';
 import { constOf } from '../core/constants';
 import type { SdpaDims } from './flops';
 import { availableParallelism, cpus } from 'os';
-import { ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast } from '../core/ops/classes';
+import {
+  ATTENTION_KINDS, CONV_KINDS, canView, isChannelsLastContiguous, isContiguous, numel, stridesLikeChannelsLast,
+} from '../core/ops/classes';
 import type { Partition } from '../fusion/partition';
 import type { GroupKind } from '../fusion/rules';
 import { buildSchedule, type Schedule, type Unit } from './memory-schedule';
@@ -171,7 +173,8 @@ export function estimateMemory(graphOrFacts: Graph | GraphFacts, opts: MemoryOpt
   return {
     mode: sch.fused ? 'fused' : 'unfused',
     peakBytes: peak, peakStep, peakLabel: timeline[peakStep]?.label ?? '', liveAtPeak: liveAtPeak.slice(0, 10),
-    weightBytes, inputBytes: st.inputBytes, outputBytes, timeline, unknownTensors: st.unknownTensors, scheduleFallback: sch.scheduleFallback,
+    weightBytes, inputBytes: st.inputBytes, outputBytes, timeline, unknownTensors: st.unknownTensors,
+    scheduleFallback: sch.scheduleFallback,
     options: { alignBytes: align, includeInputs: !!opts.includeInputs, sdpaKernel: kernel },
   };
 }
@@ -213,7 +216,9 @@ function sweep(f: GraphFacts, sch: Schedule, st: Storages, sLast: Int32Array, ws
     const nodes = u.members.map((p) => f.nodes[p]);
     timeline[s] = {
       step: s, nodes, group: u.group >= 0 ? u.group : undefined,
-      label: u.group >= 0 && part ? `group #${u.group} ${part.groups[u.group].kind}` : `${nodes[0].kind}${nodes[0].outputs.length ? ' -> %' + nodes[0].outputs[0].debugName : ''}`,
+      label: u.group >= 0 && part
+        ? `group #${u.group} ${part.groups[u.group].kind}`
+        : `${nodes[0].kind}${nodes[0].outputs.length ? ' -> %' + nodes[0].outputs[0].debugName : ''}`,
       allocatedBytes: alloc[s], workspaceBytes: ws[s], freedBytes: freed[s], peakBytes: during, liveBytes: live,
     };
   }
@@ -270,7 +275,9 @@ function shapeAt(f: GraphFacts, n: Node, k: number, out = false) {
 }
 
 /** Copies matmul makes of operands it cannot view in its folded/batched form. */
-function matmulCopies(a: { shape: number[]; strides: number[]; bytes: number }, b: { shape: number[]; strides: number[]; bytes: number }): number {
+function matmulCopies(
+  a: { shape: number[]; strides: number[]; bytes: number }, b: { shape: number[]; strides: number[]; bytes: number },
+): number {
   const da = a.shape.length, db = b.shape.length;
   if (da < 3 && db < 3) return 0;
   if (da >= 3 && db <= 2) {
@@ -411,7 +418,11 @@ function cpuConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
  * non-depthwise kernels keep the same per-thread scratchpad as the channels-last path above.
  */
 function pointwiseConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
-  const at = (name: string) => { const v = n.arg(name); const i = v ? f.vindex.get(v) : undefined; return i === undefined ? undefined : f.info[i]; };
+  const at = (name: string) => {
+    const v = n.arg(name);
+    const i = v ? f.vindex.get(v) : undefined;
+    return i === undefined ? undefined : f.info[i];
+  };
   const x = at('X'), w = at('W');
   if (!x || !w || x.shape.length !== 4) return 0;
   const inCopy = isChannelsLastContiguous(x.shape, x.strides) ? 0 : x.bytes;
@@ -439,7 +450,10 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
   if (ATTENTION_KINDS.has(kind)) {
     // The opaque ops' CPU path (bmm + softmax, not flash), allocation by allocation; what the op
     // returns is counted as its outputs, the rest is workspace.
-    const outBytes = n.outputs.reduce((k, o) => { const i = f.vindex.get(o); return k + (i !== undefined ? f.info[i]?.bytes ?? 0 : 0); }, 0);
+    const outBytes = n.outputs.reduce((k, o) => {
+      const i = f.vindex.get(o);
+      return k + (i !== undefined ? f.info[i]?.bytes ?? 0 : 0);
+    }, 0);
     if (kind === 'aten::_transformer_encoder_layer_fwd') {
       const x = shapeAt(f, n, 0), w1 = shapeAt(f, n, 14);
       const E = Number(constOf(n.arg('embed_dim')) ?? 0), H = Number(constOf(n.arg('num_heads')) ?? 1);
@@ -463,7 +477,8 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
     }
     const q = shapeAt(f, n, 0), k = shapeAt(f, n, 1), v = shapeAt(f, n, 2);
     if (!q || !k || !v) return 0;
-    const L = q.shape[q.shape.length - 2], E = q.shape[q.shape.length - 1], S = k.shape[k.shape.length - 2], Ev = v.shape[v.shape.length - 1];
+    const L = q.shape[q.shape.length - 2], E = q.shape[q.shape.length - 1];
+    const S = k.shape[k.shape.length - 2], Ev = v.shape[v.shape.length - 1];
     // SDPA turns a bool mask into an additive one of q's dtype (measured: numel x its bytes);
     // libtorch's CPU flash kernel reads a float mask along its last dim, and one whose last dim
     // is strided (a permuted bias table, MaxViT's) is copied to contiguous first.
@@ -471,7 +486,8 @@ function nodeWorkspace(f: GraphFacts, p: number, kernel: 'flash' | 'math', hook:
     const mask = maskAt >= 0 ? shapeAt(f, n, maskAt) : undefined;
     const maskCopy = !mask || !mask.shape.length ? 0
       : mask.dtype === 'bool' ? numel(mask.shape) * dtypeBytes(q)
-      : kernel === 'flash' && cpu && mask.shape[mask.shape.length - 1] > 1 && mask.strides[mask.strides.length - 1] !== 1 ? numel(mask.shape) * dtypeBytes(mask) : 0;
+      : kernel === 'flash' && cpu && mask.shape[mask.shape.length - 1] > 1 && mask.strides[mask.strides.length - 1] !== 1
+        ? numel(mask.shape) * dtypeBytes(mask) : 0;
     return attentionWorkspace({ batch: numel(q.shape) / (L * E), L, S, E, Ev }, dtypeBytes(q), kernel, kind, hook) + maskCopy;
   }
   if (kind === 'aten::layer_norm') {
@@ -514,7 +530,9 @@ function einsumCopies(f: GraphFacts, n: Node): number {
   return copy(e.a, e.permA) + copy(e.b, e.permB);
 }
 
-function groupWorkspace(f: GraphFacts, u: Unit, part: Partition, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace'], cpu?: CpuKernels): number {
+function groupWorkspace(
+  f: GraphFacts, u: Unit, part: Partition, kernel: 'flash' | 'math', hook: MemoryOptions['sdpaWorkspace'], cpu?: CpuKernels,
+): number {
   const g = part.groups[u.group];
   if (g.kind !== 'attention') return 0;
   // An opaque attention op (with its head merge): the op's own working set.

@@ -37,8 +37,8 @@ function operandsOf(n: Node): Value[] {
 }
 
 /** Ops an attention core may have between its scores and its softmax: scales, biases and masks, casts and views. */
-const BETWEEN = new Set(['aten::mul', 'aten::div', 'aten::add', 'aten::sub', 'aten::masked_fill', 'aten::where', 'aten::to', 'aten::type_as',
-  'aten::dropout', 'aten::mul_', 'aten::div_', 'aten::add_', 'aten::sub_', 'aten::masked_fill_', ...LAYOUT_KINDS]);
+const BETWEEN = new Set(['aten::mul', 'aten::div', 'aten::add', 'aten::sub', 'aten::masked_fill', 'aten::where', 'aten::to',
+  'aten::type_as', 'aten::dropout', 'aten::mul_', 'aten::div_', 'aten::add_', 'aten::sub_', 'aten::masked_fill_', ...LAYOUT_KINDS]);
 
 export interface ScoresProduct {
   product: Node;

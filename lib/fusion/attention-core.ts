@@ -78,7 +78,9 @@ export function scalarOf(v: Value | undefined): number | undefined {
   const n = v.node;
   if (!n?.isConstant) return undefined;
   const t = n.constantValue() as (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | null;
-  if (t && typeof t === 'object' && Array.isArray(t.shape) && t.shape.length === 0 && typeof t.toTypedArray === 'function') return Number(t.toTypedArray()[0]);
+  if (t && typeof t === 'object' && Array.isArray(t.shape) && t.shape.length === 0 && typeof t.toTypedArray === 'function') {
+    return Number(t.toTypedArray()[0]);
+  }
   return undefined;
 }
 
@@ -96,7 +98,9 @@ function fillOf(v: Value): number | undefined {
   const n = v.node;
   if (n?.kind !== 'aten::full') return undefined;
   const size = n.arg('size');
-  const empty = size && (size.node?.kind === 'prim::ListConstruct' ? size.node.inputs.length === 0 : Array.isArray(constOf(size)) && (constOf(size) as number[]).length === 0);
+  const empty = size && (size.node?.kind === 'prim::ListConstruct'
+    ? size.node.inputs.length === 0
+    : Array.isArray(constOf(size)) && (constOf(size) as number[]).length === 0);
   return empty ? scalarOf(n.arg('fill_value')) : undefined;
 }
 
@@ -115,7 +119,8 @@ function isCausalMask(m: Value): boolean {
 
 /** A scale node's factor: [constant, runtime] for mul/div by a scalar on either side of a mul. */
 function scaleOf(n: Node): { x: Value; factor?: number; runtime?: RuntimeScale } | undefined {
-  if ((n.kind !== 'aten::mul' && n.kind !== 'aten::div') || n.inputs.length !== 2) return undefined; // a div with a rounding mode is not a scale
+  // a div with a rounding mode is not a scale
+  if ((n.kind !== 'aten::mul' && n.kind !== 'aten::div') || n.inputs.length !== 2) return undefined;
   const divide = n.kind === 'aten::div';
   const [a, b] = n.inputs;
   for (const [x, s] of divide ? [[a, b]] : [[a, b], [b, a]]) {
@@ -154,7 +159,8 @@ function swapsLastTwo(n: Node): boolean {
   }
   if (n.kind === 'aten::permute') {
     const p = constOf(n.arg('dims')!);
-    return Array.isArray(p) && p.length === rank && p.every((d, i) => norm(d) === (i === rank - 2 ? rank - 1 : i === rank - 1 ? rank - 2 : i));
+    return Array.isArray(p) && p.length === rank
+      && p.every((d, i) => norm(d) === (i === rank - 2 ? rank - 1 : i === rank - 1 ? rank - 2 : i));
   }
   return false;
 }
@@ -207,7 +213,9 @@ function read(roleOf: Map<Node, string>): AttentionCore {
   if (!softmax) throw new Refuse('no softmax in the group');
   const sIn = softmax.arg('self') ?? dataInput(softmax);
   const dtype = softmax.arg('dtype');
-  if (dtype && constOf(dtype) !== null) throw new Refuse('softmax casts its input to another dtype (SDPA computes in the input dtype)', softmax);
+  if (dtype && constOf(dtype) !== null) {
+    throw new Refuse('softmax casts its input to another dtype (SDPA computes in the input dtype)', softmax);
+  }
   const scoresShapeAtSoftmax = tensorInfo(sIn)?.shape;
   if (!scoresShapeAtSoftmax) throw new Refuse('the scores have no recorded shape (propagate shapes first)', softmax);
 
@@ -231,11 +239,16 @@ function read(roleOf: Map<Node, string>): AttentionCore {
 
   const { dropout, context, v } = contextMatmul(roleOf, softmax, q);
   if (scoresShape.length < 3) throw new Refuse(`rank-${scoresShape.length} scores (SDPA needs a batch dim)`, scores);
-  return { q, ...(k ? { k } : { kT }), v, scale: sc.scale, runtimeScales: sc.runtimeScales, masks: sc.masks, dropout, scoresShape, softmax, context };
+  return {
+    q, ...(k ? { k } : { kT }), v, scale: sc.scale, runtimeScales: sc.runtimeScales, masks: sc.masks,
+    dropout, scoresShape, softmax, context,
+  };
 }
 
 /** Backwards from softmax's input to the scores matmul, through scales, masks and regrouping views. */
-function scoresMatmul(roleOf: Map<Node, string>, member: (v: Value | undefined) => Node | undefined, softmax: Node, sIn: Value, sc: Scaling): Node {
+function scoresMatmul(
+  roleOf: Map<Node, string>, member: (v: Value | undefined) => Node | undefined, softmax: Node, sIn: Value, sc: Scaling,
+): Node {
   let x = sIn;
   for (;;) {
     const n = member(x);
@@ -267,8 +280,12 @@ function scoresOperands(scores: Node, sc: Scaling): { q: Value; kT: Value } {
   }
   if (scores.kind === 'aten::baddbmm') {
     const beta = scalarOf(scores.arg('beta')), alpha = scalarOf(scores.arg('alpha'));
-    if (beta === undefined || alpha === undefined || !(alpha > 0)) throw new Refuse('baddbmm with non-constant or non-positive alpha/beta', scores);
-    if (beta !== 0) sc.masks.push({ value: scores.arg('self')!, form: 'additive', factor: sc.scale * beta, runtime: [...sc.runtimeScales] });
+    if (beta === undefined || alpha === undefined || !(alpha > 0)) {
+      throw new Refuse('baddbmm with non-constant or non-positive alpha/beta', scores);
+    }
+    if (beta !== 0) {
+      sc.masks.push({ value: scores.arg('self')!, form: 'additive', factor: sc.scale * beta, runtime: [...sc.runtimeScales] });
+    }
     sc.scale *= alpha;
     return { q: scores.arg('batch1')!, kT: scores.arg('batch2')! };
   }
@@ -305,7 +322,8 @@ function contextMatmul(roleOf: Map<Node, string>, softmax: Node, q: Value): { dr
   const v = next.arg('other') ?? next.arg('mat2')!;
   const qLead = tensorInfo(q)?.shape.slice(0, -2), vLead = tensorInfo(v)?.shape.slice(0, -2);
   if (regrouped && (!qLead || !vLead || !sameShape(qLead, vLead))) {
-    throw new Refuse(`v's leading dims [${vLead?.join(', ') ?? '?'}] are not q's [${qLead?.join(', ') ?? '?'}] (the weights were regrouped between the softmax and @V)`, next);
+    throw new Refuse(`v's leading dims [${vLead?.join(', ') ?? '?'}] are not q's [${qLead?.join(', ') ?? '?'}]`
+      + ' (the weights were regrouped between the softmax and @V)', next);
   }
   return { dropout, context: next, v };
 }
@@ -316,7 +334,9 @@ function soleDataUser(v: Value): Node | undefined {
 }
 
 /** One mask node; returns the scores value before it. */
-function readMask(n: Node, inGroup: (v: Value) => boolean, push: (m: Omit<CoreMask, 'factor' | 'runtime' | 'space'>, at: Value) => void): Value {
+function readMask(
+  n: Node, inGroup: (v: Value) => boolean, push: (m: Omit<CoreMask, 'factor' | 'runtime' | 'space'>, at: Value) => void,
+): Value {
   const kind = outOfPlaceKind(n.kind); // in place (`scores += bias`) is the same value
   if (kind === 'aten::masked_fill') {
     const self = n.arg('self')!, mask = n.arg('mask')!;

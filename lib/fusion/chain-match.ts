@@ -34,14 +34,22 @@ export class ChainMatch {
     const { f, pt, rule, steps, picked } = this;
     const a = steps[rule.anchor];
     if (!f.topLevel[anchor]) return { ok: false, failure: { progress: 0, condition: 'missing', message: 'inside a nested block' } };
-    if (!intersects(f.classes[anchor], a.ops)) return { ok: false, failure: { progress: 0, condition: 'op', message: `${pt.kindOf(anchor)} is not ${a.role}` } };
-    if (!this.free(anchor)) return { ok: false, failure: { progress: 0, condition: 'free', message: `${pt.label(anchor)} is already in ${pt.groupLabel(pt.groupOf[anchor])}` } };
+    if (!intersects(f.classes[anchor], a.ops)) {
+      return { ok: false, failure: { progress: 0, condition: 'op', message: `${pt.kindOf(anchor)} is not ${a.role}` } };
+    }
+    if (!this.free(anchor)) {
+      const message = `${pt.label(anchor)} is already in ${pt.groupLabel(pt.groupOf[anchor])}`;
+      return { ok: false, failure: { progress: 0, condition: 'free', message } };
+    }
     const why = this.checkWhere(a, anchor);
     if (why) return { ok: false, failure: why };
     picked.set(anchor, this.roleFor(a, anchor));
     const ok = this.back(rule.anchor, 1, anchor) && this.fwd(rule.anchor, 1, anchor);
     if (ok && picked.size >= (rule.minSteps ?? 2)) return { ok: true, picked, throughs: this.throughs, join: this.join };
-    if (ok) this.fail('missing', `only ${picked.size} of the ${rule.minSteps ?? 2} ops the rule needs matched (${[...picked.values()].join(', ')})`);
+    if (ok) {
+      const matched = [...picked.values()].join(', ');
+      this.fail('missing', `only ${picked.size} of the ${rule.minSteps ?? 2} ops the rule needs matched (${matched})`);
+    }
     return { ok: false, failure: this.best ?? { progress: 0, condition: 'op', message: 'no match' } };
   }
 
@@ -53,17 +61,26 @@ export class ChainMatch {
     return false;
   }
 
-  private roleFor(s: StepSpec, p: number): string { return s.role === 'adjust' ? (this.f.classes[p].includes('scale') ? 'scale' : 'mask') : s.role; }
-
-  private inside(q: number, extra: readonly number[], joinCandidate = this.join): boolean {
-    return this.picked.has(q) || this.throughs.includes(q) || extra.includes(q) || (joinCandidate >= 0 && this.pt.groupOf[q] === joinCandidate);
+  private roleFor(s: StepSpec, p: number): string {
+    return s.role === 'adjust' ? (this.f.classes[p].includes('scale') ? 'scale' : 'mask') : s.role;
   }
 
-  private allOptional(from: number, to: number): boolean { for (let t = from; t <= to; t++) if (stepMin(this.steps[t]) > 0) return false; return true; }
+  private inside(q: number, extra: readonly number[], joinCandidate = this.join): boolean {
+    return this.picked.has(q) || this.throughs.includes(q) || extra.includes(q)
+      || (joinCandidate >= 0 && this.pt.groupOf[q] === joinCandidate);
+  }
+
+  private allOptional(from: number, to: number): boolean {
+    for (let t = from; t <= to; t++) if (stepMin(this.steps[t]) > 0) return false;
+    return true;
+  }
 
   /** The first of the step's conditions that q fails, or null. */
   private checkWhere(s: StepSpec, q: number): Failure | null {
-    for (const c of s.where ?? []) { const why = CONDITIONS[c](this.f, q); if (why) return { progress: this.picked.size, condition: c, message: `${this.pt.label(q)}: ${why}` }; }
+    for (const c of s.where ?? []) {
+      const why = CONDITIONS[c](this.f, q);
+      if (why) return { progress: this.picked.size, condition: c, message: `${this.pt.label(q)}: ${why}` };
+    }
     return null;
   }
 
@@ -87,8 +104,12 @@ export class ChainMatch {
     const g = pt.groupOf[q];
     if (g < 0) return -1;
     if (!s.join) return (this.fail('free', `${pt.label(q)} is already in ${pt.groupLabel(g)}`), null);
-    if (join >= 0 && join !== g) return (this.fail('free', `${pt.label(q)} is in ${pt.groupLabel(g)}, another group than the one joined`), null);
-    if (rule.joinKinds && !rule.joinKinds.includes(pt.groups[g].kind)) return (this.fail('free', `${pt.label(q)} is already in ${pt.groupLabel(g)}`), null);
+    if (join >= 0 && join !== g) {
+      return (this.fail('free', `${pt.label(q)} is in ${pt.groupLabel(g)}, another group than the one joined`), null);
+    }
+    if (rule.joinKinds && !rule.joinKinds.includes(pt.groups[g].kind)) {
+      return (this.fail('free', `${pt.label(q)} is already in ${pt.groupLabel(g)}`), null);
+    }
     return g;
   }
 
@@ -122,14 +143,21 @@ export class ChainMatch {
       if (!this.allOptional(0, s - 1)) throw new Error(`rule ${rule.name}: 'each' needs optional leading steps`);
       for (const v of pt.chainInputs(X, 'any')) {
         const snapshot = { picked: new Map(picked), throughs: [...this.throughs], join: this.join };
-        if (!this.backFrom(s, c, X, v)) { picked.clear(); snapshot.picked.forEach((r, k) => picked.set(k, r)); this.throughs = snapshot.throughs; this.join = snapshot.join; }
+        if (!this.backFrom(s, c, X, v)) {
+          picked.clear();
+          snapshot.picked.forEach((r, k) => picked.set(k, r));
+          this.throughs = snapshot.throughs;
+          this.join = snapshot.join;
+        }
       }
       return c >= stepMin(step);
     }
     if (s === 0 && c >= stepMax(step)) return canStop;
     for (const v of pt.chainInputs(X, link)) if (this.backFrom(s, c, X, v)) return true;
     if (canStop) return true;
-    if (pt.chainInputs(X, link).length === 0) this.fail('missing', `${pt.label(X)} has no activation input for ${steps[Math.max(0, s - 1)].role}`);
+    if (pt.chainInputs(X, link).length === 0) {
+      this.fail('missing', `${pt.label(X)} has no activation input for ${steps[Math.max(0, s - 1)].role}`);
+    }
     return false;
   }
 
@@ -145,7 +173,9 @@ export class ChainMatch {
       const joinCand = pt.groupOf[q] >= 0 ? pt.groupOf[q] : this.join;
       const outside = us.filter((u) => u !== X && !this.inside(u, path, joinCand));
       if (outside.length || f.graphOutput[carried]) {
-        return this.fail('consumers', `${pt.name(carried)} (${pt.kindOf(q)}) is also read by ${outside.length ? this.usersNote(outside) : 'the graph output'} outside the pattern, so it must be materialised`);
+        const readers = outside.length ? this.usersNote(outside) : 'the graph output';
+        return this.fail('consumers',
+          `${pt.name(carried)} (${pt.kindOf(q)}) is also read by ${readers} outside the pattern, so it must be materialised`);
       }
       // Match q as step t: a repeat of s, or an earlier step with only optional steps between.
       for (let t = s; t >= 0; t--) {
@@ -158,7 +188,9 @@ export class ChainMatch {
         // Conditions apply to free nodes; a joined node is vouched for by its group.
         const why = g >= 0 ? null : this.checkWhere(st, q);
         if (why) { this.fail(why.condition, why.message); continue; }
-        const rest = () => (g >= 0 ? this.allOptional(0, t - 1) || this.fail('missing', `joined ${pt.groupLabel(g)} before matching ${steps[0].role}`) : this.back(t, t === s ? c + 1 : 1, q));
+        const rest = () => (g >= 0
+          ? this.allOptional(0, t - 1) || this.fail('missing', `joined ${pt.groupLabel(g)} before matching ${steps[0].role}`)
+          : this.back(t, t === s ? c + 1 : 1, q));
         if (this.attempt(q, st, g, path, rest)) return true;
       }
       if (intersects(f.classes[q], this.through) && this.free(q)) {
@@ -195,13 +227,16 @@ export class ChainMatch {
       const o = pt.vOut(cur);
       if (o < 0 || f.vkind[o] !== VK.Tensor) return this.fail('missing', `${pt.label(cur)} has no tensor output`);
       const us = pt.users(o);
-      if (f.graphOutput[o]) return this.fail('consumers', `${pt.name(o)} (${pt.kindOf(cur)}) is a graph output, so it must be materialised`);
+      if (f.graphOutput[o]) {
+        return this.fail('consumers', `${pt.name(o)} (${pt.kindOf(cur)}) is a graph output, so it must be materialised`);
+      }
       if (us.length === 0) return this.fail('missing', `${pt.name(o)} (${pt.kindOf(cur)}) has no consumer`);
       let Y = us[0];
       if (us.length > 1) {
         const g = pt.groupOf[us[0]];
         if (!(g >= 0 && us.every((u) => pt.groupOf[u] === g))) {
-          return this.fail('consumers', `${pt.name(o)} (${pt.kindOf(cur)}) is read by ${us.length} nodes (${this.usersNote(us)}), so it must be materialised`);
+          return this.fail('consumers',
+            `${pt.name(o)} (${pt.kindOf(cur)}) is read by ${us.length} nodes (${this.usersNote(us)}), so it must be materialised`);
         }
         Y = Math.min(...us);
       }
@@ -212,13 +247,18 @@ export class ChainMatch {
         if (t > s && (c < stepMin(steps[s]) || !this.allOptional(s + 1, t - 1))) break;
         const st = steps[t];
         if (!intersects(f.classes[Y], st.ops)) continue;
-        if (!readsAt(st.in === 'each' ? 'any' : st.in ?? 'input0')) { this.fail('op', `${pt.label(Y)} does not read ${pt.name(o)} as its ${st.in ?? 'input0'}`); continue; }
+        if (!readsAt(st.in === 'each' ? 'any' : st.in ?? 'input0')) {
+          this.fail('op', `${pt.label(Y)} does not read ${pt.name(o)} as its ${st.in ?? 'input0'}`);
+          continue;
+        }
         if (us.length > 1 && !st.join) { this.fail('consumers', `${pt.name(o)} is read by ${us.length} nodes`); continue; }
         const g = this.take(st, Y);
         if (g === null) continue;
         const why = g >= 0 ? null : this.checkWhere(st, Y);
         if (why) { this.fail(why.condition, why.message); continue; }
-        const rest = () => (g >= 0 ? this.allOptional(t + 1, steps.length - 1) || this.fail('missing', `joined ${pt.groupLabel(g)} before the last step`) : this.fwd(t, t === s ? c + 1 : 1, Y));
+        const rest = () => (g >= 0
+          ? this.allOptional(t + 1, steps.length - 1) || this.fail('missing', `joined ${pt.groupLabel(g)} before the last step`)
+          : this.fwd(t, t === s ? c + 1 : 1, Y));
         if (this.attempt(Y, st, g, path, rest)) return true;
       }
       if (us.length === 1 && intersects(f.classes[Y], this.through) && this.free(Y) && pt.vIn(Y, 0) === o) {

@@ -34,7 +34,8 @@ const LIST_ELEMENT_KINDS = new Set(['aten::__getitem__', 'prim::ListUnpack']);
 /** Whether `v`, or a view of a view of it, is written in place (input 0 of an in-place op). */
 function writtenThroughViews(v: Value): boolean {
   return v.uses.some(({ node: u, index }) => index === 0 && (isInPlaceKind(u.kind)
-    || ((LAYOUT_KINDS.has(u.kind) || LIST_VIEW_KINDS.has(u.kind) || LIST_ELEMENT_KINDS.has(u.kind)) && u.outputs.some(writtenThroughViews))));
+    || ((LAYOUT_KINDS.has(u.kind) || LIST_VIEW_KINDS.has(u.kind) || LIST_ELEMENT_KINDS.has(u.kind))
+      && u.outputs.some(writtenThroughViews))));
 }
 
 /**
@@ -56,7 +57,9 @@ export function restoreLayouts(g: Graph, starts: Value[]): number {
       // A copy would take the write of an in-place op away from the value it was meant for.
       if (isInPlaceKind(n.kind) && region.has(dataInput(n))) throw new Error(`${n.kind} writes a channels-last value in place`);
       // A copy at a view would take a later write through that view away from the value.
-      if ((LAYOUT_KINDS.has(n.kind) || LIST_VIEW_KINDS.has(n.kind)) && n.outputs.some(writtenThroughViews)) throw new Error(`${n.kind} of a channels-last value is written in place later`);
+      if ((LAYOUT_KINDS.has(n.kind) || LIST_VIEW_KINDS.has(n.kind)) && n.outputs.some(writtenThroughViews)) {
+        throw new Error(`${n.kind} of a channels-last value is written in place later`);
+      }
       for (const { index } of inputs) exits.push({ node: n, index });
     }
     b.returnNode.inputs.forEach((v, index) => { if (region.has(v)) exits.push({ node: b.returnNode, index }); });

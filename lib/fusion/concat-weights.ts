@@ -44,7 +44,9 @@ export function planConcatenations(graph: Graph, groups: { kind: string; id: str
  * Concatenate each request's weights (and biases) along the output rows, once: a small graph
  * of the attribute reads and the concatenations runs on the module.
  */
-export async function concatenateWeights(module: NativeModule, graph: Graph, requests: ConcatRequest[]): Promise<Map<string, PackedWeights | string>> {
+export async function concatenateWeights(
+  module: NativeModule, graph: Graph, requests: ConcatRequest[],
+): Promise<Map<string, PackedWeights | string>> {
   const out = new Map<string, PackedWeights | string>();
   const usable = requests.filter((r) => {
     const biases = r.linears.map(hasBias);
@@ -62,7 +64,10 @@ export async function concatenateWeights(module: NativeModule, graph: Graph, req
         const list = g.createNode('prim::ListConstruct', vals.map((v) => map.get(v)!), [{ kind: 'List', elem: { kind: 'Tensor' } }]).output;
         return g.createNode('aten::cat', [list, g.insertConstant(0n)], [{ kind: 'Tensor' }]).output;
       };
-      return usable.flatMap((r) => [cat(r.linears.map((l) => l.arg('weight')!)), ...(hasBias(r.linears[0]) ? [cat(r.linears.map((l) => l.arg('bias')!))] : [])]);
+      return usable.flatMap((r) => [
+        cat(r.linears.map((l) => l.arg('weight')!)),
+        ...(hasBias(r.linears[0]) ? [cat(r.linears.map((l) => l.arg('bias')!))] : []),
+      ]);
     });
   } catch (e) {
     const why = `the weights could not be concatenated: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
@@ -91,7 +96,8 @@ function nodeRows(l: Node): number | undefined {
   return typeof n === 'number' ? n : undefined;
 }
 
-const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
+const CPU_CONCAT_REASON = 'separate weights: on CPU one GEMM over concatenated weights is no faster than separate GEMMs'
+  + ' and keeps every output live longer (the concatenateProjections option of prepareGraphs forces it)';
 
 /** prepareGraphs' step: the concatenated weights the projection groups' lowering reads. */
 export async function concatenateProjectionsStep(pass: LoweringPass): Promise<void> {

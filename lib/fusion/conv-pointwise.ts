@@ -38,11 +38,15 @@ const UNARY_POST_OPS: Record<string, (act: Node) => UnaryPostOp | string> = {
   relu6: () => ({ attr: 'hardtanh', scalars: [0, 6], algorithm: null }),
   gelu: (act) => {
     const approx = constOf(act.arg('approximate')!);
-    return approx === 'none' || approx === 'tanh' ? { attr: 'gelu', scalars: [], algorithm: approx } : 'a GELU whose approximation is not a constant';
+    return approx === 'none' || approx === 'tanh'
+      ? { attr: 'gelu', scalars: [], algorithm: approx }
+      : 'a GELU whose approximation is not a constant';
   },
   hardtanh: (act) => {
     const [lo, hi] = [constNumber(act.arg('min_val')), constNumber(act.arg('max_val'))];
-    return lo !== undefined && hi !== undefined ? { attr: 'hardtanh', scalars: [lo, hi], algorithm: null } : 'hardtanh bounds are not constants';
+    return lo !== undefined && hi !== undefined
+      ? { attr: 'hardtanh', scalars: [lo, hi], algorithm: null }
+      : 'hardtanh bounds are not constants';
   },
   leaky_relu: (act) => {
     const slope = constNumber(act.arg('negative_slope'));
@@ -106,7 +110,9 @@ function residualOf(add: Node, y: Value): true | string {
   // In place on the convolution's output (`out += identity`) writes y, which the fused op replaces.
   if (add.kind === 'aten::add_' && a !== y) return 'an in-place add into the skip connection';
   const oi = tensorOf(other), yi = tensorOf(y);
-  if (!oi || !yi || oi.dtype !== 'float32' || oi.shape.join() !== yi.shape.join()) return 'the skip connection is not a float32 tensor of the output\'s shape';
+  if (!oi || !yi || oi.dtype !== 'float32' || oi.shape.join() !== yi.shape.join()) {
+    return 'the skip connection is not a float32 tensor of the output\'s shape';
+  }
   return true;
 }
 
@@ -121,9 +127,13 @@ function convGeometry(conv: Node, self: Value | undefined): Omit<ConvPointwiseRe
   if (xi.dtype !== 'float32' || wi.dtype !== 'float32') return 'not float32';
   const [padding, stride, dilation] = [pair(conv.arg('padding')), pair(conv.arg('stride')), pair(conv.arg('dilation'))];
   const groups = constNumber(conv.arg('groups'));
-  if (!padding || !stride || !dilation || groups === undefined) return 'padding, stride, dilation or groups is not a constant (or padding is a string)';
+  if (!padding || !stride || !dilation || groups === undefined) {
+    return 'padding, stride, dilation or groups is not a constant (or padding is a string)';
+  }
   const bias = isNoneValue(conv.arg('bias')) ? undefined : conv.arg('bias');
-  if (!moduleCone(bias ? [weight, bias] : [weight], self)) return 'the weights depend on the inputs, so they cannot be packed once ahead of the runs';
+  if (!moduleCone(bias ? [weight, bias] : [weight], self)) {
+    return 'the weights depend on the inputs, so they cannot be packed once ahead of the runs';
+  }
   return { x, weight, bias, padding, stride, dilation, groups };
 }
 
@@ -178,7 +188,9 @@ function inPlaceWriteOf(n: Node, read: ReadonlySet<Value>): Node | undefined {
  * The conv_bn_act groups, and the convolutions in no group (a shortcut's 1x1 convolution once
  * its batch norm is folded), that can run on oneDNN's pointwise kernels; why the others cannot.
  */
-export function planConvPointwise(graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[]): { requests: ConvPointwiseRequest[]; refused: Map<string, string> } {
+export function planConvPointwise(
+  graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[],
+): { requests: ConvPointwiseRequest[]; refused: Map<string, string> } {
   const self = moduleSelf(graph);
   const requests: ConvPointwiseRequest[] = [];
   const refused = new Map<string, string>();
@@ -195,10 +207,15 @@ export function planConvPointwise(graph: Graph, groups: { kind: string; id: stri
 }
 
 /** Each request's weight reordered once into oneDNN's blocked layout for its input's shape; a failure is every request's reason. */
-export function packConvWeights(module: NativeModule, graph: Graph, requests: ConvPointwiseRequest[]): Promise<Map<string, NativeTensor | string>> {
+export function packConvWeights(
+  module: NativeModule, graph: Graph, requests: ConvPointwiseRequest[],
+): Promise<Map<string, NativeTensor | string>> {
   return computeEachOnModule(module, graph, requests, (r) => [r.weight], (g, map, r) => {
-    const ints = (xs: number[]) => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }]).output;
-    return g.createNode('mkldnn::_reorder_convolution_weight', [asTensor(g, map.get(r.weight)!), ints(r.padding), ints(r.stride), ints(r.dilation),
+    const ints = (xs: number[]) => g.createNode(
+      'prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }],
+    ).output;
+    return g.createNode('mkldnn::_reorder_convolution_weight', [
+      asTensor(g, map.get(r.weight)!), ints(r.padding), ints(r.stride), ints(r.dilation),
       g.insertConstant(BigInt(r.groups)), ints(tensorOf(r.x)!.shape)], [{ kind: 'Tensor' }]).output;
   }, 'the convolution weights could not be prepacked');
 }
@@ -209,7 +226,9 @@ export function packConvWeights(module: NativeModule, graph: Graph, requests: Co
  * graph that holds it (an optimized model's attribute).
  */
 export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: NativeTensor | Value | string | undefined): LoweringOutcome {
-  if (packed === undefined || typeof packed === 'string') return { id: r.id, lowered: false, reason: packed ?? 'the weight was not prepacked' };
+  if (packed === undefined || typeof packed === 'string') {
+    return { id: r.id, lowered: false, reason: packed ?? 'the weight was not prepacked' };
+  }
   const em = new Emitter(g, r.last, { id: r.id, scope: r.conv.scope, attention: false });
   em.role = 'conv_pointwise';
   const ints = (xs: number[]) => em.intList(xs);
@@ -310,7 +329,8 @@ export async function prepackConvolutionsOnOwnedModule(pass: OwnedPass): Promise
   for (const r of lowered) {
     const name = attributeOf(attempt, r.weight)!;
     const users = (reads.get(name) ?? []).flatMap((v) => v.uses);
-    const inPlace = !prepacked.has(name) && users.every((u) => u.node.kind === 'mkldnn::_convolution_pointwise' && u.index === u.node.argPosition('W'));
+    const inPlace = !prepacked.has(name)
+      && users.every((u) => u.node.kind === 'mkldnn::_convolution_pointwise' && u.index === u.node.argPosition('W'));
     const tensor = (await packConvWeights(pass.module, attempt, [r])).get(r.id);
     if (tensor === undefined || typeof tensor === 'string') {
       throw new TorchGraphError('ERR_TORCH', `optimize: the weight ${name} could not be prepacked: ${tensor ?? 'no result'}`);

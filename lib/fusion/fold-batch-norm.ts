@@ -31,7 +31,9 @@ function refusal(conv: Node, bn: Node, self: Value | undefined): string | null {
   const dataReaders = conv.outputs[0].uses.filter((u) => !METADATA_INPUT0.has(u.node.kind));
   if (bn.arg('input') !== conv.outputs[0] || dataReaders.length !== 1) return 'the convolution output is read by more than the batch norm';
   const transposed = conv.arg('transposed');
-  if (transposed && constOf(transposed) !== false) return 'a transposed convolution keeps its batch norm (weights are laid out by input channel)';
+  if (transposed && constOf(transposed) !== false) {
+    return 'a transposed convolution keeps its batch norm (weights are laid out by input channel)';
+  }
   const w = tensorInfo(conv.arg('weight')!);
   if (!w || w.dtype !== 'float32') return 'the convolution weight is not a float32 tensor of known shape';
   if (conv.argPosition('bias') < 0 || bn.argPosition('eps') < 0) return `no bias or eps argument in ${conv.kind} / ${bn.kind}`;
@@ -41,7 +43,9 @@ function refusal(conv: Node, bn: Node, self: Value | undefined): string | null {
 }
 
 /** The conv_bn_act groups whose batch norm can be folded, and why the others cannot. */
-export function planBatchNormFolds(graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[]): { requests: FoldRequest[]; refused: Map<string, string> } {
+export function planBatchNormFolds(
+  graph: Graph, groups: { kind: string; id: string; nodes: Node[] }[],
+): { requests: FoldRequest[]; refused: Map<string, string> } {
   const self = moduleSelf(graph);
   const requests: FoldRequest[] = [];
   const refused = new Map<string, string>();
@@ -72,7 +76,8 @@ function emitFold(g: Graph, r: FoldRequest, map: Map<Value, Value>): Value[] {
   const gamma = m(r.bn.arg('weight'));
   const scale = gamma ? op('aten::mul', gamma, inv) : inv;
   const rank = tensorInfo(r.conv.arg('weight')!)!.shape.length;
-  const shape = g.createNode('prim::ListConstruct', [-1n, ...Array(rank - 1).fill(1n)].map((d) => g.insertConstant(d)), [{ kind: 'List', elem: { kind: 'Int' } }]).output;
+  const dims = [-1n, ...Array(rank - 1).fill(1n)].map((d) => g.insertConstant(d));
+  const shape = g.createNode('prim::ListConstruct', dims, [{ kind: 'List', elem: { kind: 'Int' } }]).output;
   const weight = op('aten::mul', m(r.conv.arg('weight'))!, op('aten::reshape', scale, shape));
   const bias = m(r.conv.arg('bias'));
   const mean = m(r.bn.arg('running_mean'))!;
@@ -83,7 +88,9 @@ function emitFold(g: Graph, r: FoldRequest, map: Map<Value, Value>): Value[] {
 }
 
 /** The folded weights of each request, computed once on the module; a failure is the group's reason. */
-export async function foldBatchNorms(module: NativeModule, graph: Graph, requests: FoldRequest[]): Promise<Map<string, FoldedWeights | string>> {
+export async function foldBatchNorms(
+  module: NativeModule, graph: Graph, requests: FoldRequest[],
+): Promise<Map<string, FoldedWeights | string>> {
   const out = new Map<string, FoldedWeights | string>();
   if (!requests.length) return out;
   const reads = requests.flatMap((r) => [...FOLDED_BN_ARGS.map((a) => r.bn.arg(a)), r.conv.arg('weight'), r.conv.arg('bias')])

@@ -25,7 +25,10 @@ export type ChainResult =
   | { ok: true; picked: Map<number, string>; throughs: number[]; join: number }
   | { ok: false; failure: Failure };
 
-/** The groups being built over one region (a graph's top block, or one nested block): rules run, matches merged when the contracted graph stays acyclic. */
+/**
+ * The groups being built over one region (a graph's top block, or one nested block): rules run,
+ * matches merged when the contracted graph stays acyclic.
+ */
 export class Grouping {
   readonly groupOf: Int32Array;
   readonly groups: GroupState[] = [];
@@ -133,7 +136,8 @@ export class Grouping {
       const sorted = [...set].sort((a, b) => a - b);
       this.refused.push({
         rule: rule.name, set: sorted, culprit,
-        message: `merging ${sorted.map((p) => this.kindOf(p)).join(', ')} would create a cycle: ${this.label(culprit)} depends on the group and feeds it`,
+        message: `merging ${sorted.map((p) => this.kindOf(p)).join(', ')} would create a cycle: `
+          + `${this.label(culprit)} depends on the group and feeds it`,
       });
       return -1;
     }
@@ -142,7 +146,10 @@ export class Grouping {
       g = this.groups[join];
       if (!g.rules.includes(rule.name)) g.rules.push(rule.name);
     } else {
-      g = { id: this.groups.length, kind: rule.kind, rule: rule.name, ruleIndex, rules: [rule.name], members: [], roles: new Map(), minPos: Infinity, maxPos: -1 };
+      g = {
+        id: this.groups.length, kind: rule.kind, rule: rule.name, ruleIndex, rules: [rule.name],
+        members: [], roles: new Map(), minPos: Infinity, maxPos: -1,
+      };
       this.groups.push(g);
     }
     const add = (p: number, role: string) => {

@@ -8,7 +8,9 @@ import { buildFacts, isActivation, type GraphFacts } from '../core/facts';
 import { constNumber } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
 
-const IN_PLACE_ACTIVATIONS = new Set(['gelu', 'relu', 'silu', 'sigmoid', 'tanh', 'hardtanh', 'hardswish', 'hardsigmoid', 'leaky_relu'].map((k) => `aten::${k}`));
+const IN_PLACE_ACTIVATIONS = new Set(
+  ['gelu', 'relu', 'silu', 'sigmoid', 'tanh', 'hardtanh', 'hardswish', 'hardsigmoid', 'leaky_relu'].map((k) => `aten::${k}`),
+);
 
 /** Whether op `n` may overwrite `v`: a fresh tensor of n's result shape and dtype that only n reads. */
 function mayOverwrite(f: GraphFacts, n: Node, v: Value): boolean {

@@ -66,11 +66,16 @@ function requestFor(id: string, linear: Node, self: Value | undefined): PackedLi
   if (xi.dtype !== 'float32' || wi.dtype !== 'float32') return 'not float32';
   if (!moduleCone(ops.bias ? [ops.weight, ops.bias] : [ops.weight], self)) return 'the weight is computed from the inputs';
   const rows = numel(xi.shape) / wi.shape[ops.transposed ? 0 : 1];
-  if (rows * numel(wi.shape) < MIN_PACKED_MACS) return `a GEMM of fewer than ${MIN_PACKED_MACS} multiply-adds: oneDNN's per-call setup outweighs it`;
+  if (rows * numel(wi.shape) < MIN_PACKED_MACS) {
+    return `a GEMM of fewer than ${MIN_PACKED_MACS} multiply-adds: oneDNN's per-call setup outweighs it`;
+  }
   return { id, linear, ...ops, rows };
 }
 
-/** Every top-level float32 aten::linear (and addmm over a weight; with `activations`, _addmm_activation too) whose weight comes from the module alone. */
+/**
+ * Every top-level float32 aten::linear (and addmm over a weight; with `activations`, _addmm_activation
+ * too) whose weight comes from the module alone.
+ */
 export function planPackedLinears(graph: Graph, activations = false): { requests: PackedLinearRequest[]; refused: Map<string, string> } {
   const self = moduleSelf(graph);
   const requests: PackedLinearRequest[] = [];
@@ -93,8 +98,11 @@ export function emitLinearReorder(g: Graph, weight: Value, transposed: boolean, 
 }
 
 /** Each request's weight reordered by oneDNN (for its row count, which only tunes the layout); a failure is every request's reason. */
-export function packLinearWeights(module: NativeModule, graph: Graph, requests: PackedLinearRequest[]): Promise<Map<string, NativeTensor | string>> {
-  return computeEachOnModule(module, graph, requests, (r) => [r.weight], (g, map, r) => emitLinearReorder(g, map.get(r.weight)!, r.transposed, r.rows),
+export function packLinearWeights(
+  module: NativeModule, graph: Graph, requests: PackedLinearRequest[],
+): Promise<Map<string, NativeTensor | string>> {
+  return computeEachOnModule(module, graph, requests, (r) => [r.weight],
+    (g, map, r) => emitLinearReorder(g, map.get(r.weight)!, r.transposed, r.rows),
     'oneDNN could not reorder the weights');
 }
 
@@ -104,7 +112,9 @@ export function packLinearWeights(module: NativeModule, graph: Graph, requests: 
  * constant), or a value of the graph that holds it (an attribute of an optimized model's module).
  */
 export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: NativeTensor | Value | string | undefined): LoweringOutcome {
-  if (packed === undefined || typeof packed === 'string') return { id: r.id, lowered: false, reason: packed ?? 'the weight was not packed' };
+  if (packed === undefined || typeof packed === 'string') {
+    return { id: r.id, lowered: false, reason: packed ?? 'the weight was not packed' };
+  }
   const em = new Emitter(g, r.linear, { id: r.id, scope: r.linear.scope, attention: false });
   em.role = 'packed_linear';
   const l = r.linear;
@@ -121,10 +131,13 @@ export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: Nati
 }
 
 /** Why a linear + activation group whose linear will be packed keeps its activation after it (lower-groups.ts). */
-export const PACKED_OVER_ADDMM_REASON = 'the linear runs on a weight oneDNN reordered once, and the activation after it (in place where its input dies); '
-  + '_addmm_activation would read the plain weight';
+export const PACKED_OVER_ADDMM_REASON = 'the linear runs on a weight oneDNN reordered once, and the activation after it'
+  + ' (in place where its input dies); _addmm_activation would read the plain weight';
 
-/** prepareGraphs' step: every linear on its weight reordered for the row count it runs with (the graph's own shapes), held as a constant. */
+/**
+ * prepareGraphs' step: every linear on its weight reordered for the row count it runs with (the
+ * graph's own shapes), held as a constant.
+ */
 export async function packLinearsStep(pass: LoweringPass): Promise<void> {
   const g = pass.graph;
   await pass.propagateShapes(g);
@@ -155,13 +168,17 @@ export async function prepackLinearsOnOwnedModule(pass: OwnedPass): Promise<void
   for (const [name, requests] of byAttribute) {
     const transposed = requests[0].transposed;
     const same = requests.filter((r) => r.transposed === transposed);
-    for (const r of requests) if (r.transposed !== transposed) outcomes.push({ id: r.id, lowered: false, reason: 'the weight is read both plain and transposed' });
+    for (const r of requests) {
+      if (r.transposed !== transposed) outcomes.push({ id: r.id, lowered: false, reason: 'the weight is read both plain and transposed' });
+    }
     const weightOf = new Set(same.map((r) => r.linear));
     const inPlace = same.length === requests.length
-      && (reads.get(name) ?? []).every((v) => v.uses.every((u) => weightOf.has(u.node) && u.index === u.node.argPosition(u.node.kind === 'aten::linear' ? 'weight' : 'mat2')));
+      && (reads.get(name) ?? []).every((v) => v.uses.every((u) => weightOf.has(u.node)
+        && u.index === u.node.argPosition(u.node.kind === 'aten::linear' ? 'weight' : 'mat2')));
     let tensor: NativeTensor;
     try {
-      [tensor] = await computeOnModule(pass.module, g, [same[0].weight], (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows)]);
+      [tensor] = await computeOnModule(pass.module, g, [same[0].weight],
+        (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows)]);
     } catch (e) {
       const reason = `oneDNN could not reorder the weight: ${(e as Error).message.split('\n')[0]}`;
       for (const r of same) outcomes.push({ id: r.id, lowered: false, reason });

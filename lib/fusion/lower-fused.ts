@@ -89,7 +89,11 @@ function maskInScoresSpace(em: Emitter, mask: Value, space: readonly number[], s
   for (const target of scores) {
     const g: number[] = [];
     let prod = 1;
-    do { if (i >= space.length) throw new NotLowered('a view of the scores does not regroup their dims'); prod *= space[i]; g.push(i++); } while (prod < target);
+    do {
+      if (i >= space.length) throw new NotLowered('a view of the scores does not regroup their dims');
+      prod *= space[i];
+      g.push(i++);
+    } while (prod < target);
     if (prod !== target) throw new NotLowered(`a view of the scores [${space}] does not regroup into [${scores}]`);
     groups.push(g);
   }
@@ -109,7 +113,9 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
   if (!reading.ok) return { id, lowered: false, reason: reading.reason };
   const c = reading.core;
   // Scaled up (or by a factor known only at run time), a huge fill could overflow to -inf.
-  if (c.masks.some((m) => m.form === 'fill' && (m.factor > 1 || m.runtime.length))) return { id, lowered: false, reason: 'a scale after a huge-negative fill' };
+  if (c.masks.some((m) => m.form === 'fill' && (m.factor > 1 || m.runtime.length))) {
+    return { id, lowered: false, reason: 'a scale after a huge-negative fill' };
+  }
   const em = new Emitter(g, c.context, { id, scope: c.context.scope });
   em.role = 'fused_attention';
   try {
@@ -122,7 +128,9 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     // requires grad, and CPU SDPA then takes its math kernel (the scores materialised); the
     // fused graph is for inference (it runs without autograd), so the mask is read detached.
     const self = moduleSelf(g);
-    if (mask && c.masks.length === 1 && c.masks[0].form === 'additive' && mask === c.masks[0].value && moduleCone([mask], self)) mask = em.op('aten::detach', mask);
+    if (mask && c.masks.length === 1 && c.masks[0].form === 'additive' && mask === c.masks[0].value && moduleCone([mask], self)) {
+      mask = em.op('aten::detach', mask);
+    }
     // A mask of lower rank than the scores (Swin V2's (H, L, S) bias) broadcasts, but CPU SDPA's
     // flash kernel takes 4-D masks only (else it falls back to the math kernel and materialises
     // the scores): leading dims of size 1 are views.
@@ -149,7 +157,8 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
     const in4d = (t: Value) => (batched && t !== q && tensorInfo(t)?.shape.length === 3 ? em.unsqueeze(t, 0) : t);
     const k = c.k ?? em.transpose(c.kT!, -2, -1);
     // The mask has the scores' rank by now, recorded or not (a combined mask has no recorded shape).
-    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(q), in4d(k), in4d(c.v), mask ? (batched ? em.unsqueeze(mask, 0) : mask) : em.none(),
+    let sdpa = em.op('aten::scaled_dot_product_attention', in4d(q), in4d(k), in4d(c.v),
+      mask ? (batched ? em.unsqueeze(mask, 0) : mask) : em.none(),
       em.constant(c.dropout), em.constant(causalOnly), scale, em.constant(false));
     if (batched) sdpa = em.squeeze(sdpa, 0);
     c.context.output.replaceAllUsesWith(sdpa);
@@ -168,7 +177,9 @@ export function lowerAttentionCore(g: Graph, reading: CoreReading | undefined, i
  */
 function combinedMask(em: Emitter, c: AttentionCore): Value | null {
   if (!c.masks.length) return null;
-  const toScores = (v: Value, space?: number[]) => (space && !sameShape(space, c.scoresShape) ? maskInScoresSpace(em, v, space, c.scoresShape) : v);
+  const toScores = (v: Value, space?: number[]) => (space && !sameShape(space, c.scoresShape)
+    ? maskInScoresSpace(em, v, space, c.scoresShape)
+    : v);
   const masked = (m: AttentionCore['masks'][number]) => toScores(m.negate ? em.logicalNot(m.value) : m.value, m.space);
   if (c.masks.every((m) => m.form === 'bool')) {
     const any = c.masks.map(masked).reduce((a, b) => em.op('aten::logical_or', a, b));
@@ -212,11 +223,15 @@ export function isPackedRowSlices(linears: Node[]): boolean {
  * ahead of time (a string there is why they could not be).
  */
 export function lowerParallelProjections(g: Graph, linears: Node[], id: string, packed?: PackedWeights | string): LoweringOutcome {
-  if (linears.length < 2 || linears.some((l) => l.kind !== 'aten::linear')) return { id, lowered: false, reason: 'needs two or more aten::linear' };
+  if (linears.length < 2 || linears.some((l) => l.kind !== 'aten::linear')) {
+    return { id, lowered: false, reason: 'needs two or more aten::linear' };
+  }
   const x = linears[0].arg('input')!;
   if (linears.some((l) => l.arg('input') !== x)) return { id, lowered: false, reason: 'the projections read different inputs' };
   if (!isPackedRowSlices(linears)) {
-    if (packed === undefined) return { id, lowered: false, reason: 'weights are not row slices of one packed tensor (a concatenated copy would be needed)' };
+    if (packed === undefined) {
+      return { id, lowered: false, reason: 'weights are not row slices of one packed tensor (a concatenated copy would be needed)' };
+    }
     if (typeof packed === 'string') return { id, lowered: false, reason: packed };
     return lowerOverConcatenated(g, linears, id, packed);
   }
@@ -224,11 +239,15 @@ export function lowerParallelProjections(g: Graph, linears: Node[], id: string, 
   const hasBias = linears.map(linearHasBias);
   const bs = linears.map((l) => rowSlice(l.arg('bias')));
   if (hasBias.some((h) => h !== hasBias[0])) return { id, lowered: false, reason: 'some projections have a bias and some do not' };
-  if (hasBias[0] && (bs.some((b) => !b) || bs.some((b) => b!.base !== bs[0]!.base))) return { id, lowered: false, reason: 'biases are not slices of one packed tensor' };
+  if (hasBias[0] && (bs.some((b) => !b) || bs.some((b) => b!.base !== bs[0]!.base))) {
+    return { id, lowered: false, reason: 'biases are not slices of one packed tensor' };
+  }
   const order = linears.map((_, i) => i).sort((a, b) => ws[a]!.start - ws[b]!.start);
   for (let j = 1; j < order.length; j++) {
     if (ws[order[j]]!.start !== ws[order[j - 1]]!.end) return { id, lowered: false, reason: 'weight slices are not consecutive' };
-    if (hasBias[0] && (bs[order[j]]!.start !== ws[order[j]]!.start || bs[order[j]]!.end !== ws[order[j]]!.end)) return { id, lowered: false, reason: 'bias slices do not match weight slices' };
+    if (hasBias[0] && (bs[order[j]]!.start !== ws[order[j]]!.start || bs[order[j]]!.end !== ws[order[j]]!.end)) {
+      return { id, lowered: false, reason: 'bias slices do not match weight slices' };
+    }
   }
   const first = ws[order[0]]!.start;
   const last = ws[order[order.length - 1]]!.end;
@@ -279,17 +298,25 @@ function splitColumns(em: Emitter, linears: Node[], y: Value, parts: { i: number
  * one GEMM with the bias and the activation applied in place on its output, so the
  * pre-activation tensor is never a separate buffer.
  */
-export function lowerLinearActivation(g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu'): LoweringOutcome {
+export function lowerLinearActivation(
+  g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu',
+): LoweringOutcome {
   const linear = groupNodes.find((n) => n.kind === 'aten::linear');
   if (!linear) return { id, lowered: false, reason: 'no aten::linear in the group' };
-  if (!groupNodes.some((n) => isActKind(n.kind))) return { id, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' };
+  if (!groupNodes.some((n) => isActKind(n.kind))) {
+    return { id, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' };
+  }
   const act = soleUser(linear.output);
   if (!act || !groupNodes.includes(act) || (act.kind !== 'aten::gelu' && act.kind !== 'aten::relu') || act.arg('self') !== linear.output) {
     return { id, lowered: false, reason: 'the linear is not followed directly by GELU or ReLU' };
   }
-  if (act.kind === 'aten::gelu' && constantOf(act.arg('approximate')) !== 'none') return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
+  if (act.kind === 'aten::gelu' && constantOf(act.arg('approximate')) !== 'none') {
+    return { id, lowered: false, reason: 'tanh-approximated GELU has no fused CPU kernel' };
+  }
   // cuBLASLt's GELU epilogue is the tanh approximation: not equal to nn.GELU() there.
-  if (act.kind === 'aten::gelu' && !device.startsWith('cpu')) return { id, lowered: false, reason: `the fused GELU on ${device} is the tanh approximation` };
+  if (act.kind === 'aten::gelu' && !device.startsWith('cpu')) {
+    return { id, lowered: false, reason: `the fused GELU on ${device} is the tanh approximation` };
+  }
   const [x, w, b] = linear.inputs;
   if (b.type.kind !== 'Tensor' && constantOf(b) === null) return { id, lowered: false, reason: 'no bias (the fused kernel adds one)' };
   const rank = rankOf(x);

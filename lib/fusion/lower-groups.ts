@@ -4,7 +4,9 @@
 import { moduleSelf, type Graph, type Node } from '../core/ir';
 import { partitionGraph, type Partition } from './partition';
 import type { CoreReading } from './attention-core';
-import { lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, outcomeId, type LoweringReport, type PackedWeights } from './lower-fused';
+import {
+  lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, outcomeId, type LoweringReport, type PackedWeights,
+} from './lower-fused';
 import { scoresProductOf } from './attention-candidates';
 import { tensorInfo } from '../core/value-info';
 import { lowerConvBatchNorm, type FoldedWeights } from './fold-batch-norm';
@@ -34,18 +36,28 @@ function notLoweredReason(kind: string, device: string): string {
  * weights for projection groups whose weights are separate tensors (concat-weights.ts),
  * or why there are none, by group id.
  */
-export function lowerFusionGroups(graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
-  folded: ReadonlyMap<string, FoldedWeights | string> = new Map(), linearActivationOff: (nodes: Node[]) => string | undefined = () => undefined): LoweringReport {
-  const report: LoweringReport = { attentionCores: [], projections: [], linearActivations: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0 };
+export function lowerFusionGroups(
+  graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
+  folded: ReadonlyMap<string, FoldedWeights | string> = new Map(),
+  linearActivationOff: (nodes: Node[]) => string | undefined = () => undefined,
+): LoweringReport {
+  const report: LoweringReport = {
+    attentionCores: [], projections: [], linearActivations: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0,
+  };
   const others = new Map<string, number>();
   for (const g of groups) {
     if (g.kind === 'attention_core') report.attentionCores.push(lowerAttentionCore(graph, g.core, g.id));
-    else if (g.kind === 'parallel_projection') report.projections.push(lowerParallelProjections(graph, g.nodes.filter((n) => n.kind === 'aten::linear'), g.id, packed.get(g.id)));
-    else if (g.kind === 'linear_act') {
+    else if (g.kind === 'parallel_projection') {
+      const linears = g.nodes.filter((n) => n.kind === 'aten::linear');
+      report.projections.push(lowerParallelProjections(graph, linears, g.id, packed.get(g.id)));
+    } else if (g.kind === 'linear_act') {
       const off = linearActivationOff(g.nodes);
-      report.linearActivations.push(off ? { id: g.id, lowered: false, reason: off } : lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
-    } else if (g.kind === 'conv_bn_act' && folded.size) report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
-    else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
+      report.linearActivations.push(off
+        ? { id: g.id, lowered: false, reason: off }
+        : lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
+    } else if (g.kind === 'conv_bn_act' && folded.size) {
+      report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
+    } else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);
   }
   for (const [kind, count] of others) {
     report.notLowered.push({ kind, groups: count, reason: notLoweredReason(kind, device) });
@@ -77,9 +89,12 @@ export function loweringGroups(p: Partition): FusionGroupLike[] {
     const found = scoresProductOf(softmax, self);
     if (!found) continue;
     const between = [...new Set(found.foreign.map((n) => n.kind))];
-    const reason = `an attention candidate (${found.product.kind} of two activations, then ${softmax.kind}) that the attention rule does not read: `
+    const reason = `an attention candidate (${found.product.kind} of two activations, then ${softmax.kind})`
+      + ' that the attention rule does not read: '
       + (between.length ? `${between.join(', ')} between the scores and the softmax, a step SDPA does not have` : miss.message);
-    groups.push({ kind: 'attention_core', id: miss.attention ?? outcomeId(softmax), nodes: [softmax], core: { ok: false, reason, node: softmax } });
+    groups.push({
+      kind: 'attention_core', id: miss.attention ?? outcomeId(softmax), nodes: [softmax], core: { ok: false, reason, node: softmax },
+    });
   }
   return groups;
 }

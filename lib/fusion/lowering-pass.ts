@@ -31,7 +31,9 @@ export interface LoweringPass {
  * the plain weight (save() turns it back with aten::to_dense, transposed for an addmm's (in, out)
  * weight) or sits beside it, and its bytes.
  */
-export interface PackedWeight { attribute: string; format: 'onednn-linear' | 'onednn-conv'; transposed: boolean; inPlace: boolean; bytes: number }
+export interface PackedWeight {
+  attribute: string; format: 'onednn-linear' | 'onednn-conv'; transposed: boolean; inPlace: boolean; bytes: number;
+}
 
 /**
  * An optimized model's graphs over the module that owns its weights (own-weights.ts): portable

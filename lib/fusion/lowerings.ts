@@ -38,7 +38,10 @@ export interface LoweringSwitches {
   packedLinears?: boolean;
   /** Activations and residual adds in place where their input dies there (in-place.ts). Default: on. */
   inPlace?: boolean;
-  /** Activations written out as arithmetic (GPT-2's tanh GELU, ...) as the one ATen op (transforms/written-out-activations.ts). Default: on. */
+  /**
+   * Activations written out as arithmetic (GPT-2's tanh GELU, ...) as the one ATen op
+   * (transforms/written-out-activations.ts). Default: on.
+   */
   writtenOutActivations?: boolean;
 }
 
@@ -91,7 +94,8 @@ export const LOWERINGS: readonly LoweringEntry[] = [
     what: 'eval batch norms folded into the convolutions before them (fold-batch-norm.ts)',
     lower: foldBatchNormsStep, onOwnedModule: foldBatchNormsOnOwnedModule },
   { name: 'pointwiseConvolutions', portable: false, onByDefault: oneDnnCpu, when: 'on CPU with oneDNN', stage: 'groups',
-    what: 'convolutions with their residual add and activation on oneDNN\'s pointwise kernels over prepacked weights, channels last (conv-pointwise.ts)',
+    what: 'convolutions with their residual add and activation on oneDNN\'s pointwise kernels over prepacked weights,'
+      + ' channels last (conv-pointwise.ts)',
     lower: lowerConvolutionsStep, onOwnedModule: prepackConvolutionsOnOwnedModule },
   { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu, when: 'on CPU with oneDNN', stage: 'groups',
     what: 'linear layers on weights oneDNN reorders once (linear-packed.ts)',

@@ -21,7 +21,10 @@ export const OWNED_CLASS = '__torch__.torchgraph.OptimizedModule';
 /** One attribute of the owned module and where its tensor came from. */
 export interface OwnedWeight {
   name: string;
-  /** The state_dict name it was read from (`encoder.layers.0.linear1.weight`), what was computed from one (`... (aten::slice)`), or `constant` (a weight a lowering computed). */
+  /**
+   * The state_dict name it was read from (`encoder.layers.0.linear1.weight`), what was computed
+   * from one (`... (aten::slice)`), or `constant` (a weight a lowering computed).
+   */
   source: string;
 }
 
@@ -105,6 +108,24 @@ function constantFor(g: Graph, before: Node, v: NativeValue, type: TypeData, wha
   throw new TorchGraphError('ERR_GRAPH', `the graph reads ${what} (${type.kind}) from the module, which cannot become a constant`);
 }
 
+/** Read every boundary value off the module with one graph of the cone's nodes. */
+async function readBoundaryValues(
+  module: NativeModule, graph: Graph, self: Value, boundary: Value[], coneNode: (n: Node) => boolean,
+): Promise<NativeValue[]> {
+  const reader = new Graph();
+  const map = new Map<Value, Value>([[self, reader.addInput(self.type, 'self')]]);
+  const readerNode = (n: Node) => coneNode(n) || (n.isConstant && n.outputs.some((o) => o.uses.some((u) => coneNode(u.node))));
+  for (const n of graph.block.nodes()) if (readerNode(n)) copyNodeBefore(n, reader.block.returnNode, map, []);
+  const items = boundary.map((v) => map.get(v)!);
+  reader.setOutputs([reader.createNode('prim::TupleConstruct', items, [{ kind: 'Tuple', elems: items.map((v) => v.type) }]).output]);
+  const built = nativeSync(() => module.buildGraph(reader.toData()));
+  try {
+    return (await native(() => built.run([]))).output as NativeValue[];
+  } finally {
+    built.dispose();
+  }
+}
+
 /**
  * `graph` (changed in place) reading its weights from a new flat module instead of `module`.
  * Values are read off `module` once, by one small graph; tensor results are shared with it.
@@ -117,21 +138,12 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
   const outputs = new Set(graph.outputs);
   const boundary = [...cone].filter((v) => v !== self && (outputs.has(v) || v.uses.some((u) => !coneNode(u.node))));
   const cls = boundary.find((v) => v.type.kind === 'Class');
-  if (cls) throw new TorchGraphError('ERR_GRAPH', `the graph passes the submodule ${attributePath(cls) || '%' + cls.debugName} around as an object: it is not fully inlined`);
-
-  // Read every boundary value off the module with one graph of the cone's nodes.
-  const reader = new Graph();
-  const map = new Map<Value, Value>([[self, reader.addInput(self.type, 'self')]]);
-  for (const n of graph.block.nodes()) if (coneNode(n) || (n.isConstant && n.outputs.some((o) => o.uses.some((u) => coneNode(u.node))))) copyNodeBefore(n, reader.block.returnNode, map, []);
-  const items = boundary.map((v) => map.get(v)!);
-  reader.setOutputs([reader.createNode('prim::TupleConstruct', items, [{ kind: 'Tuple', elems: items.map((v) => v.type) }]).output]);
-  const built = nativeSync(() => module.buildGraph(reader.toData()));
-  let values: NativeValue[];
-  try {
-    values = (await native(() => built.run([]))).output as NativeValue[];
-  } finally {
-    built.dispose();
+  if (cls) {
+    throw new TorchGraphError('ERR_GRAPH',
+      `the graph passes the submodule ${attributePath(cls) || '%' + cls.debugName} around as an object: it is not fully inlined`);
   }
+
+  const values = await readBoundaryValues(module, graph, self, boundary, coneNode);
 
   const tensors = new Map<string, NativeTensor>();
   const weights: OwnedWeight[] = [];
@@ -144,8 +156,11 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
   };
   const first = graph.block.firstNode!;
   const newSelf = self;
-  const read = (name: string) => graph.withInsertPoint(first, () => graph.createNode('prim::GetAttr', [newSelf], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } }).output);
-  const isTensor = (v: NativeValue): v is NativeTensor => typeof v === 'object' && v !== null && !Array.isArray(v) && 'dtype' in v && 'shape' in v;
+  const read = (name: string) => graph.withInsertPoint(first, () => graph.createNode(
+    'prim::GetAttr', [newSelf], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } },
+  ).output);
+  const isTensor = (v: NativeValue): v is NativeTensor => typeof v === 'object' && v !== null && !Array.isArray(v)
+    && 'dtype' in v && 'shape' in v;
   // A scripted model reads one attribute at several sites (PyTorch's fast path and slow path):
   // one attribute each, so that the weight is held, prepacked and saved once.
   const byPath = new Map<string, string>();
@@ -165,7 +180,8 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
       weights.push({ name, source: src.op ? `${src.path} (${src.op})` : src.path });
       v.replaceAllUsesWith(withInfoOf(v, read(name)));
     } else {
-      v.replaceAllUsesWith(constantFor(graph, first, r, v.type.kind === 'Optional' ? v.type.elem : v.type, attributePath(v) || `%${v.debugName}`));
+      const type = v.type.kind === 'Optional' ? v.type.elem : v.type;
+      v.replaceAllUsesWith(constantFor(graph, first, r, type, attributePath(v) || `%${v.debugName}`));
     }
   });
   // Tensor constants (weights the lowerings computed), one attribute per tensor. Small ones stay
@@ -183,7 +199,9 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
       weights.push({ name, source: 'constant' });
     }
     const attrName = name;
-    const v = graph.withInsertPoint(first, () => graph.createNode('prim::GetAttr', [newSelf], [{ kind: 'Tensor' }], { name: { kind: 's', value: attrName } }).output);
+    const v = graph.withInsertPoint(first, () => graph.createNode(
+      'prim::GetAttr', [newSelf], [{ kind: 'Tensor' }], { name: { kind: 's', value: attrName } },
+    ).output);
     n.output.replaceAllUsesWith(withInfoOf(n.output, v));
     n.destroy();
   }
@@ -195,7 +213,9 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
 }
 
 /** The spec of a flat module holding `tensors` as buffers, with `graph` as its forward. */
-export function ownedModuleSpec(graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, signature?: readonly ArgumentInfo[]): NativeModuleSpec {
+export function ownedModuleSpec(
+  graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, signature?: readonly ArgumentInfo[],
+): NativeModuleSpec {
   // The signature names forward's arguments and carries their defaults (one per graph input after self).
   const args = signature && signature.length === graph.inputs.length - 1 ? signature.map(schemaArgument) : undefined;
   return {
@@ -210,7 +230,12 @@ function schemaArgument(a: ArgumentInfo): { name: string; default?: NativeValue 
   if (!a.hasDefault || a.default === undefined) return { name: a.name };
   const list = a.type.match(/^List\[(int|float|bool)\]$/);
   const value = (v: DefaultValue): NativeValue => (Array.isArray(v) ? v.map(value) : v);
-  return { name: a.name, default: list && Array.isArray(a.default) ? { list: a.default.map(value), elem: list[1] as 'int' | 'float' | 'bool' } : value(a.default) };
+  return {
+    name: a.name,
+    default: list && Array.isArray(a.default)
+      ? { list: a.default.map(value), elem: list[1] as 'int' | 'float' | 'bool' }
+      : value(a.default),
+  };
 }
 
 /** The module `g` takes as its first input. */
@@ -239,5 +264,7 @@ export function attributeOf(g: Graph, v: Value): string | undefined {
 
 /** A read of the module's attribute `name`, at the top of `g`. */
 export function readAttribute(g: Graph, name: string): Value {
-  return g.withInsertPoint(g.block.firstNode!, () => g.createNode('prim::GetAttr', [selfOf(g)], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } }).output);
+  return g.withInsertPoint(g.block.firstNode!, () => g.createNode(
+    'prim::GetAttr', [selfOf(g)], [{ kind: 'Tensor' }], { name: { kind: 's', value: name } },
+  ).output);
 }

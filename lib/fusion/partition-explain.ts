@@ -42,11 +42,15 @@ function explainProjections(pt: Grouping, set: { role: string; p: number }[], pa
   }
   const sigs = set.map((s) => pt.weightSignature(s.p));
   for (let k = 1; k < set.length; k++) {
-    if (sigs[k] !== sigs[0]) return mk('compatibleWeights', `${set[0].role} is ${sigs[0]} but ${set[k].role} is ${sigs[k]}: no single GEMM covers both`);
+    if (sigs[k] !== sigs[0]) {
+      return mk('compatibleWeights', `${set[0].role} is ${sigs[0]} but ${set[k].role} is ${sigs[k]}: no single GEMM covers both`);
+    }
   }
   for (const s of set) {
     const g = pt.groupOf[s.p];
-    if (g >= 0 && pt.groups[g].ruleIndex <= parallelIndex) return mk('free', `${s.role} (${pt.label(s.p)}) was already taken by ${pt.groupLabel(g)}`);
+    if (g >= 0 && pt.groups[g].ruleIndex <= parallelIndex) {
+      return mk('free', `${s.role} (${pt.label(s.p)}) was already taken by ${pt.groupLabel(g)}`);
+    }
   }
   const r = pt.refused.find((x) => set.every((s) => x.set.includes(s.p)));
   if (r) return mk('acyclic', r.message);
@@ -71,12 +75,17 @@ export function attentionLabel(nodes: Node[]): string | undefined {
 }
 
 /** Projection sets of every attention group; fused sets rename their parallel group's kind. */
-export function projectionSets(pt: Grouping, groups: FusionGroup[], attentionCores: FusionGroup[], rules: readonly Rule[]): ProjectionSet[] {
+export function projectionSets(
+  pt: Grouping, groups: FusionGroup[], attentionCores: FusionGroup[], rules: readonly Rule[],
+): ProjectionSet[] {
   const parallelIndex = rules.findIndex((r) => r.type === 'parallel');
   const parallelName = parallelIndex >= 0 ? rules[parallelIndex].name : 'parallel_projection';
   const projections: ProjectionSet[] = [];
   for (const g of attentionCores) {
-    if (PROJECTING_ATTENTION_KINDS.has(g.nodes[0].kind)) { projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' }); continue; }
+    if (PROJECTING_ATTENTION_KINDS.has(g.nodes[0].kind)) {
+      projections.push({ attention: g, q: null, k: null, v: null, status: 'inside_op' });
+      continue;
+    }
     const operands = qkvOperands(pt, g);
     if (!operands) continue;
     projections.push(projectionSet(pt, groups, g, operands, parallelIndex, parallelName));
@@ -111,14 +120,30 @@ function projectionSet(pt: Grouping, groups: FusionGroup[], g: FusionGroup, [qv,
   const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallelName;
   if (sq === sk && sk === sv) { ps.status = 'packed'; return ps; }
   if (sk === sv) { ps.status = 'packed_kv'; return ps; }
-  if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) { ps.status = 'fused'; ps.group = groups[gq]; groups[gq].kind = 'qkv_projection'; return ps; }
+  if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) {
+    ps.status = 'fused';
+    ps.group = groups[gq];
+    groups[gq].kind = 'qkv_projection';
+    return ps;
+  }
   const qShares = pt.tensorKey(pt.linearOperands(sq)!.x) === pt.tensorKey(pt.linearOperands(sk)!.x);
-  if (gk >= 0 && gk === gv && isParallel(gk) && !qShares) { ps.status = 'kv_fused'; ps.group = groups[gk]; groups[gk].kind = 'kv_projection'; return ps; }
+  if (gk >= 0 && gk === gv && isParallel(gk) && !qShares) {
+    ps.status = 'kv_fused';
+    ps.group = groups[gk];
+    groups[gk].kind = 'kv_projection';
+    return ps;
+  }
   ps.status = 'not_fused';
-  const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
+  const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }],
+    parallelIndex, parallelName);
   const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
   let why = conditionsPassed(kvOnly) > conditionsPassed(qkv) ? kvOnly : qkv;
-  if (!why) why = { subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups', nodes: [sq, sk, sv].map((p) => f.nodes[p]) };
+  if (!why) {
+    why = {
+      subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups',
+      nodes: [sq, sk, sv].map((p) => f.nodes[p]),
+    };
+  }
   why.attention = g.label;
   ps.why = why;
   return ps;
@@ -143,11 +168,21 @@ export function unfusedCores(pt: Grouping, rules: readonly Rule[]): NotFused[] {
       let condition: string, message: string;
       if (r.ok) {
         const refusal = pt.refused.find((x) => x.rule === rule.name && x.set.includes(p));
-        if (refusal) { condition = 'acyclic'; message = refusal.message; } else if (saved >= 0) { condition = 'free'; message = `${pt.label(p)} is already in ${pt.groupLabel(saved)}`; } else { continue; }
+        if (refusal) {
+          condition = 'acyclic';
+          message = refusal.message;
+        } else if (saved >= 0) {
+          condition = 'free';
+          message = `${pt.label(p)} is already in ${pt.groupLabel(saved)}`;
+        } else {
+          continue;
+        }
       } else {
         ({ condition, message } = r.failure);
       }
-      notFused.push({ subject: 'attention_core', rule: rule.name, condition, message, nodes: [f.nodes[p]], attention: attentionLabel([f.nodes[p]]) });
+      notFused.push({
+        subject: 'attention_core', rule: rule.name, condition, message, nodes: [f.nodes[p]], attention: attentionLabel([f.nodes[p]]),
+      });
     }
   });
   return notFused;

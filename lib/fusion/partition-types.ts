@@ -83,7 +83,10 @@ export interface PartitionOptions {
   rules?: readonly Rule[];
   /** Write node.meta.group / groupKind / groupRole (default true). */
   writeMeta?: boolean;
-  /** Also fuse inside nested blocks (prim::If branches, loop bodies), each block on its own (default true; memory schedules count top-level groups only). */
+  /**
+   * Also fuse inside nested blocks (prim::If branches, loop bodies), each block on its own (default
+   * true; memory schedules count top-level groups only).
+   */
   nestedBlocks?: boolean;
   /** @internal reuse facts already built for this graph */
   facts?: GraphFacts;

@@ -19,7 +19,9 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
   const regions = [f];
   // Each nested block is fused on its own: a group never spans a block boundary.
   if (opts.nestedBlocks !== false && f.hasBlocks) {
-    for (const b of graph.allBlocks().slice(1)) if (b.nodes().some((n) => f.role[f.pos.get(n)!] === 'compute')) regions.push(regionFacts(f, b));
+    for (const b of graph.allBlocks().slice(1)) {
+      if (b.nodes().some((n) => f.role[f.pos.get(n)!] === 'compute')) regions.push(regionFacts(f, b));
+    }
   }
   const groups: FusionGroup[] = [];
   const projections: ProjectionSet[] = [];
@@ -32,7 +34,9 @@ export function partitionGraph(graph: Graph, opts: PartitionOptions = {}): Parti
     // Projection sets name the kinds of the parallel groups they find (qkv_projection, kv_projection).
     projections.push(...projectionSets(pt, mine, mine.filter((g) => g.kind === 'attention'), rules));
     notFused.push(...unfusedCores(pt, rules));
-    refused.push(...pt.refused.map((r) => ({ rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message })));
+    refused.push(...pt.refused.map((r) => ({
+      rule: r.rule, nodes: r.set.map((p) => f.nodes[p]), culprit: f.nodes[r.culprit], message: r.message,
+    })));
     for (const g of mine) g.id += groups.length;
     groups.push(...mine);
   }

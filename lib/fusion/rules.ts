@@ -102,7 +102,9 @@ export const CONDITIONS = {
     const first = n.kind === 'aten::baddbmm' || n.kind === 'aten::addbmm' ? 1 : 0;
     for (const k of [first, first + 1]) {
       const i = inIdx(f, p, k);
-      if (i >= 0 && f.weight[i]) return `operand ${k} (%${n.inputs[k].debugName}) is a weight, so this is a projection, not attention scores`;
+      if (i >= 0 && f.weight[i]) {
+        return `operand ${k} (%${n.inputs[k].debugName}) is a weight, so this is a projection, not attention scores`;
+      }
     }
     return null;
   },
@@ -115,7 +117,9 @@ export const CONDITIONS = {
     for (const k of [0, 1]) {
       const i = inIdx(f, p, k);
       if (i < 0 || f.vkind[i] !== VK.Tensor) return `operand ${k} is not a tensor`;
-      if (!isActivation(f, i)) return `operand ${k} (%${n.inputs[k].debugName}) is ${f.weight[i] ? 'a weight' : 'a scalar'}, not a skip connection`;
+      if (!isActivation(f, i)) {
+        return `operand ${k} (%${n.inputs[k].debugName}) is ${f.weight[i] ? 'a weight' : 'a scalar'}, not a skip connection`;
+      }
       const s = f.info[i];
       if (s && o && !sameShape(s.shape, o.shape)) return `operand ${k} broadcasts ([${s.shape}] to [${o.shape}])`;
     }
@@ -131,7 +135,9 @@ export type ParallelConditionName = 'free' | 'sameInput' | 'compatibleWeights' |
 // ---- the table -------------------------------------------------------------------------------
 
 const LAYOUT: readonly OpClass[] = ['layout'];
-const COMPUTE: readonly OpClass[] = ['linear', 'matmul', 'conv', 'attention', 'norm', 'batchnorm', 'softmax', 'elementwise', 'reduction', 'pool', 'copy', 'other'];
+const COMPUTE: readonly OpClass[] = [
+  'linear', 'matmul', 'conv', 'attention', 'norm', 'batchnorm', 'softmax', 'elementwise', 'reduction', 'pool', 'copy', 'other',
+];
 
 export const RULES: readonly Rule[] = [
   {

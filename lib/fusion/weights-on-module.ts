@@ -50,8 +50,10 @@ export async function computeOnModule(module: NativeModule, graph: Graph, reads:
  * One tensor per request, computed on the module by the nodes `emit` adds for it (reading the
  * copies of `reads(r)`). A failure is every request's reason, prefixed with `what`.
  */
-export async function computeEachOnModule<R extends { id: string }>(module: NativeModule, graph: Graph, requests: R[], reads: (r: R) => Value[],
-  emit: (g: Graph, map: Map<Value, Value>, r: R) => Value, what: string): Promise<Map<string, NativeTensor | string>> {
+export async function computeEachOnModule<R extends { id: string }>(
+  module: NativeModule, graph: Graph, requests: R[], reads: (r: R) => Value[],
+  emit: (g: Graph, map: Map<Value, Value>, r: R) => Value, what: string,
+): Promise<Map<string, NativeTensor | string>> {
   const out = new Map<string, NativeTensor | string>();
   if (!requests.length) return out;
   try {
