@@ -2,7 +2,8 @@
 // with and without freezing), on the same weights, in a Python process of the resolved torch
 // (scripts/anchors.py) that times one run per request, so that the bench interleaves them with
 // its own runs. Built-in models and corpus fixtures alike: the Python side rebuilds the class,
-// loads the file's weights and proves it (eager's output within 1e-4 of the file's). Also this machine's GEMM peak, the limit achieved GFLOP/s are measured against.
+// loads the file's weights and proves it (eager's output within 1e-4 of the file's). Also this machine's
+// GEMM peak, the limit achieved GFLOP/s are measured against.
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as path from 'path';
 import * as readline from 'readline';
@@ -41,7 +42,9 @@ function lineChannel(child: ChildProcessWithoutNullStreams): (req?: object) => P
   lines.on('line', (l) => waiting.shift()?.(l));
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  child.on('exit', (code) => { for (const w of waiting.splice(0)) w(JSON.stringify({ error: `anchors exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}` })); });
+  child.on('exit', (code) => {
+    for (const w of waiting.splice(0)) w(JSON.stringify({ error: `anchors exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}` }));
+  });
   return (req) => new Promise((resolve) => {
     waiting.push((l) => resolve(JSON.parse(l) as Record<string, unknown>));
     if (req) child.stdin.write(JSON.stringify(req) + '\n');
@@ -57,7 +60,10 @@ export type AnchorTarget =
 
 function anchorArgs(target: AnchorTarget | undefined): string[] {
   if (!target) return [];
-  if ('builtin' in target) return ['--builtin', target.builtin, '--file', target.file, ...target.inputs.flatMap((s) => ['--input', `${s.shape.join('x')}:${s.dtype}`])];
+  if ('builtin' in target) {
+    const inputArgs = target.inputs.flatMap((s) => ['--input', `${s.shape.join('x')}:${s.dtype}`]);
+    return ['--builtin', target.builtin, '--file', target.file, ...inputArgs];
+  }
   return ['--fixture', target.manifest, ...(target.file ? ['--file', target.file] : [])];
 }
 
@@ -74,7 +80,8 @@ export async function startAnchors(target: AnchorTarget | undefined, modes: read
   const name = anchorName(target);
   const args = [path.join(packageRoot(), 'scripts', 'anchors.py'), '--modes', modes.join(','), ...anchorArgs(target)];
   const pythonPath = target && 'pythonPath' in target ? target.pythonPath : py.pythonPath;
-  const child = spawn(py.exe, args, { env: { ...process.env, ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const env = { ...process.env, ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) };
+  const child = spawn(py.exe, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const ask = lineChannel(child);
   const ready = await ask();
   if (ready.error) { child.kill(); throw new Error(`anchors for ${name}: ${String(ready.error)}`); }

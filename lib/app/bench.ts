@@ -8,7 +8,9 @@ import { TorchGraphError } from '../core/errors';
 import { ensureModel, MODEL_NAMES, type ModelName } from './models';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { FuseOptions, Partitioner } from '../pipeline/prepare';
-import { evaluateTargets, formatBenchTable, runCase, type AblatableLowering, type BenchCase, type BenchCaseResult, type BenchReport } from '../pipeline/bench';
+import {
+  evaluateTargets, formatBenchTable, runCase, type AblatableLowering, type BenchCase, type BenchCaseResult, type BenchReport,
+} from '../pipeline/bench';
 import { builtinFile, programSignature, withoutDefaults } from './cli/model';
 import { parseInputSpec, readSpecFile } from './cli/input-spec';
 import { startAnchors, type AnchorTarget } from './anchors';
@@ -26,7 +28,10 @@ export const STANDARD_SUITE: SuiteCase[] = [
   { name: 'vit_b_16 batch 1', model: 'vit_b_16', inputs: [{ shape: [1, 3, 224, 224], dtype: 'float32' }], repetitions: 15 },
   { name: 'vit_b_16 batch 8', model: 'vit_b_16', inputs: [{ shape: [8, 3, 224, 224], dtype: 'float32' }], repetitions: 3, warmup: 1 },
   { name: 'attention L=2048', model: 'attention_2048', inputs: [{ shape: [1, 2048, 768], dtype: 'float32' }], repetitions: 5 },
-  { name: 'attention core L=2048', model: 'attention_core_2048', inputs: [0, 1, 2].map(() => ({ shape: [1, 12, 2048, 64], dtype: 'float32' as const })), repetitions: 5 },
+  {
+    name: 'attention core L=2048', model: 'attention_core_2048',
+    inputs: [0, 1, 2].map(() => ({ shape: [1, 12, 2048, 64], dtype: 'float32' as const })), repetitions: 5,
+  },
 ];
 
 async function modelFile(model: string): Promise<string> {
@@ -78,13 +83,18 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
     // A torch.export program's float inputs of fixed shape default to its example's shapes, as in validate.
     const program = options.inputs.length ? undefined : await programSignature(m, true);
     const texts = options.inputs.length ? options.inputs : program?.defaults ?? [];
-    if (!texts.length) throw new TorchGraphError('ERR_INVALID_ARG', `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)${withoutDefaults(program)}`);
+    if (!texts.length) {
+      throw new TorchGraphError('ERR_INVALID_ARG',
+        `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)${withoutDefaults(program)}`);
+    }
     // Specs as validate takes them: SHAPE[:DTYPE][:FILL] draws seeded random inputs, FILE.npy runs on the file.
     const specs = texts.map(parseInputSpec);
     const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));
     return {
       name: m, model: m,
-      inputs: specs.map((p, i) => (p.kind === 'npy' ? { shape: arrays[i]!.shape, dtype: arrays[i]!.dtype } : { shape: p.shape, dtype: p.dtype, ...(p.fill ? { fill: p.fill } : {}) })),
+      inputs: specs.map((p, i) => (p.kind === 'npy'
+        ? { shape: arrays[i]!.shape, dtype: arrays[i]!.dtype }
+        : { shape: p.shape, dtype: p.dtype, ...(p.fill ? { fill: p.fill } : {}) })),
       files: specs.map((p) => (p.kind === 'npy' ? p.path : undefined)),
     };
   }));
@@ -100,15 +110,19 @@ function anchorTarget(anchor: CaseAnchor | undefined, { model, inputs }: SuiteCa
 async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
   const file = await modelFile(c.model);
   const target = options.anchors && options.device === 'cpu' ? anchorTarget(anchor, c, file) : undefined;
-  if (options.anchors && !target && !options.quiet) options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models and corpus transformers classes in Python, on CPU)\n`);
+  if (options.anchors && !target && !options.quiet) {
+    options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models and corpus transformers classes in Python, on CPU)\n`);
+  }
   const anchors = target ? await startAnchors(target) : undefined;
   try {
     if (anchors && !options.quiet) {
       const diffs = Object.entries(anchors.maxAbsDiffs).map(([m, d]) => `${m} ${d.toExponential(1)}`).join(', ');
-      options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}; each mode's: ${diffs}; compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
+      options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}; `
+        + `each mode's: ${diffs}; compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
     }
     const r = await runCase({ ...c, file }, {
-      device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners, fuse: options.fuse, ablate: options.ablate,
+      device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners,
+      fuse: options.fuse, ablate: options.ablate,
     });
     if (!anchors) return r;
     const { compileSeconds, maxAbsDiffs, eagerMaxAbsDiff } = anchors;
@@ -119,7 +133,8 @@ async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOpti
 }
 
 export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
-  const cases = (await resolveCases(options)).map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
+  const cases = (await resolveCases(options))
+    .map((c) => ({ ...c, warmup: options.warmup ?? c.warmup, repetitions: options.repeat ?? c.repetitions }));
   let gemmGflops: number | undefined;
   if (options.anchors) {
     const peak = await startAnchors(undefined);
@@ -127,7 +142,8 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   }
   const total = cases.reduce((a, c) => a + 3 * (c.repetitions ?? 5), 0);
   const showBar = !options.json && !options.quiet && process.stderr.isTTY;
-  const bar = showBar ? new cliProgress.SingleBar({ format: 'bench {bar} {value}/{total} runs | {case}', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+  const barOptions = { format: 'bench {bar} {value}/{total} runs | {case}', stream: process.stderr };
+  const bar = showBar ? new cliProgress.SingleBar(barOptions, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(total, 0, { case: '' });
   const results: BenchCaseResult[] = [];
   try {
@@ -141,7 +157,9 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
   }
   const info = runtimeInfo();
   const report: BenchReport = {
-    environment: { ...info, device: options.device, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
+    environment: {
+      ...info, device: options.device, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+    },
     ...(gemmGflops !== undefined ? { gemmGflops } : {}),
     cases: results,
     targets: evaluateTargets(results),

@@ -13,7 +13,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { contentKey, ensureExported, modelsDir, runExporter, toFixture, type EnsureOptions, type ModelFixture, type VariantName } from './models';
+import {
+  contentKey, ensureExported, modelsDir, runExporter, toFixture, type EnsureOptions, type ModelFixture, type VariantName,
+} from './models';
 import { packageRoot } from '../torchscript/package-root';
 
 export type CorpusCategory = 'text-encoder' | 'decoder' | 'encoder-decoder' | 'vision-transformer' | 'vision-conv';
@@ -106,7 +108,8 @@ export async function loadCorpus(opts: CorpusOptions = {}): Promise<Corpus> {
   const py = ensureCorpusPython(opts.log ? (m) => opts.log!(`torchgraph: ${m}`) : undefined);
   const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
   const bench = opts.set === 'bench';
-  const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${JSON.stringify(py.torchvisionEmptied ?? [])}\0${bench ? 'bench' : opts.small ? 'small' : 'all'}`;
+  const set = bench ? 'bench' : opts.small ? 'small' : 'all';
+  const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${JSON.stringify(py.torchvisionEmptied ?? [])}\0${set}`;
   const key = contentKey(py.torchVersion, what);
   const dir = path.join(modelsDir(), key);
   const indexPath = path.join(dir, 'index.json');

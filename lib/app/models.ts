@@ -15,7 +15,9 @@ import { NpyDtype } from '../torchscript/npy';
 import { damagedFixtureFiles } from './cache-check';
 
 /** The built-in models, by name: the one list, shared with scripts/export_models.py. */
-export const MODEL_NAMES: readonly string[] = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'scripts', 'builtin-models.json'), 'utf8')) as string[];
+export const MODEL_NAMES: readonly string[] = JSON.parse(
+  fs.readFileSync(path.join(packageRoot(), 'scripts', 'builtin-models.json'), 'utf8'),
+) as string[];
 /** A name in MODEL_NAMES. */
 export type ModelName = string;
 export const VARIANT_NAMES = ['traced', 'traced_grad', 'scripted'] as const;
@@ -246,7 +248,8 @@ async function withLock<T>(lock: string, done: () => boolean, fn: () => Promise<
     await sleep(200);
   }
   try {
-    fs.writeFileSync(path.join(lock, 'owner.json'), JSON.stringify({ pid: process.pid, host: os.hostname(), started: new Date().toISOString() }));
+    const owner = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
+    fs.writeFileSync(path.join(lock, 'owner.json'), JSON.stringify(owner));
     if (done()) return undefined;
     return await fn();
   } finally {
@@ -259,7 +262,8 @@ export function runExporter(info: TorchInfo, args: string[], what: string, log?:
   scriptName = 'export_models.py'): Promise<void> {
   const python = info.python;
   if (!python) {
-    return Promise.reject(new Error(`torchgraph: cannot export ${what}: torch comes from a bare libtorch (${info.source ?? 'TORCHGRAPH_LIBTORCH'}) ` +
+    return Promise.reject(new Error(`torchgraph: cannot export ${what}: ` +
+      `torch comes from a bare libtorch (${info.source ?? 'TORCHGRAPH_LIBTORCH'}) ` +
       'and model export needs a Python torch: set TORCHGRAPH_PYTHON to a Python that has torch ' +
       '(or point TORCHGRAPH_LIBTORCH at a Python torch package).'));
   }
@@ -375,7 +379,8 @@ export async function ensureModel(name: string, opts: EnsureOptions = {}): Promi
   if (damaged.length === 0) return fx;
   // A damaged cache entry: set it aside (the exporter renames a finished folder into place, so
   // the old one must go) and export it again.
-  (opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(`torchgraph: the cached ${name} is damaged (${damaged[0]}); exporting it again`);
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  log(`torchgraph: the cached ${name} is damaged (${damaged[0]}); exporting it again`);
   const aside = `${fx.dir}.damaged-${process.pid}-${Date.now()}`;
   try {
     fs.renameSync(fx.dir, aside);
@@ -398,7 +403,9 @@ export async function ensureMhaVariants(specs: MhaVariantSpec[], opts: EnsureOpt
   if (!Array.isArray(specs) || specs.length === 0) throw new Error('torchgraph: ensureMhaVariants needs a non-empty list of configs');
   const seen = new Set<string>();
   for (const s of specs) {
-    if (!s || typeof s.id !== 'string' || !ID_RE.test(s.id)) throw new Error(`torchgraph: bad attention config id ${JSON.stringify(s?.id)} (must match ${ID_RE})`);
+    if (!s || typeof s.id !== 'string' || !ID_RE.test(s.id)) {
+      throw new Error(`torchgraph: bad attention config id ${JSON.stringify(s?.id)} (must match ${ID_RE})`);
+    }
     if (seen.has(s.id)) throw new Error(`torchgraph: duplicate attention config id '${s.id}'`);
     seen.add(s.id);
   }
@@ -422,7 +429,12 @@ export async function ensureMhaVariants(specs: MhaVariantSpec[], opts: EnsureOpt
 }
 
 /** Run scripts/export_model.py with the resolved Python torch: FILE.py:FACTORY to a TorchScript file. */
-export function exportUserModel(target: string, out: string, inputs: readonly string[], script: boolean, log?: (line: string) => void, output?: string, program = false): Promise<void> {
-  const args = [target, '--out', out, ...inputs.flatMap((s) => ['--input', s]), ...(output !== undefined ? ['--output', output] : []), ...(script ? ['--script'] : []), ...(program ? ['--pt2'] : [])];
+export function exportUserModel(
+  target: string, out: string, inputs: readonly string[], script: boolean, log?: (line: string) => void, output?: string, program = false,
+): Promise<void> {
+  const args = [
+    target, '--out', out, ...inputs.flatMap((s) => ['--input', s]),
+    ...(output !== undefined ? ['--output', output] : []), ...(script ? ['--script'] : []), ...(program ? ['--pt2'] : []),
+  ];
   return runExporter(torchInfo(), args, target, log, 'export_model.py');
 }

@@ -11,7 +11,13 @@ import type { InputSpec } from '../torchscript/propagate-shapes';
 import { optimize } from '../pipeline/optimize';
 import { median } from '../pipeline/compare';
 
-export interface ProcessPeak { mode: 'original' | 'optimized'; peakRssBytes: number; medianMs: number; optimizeMs?: number; heldBytes?: number }
+export interface ProcessPeak {
+  mode: 'original' | 'optimized';
+  peakRssBytes: number;
+  medianMs: number;
+  optimizeMs?: number;
+  heldBytes?: number;
+}
 
 export interface MemoryCase { name: string; model: string; inputs: InputSpec[] }
 
@@ -24,7 +30,9 @@ function vmHwmBytes(): number {
 }
 
 /** In the child: load, [optimize,] run `runs` times; the process's peak RSS and the median run time. */
-export async function measureInThisProcess(mode: 'original' | 'optimized', file: string, inputs: InputSpec[], runs = 4): Promise<ProcessPeak> {
+export async function measureInThisProcess(
+  mode: 'original' | 'optimized', file: string, inputs: InputSpec[], runs = 4,
+): Promise<ProcessPeak> {
   const m = await Module.load(file);
   let run: (xs: ReturnType<typeof randomTensor>[]) => Promise<unknown> = (xs) => m.forward(...xs);
   let optimizeMs: number | undefined;
@@ -48,7 +56,8 @@ export async function measureInThisProcess(mode: 'original' | 'optimized', file:
 
 function inChild(mode: 'original' | 'optimized', file: string, inputs: InputSpec[]): Promise<ProcessPeak> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, __filename, mode, file, JSON.stringify(inputs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [...process.execArgv, __filename, mode, file, JSON.stringify(inputs)];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
@@ -71,7 +80,9 @@ function medianPeak(ps: ProcessPeak[]): ProcessPeak {
  * Each case in `pairs` pairs of fresh processes (original, then optimized), the pairs interleaved:
  * a single pair's peaks move by 5-10% between runs on a shared machine (OpenMP and malloc timing).
  */
-export async function measureOptimizedMemory(cases: readonly MemoryCase[], onRow?: (r: MemoryRow) => void, pairs = 3): Promise<MemoryRow[]> {
+export async function measureOptimizedMemory(
+  cases: readonly MemoryCase[], onRow?: (r: MemoryRow) => void, pairs = 3,
+): Promise<MemoryRow[]> {
   const rows: MemoryRow[] = [];
   for (const c of cases) {
     const originals: ProcessPeak[] = [];
@@ -91,8 +102,12 @@ export async function measureOptimizedMemory(cases: readonly MemoryCase[], onRow
 const MiB = 1024 * 1024;
 
 export function formatMemoryRow(r: MemoryRow): string {
-  return `${r.name.padEnd(28)} peak RSS original ${(r.original.peakRssBytes / MiB).toFixed(0).padStart(5)} MiB, optimized ${(r.optimized.peakRssBytes / MiB).toFixed(0).padStart(5)} MiB: `
-    + `${r.ratio.toFixed(3)}x (${r.ratios.length} pairs: ${r.ratios[0].toFixed(3)}-${r.ratios[r.ratios.length - 1].toFixed(3)}; bar 1.05)  | run ${r.original.medianMs.toFixed(1)} / ${r.optimized.medianMs.toFixed(1)} ms (separate processes), optimize ${((r.optimized.optimizeMs ?? 0) / 1000).toFixed(1)} s`;
+  const peakMiB = (p: ProcessPeak) => (p.peakRssBytes / MiB).toFixed(0).padStart(5);
+  const range = `${r.ratios[0].toFixed(3)}-${r.ratios[r.ratios.length - 1].toFixed(3)}`;
+  return `${r.name.padEnd(28)} peak RSS original ${peakMiB(r.original)} MiB, optimized ${peakMiB(r.optimized)} MiB: `
+    + `${r.ratio.toFixed(3)}x (${r.ratios.length} pairs: ${range}; bar 1.05)  `
+    + `| run ${r.original.medianMs.toFixed(1)} / ${r.optimized.medianMs.toFixed(1)} ms (separate processes), `
+    + `optimize ${((r.optimized.optimizeMs ?? 0) / 1000).toFixed(1)} s`;
 }
 
 if (require.main === module) {

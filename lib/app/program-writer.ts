@@ -5,7 +5,8 @@ import { setProgramWriter, type ProgramWriter } from '../pipeline/save-model';
 import { runExporter, torchInfo } from './models';
 
 export const writeProgramWithPython: ProgramWriter = (ts, out, specs, metadata) =>
-  runExporter(torchInfo(), [ts, out, JSON.stringify(specs), metadata], 'the optimized model as a torch.export program', undefined, 'to_program.py');
+  runExporter(torchInfo(), [ts, out, JSON.stringify(specs), metadata], 'the optimized model as a torch.export program', undefined,
+    'to_program.py');
 
 /** OptimizedModel.save(FILE.pt2) writes through the Python torch (the package entry point and the CLI call this). */
 export function installProgramWriter(): void { setProgramWriter(writeProgramWithPython); }

@@ -5,7 +5,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { contentKey, ensureExported, modelsDir, MODEL_NAMES, runExporter, toFixture, torchInfo, type EnsureOptions, type ModelFixture } from './models';
+import {
+  contentKey, ensureExported, modelsDir, MODEL_NAMES, runExporter, toFixture, torchInfo, type EnsureOptions, type ModelFixture,
+} from './models';
 import { packageRoot } from '../torchscript/package-root';
 
 export interface ProgramFixture extends ModelFixture {
@@ -36,7 +38,9 @@ export async function ensureProgram(name: string, opts: EnsureOptions = {}): Pro
 }
 
 /** .pt2 files this reader must refuse, all written by PyTorch (scripts/export_programs.py --bad). */
-export async function ensureBadPrograms(opts: EnsureOptions = {}): Promise<{ dir: string; cond: string; newer: string; checkpoint: string; plain: string }> {
+export async function ensureBadPrograms(
+  opts: EnsureOptions = {},
+): Promise<{ dir: string; cond: string; newer: string; checkpoint: string; plain: string }> {
   const info = torchInfo();
   const key = programKey(info.version, 'bad');
   const dir = path.join(modelsDir(), key, 'bad');
@@ -48,16 +52,22 @@ export async function ensureBadPrograms(opts: EnsureOptions = {}): Promise<{ dir
 
 /** Corpus models exported as programs (ids of scripts/corpus.py, e.g. bert_sdpa), with the libraries
  * scripts/setup-corpus.js installs; `skips` holds the ids that failed to export and why. */
-export async function ensureCorpusPrograms(ids: readonly string[], opts: EnsureOptions = {}): Promise<{ fixtures: ProgramFixture[]; skips: { id: string; reason: string }[] }> {
+export async function ensureCorpusPrograms(
+  ids: readonly string[], opts: EnsureOptions = {},
+): Promise<{ fixtures: ProgramFixture[]; skips: { id: string; reason: string }[] }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { ensureCorpusPython } = require('./corpus') as typeof import('./corpus');
   const py = ensureCorpusPython(opts.log);
-  const key = programKey(py.torchVersion, `corpus\0${crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex')}\0${JSON.stringify(py.versions)}\0${[...ids].sort().join(',')}`);
+  const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
+  const key = programKey(py.torchVersion, `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${[...ids].sort().join(',')}`);
   const dir = path.join(modelsDir(), key);
   const info = { version: py.torchVersion, python: { exe: py.exe, pythonPath: [py.torchPath, py.libPath].join(path.delimiter) } };
   await ensureExported(key, path.join(dir, 'index.json'), `${ids.length} corpus programs`, opts,
     () => runExporter(info, ['--out', dir, '--corpus', ...ids], `${ids.length} corpus programs`, opts.log, 'export_programs.py'));
-  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { models: { id: string; dir: string }[]; skips: { id: string; reason: string }[] };
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
+    models: { id: string; dir: string }[];
+    skips: { id: string; reason: string }[];
+  };
   const fixtures = index.models.map((m) => {
     const fx = toFixture(path.join(dir, m.dir, 'manifest.json'), key, true);
     return { ...fx, program: path.join(fx.dir, 'program.pt2') };

@@ -103,7 +103,8 @@ export function describeLoadFailure(file: string): string | undefined {
       return 'a torch.export program (.pt2), not TorchScript: load it with loadModel() or loadProgram() (the CLI does), ' +
         'or save TorchScript with torch.jit.save(torch.jit.trace(model, example_inputs), "model.pt")';
     case 'torchscript-no-data':
-      return 'a TorchScript archive without data.pkl (the module\'s state): the file is damaged or incomplete; save it again with torch.jit.save';
+      return 'a TorchScript archive without data.pkl (the module\'s state): the file is damaged or incomplete; '
+        + 'save it again with torch.jit.save';
     default:
       return undefined;
   }

@@ -38,7 +38,8 @@ export function argumentsFromSchema(args: readonly NativeArgument[]): ArgumentIn
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 function describe(args: readonly ArgumentInfo[]): string {
-  return args.map((a) => (a.hasDefault ? `${a.name}=${a.defaultRepr ?? formatDefault(a.default as DefaultValue, a.type)}` : a.name)).join(', ');
+  const withDefault = (a: ArgumentInfo) => `${a.name}=${a.defaultRepr ?? formatDefault(a.default as DefaultValue, a.type)}`;
+  return args.map((a) => (a.hasDefault ? withDefault(a) : a.name)).join(', ');
 }
 
 /** A default as Python writes it: None, True, 0.5, (-1,), [1, 2]. */
@@ -110,16 +111,21 @@ export function resolveArguments(signature: readonly ArgumentInfo[], given: read
  * ERR_INVALID_ARG for a name the method does not take, or an argument without a default that
  * is not named.
  */
-export function resolveNamedArguments(signature: readonly ArgumentInfo[], named: Readonly<Record<string, NativeValue>>, method = 'forward'): NativeValue[] {
+export function resolveNamedArguments(
+  signature: readonly ArgumentInfo[], named: Readonly<Record<string, NativeValue>>, method = 'forward',
+): NativeValue[] {
   const known = new Set(signature.map((a) => a.name));
   const unknown = Object.keys(named).filter((k) => !known.has(k));
   if (unknown.length) {
-    throw new TorchGraphError('ERR_INVALID_ARG', `${method}(${describe(signature)}) has no ${unknown.length === 1 ? 'argument' : 'arguments'} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+    const noun = unknown.length === 1 ? 'argument' : 'arguments';
+    const names = unknown.map((k) => `'${k}'`).join(', ');
+    throw new TorchGraphError('ERR_INVALID_ARG', `${method}(${describe(signature)}) has no ${noun} ${names}`);
   }
   return signature.map((a) => {
     if (Object.prototype.hasOwnProperty.call(named, a.name)) return named[a.name];
     if (!a.hasDefault) {
-      throw new TorchGraphError('ERR_INVALID_ARG', `${method}(${describe(signature)}): argument '${a.name}' (${a.type}) has no default and is not given`);
+      throw new TorchGraphError('ERR_INVALID_ARG',
+        `${method}(${describe(signature)}): argument '${a.name}' (${a.type}) has no default and is not given`);
     }
     return missingArguments([a], 0, method).map(defaultToNative)[0];
   });

@@ -101,14 +101,17 @@ export interface NativeModule {
   signature(method: string): NativeArgument[];
   /** torch::jit::Module::save, with `metadata` as the archive's extra file torchgraph.json. */
   save(path: string, metadata: string): Promise<void>;
-  /** The root's tensor attribute `name` set to `tensor` (a buffer registered if absent); the old tensor is released once nothing holds it. */
+  /** The root's tensor attribute `name` set to `tensor` (a buffer registered if absent); the old tensor is released once
+   * nothing holds it. */
   setAttribute(name: string, tensor: NativeTensor): void;
   /** A token another JS thread (a worker_threads Worker) wraps this module with, once, by adopt(token); both wrappers then hold it. */
   share(): number;
   /** The extra file torchgraph.json of the loaded archive, or null. */
   readonly metadata: string | null;
   /** Runs a graph made by torchscript/shape-run.ts (it returns one tuple) and describes its elements. */
-  inferValues(graph: GraphData, inputs: NativeValue[], options: { nodeByNode: boolean; metaParameters: boolean }): Promise<NativeInferResult>;
+  inferValues(
+    graph: GraphData, inputs: NativeValue[], options: { nodeByNode: boolean; metaParameters: boolean },
+  ): Promise<NativeInferResult>;
   dispose(): void;
 }
 
@@ -184,13 +187,15 @@ export function explainLoadFailure(e: Error, ctx: LoadContext): string {
   if (/No native build was found/.test(msg)) {
     lines.push(`No prebuilt addon matches ${process.platform}-${process.arch} and none was built from source.`,
       ctx.devCheckout ? fixFor(ctx)
-      : 'Fix: run `TORCHGRAPH_BUILD_FROM_SOURCE=1 npx torchgraph setup` (builds it; needs cmake and a C++ compiler), or `npm rebuild torchgraph`.');
+      : 'Fix: run `TORCHGRAPH_BUILD_FROM_SOURCE=1 npx torchgraph setup` (builds it; needs cmake and a C++ compiler), '
+        + 'or `npm rebuild torchgraph`.');
   } else if (/lib(torch|c10|torch_cpu|gomp)[^ ]*\.so.*cannot open shared object file/.test(msg)) {
     lines.push(`It loads against ${where}, and that libtorch is no longer there.`, fixFor(ctx));
   } else if (/undefined symbol/.test(msg)) {
     lines.push(`The libtorch found at run time (${where}) is not the one the addon was built against.`,
       ctx.devCheckout ? 'Fix: rebuild against the libtorch you want: `npm run build:native`.'
-      : 'Fix: unset TORCHGRAPH_LIBTORCH/TORCHGRAPH_PYTHON to use the pinned torch (`npx torchgraph setup`), or build against yours: `TORCHGRAPH_BUILD_FROM_SOURCE=1 npx torchgraph setup`.');
+      : 'Fix: unset TORCHGRAPH_LIBTORCH/TORCHGRAPH_PYTHON to use the pinned torch (`npx torchgraph setup`), '
+        + 'or build against yours: `TORCHGRAPH_BUILD_FROM_SOURCE=1 npx torchgraph setup`.');
   } else {
     lines.push(`libtorch: ${where}.`, fixFor(ctx));
   }

@@ -63,10 +63,16 @@ export class Module {
 
   /** Load a TorchScript file (traced or scripted). Rejects with code ERR_LOAD on bad files. */
   static async load(path: string, options: LoadOptions = {}): Promise<Module> {
-    if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'load(path): path must be a non-empty string');
+    if (typeof path !== 'string' || path.length === 0) {
+      throw new TorchGraphError('ERR_INVALID_ARG', 'load(path): path must be a non-empty string');
+    }
     // The C++ side would read the path up to the NUL and load another file.
-    if (path.includes('\0')) throw new TorchGraphError('ERR_INVALID_ARG', `load(path): the path ${JSON.stringify(path)} holds a NUL character`);
-    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'load(path, options): options must be an object');
+    if (path.includes('\0')) {
+      throw new TorchGraphError('ERR_INVALID_ARG', `load(path): the path ${JSON.stringify(path)} holds a NUL character`);
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new TorchGraphError('ERR_INVALID_ARG', 'load(path, options): options must be an object');
+    }
     const device = options.device === undefined ? 'cpu' : checkDevice(options.device, 'load(path, {device})');
     try {
       return new Module(await native(() => binding().load(path, device)), path);
@@ -143,26 +149,40 @@ export class Module {
    * lists of them, ...); name what the model returns with `m.forward<Tensor>(x)`.
    */
   async forward<T extends Value = Value>(...inputs: Value[] | [NamedInputs]): Promise<T> {
-    return (await this.run('forward', isNamed(inputs, this._signature('forward')) ? inputs[0] as NamedInputs : inputs as Value[])).output as T;
+    const args = isNamed(inputs, this._signature('forward')) ? inputs[0] as NamedInputs : inputs as Value[];
+    return (await this.run('forward', args)).output as T;
   }
 
   /** Run any method, optionally measuring peak memory; inputs in order or by name. */
   async run(method: string, inputs: Value[] | NamedInputs, options: { measureMemory?: boolean } = {}): Promise<RunResult> {
-    if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): method must be a non-empty string');
+    if (typeof method !== 'string' || method === '') {
+      throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): method must be a non-empty string');
+    }
     const plainObject = inputs !== null && typeof inputs === 'object' && Object.getPrototypeOf(inputs) === Object.prototype;
-    if (!Array.isArray(inputs) && !plainObject) throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array, or an object of inputs by name');
-    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs, options): options must be an object');
+    if (!Array.isArray(inputs) && !plainObject) {
+      throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs): inputs must be an array, or an object of inputs by name');
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new TorchGraphError('ERR_INVALID_ARG', 'run(method, inputs, options): options must be an object');
+    }
     const nativeInputs = Array.isArray(inputs)
       ? this._resolveInputs(inputs.map(toNativeValue), method)
-      : resolveNamedArguments(this._signature(method), Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, toNativeValue(v)])), method);
-    if (method === 'forward') this._checkInputShapes(nativeInputs.map((a) => (a !== null && typeof a === 'object' && 'shape' in a ? (a as { shape: number[] }).shape : undefined)));
+      : resolveNamedArguments(
+          this._signature(method), Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, toNativeValue(v)])), method);
+    if (method === 'forward') {
+      const shapeOf = (a: NativeValue) => (a !== null && typeof a === 'object' && 'shape' in a
+        ? (a as { shape: number[] }).shape
+        : undefined);
+      this._checkInputShapes(nativeInputs.map(shapeOf));
+    }
     const r = await native(() => this.#handle.run(method, nativeInputs, options));
     return { output: fromNativeValue(r.output), peakBytes: r.peakBytes, ms: r.ms };
   }
 
   dispose(): void { this.#handle.dispose(); }
 
-  /** @internal Wrap a module built in memory (lib/program/: a torch.export program; lib/pipeline/optimize.ts), optionally with forward's arguments. */
+  /** @internal Wrap a module built in memory (lib/program/: a torch.export program; lib/pipeline/optimize.ts), optionally with
+   * forward's arguments. */
   static _fromNative(handle: NativeModule, path: string, forward?: readonly ArgumentInfo[], extras?: BuiltModuleExtras): Module {
     return new Module(handle, path, forward, extras);
   }

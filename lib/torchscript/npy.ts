@@ -148,7 +148,8 @@ export function parseNpy(bytes: Uint8Array, where = '<buffer>'): NpyArray {
   const info = DTYPES[dtype];
   const n = numel(shape);
   if (bytes.length - dataStart !== nbytes) {
-    throw new NpyError(`${where}: expected ${nbytes} data bytes for shape (${shape.join(', ')}) ${dtype}, found ${bytes.length - dataStart}`);
+    throw new NpyError(
+      `${where}: expected ${nbytes} data bytes for shape (${shape.join(', ')}) ${dtype}, found ${bytes.length - dataStart}`);
   }
   let data: NpyData;
   const abs = bytes.byteOffset + dataStart;
@@ -204,10 +205,13 @@ function withNpyFile<T>(path: string, use: (fd: number, layout: NpyLayout, size:
     const pre = readAt(fd, Math.min(st.size, 12), 0);
     if (pre.length < 12 || ![1, 2, 3].includes(pre[6])) readLayout(pre, path); // throws: bad magic, version or length
     const headerEnd = pre[6] === 1 ? 10 + pre.readUInt16LE(8) : 12 + pre.readUInt32LE(8);
-    if (headerEnd > MAX_HEADER_BYTES) throw new NpyError(`${path}: a .npy header of ${headerEnd} bytes is implausible (at most ${MAX_HEADER_BYTES})`);
+    if (headerEnd > MAX_HEADER_BYTES) {
+      throw new NpyError(`${path}: a .npy header of ${headerEnd} bytes is implausible (at most ${MAX_HEADER_BYTES})`);
+    }
     const layout = readLayout(readAt(fd, Math.min(st.size, headerEnd), 0), path);
     if (st.size !== layout.dataStart + layout.nbytes) {
-      throw new NpyError(`${path}: expected ${layout.nbytes} data bytes for shape (${layout.shape.join(', ')}) ${layout.dtype}, found ${st.size - layout.dataStart}`);
+      throw new NpyError(`${path}: expected ${layout.nbytes} data bytes for shape (${layout.shape.join(', ')}) ${layout.dtype}, `
+        + `found ${st.size - layout.dataStart}`);
     }
     return use(fd, layout, st.size);
   } catch (e) {

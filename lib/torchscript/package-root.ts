@@ -18,7 +18,8 @@ export function packageRoot(): string {
 /** torchgraph's version from its package.json ('0.0.0-unknown' when it cannot be read). */
 export function packageVersion(): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0-unknown';
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0-unknown';
   } catch {
     return '0.0.0-unknown';
   }

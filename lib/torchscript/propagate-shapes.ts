@@ -82,7 +82,9 @@ export async function propagateShapes(g: Graph, module: Module, inputs: readonly
   const defaults = defaulted.map(defaultToNative);
   const run = async (meta: boolean) => {
     const plan = planShapeRun(g, { onMeta: meta });
-    const tensors = inputs.map((s, i) => (meta ? Tensor.empty(s.shape, s.dtype, 'meta') : randomTensor(s.shape, s.dtype, seed + i, s.fill)));
+    const tensors = inputs.map((s, i) => (meta
+      ? Tensor.empty(s.shape, s.dtype, 'meta')
+      : randomTensor(s.shape, s.dtype, seed + i, s.fill)));
     try {
       const r = await module._native.inferValues(plan.graph.toData(), [...tensors.map(nativeOf), ...defaults],
         { nodeByNode: plan.executor === 'nodes', metaParameters: plan.metaParameters });

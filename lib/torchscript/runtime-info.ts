@@ -1,6 +1,14 @@
 import { binding } from './binding';
 
-export interface RuntimeInfo { torchVersion: string; libtorchHasCuda: boolean; hasMkldnn: boolean; hasMkl: boolean; cudaAvailable: boolean; cudaDevices: number; threads: number }
+export interface RuntimeInfo {
+  torchVersion: string;
+  libtorchHasCuda: boolean;
+  hasMkldnn: boolean;
+  hasMkl: boolean;
+  cudaAvailable: boolean;
+  cudaDevices: number;
+  threads: number;
+}
 
 /** What this process runs on: the libtorch the addon was built against, CUDA, oneDNN and MKL. */
 export function runtimeInfo(): RuntimeInfo {

@@ -40,7 +40,9 @@ export function checkShape(shape: unknown, what: string): number[] {
 export function checkData(data: unknown, dtype: DType, what: string): TypedArray {
   const want = ARRAY_OF[dtype];
   if (!ArrayBuffer.isView(data) || data instanceof DataView) throw invalid(`${what}: data must be a TypedArray, got ${describe(data)}`);
-  if (!(data instanceof want)) throw invalid(`${what}: dtype ${dtype} takes a ${want.name}, got a ${data.constructor.name} (its bytes would be reinterpreted)`);
+  if (!(data instanceof want)) {
+    throw invalid(`${what}: dtype ${dtype} takes a ${want.name}, got a ${data.constructor.name} (its bytes would be reinterpreted)`);
+  }
   if (dtype === 'bool') {
     const i = (data as Uint8Array).findIndex((v) => v !== 0 && v !== 1);
     if (i >= 0) throw invalid(`${what}: bool data must hold only 0 and 1; element ${i} is ${(data as Uint8Array)[i]}`);

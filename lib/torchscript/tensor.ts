@@ -27,7 +27,9 @@ export class Tensor {
 
   /** A CPU tensor holding a copy of `data`. Bool tensors take a Uint8Array of 0/1 with dtype 'bool'. */
   static from(data: TypedArray, shape: readonly number[], dtype?: DType): Tensor {
-    if (!ArrayBuffer.isView(data)) throw new TorchGraphError('ERR_INVALID_ARG', `Tensor.from: data must be a TypedArray, got ${describe(data)}`);
+    if (!ArrayBuffer.isView(data)) {
+      throw new TorchGraphError('ERR_INVALID_ARG', `Tensor.from: data must be a TypedArray, got ${describe(data)}`);
+    }
     const dt = dtype === undefined ? dtypeOf(data) : checkDtype(dtype, 'Tensor.from');
     const dims = checkShape(shape, 'Tensor.from');
     checkData(data, dt, 'Tensor.from');
@@ -100,7 +102,8 @@ function toNative(v: Value): NativeValue {
     throw new TorchGraphError('ERR_INVALID_ARG', 'objects are not accepted as inputs; pass tensors, numbers, booleans, arrays');
   }
   if (v !== null && !['number', 'bigint', 'boolean', 'string'].includes(typeof v)) {
-    throw new TorchGraphError('ERR_INVALID_ARG', `inputs: ${describe(v)} is not a value a method takes; pass tensors, numbers, booleans, strings, null, arrays`);
+    throw new TorchGraphError('ERR_INVALID_ARG',
+      `inputs: ${describe(v)} is not a value a method takes; pass tensors, numbers, booleans, strings, null, arrays`);
   }
   return v;
 }

@@ -33,7 +33,9 @@ function modelLabel(dir: string): string {
   const names: string[] = [];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     if (!e.isDirectory()) continue;
-    try { names.push((JSON.parse(fs.readFileSync(path.join(dir, e.name, 'manifest.json'), 'utf8')) as { name: string }).name); } catch { /* not a fixture */ }
+    try {
+      names.push((JSON.parse(fs.readFileSync(path.join(dir, e.name, 'manifest.json'), 'utf8')) as { name: string }).name);
+    } catch { /* not a fixture */ }
   }
   if (fs.existsSync(path.join(dir, 'index.json'))) return `${names.length} attention configs`;
   return names.length ? names.join(', ') : '(incomplete export)';
@@ -81,10 +83,16 @@ export async function cacheCommand(o: { clean?: string | boolean; json?: boolean
   if (what !== undefined && !CLEAN_KINDS[what]) throw new UsageError(`--clean ${what}: give models, torch or all`);
   const entries = listCache(root);
   if (what === undefined) {
-    if (o.json) { io.stdout(`${JSON.stringify({ dir: root, entries, bytes: entries.reduce((s, e) => s + e.bytes, 0) }, null, 2)}\n`); return EXIT_OK; }
+    if (o.json) {
+      io.stdout(`${JSON.stringify({ dir: root, entries, bytes: entries.reduce((s, e) => s + e.bytes, 0) }, null, 2)}\n`);
+      return EXIT_OK;
+    }
     io.stdout(`torchgraph cache: ${root}${entries.length ? '' : ' (empty)'}\n`);
     const w = Math.max(0, ...entries.map((e) => e.label.length));
-    for (const e of entries) io.stdout(`  ${e.kind.padEnd(6)} ${e.label.padEnd(w)}  ${formatBytes(e.bytes).padStart(10)}  ${e.path}${e.busy ? '  (in use)' : ''}\n`);
+    for (const e of entries) {
+      const busy = e.busy ? '  (in use)' : '';
+      io.stdout(`  ${e.kind.padEnd(6)} ${e.label.padEnd(w)}  ${formatBytes(e.bytes).padStart(10)}  ${e.path}${busy}\n`);
+    }
     io.stdout(`total ${formatBytes(entries.reduce((s, e) => s + e.bytes, 0))}\n`);
     return EXIT_OK;
   }

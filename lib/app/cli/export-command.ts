@@ -26,15 +26,22 @@ export async function exportCommand(target: string, o: ExportCliOptions, io: Cli
   if (dup) throw new UsageError(`export: --input ${dup}=...: given twice`);
   const inputs = texts.map((t, i) => {
     const spec = parseInputSpec(split[i] ? split[i]![2] : t);
-    if (spec.kind !== 'random') throw new UsageError(`export: --input ${t}: give a shape[:dtype][:fill] (the trace runs on generated data)`);
+    if (spec.kind !== 'random') {
+      throw new UsageError(`export: --input ${t}: give a shape[:dtype][:fill] (the trace runs on generated data)`);
+    }
     return (names[i] ? `${names[i]}=` : '') + canonicalSpec(spec);
   });
   // A torch.export program: asked for by --pt2, or by the name --out gives.
   const program = Boolean(o.pt2) || (o.out !== undefined && /\.pt2$/i.test(o.out));
-  if (program && o.script) throw new UsageError('export: --pt2 captures a run with torch.export: drop --script (and give --input SPEC for each forward() argument)');
+  if (program && o.script) {
+    throw new UsageError('export: --pt2 captures a run with torch.export: '
+      + 'drop --script (and give --input SPEC for each forward() argument)');
+  }
   if (o.pt2 && o.out !== undefined && !/\.pt2$/i.test(o.out)) throw new UsageError(`export: --pt2 writes a torch.export program: name it FILE.pt2 (--out ${o.out})`);
   if (program && inputs.length === 0) throw new UsageError('export: torch.export needs --input SPEC for each forward() argument');
-  if (!o.script && inputs.length === 0) throw new UsageError('export: tracing needs --input SPEC for each forward() argument (or pass --script)');
+  if (!o.script && inputs.length === 0) {
+    throw new UsageError('export: tracing needs --input SPEC for each forward() argument (or pass --script)');
+  }
   if (o.output !== undefined && !/^([A-Za-z_][A-Za-z0-9_.]*|\d+)$/.test(o.output)) throw new UsageError(`export: --output ${JSON.stringify(o.output)}: give an output's name or index`);
   if (o.output !== undefined && o.script) throw new UsageError('export: --output picks from a traced run: drop --script');
   const out = o.out ?? `${path.basename(m[1], '.py')}.${program ? 'pt2' : 'pt'}`;

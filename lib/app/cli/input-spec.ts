@@ -30,7 +30,8 @@ export class InputSpecError extends TorchGraphError {
   }
 }
 
-const EXAMPLE = 'expected a shape like 1x3x224x224, optionally with a dtype (2x7x64:float64) and a fill (2x128:int64:ones, 2x128:int64:0..1000), or a path to a .npy file';
+const EXAMPLE = 'expected a shape like 1x3x224x224, optionally with a dtype (2x7x64:float64) and a fill '
+  + '(2x128:int64:ones, 2x128:int64:0..1000), or a path to a .npy file';
 
 const FILLS = 'ones, zeros or LOW..HIGH';
 const RANGE = /^(-?\d+(?:\.\d+)?)\.\.(-?\d+(?:\.\d+)?)$/;
@@ -106,7 +107,9 @@ export function parseInputSpec(text: string): InputSpec {
     return n;
   });
   const count = shape.reduce((a, b) => a * b, 1);
-  if (count > MAX_SPEC_ELEMENTS) throw bad(`${count.toLocaleString('en-US')} elements is more than the ${MAX_SPEC_ELEMENTS.toLocaleString('en-US')} allowed`);
+  if (count > MAX_SPEC_ELEMENTS) {
+    throw bad(`${count.toLocaleString('en-US')} elements is more than the ${MAX_SPEC_ELEMENTS.toLocaleString('en-US')} allowed`);
+  }
   return fill ? { kind: 'random', text, shape, dtype, fill } : { kind: 'random', text, shape, dtype };
 }
 
@@ -154,7 +157,9 @@ export function describeSpec(spec: InputSpec, seed: number, index: number): stri
   if (spec.kind === 'npy') return `file ${spec.path}`;
   const f = spec.fill;
   if (f && f.kind !== 'range') return f.kind;
-  if (f) return `random ${spec.dtype.startsWith('float') ? 'uniform' : 'integers'} in [${f.low}, ${f.high}) (seed ${inputSeed(seed, index)})`;
+  if (f) {
+    return `random ${spec.dtype.startsWith('float') ? 'uniform' : 'integers'} in [${f.low}, ${f.high}) (seed ${inputSeed(seed, index)})`;
+  }
   const how = spec.dtype === 'bool' ? 'random bools' : spec.dtype.startsWith('float') ? 'random normal' : 'random integers 0..9';
   return `${how} (seed ${inputSeed(seed, index)})`;
 }

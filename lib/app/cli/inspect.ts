@@ -4,7 +4,9 @@ import type { Graph } from '../../core/ir';
 import type { Module } from '../../torchscript/module';
 import type { InputSpec } from '../../torchscript/propagate-shapes';
 import { graphStats } from '../../report/stats';
-import { groupKey, inspectInputs, inspectNodes, nodeGroup, renderInspectDot, renderInspectText, shapeText, type NodeGroup } from '../../report/inspect';
+import {
+  groupKey, inspectInputs, inspectNodes, nodeGroup, renderInspectDot, renderInspectText, shapeText, type NodeGroup,
+} from '../../report/inspect';
 import { EXIT_OK, UsageError } from './errors';
 import type { CliIO } from './io';
 import { modelFileAndInputs, orderedSpecs, programSignature, resolveModelArg, withoutDefaults } from './model';
@@ -37,7 +39,9 @@ export interface ViewResult {
  * (node.meta.group); fused is decomposed and lowered with `fuse`'s switches (node.meta.fused on
  * what the lowerings emitted, node.meta.group on the members of groups left as they are).
  */
-export async function viewGraph(module: Module, view: InspectView, inputs: readonly InputSpec[] = [], fuse: LoweringSwitches = {}): Promise<ViewResult> {
+export async function viewGraph(
+  module: Module, view: InspectView, inputs: readonly InputSpec[] = [], fuse: LoweringSwitches = {},
+): Promise<ViewResult> {
   const notes: string[] = [];
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { exportView } = require('../../transforms/module-views') as typeof import('../../transforms/module-views');
@@ -49,7 +53,8 @@ export async function viewGraph(module: Module, view: InspectView, inputs: reado
       try {
         await propagateShapes(graph, module, inputs);
       } catch (e) {
-        notes.push(`shapes: not found on the ${view} view (${(e as Error).message.split('\n')[0]}); the decomposed and fused views have them`);
+        const reason = (e as Error).message.split('\n')[0];
+        notes.push(`shapes: not found on the ${view} view (${reason}); the decomposed and fused views have them`);
       }
     }
     return { graph, notes };
@@ -88,7 +93,8 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   // Shapes decide how attention decomposes (masks, ranks): the decomposed views need inputs.
   if (needsInputs && ref.kind === 'file' && !inputTexts.length) {
-    throw new UsageError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input (as validate takes them: SHAPE[:DTYPE][:FILL], a .npy file, or NAME=SPEC)${withoutDefaults(program)}`);
+    throw new UsageError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input `
+      + `(as validate takes them: SHAPE[:DTYPE][:FILL], a .npy file, or NAME=SPEC)${withoutDefaults(program)}`);
   }
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   const quiet = Boolean(o.quiet) && !o.verbose;
@@ -102,7 +108,8 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
   try {
     const { graph, notes } = await viewGraph(module, o.view, shapes, fuse);
     if (inputs.info.length) {
-      notes.unshift(`shapes for input${inputs.info.length > 1 ? 's' : ''} ${inputs.info.map((i) => `${i.name} ${shapeText(i.dtype, i.shape)} (${i.source})`).join(', ')}`);
+      const described = inputs.info.map((i) => `${i.name} ${shapeText(i.dtype, i.shape)} (${i.source})`).join(', ');
+      notes.unshift(`shapes for input${inputs.info.length > 1 ? 's' : ''} ${described}`);
     } else {
       notes.unshift('shapes: none (give --input SPEC for each forward() argument to see them)');
     }
@@ -116,7 +123,10 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
         const g = nodeGroup(n);
         if (!g) continue;
         const seen = groups.get(groupKey(g));
-        groups.set(groupKey(g), { id: g.id, kind: g.kind, ...(g.attention ? { attention: g.attention } : {}), lowered: g.lowered || Boolean(seen?.lowered), nodes: (seen?.nodes ?? 0) + 1 });
+        groups.set(groupKey(g), {
+          id: g.id, kind: g.kind, ...(g.attention ? { attention: g.attention } : {}),
+          lowered: g.lowered || Boolean(seen?.lowered), nodes: (seen?.nodes ?? 0) + 1,
+        });
       }
       io.stdout(JSON.stringify({
         model: ref.display, file, view: o.view, nodes: stats.nodes, ops: stats.ops, notes,

@@ -13,7 +13,8 @@ export function addLoweringOptions(cmd: Command): Command {
   for (const l of LOWERINGS) {
     const what = l.what.replace(/\s*\([^()]*\.ts\)/g, ''); // the table names its file: not for --help
     const on = `on by default: ${l.when}${l.portable ? '' : '; specific to this machine'}`;
-    cmd.addOption(new Option(loweringFlag(l.name), `switch off: ${what} (${on})`).helpGroup('Lowerings (on by default where each says; --no-NAME switches one off):'));
+    cmd.addOption(new Option(loweringFlag(l.name), `switch off: ${what} (${on})`)
+      .helpGroup('Lowerings (on by default where each says; --no-NAME switches one off):'));
   }
   return cmd;
 }

@@ -77,7 +77,8 @@ same SPECs runs on the inputs the trace saw.`;
 function addInstallCommands(program: Command, io: CliIO, setExit: (code: number) => void): void {
   program
     .command('setup')
-    .description('finish installing: the pinned torch into the shared cache (once per machine), the addon (prebuilt, or built from source), a load check')
+    .description('finish installing: the pinned torch into the shared cache (once per machine), '
+      + 'the addon (prebuilt, or built from source), a load check')
     .option('-q, --quiet', 'print only errors')
     .addHelpText('after', `
 What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
@@ -89,13 +90,16 @@ ${EXIT_CODES}`)
 
   program
     .command('export')
-    .description('export your PyTorch module to TorchScript or a torch.export program (.pt2) with the resolved Python torch (eval mode, no_grad)')
+    .description('export your PyTorch module to TorchScript or a torch.export program (.pt2) '
+      + 'with the resolved Python torch (eval mode, no_grad)')
     .argument('<FILE.py:FACTORY>', 'a Python file and a function in it returning the nn.Module')
     .option('-i, --input <spec>', 'a forward() input to trace with: [NAME=]SHAPE[:DTYPE][:FILL] (repeat for each)', collect)
-    .option('--output <name>', 'the output to keep when forward returns a dict, ModelOutput or tuple: a key (last_hidden_state) or an index (0)')
+    .option('--output <name>',
+      'the output to keep when forward returns a dict, ModelOutput or tuple: a key (last_hidden_state) or an index (0)')
     .option('--script', 'torch.jit.script instead of tracing (keeps control flow and optional arguments)')
     .option('--pt2', 'a torch.export program (torch.export.export, torch.export.save) instead of TorchScript; also when --out names a .pt2')
-    .option('-o, --out <file>', 'where to write: FILE.pt, or FILE.pt2 for a torch.export program (default: FILE.pt here, FILE.pt2 with --pt2)')
+    .option('-o, --out <file>',
+      'where to write: FILE.pt, or FILE.pt2 for a torch.export program (default: FILE.pt here, FILE.pt2 with --pt2)')
     .option('-q, --quiet', 'print only errors')
     .addHelpText('after', `${SPEC_HELP}
 Inputs by position take forward's first parameters; by name (--input attention_mask=...) any
@@ -128,7 +132,8 @@ function addOptimizeCommand(program: Command, io: CliIO, setExit: (code: number)
     .description('write the fused model as a file PyTorch loads (TorchScript, or .pt2), checked against the original')
     .argument('<model>', `TorchScript file, .pt2 program or built-in model (${BUILTIN_MODELS.join(', ')})`)
     .option('-o, --out <file>', 'where to write: FILE.pt (TorchScript) or FILE.pt2 (torch.export program)')
-    .option('-i, --input <spec>', 'an input the model is planned for: SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
+    .option('-i, --input <spec>',
+      'an input the model is planned for: SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
     .option('-f, --force', 'replace --out if it exists')
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
@@ -147,7 +152,9 @@ Examples:
   torchgraph optimize vit_b_16 --out vit.pt
   torchgraph optimize model.pt --input 2x128x768 --out model.optimized.pt
   torchgraph optimize model.pt2 --out model.optimized.pt2`)
-    .action(async (model: string, o: OptimizeCliOptions, cmd: Command) => { setExit(await optimizeCommand(model, { ...o, fuse: loweringSwitches(cmd) }, io)); });
+    .action(async (model: string, o: OptimizeCliOptions, cmd: Command) => {
+      setExit(await optimizeCommand(model, { ...o, fuse: loweringSwitches(cmd) }, io));
+    });
 }
 
 /** inspect: one view of a model's graph, with shapes and fusion groups. */
@@ -157,7 +164,8 @@ function addInspectCommand(program: Command, io: CliIO, setExit: (code: number) 
     .description("print a view of a model's graph: each value's shape and dtype (given the inputs), each node's fusion group")
     .argument('<model>', `TorchScript file or built-in model (${BUILTIN_MODELS.join(', ')})`)
     .addOption(new Option('--view <view>', 'which graph').choices(VIEWS).default('standard'))
-    .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format) with shapes, groups and source lines per node').conflicts('dot'))
+    .addOption(new Option('--json', 'the graph as JSON (torchgraph.graph format) with shapes, groups and source lines per node')
+      .conflicts('dot'))
     .addOption(new Option('--dot', 'the graph as Graphviz DOT, fusion groups as coloured clusters').conflicts('json'))
     .option('-i, --input <spec>', 'an input: [NAME=]SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
@@ -171,7 +179,9 @@ fused (the groups lowered: an op a lowering emitted is marked fused with its gro
 Built-in models use their own example input when no --input is given; a model file needs
 --input for the decomposed and fused views, and shows shapes in every view with it.
 ${EXIT_CODES}`)
-    .action(async (model: string, o: InspectCliOptions, cmd: Command) => { setExit(await inspectCommand(model, o, io, loweringSwitches(cmd))); });
+    .action(async (model: string, o: InspectCliOptions, cmd: Command) => {
+      setExit(await inspectCommand(model, o, io, loweringSwitches(cmd)));
+    });
 }
 
 /** Build the program. Exposed for tests; `main` is what the bin runs. */
@@ -201,7 +211,8 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
     .option('--json', 'print the report as one JSON object on stdout (the contract in lib/report/types.ts)')
     .option('--report <file.html>', 'also write the self-contained HTML report')
-    .option('--reference <model>', 'the model file this one was made from (e.g. the original of an optimized file): one more check, outputs against its outputs')
+    .option('--reference <model>',
+      'the model file this one was made from (e.g. the original of an optimized file): one more check, outputs against its outputs')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
     .option('-q, --quiet', 'no progress or notes on stderr, only errors');
   addLoweringOptions(validate)
@@ -215,7 +226,9 @@ Examples:
   torchgraph validate mha_demo --json
   torchgraph validate model.pt --input 1x3x224x224 --report report.html
   torchgraph validate model.fast.pt --input 1x3x224x224 --reference model.pt`)
-    .action(async (model: string, o: ValidateCliOptions, cmd: Command) => { setExit(await validateCommand(model, { ...o, fuse: loweringSwitches(cmd) }, io)); });
+    .action(async (model: string, o: ValidateCliOptions, cmd: Command) => {
+      setExit(await validateCommand(model, { ...o, fuse: loweringSwitches(cmd) }, io));
+    });
 
   addOptimizeCommand(program, io, setExit);
 
@@ -231,14 +244,16 @@ Examples:
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
     .option('--repeat <n>', 'timed repetitions', positiveInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
-    .option('--anchors', 'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
+    .option('--anchors',
+      'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
     .option('-v, --verbose', 'progress; full errors with stack traces')
     .option('-q, --quiet', 'no progress on stderr, only errors');
   addLoweringOptions(bench)
     .addHelpText('after', EXIT_CODES)
     .action(async (models: string[], o: BenchCliOptions, cmd: Command) => {
       setExit(await dispatchBench({
-        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat, anchors: Boolean(o.anchors), fuse: loweringSwitches(cmd),
+        models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
+        anchors: Boolean(o.anchors), fuse: loweringSwitches(cmd),
         json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });

@@ -16,7 +16,9 @@ export type ModelRef = { kind: 'builtin'; name: ModelName; display: string } | {
 
 /** A built-in name (unless a file of that name exists here) or an existing file. */
 export function resolveModelArg(arg: string): ModelRef {
-  if (arg.trim() === '') throw new UsageError('empty MODEL: give a TorchScript file or a built-in name (' + BUILTIN_MODELS.join(', ') + ')');
+  if (arg.trim() === '') {
+    throw new UsageError('empty MODEL: give a TorchScript file or a built-in name (' + BUILTIN_MODELS.join(', ') + ')');
+  }
   if ((BUILTIN_MODELS as readonly string[]).includes(arg) && !fs.existsSync(arg)) {
     return { kind: 'builtin', name: arg as ModelName, display: arg };
   }
@@ -63,7 +65,9 @@ export async function builtinFixture(name: ModelName, opts: { verbose?: boolean;
 export function builtinFile(fx: ModelFixture): string {
   const variant = (typeof fx.raw.runVariant === 'string' ? fx.raw.runVariant : 'traced') as VariantName;
   const p = fx.variants[variant];
-  if (!p) throw new CliError(`built-in model ${fx.name} has no ${variant} variant: ${fx.errors[variant] ?? 'no error recorded'}`, EXIT_INTERNAL);
+  if (!p) {
+    throw new CliError(`built-in model ${fx.name} has no ${variant} variant: ${fx.errors[variant] ?? 'no error recorded'}`, EXIT_INTERNAL);
+  }
   return p;
 }
 
@@ -132,7 +136,10 @@ export async function orderedSpecs(texts: readonly string[], file: string | null
   });
   const last = Math.max(...pos);
   const gap = names.slice(0, last + 1).find((n, i) => !pos.includes(i));
-  if (gap) throw new UsageError(`--input: '${gap}' comes before '${names[last]}' in forward(${names.join(', ')}) and is not given: give it too (inputs after the last one given take their defaults)`);
+  if (gap) {
+    throw new UsageError(`--input: '${gap}' comes before '${names[last]}' in forward(${names.join(', ')}) and is not given: `
+      + 'give it too (inputs after the last one given take their defaults)');
+  }
   const order = [...given.keys()].sort((a, b) => pos[a] - pos[b]);
   return { specs: order.map((i) => given[i].spec), names: order.map((i) => given[i].name) };
 }
@@ -158,20 +165,25 @@ export async function positionalNames(file: string, count: number): Promise<stri
  * The file MODEL runs from and the inputs of the run: a built-in model's own example inputs (or
  * the --input specs, named ones ordered by its file's signature), a file's --input specs.
  */
-export async function modelFileAndInputs(ref: ModelRef, inputTexts: readonly string[], parsed: NamedSpecs, seed: number, fileNames: readonly string[] | undefined,
-  opts: { verbose: boolean; quiet: boolean; step: (s: string) => void; done: () => void; stderr: (s: string) => void }): Promise<{ file: string; inputs: PreparedInputs }> {
+export async function modelFileAndInputs(
+  ref: ModelRef, inputTexts: readonly string[], parsed: NamedSpecs, seed: number, fileNames: readonly string[] | undefined,
+  opts: { verbose: boolean; quiet: boolean; step: (s: string) => void; done: () => void; stderr: (s: string) => void },
+): Promise<{ file: string; inputs: PreparedInputs }> {
   if (ref.kind === 'file') return { file: ref.path, inputs: makeInputs(parsed.specs, seed, parsed.names ?? fileNames ?? []) };
   opts.step(`preparing built-in model ${ref.name}`);
   const fx = await builtinFixture(ref.name, { verbose: opts.verbose, stderr: (s) => { opts.done(); if (!opts.quiet) opts.stderr(s); } });
   const file = builtinFile(fx);
   const ordered = parsed.names ? await orderedSpecs(inputTexts, file) : parsed;
-  return { file, inputs: parsed.specs.length ? makeInputs(ordered.specs, seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx) };
+  const inputs = parsed.specs.length ? makeInputs(ordered.specs, seed, ordered.names ?? fx.inputs.map((t) => t.name)) : exampleInputs(fx);
+  return { file, inputs };
 }
 
 /** A .pt2 file's input names, and --input texts for its example shapes when every input is a
  * float tensor of fixed shape (token ids and masks need real values: those take --input, and
  * `needValues` names them). Undefined for other files. */
-export async function programSignature(file: string, wantDefaults: boolean): Promise<{ names: string[]; defaults?: string[]; needValues: string[] } | undefined> {
+export async function programSignature(
+  file: string, wantDefaults: boolean,
+): Promise<{ names: string[]; defaults?: string[]; needValues: string[] } | undefined> {
   if (!isProgramPath(file)) return undefined;
   let inputs;
   try {
@@ -181,12 +193,16 @@ export async function programSignature(file: string, wantDefaults: boolean): Pro
     return undefined;
   }
   const describe = (i: (typeof inputs)[number]) => `${i.name} (${i.shape.map((d) => d ?? '?').join('x')}${i.dtype ? ' ' + i.dtype : ''})`;
-  const needValues = inputs.filter((i) => i.shape.some((d) => d === null) || !(i.dtype === 'float32' || i.dtype === 'float64')).map(describe);
+  const needsValue = (i: (typeof inputs)[number]) => i.shape.some((d) => d === null) || !(i.dtype === 'float32' || i.dtype === 'float64');
+  const needValues = inputs.filter(needsValue).map(describe);
   const defaults = wantDefaults && !needValues.length && inputs.length ? inputs.map((i) => `${i.shape.join('x')}:${i.dtype}`) : undefined;
   return { names: inputs.map((i) => i.name), defaults, needValues };
 }
 
 /** For a usage error: which of a program's inputs kept it from defaulting to its example's shapes. */
 export function withoutDefaults(program: { needValues: string[] } | undefined): string {
-  return program?.needValues.length ? `; the program's example shapes cannot stand in for ${program.needValues.join(', ')}: symbolic sizes and integer or bool inputs need a SPEC` : '';
+  return program?.needValues.length
+    ? `; the program's example shapes cannot stand in for ${program.needValues.join(', ')}: `
+      + 'symbolic sizes and integer or bool inputs need a SPEC'
+    : '';
 }

@@ -34,13 +34,16 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
   const verbose = Boolean(o.verbose);
   installProgramWriter();
   const ref = resolveModelArg(modelArg);
-  if (!o.out) throw new UsageError('optimize: give the file to write with --out FILE (FILE.pt: TorchScript; FILE.pt2: a torch.export program)');
+  if (!o.out) {
+    throw new UsageError('optimize: give the file to write with --out FILE (FILE.pt: TorchScript; FILE.pt2: a torch.export program)');
+  }
   const out = checkTarget(o.out, Boolean(o.force), `--out ${o.out}`);
   const inputTexts = [...(o.input ?? [])];
   const program = ref.kind === 'file' ? await programSignature(ref.path, inputTexts.length === 0) : undefined;
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   if (ref.kind === 'file' && inputTexts.length === 0) {
-    throw new UsageError(`optimize: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (the model is planned for those shapes)${withoutDefaults(program)}`);
+    throw new UsageError(`optimize: ${ref.display} is a model file, so its inputs must be given: `
+      + `pass --input SPEC for each forward() argument, in order (the model is planned for those shapes)${withoutDefaults(program)}`);
   }
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   const quiet = Boolean(o.quiet) && !verbose;
@@ -79,7 +82,10 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
       }
       progress.done();
       const passed = diff !== null && diff <= tolerance && savedDiff !== null && savedDiff <= tolerance;
-      const result = { model: ref.display, out: o.out, bytes: fs.statSync(out).size, maxAbsDiff: diff, savedMaxAbsDiff: savedDiff, tolerance, passed, report: optimized.report };
+      const result = {
+        model: ref.display, out: o.out, bytes: fs.statSync(out).size, maxAbsDiff: diff, savedMaxAbsDiff: savedDiff, tolerance, passed,
+        report: optimized.report,
+      };
       if (o.json) io.stdout(`${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2)}\n`);
       else io.stdout(renderOptimize(result));
       return passed ? EXIT_OK : EXIT_CHECK_FAILED;
@@ -96,9 +102,20 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
   }
 }
 
-interface OptimizeResult { model: string; out: string; bytes: number; maxAbsDiff: number | null; savedMaxAbsDiff: number | null; tolerance: number; passed: boolean; report: OptimizeReport }
+interface OptimizeResult {
+  model: string;
+  out: string;
+  bytes: number;
+  maxAbsDiff: number | null;
+  savedMaxAbsDiff: number | null;
+  tolerance: number;
+  passed: boolean;
+  report: OptimizeReport;
+}
 
-const diffText = (d: number | null, tol: number) => (d === null ? 'not comparable (shapes or NaNs differ)' : `${d.toExponential(2)} ${d <= tol ? '<=' : '>'} ${tol}`);
+const diffText = (d: number | null, tol: number) => (d === null
+  ? 'not comparable (shapes or NaNs differ)'
+  : `${d.toExponential(2)} ${d <= tol ? '<=' : '>'} ${tol}`);
 
 export function renderOptimize(r: OptimizeResult): string {
   const rep = r.report;
@@ -110,10 +127,12 @@ export function renderOptimize(r: OptimizeResult): string {
     lines.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) lines.push(`    ${u.count} left as they are: ${u.reason}`);
   }
-  lines.push(`  weights held: ${(rep.heldBytes / MiB).toFixed(1)} MiB in ${rep.weights.length} tensors (the original: ${(rep.originalBytes / MiB).toFixed(1)} MiB); `
+  lines.push(`  weights held: ${(rep.heldBytes / MiB).toFixed(1)} MiB in ${rep.weights.length} tensors `
+    + `(the original: ${(rep.originalBytes / MiB).toFixed(1)} MiB); `
     + `${rep.packed.length} replaced by their oneDNN-reordered form (redone when the file is optimized again)`);
   lines.push(`  other shapes: ${rep.otherShapes}`);
-  lines.push(`  max abs diff vs the original: optimized model ${diffText(r.maxAbsDiff, r.tolerance)}; saved file read back ${diffText(r.savedMaxAbsDiff, r.tolerance)}`);
+  lines.push(`  max abs diff vs the original: optimized model ${diffText(r.maxAbsDiff, r.tolerance)}; `
+    + `saved file read back ${diffText(r.savedMaxAbsDiff, r.tolerance)}`);
   const py = r.out.endsWith('.pt2') ? `torch.export.load(${JSON.stringify(r.out)}).module()` : `torch.jit.load(${JSON.stringify(r.out)})`;
   lines.push(`  wrote ${r.out} (${(r.bytes / MiB).toFixed(1)} MiB): in Python, ${py} runs it`);
   lines.push(`Result: ${r.passed ? 'PASSED' : 'FAILED'}`);

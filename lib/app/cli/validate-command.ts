@@ -25,7 +25,8 @@ export interface ValidateCliOptions {
   tolerance?: number;
   verbose?: boolean;
   quiet?: boolean;
-  /** The model the file was made from (an optimized file's original): its outputs on the same inputs are the reference for one more check. */
+  /** The model the file was made from (an optimized file's original): its outputs on the same inputs are the reference for one
+   * more check. */
   reference?: string;
   /** Lowerings switched off (--no-LOWERING). */
   fuse?: LoweringSwitches;
@@ -41,13 +42,17 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   const program = ref.kind === 'file' ? await programSignature(ref.path, inputTexts.length === 0) : undefined;
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);
   if (ref.kind === 'file' && inputTexts.length === 0) {
-    throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument, in order (e.g. --input 1x3x224x224; arguments after the last one given take their defaults)${withoutDefaults(program)}`);
+    throw new UsageError(`validate: ${ref.display} is a model file, so its inputs must be given: `
+      + 'pass --input SPEC for each forward() argument, in order '
+      + `(e.g. --input 1x3x224x224; arguments after the last one given take their defaults)${withoutDefaults(program)}`);
   }
   // Named inputs of a file are ordered by its schema (a built-in model's by its example inputs, below).
   const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
   if (o.report !== undefined) checkReportTarget(o.report, `--report ${JSON.stringify(o.report)}`);
   const reference = o.reference === undefined ? undefined : resolveModelArg(o.reference);
-  if (reference && reference.kind !== 'file') throw new UsageError(`--reference ${o.reference}: give the model file the validated one was made from`);
+  if (reference && reference.kind !== 'file') {
+    throw new UsageError(`--reference ${o.reference}: give the model file the validated one was made from`);
+  }
   const pipeline = createPipeline(o.fuse);
 
   const quiet = Boolean(o.quiet) && !verbose;
@@ -65,7 +70,8 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
   };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    env.torchVersion = (require('../../torchscript/runtime-info') as typeof import('../../torchscript/runtime-info')).runtimeInfo().torchVersion;
+    const { runtimeInfo } = require('../../torchscript/runtime-info') as typeof import('../../torchscript/runtime-info');
+    env.torchVersion = runtimeInfo().torchVersion;
   } catch { /* the addon failed to load: loading the model reports it */ }
 
   let report;
