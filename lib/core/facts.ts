@@ -201,7 +201,15 @@ function describeNode(t: Tables, p: number, n: Node, ins: number[], outs: number
   if (bookkeeping) { role[p] = 'bookkeeping'; recordUses(t, p, kind, ins); return; }
 
   role[p] = CONTAINER_KINDS.has(kind) ? describeContainer(t, n, ins, outs) : aliasRole(t, n, ins, outs);
-  if (role[p] === 'container') for (const o of outs) { const par = parent[o]; if (par >= 0) { weight[o] = weight[par]; input[o] = input[par]; } }
+  if (role[p] === 'container') {
+    for (const o of outs) {
+      const par = parent[o];
+      if (par >= 0) {
+        weight[o] = weight[par];
+        input[o] = input[par];
+      }
+    }
+  }
 
   t.classes[p] = classify(t, kind, ins);
   recordUses(t, p, kind, ins);
@@ -235,7 +243,12 @@ function markShapeArithmetic(t: Tables, kind: string, ins: number[], outs: numbe
   for (const i of ins) if (!(i < 0 || scalar[i] === 1 || vkind[i] === VK.Object)) { allInScalar = false; break; }
   if (allInScalar && !CREATE_KINDS.has(kind)) {
     let tensorsSmall = true, anyTensor = false;
-    for (const o of outs) if (vkind[o] === VK.Tensor) { anyTensor = true; const ti = info[o]; if (ti && numel(ti.shape) > 1) tensorsSmall = false; }
+    for (const o of outs) {
+      if (vkind[o] !== VK.Tensor) continue;
+      anyTensor = true;
+      const ti = info[o];
+      if (ti && numel(ti.shape) > 1) tensorsSmall = false;
+    }
     if (anyTensor && tensorsSmall) for (const o of outs) if (vkind[o] === VK.Tensor) scalar[o] = 1;
   }
 }
@@ -361,7 +374,9 @@ function markOutput(t: Tables, i: number): void {
 }
 
 /** Subtree extents and top-level ancestors. */
-function subtrees(nodes: Node[], pos: Map<Node, number>, hasBlocks: boolean): { endPos: Int32Array; topOf: Int32Array; topLevel: boolean[] } {
+function subtrees(
+  nodes: Node[], pos: Map<Node, number>, hasBlocks: boolean,
+): { endPos: Int32Array; topOf: Int32Array; topLevel: boolean[] } {
   const N = nodes.length;
   const endPos = new Int32Array(N);
   const topOf = new Int32Array(N);

@@ -38,7 +38,8 @@ function checkRegularFile(path: string): void {
     st = fs.statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${code === 'ENOENT' ? 'no such file' : code === 'ELOOP' ? 'a symlink loop' : `cannot read it (${code})`}`);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'ELOOP' ? 'a symlink loop' : `cannot read it (${code})`;
+    throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${why}`);
   }
   if (!st.isFile()) throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': not a regular file`);
 }
@@ -50,7 +51,8 @@ export async function readProgramArchive(path: string): Promise<ProgramArchive> 
   const all = new Set(records);
   if (records.some((r) => r.startsWith('data/aotinductor/'))) {
     throw unsupported(path, 'this is an AOTInductor package (compiled code, no graph to read)',
-      'torchgraph reads programs saved with torch.export.save(torch.export.export(model, args), path); run this package with torch._inductor.aoti_load_package.');
+      'torchgraph reads programs saved with torch.export.save(torch.export.export(model, args), path); ' +
+      'run this package with torch._inductor.aoti_load_package.');
   }
   const format = texts.archive_format?.trim();
   if (format !== undefined && format !== 'pt2') {
@@ -58,7 +60,9 @@ export async function readProgramArchive(path: string): Promise<ProgramArchive> 
   }
   const models = records.filter((r) => /^models\/[^/]+\.json$/.test(r));
   if (models.length === 0) {
-    const hint = all.has('data.pkl') || all.has('constants.pkl') ? ' (a torch.save() checkpoint or a TorchScript file, not a .pt2 program)' : '';
+    const hint = all.has('data.pkl') || all.has('constants.pkl')
+      ? ' (a torch.save() checkpoint or a TorchScript file, not a .pt2 program)'
+      : '';
     throw unsupported(path, `the archive holds no models/<name>.json${hint}`,
       'Export with torch.export.export and save with torch.export.save; TorchScript files load as TorchScript.');
   }
@@ -66,7 +70,9 @@ export async function readProgramArchive(path: string): Promise<ProgramArchive> 
   const program = parseJson<ModelJson>(path, `models/${model}.json`, texts[`models/${model}.json`]);
   const major = program.schema_version?.major;
   if (major !== SCHEMA_MAJOR) {
-    throw unsupported(path, `the program's schema version is ${major}.${program.schema_version?.minor} (torch ${program.torch_version ?? '?'}); this reader knows version ${SCHEMA_MAJOR}`,
+    throw unsupported(path,
+      `the program's schema version is ${major}.${program.schema_version?.minor} (torch ${program.torch_version ?? '?'}); ` +
+      `this reader knows version ${SCHEMA_MAJOR}`,
       'Save the program with torch 2.13 (or a torch whose torch/_export/serde/schema.py SCHEMA_VERSION major is 8).');
   }
   const weightsRecord = `data/weights/${model}_weights_config.json`;

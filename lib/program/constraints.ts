@@ -50,20 +50,28 @@ export function checkInputShapes(constraints: readonly InputConstraint[], shapes
   constraints.forEach((c, i) => {
     const shape = shapes[i];
     if (!shape || !c.dims.length) return;
-    const bad = (why: string) => new TorchGraphError('ERR_INVALID_ARG', `input ${c.name}: ${why} (torch.export program's shape constraints)`);
-    if (shape.length !== c.dims.length) throw bad(`has rank ${shape.length} ([${shape.join(', ')}]); the program takes rank ${c.dims.length}`);
+    const bad = (why: string) =>
+      new TorchGraphError('ERR_INVALID_ARG', `input ${c.name}: ${why} (torch.export program's shape constraints)`);
+    if (shape.length !== c.dims.length) {
+      throw bad(`has rank ${shape.length} ([${shape.join(', ')}]); the program takes rank ${c.dims.length}`);
+    }
     c.dims.forEach((d, j) => {
       const n = shape[j];
       if (!d) return;
       if ('size' in d) {
-        if (n !== d.size) throw bad(`dim ${j} is ${n}; the program was exported with a static size of ${d.size} there (export it with a torch.export.Dim for this dim to vary it)`);
+        if (n !== d.size) {
+          throw bad(`dim ${j} is ${n}; the program was exported with a static size of ${d.size} there ` +
+            '(export it with a torch.export.Dim for this dim to vary it)');
+        }
         return;
       }
       if (n < d.min || (d.max !== null && n > d.max)) {
         throw bad(`dim ${j} is ${n}; the program allows ${d.min} to ${d.max ?? 'any size'} there (Dim ${d.symbol})`);
       }
       const prev = bound.get(d.symbol);
-      if (prev && prev.size !== n) throw bad(`dim ${j} is ${n}, but ${prev.where} is ${prev.size}: the program has one size (Dim ${d.symbol}) for both`);
+      if (prev && prev.size !== n) {
+        throw bad(`dim ${j} is ${n}, but ${prev.where} is ${prev.size}: the program has one size (Dim ${d.symbol}) for both`);
+      }
       if (!prev) bound.set(d.symbol, { size: n, where: `${c.name} dim ${j}` });
     });
   });

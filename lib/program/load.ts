@@ -40,7 +40,8 @@ function weightEntry(a: ProgramArchive, ref: ProgramTensorRef): { record: string
   const inConstants = a.constants.config[ref.target];
   if (inConstants) return { record: `data/constants/${inConstants.path_name}`, entry: inConstants };
   if (inWeights) return { record: `data/weights/${inWeights.path_name}`, entry: inWeights };
-  throw new TorchGraphError('ERR_LOAD', `cannot load '${a.path}': ${ref.kind} '${ref.target}' has no entry in the archive's weights or constants configs. ` +
+  throw new TorchGraphError('ERR_LOAD',
+    `cannot load '${a.path}': ${ref.kind} '${ref.target}' has no entry in the archive's weights or constants configs. ` +
     'The archive is incomplete: save the program again with torch.export.save.');
 }
 
@@ -52,11 +53,13 @@ function tensorSpec(a: ProgramArchive, ref: ProgramTensorRef): ArchiveTensorSpec
   const strides = m.strides.map(symInt);
   const offset = symInt(m.storage_offset);
   if (entry.use_pickle) {
-    throw new TorchGraphError('ERR_LOAD', `cannot load '${a.path}': ${ref.kind} '${ref.target}' is stored pickled (a tensor subclass or an unusual storage). ` +
+    throw new TorchGraphError('ERR_LOAD',
+      `cannot load '${a.path}': ${ref.kind} '${ref.target}' is stored pickled (a tensor subclass or an unusual storage). ` +
       'Save plain tensors: export the model with ordinary parameters and buffers.');
   }
   if (!dtype || sizes.includes(null) || strides.includes(null) || offset === null || !a.records.has(record)) {
-    throw new TorchGraphError('ERR_LOAD', `cannot load '${a.path}': ${ref.kind} '${ref.target}' (${record}) has an unsupported dtype code ${m.dtype}, a symbolic size, or no record. ` +
+    throw new TorchGraphError('ERR_LOAD', `cannot load '${a.path}': ${ref.kind} '${ref.target}' (${record}) ` +
+      `has an unsupported dtype code ${m.dtype}, a symbolic size, or no record. ` +
       'Export with plain float/int tensors of fixed size.');
   }
   return { record, dtype, sizes: sizes as number[], strides: strides as number[], offset };
@@ -76,7 +79,9 @@ export async function readProgram(path: string, device?: string): Promise<{ arch
     const program = programToGraph(archive.program, (name, overload) => nativeSync(() => b.opSchema(name, overload)), device);
     return { archive, program };
   } catch (e) {
-    if (e instanceof TorchGraphError && e.code === 'ERR_LOAD') throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${e.message}`, { cause: e });
+    if (e instanceof TorchGraphError && e.code === 'ERR_LOAD') {
+      throw new TorchGraphError('ERR_LOAD', `cannot load '${path}': ${e.message}`, { cause: e });
+    }
     throw e;
   }
 }
@@ -100,7 +105,9 @@ export async function programInputs(path: string): Promise<ProgramInput[]> {
 
 /** Load a torch.export program as a Module. Rejects with ERR_LOAD saying what is unsupported and what to do. */
 export async function loadProgram(path: string, options: LoadOptions = {}): Promise<Module> {
-  if (typeof path !== 'string' || path.length === 0) throw new TorchGraphError('ERR_INVALID_ARG', 'loadProgram(path): path must be a non-empty string');
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new TorchGraphError('ERR_INVALID_ARG', 'loadProgram(path): path must be a non-empty string');
+  }
   const device = options.device ?? 'cpu';
   const t0 = performance.now();
   const { archive, program } = await readProgram(path, device);
@@ -116,7 +123,10 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
   const handle = nativeSync(() => binding().createModule({
     modules: program.modules,
     tensors: program.tensors.map((ref, i) => ({ module: ref.module, name: ref.name, kind: ref.kind, tensor: tensors[i] })),
-    methods: [...methods.map((m) => ({ module: m.module, name: m.name, graph: m.graph.toData() })), { module: '', name: 'forward', graph: root.toData() }],
+    methods: [
+      ...methods.map((m) => ({ module: m.module, name: m.name, graph: m.graph.toData() })),
+      { module: '', name: 'forward', graph: root.toData() },
+    ],
   }, device));
   const constraints = inputConstraints(archive.program);
   const m = Module._fromNative(handle, path, undefined, {
@@ -126,7 +136,8 @@ export async function loadProgram(path: string, options: LoadOptions = {}): Prom
   const p = archive.program;
   programInfo.set(m, {
     path, torchVersion: p.torch_version, schemaVersion: `${p.schema_version.major}.${p.schema_version.minor}`,
-    inputNames: program.inputNames, dropped: program.dropped, programNodes: p.graph_module.graph.nodes.length, targets: targetCounts(archive), readMs, weightsMs,
+    inputNames: program.inputNames, dropped: program.dropped, programNodes: p.graph_module.graph.nodes.length,
+    targets: targetCounts(archive), readMs, weightsMs,
   });
   return m;
 }

@@ -117,12 +117,18 @@ function splitTarget(fqn: string): [string, string] {
 function boundTensors(program: ModelJson): { arg: string; ref: ProgramTensorRef }[] {
   const out: { arg: string; ref: ProgramTensorRef }[] = [];
   for (const spec of program.graph_module.signature.input_specs) {
-    const s = spec as Record<string, { arg: { name: string }; parameter_name?: string; buffer_name?: string; tensor_constant_name?: string }>;
+    const s = spec as Record<string, {
+      arg: { name: string }; parameter_name?: string; buffer_name?: string; tensor_constant_name?: string;
+    }>;
     const [kind, body] = Object.entries(s)[0] ?? [];
-    const target = kind === 'parameter' ? body.parameter_name : kind === 'buffer' ? body.buffer_name : kind === 'tensor_constant' ? body.tensor_constant_name : undefined;
+    const target = kind === 'parameter' ? body.parameter_name
+      : kind === 'buffer' ? body.buffer_name
+      : kind === 'tensor_constant' ? body.tensor_constant_name
+      : undefined;
     if (target === undefined) continue;
     const [module, name] = kind === 'tensor_constant' ? ['', target.replace(/[^A-Za-z0-9_]/g, '_')] : splitTarget(target);
-    out.push({ arg: body.arg.name, ref: { module, name, kind: kind === 'tensor_constant' ? 'constant' : (kind as 'parameter' | 'buffer'), target } });
+    const refKind = kind === 'tensor_constant' ? 'constant' : (kind as 'parameter' | 'buffer');
+    out.push({ arg: body.arg.name, ref: { module, name, kind: refKind, target } });
   }
   return out;
 }
@@ -172,7 +178,8 @@ class GraphWriter {
     const ints = v.every((x) => typeof x === 'bigint');
     const elem: TypeData = { kind: ints ? 'Int' : 'Float' };
     const items = v.map((x) => (ints ? { type: 'int' as const, value: x as bigint } : { type: 'float' as const, value: x as number }));
-    return this.g.createNode('prim::Constant', [], [{ kind: 'List', elem }], { value: { kind: 'ival', value: { type: 'list', items, elem } } }, this.current).output;
+    return this.g.createNode('prim::Constant', [], [{ kind: 'List', elem }],
+      { value: { kind: 'ival', value: { type: 'list', items, elem } } }, this.current).output;
   }
 
   list(items: Value[], elem: TypeData): Value {
@@ -207,7 +214,8 @@ function argValue(w: GraphWriter, a: Argument, where: string): Value {
   if (a.as_tensors) return w.list(a.as_tensors.map((t) => w.value(t.name)), TENSOR);
   if (a.as_optional_tensor) return a.as_optional_tensor.as_tensor ? w.value(a.as_optional_tensor.as_tensor.name) : w.constant(null);
   if (a.as_optional_tensors) {
-    return w.list(a.as_optional_tensors.map((t) => (t.as_tensor ? w.value(t.as_tensor.name) : w.constant(null))), { kind: 'Optional', elem: TENSOR });
+    const elems = a.as_optional_tensors.map((t) => (t.as_tensor ? w.value(t.as_tensor.name) : w.constant(null)));
+    return w.list(elems, { kind: 'Optional', elem: TENSOR });
   }
   if (typeof a.as_int === 'number') return w.constant(int64(a.as_int));
   if (typeof a.as_float === 'number' || typeof a.as_float === 'string') return w.constant(float(a.as_float));
@@ -222,7 +230,8 @@ function argValue(w: GraphWriter, a: Argument, where: string): Value {
   if (a.as_sym_bool) return w.sym(a.as_sym_bool, 'Bool');
   if (a.as_sym_ints) {
     const xs = a.as_sym_ints;
-    return xs.every((x) => x.as_name === undefined) ? w.constant(xs.map((x) => int64(x.as_int ?? 0))) : w.list(xs.map((x) => w.sym(x, 'Int')), { kind: 'Int' });
+    if (xs.every((x) => x.as_name === undefined)) return w.constant(xs.map((x) => int64(x.as_int ?? 0)));
+    return w.list(xs.map((x) => w.sym(x, 'Int')), { kind: 'Int' });
   }
   if (a.as_sym_floats) return w.list(a.as_sym_floats.map((x) => w.sym(x, 'Float')), { kind: 'Float' });
   if (a.as_device) return w.device(a.as_device);
@@ -280,7 +289,8 @@ export function returnCount(schema: string): number {
 function writeNode(w: GraphWriter, n: SerializedNode): void {
   const op = opOfTarget(n.target);
   const where = `node '${n.name ?? '?'}' (${n.target})`;
-  const fix = 'torchgraph builds programs of ATen ops that libtorch registers for TorchScript; export without this op (or decompose it with ep.run_decompositions())';
+  const fix = 'torchgraph builds programs of ATen ops that libtorch registers for TorchScript; ' +
+    'export without this op (or decompose it with ep.run_decompositions())';
   if (n.target === 'torch.ops.higher_order.wrap_with_set_grad_enabled') {
     inlineGradModeRegion(w, n, where);
     return;
@@ -307,7 +317,10 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
       const given = byName.get(spec.name);
       if (given) return argValue(w, given, where);
       const d = found.defaults[i];
-      if (!d) throw loadError(`${where}: argument '${spec.name}' is missing and has no default`, 'The archive is damaged or from another torch: save it again');
+      if (!d) {
+        throw loadError(`${where}: argument '${spec.name}' is missing and has no default`,
+          'The archive is damaged or from another torch: save it again');
+      }
       return defaultValue(w, d, spec.type, where);
     });
   } else {
@@ -330,7 +343,9 @@ function writeNode(w: GraphWriter, n: SerializedNode): void {
 function inlineGradModeRegion(w: GraphWriter, n: SerializedNode, where: string): void {
   const sub = n.inputs.map((i) => i.arg).find((a) => a.as_graph)?.as_graph as { graph?: SerializedGraph } | undefined;
   const operands = n.inputs.map((i) => i.arg).filter((a) => !a.as_graph && typeof a.as_bool !== 'boolean');
-  if (!sub?.graph || sub.graph.inputs.length !== operands.length) throw loadError(`${where}: a grad-mode region without its subgraph`, 'The archive is damaged: save the program again');
+  if (!sub?.graph || sub.graph.inputs.length !== operands.length) {
+    throw loadError(`${where}: a grad-mode region without its subgraph`, 'The archive is damaged: save the program again');
+  }
   const bound = operands.map((a) => argValue(w, a, where));
   const outer = w.values, outerMeta = w.tensorValues;
   w.values = new Map();
@@ -339,7 +354,10 @@ function inlineGradModeRegion(w: GraphWriter, n: SerializedNode, where: string):
   try {
     sub.graph.inputs.forEach((a, i) => {
       const name = a.as_tensor?.name ?? a.as_sym_int?.as_name;
-      if (!name) throw loadError(`${where}: a region input of kind ${Object.keys(a).join(',')}`, 'torchgraph inlines regions over tensors and sizes');
+      if (!name) {
+        throw loadError(`${where}: a region input of kind ${Object.keys(a).join(',')}`,
+          'torchgraph inlines regions over tensors and sizes');
+      }
       w.define(name, bound[i]);
     });
     for (const inner of sub.graph.nodes) writeNode(w, inner);
@@ -349,7 +367,10 @@ function inlineGradModeRegion(w: GraphWriter, n: SerializedNode, where: string):
     w.tensorValues = outerMeta;
   }
   const names = n.outputs.flatMap((a) => (a.as_tensors ? a.as_tensors.map((t) => t.name) : [a.as_tensor?.name ?? a.as_sym_int?.as_name]));
-  if (names.length !== results.length) throw loadError(`${where}: ${names.length} outputs for a region returning ${results.length}`, 'The archive is damaged: save the program again');
+  if (names.length !== results.length) {
+    throw loadError(`${where}: ${names.length} outputs for a region returning ${results.length}`,
+      'The archive is damaged: save the program again');
+  }
   names.forEach((name, i) => { if (name) w.define(name, results[i]); });
 }
 
@@ -382,13 +403,15 @@ export function programToGraph(program: ModelJson, lookup: SchemaLookup, device?
     const hit = modules.get(path);
     if (hit) return hit;
     const [parent, name] = splitTarget(path);
-    const v = w.g.createNode('prim::GetAttr', [moduleValue(parent)], [{ kind: 'Class', name: classes.get(path)! }], { name: { kind: 's', value: name } }).output;
+    const v = w.g.createNode('prim::GetAttr', [moduleValue(parent)], [{ kind: 'Class', name: classes.get(path)! }],
+      { name: { kind: 's', value: name } }).output;
     v.name = path.replace(/\./g, '_');
     modules.set(path, v);
     return v;
   };
   for (const { arg, ref } of bound) {
-    const v = w.g.createNode('prim::GetAttr', [moduleValue(ref.module)], [tensorType(w.meta(arg))], { name: { kind: 's', value: ref.name } }).output;
+    const v = w.g.createNode('prim::GetAttr', [moduleValue(ref.module)], [tensorType(w.meta(arg))],
+      { name: { kind: 's', value: ref.name } }).output;
     v.name = arg;
     w.define(arg, v);
   }
@@ -397,7 +420,10 @@ export function programToGraph(program: ModelJson, lookup: SchemaLookup, device?
   writeOutputs(w, program);
   w.g.eliminateDeadCode();
   const order = [...classes.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a.split('.').length - b.split('.').length));
-  return { graph: w.g, modules: order.map((path) => ({ path, cls: classes.get(path)! })), tensors: bound.map((b) => b.ref), inputNames, dropped: Object.fromEntries(w.dropped) };
+  return {
+    graph: w.g, modules: order.map((path) => ({ path, cls: classes.get(path)! })), tensors: bound.map((b) => b.ref),
+    inputNames, dropped: Object.fromEntries(w.dropped),
+  };
 }
 
 function addUserInputs(w: GraphWriter, program: ModelJson): string[] {
@@ -413,7 +439,8 @@ function addUserInputs(w: GraphWriter, program: ModelJson): string[] {
       continue;
     }
     throw loadError(`the program takes an input of kind ${kind}${body.arg ? ' (' + Object.keys(body.arg).join(',') + ')' : ''}`,
-      'torchgraph runs programs whose user inputs are tensors (no custom objects, tokens or constant inputs): export with tensor arguments only');
+      'torchgraph runs programs whose user inputs are tensors (no custom objects, tokens or constant inputs): ' +
+      'export with tensor arguments only');
   }
   return names;
 }

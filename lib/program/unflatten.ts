@@ -107,7 +107,8 @@ function moduleOf(g: Graph, path: string, known: Map<string, Value>, classOf: (p
   if (hit) return hit;
   const dot = path.lastIndexOf('.');
   const parent = moduleOf(g, dot < 0 ? '' : path.slice(0, dot), known, classOf, before);
-  const n = g.create('prim::GetAttr', [parent], [{ kind: 'Class', name: classOf(path) ?? '' }], { name: { kind: 's', value: path.slice(dot + 1) } });
+  const n = g.create('prim::GetAttr', [parent], [{ kind: 'Class', name: classOf(path) ?? '' }],
+    { name: { kind: 's', value: path.slice(dot + 1) } });
   n.insertBefore(before);
   n.output.name = path.replace(/\./g, '_');
   known.set(path, n.output);
@@ -165,7 +166,9 @@ function replaceByCall(g: Graph, call: Call, target: Value, name: string, callAr
 }
 
 /** Turn module calls into methods (see the file comment); with `leafOnly`, only torch.nn leaf modules' calls. */
-export function unflattenModuleCalls(g: Graph, classOf: (path: string) => string | undefined, options: { leafOnly?: boolean } = {}): ProgramMethod[] {
+export function unflattenModuleCalls(
+  g: Graph, classOf: (path: string) => string | undefined, options: { leafOnly?: boolean } = {},
+): ProgramMethod[] {
   const u: Unflatten = { classOf, methods: [], names: new Map(), leafOnly: options.leafOnly ?? false };
   unflattenGraph(g, '', u);
   return u.methods;

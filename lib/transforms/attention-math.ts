@@ -87,7 +87,9 @@ interface Masks {
   runtimeCausal: Value | undefined;
 }
 
-export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value): { out: Value; weights: Value | null } {
+export function emitMultiheadAttention(
+  em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value,
+): { out: Value; weights: Value | null } {
   const E = cfg.embedDim;
   const H = cfg.numHeads;
   const hd = E / H;
@@ -115,7 +117,9 @@ export function emitMultiheadAttention(em: Emitter, cfg: MhaMath, query: Value, 
 }
 
 /** Unbatched inputs get a batch dim, sequence-first ones are transposed; the key padding mask follows. */
-function toBatchFirst(em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value): { q: Value; k: Value; v: Value; kpm: Value | undefined } {
+function toBatchFirst(
+  em: Emitter, cfg: MhaMath, query: Value, key: Value, value: Value,
+): { q: Value; k: Value; v: Value; kpm: Value | undefined } {
   em.role = 'reshape';
   let q = query, k = key, v = value;
   if (!cfg.batched) {
@@ -131,7 +135,11 @@ function toBatchFirst(em: Emitter, cfg: MhaMath, query: Value, key: Value, value
 /** Projections; packed weights are row slices (views, not copies). */
 function projectQkv(em: Emitter, cfg: MhaMath, q: Value, k: Value, v: Value): { q: Value; k: Value; v: Value } {
   const E = cfg.embedDim;
-  const bias = (i: number) => (cfg.inProj.bias ? (em.role = ['q_proj', 'k_proj', 'v_proj'][i], em.slice(cfg.inProj.bias, 0, i * E, (i + 1) * E)) : null);
+  const bias = (i: number) => {
+    if (!cfg.inProj.bias) return null;
+    em.role = ['q_proj', 'k_proj', 'v_proj'][i];
+    return em.slice(cfg.inProj.bias, 0, i * E, (i + 1) * E);
+  };
   const weight = (i: number) => {
     em.role = ['q_proj', 'k_proj', 'v_proj'][i];
     if (cfg.inProj.packed) return em.slice(cfg.inProj.weight, 0, i * E, (i + 1) * E);

@@ -59,7 +59,8 @@ function isNoOpDropout(n: Node): boolean {
 
 /** In-place updates whose out-of-place op takes the same arguments. */
 const OUT_OF_PLACE: Record<string, string> = {
-  'aten::add_': 'aten::add', 'aten::sub_': 'aten::sub', 'aten::mul_': 'aten::mul', 'aten::div_': 'aten::div', 'aten::masked_fill_': 'aten::masked_fill',
+  'aten::add_': 'aten::add', 'aten::sub_': 'aten::sub', 'aten::mul_': 'aten::mul', 'aten::div_': 'aten::div',
+  'aten::masked_fill_': 'aten::masked_fill',
 };
 
 /**
@@ -73,7 +74,8 @@ const FRESH_PRODUCERS = new Set(['aten::matmul', 'aten::bmm', 'aten::baddbmm', '
 /** Attention scores: a softmax reads `v` within a few ops (the rewrites here are for cores; a CNN's `out += identity` stays in place). */
 function feedsSoftmax(v: Value, depth = 6): boolean {
   if (depth < 0) return false;
-  return v.uses.some((u) => SOFTMAXES.has(u.node.kind) || u.node.outputs.some((o) => o.type.kind === 'Tensor' && feedsSoftmax(o, depth - 1)));
+  return v.uses.some((u) => SOFTMAXES.has(u.node.kind)
+    || u.node.outputs.some((o) => o.type.kind === 'Tensor' && feedsSoftmax(o, depth - 1)));
 }
 
 /** `other` keeps the dtype of the in-place op's `self` (out of place, a wider dtype would promote the result). */
@@ -90,7 +92,8 @@ function updatesPrivateValue(n: Node): boolean {
   const self = n.inputs[0];
   const producer = self?.node;
   if (!producer || !FRESH_PRODUCERS.has(producer.kind) || producer.outputs.length !== 1) return false;
-  return self.uses.length === 1 && n.outputs.length === 1 && keepsDtype(self, n.kind === 'aten::masked_fill_' ? undefined : n.inputs[1]) && feedsSoftmax(n.output);
+  const other = n.kind === 'aten::masked_fill_' ? undefined : n.inputs[1];
+  return self.uses.length === 1 && n.outputs.length === 1 && keepsDtype(self, other) && feedsSoftmax(n.output);
 }
 
 /** Tensor ops, int lists and constants inserted before `n`, with its scope and source. */
@@ -99,14 +102,18 @@ function builderBefore(g: Graph, n: Node) {
   const at = <T>(f: () => T) => g.withInsertPoint(n, f);
   return {
     op: (kind: string, inputs: Value[]) => at(() => g.createNode(kind, inputs, [{ kind: 'Tensor' }], {}, opts)).output,
-    ints: (xs: number[]) => at(() => g.createNode('prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts)).output,
+    ints: (xs: number[]) => at(() => {
+      const elems = xs.map((x) => g.insertConstant(BigInt(x)));
+      return g.createNode('prim::ListConstruct', elems, [{ kind: 'List', elem: { kind: 'Int' } }], {}, opts);
+    }).output,
     constant: (v: bigint | number | boolean) => at(() => g.insertConstant(v)),
   };
 }
 
 const isIdentity = (p: readonly number[]) => p.every((d, i) => d === i);
 /** p swaps the last two dims and keeps the rest. */
-const swapsLastTwoDims = (p: readonly number[]) => p.length >= 2 && p.every((d, i) => (i < p.length - 2 ? d === i : d === (i === p.length - 2 ? p.length - 1 : p.length - 2)));
+const swapsLastTwoDims = (p: readonly number[]) =>
+  p.length >= 2 && p.every((d, i) => (i < p.length - 2 ? d === i : d === (i === p.length - 2 ? p.length - 1 : p.length - 2)));
 
 function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
   const { op: create, ints, constant } = builderBefore(g, n);
@@ -117,7 +124,10 @@ function einsumToMatmul(g: Graph, n: Node, e: EinsumMatmul): void {
       ? create('aten::transpose', [v, constant(-2n), constant(-1n)])
       : create('aten::permute', [v, ints(p)]);
     const info = tensorInfo(v);
-    if (info) setValueInfo(t, { ...info, shape: p.map((d) => info.shape[d]), ...(info.strides ? { strides: p.map((d) => info.strides![d]) } : {}) });
+    if (info) {
+      const strides = info.strides ? { strides: p.map((d) => info.strides![d]) } : {};
+      setValueInfo(t, { ...info, shape: p.map((d) => info.shape[d]), ...strides });
+    }
     return t;
   };
   const a = permute(e.a, e.permA);
@@ -144,11 +154,15 @@ interface SliceStep { dim: number; start: number; end: number }
  * `n` (add_ or sub_) updates slices (step 1, constant bounds) of a value `base` that views
  * nothing and that only this chain of slices reads before `n`: the update as a full-size add.
  */
-function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: SliceStep[]; shape: number[]; writeBack?: Node } | undefined {
+function sliceUpdate(
+  n: Node, order: Map<Node, number>,
+): { base: Value; steps: SliceStep[]; shape: number[]; writeBack?: Node } | undefined {
   if (n.kind !== 'aten::add_' && n.kind !== 'aten::sub_') return undefined;
   if (n.inputs[1]?.type.kind !== 'Tensor' || !keepsDtype(n.inputs[0], n.inputs[1])) return undefined;
   // A trace of `x[i] += y` writes the result back (copy_ into the same slices): a no-op, dropped with it.
-  const writeBack = n.output.uses.length === 1 && n.output.uses[0].node.kind === 'aten::copy_' && n.output.uses[0].index === 1 ? n.output.uses[0].node : undefined;
+  const writeBack = n.output.uses.length === 1 && n.output.uses[0].node.kind === 'aten::copy_' && n.output.uses[0].index === 1
+    ? n.output.uses[0].node
+    : undefined;
   if (n.output.hasUses() && !(writeBack && sameSlices(writeBack.inputs[0], n.inputs[0]))) return undefined;
   const steps: SliceStep[] = [];
   let v = n.inputs[0];
@@ -160,7 +174,12 @@ function sliceUpdate(n: Node, order: Map<Node, number>): { base: Value; steps: S
     const isInt = (x: unknown): x is number | bigint => typeof x === 'number' || typeof x === 'bigint';
     if (!isInt(dim) || !isInt(step) || Number(step) !== 1 || !size) return undefined;
     const d = Number(dim) < 0 ? Number(dim) + size.length : Number(dim);
-    const clamp = (x: unknown, dflt: number) => (x === null ? dflt : isInt(x) ? Math.min(Math.max(Number(x) < 0 ? Number(x) + size[d] : Number(x), 0), size[d]) : NaN);
+    const clamp = (x: unknown, dflt: number) => {
+      if (x === null) return dflt;
+      if (!isInt(x)) return NaN;
+      const i = Number(x) < 0 ? Number(x) + size[d] : Number(x);
+      return Math.min(Math.max(i, 0), size[d]);
+    };
     const s0 = clamp(start, 0), e0 = clamp(end, size[d]);
     if (!Number.isFinite(s0) || !Number.isFinite(e0) || e0 <= s0) return undefined;
     // A slice of the whole dim changes nothing; two slices of one dim would compose offsets: refused.
@@ -210,7 +229,9 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
     if (isReread(w)) return true;
     if (depth > 12 || w.uses.length !== 1 || !w.node) return false;
     if (RESHAPES.has(w.node.kind)) return leads(w.node.inputs[0], depth + 1);
-    if (w.node.kind === 'aten::add' && unitAlpha(w.node)) return leads(w.node.arg('self')!, depth + 1) || leads(w.node.arg('other')!, depth + 1);
+    if (w.node.kind === 'aten::add' && unitAlpha(w.node)) {
+      return leads(w.node.arg('self')!, depth + 1) || leads(w.node.arg('other')!, depth + 1);
+    }
     return false;
   };
   let v = src;
@@ -232,7 +253,8 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
   if (whole) {
     // The value itself: private, on its way to a softmax, read before only by what is rewritten.
     const producer = dst.node;
-    if (!producer || !FRESH_PRODUCERS.has(producer.kind) || producer.owningBlock !== n.owningBlock || !feedsSoftmax(n.output)) return undefined;
+    if (!producer || !FRESH_PRODUCERS.has(producer.kind) || producer.owningBlock !== n.owningBlock
+      || !feedsSoftmax(n.output)) return undefined;
     const at = order.get(n)!;
     if (dst.uses.some((x) => x.node !== n && x.node !== v.node && (order.get(x.node) ?? Infinity) < at)) return undefined;
   }
@@ -251,7 +273,8 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
     for (const use of [...dst.uses]) if ((order.get(use.node) ?? -1) > at) use.node.replaceInput(use.index, added);
     result = 'whole';
   } else {
-    result = g.withInsertPoint(n, () => g.createNode('aten::add_', [dst, update, constant(1n)], [{ kind: 'Tensor' }], {}, { scope: n.scope, source: n.source }));
+    result = g.withInsertPoint(n, () => g.createNode('aten::add_', [dst, update, constant(1n)], [{ kind: 'Tensor' }], {},
+      { scope: n.scope, source: n.source }));
     order.set(result, order.get(n)!);
   }
   n.destroy();
@@ -270,7 +293,8 @@ function sameSlices(a: Value, b: Value): boolean {
   if (b.node?.kind === 'aten::alias') return sameSlices(a, b.node.inputs[0]);
   const x = a.node, y = b.node;
   if (x?.kind !== 'aten::slice' || y?.kind !== 'aten::slice') return a === b;
-  return x.inputs.slice(1).every((v, i) => constOf(v) === constOf(y.inputs[i + 1]) && constOf(v) !== undefined) && sameSlices(x.inputs[0], y.inputs[0]);
+  const sameArgs = x.inputs.slice(1).every((v, i) => constOf(v) === constOf(y.inputs[i + 1]) && constOf(v) !== undefined);
+  return sameArgs && sameSlices(x.inputs[0], y.inputs[0]);
 }
 
 function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sliceUpdate>>, order: Map<Node, number>): void {

@@ -77,7 +77,8 @@ function constFloat(v: Value, what: string): number {
 }
 
 /** Ops whose output has the shape and dtype of their first tensor input. */
-const SAME_SHAPE_OPS = new Set(['aten::layer_norm', 'aten::dropout', 'aten::relu', 'aten::gelu', 'aten::contiguous', 'aten::clone', 'prim::unchecked_cast']);
+const SAME_SHAPE_OPS = new Set(['aten::layer_norm', 'aten::dropout', 'aten::relu', 'aten::gelu', 'aten::contiguous', 'aten::clone',
+  'prim::unchecked_cast']);
 const SAME_SHAPE_MODULES = new Set(['LayerNorm', 'Dropout', 'Identity', 'ReLU', 'GELU']);
 
 /**
@@ -186,7 +187,10 @@ function decomposeScriptedMhaCall(g: Graph, call: Node, path: string, m: ModuleT
   const inBias = params.has('in_proj_bias') ? em.getAttr(self, 'in_proj_bias') : null;
   const inProj: InProjection = sameDim
     ? { packed: true, weight: em.getAttr(self, 'in_proj_weight'), bias: inBias }
-    : { packed: false, q: em.getAttr(self, 'q_proj_weight'), k: em.getAttr(self, 'k_proj_weight'), v: em.getAttr(self, 'v_proj_weight'), bias: inBias };
+    : {
+        packed: false, q: em.getAttr(self, 'q_proj_weight'), k: em.getAttr(self, 'k_proj_weight'), v: em.getAttr(self, 'v_proj_weight'),
+        bias: inBias,
+      };
   const cfg: MhaMath = {
     embedDim: E, numHeads: H, batchFirst, batched: rank === 3, inProj,
     outWeight: em.getAttr(outMod, 'weight'),
@@ -203,7 +207,9 @@ function decomposeScriptedMhaCall(g: Graph, call: Node, path: string, m: ModuleT
   call.output.replaceAllUsesWith(tuple);
   call.destroy();
   forwardTuple(tuple, [out, weights ?? tuple]);
-  return { id: path, form: 'module', node: `prim::CallMethod ${path}`, opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst };
+  return {
+    id: path, form: 'module', node: `prim::CallMethod ${path}`, opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst,
+  };
 }
 
 /** Traced modules lose their attributes; their body holds the op-level form, so inline it. */
@@ -274,7 +280,10 @@ function decomposeNativeMha(g: Graph, n: Node): AttentionRecord {
   replaceValue(n.outputs[0], out);
   if (weights) replaceValue(n.outputs[1], weights);
   n.destroy();
-  return { id, form: 'native_mha', node: 'aten::_native_multi_head_attention', opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst: true };
+  return {
+    id, form: 'native_mha', node: 'aten::_native_multi_head_attention', opsExposed: countOps(em.emitted),
+    numHeads: H, embedDim: E, batchFirst: true,
+  };
 }
 
 /** aten::_transformer_encoder_layer_fwd (a whole nn.TransformerEncoderLayer), its arguments read by name. */
@@ -313,7 +322,10 @@ function decomposeEncoderLayer(g: Graph, n: Node): AttentionRecord {
   }
   replaceValue(n.output, x);
   n.destroy();
-  return { id, form: 'encoder_layer', node: 'aten::_transformer_encoder_layer_fwd', opsExposed: countOps(em.emitted), numHeads: H, embedDim: E, batchFirst: true };
+  return {
+    id, form: 'encoder_layer', node: 'aten::_transformer_encoder_layer_fwd', opsExposed: countOps(em.emitted),
+    numHeads: H, embedDim: E, batchFirst: true,
+  };
 }
 
 /** aten::scaled_dot_product_attention, its arguments read by name (lib/core/ops/registry.ts). */
@@ -343,7 +355,9 @@ function decomposeSdpa(g: Graph, n: Node): AttentionRecord {
     em.role = 'repeat_kv';
     return em.op('aten::repeat_interleave', t, em.int(hq / hkv), em.int(-3), em.none());
   };
-  const out = emitSdpa(em, q, repeatHeads(k, 'key'), repeatHeads(v, 'value'), { mask: mask ? { value: mask.value, dtype: mask.dtype } : undefined, dropout, isCausal, scale, headDim: qi.shape[qi.shape.length - 1] });
+  const out = emitSdpa(em, q, repeatHeads(k, 'key'), repeatHeads(v, 'value'), {
+    mask: mask ? { value: mask.value, dtype: mask.dtype } : undefined, dropout, isCausal, scale, headDim: qi.shape[qi.shape.length - 1],
+  });
   replaceValue(n.output, out);
   n.destroy();
   return { id, form: 'sdpa', node: 'aten::scaled_dot_product_attention', opsExposed: countOps(em.emitted) };
@@ -382,7 +396,8 @@ export function inlineAttentionModuleCalls(g: Graph, tree: ModuleTreeData,
     // attention modules inside stay calls that decomposeAttention builds from attributes.
     const m = subtree(tree, call.path);
     const scripted = m !== undefined && isScriptedModule(m);
-    const body = inlineCallBody(g, call.node, call.path, call.method, fetch(call.path, call.method, !scripted), [...(call.node.scope ?? []), frame]);
+    const body = inlineCallBody(g, call.node, call.path, call.method, fetch(call.path, call.method, !scripted),
+      [...(call.node.scope ?? []), frame]);
     inlined++;
     // A body with no attention op already spells attention out (the need_weights slow path).
     if (isMhaClass(call.cls) && call.method === 'forward' && !body.some((n) => DECOMPOSED_ATTENTION_KINDS.has(n.kind))) {
@@ -444,7 +459,9 @@ export function decomposeAttention(g: Graph, options: DecomposeOptions): Decompo
     const form = formOf(n)!;
     report.found++;
     try {
-      const rec = form === 'native_mha' ? decomposeNativeMha(g, n) : form === 'encoder_layer' ? decomposeEncoderLayer(g, n) : decomposeSdpa(g, n);
+      const rec = form === 'native_mha' ? decomposeNativeMha(g, n)
+        : form === 'encoder_layer' ? decomposeEncoderLayer(g, n)
+        : decomposeSdpa(g, n);
       report.decomposed.push(rec);
     } catch (e) {
       if (!(e instanceof Skip)) throw e;

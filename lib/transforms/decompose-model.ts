@@ -23,7 +23,9 @@ export interface DecompositionResult {
 export async function decomposeModelGraph(graph: Graph, module: Module, inputs: readonly InputSpec[]): Promise<DecompositionResult>;
 /** The earlier order, module first: still accepted. */
 export async function decomposeModelGraph(module: Module, graph: Graph, inputs: readonly InputSpec[]): Promise<DecompositionResult>;
-export async function decomposeModelGraph(a: Graph | Module, b: Graph | Module, inputs: readonly InputSpec[]): Promise<DecompositionResult> {
+export async function decomposeModelGraph(
+  a: Graph | Module, b: Graph | Module, inputs: readonly InputSpec[],
+): Promise<DecompositionResult> {
   const [graph, module] = a instanceof Graph ? [a, b as Module] : [b as Graph, a as Module];
   const tree = module.tree();
   let shapes = await propagateShapes(graph, module, inputs);

@@ -111,7 +111,8 @@ export class Emitter {
   }
   /** new_zeros / new_ones with the dtype and device of `like`. */
   newFull(kind: 'aten::new_zeros' | 'aten::new_ones', like: Value, sizes: (Value | number)[], dtype: bigint | null = null): Value {
-    return this.op(kind, like, this.intList(sizes), dtype === null ? this.none() : this.constant(dtype), this.none(), this.none(), this.none());
+    return this.op(kind, like, this.intList(sizes), dtype === null ? this.none() : this.constant(dtype),
+      this.none(), this.none(), this.none());
   }
   triu(t: Value, diagonal: number): Value { return this.op('aten::triu', t, this.int(diagonal)); }
   layerNorm(x: Value, e: number | Value, w: Value, b: Value, eps: Value): Value {

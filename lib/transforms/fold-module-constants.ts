@@ -88,7 +88,9 @@ function splitTupleOutputs(g: Graph): number {
       const parts = n.blocks.map((blk) => g.withInsertPoint(blk, () => {
         // A branch that returns early yields prim::Uninitialized for the tuple; unpacking it
         // would fail at run time, so that branch yields an uninitialized value per element.
-        if (blk.outputs[i].node?.kind === 'prim::Uninitialized') return elems.map((t) => g.createNode('prim::Uninitialized', [], [t]).output);
+        if (blk.outputs[i].node?.kind === 'prim::Uninitialized') {
+          return elems.map((t) => g.createNode('prim::Uninitialized', [], [t]).output);
+        }
         return g.createNode('prim::TupleUnpack', [blk.outputs[i]], elems).outputs;
       }));
       const news = elems.map((t, k) => {
@@ -192,7 +194,8 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
             report.opsFolded++;
             changed = true;
           }
-        } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct' && typeof scalarOf(n.inputs[1])?.value === 'bigint') {
+        } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct'
+          && typeof scalarOf(n.inputs[1])?.value === 'bigint') {
           n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(scalarOf(n.inputs[1])!.value)]);
           n.destroy();
           report.opsFolded++;

@@ -72,7 +72,8 @@ export function inlineModuleCalls(graph: Graph, fetch: FetchMethodGraph,
     if (!calls.length) break;
     for (const call of calls) {
       const frame: ScopeFrame = { path: call.path, cls: call.cls, method: call.method };
-      inlineCall(call.node, Graph.fromData(fetch(call.path, call.method)), call.node.inputs, [...(call.node.scope ?? []), frame], call.path);
+      inlineCall(call.node, Graph.fromData(fetch(call.path, call.method)), call.node.inputs, [...(call.node.scope ?? []), frame],
+        call.path);
       inlinedCalls++;
     }
   }

@@ -42,9 +42,12 @@ export function functionGraphs(module: Module): (qualifiedName: string) => Graph
 
 export function exportView(module: Module, view: ViewName, method = 'forward'): ModelView {
   if (view !== 'standard' && view !== 'inlined') {
-    throw new TorchGraphError('ERR_INVALID_ARG', `exportView: view must be 'standard' or 'inlined', got ${typeof view === 'string' ? JSON.stringify(view) : typeof view}`);
+    const got = typeof view === 'string' ? JSON.stringify(view) : typeof view;
+    throw new TorchGraphError('ERR_INVALID_ARG', `exportView: view must be 'standard' or 'inlined', got ${got}`);
   }
-  if (typeof method !== 'string' || method === '') throw new TorchGraphError('ERR_INVALID_ARG', 'exportView: method must be a non-empty string');
+  if (typeof method !== 'string' || method === '') {
+    throw new TorchGraphError('ERR_INVALID_ARG', 'exportView: method must be a non-empty string');
+  }
   const t0 = performance.now();
   const graphOf = methodGraphs(module);
   let graph: Graph;

@@ -68,7 +68,8 @@ export function packedSplit(linear: Node): PackedSplit | undefined {
   const selects: PackedSplit['selects'] = [];
   for (const u of pieced.uses) {
     const s = u.node;
-    const index = s.kind === 'aten::select' && u.index === 0 && dimOf(intArg(s, 'dim'), rank + 1) === 0 ? dimOf(intArg(s, 'index'), pieces) : undefined;
+    const isRowSelect = s.kind === 'aten::select' && u.index === 0 && dimOf(intArg(s, 'dim'), rank + 1) === 0;
+    const index = isRowSelect ? dimOf(intArg(s, 'index'), pieces) : undefined;
     if (index === undefined || index < 0 || index >= pieces) return undefined;
     selects.push({ node: s, index });
   }
@@ -95,8 +96,9 @@ function rewrite(g: Graph, { linear, width, selects, dead }: PackedSplit): void 
   const opts = { scope: linear.scope, source: linear.source };
   g.withInsertPoint(linear, () => {
     const rows = (t: Value, i: number): Value => {
-      const s = g.createNode('aten::slice', [t, g.insertConstant(0n), g.insertConstant(BigInt(i * width)), g.insertConstant(BigInt((i + 1) * width)), g.insertConstant(1n)],
-        [{ kind: 'Tensor' }], {}, opts).output;
+      const s = g.createNode('aten::slice', [
+        t, g.insertConstant(0n), g.insertConstant(BigInt(i * width)), g.insertConstant(BigInt((i + 1) * width)), g.insertConstant(1n),
+      ], [{ kind: 'Tensor' }], {}, opts).output;
       const info = tensorInfo(t);
       if (info && info.shape.length >= 1) {
         const shape = [width, ...info.shape.slice(1)];
@@ -106,7 +108,9 @@ function rewrite(g: Graph, { linear, width, selects, dead }: PackedSplit): void 
       return s;
     };
     for (const { node, index } of selects) {
-      const y = g.createNode('aten::linear', [x, rows(w, index), hasBias ? rows(b, index) : b], [{ kind: 'Tensor' }], {}, { ...opts, ...(linear.schema ? { schema: linear.schema } : {}) }).output;
+      const linearOpts = { ...opts, ...(linear.schema ? { schema: linear.schema } : {}) };
+      const y = g.createNode('aten::linear', [x, rows(w, index), hasBias ? rows(b, index) : b], [{ kind: 'Tensor' }], {},
+        linearOpts).output;
       const info = tensorInfo(node.output);
       if (info) setValueInfo(y, { ...info, strides: contiguousStrides(info.shape), storageBytes: info.bytes });
       node.output.replaceAllUsesWith(y);

@@ -22,7 +22,8 @@ export function takenBranch(n: Node): number | undefined {
 // Shapes given to a branch that did not run (untaken-branch-shapes.ts) are marked so, and are
 // no evidence that it ran.
 function hasRecordedTensors(b: Block): boolean {
-  return b.nodes().some((m) => (!m.meta.speculativeShapes && m.outputs.some((o) => o.type.kind === 'Tensor' && tensorInfo(o) !== undefined)) || m.blocks.some(hasRecordedTensors));
+  return b.nodes().some((m) => (!m.meta.speculativeShapes && m.outputs.some((o) => o.type.kind === 'Tensor' && tensorInfo(o) !== undefined))
+    || m.blocks.some(hasRecordedTensors));
 }
 
 /** Replace a prim::Loop by its body run once: iteration 0, the carried values' initial inputs. */

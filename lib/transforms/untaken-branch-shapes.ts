@@ -24,14 +24,18 @@ function blockNodes(b: Block): Node[] {
 }
 
 /** Give shapes to the untaken branches that hold a node `wanted` says needs them. */
-export async function shapeUntakenBranches(g: Graph, module: Module, inputs: readonly InputSpec[], wanted: (n: Node) => boolean): Promise<UntakenShapesReport> {
+export async function shapeUntakenBranches(
+  g: Graph, module: Module, inputs: readonly InputSpec[], wanted: (n: Node) => boolean,
+): Promise<UntakenShapesReport> {
   const targets: { node: Node; branch: number }[] = [];
   for (const n of g.allNodes()) {
     if (n.kind !== 'prim::If') continue;
     const taken = takenBranch(n);
     if (taken === undefined) continue;
     const other = 1 - taken;
-    if (blockNodes(n.blocks[other]).some((m) => wanted(m) && m.outputs.every((o) => !tensorInfo(o)))) targets.push({ node: n, branch: other });
+    if (blockNodes(n.blocks[other]).some((m) => wanted(m) && m.outputs.every((o) => !tensorInfo(o)))) {
+      targets.push({ node: n, branch: other });
+    }
   }
   if (!targets.length) return { forced: 0, values: 0 };
 

@@ -43,7 +43,9 @@ const COMMUTATIVE = new Set(['aten::mul', 'aten::add']);
 function scalarOf(v: Value): number | undefined {
   const c = constNumber(v);
   if (c !== undefined) return c;
-  const t = v.node?.isConstant ? v.node.attr('value') as { shape?: number[]; toTypedArray?: () => ArrayLike<number | bigint> } | undefined : undefined;
+  const t = v.node?.isConstant
+    ? v.node.attr('value') as { shape?: number[]; toTypedArray?: () => ArrayLike<number | bigint> } | undefined
+    : undefined;
   if (!t || typeof t.toTypedArray !== 'function' || !t.shape || t.shape.reduce((a, b) => a * b, 1) !== 1) return undefined;
   const x = t.toTypedArray()[0];
   return typeof x === 'bigint' ? Number(x) : x;

@@ -61,7 +61,10 @@ export class Graph {
 
   insertNode(n: Node): Node { return n.insertBefore(this.insertPointNode); }
 
-  /** A prim::Constant for a JS value: bigint -> int, number -> float, boolean -> bool, null -> None, arrays of bigint/number -> int[]/float[]. */
+  /**
+   * A prim::Constant for a JS value: bigint -> int, number -> float, boolean -> bool, null -> None,
+   * arrays of bigint/number -> int[]/float[].
+   */
   insertConstant(value: bigint | number | boolean | string | null | bigint[] | number[], opts: CreateNodeOptions = {}): Value {
     const make = (type: TypeData, attr?: AttrData) =>
       this.createNode('prim::Constant', [], [type], attr ? { value: attr } : {}, opts).output;

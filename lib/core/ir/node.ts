@@ -197,7 +197,10 @@ export class Node {
     return b;
   }
 
-  /** Place this node just before `other` (moving it if it is already in a block). `other` may be a block's returnNode: then this appends to that block. */
+  /**
+   * Place this node just before `other` (moving it if it is already in a block).
+   * `other` may be a block's returnNode: then this appends to that block.
+   */
   insertBefore(other: Node): this {
     const block = other._owningBlock;
     if (!block || !other._prev) throw new Error(`cannot insert before ${other.kind}: it is not in a block`);

@@ -35,13 +35,16 @@ const kinds = (...ks: string[]) => ks.map(op);
 export const CONV_KINDS = new Set([...kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
   'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d', 'mkldnn_convolution', 'cudnn_convolution', '_convolution_mode'),
 'mkldnn::_convolution_pointwise']);
-export const BATCHNORM_KINDS = new Set(kinds('batch_norm', '_batch_norm_impl_index', 'native_batch_norm', '_native_batch_norm_legit_no_training'));
-export const NORM_KINDS = new Set(kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm', 'rms_norm', '_fused_rms_norm'));
+export const BATCHNORM_KINDS = new Set(kinds('batch_norm', '_batch_norm_impl_index', 'native_batch_norm',
+  '_native_batch_norm_legit_no_training'));
+export const NORM_KINDS = new Set(kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm',
+  'rms_norm', '_fused_rms_norm'));
 export const SOFTMAX_KINDS = new Set(kinds('softmax', '_softmax', '_safe_softmax', 'log_softmax', '_log_softmax'));
 export const DROPOUT_KINDS = new Set(kinds('dropout', 'feature_dropout', 'alpha_dropout', 'feature_alpha_dropout', 'native_dropout',
   'dropout_', 'feature_dropout_', 'alpha_dropout_'));
 /** Opaque ops that contain the Q/K/V projections as well as the core: PyTorch's fast paths. */
-export const PROJECTING_ATTENTION_KINDS: ReadonlySet<string> = new Set(kinds('_native_multi_head_attention', '_transformer_encoder_layer_fwd'));
+export const PROJECTING_ATTENTION_KINDS: ReadonlySet<string> = new Set(kinds('_native_multi_head_attention',
+  '_transformer_encoder_layer_fwd'));
 /** The attention ops the decomposition writes out (transforms/decompose-attention.ts): the fast paths and SDPA. */
 export const DECOMPOSED_ATTENTION_KINDS: ReadonlySet<string> = new Set([...PROJECTING_ATTENTION_KINDS, op('scaled_dot_product_attention')]);
 /** Every attention op (the 'attention' class): those, and the SDPA backends a traced or exported graph may call. */
