@@ -81,8 +81,13 @@ export interface RunCaseOptions {
   optimized?: boolean;
 }
 
-/** The optimized model of a second load of the file, as a runner timed next to the others, and its max abs diff from the original's output. */
-async function optimizedRunner(c: BenchCase, device: string, inputs: Tensor[], reference: Module): Promise<{ runner: ExternalRunner; maxAbsDiff: number | null; dispose(): void }> {
+/**
+ * The optimized model of a second load of the file, as a runner timed next to the others, and its
+ * max abs diff from the original's output.
+ */
+async function optimizedRunner(
+  c: BenchCase, device: string, inputs: Tensor[], reference: Module,
+): Promise<{ runner: ExternalRunner; maxAbsDiff: number | null; dispose(): void }> {
   const o = await optimize(await loadModel(c.file, { device }), c.inputs);
   try {
     const moved = inputs.map((t) => (t.device === device ? t : t.to(device)));
@@ -113,7 +118,9 @@ export const ABLATABLE_LOWERINGS: readonly LoweringName[] = LOWERINGS.map((l) =>
 export type AblatableLowering = LoweringName;
 
 /** The fused graph built again with each lowering in `names` off, as runners timed next to the others. */
-async function ablationRunners(module: Module, c: BenchCase, opts: RunCaseOptions, inputs: Tensor[]): Promise<{ runners: ExternalRunner[]; dispose(): void }> {
+async function ablationRunners(
+  module: Module, c: BenchCase, opts: RunCaseOptions, inputs: Tensor[],
+): Promise<{ runners: ExternalRunner[]; dispose(): void }> {
   const built: NativeGraph[] = [];
   const args = module._resolveInputs(inputs.map((t) => nativeOf(module.device === t.device ? t : t.to(module.device))));
   try {
@@ -148,7 +155,8 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
     if (opts.optimized ?? module.device === 'cpu') optimized = await optimizedRunner(c, module.device, inputs, module);
     const prepared = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition });
     const comparison = await compareGraphs(module, { unfused: prepared.decomposed, fused: prepared.fused }, inputs, {
-      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(), external: [...(opts.external ?? []), ...(optimized ? [optimized.runner] : []), ...ablation.runners],
+      warmup: c.warmup ?? 2, repetitions: c.repetitions ?? 5, onRun: () => opts.onRun?.(),
+      external: [...(opts.external ?? []), ...(optimized ? [optimized.runner] : []), ...ablation.runners],
     });
     // Addon overhead: the same forward timed from JS and inside C++.
     const wall: number[] = [];
@@ -187,9 +195,12 @@ export function evaluateTargets(cases: BenchCaseResult[]): BenchTarget[] {
   const vit = byName.get('vit_b_16 batch 1');
   if (vit) {
     const r = vit.comparison.runs;
-    ratio('ViT-B/16 b1: fused time / original', 1.0, r.fused.medianMs / r.original.medianMs, `${r.fused.medianMs.toFixed(1)} ms vs ${r.original.medianMs.toFixed(1)} ms`);
-    ratio('ViT-B/16 b1: unfused time / original', 1.15, r.unfused.medianMs / r.original.medianMs, `${r.unfused.medianMs.toFixed(1)} ms vs ${r.original.medianMs.toFixed(1)} ms`);
-    ratio('ViT-B/16 b1: fused peak / original peak', 1.0, r.fused.peakBytes / r.original.peakBytes, `${r.fused.peakBytes} B vs ${r.original.peakBytes} B`);
+    ratio('ViT-B/16 b1: fused time / original', 1.0, r.fused.medianMs / r.original.medianMs,
+      `${r.fused.medianMs.toFixed(1)} ms vs ${r.original.medianMs.toFixed(1)} ms`);
+    ratio('ViT-B/16 b1: unfused time / original', 1.15, r.unfused.medianMs / r.original.medianMs,
+      `${r.unfused.medianMs.toFixed(1)} ms vs ${r.original.medianMs.toFixed(1)} ms`);
+    ratio('ViT-B/16 b1: fused peak / original peak', 1.0, r.fused.peakBytes / r.original.peakBytes,
+      `${r.fused.peakBytes} B vs ${r.original.peakBytes} B`);
   }
   // The (L, S) score matrix is what fusion removes; in a whole MHA block the projections'
   // outputs (q, k, v, output: 4 x L x E floats) stay, so the block is reported next to the core.
@@ -197,7 +208,8 @@ export function evaluateTargets(cases: BenchCaseResult[]): BenchTarget[] {
     const attn = byName.get(name);
     if (!attn) continue;
     const r = attn.comparison.runs;
-    ratio(`${name}: fused peak / unfused peak`, 0.05, r.fused.peakBytes / r.unfused.peakBytes, `${MiB(r.fused.peakBytes)} MiB vs ${MiB(r.unfused.peakBytes)} MiB`);
+    ratio(`${name}: fused peak / unfused peak`, 0.05, r.fused.peakBytes / r.unfused.peakBytes,
+      `${MiB(r.fused.peakBytes)} MiB vs ${MiB(r.unfused.peakBytes)} MiB`);
   }
   const demo = byName.get('mha_demo');
   if (demo) {
@@ -225,8 +237,9 @@ function anchorColumns(report: BenchReport): { head: string[]; cells(c: BenchCas
       const optimized = c.comparison.external?.optimized?.medianMs;
       const rate = c.flops / (fused / 1000) / 1e9;
       const diff = c.optimizedMaxAbsDiff;
+      const diffCell = diff === undefined || diff === null ? 'n/a' : diff.toExponential(1);
       return [
-        ...(withOptimized ? [ratio(optimized, c.comparison.runs.original.medianMs), diff === undefined || diff === null ? 'n/a' : diff.toExponential(1)] : []),
+        ...(withOptimized ? [ratio(optimized, c.comparison.runs.original.medianMs), diffCell] : []),
         ...modes.map((m) => ratio(fused, c.comparison.external?.[m]?.medianMs)),
         ...(withOptimized ? modes.map((m) => ratio(optimized, c.comparison.external?.[m]?.medianMs)) : []),
         `${rate.toFixed(0)}${peak ? ` (${((100 * rate) / peak).toFixed(0)}%)` : ''}`,
@@ -237,7 +250,10 @@ function anchorColumns(report: BenchReport): { head: string[]; cells(c: BenchCas
 
 export function formatBenchTable(report: BenchReport): string {
   const anchors = anchorColumns(report);
-  const rows: string[][] = [['case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB', 'diff unfused', 'diff fused', 'cores -> SDPA', ...anchors.head]];
+  const rows: string[][] = [[
+    'case', 'original ms', 'unfused x', 'fused x', 'peak orig MiB', 'peak unfused MiB', 'peak fused MiB',
+    'diff unfused', 'diff fused', 'cores -> SDPA', ...anchors.head,
+  ]];
   for (const c of report.cases) {
     const r = c.comparison.runs;
     rows.push([
@@ -256,13 +272,18 @@ export function formatBenchTable(report: BenchReport): string {
   const line = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
   for (const c of report.cases) {
-    if (c.comparison.slowerOps) out.push(`${c.name}: every fused run was slower than every original run; profiled, the time grew most in: ${describeSlowerOps(c.comparison.slowerOps)}`, '');
+    if (!c.comparison.slowerOps) continue;
+    out.push(`${c.name}: every fused run was slower than every original run; `
+      + `profiled, the time grew most in: ${describeSlowerOps(c.comparison.slowerOps)}`, '');
   }
   out.push('targets (medians, same process):');
-  for (const t of report.targets) out.push(`  ${t.passed ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(3)} (limit ${t.limit}) ${t.detail}`);
+  for (const t of report.targets) {
+    out.push(`  ${t.passed ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(3)} (limit ${t.limit}) ${t.detail}`);
+  }
   if (report.gemmGflops) out.push(`machine peak: float32 GEMM 2048x2048 at ${report.gemmGflops.toFixed(0)} GFLOP/s (same run)`);
   const cpu = report.environment.cpuModel ? ` (${report.environment.cpuModel})` : '';
-  out.push(`device ${report.environment.device}, torch ${report.environment.torchVersion}, ${report.environment.cpus} CPUs${cpu}, node ${report.environment.node}`);
+  const env = report.environment;
+  out.push(`device ${env.device}, torch ${env.torchVersion}, ${env.cpus} CPUs${cpu}, node ${env.node}`);
   if (!report.gemmGflops) out.push('machine peak: not measured (`--anchors` measures a float32 GEMM in the resolved Python torch)');
   return out.join('\n');
 }

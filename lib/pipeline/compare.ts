@@ -99,7 +99,9 @@ export function maxAbsDiff(a: Tensor[], b: Tensor[]): number | null {
   return worst;
 }
 
-export async function compareGraphs(module: Module, graphs: { unfused: Graph; fused: Graph }, inputs: Tensor[], options: CompareOptions = {}): Promise<Comparison> {
+export async function compareGraphs(
+  module: Module, graphs: { unfused: Graph; fused: Graph }, inputs: Tensor[], options: CompareOptions = {},
+): Promise<Comparison> {
   const warmup = options.warmup ?? 2;
   const reps = options.repetitions ?? 5;
   const h = module._native;
@@ -163,7 +165,9 @@ export async function compareGraphs(module: Module, graphs: { unfused: Graph; fu
     };
     const runs = { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') };
     // Slower beyond the runs' own spread: profile where the time goes while the graphs are built.
-    const slower = runs.fused.minMs > runs.original.maxMs ? await slowerOps({ unfused: built[0], fused: built[1] }, graphs.fused, args) : undefined;
+    const slower = runs.fused.minMs > runs.original.maxMs
+      ? await slowerOps({ unfused: built[0], fused: built[1] }, graphs.fused, args)
+      : undefined;
     const result: Comparison = {
       device,
       runs,

@@ -24,7 +24,9 @@ export function estimateAgreement(what: string, estimated: number, measured: num
 }
 
 /** The check for the unfused and fused graphs. */
-export function estimateVsMeasuredCheck(estimated: { unfused: number; fused: number }, measured: { unfused: number; fused: number }): ReportCheck {
+export function estimateVsMeasuredCheck(
+  estimated: { unfused: number; fused: number }, measured: { unfused: number; fused: number },
+): ReportCheck {
   const u = estimateAgreement('unfused', estimated.unfused, measured.unfused);
   const f = estimateAgreement('fused', estimated.fused, measured.fused);
   return {

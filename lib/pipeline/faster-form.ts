@@ -10,6 +10,7 @@ import { flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor
 import { randomTensor } from '../torchscript/random';
 import { warmUp } from './warm-up';
 import { median } from './median';
+import type { NativeRunResult } from '../torchscript/binding';
 
 export interface FormChoice {
   /** The form optimize kept. */
@@ -26,20 +27,32 @@ export function chooseForm(rewritten: readonly number[], original: readonly numb
   const slower = Math.min(...rewritten) > Math.max(...original) && r > 1.05 * o;
   const times = `${r.toFixed(3)} ms against the original's ${o.toFixed(3)} ms (medians of ${rewritten.length} interleaved runs)`;
   return slower
-    ? { kept: 'original', rewrittenMs: r, originalMs: o, reason: `the rewritten graph ran slower: ${times}, every run slower; the original graph is kept` }
+    ? {
+        kept: 'original', rewrittenMs: r, originalMs: o,
+        reason: `the rewritten graph ran slower: ${times}, every run slower; the original graph is kept`,
+      }
     : { kept: 'rewritten', rewrittenMs: r, originalMs: o, reason: `the rewritten graph ran ${times}` };
 }
 
+/** One timed run (inside libtorch): its outputs disposed, its time returned. */
+async function timedRun(run: () => Promise<NativeRunResult>): Promise<number> {
+  const r = await native(run);
+  flattenTensors(fromNativeValue(r.output)).forEach((t) => t.dispose());
+  return r.ms;
+}
+
 /** Time `rewritten` (built over `module`'s weights) against `module`'s own forward on seeded inputs like `specs`. */
-export async function timeAgainstOriginal(module: Module, rewritten: Graph, specs: readonly InputSpec[], repetitions = 5): Promise<FormChoice> {
+export async function timeAgainstOriginal(
+  module: Module, rewritten: Graph, specs: readonly InputSpec[], repetitions = 5,
+): Promise<FormChoice> {
   const inputs = specs.map((s, i) => randomTensor(s.shape, s.dtype, i));
   const moved = inputs.map((t) => (t.device === module.device ? t : t.to(module.device)));
   const args = module._resolveInputs(moved.map(nativeOf));
   const g = nativeSync(() => module._native.buildGraph(rewritten.toData()));
   try {
     const runs = [
-      async () => { const r = await native(() => module._native.run('forward', args)); flattenTensors(fromNativeValue(r.output)).forEach((t) => t.dispose()); return r.ms; },
-      async () => { const r = await native(() => g.run(args)); flattenTensors(fromNativeValue(r.output)).forEach((t) => t.dispose()); return r.ms; },
+      () => timedRun(() => module._native.run('forward', args)),
+      () => timedRun(() => g.run(args)),
     ];
     for (const run of runs) await warmUp(run, { min: 2, budgetMs: 5_000 });
     const times: number[][] = [[], []];

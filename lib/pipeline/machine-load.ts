@@ -36,5 +36,6 @@ export function machineLoad(loadAverage: number, samples: readonly (readonly num
   const reasons: string[] = [];
   if (loadAverage >= cores) reasons.push(`load average ${loadAverage.toFixed(1)} on ${cores} cores`);
   if (spread > 0.5) reasons.push(`runs of one graph spread over ${(spread * 100).toFixed(0)}% of their median`);
-  return { loadAverage, cores, spread, ...(reasons.length ? { warning: `the machine was busy (${reasons.join('; ')}): times may be off` } : {}) };
+  const warning = `the machine was busy (${reasons.join('; ')}): times may be off`;
+  return { loadAverage, cores, spread, ...(reasons.length ? { warning } : {}) };
 }

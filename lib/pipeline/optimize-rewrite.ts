@@ -72,11 +72,14 @@ export interface OptimizedMetadata {
 }
 
 /** `g`'s weights moved off `from` into a new flat module (ownWeights), wrapped with forward's arguments. */
-async function moveWeights(from: Module, g: Graph, signature: readonly ArgumentInfo[]): Promise<{ module: Module; weights: OwnedWeight[] }> {
+async function moveWeights(
+  from: Module, g: Graph, signature: readonly ArgumentInfo[],
+): Promise<{ module: Module; weights: OwnedWeight[] }> {
   const owned = await ownWeights(from._native, g);
   try {
     const handle = nativeSync(() => binding().createModule(ownedModuleSpec(owned.graph, owned.tensors, signature), from.device));
-    return { module: Module._fromNative(handle, from.path, signature.length ? signature : graphSignature(owned.graph)), weights: owned.weights };
+    const forward = signature.length ? signature : graphSignature(owned.graph);
+    return { module: Module._fromNative(handle, from.path, forward), weights: owned.weights };
   } finally {
     for (const t of owned.tensors.values()) t.dispose();
   }
@@ -107,12 +110,14 @@ export interface RewrittenModel {
   inPlace: boolean;
 }
 
-export const OTHER_SHAPES = (maxPlans: number) => 'a call with other shapes re-plans the run graph for them from the portable graph (shapes, ops on the prepacked weights, '
-  + `adds in place where an input dies at those shapes) in milliseconds; the ${maxPlans} most recent plans are kept; the prepacked weights serve every shape`;
+export const OTHER_SHAPES = (maxPlans: number) => 'a call with other shapes re-plans the run graph for them from the portable graph '
+  + '(shapes, ops on the prepacked weights, adds in place where an input dies at those shapes) in milliseconds; '
+  + `the ${maxPlans} most recent plans are kept; the prepacked weights serve every shape`;
 
 /** The portable rewrite: the fused graph (or, where it ran slower, the original's), or a saved file's graph as it is. */
 async function portableGraph(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, saved: OptimizedMetadata | null,
-  time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>): Promise<{ portable: Graph; lowering: LoweringReport; fromSaved: boolean; form?: FormChoice }> {
+  time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>,
+): Promise<{ portable: Graph; lowering: LoweringReport; fromSaved: boolean; form?: FormChoice }> {
   if (saved && typeof saved.torchgraph === 'string') {
     // Already rewritten by torchgraph: only the weights move and are prepacked again.
     return { portable: exportView(module, 'inlined').graph, lowering: nothingLowered(), fromSaved: true };
@@ -137,7 +142,9 @@ async function portableGraph(module: Module, inputs: readonly InputSpec[], optio
 }
 
 /** A fresh report of no portable lowering (the owned-module steps add to it). */
-const nothingLowered = (): LoweringReport => ({ attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 });
+const nothingLowered = (): LoweringReport => ({
+  attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0,
+});
 
 /**
  * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts). The module is
@@ -167,7 +174,9 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
   let ownedModule = owned.module;
   let weights = owned.weights;
   const on = (l: LoweringEntry) => l.onOwnedModule !== undefined && loweringOn(l.name, options, device);
-  const pass: OwnedPass = { module: ownedModule._native, portable, run: portable, packed: new Map(), lowering, partition: partitionForLowering };
+  const pass: OwnedPass = {
+    module: ownedModule._native, portable, run: portable, packed: new Map(), lowering, partition: partitionForLowering,
+  };
   try {
     if (!fromSaved) {
       // Portable steps on the owned module (batch norms folded one at a time); the new weights
@@ -180,7 +189,8 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
       if (moved) {
         const again = await time('own new weights', () => moveWeights(ownedModule, portable, signature));
         const first = new Map(weights.map((w) => [w.name, w.source]));
-        weights = again.weights.map((w) => ({ ...w, source: first.get(w.source) ?? (w.source === 'constant' ? 'computed by a lowering' : w.source) }));
+        const sourceOf = (s: string) => first.get(s) ?? (s === 'constant' ? 'computed by a lowering' : s);
+        weights = again.weights.map((w) => ({ ...w, source: sourceOf(w.source) }));
         ownedModule.dispose();
         ownedModule = again.module;
         pass.module = ownedModule._native;
@@ -205,7 +215,8 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
       packed: [...packed.values()], heldBytes: ownedModule.parameterBytes, originalBytes, otherShapes: OTHER_SHAPES(maxPlans), timings,
       ...(form ? { form } : {}),
     };
-    return { module: ownedModule, portable, run: pass.run, packed, signature, metadata, report, inPlace: loweringOn('inPlace', options, device) };
+    const inPlace = loweringOn('inPlace', options, device);
+    return { module: ownedModule, portable, run: pass.run, packed, signature, metadata, report, inPlace };
   } catch (e) {
     ownedModule.dispose();
     throw e;

@@ -38,7 +38,10 @@ interface SharedRewrite {
   inPlace: boolean;
 }
 
-type WorkerMessage = { kind: 'weights-moved' } | { kind: 'done'; rewrite: SharedRewrite } | { kind: 'error'; code: string; message: string };
+type WorkerMessage =
+  | { kind: 'weights-moved' }
+  | { kind: 'done'; rewrite: SharedRewrite }
+  | { kind: 'error'; code: string; message: string };
 
 const TENSOR = '$sharedTensor';
 
@@ -52,7 +55,9 @@ const WORKER_YOUNG_GENERATION_MB = 4;
 /** `data` with every native tensor replaced by a token another thread adopts. */
 function shareTensors(data: unknown): unknown {
   if (data === null || typeof data !== 'object') return data;
-  if (data instanceof (binding().Tensor as unknown as abstract new () => object)) return { [TENSOR]: binding().shareTensor(data as NativeTensor) };
+  if (data instanceof (binding().Tensor as unknown as abstract new () => object)) {
+    return { [TENSOR]: binding().shareTensor(data as NativeTensor) };
+  }
   if (Array.isArray(data)) return data.map(shareTensors);
   return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, shareTensors(v)]));
 }
@@ -88,7 +93,9 @@ function workerScript(): { file: string; execArgv: string[] } {
  * rewriteModel in a worker thread. `module` is shared with it, and disposed here when the worker
  * has moved its weights (as rewriteModel disposes it); before that a failure leaves it as it was.
  */
-export function rewriteInWorker(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number): Promise<RewrittenModel> {
+export function rewriteInWorker(
+  module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number,
+): Promise<RewrittenModel> {
   const token = module._native.share();
   const request: RewriteRequest = {
     torchgraphOptimize: true, token, path: module.path, signature: module._signature('forward').map((a) => ({ ...a })),
@@ -107,9 +114,13 @@ export function rewriteInWorker(module: Module, inputs: readonly InputSpec[], op
     };
     let worker: Worker;
     try {
-      worker = new Worker(file, { workerData: request, execArgv, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+      worker = new Worker(file, {
+        workerData: request, execArgv, stdout: false, stderr: false,
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      });
     } catch (e) {
-      fail(new TorchGraphError('ERR_NATIVE', `optimize: the worker thread did not start (${(e as Error).message}); optimize(module, inputs, { worker: false }) rewrites on this thread`));
+      fail(new TorchGraphError('ERR_NATIVE', `optimize: the worker thread did not start (${(e as Error).message}); `
+        + 'optimize(module, inputs, { worker: false }) rewrites on this thread'));
       return;
     }
     worker.on('message', (m: WorkerMessage) => {
@@ -130,7 +141,8 @@ export function rewriteInWorker(module: Module, inputs: readonly InputSpec[], op
       }
     });
     worker.on('error', (e) => fail(fromNative(e)));
-    worker.on('exit', (code) => fail(new TorchGraphError('ERR_NATIVE', `optimize: the worker thread ended (exit code ${code}) before the rewrite finished`)));
+    worker.on('exit', (code) => fail(new TorchGraphError('ERR_NATIVE',
+      `optimize: the worker thread ended (exit code ${code}) before the rewrite finished`)));
   });
 }
 
@@ -138,7 +150,8 @@ function adoptRewrite(r: SharedRewrite): RewrittenModel {
   const module = Module._fromNative(binding().adopt(r.token) as NativeModule, r.path, r.signature);
   return {
     module, portable: Graph.fromData(adoptTensors(r.portable) as GraphData), run: Graph.fromData(adoptTensors(r.run) as GraphData),
-    packed: new Map(r.packed), signature: r.signature, metadata: r.metadata, report: adoptTensors(r.report) as OptimizeReport, inPlace: r.inPlace,
+    packed: new Map(r.packed), signature: r.signature, metadata: r.metadata,
+    report: adoptTensors(r.report) as OptimizeReport, inPlace: r.inPlace,
   };
 }
 
@@ -161,7 +174,8 @@ async function serveRewrite(port: NonNullable<typeof parentPort>, request: Rewri
   } catch (e) {
     module.dispose();
     const err = e as { code?: string; message?: string };
-    port.postMessage({ kind: 'error', code: typeof err.code === 'string' ? err.code : 'ERR_NATIVE', message: err.message ?? String(e) } satisfies WorkerMessage);
+    const code = typeof err.code === 'string' ? err.code : 'ERR_NATIVE';
+    port.postMessage({ kind: 'error', code, message: err.message ?? String(e) } satisfies WorkerMessage);
   }
 }
 

@@ -41,8 +41,8 @@ export class OptimizedModel {
   _lastRunMs = NaN;
 
   /** @internal Made by optimize(). */
-  constructor(module: Module, portable: Graph, runBase: Graph, packed: ReadonlyMap<string, PackedWeight>, signature: readonly ArgumentInfo[],
-    metadata: OptimizedMetadata, report: OptimizeReport, inPlace: boolean) {
+  constructor(module: Module, portable: Graph, runBase: Graph, packed: ReadonlyMap<string, PackedWeight>,
+    signature: readonly ArgumentInfo[], metadata: OptimizedMetadata, report: OptimizeReport, inPlace: boolean) {
     this.#module = module;
     this.#portable = portable;
     this.#packed = packed;
@@ -72,7 +72,11 @@ export class OptimizedModel {
       return nativeSync(() => this.#module._native.buildGraph(g.toData()));
     })();
     this.#plans.set(key, made);
-    made.then(() => { this.report.timings[`plan ${key}`] = performance.now() - t0; }, () => { if (this.#plans.get(key) === made) this.#plans.delete(key); });
+    made.then(() => {
+      this.report.timings[`plan ${key}`] = performance.now() - t0;
+    }, () => {
+      if (this.#plans.get(key) === made) this.#plans.delete(key);
+    });
     while (this.#plans.size > MAX_PLANS) {
       const [oldest, p] = this.#plans.entries().next().value as [string, Promise<NativeGraph>];
       this.#plans.delete(oldest);
@@ -109,12 +113,15 @@ export class OptimizedModel {
   async forward<T extends Value = Value>(...inputs: Value[] | [{ [name: string]: Value }]): Promise<T> {
     if (this.disposed) throw new TorchGraphError('ERR_DISPOSED', 'the optimized model was disposed');
     const v = inputs[0];
-    const named = inputs.length === 1 && v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Tensor) && Object.getPrototypeOf(v) === Object.prototype;
+    const named = inputs.length === 1 && v !== null && typeof v === 'object' && !Array.isArray(v)
+      && !(v instanceof Tensor) && Object.getPrototypeOf(v) === Object.prototype;
+    const nativeByName = () => Object.fromEntries(Object.entries(v as Record<string, Value>).map(([k, x]) => [k, toNativeValue(x)]));
     const args = named
-      ? resolveNamedArguments(this.#signature, Object.fromEntries(Object.entries(v as Record<string, Value>).map(([k, x]) => [k, toNativeValue(x)])))
+      ? resolveNamedArguments(this.#signature, nativeByName())
       : resolveArguments(this.#signature, (inputs as Value[]).map(toNativeValue));
     if (args.length > this.#signature.length) {
-      throw new TorchGraphError('ERR_INVALID_ARG', `forward takes ${this.#signature.length} inputs (${this.#signature.map((a) => a.name).join(', ')}), ${args.length} given`);
+      const names = this.#signature.map((a) => a.name).join(', ');
+      throw new TorchGraphError('ERR_INVALID_ARG', `forward takes ${this.#signature.length} inputs (${names}), ${args.length} given`);
     }
     this.#checkInputs(args);
     const key = planKey(args);
@@ -132,7 +139,7 @@ export class OptimizedModel {
   }
 
   #specsOf(args: readonly unknown[]): InputSpec[] {
-    return args.flatMap((a) => (a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a ? [{ shape: [...(a as NativeTensor).shape], dtype: (a as NativeTensor).dtype }] : []));
+    return args.flatMap((a) => (isTensorArg(a) ? [{ shape: [...a.shape], dtype: a.dtype }] : []));
   }
 
   #checkInputs(args: readonly unknown[]): void {
@@ -145,11 +152,16 @@ export class OptimizedModel {
       if (typeof a !== 'object' || a === null || !('dtype' in t) || !('shape' in t)) {
         throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} must be a Tensor (${spec.dtype}, rank ${spec.shape.length})`);
       }
-      if (t.dtype !== spec.dtype) throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} is ${t.dtype}, the model was optimized for ${spec.dtype}`);
-      if (t.shape.length !== spec.shape.length) {
-        throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} has rank ${t.shape.length} ([${t.shape.join(', ')}]), the model was optimized for rank ${spec.shape.length} ([${spec.shape.join(', ')}])`);
+      if (t.dtype !== spec.dtype) {
+        throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} is ${t.dtype}, the model was optimized for ${spec.dtype}`);
       }
-      if (t.device !== this.device) throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} is on ${t.device}, the model on ${this.device}`);
+      if (t.shape.length !== spec.shape.length) {
+        throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} has rank ${t.shape.length} ([${t.shape.join(', ')}]), `
+          + `the model was optimized for rank ${spec.shape.length} ([${spec.shape.join(', ')}])`);
+      }
+      if (t.device !== this.device) {
+        throw new TorchGraphError('ERR_INVALID_ARG', `forward: ${name} is on ${t.device}, the model on ${this.device}`);
+      }
     });
   }
 
@@ -162,7 +174,9 @@ export class OptimizedModel {
    */
   async save(path: string, options: { overwrite?: boolean } = {}): Promise<void> {
     if (this.disposed) throw new TorchGraphError('ERR_DISPOSED', 'the optimized model was disposed');
-    if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'save(path, options): options must be an object');
+    if (options === null || typeof options !== 'object') {
+      throw new TorchGraphError('ERR_INVALID_ARG', 'save(path, options): options must be an object');
+    }
     const file = checkTarget(path, options.overwrite === true);
     const program = file.endsWith('.pt2');
     const writer = program ? programWriter() : undefined;
@@ -206,9 +220,14 @@ export class OptimizedModel {
   }
 }
 
+/** Whether an argument is a tensor (anything with a shape and a dtype). */
+function isTensorArg(a: unknown): a is NativeTensor {
+  return a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a;
+}
+
 /** A plan's key: the tensor arguments' shapes and dtypes. */
 function planKey(args: readonly unknown[]): string {
-  return args.map((a) => (a !== null && typeof a === 'object' && 'shape' in a && 'dtype' in a ? `${(a as NativeTensor).shape.join('x')}:${(a as NativeTensor).dtype}` : typeof a)).join(',');
+  return args.map((a) => (isTensorArg(a) ? `${a.shape.join('x')}:${a.dtype}` : typeof a)).join(',');
 }
 
 /**
@@ -219,12 +238,18 @@ function planKey(args: readonly unknown[]): string {
  */
 export async function optimize(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions = {}): Promise<OptimizedModel> {
   if (!(module instanceof Module)) throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs): module must be a loaded Module');
-  if (!Array.isArray(inputs)) throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs): inputs must be an array of { shape, dtype } specs');
-  if (options === null || typeof options !== 'object') throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs, options): options must be an object');
+  if (!Array.isArray(inputs)) {
+    throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs): inputs must be an array of { shape, dtype } specs');
+  }
+  if (options === null || typeof options !== 'object') {
+    throw new TorchGraphError('ERR_INVALID_ARG', 'optimize(module, inputs, options): options must be an object');
+  }
   if (module.disposed) throw new TorchGraphError('ERR_DISPOSED', 'optimize: the module was disposed');
   module._checkInputShapes(inputs.map((s) => s?.shape));
   const t0 = performance.now();
-  const r = options.worker === false ? await rewriteModel(module, inputs, options, MAX_PLANS) : await rewriteInWorker(module, inputs, options, MAX_PLANS);
+  const r = options.worker === false
+    ? await rewriteModel(module, inputs, options, MAX_PLANS)
+    : await rewriteInWorker(module, inputs, options, MAX_PLANS);
   r.report.timings.rewrite = performance.now() - t0;
   const model = new OptimizedModel(r.module, r.portable, r.run, r.packed, r.signature, r.metadata, r.report, r.inPlace);
   try {

@@ -65,7 +65,10 @@ async function decomposeStage(model: Module, standard: Graph, inputs: Tensor[]):
       modules: { found: modules.size, decomposed: [...modules.values()].filter(Boolean).length },
     },
     attentions: [
-      ...report.decomposed.map((d) => ({ id: d.id, form: d.form, heads: d.numHeads, embedDim: d.embedDim, batchFirst: d.batchFirst, opsExposed: d.opsExposed, decomposed: true })),
+      ...report.decomposed.map((d) => ({
+        id: d.id, form: d.form, heads: d.numHeads, embedDim: d.embedDim, batchFirst: d.batchFirst,
+        opsExposed: d.opsExposed, decomposed: true,
+      })),
       ...report.skipped.map((s) => ({ id: s.node, form: s.form, opsExposed: 0, decomposed: false, reason: s.reason })),
     ],
   };
@@ -106,8 +109,12 @@ async function runStage(model: Module, graphs: { decomposed: Graph; fused: Graph
       loadAverage: cmp.load.loadAverage, cores: cmp.load.cores, spread: cmp.load.spread,
       ...(cmp.load.warning ? { warning: cmp.load.warning } : {}),
       // Slower beyond the runs' own spread: never left for the reader to spot.
-      ...(cmp.slowerOps ? { fusedSlower: `the fused graph ran slower than the original: median ${r.fused.medianMs.toFixed(3)} against ${r.original.medianMs.toFixed(3)} ms, `
-        + `every fused run slower than every original run. Profiled, the time grew most in: ${describeSlowerOps(cmp.slowerOps)}`, slowerOps: cmp.slowerOps } : {}),
+      ...(cmp.slowerOps ? {
+        fusedSlower: 'the fused graph ran slower than the original: '
+          + `median ${r.fused.medianMs.toFixed(3)} against ${r.original.medianMs.toFixed(3)} ms, `
+          + `every fused run slower than every original run. Profiled, the time grew most in: ${describeSlowerOps(cmp.slowerOps)}`,
+        slowerOps: cmp.slowerOps,
+      } : {}),
     },
     original: { peakBytes: r.original.peakBytes, medianMs: r.original.medianMs },
     unfused: { peakBytes: r.unfused.peakBytes, medianMs: r.unfused.medianMs, maxAbsDiff: r.unfused.maxAbsDiff },

@@ -74,7 +74,8 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
 export function estimatePeak(graph: Graph, device: string, mode: 'unfused' | 'fused'): MemoryEstimate {
   if (device !== 'cpu') return estimateMemory(inlineTakenBranches(graph).graph, { alignBytes: 512 });
   const threads = runtimeInfo().threads;
-  return estimateMemory(inlineTakenBranches(graph).graph, mode === 'fused' ? { threads, sdpaWorkspace: cpuFlashAttentionWorkspace(threads) } : { threads });
+  const options = mode === 'fused' ? { threads, sdpaWorkspace: cpuFlashAttentionWorkspace(threads) } : { threads };
+  return estimateMemory(inlineTakenBranches(graph).graph, options);
 }
 
 /**
@@ -99,14 +100,17 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport; est
     // Small feature maps: the pointwise kernels' scratchpads and the channels-last copies at the
     // region's exits can outweigh what they save; then the convolutions stay as they were.
     if (!convolutionsOff && lowering.convolutions?.some((c) => c.lowered)) {
-      convolutionsOff = `at these shapes the pointwise kernels (their per-thread scratchpad, the channels-last copies where values leave them) would raise the fused peak to ${est.peakBytes} B against the unfused ${unfused.peakBytes} B: the convolutions stay as they are`;
+      convolutionsOff = 'at these shapes the pointwise kernels (their per-thread scratchpad, '
+        + 'the channels-last copies where values leave them) '
+        + `would raise the fused peak to ${est.peakBytes} B against the unfused ${unfused.peakBytes} B: the convolutions stay as they are`;
       continue;
     }
     if (!lowering.attentionCores.some((c) => c.lowered)) return result;
     const atPeak = est.timeline[est.peakStep]?.nodes.map((n) => n.meta.fused as { kind: string; id: string } | undefined)
       .find((t) => t?.kind === 'attention_core' && !kept.has(t.id));
     if (!atPeak) return result;
-    kept.set(atPeak.id, `at these shapes SDPA (its output and per-thread workspace) is where the fused graph would peak, at ${est.peakBytes} B against the explicit core's ${unfused.peakBytes} B: the core stays explicit`);
+    kept.set(atPeak.id, 'at these shapes SDPA (its output and per-thread workspace) is where the fused graph would peak, '
+      + `at ${est.peakBytes} B against the explicit core's ${unfused.peakBytes} B: the core stays explicit`);
   }
 }
 
@@ -115,8 +119,8 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport; est
  * (lib/fusion/lowerings.ts), the partitioner's groups lowered between the 'weights' and 'groups'
  * stages (cores in `kept` stay explicit), shapes propagated.
  */
-async function lowerOnCopy(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions, kept: ReadonlyMap<string, string>,
-  convolutionsOff?: string):
+async function lowerOnCopy(module: Module, decomposed: Graph, inputs: readonly InputSpec[], options: FuseOptions,
+  kept: ReadonlyMap<string, string>, convolutionsOff?: string):
 Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   const graph = decomposed.clone();
   // One spelling per pattern before matching: same-dtype casts, eval dropout, softmax's dtype.
@@ -158,7 +162,8 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
 
 /** Bytes of the tensor constants `fused` holds that `decomposed` does not (concatenated, folded, prepacked weights). */
 function heldBytes(fused: Graph, decomposed: Graph): number {
-  const tensorsOf = (g: Graph) => g.allNodes().filter((n) => n.isConstant).map((n) => n.attr('value')).filter((t): t is TensorHandleLike => typeof t === 'object' && t !== null && 'shape' in t);
+  const isTensor = (t: unknown): t is TensorHandleLike => typeof t === 'object' && t !== null && 'shape' in t;
+  const tensorsOf = (g: Graph) => g.allNodes().filter((n) => n.isConstant).map((n) => n.attr('value')).filter(isTensor);
   const own = new Set(tensorsOf(decomposed));
   return [...new Set(tensorsOf(fused))].filter((t) => !own.has(t)).reduce((sum, t) => sum + ((t as { nbytes?: number }).nbytes ?? 0), 0);
 }

@@ -11,12 +11,19 @@ import { ownedModuleSpec } from '../fusion/own-weights';
 
 /** Checks `file` can be written: a non-empty path in an existing folder, not an existing file unless `overwrite`. */
 export function checkTarget(file: unknown, overwrite: boolean, what = 'save(path)'): string {
-  if (typeof file !== 'string' || file.length === 0 || file.includes('\0')) throw new TorchGraphError('ERR_INVALID_ARG', `${what}: path must be a non-empty string`);
+  if (typeof file !== 'string' || file.length === 0 || file.includes('\0')) {
+    throw new TorchGraphError('ERR_INVALID_ARG', `${what}: path must be a non-empty string`);
+  }
   const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TorchGraphError('ERR_INVALID_ARG', `${what}: the folder ${dir} does not exist`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new TorchGraphError('ERR_INVALID_ARG', `${what}: the folder ${dir} does not exist`);
+  }
   if (fs.existsSync(file)) {
     if (fs.statSync(file).isDirectory()) throw new TorchGraphError('ERR_INVALID_ARG', `${what}: ${file} is a directory`);
-    if (!overwrite) throw new TorchGraphError('ERR_INVALID_ARG', `${what}: ${file} exists (pass { overwrite: true }, or --force on the command line, to replace it)`);
+    if (!overwrite) {
+      throw new TorchGraphError('ERR_INVALID_ARG',
+        `${what}: ${file} exists (pass { overwrite: true }, or --force on the command line, to replace it)`);
+    }
   }
   return path.resolve(file);
 }
@@ -37,9 +44,12 @@ export async function writeBeside(file: string, write: (tmp: string) => Promise<
   }
 }
 
-/** `graph` (reading `tensors` as attributes of the flat module) saved as TorchScript at `file`, with `metadata` as torchgraph.json. */
-export async function saveTorchScript(file: string, graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, metadata: unknown, device: string,
-  signature?: readonly ArgumentInfo[]): Promise<void> {
+/**
+ * `graph` (reading `tensors` as attributes of the flat module) saved as TorchScript at `file`,
+ * with `metadata` as torchgraph.json.
+ */
+export async function saveTorchScript(file: string, graph: Graph, tensors: ReadonlyMap<string, NativeTensor>, metadata: unknown,
+  device: string, signature?: readonly ArgumentInfo[]): Promise<void> {
   const m = nativeSync(() => binding().createModule(ownedModuleSpec(graph, tensors, signature), device));
   try {
     await writeBeside(file, (tmp) => native(() => m.save(tmp, JSON.stringify(metadata))));
@@ -49,7 +59,9 @@ export async function saveTorchScript(file: string, graph: Graph, tensors: Reado
 }
 
 /** Writes a torch.export program at `out` from the TorchScript file `ts` (sample inputs of `specs`), with `metadata` beside the program. */
-export type ProgramWriter = (ts: string, out: string, specs: readonly { shape: number[]; dtype: string }[], metadata: string) => Promise<void>;
+export type ProgramWriter = (
+  ts: string, out: string, specs: readonly { shape: number[]; dtype: string }[], metadata: string,
+) => Promise<void>;
 
 let writer: ProgramWriter | undefined;
 
@@ -57,6 +69,9 @@ let writer: ProgramWriter | undefined;
 export function setProgramWriter(w: ProgramWriter): void { writer = w; }
 
 export function programWriter(): ProgramWriter {
-  if (!writer) throw new TorchGraphError('ERR_INVALID_ARG', 'saving a .pt2 needs the Python torch writer, which the package entry point (torchgraph) sets up: import optimize from \'torchgraph\'');
+  if (!writer) {
+    throw new TorchGraphError('ERR_INVALID_ARG', 'saving a .pt2 needs the Python torch writer, '
+      + 'which the package entry point (torchgraph) sets up: import optimize from \'torchgraph\'');
+  }
   return writer;
 }

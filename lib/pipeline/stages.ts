@@ -113,7 +113,9 @@ export interface ValidationOptions {
 export const DEFAULT_TOLERANCE = 1e-4;
 
 export function diffCheck(name: string, what: string, diff: number | null, tolerance: number): ReportCheck {
-  if (diff === null || Number.isNaN(diff)) return { name, passed: false, detail: `${what}: outputs could not be compared (shape, dtype or NaN)` };
+  if (diff === null || Number.isNaN(diff)) {
+    return { name, passed: false, detail: `${what}: outputs could not be compared (shape, dtype or NaN)` };
+  }
   const passed = diff <= tolerance;
   return { name, passed, detail: `${what}: max abs diff ${formatDiff(diff)} ${passed ? '<=' : '>'} ${tolerance}` };
 }
@@ -136,6 +138,22 @@ export function estimateCheck(estimated: PartitionStage['estimatedPeakBytes'], r
 
 /** NaN (not comparable) becomes null, as in the JSON contract. */
 const comparable = (d: number | null): number | null => (d === null || Number.isNaN(d) ? null : d);
+
+/** The report's runs: the measured peaks and times, next to the estimated peaks. */
+function reportRuns(run: RunStage, estimated: PartitionStage['estimatedPeakBytes']): ValidationReport['runs'] {
+  return {
+    original: { peakBytes: run.original.peakBytes, medianMs: run.original.medianMs,
+      ...(estimated.original !== undefined ? { estimatedPeakBytes: estimated.original } : {}) },
+    unfused: {
+      peakBytes: run.unfused.peakBytes, estimatedPeakBytes: estimated.unfused,
+      medianMs: run.unfused.medianMs, maxAbsDiff: comparable(run.unfused.maxAbsDiff),
+    },
+    fused: {
+      peakBytes: run.fused.peakBytes, estimatedPeakBytes: estimated.fused,
+      medianMs: run.fused.medianMs, maxAbsDiff: comparable(run.fused.maxAbsDiff),
+    },
+  };
+}
 
 async function timed<T>(timings: Record<string, number>, stage: string, f: () => T | Promise<T>): Promise<T> {
   const t0 = performance.now();
@@ -168,7 +186,8 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
     log('partitioning and fusing');
     const part = await timed(timings, 'partition', () => pipeline.partition(model, dec.graph, dec, opts.inputs));
     log(`running original, unfused and fused on ${opts.device}`);
-    const run = await timed(timings, 'run', () => pipeline.run(model, { standard: std.graph, decomposed: dec.graph, fused: part.graph }, opts.inputs,
+    const run = await timed(timings, 'run', () => pipeline.run(model,
+      { standard: std.graph, decomposed: dec.graph, fused: part.graph }, opts.inputs,
       { device: opts.device, seed: opts.seed, log: opts.log }));
     timings.total = Math.round((performance.now() - t0) * 100) / 100;
 
@@ -205,12 +224,7 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
       model: opts.model,
       attention: dec.attention,
       graphs: { standard, decomposed, fused },
-      runs: {
-        original: { peakBytes: run.original.peakBytes, medianMs: run.original.medianMs,
-          ...(part.estimatedPeakBytes.original !== undefined ? { estimatedPeakBytes: part.estimatedPeakBytes.original } : {}) },
-        unfused: { peakBytes: run.unfused.peakBytes, estimatedPeakBytes: part.estimatedPeakBytes.unfused, medianMs: run.unfused.medianMs, maxAbsDiff: comparable(run.unfused.maxAbsDiff) },
-        fused: { peakBytes: run.fused.peakBytes, estimatedPeakBytes: part.estimatedPeakBytes.fused, medianMs: run.fused.medianMs, maxAbsDiff: comparable(run.fused.maxAbsDiff) },
-      },
+      runs: reportRuns(run, part.estimatedPeakBytes),
       passed: checks.every((c) => c.passed),
       tolerance,
       checks,

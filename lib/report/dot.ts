@@ -56,11 +56,15 @@ export function graphToDot(g: Graph, opts: DotOptions = {}): string {
       if (key !== undefined) clusters.set(key, [...(clusters.get(key) ?? []), id]);
       n.outputs.forEach((o) => valueSource.set(o, id));
       const outs = n.outputs.map((o) => `%${o.debugName} : ${opts.typeOf?.(o) ?? typeToString(o.type, { tensorDetails: true })}`);
-      const attrs = Object.entries(n.attrs).filter(([k]) => !(n.kind === 'prim::CallMethod' && k === 'name' && opKind(n) !== n.kind)).map(([k, a]) => `${k}=${formatAttr(a)}`);
+      // A call drawn as its method's kind does not repeat the method's name as an attribute.
+      const shown = ([k]: [string, unknown]) => !(n.kind === 'prim::CallMethod' && k === 'name' && opKind(n) !== n.kind);
+      const attrs = Object.entries(n.attrs).filter(shown).map(([k, a]) => `${k}=${formatAttr(a)}`);
       const note = opts.noteOf?.(n);
-      const label = [opKind(n), ...attrs.map((a) => (a.length > 40 ? a.slice(0, 39) + '…' : a)), ...outs.slice(0, 3), ...(note ? [note] : [])].join('\n');
+      const shortAttrs = attrs.map((a) => (a.length > 40 ? a.slice(0, 39) + '…' : a));
+      const label = [opKind(n), ...shortAttrs, ...outs.slice(0, 3), ...(note ? [note] : [])].join('\n');
       const fill = opts.fillOf?.(n);
-      const tip = [n.describe(), n.modulePath ? `module ${n.modulePath}` : '', (opts.sourceOf ? opts.sourceOf(n) : n.source) ?? ''].filter(Boolean).join('\n');
+      const source = (opts.sourceOf ? opts.sourceOf(n) : n.source) ?? '';
+      const tip = [n.describe(), n.modulePath ? `module ${n.modulePath}` : '', source].filter(Boolean).join('\n');
       lines.push(`${indent}${id} [label=${dotString(label)}, tooltip=${dotString(tip)}${fill ? `, fillcolor=${dotString(fill)}` : ''}];`);
       n.blocks.forEach((sb, k) => {
         lines.push(`${indent}subgraph ${dotString(`cluster_${id}_b${k}`)} {`);
@@ -71,11 +75,13 @@ export function graphToDot(g: Graph, opts: DotOptions = {}): string {
       });
     }
     for (const [key, members] of clusters) {
-      lines.push(`${indent}subgraph ${dotString(`cluster_group_${key}`)} { label=${dotString(key)}; style=rounded; color="#8a6d3b"; ${members.join('; ')}; }`);
+      lines.push(`${indent}subgraph ${dotString(`cluster_group_${key}`)} { `
+        + `label=${dotString(key)}; style=rounded; color="#8a6d3b"; ${members.join('; ')}; }`);
     }
   };
   declare(g.block, '  ');
-  lines.push(`  out [label=${dotString(`return\n${g.outputs.map((v) => `%${v.debugName}`).join(', ')}`)}, shape=ellipse, fillcolor="#e8f1fb"];`);
+  const returned = g.outputs.map((v) => `%${v.debugName}`).join(', ');
+  lines.push(`  out [label=${dotString(`return\n${returned}`)}, shape=ellipse, fillcolor="#e8f1fb"];`);
 
   const seen = new Set<string>();
   const edge = (from: string | undefined, to: string, style = '') => {

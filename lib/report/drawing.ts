@@ -115,7 +115,10 @@ function drawnNodes(g: Graph, top: Node[], visible: number[], lo: number, hi: nu
   if (lo > 0) {
     const ps = Array.from({ length: lo }, (_, p) => p);
     const k = countAttention(ps);
-    nodes.push({ id: 'before', label: `… ${lo} nodes`, kind: 'summary', title: `${lo} nodes before this window${k ? `, ${k} attention region(s)` : ''}` });
+    nodes.push({
+      id: 'before', label: `… ${lo} nodes`, kind: 'summary',
+      title: `${lo} nodes before this window${k ? `, ${k} attention region(s)` : ''}`,
+    });
   }
   for (let p = lo; p < hi; p++) {
     const i = visible[p];
@@ -134,7 +137,10 @@ function drawnNodes(g: Graph, top: Node[], visible: number[], lo: number, hi: nu
   if (hi < visible.length) {
     const ps = Array.from({ length: visible.length - hi }, (_, k) => hi + k);
     const k = countAttention(ps);
-    nodes.push({ id: 'after', label: `… ${visible.length - hi} nodes`, kind: 'summary', title: `${visible.length - hi} nodes after this window${k ? `, ${k} attention region(s)` : ''}` });
+    nodes.push({
+      id: 'after', label: `… ${visible.length - hi} nodes`, kind: 'summary',
+      title: `${visible.length - hi} nodes after this window${k ? `, ${k} attention region(s)` : ''}`,
+    });
   }
   nodes.push({ id: 'out', label: 'output', kind: 'output', title: g.outputs.map(valueTitle).join('\n') });
   return { nodes, inputId };
@@ -166,7 +172,13 @@ function dataEdges(g: Graph, top: Node[], topIndex: Map<Node, number>, inputId: 
     const to = drawnId(i);
     if (!to) return;
     const uses: Value[] = [];
-    const collect = (m: Node) => { uses.push(...m.inputs); m.blocks.forEach((b) => { b.nodes().forEach(collect); uses.push(...b.outputs); }); };
+    const collect = (m: Node) => {
+      uses.push(...m.inputs);
+      m.blocks.forEach((b) => {
+        b.nodes().forEach(collect);
+        uses.push(...b.outputs);
+      });
+    };
     collect(n);
     for (const v of uses) edge(source(v), to);
   });

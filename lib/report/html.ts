@@ -77,11 +77,14 @@ export function layoutDrawing(d: GraphDrawing): Laid {
     // the first place where it overlaps no node.
     const text = regionLabel(a);
     const tw = 6.6 * text.length;
-    const boxes = d.nodes.map((n) => g.node(n.id)).map((p) => ({ x0: p.x - p.width / 2, x1: p.x + p.width / 2, y0: p.y - NODE_H / 2, y1: p.y + NODE_H / 2 }));
+    const boxes = d.nodes.map((n) => g.node(n.id)).map((p) => ({
+      x0: p.x - p.width / 2, x1: p.x + p.width / 2, y0: p.y - NODE_H / 2, y1: p.y + NODE_H / 2,
+    }));
     const free = (x0: number, y0: number) => !boxes.some((b) => b.x0 < x0 + tw && b.x1 > x0 && b.y0 < y0 + 14 && b.y1 > y0);
     const spots: [number, number][] = [[x + 8, y + 3], [x + c.width - tw - 8, y + 3], [x + 8, y - 16]];
     const [lx, ly] = spots.find(([sx, sy]) => free(sx, sy)) ?? spots[0];
-    parts.push(`<g class="region" data-attention="${escapeHtml(a)}"><rect x="${r1(x)}" y="${r1(y)}" width="${r1(c.width)}" height="${r1(c.height)}" rx="8"/>` +
+    parts.push(`<g class="region" data-attention="${escapeHtml(a)}">` +
+      `<rect x="${r1(x)}" y="${r1(y)}" width="${r1(c.width)}" height="${r1(c.height)}" rx="8"/>` +
       `<text x="${r1(lx)}" y="${r1(ly + 11)}">${escapeHtml(text)}</text></g>`);
   });
   for (const e of g.edges()) {
@@ -95,29 +98,46 @@ export function layoutDrawing(d: GraphDrawing): Laid {
     const w = p.width;
     const fill = n.group !== undefined ? colourOf.get(n.group) : undefined;
     const cls = ['node', `node-${n.kind}`, fill ? 'fused' : ''].filter(Boolean).join(' ');
-    const title = [n.title ?? n.label, n.group !== undefined ? `fusion group ${n.group}` : '', n.attention ? `attention ${n.attention}` : '']
-      .filter(Boolean).join('\n');
+    const title = [
+      n.title ?? n.label, n.group !== undefined ? `fusion group ${n.group}` : '', n.attention ? `attention ${n.attention}` : '',
+    ].filter(Boolean).join('\n');
     parts.push(`<g class="${cls}" data-id="${escapeHtml(n.id)}"${n.group !== undefined ? ` data-group="${escapeHtml(n.group)}"` : ''}>` +
       `<title>${escapeHtml(title)}</title>` +
-      `<rect x="${r1(p.x - w / 2)}" y="${r1(p.y - NODE_H / 2)}" width="${r1(w)}" height="${NODE_H}" rx="${n.kind === 'op' ? 5 : 13}"${fill ? ` style="fill:${fill}"` : ''}/>` +
+      `<rect x="${r1(p.x - w / 2)}" y="${r1(p.y - NODE_H / 2)}" width="${r1(w)}" height="${NODE_H}" ` +
+      `rx="${n.kind === 'op' ? 5 : 13}"${fill ? ` style="fill:${fill}"` : ''}/>` +
       `<text x="${r1(p.x)}" y="${r1(p.y + 4)}">${escapeHtml(n.label)}</text></g>`);
   }
   const gl = g.graph();
-  return { svg: parts.join('\n'), width: Math.ceil(gl.width ?? 100), height: Math.ceil(gl.height ?? 100), groupsDrawn: colourOf.size, regions: regions.length };
+  return {
+    svg: parts.join('\n'), width: Math.ceil(gl.width ?? 100), height: Math.ceil(gl.height ?? 100),
+    groupsDrawn: colourOf.size, regions: regions.length,
+  };
 }
+
+const GRAPH_TOOLBAR = '<div class="toolbar"><button type="button" id="zoom-in" title="zoom in">+</button>' +
+  '<button type="button" id="zoom-out" title="zoom out">&minus;</button>' +
+  '<button type="button" id="zoom-fit" title="fit to view">fit</button>\n' +
+  '<span class="legend"><span class="swatch fused-swatch"></span>fusion group (one colour each) ' +
+  '<span class="swatch plain-swatch"></span>not fused <span class="swatch region-swatch"></span>attention region ' +
+  '<span class="swatch summary-swatch"></span>collapsed nodes</span></div>';
+
+const ARROW_MARKER = '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" ' +
+  'markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z"/></marker></defs>';
 
 function graphSection(d: GraphDrawing | undefined): string {
   if (!d || d.nodes.length === 0) {
     return '<section id="graph-section"><h2>Graph</h2><p class="muted">No graph drawing in this report.</p></section>';
   }
   const laid = layoutDrawing(d);
+  const frameHeight = Math.max(260, Math.round(laid.height * 1.25 + 40));
+  const svgOpen = `<svg id="graph" viewBox="0 0 ${laid.width} ${laid.height}" data-width="${laid.width}" data-height="${laid.height}" ` +
+    'preserveAspectRatio="xMidYMin meet">';
   return `<section id="graph-section"><h2>Graph</h2>
 <p class="caption">${escapeHtml(d.caption)}. ${laid.groupsDrawn} fusion group(s) coloured, ${laid.regions} attention region(s) boxed.
 Wheel to zoom, drag to pan.</p>
-<div class="toolbar"><button type="button" id="zoom-in" title="zoom in">+</button><button type="button" id="zoom-out" title="zoom out">&minus;</button><button type="button" id="zoom-fit" title="fit to view">fit</button>
-<span class="legend"><span class="swatch fused-swatch"></span>fusion group (one colour each) <span class="swatch plain-swatch"></span>not fused <span class="swatch region-swatch"></span>attention region <span class="swatch summary-swatch"></span>collapsed nodes</span></div>
-<div class="graph-frame" style="height: min(72vh, ${Math.max(260, Math.round(laid.height * 1.25 + 40))}px)"><svg id="graph" viewBox="0 0 ${laid.width} ${laid.height}" data-width="${laid.width}" data-height="${laid.height}" preserveAspectRatio="xMidYMin meet">
-<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z"/></marker></defs>
+${GRAPH_TOOLBAR}
+<div class="graph-frame" style="height: min(72vh, ${frameHeight}px)">${svgOpen}
+${ARROW_MARKER}
 <g id="viewport">
 ${laid.svg}
 </g></svg></div></section>`;
@@ -168,9 +188,11 @@ function memorySection(report: ValidationReport): string {
     parts.push(`<line class="tickmark" x1="${r1(x(i))}" x2="${r1(x(i))}" y1="${H - B}" y2="${H - B + 5}"/>` +
       `<text class="tick" x="${r1(x(i))}" y="${H - B + 18}" text-anchor="middle">${i}</text>`);
   }
-  parts.push(`<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/><line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${H - B}"/>`);
+  parts.push(`<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/>` +
+    `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${H - B}"/>`);
   parts.push(`<text class="axis-label" x="${r1((L + W - R) / 2)}" y="${H - 6}" text-anchor="middle">execution order (node index)</text>`);
-  parts.push(`<text class="axis-label" transform="translate(14 ${r1((T + H - B) / 2)}) rotate(-90)" text-anchor="middle">estimated live bytes</text>`);
+  parts.push(`<text class="axis-label" transform="translate(14 ${r1((T + H - B) / 2)}) rotate(-90)" text-anchor="middle">` +
+    'estimated live bytes</text>');
 
   const labelYs: number[] = [];
   for (const s of series) {
@@ -184,28 +206,37 @@ function memorySection(report: ValidationReport): string {
       parts.push(`<polyline class="series series-${s.key}" data-series="${s.key}" points="${pts.join(' ')}"/>`);
       const peak = s.pts.reduce((a, p) => (p.liveBytes > a.liveBytes ? p : a), s.pts[0]);
       parts.push(`<circle class="est-peak est-peak-${s.key}" cx="${r1(x(peak.index))}" cy="${r1(y(peak.liveBytes))}" r="4">` +
-        `<title>estimated ${s.key} peak ${escapeHtml(formatBytes(peak.liveBytes))} at node ${peak.index} (${escapeHtml(peak.node)})</title></circle>`);
+        `<title>estimated ${s.key} peak ${escapeHtml(formatBytes(peak.liveBytes))} at node ${peak.index} ` +
+        `(${escapeHtml(peak.node)})</title></circle>`);
     }
     if (s.measured >= 0) {
       let ly = y(s.measured) + 4;
       for (const other of labelYs) if (Math.abs(other - ly) < 13) ly = other + 13; // keep labels apart
       labelYs.push(ly);
-      parts.push(`<line class="measured measured-${s.key}" data-measured="${s.key}" x1="${L}" x2="${W - R}" y1="${r1(y(s.measured))}" y2="${r1(y(s.measured))}"/>`);
-      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(ly)}">measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
+      const my = r1(y(s.measured));
+      parts.push(`<line class="measured measured-${s.key}" data-measured="${s.key}" x1="${L}" x2="${W - R}" y1="${my}" y2="${my}"/>`);
+      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(ly)}">` +
+        `measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
     }
   }
   parts.push(`<line id="hover-line" x1="0" x2="0" y1="${T}" y2="${H - B}" visibility="hidden"/>`);
   parts.push(`<rect id="chart-hit" x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="transparent"/>`);
 
-  const extra = m.fusedExtraWeightsBytes ? ` The fused graph holds ${escapeHtml(formatBytes(m.fusedExtraWeightsBytes))} more: projection weights concatenated once for one GEMM.` : '';
-  const weights = m.weightsBytes !== undefined ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.${extra}` : '';
+  const extra = m.fusedExtraWeightsBytes
+    ? ` The fused graph holds ${escapeHtml(formatBytes(m.fusedExtraWeightsBytes))} more: projection weights concatenated once for one GEMM.`
+    : '';
+  const weights = m.weightsBytes !== undefined
+    ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.${extra}`
+    : '';
+  const legend = series.map((s) => `<span><span class="key key-${s.key}"></span>${s.key}: ` +
+    `estimated peak ${escapeHtml(formatBytes(s.estimated))}, measured ${escapeHtml(formatBytes(s.measured))}</span>`).join('');
   return `<section id="memory-section"><h2>Memory timeline</h2>
 <p class="caption">Estimated live bytes after each node, in execution order, for the unfused (decomposed) and fused graphs;
 dashed lines mark the peaks measured when the graphs ran, dots the estimated peaks.${weights}</p>
 <div class="chart-frame"><svg id="memory-chart" viewBox="0 0 ${W} ${H}" data-max-index="${maxIndex}" data-max-y="${maxY}">
 ${parts.join('\n')}
 </svg>
-<div class="chart-legend">${series.map((s) => `<span><span class="key key-${s.key}"></span>${s.key}: estimated peak ${escapeHtml(formatBytes(s.estimated))}, measured ${escapeHtml(formatBytes(s.measured))}</span>`).join('')}
+<div class="chart-legend">${legend}
 <span><span class="key key-measured"></span>measured peak</span><span><span class="key key-dot"></span>estimated peak</span></div>
 <div id="chart-readout" class="readout">&nbsp;</div></div></section>`;
 }
@@ -224,11 +255,15 @@ function summarySection(report: ValidationReport): string {
   const rows = [
     ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
     ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
-    ['Fusion groups', '-', '-', formatInt(g.fused.groups) + (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
+    ['Fusion groups', '-', '-', formatInt(g.fused.groups) +
+      (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
     ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
-    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes), formatBytes(r.fused.estimatedPeakBytes)],
+    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes),
+      formatBytes(r.fused.estimatedPeakBytes)],
     ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
-    ...(totals ? [['Weights + held weights + peak', formatBytes(totals.original), formatBytes(totals.unfused), formatBytes(totals.fused)]] : []),
+    ...(totals
+      ? [['Weights + held weights + peak', formatBytes(totals.original), formatBytes(totals.unfused), formatBytes(totals.fused)]]
+      : []),
     ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
     ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
   ].map((cells) => row(cells.map(e)));
@@ -236,17 +271,20 @@ function summarySection(report: ValidationReport): string {
   const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
   const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
   const t = report.timing;
-  const timing = t ? `<p>Times: medians of the timed runs, interleaved, after ${(['original', 'unfused', 'fused'] as const).map((n) => `${t.warmUp[n].runs}${t.warmUp[n].settled ? '' : ' (not settled)'}`).join(' / ')} warm-up runs.${t.warning ? ` <b>Warning: ${e(t.warning)}</b>.` : ''}${t.fusedSlower ? ` <b>Warning: ${e(t.fusedSlower)}</b>.` : ''}</p>\n` : '';
+  const timing = t ? timingParagraph(t) : '';
   const a = report.attention;
   const checks = (report.checks ?? []).map((c) =>
-    `<li class="${c.passed ? 'pass' : 'fail'}"><span class="mark">${c.passed ? 'PASS' : 'FAIL'}</span> <code>${e(c.name)}</code> ${e(c.detail)}</li>`).join('\n');
+    `<li class="${c.passed ? 'pass' : 'fail'}"><span class="mark">${c.passed ? 'PASS' : 'FAIL'}</span> ` +
+    `<code>${e(c.name)}</code> ${e(c.detail)}</li>`).join('\n');
   const skipped = a.skipped.map((s) => `<li><code>${e(s.node)}</code>: ${e(s.reason)}</li>`).join('\n');
+  const reduction = `<p>Memory reduction, fused vs original peak: <b>${e(formatPercent(vsOriginal))}</b> measured ` +
+    `(fused vs unfused: ${e(formatPercent(est))} estimated, ${e(formatPercent(meas))} measured).`;
   return `<section id="summary-section"><h2>Summary</h2>
 <table id="summary" class="numbers"><thead>${row(['', ...RUN_COLUMNS].map(e), true)}</thead><tbody>
 ${rows.join('\n')}
 </tbody></table>
 <p class="caption">${e(RUN_CAPTION)}</p>
-${timing}<p>Memory reduction, fused vs original peak: <b>${e(formatPercent(vsOriginal))}</b> measured (fused vs unfused: ${e(formatPercent(est))} estimated, ${e(formatPercent(meas))} measured).
+${timing}${reduction}
 Attentions decomposed: <b>${a.decomposed} of ${a.found}</b>${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}.</p>
 ${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
 ${g.fused.lowering ? loweringList(g.fused.lowering) : ''}
@@ -254,26 +292,41 @@ ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}
 </section>`;
 }
 
+/** The times' paragraph: the warm-up runs of each graph, and the warnings. */
+function timingParagraph(t: NonNullable<ValidationReport['timing']>): string {
+  const e = escapeHtml;
+  const warmUps = (['original', 'unfused', 'fused'] as const)
+    .map((n) => `${t.warmUp[n].runs}${t.warmUp[n].settled ? '' : ' (not settled)'}`).join(' / ');
+  return `<p>Times: medians of the timed runs, interleaved, after ${warmUps} warm-up runs.` +
+    `${t.warning ? ` <b>Warning: ${e(t.warning)}</b>.` : ''}${t.fusedSlower ? ` <b>Warning: ${e(t.fusedSlower)}</b>.` : ''}</p>\n`;
+}
+
 function loweringList(lw: LoweringReport): string {
   const e = escapeHtml;
   const items = describeLowering(lw).map((l) => {
-    const head = l.lowered === null ? e(notLoweredText(l.kind, l.total, l.unfused[0].reason)) : `${e(l.kind)}: <b>${l.lowered} of ${l.total}</b> &rarr; <code>${e(l.to!)}</code>`;
+    const head = l.lowered === null
+      ? e(notLoweredText(l.kind, l.total, l.unfused[0].reason))
+      : `${e(l.kind)}: <b>${l.lowered} of ${l.total}</b> &rarr; <code>${e(l.to!)}</code>`;
     const why = l.lowered === null ? '' : l.unfused.map((u) => `<li>${u.count} not lowered: ${e(u.reason)}</li>`).join('');
     return `<li>${head}${why ? `<ul>${why}</ul>` : ''}</li>`;
   });
   return `<h3>Fused lowering</h3><ul id="lowering">${items.join('\n')}</ul>`;
 }
 
+const ATTENTION_HEAD = '<thead><tr><th>where</th><th>form</th><th>heads</th><th>embed dim</th><th>batch first</th>' +
+  '<th>ops exposed</th><th>decomposed</th><th>max abs diff</th></tr></thead>';
+
 function attentionSection(report: ValidationReport): string {
   const list = report.attentions ?? [];
   if (!list.length) return '';
   const e = escapeHtml;
   const yn = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'no');
-  const rows = list.map((a) => `<tr class="${a.decomposed ? '' : 'not-decomposed'}"><th scope="row"><code>${e(a.id)}</code></th><td>${e(a.form)}</td>` +
+  const rows = list.map((a) => `<tr class="${a.decomposed ? '' : 'not-decomposed'}">` +
+    `<th scope="row"><code>${e(a.id)}</code></th><td>${e(a.form)}</td>` +
     `<td>${a.heads ?? '-'}</td><td>${a.embedDim ?? '-'}</td><td>${yn(a.batchFirst)}</td><td>${a.opsExposed}</td>` +
     `<td>${a.decomposed ? 'yes' : e(`no: ${a.reason ?? 'no reason given'}`)}</td><td>${e(formatDiff(a.maxAbsDiff))}</td></tr>`);
   return `<section id="attention-section"><h2>Attention</h2>
-<table id="attentions" class="numbers"><thead><tr><th>where</th><th>form</th><th>heads</th><th>embed dim</th><th>batch first</th><th>ops exposed</th><th>decomposed</th><th>max abs diff</th></tr></thead><tbody>
+<table id="attentions" class="numbers">${ATTENTION_HEAD}<tbody>
 ${rows.join('\n')}
 </tbody></table></section>`;
 }
@@ -294,7 +347,8 @@ function environmentSection(report: ValidationReport): string {
   if (env.createdAt) items.push(['created', env.createdAt]);
   if (env.timings) items.push(['stage times', Object.entries(env.timings).map(([k, v]) => `${k} ${formatMs(v)}`).join(', ')]);
   if (!items.length) return '';
-  return `<section id="environment-section"><h2>Run</h2><dl>${items.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('')}</dl></section>`;
+  const list = items.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('');
+  return `<section id="environment-section"><h2>Run</h2><dl>${list}</dl></section>`;
 }
 
 // ---- page --------------------------------------------------------------------------------------
@@ -303,7 +357,8 @@ const CSS = `
 :root { --fg:#1d232b; --muted:#5b6573; --line:#d8dde3; --bg:#fff; --panel:#f6f8fa; --pass:#1a7f37; --fail:#cf222e;
   --unfused:#2f6fb3; --fused:#e0701b; }
 * { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--fg); background: var(--bg); }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--fg);
+  background: var(--bg); }
 header { padding: 18px 28px 10px; border-bottom: 1px solid var(--line); display: flex; align-items: baseline; gap: 16px; flex-wrap: wrap; }
 header h1 { font-size: 20px; margin: 0; }
 .verdict { font-weight: 700; padding: 2px 10px; border-radius: 12px; color: #fff; }
@@ -323,11 +378,14 @@ ul.checks li { padding: 2px 0; }
 li.pass .mark { color: var(--pass); } li.fail .mark { color: var(--fail); }
 tr.not-decomposed td { color: var(--fail); }
 .toolbar { display: flex; gap: 6px; align-items: center; margin: 6px 0; flex-wrap: wrap; }
-.toolbar button { min-width: 32px; height: 26px; border: 1px solid var(--line); background: var(--panel); border-radius: 5px; cursor: pointer; }
+.toolbar button { min-width: 32px; height: 26px; border: 1px solid var(--line); background: var(--panel); border-radius: 5px;
+  cursor: pointer; }
 .legend { color: var(--muted); margin-left: 12px; font-size: 12px; }
-.swatch { display: inline-block; width: 14px; height: 10px; border-radius: 3px; margin: 0 4px 0 10px; vertical-align: middle; border: 1px solid #7a8591; }
+.swatch { display: inline-block; width: 14px; height: 10px; border-radius: 3px; margin: 0 4px 0 10px; vertical-align: middle;
+  border: 1px solid #7a8591; }
 .fused-swatch { background: linear-gradient(90deg, #8ecae6 50%, #ffb703 50%); } .plain-swatch { background: #fff; }
-.region-swatch { background: rgba(120, 90, 200, .12); border: 1px dashed #7c5cc4; } .summary-swatch { background: #eceff3; border-style: dashed; }
+.region-swatch { background: rgba(120, 90, 200, .12); border: 1px dashed #7c5cc4; }
+.summary-swatch { background: #eceff3; border-style: dashed; }
 .graph-frame { border: 1px solid var(--line); border-radius: 6px; height: 72vh; min-height: 240px; overflow: hidden; background: #fcfdfe; }
 #graph { width: 100%; height: 100%; cursor: grab; touch-action: none; user-select: none; }
 #graph.dragging { cursor: grabbing; }
@@ -353,7 +411,8 @@ tr.not-decomposed td { color: var(--fail); }
 #memory-chart .est-peak-unfused { fill: var(--unfused); } #memory-chart .est-peak-fused { fill: var(--fused); }
 #memory-chart .measured { stroke-dasharray: 6 4; stroke-width: 1.3; }
 #memory-chart .measured-unfused { stroke: var(--unfused); } #memory-chart .measured-fused { stroke: var(--fused); }
-#memory-chart .measured-label { font-size: 11px; } .measured-label-unfused { fill: var(--unfused); } .measured-label-fused { fill: var(--fused); }
+#memory-chart .measured-label { font-size: 11px; }
+.measured-label-unfused { fill: var(--unfused); } .measured-label-fused { fill: var(--fused); }
 #hover-line { stroke: #444; stroke-width: 1; stroke-dasharray: 2 2; }
 .readout { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted); min-height: 1.5em; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; } dt { color: var(--muted); } dd { margin: 0; }

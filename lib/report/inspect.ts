@@ -105,9 +105,12 @@ export function renderInspectText(g: Graph, o: InspectTextOptions): string {
   const head = [`# ${o.model}: ${o.view} view, ${stats.nodes} nodes${groups.size ? `, ${groups.size} fusion groups` : ''} (${o.file})`];
   for (const note of o.notes ?? []) head.push(`# ${note}`);
   if (hasGeneratedSources(g)) {
-    head.push('# source lines of the code TorchScript generated (code/__torch__/...) are left out: they are not lines of your Python source');
+    head.push('# source lines of the code TorchScript generated (code/__torch__/...) are left out: '
+      + 'they are not lines of your Python source');
   }
-  if (groups.size) head.push('# [ID: KIND ROLE] is the fusion group a node belongs to; ", fused" marks an op a lowering emitted for its group');
+  if (groups.size) {
+    head.push('# [ID: KIND ROLE] is the fusion group a node belongs to; ", fused" marks an op a lowering emitted for its group');
+  }
   const body = g.print({
     kindOf: namedKind,
     typeOf: valueShape,

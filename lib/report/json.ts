@@ -105,7 +105,10 @@ const outcomes = arrayOf(obj({ id: str, lowered: bool }, { reason: str, heldByte
 const lowering = obj({
   attentionCores: outcomes, projections: outcomes, linearActivations: outcomes,
   notLowered: arrayOf(obj({ kind: str, groups: int(), reason: str })), heldWeightBytes: int(),
-}, { foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, inPlaceOps: int(), writtenOutActivations: record(int()) });
+}, {
+  foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, inPlaceOps: int(),
+  writtenOutActivations: record(int()),
+});
 const fusedGraph = obj({ nodes: int(), ops: record(int()), groups: int() }, { ...graphExtras, averageGroupSize: num, lowering });
 const compared = obj({ peakBytes: int(-1), estimatedPeakBytes: int(-1), medianMs: num, maxAbsDiff: numOrNull });
 
@@ -127,7 +130,11 @@ const reportCheck: Check = obj({
   tolerance: num,
   checks: arrayOf(obj({ name: str, passed: bool, detail: str })),
   timing: obj({
-    warmUp: obj({ original: obj({ runs: int(), settled: bool }), unfused: obj({ runs: int(), settled: bool }), fused: obj({ runs: int(), settled: bool }) }),
+    warmUp: obj({
+      original: obj({ runs: int(), settled: bool }),
+      unfused: obj({ runs: int(), settled: bool }),
+      fused: obj({ runs: int(), settled: bool }),
+    }),
     loadAverage: num, cores: int(1), spread: num,
   }, { warning: str, fusedSlower: str, slowerOps: arrayOf(obj({ kind: str, fusedMs: num, unfusedMs: num, loweredBy: arrayOf(str) })) }),
   inputs: arrayOf(obj({ name: str, shape: arrayOf(int()), dtype: str, source: str })),
@@ -139,7 +146,10 @@ const reportCheck: Check = obj({
   }, { weightsBytes: int(), fusedExtraWeightsBytes: int() }),
   drawing: obj({
     caption: str,
-    nodes: arrayOf(obj({ id: str, label: str, kind: oneOf('op', 'input', 'output', 'summary') }, { group: str, attention: str, title: str })),
+    nodes: arrayOf(obj(
+      { id: str, label: str, kind: oneOf('op', 'input', 'output', 'summary') },
+      { group: str, attention: str, title: str },
+    )),
     edges: arrayOf(obj({ from: str, to: str })),
   }, { totalNodes: int(), drawnNodes: int() }),
   environment: obj({}, {
@@ -165,11 +175,13 @@ export function validateReportJson(value: unknown): string[] {
     errors.push(`$.format: expected ${JSON.stringify(REPORT_FORMAT)}, got ${JSON.stringify(value.format)}`);
   }
   if (v.attention.decomposed + v.attention.skipped.length !== v.attention.found) {
-    errors.push(`$.attention: found (${v.attention.found}) != decomposed (${v.attention.decomposed}) + skipped (${v.attention.skipped.length})`);
+    errors.push(`$.attention: found (${v.attention.found}) != decomposed (${v.attention.decomposed}) `
+      + `+ skipped (${v.attention.skipped.length})`);
   }
   if (v.attention.decomposed > v.attention.found) errors.push('$.attention.decomposed: more than found');
   if (v.checks && v.checks.length && v.passed !== v.checks.every((c) => c.passed)) {
-    errors.push(`$.passed: ${v.passed} disagrees with the checks (${v.checks.filter((c) => !c.passed).map((c) => c.name).join(', ') || 'all passed'})`);
+    const failed = v.checks.filter((c) => !c.passed).map((c) => c.name).join(', ');
+    errors.push(`$.passed: ${v.passed} disagrees with the checks (${failed || 'all passed'})`);
   }
   for (const [k, g] of Object.entries(v.graphs)) {
     const sum = Object.values(g.ops).reduce((a, b) => a + b, 0);

@@ -16,7 +16,8 @@ export interface LoweringLine {
 export const RUN_COLUMNS = ['original', 'unfused', 'fused'] as const;
 
 /** The one line under the table that says what the columns are. */
-export const RUN_CAPTION = 'original = the model as given; unfused = attention decomposed into explicit ops; fused = fusion groups lowered to fused ops';
+export const RUN_CAPTION = 'original = the model as given; unfused = attention decomposed into explicit ops; '
+  + 'fused = fusion groups lowered to fused ops';
 
 /** A kind of group with no lowering here, as information: its groups were found and run as they are. */
 export function notLoweredText(kind: string, groups: number, reason: string): string {
@@ -30,15 +31,21 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     ['linear + activation', lw.linearActivations, '_addmm_activation'],
     ['convolution + batch norm', lw.foldedBatchNorms ?? [], 'the batch norm folded into the convolution'],
     ['linear', lw.packedLinears ?? [], 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
-    ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [], 'oneDNN pointwise convolution on a prepacked weight, channels last'],
+    ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [],
+      'oneDNN pointwise convolution on a prepacked weight, channels last'],
   ];
   const out: LoweringLine[] = [];
   for (const [kind, outcomes, to] of kinds) {
     if (!outcomes.length) continue;
     const why = new Map<string, number>();
     for (const o of outcomes) if (!o.lowered) why.set(o.reason ?? 'no reason given', (why.get(o.reason ?? 'no reason given') ?? 0) + 1);
-    out.push({ kind, lowered: outcomes.filter((o) => o.lowered).length, total: outcomes.length, to, unfused: [...why].map(([reason, count]) => ({ reason, count })) });
+    out.push({
+      kind, lowered: outcomes.filter((o) => o.lowered).length, total: outcomes.length, to,
+      unfused: [...why].map(([reason, count]) => ({ reason, count })),
+    });
   }
-  for (const n of lw.notLowered) out.push({ kind: n.kind, lowered: null, total: n.groups, unfused: [{ reason: n.reason, count: n.groups }] });
+  for (const n of lw.notLowered) {
+    out.push({ kind: n.kind, lowered: null, total: n.groups, unfused: [{ reason: n.reason, count: n.groups }] });
+  }
   return out;
 }

@@ -6,7 +6,7 @@ import { Graph, type Node, type Value } from '../core/ir';
 import { ClassType, IntType, ListType, TensorType } from '../core/ir/types';
 import { drawingFromGraph } from './drawing';
 import { graphStats } from './stats';
-import type { AttentionDetail, MemoryPoint, ValidationReport } from './types';
+import type { AttentionDetail, LoweringReport, MemoryPoint, ValidationReport } from './types';
 
 export interface SampleGraph {
   graph: Graph;
@@ -31,9 +31,12 @@ export function sampleDecomposedGraph(blocks = 12): SampleGraph {
   const x0 = g.addInput({ kind: 'Tensor', dtype: 'float32', shape: [B, L, E] }, 'x');
   let weightCount = 0;
   const weight = () => g.createNode('prim::GetAttr', [self], [TensorType], { name: { kind: 's', value: `w${weightCount++}` } }).output;
-  const op = (kind: string, inputs: Value[], size: number, opts: { shape?: number[]; group?: string; attention?: string; path?: string } = {}): Value => {
+  const op = (kind: string, inputs: Value[], size: number,
+    opts: { shape?: number[]; group?: string; attention?: string; path?: string } = {}): Value => {
     const n = g.createNode(kind, inputs, [opts.shape ? { kind: 'Tensor', dtype: 'float32', shape: opts.shape } : TensorType], {}, {
-      scope: opts.path ? [{ path: opts.path, cls: '__torch__.torch.nn.modules.activation.MultiheadAttention', method: 'forward' }] : undefined,
+      scope: opts.path
+        ? [{ path: opts.path, cls: '__torch__.torch.nn.modules.activation.MultiheadAttention', method: 'forward' }]
+        : undefined,
     });
     if (opts.group) groups.set(n, opts.group);
     if (opts.attention) n.meta.attention = { id: opts.attention, role: 'decomposed' };
@@ -109,7 +112,8 @@ export function sampleTimeline(s: SampleGraph, fused: boolean): MemoryPoint[] {
     if (!grp) return true;
     const users = n.outputs.flatMap((o) => o.users());
     // Internal to its group when every (transitive through views) user is in the same group.
-    const reach = (u: Node): boolean => s.groups.get(u) === grp || (s.bytes.get(u) === 0 && u.outputs.flatMap((o) => o.users()).every(reach));
+    const reach = (u: Node): boolean => s.groups.get(u) === grp
+      || (s.bytes.get(u) === 0 && u.outputs.flatMap((o) => o.users()).every(reach));
     return !(users.length > 0 && users.every(reach));
   };
   let live = 0;
@@ -126,6 +130,25 @@ export function sampleTimeline(s: SampleGraph, fused: boolean): MemoryPoint[] {
     live -= frees.get(i) ?? 0;
   });
   return out;
+}
+
+/** The fused graph's lowering, as `validate vit_b_16` reports it on CPU. */
+function sampleLowering(blocks: number): LoweringReport {
+  return {
+    attentionCores: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
+    projections: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
+    linearActivations: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
+      ? { id: `group ${i}`, lowered: true }
+      : { id: `group ${i}`, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' })),
+    notLowered: [
+      { kind: 'norm_linear', groups: 1, reason: 'libtorch has no fused op for this pattern' },
+      {
+        kind: 'elementwise', groups: 1,
+        reason: 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)',
+      },
+    ],
+    heldWeightBytes: 0,
+  };
 }
 
 /** A complete report shaped like `torchgraph validate vit_b_16` on a CPU. */
@@ -153,7 +176,10 @@ export function sampleReport(opts: { blocks?: number; failing?: boolean } = {}):
   const tolerance = 1e-4;
   const checks = [
     { name: 'unfused-matches', passed: true, detail: 'unfused (decomposed) vs original: max abs diff 1.43e-6 <= 0.0001' },
-    { name: 'fused-matches', passed: diff <= tolerance, detail: `fused vs original: max abs diff ${diff.toExponential(2)} ${diff <= tolerance ? '<=' : '>'} 0.0001` },
+    {
+      name: 'fused-matches', passed: diff <= tolerance,
+      detail: `fused vs original: max abs diff ${diff.toExponential(2)} ${diff <= tolerance ? '<=' : '>'} 0.0001`,
+    },
     { name: 'attention-decomposed', passed: true, detail: `${blocks} of ${blocks} attentions decomposed` },
   ];
   return {
@@ -161,23 +187,19 @@ export function sampleReport(opts: { blocks?: number; failing?: boolean } = {}):
     model: 'vit_b_16 (sample data)',
     attention: { found: blocks, decomposed: blocks, skipped: [] },
     graphs: {
-      standard: { nodes: 232, ops: { 'aten::add': 24, 'aten::layer_norm': 25, 'call_module:MultiheadAttention': blocks, 'aten::linear': 2 * blocks + 1, 'prim::Constant': 232 - 49 - 3 * blocks - 1 }, attentionOps: blocks, flops: 35.15e9 },
+      standard: {
+        nodes: 232,
+        ops: {
+          'aten::add': 24, 'aten::layer_norm': 25, 'call_module:MultiheadAttention': blocks, 'aten::linear': 2 * blocks + 1,
+          'prim::Constant': 232 - 49 - 3 * blocks - 1,
+        },
+        attentionOps: blocks, flops: 35.15e9,
+      },
       decomposed: { ...dec, flops: 35.19e9 },
       fused: {
-        nodes: fusedNodes, ops: fusedOps, groups: groupIds.size, averageGroupSize: grouped / groupIds.size, attentionOps: dec.attentionOps, flops: 35.19e9,
-        // As `validate vit_b_16` reports it on CPU.
-        lowering: {
-          attentionCores: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
-          projections: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
-          linearActivations: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
-            ? { id: `group ${i}`, lowered: true }
-            : { id: `group ${i}`, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' })),
-          notLowered: [
-            { kind: 'norm_linear', groups: 1, reason: 'libtorch has no fused op for this pattern' },
-            { kind: 'elementwise', groups: 1, reason: 'TorchScript\'s fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM)' },
-          ],
-          heldWeightBytes: 0,
-        },
+        nodes: fusedNodes, ops: fusedOps, groups: groupIds.size, averageGroupSize: grouped / groupIds.size,
+        attentionOps: dec.attentionOps, flops: 35.19e9,
+        lowering: sampleLowering(blocks),
       },
     },
     runs: {

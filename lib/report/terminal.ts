@@ -20,7 +20,8 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   const env = report.environment;
   const about: string[] = [];
   if (report.inputs?.length) {
-    about.push(`input${report.inputs.length > 1 ? 's' : ''} ${report.inputs.map((i) => `${i.name} ${i.shape.join('x') || 'scalar'} ${i.dtype}`).join(', ')}`);
+    const inputs = report.inputs.map((i) => `${i.name} ${i.shape.join('x') || 'scalar'} ${i.dtype}`).join(', ');
+    about.push(`input${report.inputs.length > 1 ? 's' : ''} ${inputs}`);
   }
   if (env?.device) about.push(`device ${env.device}`);
   if (env?.torchVersion) about.push(`torch ${env.torchVersion}`);
@@ -33,7 +34,8 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
     ['Fusion groups', '-', '-', formatInt(g.fused.groups) +
       (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
     ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
-    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes), formatBytes(r.fused.estimatedPeakBytes)],
+    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes),
+      formatBytes(r.fused.estimatedPeakBytes)],
     ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
     ...totalRow(report),
     ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
@@ -48,7 +50,9 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
     const names = ['original', 'unfused', 'fused'] as const;
     const unsettled = names.filter((n) => !t.warmUp[n].settled);
     out.push(`Times: medians of the timed runs, interleaved, after ${names.map((n) => t.warmUp[n].runs).join(' / ')} warm-up runs` +
-      (unsettled.length ? `; ${unsettled.join(' and ')} had not settled (three successive runs still differed by over 20%)` : ' (each settled)'));
+      (unsettled.length
+        ? `; ${unsettled.join(' and ')} had not settled (three successive runs still differed by over 20%)`
+        : ' (each settled)'));
     if (t.warning) out.push(`Warning: ${t.warning}`);
     if (t.fusedSlower) out.push(`Warning: ${t.fusedSlower}${t.warning ? ' (on a busy machine)' : ''}`);
   }
@@ -56,9 +60,13 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   const vsOriginal = memoryReduction(r.original.peakBytes, r.fused.peakBytes);
   const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
   const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
-  out.push(`Memory reduction, fused vs original peak: ${formatPercent(vsOriginal)} measured (fused vs unfused: ${formatPercent(est)} estimated, ${formatPercent(meas)} measured)`);
+  out.push(`Memory reduction, fused vs original peak: ${formatPercent(vsOriginal)} measured `
+    + `(fused vs unfused: ${formatPercent(est)} estimated, ${formatPercent(meas)} measured)`);
   if (report.memory?.weightsBytes !== undefined) out.push(`Weights (not in the peaks above): ${formatBytes(report.memory.weightsBytes)}`);
-  if (report.memory?.fusedExtraWeightsBytes) out.push(`Fused graph's extra weights (concatenated, folded and prepacked weights; not in the peaks): ${formatBytes(report.memory.fusedExtraWeightsBytes)}`);
+  if (report.memory?.fusedExtraWeightsBytes) {
+    out.push('Fused graph\'s extra weights (concatenated, folded and prepacked weights; not in the peaks): '
+      + formatBytes(report.memory.fusedExtraWeightsBytes));
+  }
 
   const lw = report.graphs.fused.lowering;
   if (lw) out.push(...loweringLines(lw));
@@ -92,7 +100,8 @@ export function totalRow(report: ValidationReport): string[][] {
 export function attentionLine(a: ValidationReport['attention']): string {
   const skipped = a.skipped.length ? ` (${a.skipped.length} skipped)` : '';
   if (!a.modules || a.modules.found === a.found) return `Attentions decomposed: ${a.decomposed} of ${a.found}${skipped}`;
-  return `Attentions decomposed: ${a.modules.decomposed} of ${a.modules.found} (at ${a.found} sites, PyTorch's fast path and slow path of each; ${a.decomposed} of ${a.found} sites decomposed${skipped})`;
+  return `Attentions decomposed: ${a.modules.decomposed} of ${a.modules.found} `
+    + `(at ${a.found} sites, PyTorch's fast path and slow path of each; ${a.decomposed} of ${a.found} sites decomposed${skipped})`;
 }
 
 /** What the fused graph's groups became (see lowering.ts). */
@@ -106,7 +115,9 @@ function loweringLines(lw: LoweringReport): string[] {
     out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) out.push(`    ${u.count} not lowered: ${u.reason}`);
   }
-  for (const [form, n] of Object.entries(lw.writtenOutActivations ?? {})) out.push(`  ${form} written out as arithmetic: ${n} -> one ATen op each`);
+  for (const [form, n] of Object.entries(lw.writtenOutActivations ?? {})) {
+    out.push(`  ${form} written out as arithmetic: ${n} -> one ATen op each`);
+  }
   if (lw.inPlaceOps) out.push(`  in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);
   return out;
 }

@@ -209,7 +209,10 @@ export interface TimingInfo {
   warning?: string;
   /** Set when every fused run was slower than every original run: the fused graph is slower here. */
   fusedSlower?: string;
-  /** With fusedSlower: the op kinds whose time grew most against the unfused graph, profiled on the run, and the lowering that emitted each. */
+  /**
+   * With fusedSlower: the op kinds whose time grew most against the unfused graph, profiled on the
+   * run, and the lowering that emitted each.
+   */
   slowerOps?: { kind: string; fusedMs: number; unfusedMs: number; loweredBy: string[] }[];
 }
 
@@ -261,7 +264,11 @@ export function memoryTotals(report: ValidationReport): { original: number; unfu
   if (w === undefined) return undefined;
   const r = report.runs;
   const total = (peak: number, held = 0) => (peak >= 0 ? w + held + peak : -1);
-  return { original: total(r.original.peakBytes), unfused: total(r.unfused.peakBytes), fused: total(r.fused.peakBytes, report.memory?.fusedExtraWeightsBytes ?? 0) };
+  return {
+    original: total(r.original.peakBytes),
+    unfused: total(r.unfused.peakBytes),
+    fused: total(r.fused.peakBytes, report.memory?.fusedExtraWeightsBytes ?? 0),
+  };
 }
 
 export function memoryReduction(unfusedPeak: number | undefined, fusedPeak: number | undefined): number | undefined {
