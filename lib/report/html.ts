@@ -4,11 +4,12 @@
 // SVG chart drawn here too, with a hover readout added by the script. The report object itself
 // is embedded as JSON (<script type="application/json" id="report-data">) for tools.
 import * as dagre from '@dagrejs/dagre';
-import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent } from './format';
+import { formatBytes, formatDiff, formatMs, formatPercent } from './format';
 import { reportToJsonObject } from './json';
 import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
-import { memoryReduction, memoryTotals, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
+import { memoryReduction, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
+import { attentionLine, summaryRows } from './summary';
 
 export interface HtmlOptions {
   /** Page title; default "torchgraph: <model>". */
@@ -251,22 +252,7 @@ function row(cells: string[], head = false): string {
 function summarySection(report: ValidationReport): string {
   const { graphs: g, runs: r } = report;
   const e = escapeHtml;
-  const totals = memoryTotals(report);
-  const rows = [
-    ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
-    ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
-    ['Fusion groups', '-', '-', formatInt(g.fused.groups) +
-      (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
-    ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
-    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes),
-      formatBytes(r.fused.estimatedPeakBytes)],
-    ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
-    ...(totals
-      ? [['Weights + held weights + peak', formatBytes(totals.original), formatBytes(totals.unfused), formatBytes(totals.fused)]]
-      : []),
-    ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
-    ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
-  ].map((cells) => row(cells.map(e)));
+  const rows = summaryRows(report).map((cells) => row(cells.map(e)));
   const vsOriginal = memoryReduction(r.original.peakBytes, r.fused.peakBytes);
   const est = memoryReduction(r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes);
   const meas = memoryReduction(r.unfused.peakBytes, r.fused.peakBytes);
@@ -285,7 +271,7 @@ ${rows.join('\n')}
 </tbody></table>
 <p class="caption">${e(RUN_CAPTION)}</p>
 ${timing}${reduction}
-Attentions decomposed: <b>${a.decomposed} of ${a.found}</b>${a.skipped.length ? ` (${a.skipped.length} skipped)` : ''}.</p>
+${e(attentionLine(a))}.</p>
 ${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
 ${g.fused.lowering ? loweringList(g.fused.lowering) : ''}
 ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}

@@ -1,6 +1,7 @@
 // The terminal rendering of a ValidationReport: the original / unfused / fused table,
 // honest about what is estimated and what is measured, followed by the checks.
-import { formatBytes, formatDiff, formatFlops, formatInt, formatMs, formatPercent, textTable } from './format';
+import { formatBytes, formatPercent, textTable } from './format';
+import { attentionLine, summaryRows } from './summary';
 import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
 import { memoryReduction, memoryTotals, type LoweringReport, type ValidationReport } from './types';
 
@@ -13,7 +14,7 @@ const paint = (on: boolean, code: number, s: string) => (on ? `\x1b[${code}m${s}
 
 export function renderTerminal(report: ValidationReport, opts: TerminalOptions = {}): string {
   const color = opts.color ?? false;
-  const { graphs: g, runs: r } = report;
+  const r = report.runs;
   const out: string[] = [];
 
   out.push(`torchgraph validate: ${report.model}`);
@@ -28,19 +29,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   if (about.length) out.push(`  ${about.join(' | ')}`);
   out.push('');
 
-  const rows: string[][] = [
-    ['Graph nodes', formatInt(g.standard.nodes), formatInt(g.decomposed.nodes), formatInt(g.fused.nodes)],
-    ['Attention ops', formatInt(g.standard.attentionOps), formatInt(g.decomposed.attentionOps), formatInt(g.fused.attentionOps)],
-    ['Fusion groups', '-', '-', formatInt(g.fused.groups) +
-      (g.fused.averageGroupSize !== undefined ? ` (avg ${g.fused.averageGroupSize.toFixed(2)})` : '')],
-    ['FLOPs', formatFlops(g.standard.flops), formatFlops(g.decomposed.flops), formatFlops(g.fused.flops)],
-    ['Peak memory, estimated', formatBytes(r.original.estimatedPeakBytes), formatBytes(r.unfused.estimatedPeakBytes),
-      formatBytes(r.fused.estimatedPeakBytes)],
-    ['Peak memory, measured', formatBytes(r.original.peakBytes), formatBytes(r.unfused.peakBytes), formatBytes(r.fused.peakBytes)],
-    ...totalRow(report),
-    ['Median time', formatMs(r.original.medianMs), formatMs(r.unfused.medianMs), formatMs(r.fused.medianMs)],
-    ['Max abs diff vs original', '-', formatDiff(r.unfused.maxAbsDiff), formatDiff(r.fused.maxAbsDiff)],
-  ];
+  const rows = summaryRows(report);
   out.push(textTable(['', ...RUN_COLUMNS], rows).trimEnd());
   out.push(`  (${RUN_CAPTION})`);
   out.push('');
@@ -94,14 +83,6 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
 export function totalRow(report: ValidationReport): string[][] {
   const t = memoryTotals(report);
   return t ? [['Weights + held weights + peak', formatBytes(t.original), formatBytes(t.unfused), formatBytes(t.fused)]] : [];
-}
-
-/** Attentions counted by module; sites (a scripted layer's fast and slow path) apart when they differ. */
-export function attentionLine(a: ValidationReport['attention']): string {
-  const skipped = a.skipped.length ? ` (${a.skipped.length} skipped)` : '';
-  if (!a.modules || a.modules.found === a.found) return `Attentions decomposed: ${a.decomposed} of ${a.found}${skipped}`;
-  return `Attentions decomposed: ${a.modules.decomposed} of ${a.modules.found} `
-    + `(at ${a.found} sites, PyTorch's fast path and slow path of each; ${a.decomposed} of ${a.found} sites decomposed${skipped})`;
 }
 
 /** What the fused graph's groups became (see lowering.ts). */

@@ -218,6 +218,14 @@ describe('report: HTML page', () => {
     assert.doesNotMatch(html, /@import|url\((?!#)/, 'no CSS imports or external url()');
   });
 
+  it('counts attentions by module as the terminal does: 2 layers, each a fast-path and a slow-path site', () => {
+    const r = sampleReport();
+    r.attention = { found: 4, decomposed: 4, skipped: [], modules: { found: 2, decomposed: 2 } };
+    const line = 'Attentions decomposed: 2 of 2 (at 4 sites, PyTorch\'s fast path and slow path of each; 4 of 4 sites decomposed)';
+    assert.ok(renderTerminal(r).includes(line));
+    assert.ok(renderHtml(r).includes(escapeHtml(line)), 'the same line in the HTML report');
+  });
+
   it('has the summary, the graph, the chart, the attention table and the embedded report', () => {
     const r = sampleReport();
     const html = renderHtml(r);
