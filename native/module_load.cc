@@ -1,0 +1,154 @@
+// Loading a TorchScript file with every failure as one clear ERR_LOAD line, and describing a
+// loaded module (its submodule tree, a submodule by path) for JS.
+#include "module_load.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace tg {
+namespace {
+
+// The first non-empty line of a libtorch message, without miniz's paragraph of generic advice.
+std::string FirstLine(const std::string& msg) {
+  size_t start = 0;
+  while (start < msg.size()) {
+    size_t nl = msg.find('\n', start);
+    std::string line = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) {
+      auto advice = line.find(" This is an internal miniz error");
+      return advice == std::string::npos ? line : line.substr(0, advice);
+    }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return "unknown error";
+}
+
+// Why a file is not loadable TorchScript, as one line with a hint where the cause is known.
+// lib/torchscript/module.ts adds what the archive's listing says (a torch.export program, ...).
+std::string LoadFailure(const std::string& why) {
+  if (why.find("Unknown builtin op") != std::string::npos)
+    return why + " (the model calls a custom op that is not registered in this process: load the library that "
+                 "defines it first, or export the model without it)";
+  // The TorchScript compiler's errors end their first line with "here:" (the source follows).
+  if (why.size() >= 5 && why.compare(why.size() - 5, 5, "here:") == 0)
+    return why + " (the TorchScript source in the archive's code/ does not compile: the file is damaged, or was "
+                 "written by an incompatible torch)";
+  if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos ||
+      why.find("PytorchStreamReader failed locating file") != std::string::npos)
+    return why + " (this looks like a torch.save() checkpoint, not a TorchScript archive: export the model with "
+                 "torch.jit.trace or torch.jit.script and torch.jit.save)";
+  if (why.find("central directory") != std::string::npos || why.find("zip archive") != std::string::npos ||
+      why.find("file_size") != std::string::npos)
+    return why + " (not a TorchScript zip archive, or a truncated one)";
+  if (why.find("unpickling") != std::string::npos || why.find("pickle") != std::string::npos)
+    return why + " (the archive's data.pkl is damaged)";
+  return why + " (the archive is damaged, or was written by an incompatible torch)";
+}
+
+std::string ClassName(const torch::jit::Module& m) {
+  auto n = m.type()->name();
+  return n ? n->qualifiedName() : "<anonymous>";
+}
+
+Napi::Object TensorInfo(Napi::Env env, const std::string& name, const at::Tensor& t) {
+  auto o = Napi::Object::New(env);
+  o.Set("name", name);
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
+  o.Set("shape", shape);
+  o.Set("dtype", DTypeName(t.scalar_type()));
+  o.Set("device", t.device().str());
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(t.nbytes())));
+  return o;
+}
+
+}  // namespace
+
+// torch::jit::load with every failure as ERR_LOAD naming the file: only regular files are opened
+// (a FIFO would block, a device would be read without end), and any exception libtorch raises
+// (c10::Error, the TorchScript compiler's ErrorReport for a damaged code/ entry or an unknown op,
+// the unpickler's errors) is a bad file, not an internal error.
+torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::jit::ExtraFilesMap* extra) {
+  const std::string what = "cannot load '" + path + "'";
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ELOOP) throw Error("ERR_LOAD", what + ": a symlink loop");
+    if (err == EACCES) throw Error("ERR_LOAD", what + ": permission denied");
+    if (err == ENOTDIR) throw Error("ERR_LOAD", what + ": a parent of it is not a directory");
+    throw Error("ERR_LOAD", what + ": no such file");
+  }
+  if (S_ISDIR(st.st_mode)) throw Error("ERR_LOAD", what + ": it is a directory");
+  if (!S_ISREG(st.st_mode)) throw Error("ERR_LOAD", what + ": not a regular file (a FIFO, device or socket)");
+  if (st.st_size == 0) throw Error("ERR_LOAD", what + ": the file is empty");
+  try {
+    return torch::jit::load(path, device, *extra);
+  } catch (const c10::Error& e) {
+    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what_without_backtrace())));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what())));
+  }
+}
+
+// The submodule tree with class names, direct parameters/buffers and plain scalar
+// attributes (num_heads, batch_first, ... survive in scripted modules, not traced ones).
+Napi::Object ModuleTree(Napi::Env env, const torch::jit::Module& m, const std::string& name, const std::string& path) {
+  auto o = Napi::Object::New(env);
+  o.Set("name", name);
+  o.Set("path", path);
+  o.Set("type", ClassName(m));
+  o.Set("training", Napi::Boolean::New(env, m.is_training()));
+  auto params = Napi::Array::New(env);
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) params.Set(params.Length(), TensorInfo(env, p.name, p.value));
+  o.Set("parameters", params);
+  auto buffers = Napi::Array::New(env);
+  for (const auto& p : m.named_buffers(/*recurse=*/false)) buffers.Set(buffers.Length(), TensorInfo(env, p.name, p.value));
+  o.Set("buffers", buffers);
+  auto attrs = Napi::Object::New(env);
+  auto type = m.type();
+  for (size_t i = 0; i < type->numAttributes(); ++i) {
+    if (type->is_parameter(i) || type->is_buffer(i)) continue;
+    const auto& an = type->getAttributeName(i);
+    c10::IValue v = m._ivalue()->getSlot(i);
+    if (v.isInt() || v.isDouble() || v.isBool() || v.isString() || v.isNone()) attrs.Set(an, ToJs(env, v));
+  }
+  // Class constants (__constants__ such as MultiheadAttention.batch_first) are part of the
+  // type, not the object.
+  for (size_t i = 0; i < type->numConstants(); ++i) {
+    c10::IValue v = type->getConstant(i);
+    if (v.isInt() || v.isDouble() || v.isBool() || v.isString() || v.isNone()) attrs.Set(type->getConstantName(i), ToJs(env, v));
+  }
+  o.Set("attributes", attrs);
+  auto children = Napi::Array::New(env);
+  for (const auto& c : m.named_children())
+    children.Set(children.Length(), ModuleTree(env, c.value, c.name, path.empty() ? c.name : path + "." + c.name));
+  o.Set("children", children);
+  auto methods = Napi::Array::New(env);
+  for (const auto& meth : m.get_methods()) methods.Set(methods.Length(), meth.name());
+  o.Set("methods", methods);
+  return o;
+}
+
+torch::jit::Module Submodule(const torch::jit::Module& root, const std::string& path) {
+  torch::jit::Module m = root;
+  if (path.empty()) return m;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    bool found = false;
+    for (const auto& c : m.named_children()) {
+      if (c.name == part) { m = c.value; found = true; break; }
+    }
+    if (!found) throw Error("ERR_INVALID_ARG", "no submodule '" + part + "' in path '" + path + "'");
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return m;
+}
+
+}  // namespace tg
