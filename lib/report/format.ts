@@ -1,4 +1,5 @@
-// Number formatting and a plain-text table, shared by the terminal and HTML renderings.
+// Number formatting and a plain-text table, shared by the terminal and HTML renderings, and the
+// HTML escaping shared by the HTML report's files.
 
 /** Binary units, labelled as such: 4.59 MiB, 512 B, -: not measured. */
 export function formatBytes(n: number | null | undefined): string {
@@ -62,4 +63,9 @@ export function textTable(header: string[], rows: string[][], align?: Align[]): 
   }).join('  ').trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(header), rule, ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Text safe inside HTML (element content and quoted attribute values). */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }

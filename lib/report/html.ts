@@ -1,245 +1,27 @@
 // The HTML report: one self-contained file (inline CSS, SVG and script; nothing is fetched when
-// it is viewed). The graph is laid out here, at write time, by dagre (a layered graph layout
-// library), and drawn as SVG that the page's script zooms and pans; the memory timeline is an
-// SVG chart drawn here too, with a hover readout added by the script. The report object itself
-// is embedded as JSON (<script type="application/json" id="report-data">) for tools.
-import * as dagre from '@dagrejs/dagre';
-import { formatBytes, formatDiff, formatMs, formatPercent } from './format';
+// it is viewed). This file holds the page: its shell, the tables, the stylesheet and the script that
+// zooms and pans the graph (drawn by html-graph.ts) and reads out the memory chart (html-chart.ts).
+// The report object itself is embedded as JSON (<script type="application/json" id="report-data">) for tools.
+import { escapeHtml, formatDiff, formatMs, formatPercent } from './format';
+import { CHART, memorySection } from './html-chart';
+import { graphSection, layoutDrawing } from './html-graph';
 import { reportToJsonObject } from './json';
 import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
-import { memoryReduction, type GraphDrawing, type LoweringReport, type MemoryPoint, type ValidationReport } from './types';
+import { memoryReduction, type LoweringReport, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
 import { attentionLine, summaryRows } from './summary';
+
+// Where callers import them from today.
+export { CHART, escapeHtml, layoutDrawing };
 
 export interface HtmlOptions {
   /** Page title; default "torchgraph: <model>". */
   title?: string;
 }
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
 /** JSON that is safe inside a <script> element. */
 function scriptJson(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
-}
-
-const r1 = (x: number) => Math.round(x * 10) / 10;
-
-// Distinct, readable fills for fusion groups (light enough for dark text).
-const PALETTE = ['#8ecae6', '#ffb703', '#90be6d', '#f4a261', '#cdb4db', '#f28482', '#84a59d', '#ffd166',
-  '#a3c4f3', '#b5e48c', '#f9c74f', '#e5989b', '#98f5e1', '#fbc4ab', '#c3bef0', '#d4a373'];
-
-// ---- graph ------------------------------------------------------------------------------------
-
-interface Laid {
-  svg: string;
-  width: number;
-  height: number;
-  groupsDrawn: number;
-  regions: number;
-}
-
-const NODE_H = 26;
-const nodeWidth = (label: string) => Math.max(56, Math.min(260, 7.2 * label.length + 20));
-
-/** Lay out a drawing with dagre and render it as SVG markup (inside a <g id="viewport">). */
-export function layoutDrawing(d: GraphDrawing): Laid {
-  const g = new dagre.graphlib.Graph({ compound: true, multigraph: false });
-  g.setGraph({ rankdir: 'TB', nodesep: 16, ranksep: 26, marginx: 24, marginy: 24 });
-  g.setDefaultEdgeLabel(() => ({}));
-  const regions = [...new Set(d.nodes.map((n) => n.attention).filter((a): a is string => a !== undefined))];
-  const regionLabel = (a: string) => `attention: ${a}`;
-  regions.forEach((a, k) => g.setNode(`region:${k}`, { label: a }));
-  for (const n of d.nodes) {
-    g.setNode(n.id, { width: nodeWidth(n.label), height: NODE_H });
-    if (n.attention !== undefined) g.setParent(n.id, `region:${regions.indexOf(n.attention)}`);
-  }
-  for (const e of d.edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to);
-  dagre.layout(g);
-
-  // Colour only groups with two or more drawn members: a singleton is not a fusion.
-  const members = new Map<string, number>();
-  for (const n of d.nodes) if (n.group !== undefined) members.set(n.group, (members.get(n.group) ?? 0) + 1);
-  const colourOf = new Map<string, string>();
-  for (const n of d.nodes) {
-    if (n.group !== undefined && members.get(n.group)! >= 2 && !colourOf.has(n.group)) {
-      colourOf.set(n.group, PALETTE[colourOf.size % PALETTE.length]);
-    }
-  }
-
-  const parts: string[] = [];
-  regions.forEach((a, k) => {
-    const c = g.node(`region:${k}`);
-    const x = c.x - c.width / 2;
-    const y = c.y - c.height / 2;
-    // The title goes in the box's top-left corner, else its top-right, else just above the box:
-    // the first place where it overlaps no node.
-    const text = regionLabel(a);
-    const tw = 6.6 * text.length;
-    const boxes = d.nodes.map((n) => g.node(n.id)).map((p) => ({
-      x0: p.x - p.width / 2, x1: p.x + p.width / 2, y0: p.y - NODE_H / 2, y1: p.y + NODE_H / 2,
-    }));
-    const free = (x0: number, y0: number) => !boxes.some((b) => b.x0 < x0 + tw && b.x1 > x0 && b.y0 < y0 + 14 && b.y1 > y0);
-    const spots: [number, number][] = [[x + 8, y + 3], [x + c.width - tw - 8, y + 3], [x + 8, y - 16]];
-    const [lx, ly] = spots.find(([sx, sy]) => free(sx, sy)) ?? spots[0];
-    parts.push(`<g class="region" data-attention="${escapeHtml(a)}">` +
-      `<rect x="${r1(x)}" y="${r1(y)}" width="${r1(c.width)}" height="${r1(c.height)}" rx="8"/>` +
-      `<text x="${r1(lx)}" y="${r1(ly + 11)}">${escapeHtml(text)}</text></g>`);
-  });
-  for (const e of g.edges()) {
-    const pts = g.edge(e).points ?? [];
-    if (!pts.length) continue;
-    const dpath = pts.map((p: { x: number; y: number }, i: number) => `${i ? 'L' : 'M'}${r1(p.x)} ${r1(p.y)}`).join(' ');
-    parts.push(`<path class="edge" d="${dpath}" marker-end="url(#arrow)"/>`);
-  }
-  for (const n of d.nodes) {
-    const p = g.node(n.id);
-    const w = p.width;
-    const fill = n.group !== undefined ? colourOf.get(n.group) : undefined;
-    const cls = ['node', `node-${n.kind}`, fill ? 'fused' : ''].filter(Boolean).join(' ');
-    const title = [
-      n.title ?? n.label, n.group !== undefined ? `fusion group ${n.group}` : '', n.attention ? `attention ${n.attention}` : '',
-    ].filter(Boolean).join('\n');
-    parts.push(`<g class="${cls}" data-id="${escapeHtml(n.id)}"${n.group !== undefined ? ` data-group="${escapeHtml(n.group)}"` : ''}>` +
-      `<title>${escapeHtml(title)}</title>` +
-      `<rect x="${r1(p.x - w / 2)}" y="${r1(p.y - NODE_H / 2)}" width="${r1(w)}" height="${NODE_H}" ` +
-      `rx="${n.kind === 'op' ? 5 : 13}"${fill ? ` style="fill:${fill}"` : ''}/>` +
-      `<text x="${r1(p.x)}" y="${r1(p.y + 4)}">${escapeHtml(n.label)}</text></g>`);
-  }
-  const gl = g.graph();
-  return {
-    svg: parts.join('\n'), width: Math.ceil(gl.width ?? 100), height: Math.ceil(gl.height ?? 100),
-    groupsDrawn: colourOf.size, regions: regions.length,
-  };
-}
-
-const GRAPH_TOOLBAR = '<div class="toolbar"><button type="button" id="zoom-in" title="zoom in">+</button>' +
-  '<button type="button" id="zoom-out" title="zoom out">&minus;</button>' +
-  '<button type="button" id="zoom-fit" title="fit to view">fit</button>\n' +
-  '<span class="legend"><span class="swatch fused-swatch"></span>fusion group (one colour each) ' +
-  '<span class="swatch plain-swatch"></span>not fused <span class="swatch region-swatch"></span>attention region ' +
-  '<span class="swatch summary-swatch"></span>collapsed nodes</span></div>';
-
-const ARROW_MARKER = '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" ' +
-  'markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z"/></marker></defs>';
-
-function graphSection(d: GraphDrawing | undefined): string {
-  if (!d || d.nodes.length === 0) {
-    return '<section id="graph-section"><h2>Graph</h2><p class="muted">No graph drawing in this report.</p></section>';
-  }
-  const laid = layoutDrawing(d);
-  const frameHeight = Math.max(260, Math.round(laid.height * 1.25 + 40));
-  const svgOpen = `<svg id="graph" viewBox="0 0 ${laid.width} ${laid.height}" data-width="${laid.width}" data-height="${laid.height}" ` +
-    'preserveAspectRatio="xMidYMin meet">';
-  return `<section id="graph-section"><h2>Graph</h2>
-<p class="caption">${escapeHtml(d.caption)}. ${laid.groupsDrawn} fusion group(s) coloured, ${laid.regions} attention region(s) boxed.
-Wheel to zoom, drag to pan.</p>
-${GRAPH_TOOLBAR}
-<div class="graph-frame" style="height: min(72vh, ${frameHeight}px)">${svgOpen}
-${ARROW_MARKER}
-<g id="viewport">
-${laid.svg}
-</g></svg></div></section>`;
-}
-
-// ---- memory chart -------------------------------------------------------------------------------
-
-function niceStep(range: number, ticks: number): number {
-  const raw = range / Math.max(1, ticks);
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= raw) return m * mag;
-  return 10 * mag;
-}
-
-/** Byte ticks at round binary-ish steps (multiples of 2^k KiB/MiB). */
-function byteStep(max: number, ticks: number): number {
-  const raw = max / Math.max(1, ticks);
-  let unit = 1;
-  while (unit * 1024 <= raw) unit *= 1024;
-  return niceStep(raw / unit, 1) * unit;
-}
-
-export const CHART = { width: 960, height: 340, left: 78, right: 190, top: 16, bottom: 44 };
-
-function memorySection(report: ValidationReport): string {
-  const m = report.memory;
-  if (!m || (m.unfused.length === 0 && m.fused.length === 0)) {
-    return '<section id="memory-section"><h2>Memory timeline</h2><p class="muted">No memory timeline in this report.</p></section>';
-  }
-  const { width: W, height: H, left: L, right: R, top: T, bottom: B } = CHART;
-  const series: { key: 'unfused' | 'fused'; pts: MemoryPoint[]; measured: number; estimated: number }[] = [
-    { key: 'unfused', pts: m.unfused, measured: report.runs.unfused.peakBytes, estimated: report.runs.unfused.estimatedPeakBytes },
-    { key: 'fused', pts: m.fused, measured: report.runs.fused.peakBytes, estimated: report.runs.fused.estimatedPeakBytes },
-  ];
-  const maxIndex = Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p.index)));
-  const maxY = Math.max(1, ...series.flatMap((s) => [...s.pts.map((p) => p.liveBytes), s.measured, s.estimated])) * 1.08;
-  const x = (i: number) => L + (i / maxIndex) * (W - L - R);
-  const y = (b: number) => T + (1 - b / maxY) * (H - T - B);
-  const parts: string[] = [];
-
-  const ystep = byteStep(maxY, 5);
-  for (let v = 0; v <= maxY; v += ystep) {
-    parts.push(`<line class="grid" x1="${L}" x2="${W - R}" y1="${r1(y(v))}" y2="${r1(y(v))}"/>` +
-      `<text class="tick" x="${L - 6}" y="${r1(y(v) + 4)}" text-anchor="end">${escapeHtml(formatBytes(v))}</text>`);
-  }
-  const xstep = niceStep(maxIndex, 8);
-  for (let i = 0; i <= maxIndex; i += xstep) {
-    parts.push(`<line class="tickmark" x1="${r1(x(i))}" x2="${r1(x(i))}" y1="${H - B}" y2="${H - B + 5}"/>` +
-      `<text class="tick" x="${r1(x(i))}" y="${H - B + 18}" text-anchor="middle">${i}</text>`);
-  }
-  parts.push(`<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/>` +
-    `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${H - B}"/>`);
-  parts.push(`<text class="axis-label" x="${r1((L + W - R) / 2)}" y="${H - 6}" text-anchor="middle">execution order (node index)</text>`);
-  parts.push(`<text class="axis-label" transform="translate(14 ${r1((T + H - B) / 2)}) rotate(-90)" text-anchor="middle">` +
-    'estimated live bytes</text>');
-
-  const labelYs: number[] = [];
-  for (const s of series) {
-    if (s.pts.length) {
-      // A step line: the level holds until the next node runs.
-      const pts: string[] = [];
-      s.pts.forEach((p, k) => {
-        if (k) pts.push(`${r1(x(p.index))},${r1(y(s.pts[k - 1].liveBytes))}`);
-        pts.push(`${r1(x(p.index))},${r1(y(p.liveBytes))}`);
-      });
-      parts.push(`<polyline class="series series-${s.key}" data-series="${s.key}" points="${pts.join(' ')}"/>`);
-      const peak = s.pts.reduce((a, p) => (p.liveBytes > a.liveBytes ? p : a), s.pts[0]);
-      parts.push(`<circle class="est-peak est-peak-${s.key}" cx="${r1(x(peak.index))}" cy="${r1(y(peak.liveBytes))}" r="4">` +
-        `<title>estimated ${s.key} peak ${escapeHtml(formatBytes(peak.liveBytes))} at node ${peak.index} ` +
-        `(${escapeHtml(peak.node)})</title></circle>`);
-    }
-    if (s.measured >= 0) {
-      let ly = y(s.measured) + 4;
-      for (const other of labelYs) if (Math.abs(other - ly) < 13) ly = other + 13; // keep labels apart
-      labelYs.push(ly);
-      const my = r1(y(s.measured));
-      parts.push(`<line class="measured measured-${s.key}" data-measured="${s.key}" x1="${L}" x2="${W - R}" y1="${my}" y2="${my}"/>`);
-      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(ly)}">` +
-        `measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
-    }
-  }
-  parts.push(`<line id="hover-line" x1="0" x2="0" y1="${T}" y2="${H - B}" visibility="hidden"/>`);
-  parts.push(`<rect id="chart-hit" x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="transparent"/>`);
-
-  const extra = m.fusedExtraWeightsBytes
-    ? ` The fused graph holds ${escapeHtml(formatBytes(m.fusedExtraWeightsBytes))} more: projection weights concatenated once for one GEMM.`
-    : '';
-  const weights = m.weightsBytes !== undefined
-    ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.${extra}`
-    : '';
-  const legend = series.map((s) => `<span><span class="key key-${s.key}"></span>${s.key}: ` +
-    `estimated peak ${escapeHtml(formatBytes(s.estimated))}, measured ${escapeHtml(formatBytes(s.measured))}</span>`).join('');
-  return `<section id="memory-section"><h2>Memory timeline</h2>
-<p class="caption">Estimated live bytes after each node, in execution order, for the unfused (decomposed) and fused graphs;
-dashed lines mark the peaks measured when the graphs ran, dots the estimated peaks.${weights}</p>
-<div class="chart-frame"><svg id="memory-chart" viewBox="0 0 ${W} ${H}" data-max-index="${maxIndex}" data-max-y="${maxY}">
-${parts.join('\n')}
-</svg>
-<div class="chart-legend">${legend}
-<span><span class="key key-measured"></span>measured peak</span><span><span class="key key-dot"></span>estimated peak</span></div>
-<div id="chart-readout" class="readout">&nbsp;</div></div></section>`;
 }
 
 // ---- tables ------------------------------------------------------------------------------------
