@@ -2,7 +2,7 @@
 // set behind each attention core, fused or with the condition that failed, and each attention
 // core the explain rules did not group, matched again as if its anchor were free.
 import type { Node } from '../core/ir';
-import type { Rule } from './rules';
+import { PARALLEL_CONDITIONS, type ParallelConditionName, type ParallelRule, type Rule } from './rules';
 import { PROJECTING_ATTENTION_KINDS } from '../core/ops/classes';
 import { VK, isActivation } from '../core/facts';
 import type { Grouping } from './grouping';
@@ -29,41 +29,48 @@ function projectionSource(pt: Grouping, i: number): number {
   return -1;
 }
 
-function explainProjections(pt: Grouping, set: { role: string; p: number }[], parallelIndex: number, name: string): NotFused | null {
+/** The parallel rule the projection sets are explained by: its place in the table and its conditions, checked in order. */
+interface ParallelRef { index: number; name: string; where: readonly ParallelConditionName[] }
+
+function explainProjections(pt: Grouping, set: { role: string; p: number }[], rule: ParallelRef): NotFused | null {
   const f = pt.f;
   const nodes = set.map((s) => f.nodes[s.p]);
-  const mk = (condition: string, message: string): NotFused => ({ subject: 'projections', rule: name, condition, message, nodes });
-  const keys = set.map((s) => { const o = pt.linearOperands(s.p); return o ? pt.tensorKey(o.x) : '?'; });
-  for (let k = 1; k < set.length; k++) {
-    if (keys[k] !== keys[0]) {
+  const mk = (condition: string, message: string): NotFused => ({ subject: 'projections', rule: rule.name, condition, message, nodes });
+  const checks: Record<ParallelConditionName, () => NotFused | null> = {
+    sameInput: () => {
+      const keys = set.map((s) => { const o = pt.linearOperands(s.p); return o ? pt.tensorKey(o.x) : '?'; });
+      const k = keys.findIndex((key) => key !== keys[0]);
+      if (k < 0) return null;
       const a = pt.linearOperands(set[0].p)!, b = pt.linearOperands(set[k].p)!;
       return mk('sameInput', `${set[0].role} reads ${pt.name(a.x)} but ${set[k].role} reads ${pt.name(b.x)}: they do not share an input`);
-    }
-  }
-  const sigs = set.map((s) => pt.weightSignature(s.p));
-  for (let k = 1; k < set.length; k++) {
-    if (sigs[k] !== sigs[0]) {
+    },
+    compatibleWeights: () => {
+      const sigs = set.map((s) => pt.weightSignature(s.p));
+      const k = sigs.findIndex((sig) => sig !== sigs[0]);
+      if (k < 0) return null;
       return mk('compatibleWeights', `${set[0].role} is ${sigs[0]} but ${set[k].role} is ${sigs[k]}: no single GEMM covers both`);
-    }
+    },
+    free: () => {
+      const taken = set.find((s) => pt.groupOf[s.p] >= 0 && pt.groups[pt.groupOf[s.p]].ruleIndex <= rule.index);
+      return taken ? mk('free', `${taken.role} (${pt.label(taken.p)}) was already taken by ${pt.groupLabel(pt.groupOf[taken.p])}`) : null;
+    },
+    acyclic: () => {
+      const r = pt.refused.find((x) => set.every((s) => x.set.includes(s.p)));
+      return r ? mk('acyclic', r.message) : null;
+    },
+  };
+  for (const c of rule.where) {
+    const why = checks[c]();
+    if (why) return why;
   }
-  for (const s of set) {
-    const g = pt.groupOf[s.p];
-    if (g >= 0 && pt.groups[g].ruleIndex <= parallelIndex) {
-      return mk('free', `${s.role} (${pt.label(s.p)}) was already taken by ${pt.groupLabel(g)}`);
-    }
-  }
-  const r = pt.refused.find((x) => set.every((s) => x.set.includes(s.p)));
-  if (r) return mk('acyclic', r.message);
-  for (const s of set) {
-    const g = pt.groupOf[s.p];
-    if (g >= 0) return mk('free', `${s.role} (${pt.label(s.p)}) is in ${pt.groupLabel(g)}`);
-  }
-  return null;
+  // Every condition held: a later rule's group took one of them.
+  const later = set.find((s) => pt.groupOf[s.p] >= 0);
+  return later ? mk('free', `${later.role} (${pt.label(later.p)}) is in ${pt.groupLabel(pt.groupOf[later.p])}`) : null;
 }
 
-function conditionsPassed(w: NotFused | null): number {
-  const order = ['sameInput', 'compatibleWeights', 'free', 'acyclic'];
-  return w ? order.indexOf(w.condition) : order.length;
+/** How far an explanation got through the rule's conditions (all of them when it found none failing). */
+function conditionsPassed(w: NotFused | null, rule: ParallelRef): number {
+  return w ? rule.where.indexOf(w.condition as ParallelConditionName) : rule.where.length;
 }
 
 export function attentionLabel(nodes: Node[]): string | undefined {
@@ -78,8 +85,9 @@ export function attentionLabel(nodes: Node[]): string | undefined {
 export function projectionSets(
   pt: Grouping, groups: FusionGroup[], attentionCores: FusionGroup[], rules: readonly Rule[],
 ): ProjectionSet[] {
-  const parallelIndex = rules.findIndex((r) => r.type === 'parallel');
-  const parallelName = parallelIndex >= 0 ? rules[parallelIndex].name : 'parallel_projection';
+  const index = rules.findIndex((r) => r.type === 'parallel');
+  const rule = index >= 0 ? rules[index] as ParallelRule : undefined;
+  const parallel: ParallelRef = { index, name: rule?.name ?? 'parallel_projection', where: rule?.where ?? PARALLEL_CONDITIONS };
   const projections: ProjectionSet[] = [];
   for (const g of attentionCores) {
     if (PROJECTING_ATTENTION_KINDS.has(g.nodes[0].kind)) {
@@ -88,7 +96,7 @@ export function projectionSets(
     }
     const operands = qkvOperands(pt, g);
     if (!operands) continue;
-    projections.push(projectionSet(pt, groups, g, operands, parallelIndex, parallelName));
+    projections.push(projectionSet(pt, groups, g, operands, parallel));
   }
   return projections;
 }
@@ -110,14 +118,14 @@ function qkvOperands(pt: Grouping, g: FusionGroup): [number, number, number] | u
 
 /** The linears behind q, k and v, and whether (and how) they were fused, or why not. */
 function projectionSet(pt: Grouping, groups: FusionGroup[], g: FusionGroup, [qv, kv, vv]: [number, number, number],
-  parallelIndex: number, parallelName: string): ProjectionSet {
+  parallel: ParallelRef): ProjectionSet {
   const f = pt.f;
   const [sq, sk, sv] = [qv, kv, vv].map((i) => (i >= 0 ? projectionSource(pt, i) : -1));
   const node = (p: number) => (p >= 0 ? f.nodes[p] : null);
   const ps: ProjectionSet = { attention: g, q: node(sq), k: node(sk), v: node(sv), status: 'unknown' };
   if (sq < 0 || sk < 0 || sv < 0) return ps;
   const gq = pt.groupOf[sq], gk = pt.groupOf[sk], gv = pt.groupOf[sv];
-  const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallelName;
+  const isParallel = (x: number) => x >= 0 && pt.groups[x].rule === parallel.name;
   if (sq === sk && sk === sv) { ps.status = 'packed'; return ps; }
   if (sk === sv) { ps.status = 'packed_kv'; return ps; }
   if (gq >= 0 && gq === gk && gk === gv && isParallel(gq)) {
@@ -134,13 +142,12 @@ function projectionSet(pt: Grouping, groups: FusionGroup[], g: FusionGroup, [qv,
     return ps;
   }
   ps.status = 'not_fused';
-  const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }],
-    parallelIndex, parallelName);
-  const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallelIndex, parallelName);
-  let why = conditionsPassed(kvOnly) > conditionsPassed(qkv) ? kvOnly : qkv;
+  const qkv = explainProjections(pt, [{ role: 'q_proj', p: sq }, { role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallel);
+  const kvOnly = explainProjections(pt, [{ role: 'k_proj', p: sk }, { role: 'v_proj', p: sv }], parallel);
+  let why = conditionsPassed(kvOnly, parallel) > conditionsPassed(qkv, parallel) ? kvOnly : qkv;
   if (!why) {
     why = {
-      subject: 'projections', rule: parallelName, condition: 'free', message: 'the projections are in different groups',
+      subject: 'projections', rule: parallel.name, condition: 'free', message: 'the projections are in different groups',
       nodes: [sq, sk, sv].map((p) => f.nodes[p]),
     };
   }

@@ -129,8 +129,10 @@ export const CONDITIONS = {
 
 export type ConditionName = keyof typeof CONDITIONS;
 
-/** Parallel-rule conditions, checked in this order (the first failing one is the explanation). */
+/** Parallel-rule conditions (PARALLEL_CONDITIONS gives the order they are checked in). */
 export type ParallelConditionName = 'free' | 'sameInput' | 'compatibleWeights' | 'acyclic';
+/** A parallel rule's conditions in the order a miss is explained by (partition-explain.ts): the first that fails is the reason. */
+export const PARALLEL_CONDITIONS: readonly ParallelConditionName[] = ['sameInput', 'compatibleWeights', 'free', 'acyclic'];
 
 // ---- the table -------------------------------------------------------------------------------
 
@@ -165,7 +167,7 @@ export const RULES: readonly Rule[] = [
   {
     type: 'parallel', name: 'parallel_projection', kind: 'parallel_linear', ops: ['linear'], min: 2,
     description: 'linears reading the same tensor with compatible weights: one GEMM over concatenated weights (Q/K/V, K/V, gate/up)',
-    where: ['free', 'sameInput', 'compatibleWeights', 'acyclic'],
+    where: PARALLEL_CONDITIONS,
   },
   {
     type: 'chain', name: 'conv_bn_act', kind: 'conv_bn_act', anchor: 0,

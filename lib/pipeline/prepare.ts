@@ -1,5 +1,5 @@
 // From a loaded model to the three graphs the runtime compares:
-//   standard    torch.fx-like view (leaf modules are calls), for node counts;
+//   standard    leaf modules kept as calls (as torch.fx keeps them), for node counts;
 //   decomposed  attention expanded into explicit ops (leaf modules then inlined too, so every
 //               op is visible to the partitioner and the analyses): the "unfused" graph;
 //   fused       the decomposed graph with fusion groups lowered to fused kernels.
