@@ -37,6 +37,20 @@ export function constNumber(v: Value | undefined): number | undefined {
   return typeof c === 'number' ? c : typeof c === 'boolean' ? Number(c) : undefined;
 }
 
+/**
+ * A number: a constant int or float (or one the shape run recorded), or a one-element tensor
+ * constant (how a trace records `x / math.sqrt(d)` and `0.5 * x`).
+ */
+export function scalarConstant(v: Value | undefined): number | undefined {
+  const c = constOf(v);
+  if (typeof c === 'number') return c;
+  type TensorConstant = { shape?: number[]; toTypedArray?: () => ArrayLike<number | bigint> } | null;
+  const t = v?.node?.isConstant ? v.node.constantValue() as TensorConstant : undefined;
+  if (!t || typeof t !== 'object' || typeof t.toTypedArray !== 'function' || !Array.isArray(t.shape)) return undefined;
+  if (t.shape.reduce((a, b) => a * b, 1) !== 1) return undefined;
+  return Number(t.toTypedArray()[0]);
+}
+
 /** None by type, as a constant, or as the shape run saw it (an Optional value that was None at run time). */
 export function isNoneValue(v: Value | undefined): boolean {
   if (!v) return true;

@@ -14,9 +14,8 @@
 //   - k^T from any transpose or permute (k is recovered as a view).
 // Run canonicalize (lib/transforms/canonicalize.ts) first: same-dtype casts and eval dropout are gone.
 import { dataInput, outOfPlaceKind, type Node, type Value } from '../core/ir';
-import type { TensorHandleLike } from '../core/ir/serialized';
 import { tensorInfo } from '../core/value-info';
-import { constOf } from '../core/constants';
+import { constOf, scalarConstant } from '../core/constants';
 import { METADATA_INPUT0, numel, sameShape } from '../core/ops/classes';
 
 /**
@@ -70,20 +69,6 @@ export type CoreReading = { ok: true; core: AttentionCore } | { ok: false; reaso
 
 // ---- values ------------------------------------------------------------------------------------
 
-/** A number, or a 0-dim tensor constant's value (traces record `x / math.sqrt(d)` so). */
-export function scalarOf(v: Value | undefined): number | undefined {
-  if (!v) return undefined;
-  const c = constOf(v);
-  if (typeof c === 'number') return c;
-  const n = v.node;
-  if (!n?.isConstant) return undefined;
-  const t = n.constantValue() as (TensorHandleLike & { toTypedArray?: () => ArrayLike<number | bigint> }) | null;
-  if (t && typeof t === 'object' && Array.isArray(t.shape) && t.shape.length === 0 && typeof t.toTypedArray === 'function') {
-    return Number(t.toTypedArray()[0]);
-  }
-  return undefined;
-}
-
 /** A scalar known at run time: an int or float value, or a 0-dim tensor (not a constant). */
 function isRuntimeScalar(v: Value): boolean {
   if (v.node?.isConstant) return false;
@@ -93,7 +78,7 @@ function isRuntimeScalar(v: Value): boolean {
 
 /** The value a where/masked_fill writes: a number, a 0-dim constant, or aten::full([], c) (GPT-2). */
 function fillOf(v: Value): number | undefined {
-  const s = scalarOf(v);
+  const s = scalarConstant(v);
   if (s !== undefined) return s;
   const n = v.node;
   if (n?.kind !== 'aten::full') return undefined;
@@ -101,7 +86,7 @@ function fillOf(v: Value): number | undefined {
   const empty = size && (size.node?.kind === 'prim::ListConstruct'
     ? size.node.inputs.length === 0
     : Array.isArray(constOf(size)) && (constOf(size) as number[]).length === 0);
-  return empty ? scalarOf(n.arg('fill_value')) : undefined;
+  return empty ? scalarConstant(n.arg('fill_value')) : undefined;
 }
 
 // Filling with at most -1e30 is the same as adding it, in float32: s + c rounds to c for any
@@ -124,7 +109,7 @@ function scaleOf(n: Node): { x: Value; factor?: number; runtime?: RuntimeScale }
   const divide = n.kind === 'aten::div';
   const [a, b] = n.inputs;
   for (const [x, s] of divide ? [[a, b]] : [[a, b], [b, a]]) {
-    const c = scalarOf(s);
+    const c = scalarConstant(s);
     if (c !== undefined) return { x, factor: divide ? 1 / c : c };
     if (isRuntimeScalar(s) && !isRuntimeScalar(x)) return { x, runtime: { value: s, divide } };
     if (isPerHeadFactor(s, x)) return { x, runtime: { value: s, divide, perHead: true } };
@@ -279,7 +264,7 @@ function scoresOperands(scores: Node, sc: Scaling): { q: Value; kT: Value } {
     return { q: scores.arg('self')!, kT: scores.arg('other') ?? scores.arg('mat2')! };
   }
   if (scores.kind === 'aten::baddbmm') {
-    const beta = scalarOf(scores.arg('beta')), alpha = scalarOf(scores.arg('alpha'));
+    const beta = scalarConstant(scores.arg('beta')), alpha = scalarConstant(scores.arg('alpha'));
     if (beta === undefined || alpha === undefined || !(alpha > 0)) {
       throw new Refuse('baddbmm with non-constant or non-positive alpha/beta', scores);
     }
@@ -306,7 +291,7 @@ function contextMatmul(roleOf: Map<Node, string>, softmax: Node, q: Value): { dr
   const advance = () => { attn = next!.output; next = soleDataUser(attn); };
   while (next && regroups(next)) { advance(); regrouped = true; }
   if (next && roleOf.get(next) === 'dropout') {
-    const p = scalarOf(next.arg('p')), train = next.arg('train') ? constOf(next.arg('train')!) : undefined;
+    const p = scalarConstant(next.arg('p')), train = next.arg('train') ? constOf(next.arg('train')!) : undefined;
     if (p === undefined || typeof train !== 'boolean') throw new Refuse('dropout arguments are not constants', next);
     dropout = train ? p : 0;
     advance();
@@ -358,17 +343,17 @@ function readMask(
     if (isHugeNegative(fill) && isFloat32(n.output)) { push({ value: cond, form: 'fill', fill, negate: true }, n.output); return self; }
     throw new Refuse(`where with ${fill ?? 'a non-constant value'} (neither -inf nor a huge negative float32)`, n);
   }
-  if (kind === 'aten::add' && n.arg('other')?.type.kind === 'Tensor' && scalarOf(n.arg('alpha')) === 1) {
+  if (kind === 'aten::add' && n.arg('other')?.type.kind === 'Tensor' && scalarConstant(n.arg('alpha')) === 1) {
     // One operand is the scores (produced in the group), the other the mask.
     const [a, b] = [n.arg('self')!, n.arg('other')!];
     const [scores, mask] = inGroup(a) ? [a, b] : [b, a];
-    if (scalarOf(mask) !== undefined) throw new Refuse('a constant added to the scores is a shift, not a mask', n);
+    if (scalarConstant(mask) !== undefined) throw new Refuse('a constant added to the scores is a shift, not a mask', n);
     push({ value: mask, form: 'additive' }, n.output);
     return scores;
   }
-  if (kind === 'aten::sub' && n.arg('other')?.type.kind === 'Tensor' && scalarOf(n.arg('alpha')) === 1 && inGroup(n.arg('self')!)) {
+  if (kind === 'aten::sub' && n.arg('other')?.type.kind === 'Tensor' && scalarConstant(n.arg('alpha')) === 1 && inGroup(n.arg('self')!)) {
     const mask = n.arg('other')!;
-    if (scalarOf(mask) !== undefined) throw new Refuse('a constant subtracted from the scores is a shift, not a mask', n);
+    if (scalarConstant(mask) !== undefined) throw new Refuse('a constant subtracted from the scores is a shift, not a mask', n);
     push({ value: mask, form: 'additive', subtracted: true }, n.output);
     return n.arg('self')!;
   }

@@ -5,7 +5,7 @@
 // (the erf form), hand-written SiLU. The patterns are data (EXPRESSIONS); one matcher reads them,
 // with add and mul commutative and constants matched to 1e-6 relative.
 import type { Graph, Node, Value } from '../core/ir';
-import { constNumber } from '../core/constants';
+import { constNumber, scalarConstant } from '../core/constants';
 import { setValueInfo, tensorInfo } from '../core/value-info';
 import { Emitter } from './emit';
 
@@ -39,18 +39,6 @@ export const EXPRESSIONS: readonly WrittenOutActivation[] = [
 
 const COMMUTATIVE = new Set(['aten::mul', 'aten::add']);
 
-/** A scalar constant, or a one-element tensor constant (how tracing records `0.5 * x`). */
-function scalarOf(v: Value): number | undefined {
-  const c = constNumber(v);
-  if (c !== undefined) return c;
-  const t = v.node?.isConstant
-    ? v.node.attr('value') as { shape?: number[]; toTypedArray?: () => ArrayLike<number | bigint> } | undefined
-    : undefined;
-  if (!t || typeof t.toTypedArray !== 'function' || !t.shape || t.shape.reduce((a, b) => a * b, 1) !== 1) return undefined;
-  const x = t.toTypedArray()[0];
-  return typeof x === 'bigint' ? Number(x) : x;
-}
-
 /** Binds X while matching `e` against `v`; the nodes matched go into `nodes`. */
 function match(e: Expr, v: Value, bind: { x?: Value }, nodes: Node[]): boolean {
   if (e === 'X') {
@@ -59,7 +47,7 @@ function match(e: Expr, v: Value, bind: { x?: Value }, nodes: Node[]): boolean {
     return true;
   }
   if (typeof e === 'number') {
-    const c = scalarOf(v);
+    const c = scalarConstant(v);
     return c !== undefined && Math.abs(c - e) <= 1e-6 * Math.max(1, Math.abs(e));
   }
   const n = v.node;

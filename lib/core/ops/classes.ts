@@ -6,6 +6,7 @@
 // residual add, a mask and an elementwise op; the rules decide which part it plays.
 
 import { outOfPlaceKind } from '../ir/node';
+import { viewStrides } from '../strides';
 
 export type OpClass =
   | 'matmul'      // activation x activation: matmul, bmm, mm, baddbmm
@@ -172,34 +173,9 @@ export function stridesLikeChannelsLast(shape: readonly number[], strides: reado
   return true;
 }
 
-/**
- * Whether a tensor of `shape`/`strides` can be viewed as `newShape` without a copy (what
- * reshape/flatten decide). Old dims are grouped into runs that are contiguous with each other;
- * each run must map onto whole new dims.
- */
+/** Whether a tensor of `shape`/`strides` can be viewed as `newShape` without a copy (ATen's rule for reshape: core/strides.ts). */
 export function canView(shape: readonly number[], strides: readonly number[], newShape: readonly number[]): boolean {
-  const total = numel(shape);
-  if (total === 0) return true;
-  if (numel(newShape) !== total) return false;
-  // Drop size-1 dims on both sides: they never constrain a view.
-  const dims: number[] = [];
-  const st: number[] = [];
-  shape.forEach((d, i) => { if (d !== 1) { dims.push(d); st.push(strides[i]); } });
-  const target = newShape.filter((d) => d !== 1);
-  let t = target.length - 1;
-  let i = dims.length - 1;
-  while (i >= 0) {
-    // Grow a run of old dims [j..i] that are mutually contiguous.
-    let runNumel = dims[i];
-    let j = i;
-    while (j > 0 && st[j - 1] === st[j] * dims[j]) { j--; runNumel *= dims[j]; }
-    // The new dims taken from the end must multiply exactly to the run's element count.
-    let got = 1;
-    while (t >= 0 && got < runNumel) { got *= target[t]; t--; }
-    if (got !== runNumel) return false;
-    i = j - 1;
-  }
-  return t < 0;
+  return viewStrides(shape, strides, newShape) !== null;
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
