@@ -224,7 +224,7 @@ describe('torch.export programs (.pt2)', function () {
     assert.ok(report.checks.every((c: { passed: boolean }) => c.passed), JSON.stringify(report.checks));
     const i = runCli(['inspect', mha.program]);
     assert.equal(i.code, 0, i.err);
-    assert.match(i.out, /prim::CallMethod\[name="forward"\]\(%attn, /);
+    assert.match(i.out, /call_module:MultiheadAttention\(%attn, /);
     const bad = await ensureBadPrograms();
     const b = runCli(['validate', bad.cond, '--input', '2x8']);
     assert.equal(b.code, 2, b.err);
