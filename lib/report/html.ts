@@ -53,7 +53,7 @@ ${rows.join('\n')}
 </tbody></table>
 <p class="caption">${e(RUN_CAPTION)}</p>
 ${timing}${reduction}
-${e(attentionLine(a))}.</p>
+${e(attentionLine(a, report.graphs.fused.lowering?.attentionCores.length))}.</p>
 ${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
 ${g.fused.lowering ? loweringList(g.fused.lowering) : ''}
 ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}

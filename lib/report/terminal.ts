@@ -61,7 +61,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   if (lw) out.push(...loweringLines(lw));
 
   const a = report.attention;
-  out.push(attentionLine(a));
+  out.push(attentionLine(a, report.graphs.fused.lowering?.attentionCores.length));
   for (const s of a.skipped) out.push(`  skipped ${s.node}: ${s.reason}`);
 
   if (report.checks?.length) {
