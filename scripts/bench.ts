@@ -67,7 +67,7 @@ async function main(): Promise<number> {
   // --with-suite: the standard suite first, then the corpus rows, in one run (one table).
   const cases = corpus && args.includes('--with-suite') ? [...STANDARD_SUITE, ...corpus] : corpus;
   const r = await runBench({
-    models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
+    models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases, project: true,
     anchors: args.includes('--anchors'),
     fuse: { foldBatchNorms: !args.includes('--no-fold-batch-norm') }, ablate: ablate as AblatableLowering[],
     json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),

@@ -18,7 +18,7 @@ describe('bench harness', function () {
 
   it('mha_demo: three graphs interleaved, measured peaks, diffs, the addon-overhead target, JSON on stdout', async () => {
     const { out, opts } = quiet();
-    const report = await runBench({ models: ['mha_demo'], inputs: [], device: 'cpu', seed: 0, warmup: 1, repeat: 3, json: true, verbose: false, ...opts });
+    const report = await runBench({ models: ['mha_demo'], inputs: [], device: 'cpu', seed: 0, warmup: 1, repeat: 3, json: true, verbose: false, project: true, ...opts });
     assert.deepEqual(JSON.parse(out.join('')), JSON.parse(JSON.stringify(report)));
     const [c] = report.cases;
     assert.equal(c.name, 'mha_demo');
@@ -29,7 +29,7 @@ describe('bench harness', function () {
     assert.ok(c.comparison.runs.unfused.maxAbsDiff! <= 1e-5 && c.comparison.runs.fused.maxAbsDiff! <= 1e-5);
     assert.deepEqual(c.attentions, { found: 1, decomposed: 1 });
     assert.equal(c.loweredCores, 1);
-    assert.deepEqual(report.targets.map((t) => t.name), ['mha_demo: addon overhead over the libtorch forward']);
+    assert.deepEqual(report.targets!.map((t) => t.name), ['mha_demo: addon overhead over the libtorch forward']);
   });
 
   it('other built-in models run on their example inputs; a model file needs --input', async () => {

@@ -2,7 +2,8 @@
 // torchgraph: the command line. Exit codes: 0 every check passed, 1 a check failed, 2 bad usage
 // or bad input (one line on stderr), 3 could not run (environment or internal error).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { dispatchBench } from './bench';
+import { anchorOptions, BENCH_HELP, dispatchBench, parseAnchorModes } from './bench';
+import { ANCHOR_MODES, type AnchorMode } from '../anchors';
 import { cacheCommand, setupCommand } from './cache-command';
 import { exportCommand, type ExportCliOptions } from './export-command';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors';
@@ -236,24 +237,24 @@ Examples:
 
   const bench = program
     .command('bench')
-    .description('benchmark original/unfused/fused runs: times and peak memory (the runtime harness)')
-    .argument('[models...]', 'built-in models or TorchScript files (default: the standard suite)')
+    .description('time your model: original/unfused/fused (and optimized) runs interleaved, peak memory, max abs diffs')
+    .argument('[models...]', 'TorchScript (.pt) or .pt2 files, or built-in models (default: vit_b_16 at batch 1)')
     .option('-i, --input <spec>', 'an input for file models (repeatable)', collect)
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
     .option('--repeat <n>', 'timed repetitions', positiveInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
-    .option('--anchors',
-      'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
+    .option('--anchors [modes]',
+      `also time PyTorch on the same model and inputs, and the GEMM peak: ${ANCHOR_MODES.join(',')} (default: all)`, parseAnchorModes)
     .option('-v, --verbose', 'progress; full errors with stack traces')
     .option('-q, --quiet', 'no progress on stderr, only errors');
   addLoweringOptions(bench)
-    .addHelpText('after', EXIT_CODES)
+    .addHelpText('after', BENCH_HELP + EXIT_CODES)
     .action(async (models: string[], o: BenchCliOptions, cmd: Command) => {
       setExit(await dispatchBench({
         models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
-        anchors: Boolean(o.anchors), fuse: loweringSwitches(cmd),
+        ...anchorOptions(o.anchors), fuse: loweringSwitches(cmd),
         json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });
@@ -264,7 +265,7 @@ Examples:
 
 interface BenchCliOptions {
   input?: string[]; seed: number; device: string; warmup?: number; repeat?: number;
-  json?: boolean; anchors?: boolean; verbose?: boolean; quiet?: boolean;
+  json?: boolean; anchors?: AnchorMode[] | true; verbose?: boolean; quiet?: boolean;
 }
 
 /** Run the CLI on `argv` (without node and script) and return the exit code. */
