@@ -120,7 +120,8 @@ function rebuiltTarget(anchor: CaseAnchor | undefined, { model, inputs }: SuiteC
 }
 
 /** The anchors of case `c` (its model's file `file`) started, on CPU: a built-in model or a corpus
- * fixture rebuilt in Python, or a user's file run as it is on the inputs this bench runs it on. */
+ * fixture rebuilt in Python, or (torchgraph bench) a user's file run as it is, on the inputs this
+ * bench runs it on. */
 async function caseAnchors(
   anchor: CaseAnchor | undefined, c: Omit<SuiteCase, 'anchor'>, file: string, options: RunBenchOptions,
 ): Promise<{ anchors: AnchorProcess; close(): void } | undefined> {
@@ -133,6 +134,12 @@ async function caseAnchors(
   if (rebuilt) {
     const anchors = await startAnchors(rebuilt, options.anchorModes);
     return { anchors, close: () => anchors.close() };
+  }
+  if (options.project) {
+    // The suite's anchors are what a PyTorch user would run: the model's own class, rebuilt.
+    const why = "the suite's rebuild built-in models and corpus transformers classes";
+    if (!options.quiet) options.stderr(`bench: ${c.name}: no anchors (${why})\n`);
+    return undefined;
   }
   const written = await writeFileAnchorInputs({ ...c, file }, options.seed);
   try {
