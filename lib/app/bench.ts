@@ -155,7 +155,6 @@ function describeAnchors(name: string, a: AnchorProcess): string {
   const diffs = Object.entries(a.maxAbsDiffs).map(([m, d]) => `${m} ${d.toExponential(1)}`).join(', ');
   const lines = [`bench: ${name}: anchors ready (eager max abs diff ${a.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}; `
     + `each mode's: ${diffs}; compile s: ${JSON.stringify(a.compileSeconds)})`];
-  for (const [mode, route] of Object.entries(a.routes)) lines.push(`  ${mode}: ${route}`);
   for (const [mode, why] of Object.entries(a.skipped)) lines.push(`  ${mode} skipped: ${why}`);
   return lines.join('\n') + '\n';
 }

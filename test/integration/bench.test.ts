@@ -65,15 +65,15 @@ describe('torchgraph bench on a user\'s file', function () {
     const flat = r.out.replace(/\s+/g, ' ');
     assert.match(flat, /Without a model it times the built-in ViT-B\/16 at batch 1/);
     assert.match(flat, /There are no targets here: the project's own suite and its targets are `npm run bench`/);
-    assert.match(flat, /--anchors \[modes\]/);
+    assert.match(flat, /--anchor-modes <modes>/);
     assert.match(flat, /torch\.jit\.load, as torchgraph's libtorch runs it/);
-    const bad = runCli(['bench', path.join(tmp, 'block.pt'), ...inputs, '--anchors', 'eager,jit']);
+    const bad = runCli(['bench', path.join(tmp, 'block.pt'), ...inputs, '--anchor-modes', 'eager,jit']);
     assert.equal(bad.code, 2);
-    assert.match(bad.err, /anchors are eager, inductor, inductor_freezing \(comma-separated\), not jit/);
+    assert.match(bad.err, /anchor modes are eager, inductor, inductor_freezing \(comma-separated\), not jit/);
   });
 
-  it('.pt --anchors eager,inductor: rows for PyTorch on that file, ratios against the original, small diffs, no targets, exit 0', () => {
-    const r = runCli(['bench', path.join(tmp, 'block.pt'), ...inputs, '--anchors', 'eager,inductor', '--warmup', '1', '--repeat', '3']);
+  it('.pt --anchor-modes eager,inductor: rows for PyTorch on that file, ratios against the original, small diffs, no targets, exit 0', () => {
+    const r = runCli(['bench', path.join(tmp, 'block.pt'), ...inputs, '--anchor-modes', 'eager,inductor', '--warmup', '1', '--repeat', '3']);
     assert.equal(r.code, 0, r.err + r.out);
     assert.doesNotMatch(r.out, /targets/);
     assert.match(r.out, /block\.pt on float32\[2, 8, 32\], float32\[2, 8, 1\]: medians of 3 interleaved runs/);
@@ -90,8 +90,8 @@ describe('torchgraph bench on a user\'s file', function () {
     assert.match(r.out, /machine peak: float32 GEMM 2048x2048 at \d+ GFLOP\/s/);
   });
 
-  it('.pt2 --anchors eager --json: torch.export.load(...).module() on the same inputs, no targets', () => {
-    const r = runCli(['bench', path.join(tmp, 'block.pt2'), ...inputs, '--anchors', 'eager', '--warmup', '0', '--repeat', '2', '--json', '--quiet']);
+  it('.pt2 --anchor-modes eager --json: torch.export.load(...).module() on the same inputs, no targets', () => {
+    const r = runCli(['bench', path.join(tmp, 'block.pt2'), ...inputs, '--anchor-modes', 'eager', '--warmup', '0', '--repeat', '2', '--json', '--quiet']);
     assert.equal(r.code, 0, r.err + r.out);
     const report = JSON.parse(r.out) as BenchReport;
     assert.equal(report.targets, undefined);

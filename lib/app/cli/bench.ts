@@ -21,29 +21,32 @@ count, timed in the same repetitions, with each one's max abs diff from the orig
                       makes of it, since torch.compile does not take a ScriptModule; skipped, with the
                       reason, where that conversion fails)
   inductor_freezing   the same with inductor's freezing
-Built-in models are rebuilt in Python with the file's weights instead. Compiling takes seconds to minutes.
+--anchor-modes eager,inductor runs some of them. Built-in models are rebuilt in Python with the
+file's weights instead. Compiling takes seconds to minutes.
 
 Examples:
   torchgraph bench
   torchgraph bench model.pt --input 2x16x64 --anchors
-  torchgraph bench model.pt2 --anchors eager,inductor
+  torchgraph bench model.pt2 --anchor-modes eager,inductor
   torchgraph bench bert.pt -i input_ids=2x128:int64:0..30522 -i attention_mask=2x128:int64:ones --json
 `;
 
-/** `--anchors eager,inductor`: the modes, each one known. */
+/** `--anchor-modes eager,inductor`: the modes, each one known. */
 export function parseAnchorModes(v: string): AnchorMode[] {
   const modes = v.split(',').map((m) => m.trim()).filter(Boolean);
   const unknown = modes.filter((m) => !(ANCHOR_MODES as readonly string[]).includes(m));
   if (!modes.length || unknown.length) {
     const not = unknown.length ? `, not ${unknown.join(', ')}` : '';
-    throw new InvalidArgumentError(`anchors are ${ANCHOR_MODES.join(', ')} (comma-separated)${not}.`);
+    throw new InvalidArgumentError(`anchor modes are ${ANCHOR_MODES.join(', ')} (comma-separated)${not}.`);
   }
   return modes as AnchorMode[];
 }
 
-/** --anchors (every mode) or --anchors MODES, as runBench takes them. */
-export function anchorOptions(v: AnchorMode[] | true | undefined): Pick<RunBenchOptions, 'anchors' | 'anchorModes'> {
-  return v === undefined ? { anchors: false } : { anchors: true, ...(v === true ? {} : { anchorModes: v }) };
+/** --anchors (every mode) and --anchor-modes MODES (some, implying --anchors), as runBench takes them. */
+export function anchorOptions(
+  anchors: boolean | undefined, modes: AnchorMode[] | undefined,
+): Pick<RunBenchOptions, 'anchors' | 'anchorModes'> {
+  return { anchors: Boolean(anchors) || modes !== undefined, ...(modes ? { anchorModes: modes } : {}) };
 }
 
 /** Runs the harness; exit 1 only when a target was missed (npm run bench has targets; the CLI none). */

@@ -239,14 +239,14 @@ Examples:
     .command('bench')
     .description('time your model: original/unfused/fused (and optimized) runs interleaved, peak memory, max abs diffs')
     .argument('[models...]', 'TorchScript (.pt) or .pt2 files, or built-in models (default: vit_b_16 at batch 1)')
-    .option('-i, --input <spec>', 'an input for file models (repeatable)', collect)
+    .option('-i, --input <spec>', 'an input: [NAME=]SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
     .option('--repeat <n>', 'timed repetitions', positiveInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
-    .option('--anchors [modes]',
-      `also time PyTorch on the same model and inputs, and the GEMM peak: ${ANCHOR_MODES.join(',')} (default: all)`, parseAnchorModes)
+    .option('--anchors', 'also time PyTorch on the same model, inputs and threads (eager, torch.compile), and the GEMM peak')
+    .option('--anchor-modes <modes>', `which anchors (implies --anchors): some of ${ANCHOR_MODES.join(',')}`, parseAnchorModes)
     .option('-v, --verbose', 'progress; full errors with stack traces')
     .option('-q, --quiet', 'no progress on stderr, only errors');
   addLoweringOptions(bench)
@@ -254,7 +254,7 @@ Examples:
     .action(async (models: string[], o: BenchCliOptions, cmd: Command) => {
       setExit(await dispatchBench({
         models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
-        ...anchorOptions(o.anchors), fuse: loweringSwitches(cmd),
+        ...anchorOptions(o.anchors, o.anchorModes), fuse: loweringSwitches(cmd),
         json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });
@@ -265,7 +265,7 @@ Examples:
 
 interface BenchCliOptions {
   input?: string[]; seed: number; device: string; warmup?: number; repeat?: number;
-  json?: boolean; anchors?: AnchorMode[] | true; verbose?: boolean; quiet?: boolean;
+  json?: boolean; anchors?: boolean; anchorModes?: AnchorMode[]; verbose?: boolean; quiet?: boolean;
 }
 
 /** Run the CLI on `argv` (without node and script) and return the exit code. */
