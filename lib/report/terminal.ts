@@ -2,7 +2,7 @@
 // honest about what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatPercent, textTable } from './format';
 import { attentionLine, summaryRows } from './summary';
-import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
+import { describeLowering, loweringNotes, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
 import { memoryReduction, memoryTotals, type LoweringReport, type ValidationReport } from './types';
 
 export interface TerminalOptions {
@@ -96,9 +96,6 @@ function loweringLines(lw: LoweringReport): string[] {
     out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) out.push(`    ${u.count} not lowered: ${u.reason}`);
   }
-  for (const [form, n] of Object.entries(lw.writtenOutActivations ?? {})) {
-    out.push(`  ${form} written out as arithmetic: ${n} -> one ATen op each`);
-  }
-  if (lw.inPlaceOps) out.push(`  in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);
+  for (const note of loweringNotes(lw)) out.push(`  ${note}`);
   return out;
 }
