@@ -8,7 +8,8 @@ import { native, nativeSync } from '../core/errors';
 import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
 import { warmUp, type WarmUp } from './warm-up';
 import { median } from './median';
-import { slowerOps, type SlowerOp } from './slower-ops';
+import { profileOps, slowerOps, type SlowerOp } from './slower-ops';
+import type { OpTime } from '../report/types';
 import { loadBefore, machineLoad, type MachineLoad } from './machine-load';
 
 export type RunName = 'original' | 'unfused' | 'fused';
@@ -47,6 +48,8 @@ export interface Comparison {
   load: MachineLoad;
   /** When every fused run was slower than every original run: the op kinds whose time grew most, profiled (slower-ops.ts). */
   slowerOps?: SlowerOp[];
+  /** With the `profile` option: every op kind's time in the fused and unfused graphs (slower-ops.ts). */
+  opTimes?: OpTime[];
 }
 
 export interface CompareOptions {
@@ -57,6 +60,8 @@ export interface CompareOptions {
   onRun?: (name: RunName, rep: number, ms: number) => void;
   /** Timed in each repetition after this process's three runs (warmed up by their owner). */
   external?: readonly ExternalRunner[];
+  /** Profile the fused and unfused graphs per op kind after timing them (a few more runs each). */
+  profile?: boolean;
 }
 
 interface Runner { name: RunName; run(inputs: NativeValue[]): Promise<NativeRunResult>; dispose(): void }
@@ -164,14 +169,14 @@ export async function compareGraphs(
       };
     };
     const runs = { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') };
-    // Slower beyond the runs' own spread: profile where the time goes while the graphs are built.
-    const slower = runs.fused.minMs > runs.original.maxMs
-      ? await slowerOps({ unfused: built[0], fused: built[1] }, graphs.fused, args)
-      : undefined;
+    // Asked for, or slower beyond the runs' own spread: profile where the time goes while the graphs are built.
+    const slowerThanOriginal = runs.fused.minMs > runs.original.maxMs;
+    const opTimes = options.profile || slowerThanOriginal
+      ? await profileOps({ unfused: built[0], fused: built[1] }, graphs.fused, args) : undefined;
     const result: Comparison = {
-      device,
-      runs,
-      ...(slower ? { slowerOps: slower } : {}),
+      device, runs,
+      ...(slowerThanOriginal && opTimes ? { slowerOps: slowerOps(opTimes) } : {}),
+      ...(options.profile && opTimes ? { opTimes } : {}),
       rssDeltaBytes: process.memoryUsage().rss - rss0,
       load: machineLoad(load0, [...times.values()]),
       ...(externalTimes.size ? { external: Object.fromEntries([...externalTimes].map(([k, ts]) => [k, timing(ts)])) } : {}),

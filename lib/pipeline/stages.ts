@@ -10,10 +10,11 @@ import { formatDiff } from '../report/format';
 import { writtenOutAttentions } from '../report/summary';
 import { estimateVsMeasuredCheck } from './estimate-check';
 import { graphStats, metaAttention } from '../report/stats';
+import { groupKey, nodeGroup } from '../report/inspect';
 import {
   REPORT_FORMAT,
   type AttentionDetail, type AttentionSummary, type Environment, type FusedGraphStats, type GraphDrawing, type GraphStats,
-  type MemoryTimelines, type ReportCheck, type ReportInput, type TimingInfo, type ValidationReport,
+  type MemoryTimelines, type OpTime, type ReportCheck, type ReportInput, type TimingInfo, type ValidationReport,
 } from '../report/types';
 
 /** A graph a stage produced, with numbers that override or add to graphStats(graph). */
@@ -163,6 +164,20 @@ function reportRuns(run: RunStage, estimated: PartitionStage['estimatedPeakBytes
   };
 }
 
+/** The fused graph drawn as the unfused one is: fused ops marked with their lowering, groups left as ops coloured, and
+ * each op with the mean time of one call of its kind from the run's profile. */
+function fusedGraphDrawing(fused: Graph, attentionOf: (n: Node) => string | undefined, opTimes: readonly OpTime[] | undefined,
+  maxNodes: number | undefined): GraphDrawing {
+  const perCall = new Map((opTimes ?? []).filter((o) => (o.calls ?? 0) > 0).map((o) => [o.kind, o.fusedMs / o.calls!]));
+  const drawing = drawingFromGraph(fused, {
+    groupOf: (n) => { const g = nodeGroup(n); return g ? groupKey(g) : undefined; },
+    loweredOf: (n) => (nodeGroup(n)?.lowered ? nodeGroup(n)!.kind : undefined),
+    msOf: (n) => perCall.get(n.kind),
+    attentionOf, maxNodes,
+  });
+  return { ...drawing, caption: `fused graph: ${drawing.caption}` };
+}
+
 async function timed<T>(timings: Record<string, number>, stage: string, f: () => T | Promise<T>): Promise<T> {
   const t0 = performance.now();
   try {
@@ -219,6 +234,7 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
     const drawing = part.drawing ?? drawingFromGraph(dec.graph, {
       groupOf: part.groupOf, attentionOf, maxNodes: opts.drawingMaxNodes,
     });
+    const fusedDrawing = fusedGraphDrawing(part.graph, attentionOf, run.timing?.opTimes, opts.drawingMaxNodes);
     const env: Environment = {
       device: opts.device,
       ...opts.environment,
@@ -241,6 +257,7 @@ export async function runValidation(pipeline: ValidationPipeline, opts: Validati
       ...(attentions ? { attentions } : {}),
       ...(part.memory ? { memory: part.memory } : {}),
       drawing,
+      fusedDrawing,
       environment: env,
     };
     return report;

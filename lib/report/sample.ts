@@ -148,6 +148,7 @@ function sampleLowering(blocks: number): LoweringReport {
       },
     ],
     heldWeightBytes: 0,
+    inPlaceOps: 2 * blocks,
   };
 }
 
