@@ -4,6 +4,7 @@
 // that some attention differs; this says which. Differences from earlier layers reach later
 // cores too, so a later attention's figure includes them.
 import type { Graph, Value } from '../core/ir';
+import { TupleType } from '../core/ir/types';
 import type { Module } from '../torchscript/module';
 import type { NativeValue } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
@@ -37,7 +38,9 @@ async function coreValues(module: Module, g: Graph, ids: readonly string[], args
       return copy.createNode('aten::clone', [v, none], [v.type]).output;
     });
   });
-  copy.setOutputs(copies);
+  // A built graph returns one value: several go out as one tuple.
+  const tuple = () => copy.createNode('prim::TupleConstruct', copies, [TupleType(copies.map((v) => v.type))]).output;
+  copy.setOutputs([copies.length === 1 ? copies[0] : tuple()]);
   copy.eliminateDeadCode();
   const built = nativeSync(() => module._native.buildGraph(copy.toData()));
   try {

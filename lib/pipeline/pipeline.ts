@@ -103,7 +103,8 @@ async function partitionStage(model: Module, decomposed: Graph, inputs: Tensor[]
 async function runStage(model: Module, graphs: { decomposed: Graph; fused: Graph }, inputs: Tensor[]): Promise<RunStage> {
   const cmp = await compareGraphs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs,
     { warmup: 2, repetitions: 5, profile: true });
-  const diffs = await attentionDiffs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs);
+  // A detail of the attention table: where the cores' copy cannot be built or run, the table says "-", and validate goes on.
+  const diffs = await attentionDiffs(model, { unfused: graphs.decomposed, fused: graphs.fused }, inputs).catch(() => ({}));
   const r = cmp.runs;
   const settled = (w: typeof r.original.warmUp) => ({ runs: w?.runs ?? 0, settled: w?.settled ?? true });
   return {
