@@ -3,7 +3,7 @@
 //
 //   npm run report:screenshot                                  # vit_b_16 -> docs/report.png
 //   npm run report:screenshot -- --model mha_demo --out /tmp/r.png
-//   npm run report:screenshot -- --html existing.html          # screenshot a report already written
+//   npm run report:screenshot -- --html report.html            # keep the report there (written when absent)
 //
 // TORCHGRAPH_CHROMIUM overrides the browser (default /usr/bin/chromium). The page is shot at
 // 1200 px wide; sections named by --hide (ids, comma-separated) are left out of the picture to keep
@@ -80,13 +80,11 @@ async function screenshot(html: string, o: Options): Promise<void> {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  let html = o.html;
+  // --html FILE: the report to shoot, written by validate first when it does not exist yet.
   let tmp: string | undefined;
-  if (!html) {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-report-shot-'));
-    html = path.join(tmp, `${o.model}.html`);
-    writeReport(o.model, html);
-  }
+  if (!o.html) tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-report-shot-'));
+  const html = o.html ?? path.join(tmp!, `${o.model}.html`);
+  if (!fs.existsSync(html)) writeReport(o.model, html);
   try {
     await screenshot(html, o);
   } finally {
