@@ -5,9 +5,11 @@
 //   npm run report:screenshot -- --model mha_demo --out /tmp/r.png
 //   npm run report:screenshot -- --html report.html            # keep the report there (written when absent)
 //
-// TORCHGRAPH_CHROMIUM overrides the browser (default /usr/bin/chromium). The page is shot at
-// 1200 px wide; sections named by --hide (ids, comma-separated) are left out of the picture to keep
-// the PNG small (default: the unfused graph, the attention table and the run's details).
+// TORCHGRAPH_CHROMIUM overrides the browser (default /usr/bin/chromium). The page is 1200 CSS px
+// wide (--width), shot at 0.85 device pixels per CSS pixel (--scale) in a window 900 px high
+// (--height: the graph's frame is 72% of it). The sections named by --hide (ids, comma-separated)
+// are left out of the picture, to keep the PNG under 400 KB (default: the unfused graph, the
+// attention table and the run's details).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -17,12 +19,12 @@ import { pathToFileURL } from 'url';
 const ROOT = path.resolve(__dirname, '..');
 const CHROMIUM = process.env.TORCHGRAPH_CHROMIUM ?? '/usr/bin/chromium';
 
-interface Options { model: string; out: string; html?: string; hide: string[]; width: number }
+interface Options { model: string; out: string; html?: string; hide: string[]; width: number; height: number; scale: number }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     model: 'vit_b_16', out: path.join(ROOT, 'docs', 'report.png'),
-    hide: ['graph-section', 'attention-section', 'environment-section'], width: 1200,
+    hide: ['graph-section', 'attention-section', 'environment-section'], width: 1200, height: 900, scale: 0.85,
   };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
@@ -36,7 +38,9 @@ function parseArgs(argv: string[]): Options {
       case '--html': o.html = path.resolve(value()); break;
       case '--hide': o.hide = value().split(',').filter(Boolean); break;
       case '--width': o.width = Number(value()); break;
-      default: throw new Error(`unknown argument ${argv[i]} (--model NAME, --out FILE.png, --html FILE, --hide IDS, --width PX)`);
+      case '--height': o.height = Number(value()); break;
+      case '--scale': o.scale = Number(value()); break;
+      default: throw new Error(`unknown argument ${argv[i]} (--model NAME, --out FILE.png, --html FILE, --hide IDS, --width PX, --height PX, --scale X)`);
     }
   }
   return o;
@@ -64,9 +68,9 @@ async function screenshot(html: string, o: Options): Promise<void> {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set TORCHGRAPH_CHROMIUM)`);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pw = require('playwright-core') as { chromium: { launch(o: Record<string, unknown>): Promise<Browser> } };
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-lcd-text'] });
   try {
-    const page = await browser.newPage({ viewport: { width: o.width, height: 900 }, deviceScaleFactor: 1 });
+    const page = await browser.newPage({ viewport: { width: o.width, height: o.height }, deviceScaleFactor: o.scale });
     await page.goto(pathToFileURL(html).href);
     if (o.hide.length) await page.addStyleTag({ content: `${o.hide.map((id) => `#${id}`).join(', ')} { display: none; }` });
     const ready = await page.evaluate<boolean>('!!document.querySelector("svg.graph g.viewport[data-ready]")');
