@@ -169,13 +169,12 @@ function reportRuns(run: RunStage, estimated: PartitionStage['estimatedPeakBytes
 function fusedGraphDrawing(fused: Graph, attentionOf: (n: Node) => string | undefined, opTimes: readonly OpTime[] | undefined,
   maxNodes: number | undefined): GraphDrawing {
   const perCall = new Map((opTimes ?? []).filter((o) => (o.calls ?? 0) > 0).map((o) => [o.kind, o.fusedMs / o.calls!]));
-  const drawing = drawingFromGraph(fused, {
+  return drawingFromGraph(fused, {
     groupOf: (n) => { const g = nodeGroup(n); return g ? groupKey(g) : undefined; },
     loweredOf: (n) => (nodeGroup(n)?.lowered ? nodeGroup(n)!.kind : undefined),
     msOf: (n) => perCall.get(n.kind),
     attentionOf, maxNodes,
   });
-  return { ...drawing, caption: `fused graph: ${drawing.caption}` };
 }
 
 async function timed<T>(timings: Record<string, number>, stage: string, f: () => T | Promise<T>): Promise<T> {

@@ -132,7 +132,7 @@ export interface GraphSectionOptions {
   note?: string;
 }
 
-const UNFUSED_GRAPH: GraphSectionOptions = { id: 'graph', prefix: '', heading: 'Graph' };
+const UNFUSED_GRAPH: GraphSectionOptions = { id: 'graph', prefix: '', heading: 'Unfused graph' };
 
 export function graphSection(d: GraphDrawing | undefined, o: GraphSectionOptions = UNFUSED_GRAPH): string {
   if (!d || d.nodes.length === 0) {
