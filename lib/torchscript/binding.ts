@@ -162,10 +162,15 @@ export interface Binding {
 /** What scripts/libtorch.js resolved: the libtorch this process loads. */
 export interface Resolved { version: string; libDir: string; source: string }
 
+/** How the last setup of this copy of torchgraph ended (scripts/setup.js writes it). */
+export interface SetupResult { ok: boolean; error?: string; at?: string }
+
 interface Resolver {
   forRuntime(): Resolved | null;
   preload(libDir: string): string[];
   isDevCheckout(): boolean;
+  lastSetup?(): SetupResult | null;
+  cacheDir(): string;
 }
 
 /** How the addon is being loaded: which libtorch, and whether this is a development checkout
@@ -202,14 +207,65 @@ export function explainLoadFailure(e: Error, ctx: LoadContext): string {
   return lines.join('\n');
 }
 
-/** The error when nothing was set up yet (install scripts skipped, or the cache cleaned). */
-export function notSetUpMessage(devCheckout: boolean): string {
-  return devCheckout
-    ? 'torchgraph: libtorch is not set up in this checkout: run `npm install` (or `node scripts/setup.js`)'
-    : 'torchgraph: libtorch is not set up yet (install scripts did not run, or the cache was cleaned): run `npx torchgraph setup`';
+/** The command that finishes an install: what the install script runs. */
+export const SETUP_COMMAND = 'npx torchgraph setup';
+
+/** The error when no libtorch is found, in one line: whether setup never ran here (npm skipped
+ * the install script: --ignore-scripts, or npm's allowScripts), failed (and why), or ran and its
+ * torch is gone; then the one command that fixes it. */
+export function notSetUpMessage(devCheckout: boolean, last: SetupResult | null = null, cache?: string): string {
+  if (devCheckout) return 'torchgraph: libtorch is not set up in this checkout: run `npm install` (or `node scripts/setup.js`)';
+  const where = cache ? ` (${cache})` : '';
+  if (last && !last.ok) {
+    // The first line, and the next when the first only introduces it ("pip ... failed (exit 1):").
+    const lines = (last.error ?? 'no reason recorded').split('\n').map((l) => l.trim()).filter(Boolean);
+    const why = (lines[0].endsWith(':') && lines[1] ? `${lines[0]} ${lines[1]}` : lines[0]).replace(/[.:]$/, '');
+    return `torchgraph: setup failed: ${why}${/Fix:/.test(why) ? ';' : '. Fix that;'} then run \`${SETUP_COMMAND}\``;
+  }
+  if (last?.ok) {
+    return `torchgraph: setup ran, but no libtorch is found now (the cache${where} was cleaned, or TORCHGRAPH_LIBTORCH `
+      + `or TORCHGRAPH_PYTHON changed). Fix: run \`${SETUP_COMMAND}\``;
+  }
+  return 'torchgraph: setup has not run: npm skipped torchgraph\'s install script (--ignore-scripts or npm\'s allowScripts) '
+    + `and no torch is in the cache${where}. Fix: run \`${SETUP_COMMAND}\``;
+}
+
+/** Whether an error is "no libtorch set up" (the CLI can then offer to run setup itself). */
+export function isNotSetUp(e: unknown): boolean {
+  return e instanceof TorchGraphError && (e as { notSetUp?: boolean }).notSetUp === true;
 }
 
 let cached: Binding | undefined;
+
+function resolverModule(root: string): Resolver {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(root, 'scripts', 'libtorch.js')) as Resolver;
+}
+
+/** Whether setup is done, checked without loading anything: null when a libtorch is found and an
+ * addon to load against it is there; else one line saying what is missing and the command that
+ * fixes it (the CLI's first use says it before anything else). */
+export function setupProblem(): string | null {
+  if (cached) return null;
+  const root = packageRoot();
+  const resolver = resolverModule(root);
+  const devCheckout = resolver.isDevCheckout();
+  let found: Resolved | null;
+  try {
+    found = resolver.forRuntime();
+  } catch (e) {
+    return `torchgraph: cannot resolve libtorch: ${(e as Error).message}`;
+  }
+  if (!found) return notSetUpMessage(devCheckout, resolver.lastSetup?.() ?? null, resolver.cacheDir());
+  if (process.env.TORCHGRAPH_ADDON) return null;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('node-gyp-build') as { path(dir: string): string }).path(root);
+    return null;
+  } catch (e) {
+    return explainLoadFailure(e as Error, { libtorch: found, devCheckout }).replace(/\n/g, ' ');
+  }
+}
 
 /** Load the addon once: libtorch from the resolver first (so the addon's libtorch dependencies
  * are met without an RPATH), then TORCHGRAPH_ADDON (a .node path), else node-gyp-build (a
@@ -217,15 +273,17 @@ let cached: Binding | undefined;
 export function binding(): Binding {
   if (cached) return cached;
   const root = packageRoot();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(root, 'scripts', 'libtorch.js')) as Resolver;
+  const resolver = resolverModule(root);
   const ctx: LoadContext = { libtorch: null, devCheckout: resolver.isDevCheckout() };
   try {
     ctx.libtorch = resolver.forRuntime();
   } catch (e) {
     throw new TorchGraphError('ERR_ADDON', `torchgraph: cannot resolve libtorch: ${(e as Error).message}`, { cause: e });
   }
-  if (!ctx.libtorch) throw new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout));
+  if (!ctx.libtorch) {
+    const err = new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout, resolver.lastSetup?.() ?? null, resolver.cacheDir()));
+    throw Object.assign(err, { notSetUp: true });
+  }
   try {
     resolver.preload(ctx.libtorch.libDir);
     const explicit = process.env.TORCHGRAPH_ADDON;

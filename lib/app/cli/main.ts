@@ -15,6 +15,7 @@ import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { validateCommand, type ValidateCliOptions } from './validate-command';
 import { optimizeCommand, type OptimizeCliOptions } from './optimize-command';
 import { addLoweringOptions, loweringSwitches } from './lowering-options';
+import { ensureSetUp, NEEDS_SETUP, terminalAsk } from './first-use';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -83,8 +84,10 @@ function addInstallCommands(program: Command, io: CliIO, setExit: (code: number)
     .option('-q, --quiet', 'print only errors')
     .addHelpText('after', `
 What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
-pnpm, npm's allowScripts). TORCHGRAPH_BUILD_FROM_SOURCE=1 builds the addon even when a prebuild
-matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
+pnpm, npm's allowScripts): the first command that needs torch says so, and runs it for you with
+TORCHGRAPH_AUTO_SETUP=1 (or a yes at its prompt on a terminal). TORCHGRAPH_BUILD_FROM_SOURCE=1
+builds the addon even when a prebuild matches (needs cmake, a C++ compiler, and cmake-js and
+node-addon-api in your project: npm install --save-dev cmake-js node-addon-api). The cache: TORCHGRAPH_CACHE, else
 $XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
 ${EXIT_CODES}`)
     .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
@@ -260,6 +263,10 @@ Examples:
     });
 
   addInstallCommands(program, io, setExit);
+  // The first use says whether setup is done (or runs it), before a command that needs libtorch.
+  program.hook('preAction', async (_program, action) => {
+    if (NEEDS_SETUP.has(action.name())) await ensureSetUp(io, { ask: io.stderrIsTTY ? terminalAsk() : undefined });
+  });
   return program;
 }
 
