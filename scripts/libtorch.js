@@ -160,7 +160,7 @@ function missingPrerequisites({ needPip, needCompiler }) {
     if (tools.missing.length) {
       missing.push({
         what: `${tools.missing.join(' and ')} not installed (needed to build the addon from source; installs that use the prebuilt addon do without)`,
-        fix: `add ${tools.missing.map((t) => `${t}@${tools.versions[t]}`).join(' ')} to your project (\`npm install --save-dev ...\`), then run \`npx torchgraph setup\``,
+        fix: `\`npm install --save-dev ${tools.missing.map((t) => `${t}@${tools.versions[t]}`).join(' ')}\` in your project, then run setup again`,
       });
     }
     if (!runs('cmake', ['--version'])) missing.push({ what: 'cmake not found (needed to build the addon from source)', fix: 'install cmake >= 3.18 (`apt install cmake` or `pip install cmake`)' });
