@@ -246,7 +246,8 @@ function resolverModule(root: string): Resolver {
  * addon to load against it is there; else one line saying what is missing and the command that
  * fixes it (the CLI's first use says it before anything else). */
 export function setupProblem(): string | null {
-  if (cached) return null;
+  // Loaded already; or an addon named by hand (TORCHGRAPH_ADDON), whose load says what is wrong.
+  if (cached || process.env.TORCHGRAPH_ADDON) return null;
   const root = packageRoot();
   const resolver = resolverModule(root);
   const devCheckout = resolver.isDevCheckout();
@@ -257,7 +258,6 @@ export function setupProblem(): string | null {
     return `torchgraph: cannot resolve libtorch: ${(e as Error).message}`;
   }
   if (!found) return notSetUpMessage(devCheckout, resolver.lastSetup?.() ?? null, resolver.cacheDir());
-  if (process.env.TORCHGRAPH_ADDON) return null;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require('node-gyp-build') as { path(dir: string): string }).path(root);
