@@ -130,6 +130,7 @@ const FORMULAS: readonly (readonly [readonly OpClass[], (a: NodeAt) => number])[
     if (!o) return MISSING;
     let cost = ACT_COST[base] ?? 1;
     if (base === 'gelu' && constOf(n.arg('approximate')) === 'tanh') cost = 9;
+    if (base === 'bias_gelu') cost = 1 + (constOf(n.arg('approximate')) === 'tanh' ? 9 : ACT_COST.gelu);
     return cost * numel(o);
   }],
   [['cast'], () => 0],
@@ -203,6 +204,9 @@ function normFlops({ n, base, shp, isTensorArg }: NodeAt): number {
     case 'group_norm': case 'native_group_norm': return 6 * N + affine(2) + affine(3);
     case 'instance_norm': return 6 * N + affine(1) + affine(2);
     case 'rms_norm': case '_fused_rms_norm': return 3 * N + affine(2);
+    // torchgraph's residual add + norm (native/fused_ops.cc): the add, then the norm.
+    case 'add_layer_norm': return 7 * N + affine(n.argPosition('weight')) + affine(n.argPosition('bias'));
+    case 'add_rms_norm': return 4 * N + affine(n.argPosition('weight'));
     default: { // batch norms: (input, weight, bias, running_mean, running_var, training, ...)
       const training = constOf(n.arg('training')) === true; // _native_batch_norm_legit_no_training has none: eval
       return (training ? 6 * N : 2 * N) + affine(1) + affine(2);

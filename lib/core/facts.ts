@@ -5,6 +5,7 @@
 import { isInPlaceKind, type Block, type Graph, type Node, type Value } from './ir';
 import { tensorInfo, valueInfo, type TensorInfo } from './value-info';
 import { constNumber, constOf } from './constants';
+import { BIAS_GELU_KIND } from './ops/own-schemas';
 import {
   ATTENTION_KINDS, BATCHNORM_KINDS, CAST_KINDS, CONTAINER_KINDS, CONTIGUOUS_KINDS, CONV_KINDS, COPY_KINDS, CREATE_KINDS,
   DROPOUT_KINDS, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0, NORM_KINDS, POOL_KINDS, REDUCTION_KINDS, RESHAPE_KINDS,
@@ -422,6 +423,7 @@ const FIXED_CLASSES: Map<string, OpClass[]> = (() => {
   put(LAYOUT_KINDS, ['layout']);
   put(CAST_KINDS, ['cast', 'elementwise']);
   put(ACT_KINDS_LIST, ['act', 'elementwise']);
+  put([BIAS_GELU_KIND], ['act', 'elementwise']);
   put(REDUCTION_KINDS, ['reduction']);
   put(POOL_KINDS, ['pool']);
   put(CREATE_KINDS, ['create']);

@@ -42,6 +42,10 @@ export interface LoweringReport {
   convolutions?: LoweringOutcome[];
   /** Linear layers on MKL-packed weights (fusion/linear-packed.ts). */
   packedLinears?: LoweringOutcome[];
+  /** Residual adds and the layer norm / RMSNorm after them as one op of ours (fusion/add-norm.ts). */
+  addNorms?: LoweringOutcome[];
+  /** A bias add and the GELU after it as one op of ours (fusion/bias-gelu.ts). */
+  biasGelus?: LoweringOutcome[];
   /** Activations and residual adds rewritten to run in place (fusion/in-place.ts). */
   inPlaceOps?: number;
   /** Activations written out as arithmetic, now one ATen op each, by form (transforms/written-out-activations.ts). */

@@ -11,6 +11,8 @@ import { foldBatchNormsOnOwnedModule, foldBatchNormsStep } from './fold-batch-no
 import { lowerConvolutionsStep, prepackConvolutionsOnOwnedModule } from './conv-pointwise';
 import { packLinearsStep, prepackLinearsOnOwnedModule } from './linear-packed';
 import { inPlaceWhereInputsDie } from './in-place';
+import { addNormsOnOwnedModule, addNormsStep } from './add-norm';
+import { biasGelusOnOwnedModule, biasGelusStep } from './bias-gelu';
 
 /** On or off per lowering; one left out takes its default (LOWERINGS). */
 export interface LoweringSwitches {
@@ -36,6 +38,13 @@ export interface LoweringSwitches {
    * originals with them. Default: on CPU where libtorch has oneDNN.
    */
   packedLinears?: boolean;
+  /**
+   * A residual add and the layer norm / RMSNorm reading its sum as one op of ours, float32 on CPU
+   * (add-norm.ts, native/fused_ops.cc). Default: on CPU.
+   */
+  addNorms?: boolean;
+  /** A bias add and the GELU after it as one op of ours, float32 on CPU (bias-gelu.ts). Default: on CPU. */
+  biasGelus?: boolean;
   /** Activations and residual adds in place where their input dies there (in-place.ts). Default: on. */
   inPlace?: boolean;
   /**
@@ -100,6 +109,12 @@ export const LOWERINGS: readonly LoweringEntry[] = [
   { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu, when: 'on CPU with oneDNN', stage: 'groups',
     what: 'linear layers on weights oneDNN reorders once (linear-packed.ts)',
     lower: packLinearsStep, onOwnedModule: prepackLinearsOnOwnedModule },
+  { name: 'addNorms', portable: false, onByDefault: (d) => d === 'cpu', when: 'on CPU', stage: 'groups',
+    what: 'residual adds and the layer norm or RMSNorm after them as one op of ours (add-norm.ts)',
+    lower: addNormsStep, onOwnedModule: addNormsOnOwnedModule },
+  { name: 'biasGelus', portable: false, onByDefault: (d) => d === 'cpu', when: 'on CPU', stage: 'groups',
+    what: 'a bias add and the GELU after it as one op of ours, where the linear stays on ATen (bias-gelu.ts)',
+    lower: biasGelusStep, onOwnedModule: biasGelusOnOwnedModule },
   { name: 'inPlace', portable: true, onByDefault: () => true, when: 'always', stage: 'last',
     what: 'activations and residual adds in place where their input dies (in-place.ts)',
     lower: (pass) => { pass.lowering.inPlaceOps = inPlaceWhereInputsDie(pass.graph); } },

@@ -115,7 +115,7 @@ const lowering = obj({
   attentionCores: outcomes, projections: outcomes, linearActivations: outcomes,
   notLowered: arrayOf(obj({ kind: str, groups: int(), reason: str })), heldWeightBytes: int(),
 }, {
-  foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, inPlaceOps: int(),
+  foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, addNorms: outcomes, biasGelus: outcomes, inPlaceOps: int(),
   writtenOutActivations: record(int()),
 });
 const fusedGraph = obj({ nodes: int(), ops: record(int()), groups: int() }, { ...graphExtras, averageGroupSize: num, lowering });

@@ -41,6 +41,8 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     ['linear', lw.packedLinears ?? [], 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
     ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [],
       'oneDNN pointwise convolution on a prepacked weight, channels last'],
+    ['residual add + norm', lw.addNorms ?? [], 'torchgraph::add_layer_norm / add_rms_norm, one pass per row'],
+    ['bias + GELU', lw.biasGelus ?? [], 'torchgraph::bias_gelu'],
   ];
   const out: LoweringLine[] = [];
   for (const [kind, outcomes, to] of kinds) {

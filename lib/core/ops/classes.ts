@@ -7,6 +7,7 @@
 
 import { outOfPlaceKind } from '../ir/node';
 import { viewStrides } from '../strides';
+import { ADD_NORM_KINDS } from './own-schemas';
 
 export type OpClass =
   | 'matmul'      // activation x activation: matmul, bmm, mm, baddbmm
@@ -38,8 +39,8 @@ export const CONV_KINDS = new Set([...kinds('_convolution', 'convolution', 'conv
 'mkldnn::_convolution_pointwise']);
 export const BATCHNORM_KINDS = new Set(kinds('batch_norm', '_batch_norm_impl_index', 'native_batch_norm',
   '_native_batch_norm_legit_no_training'));
-export const NORM_KINDS = new Set(kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm',
-  'rms_norm', '_fused_rms_norm'));
+export const NORM_KINDS = new Set([...kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm',
+  'rms_norm', '_fused_rms_norm'), ...ADD_NORM_KINDS]);
 export const SOFTMAX_KINDS = new Set(kinds('softmax', '_softmax', '_safe_softmax', 'log_softmax', '_log_softmax'));
 export const DROPOUT_KINDS = new Set(kinds('dropout', 'feature_dropout', 'alpha_dropout', 'feature_alpha_dropout', 'native_dropout',
   'dropout_', 'feature_dropout_', 'alpha_dropout_'));

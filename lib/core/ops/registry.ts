@@ -3,13 +3,14 @@
 // wins; emitted nodes fall back to the table of known overloads.
 import { parseSchema, pickOverload, type OpSchema } from './schema';
 import { SCHEMA_TABLE } from './schemas-table';
+import { OWN_OP_SCHEMAS } from './own-schemas';
 
 let byName: Map<string, OpSchema[]> | undefined;
 
 function known(kind: string): readonly OpSchema[] {
   if (!byName) {
     byName = new Map();
-    for (const text of SCHEMA_TABLE) {
+    for (const text of [...SCHEMA_TABLE, ...OWN_OP_SCHEMAS]) {
       const s = parseSchema(text);
       const list = byName.get(s.name);
       if (list) list.push(s); else byName.set(s.name, [s]);

@@ -1,0 +1,13 @@
+// native/fused_ops_kernels.h compiled for AVX512 (CPU_CAPABILITY=AVX512 and its compiler flags are set
+// for this file alone by CMakeLists.txt and binding.gyp); native/fused_ops.cc calls these only
+// where libtorch itself runs its AVX512 kernels. Without the flags (not x86-64) it is empty.
+#if defined(CPU_CAPABILITY_AVX512)
+#include "fused_ops_kernels.h"
+
+namespace tg::fused_ops {
+
+void AddNormAvx512(const AddNormArgs& a) { AVX512::AddNorm(a); }
+void BiasGeluAvx512(const BiasGeluArgs& a) { AVX512::BiasGelu(a); }
+
+}  // namespace tg::fused_ops
+#endif

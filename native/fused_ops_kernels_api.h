@@ -1,0 +1,31 @@
+// What native/fused_ops.cc hands the float32 loops (fused_ops_kernels.h): contiguous rows of n
+// elements, and one entry point per instruction set the loops are compiled for.
+#pragma once
+
+#include <cstdint>
+
+namespace tg::fused_ops {
+
+// sum = x + r; out = LayerNorm(sum) (mean removed, divided by the standard deviation) or RMSNorm
+// (divided by the root mean square), times w and plus b where given. `sum` null: not kept.
+struct AddNormArgs {
+  const float* x; const float* r; const float* w; const float* b;
+  float* out; float* sum;
+  int64_t rows, n;
+  float eps;
+  bool rms;
+};
+
+// out = GELU(x + bias), bias broadcast over the rows; `tanh`: the tanh approximation.
+struct BiasGeluArgs {
+  const float* x; const float* bias; float* out;
+  int64_t rows, n;
+  bool tanh;
+};
+
+void AddNormAvx2(const AddNormArgs& a);
+void AddNormAvx512(const AddNormArgs& a);
+void BiasGeluAvx2(const BiasGeluArgs& a);
+void BiasGeluAvx512(const BiasGeluArgs& a);
+
+}  // namespace tg::fused_ops
