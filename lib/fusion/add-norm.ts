@@ -6,7 +6,7 @@
 // the ATen ops, which plain PyTorch loads.
 import type { Graph, Node, Value } from '../core/ir';
 import { constOf, constNumber } from '../core/constants';
-import { tensorInfo } from '../core/value-info';
+import { setValueInfo, tensorInfo } from '../core/value-info';
 import { OWN_OP_SCHEMAS } from '../core/ops/own-schemas';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
 import type { LoweringPass, OwnedPass } from './lowering-pass';
@@ -84,6 +84,12 @@ export function lowerAddNorms(g: Graph, device: string, strict = true): Lowering
     const fused = g.withInsertPoint(at, () => g.createNode(spec.fused, [...args, norm.arg('eps')!, g.insertConstant(keepSum)],
       [{ kind: 'Tensor' }, { kind: 'Tensor' }], {}, { scope: norm.scope, schema: spec.schema }));
     fused.meta.fused = { kind: 'add_norm', id };
+    // The results are the norm's and the sum's: their shapes carry over, so the next block's add,
+    // which reads this sum, is judged on recorded shapes too.
+    for (const [to, from] of [[fused.outputs[0], norm.output], [fused.outputs[1], add.output]] as const) {
+      const info = tensorInfo(from);
+      if (info && (to === fused.outputs[0] || keepSum)) setValueInfo(to, info);
+    }
     norm.output.replaceAllUsesWith(fused.outputs[0]);
     norm.destroy();
     add.output.replaceAllUsesWith(fused.outputs[1]);
