@@ -43,10 +43,16 @@ function refusal(norm: Node, add: Node, strict: boolean): string | undefined {
  * norm (then every other argument of the norm must exist by the add); undefined where neither fits.
  */
 function placement(norm: Node, add: Node): Node | undefined {
-  const early = add.output.users().some((u) => u !== norm && u.owningBlock === norm.owningBlock && u.isBefore(norm));
+  // A reader inside a nested block (a prim::If's branch) counts where its enclosing node is.
+  const at = (u: Node): Node | undefined => {
+    let n: Node | null | undefined = u;
+    while (n && n.owningBlock !== norm.owningBlock) n = n.owningBlock?.owningNode;
+    return n ?? undefined;
+  };
+  const early = add.output.users().some((u) => { const a = at(u); return u !== norm && (!a || a.isBefore(norm)); });
   if (!early) return norm;
   const others = norm.inputs.filter((v) => v !== add.output);
-  return others.every((v) => !v.node || v.node.isConstant || (v.node.owningBlock === add.owningBlock && v.node.isBefore(add)))
+  return others.every((v) => !v.node || (v.node.owningBlock === add.owningBlock && v.node.isBefore(add)))
     ? add : undefined;
 }
 
