@@ -3,7 +3,8 @@
   # make prebuilt binaries. libtorch's paths come from scripts/libtorch.js, as for cmake, but
   # no RPATH is linked in: the loader (scripts/libtorch.js preload) loads libtorch from wherever
   # the resolver finds it before requiring the addon. The fused ops' loops are built once per
-  # instruction set as static libraries of their own (their flags apply to those files alone).
+  # instruction set as static libraries of their own (their flags apply to those files alone);
+  # -fopenmp makes ATen's inline at::parallel_for use OpenMP there, on libtorch's own libgomp.
   "targets": [
     {
       "target_name": "torchgraph",
@@ -20,7 +21,8 @@
       "libraries": [ "<!@(node scripts/libtorch.js --print ldflags-norpath)" ],
       "defines": [ "NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GLIBCXX_USE_CXX11_ABI=1" ],
       "cflags_cc!": [ "-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20" ],
-      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-missing-field-initializers" ]
+      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-fopenmp" ],
+      "ldflags": [ "-fopenmp" ]
     },
     {
       # native/fused_ops_kernels.h for AVX2: only this file gets the instruction set's flags.
@@ -30,7 +32,7 @@
       "include_dirs": [ "<!@(node scripts/libtorch.js --print include)" ],
       "defines": [ "_GLIBCXX_USE_CXX11_ABI=1", "CPU_CAPABILITY=AVX2", "CPU_CAPABILITY_AVX2" ],
       "cflags_cc!": [ "-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20" ],
-      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-fPIC", "-mavx2", "-mfma", "-mf16c" ]
+      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-fPIC", "-fopenmp", "-mavx2", "-mfma", "-mf16c" ]
     },
     {
       # native/fused_ops_kernels.h for AVX512: only this file gets the instruction set's flags.
@@ -40,7 +42,7 @@
       "include_dirs": [ "<!@(node scripts/libtorch.js --print include)" ],
       "defines": [ "_GLIBCXX_USE_CXX11_ABI=1", "CPU_CAPABILITY=AVX512", "CPU_CAPABILITY_AVX512" ],
       "cflags_cc!": [ "-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20" ],
-      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-fPIC", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c" ]
+      "cflags_cc": [ "-std=c++20", "-fexceptions", "-frtti", "-O2", "-fPIC", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c" ]
     }
   ]
 }
