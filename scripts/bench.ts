@@ -19,12 +19,15 @@
 // RSS of load + optimize + run against load + run of the original): ViT-B/16 b1, BERT-base L=128,
 // GPT-2 small L=512, ResNet-50 b1.
 // `--with-suite` (with --corpus): the standard suite's rows first, in the same run and table.
+// onnxruntime-node (scripts/bench-ort.ts): with `--anchors` on every anchored case; `--ort` alone
+// (no PyTorch anchors) on issue #28's four models (or on the cases named), then both peak RSS.
 import { loadCorpus } from '../lib/app/corpus';
 import { runBench, STANDARD_SUITE, type SuiteCase } from '../lib/app/bench';
 import { formatMemoryRow, measureOptimizedMemory, type MemoryCase } from '../lib/app/optimized-memory';
 import { ensureModel } from '../lib/app/models';
 import { builtinFile } from '../lib/app/cli/model';
 import { ABLATABLE_LOWERINGS, type AblatableLowering } from '../lib/pipeline/bench';
+import { ortSet, withOrtNode } from './bench-ort';
 
 /** The traced models of corpus set `set`; `names`, when given, picks some by fixture name. */
 async function corpusCases(names: string[], set: 'default' | 'bench'): Promise<SuiteCase[]> {
@@ -67,13 +70,19 @@ async function main(): Promise<number> {
   const names = args.filter((a, i) => !a.startsWith('--') && !(setAt >= 0 && i === setAt + 1));
   const corpus = args.includes('--corpus') ? await corpusCases(names, set) : undefined;
   // --with-suite: the standard suite first, then the corpus rows, in one run (one table).
-  const cases = corpus && args.includes('--with-suite') ? [...STANDARD_SUITE, ...corpus] : corpus;
+  let cases = corpus && args.includes('--with-suite') ? [...STANDARD_SUITE, ...corpus] : corpus;
+  const ortOnly = args.includes('--ort') && !args.includes('--anchors');
+  if (ortOnly && !cases) cases = names.length ? STANDARD_SUITE.filter((c) => names.includes(c.model)) : ortSet(await corpusCases([], 'bench'));
+  const ort = args.includes('--ort') || args.includes('--anchors') ? withOrtNode(cases ?? STANDARD_SUITE, (s) => process.stderr.write(`${s}\n`)) : undefined;
+  if (ort && (cases || !names.length)) cases = ort.cases;
   const r = await runBench({
     models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases, project: true,
     anchors: args.includes('--anchors'),
     fuse: { foldBatchNorms: !args.includes('--no-fold-batch-norm') }, ablate: ablate as AblatableLowering[],
     json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
   });
+  const ortTable = json ? '' : await ort?.table(r);
+  if (ortTable) process.stdout.write(`\n${ortTable}\n`);
   return r.passed ? 0 : 1;
 }
 

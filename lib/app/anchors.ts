@@ -63,9 +63,14 @@ function lineChannel(child: ChildProcessWithoutNullStreams): (req?: object) => P
  * traced.pt (or of `file`), on its own input files, with the corpus libraries on `pythonPath`; or
  * a user's own `model` file as it is, on the .npy `inputFiles` torchgraph ran it on, compared
  * with torchgraph's outputs `refFiles`. */
-export type AnchorTarget =
+/** A model PyTorch rebuilds from its own class: a built-in model or a corpus fixture. */
+export type RebuiltAnchorTarget =
   | { builtin: string; file: string; inputs: readonly InputSpec[] }
-  | { manifest: string; pythonPath: string; file?: string }
+  | { manifest: string; pythonPath: string; file?: string };
+
+/** A rebuilt model, or a user's file run as it is on the inputs the bench wrote. */
+export type AnchorTarget =
+  | RebuiltAnchorTarget
   | { model: string; inputFiles: readonly string[]; refFiles: readonly string[] };
 
 function anchorArgs(target: AnchorTarget | undefined): string[] {

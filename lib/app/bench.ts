@@ -17,6 +17,7 @@ import { builtinFile, orderedSpecs, programSignature, withoutDefaults } from './
 import { readSpecFile } from './cli/input-spec';
 import { startAnchors, type AnchorMode, type AnchorProcess, type AnchorTarget } from './anchors';
 import { writeFileAnchorInputs } from './file-anchors';
+import type { ExternalRunner } from '../pipeline/compare';
 
 /** Whose anchors a case times (bench --anchors): a built-in model, or a corpus fixture (its
  * manifest.json, with the corpus libraries on `pythonPath`). */
@@ -24,7 +25,11 @@ export type CaseAnchor = { builtin: string } | { manifest: string; pythonPath: s
 
 /** A case before its model is resolved to a file: `model` is a built-in name or a path. `anchor`:
  * whose anchors to time (built-in models need none: their name says it). */
-export type SuiteCase = Omit<BenchCase, 'file'> & { anchor?: CaseAnchor };
+export type SuiteCase = Omit<BenchCase, 'file'> & {
+  anchor?: CaseAnchor;
+  /** More runners timed in the same repetitions, started on the case's model file and closed after it (e.g. onnxruntime-node). */
+  startExternal?: (file: string) => Promise<{ runners: ExternalRunner[]; close(): void }>;
+};
 
 export const STANDARD_SUITE: SuiteCase[] = [
   { name: 'mha_demo', model: 'mha_demo', inputs: [{ shape: [4, 196, 768], dtype: 'float32' }], repetitions: 9 },
@@ -160,14 +165,18 @@ function describeAnchors(name: string, a: AnchorProcess): string {
 }
 
 /** One case, with its anchors timed in the same repetitions. */
-async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
+async function runWithAnchors(
+  { anchor, startExternal, ...c }: SuiteCase, options: RunBenchOptions, onRun: () => void,
+): Promise<BenchCaseResult> {
   const file = await modelFile(c.model, !options.project);
   const started = await caseAnchors(anchor, c, file, options);
   const anchors = started?.anchors;
+  const extra = await startExternal?.(file).catch((e: unknown) => { started?.close(); throw e; });
   try {
     if (anchors && !options.quiet) options.stderr(describeAnchors(c.name, anchors));
     const r = await runCase({ ...c, file }, {
-      device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners,
+      device: options.device, seed: options.seed, partition: options.partition, onRun,
+      external: [...(anchors?.runners ?? []), ...(extra?.runners ?? [])],
       fuse: options.fuse, ablate: options.ablate,
     });
     if (!anchors) return r;
@@ -176,6 +185,7 @@ async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOpti
     return { ...r, anchors: { compileSeconds, maxAbsDiffs, ...eager, routes, skipped } };
   } finally {
     started?.close();
+    extra?.close();
   }
 }
 

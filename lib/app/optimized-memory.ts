@@ -6,7 +6,9 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import { Module } from '../torchscript/module';
 import { randomTensor } from '../torchscript/random';
-import { disposeValue } from '../torchscript/tensor';
+import { disposeValue, Tensor } from '../torchscript/tensor';
+import { readNpy } from '../torchscript/npy';
+import type { TypedArray } from '../torchscript/binding';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import { optimize } from '../pipeline/optimize';
 import { median } from '../pipeline/compare';
@@ -31,7 +33,7 @@ function vmHwmBytes(): number {
 
 /** In the child: load, [optimize,] run `runs` times; the process's peak RSS and the median run time. */
 export async function measureInThisProcess(
-  mode: 'original' | 'optimized', file: string, inputs: InputSpec[], runs = 4,
+  mode: 'original' | 'optimized', file: string, inputs: InputSpec[], runs = 4, files?: readonly string[],
 ): Promise<ProcessPeak> {
   const m = await Module.load(file);
   let run: (xs: ReturnType<typeof randomTensor>[]) => Promise<unknown> = (xs) => m.forward(...xs);
@@ -44,7 +46,11 @@ export async function measureInThisProcess(
     heldBytes = o.heldBytes;
     run = (xs) => o.forward(...xs);
   }
-  const xs = inputs.map((s, i) => randomTensor(s.shape, s.dtype, 100 + i));
+  const xs = inputs.map((s, i) => {
+    if (!files?.[i]) return randomTensor(s.shape, s.dtype, 100 + i);
+    const a = readNpy(files[i]);
+    return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
+  });
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
@@ -54,9 +60,14 @@ export async function measureInThisProcess(
   return { mode, peakRssBytes: vmHwmBytes(), medianMs: median(times.slice(1)), optimizeMs, heldBytes };
 }
 
-function inChild(mode: 'original' | 'optimized', file: string, inputs: InputSpec[]): Promise<ProcessPeak> {
+/** measureInThisProcess in a fresh process (`files`: .npy inputs instead of seeded random ones). */
+export function measureInFreshProcess(
+  mode: 'original' | 'optimized', file: string, inputs: InputSpec[], files: readonly string[] = [],
+): Promise<ProcessPeak> {
   return new Promise((resolve, reject) => {
-    const args = [...process.execArgv, __filename, mode, file, JSON.stringify(inputs)];
+    // From a checkout under mocha, tsx's hook is not in execArgv: this file is TypeScript.
+    const loader = __filename.endsWith('.ts') && !process.execArgv.length ? ['--require', require.resolve('tsx/cjs')] : [];
+    const args = [...loader, ...process.execArgv, __filename, mode, file, JSON.stringify(inputs), JSON.stringify(files)];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -88,8 +99,8 @@ export async function measureOptimizedMemory(
     const originals: ProcessPeak[] = [];
     const optimizeds: ProcessPeak[] = [];
     for (let i = 0; i < pairs; i++) {
-      originals.push(await inChild('original', c.model, c.inputs));
-      optimizeds.push(await inChild('optimized', c.model, c.inputs));
+      originals.push(await measureInFreshProcess('original', c.model, c.inputs));
+      optimizeds.push(await measureInFreshProcess('optimized', c.model, c.inputs));
     }
     const ratios = originals.map((o, i) => optimizeds[i].peakRssBytes / o.peakRssBytes).sort((a, b) => a - b);
     const row = { name: c.name, original: medianPeak(originals), optimized: medianPeak(optimizeds), ratio: median(ratios), ratios };
@@ -111,8 +122,8 @@ export function formatMemoryRow(r: MemoryRow): string {
 }
 
 if (require.main === module) {
-  const [mode, file, specs] = process.argv.slice(2);
-  measureInThisProcess(mode as 'original' | 'optimized', file, JSON.parse(specs) as InputSpec[])
+  const [mode, file, specs, files] = process.argv.slice(2);
+  measureInThisProcess(mode as 'original' | 'optimized', file, JSON.parse(specs) as InputSpec[], 4, JSON.parse(files ?? '[]') as string[])
     .then((r) => { process.stdout.write(`${JSON.stringify(r)}\n`); process.exit(0); })
     .catch((e: Error) => { process.stderr.write(`${e.stack ?? e.message}\n`); process.exit(1); });
 }
