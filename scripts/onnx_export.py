@@ -12,12 +12,12 @@ exports it with torch.onnx.export(dynamo=True), then builds candidates:
 - "ort_fusions": onnxscript's ORT fusions (onnxscript.rewriter.ort_fusions.optimize_for_ort:
                  SkipLayerNormalization, BiasGelu, MultiHeadAttention, ...);
 - "transformers": onnxruntime.transformers.optimizer.optimize_model (--model-type bert, gpt2 or
-                 vit; for BERT and GPT-2 its Attention and SkipLayerNormalization fusions), on the
-                 ort_fusions model where that exists;
+                 vit; for BERT and GPT-2 its Attention and SkipLayerNormalization fusions) on the
+                 ort_fusions model, and "transformers_on_export" on the exporter's own;
 
 each run in Python onnxruntime with ORT_ENABLE_ALL on --threads intra-op threads. A candidate
 whose outputs are over 1e-4 from the TorchScript file's is dropped; of the rest the most
-optimized (transformers, then ort_fusions, then export) is written as DIR/model.onnx, with the inputs it was checked on
+optimized (in PREFERENCE's order) is written as DIR/model.onnx, with the inputs it was checked on
 (DIR/input_<i>.npy), the TorchScript file's outputs on them (DIR/expected_<i>.npy) and
 DIR/onnx.json (the candidates' times, diffs and fusion counts, and which one won). Everything is
 written to DIR.tmp-<pid> first and renamed, so a DIR with onnx.json is complete.
@@ -43,7 +43,7 @@ import export_models as em  # noqa: E402
 TOLERANCE = 1e-4
 # The most optimized candidate within TOLERANCE wins; the times are a record only (a few Python
 # runs on a shared machine cannot tell candidates 10% apart).
-PREFERENCE = ("transformers", "ort_fusions", "export")
+PREFERENCE = ("transformers", "ort_fusions", "transformers_on_export", "export")
 
 
 def log(msg: str) -> None:
@@ -96,17 +96,22 @@ def candidates(exported, tmp: str, model_type: str, num_heads: int, hidden: int)
         out.append(("ort_fusions", fused_path, op_counts(onnx.load(fused_path, load_external_data=False))))
     except Exception as e:  # noqa: BLE001 (a fusion pass that fails leaves the other candidates)
         failed["ort_fusions"] = f"{type(e).__name__}: {e}"[:300]
-    if model_type != "none":
+    # ORT's transformer optimizer on top of the ORT fusions, and on the plain export: onnxscript's
+    # fusions can leave a model ORT refuses (GPT-2's Conv1D addmm as a Gemm on a rank-3 input).
+    sources = [("transformers", fused_path), ("transformers_on_export", base)] if model_type != "none" else []
+    for name, src in sources:
+        if src is None:
+            continue
         try:
             from onnxruntime.transformers.optimizer import optimize_model
-            src = fused_path or base
             opt = optimize_model(src, model_type=model_type, num_heads=num_heads, hidden_size=hidden, opt_level=0)
-            path = os.path.join(tmp, "transformers.onnx")
+            path = os.path.join(tmp, f"{name}.onnx")
             opt.save_model_to_file(path)
-            log(f"ORT transformer optimizer ({model_type}): {json.dumps({k: v for k, v in opt.get_fused_operator_statistics().items() if v})}")
-            out.append(("transformers", path, op_counts(onnx.load(path, load_external_data=False))))
+            fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+            log(f"ORT transformer optimizer ({model_type}) for {name}: {json.dumps(fused)}")
+            out.append((name, path, op_counts(onnx.load(path, load_external_data=False))))
         except Exception as e:  # noqa: BLE001
-            failed["transformers"] = f"{type(e).__name__}: {e}"[:300]
+            failed[name] = f"{type(e).__name__}: {e}"[:300]
     return out, failed
 
 
