@@ -4,6 +4,7 @@ import * as path from 'path';
 import type { DType, GraphData } from '../core/ir/serialized';
 import { TorchGraphError } from '../core/errors';
 import { packageRoot } from './package-root';
+import { libtorchScript, type ResolvedTorch } from './package-scripts';
 
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
@@ -159,18 +160,9 @@ export interface Binding {
   releaseMemory(): void;
 }
 
-/** What scripts/libtorch.js resolved: the libtorch this process loads. */
-export interface Resolved { version: string; libDir: string; source: string }
-
-interface Resolver {
-  forRuntime(): Resolved | null;
-  preload(libDir: string): string[];
-  isDevCheckout(): boolean;
-}
-
 /** How the addon is being loaded: which libtorch, and whether this is a development checkout
  * (whose fixes are npm install / build:native) or an installed package (setup / rebuild). */
-export interface LoadContext { libtorch: Resolved | null; devCheckout: boolean }
+export interface LoadContext { libtorch: Pick<ResolvedTorch, 'version' | 'libDir' | 'source'> | null; devCheckout: boolean }
 
 function fixFor(ctx: LoadContext): string {
   return ctx.devCheckout
@@ -217,8 +209,7 @@ let cached: Binding | undefined;
 export function binding(): Binding {
   if (cached) return cached;
   const root = packageRoot();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(root, 'scripts', 'libtorch.js')) as Resolver;
+  const resolver = libtorchScript();
   const ctx: LoadContext = { libtorch: null, devCheckout: resolver.isDevCheckout() };
   try {
     ctx.libtorch = resolver.forRuntime();
