@@ -35,7 +35,7 @@ export function outcomeId(n: Node): string {
 export interface LoweringReport {
   attentionCores: LoweringOutcome[];
   projections: LoweringOutcome[];
-  linearActivations: LoweringOutcome[];
+  linearActs: LoweringOutcome[];
   /** conv_bn_act groups: the batch norm folded into the convolution's weights (fusion/fold-batch-norm.ts). */
   foldedBatchNorms?: LoweringOutcome[];
   /** conv_bn_act groups on oneDNN's pointwise kernels over prepacked weights (fusion/conv-pointwise.ts). */
@@ -298,7 +298,7 @@ function splitColumns(em: Emitter, linears: Node[], y: Value, parts: { i: number
  * one GEMM with the bias and the activation applied in place on its output, so the
  * pre-activation tensor is never a separate buffer.
  */
-export function lowerLinearActivation(
+export function lowerLinearAct(
   g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu',
 ): LoweringOutcome {
   const linear = groupNodes.find((n) => n.kind === 'aten::linear');
@@ -322,12 +322,12 @@ export function lowerLinearActivation(
   const rank = rankOf(x);
   if (rank === undefined || rank < 2) return { id, lowered: false, reason: 'input rank unknown or below 2' };
   const em = new Emitter(g, act, { id, scope: act.scope, attention: false });
-  em.role = 'fused_linear_activation';
+  em.role = 'fused_linear_act';
   const x2d = rank === 2 ? x : em.reshape(x, [-1, em.size(x, -1)]);
   const y2d = em.op('aten::_addmm_activation', b, x2d, em.op('aten::t', w), em.int(1), em.int(1), em.constant(act.kind === 'aten::gelu'));
   const batch = Array.from({ length: rank - 1 }, (_, i) => em.size(x, i));
   const y = rank === 2 ? y2d : em.view(y2d, [...batch, em.size(w, 0)]);
   act.output.replaceAllUsesWith(y);
-  for (const n of em.emitted) n.meta.fused = { kind: 'linear_activation', id };
+  for (const n of em.emitted) n.meta.fused = { kind: 'linear_act', id };
   return { id, lowered: true };
 }

@@ -128,7 +128,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   const on = (name: LoweringName) => loweringOn(name, options, module.device);
   const pass: LoweringPass = {
     module: module._native, device: module.device, graph, groups: [], concatenated: new Map(), folded: new Map(),
-    lowering: { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 },
+    lowering: { attentionCores: [], projections: [], linearActs: [], notLowered: [], heldWeightBytes: 0 },
     propagateShapes: async (g) => { await propagateShapes(g, module, inputs); },
     partition: partitionForLowering, convolutionsOff,
   };

@@ -137,7 +137,7 @@ function sampleLowering(blocks: number): LoweringReport {
   return {
     attentionCores: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
     projections: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
-    linearActivations: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
+    linearActs: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
       ? { id: `group ${i}`, lowered: true }
       : { id: `group ${i}`, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' })),
     notLowered: [

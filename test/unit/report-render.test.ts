@@ -104,7 +104,7 @@ describe('report: terminal table', () => {
     r.graphs.fused.lowering = {
       attentionCores: [{ id: 'a0', lowered: true }, { id: 'a1', lowered: false, reason: 'attention weights are returned' }],
       projections: [unfused('p0'), unfused('p1'), { id: 'p2', lowered: true, heldBytes: 1024 }],
-      linearActivations: [],
+      linearActs: [],
       notLowered: [{ kind: 'residual', groups: 24, reason: 'no fused libtorch op for this pattern' }],
       heldWeightBytes: 1024,
     };
