@@ -15,7 +15,7 @@ import type { AttentionCore, CoreReading } from './attention-core';
 import { Emitter } from '../transforms/emit';
 import { contiguousStrides, layoutIsSafe } from '../core/strides';
 import { tensorInfo } from '../core/value-info';
-import { constantOf } from '../core/constants';
+import { constantOf, constNumber } from '../core/constants';
 import { moduleCone } from './weights-on-module';
 
 export interface LoweringOutcome {
@@ -59,13 +59,6 @@ export interface PackedWeights {
   /** Output rows of each linear, in the order given. */
   rows: number[];
   bytes: number;
-}
-
-function num(v: Value | undefined): number | undefined {
-  const c = constantOf(v);
-  if (typeof c === 'number') return c;
-  if (typeof c === 'bigint') return Number(c);
-  return undefined;
 }
 
 /** The single user of a value, or undefined when there are several (or none). */
@@ -197,11 +190,13 @@ function combinedMask(em: Emitter, c: AttentionCore): Value | null {
 
 interface SliceOf { base: Value; start: number; end: number }
 
+/** A slice of rows at offsets the graph fixes (prim::Constants, not what the example inputs made them). */
 function rowSlice(v: Value | undefined): SliceOf | undefined {
   const n = v?.node;
-  if (!n || n.kind !== 'aten::slice' || num(n.arg('dim')) !== 0 || num(n.arg('step')) !== 1) return undefined;
-  const start = num(n.arg('start'));
-  const end = num(n.arg('end'));
+  const fixed = (name: string) => constNumber(n?.arg(name), { recorded: false });
+  if (!n || n.kind !== 'aten::slice' || fixed('dim') !== 0 || fixed('step') !== 1) return undefined;
+  const start = fixed('start');
+  const end = fixed('end');
   if (start === undefined || end === undefined) return undefined;
   return { base: n.arg('self')!, start, end };
 }
