@@ -3,10 +3,9 @@
 // runs), the kinds whose time grew most against the unfused graph, each with the lowering that
 // emitted it. Measured on the run, so the report names causes instead of guessing them.
 import type { Graph } from '../core/ir';
-import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/binding';
-import { native } from '../core/errors';
-import { flattenTensors, fromNativeValue } from '../torchscript/tensor';
+import type { NativeGraph, NativeValue } from '../torchscript/binding';
 import { median } from './median';
+import { runDiscardingOutputs, type RunMeasurement } from './interleaved-runs';
 
 export interface SlowerOp {
   /** The operator, as libtorch names it (aten::scaled_dot_product_attention, ...). */
@@ -19,12 +18,8 @@ export interface SlowerOp {
 }
 
 async function profileByKind(g: NativeGraph, args: NativeValue[], runs: number): Promise<Map<string, number>> {
-  const results: NativeRunResult[] = [];
-  for (let i = 0; i < runs; i++) {
-    const r = await native(() => g.run(args, { profile: true }));
-    flattenTensors(fromNativeValue(r.output)).forEach((t) => t.dispose());
-    results.push(r);
-  }
+  const results: RunMeasurement[] = [];
+  for (let i = 0; i < runs; i++) results.push(await runDiscardingOutputs(() => g.run(args, { profile: true })));
   const kinds = new Set(results.flatMap((r) => Object.keys(r.opTimes ?? {})));
   return new Map([...kinds].map((k) => [k, median(results.map((r) => r.opTimes?.[k]?.ms ?? 0))]));
 }
