@@ -8,6 +8,28 @@ namespace {
 using torch::jit::Value;
 namespace jit = torch::jit;
 
+// "file:line" of the code that produced a node. A loaded TorchScript file's graph points at the
+// code TorchScript wrote into the archive (code/__torch__/...); its debug records keep the range
+// that generated each line (the user's .py for scripted code, the traced call's frame for traced
+// code), which is followed back as far as it goes.
+std::optional<std::string> SourceLine(const torch::jit::SourceRange& node_range) {
+  torch::jit::SourceRange range = node_range;
+  for (int hops = 0; hops < 8; ++hops) {
+    auto from = range.findSourceRangeThatGenerated();
+    if (!from || !from->source() || *from == range) break;
+    range = *from;
+  }
+  // A range with no file (a traced module call is recorded as ":0") names nothing.
+  auto named = [](const torch::jit::SourceRange& r) {
+    auto flc = r.file_line_col();
+    return flc && !std::get<0>(*flc).empty() ? flc : std::nullopt;
+  };
+  auto flc = named(range);
+  if (!flc) flc = named(node_range);
+  if (!flc) return std::nullopt;
+  return std::get<0>(*flc) + ":" + std::to_string(std::get<1>(*flc));
+}
+
 struct Exporter {
   Napi::Env env;
 
@@ -196,9 +218,7 @@ struct Exporter {
       }
       o.Set("scope", frames);
     }
-    if (auto flc = n->sourceRange().file_line_col()) {
-      o.Set("source", std::get<0>(*flc) + ":" + std::to_string(std::get<1>(*flc)));
-    }
+    if (auto src = SourceLine(n->sourceRange())) o.Set("source", *src);
     return o;
   }
 

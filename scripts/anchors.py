@@ -2,6 +2,7 @@
 
     python3 scripts/anchors.py --builtin NAME --file MODEL.pt --input 1x3x224x224:float32 ...
     python3 scripts/anchors.py --fixture DIR/<id>/manifest.json [--file MODEL.pt]
+    python3 scripts/anchors.py --model FILE.pt|FILE.pt2 --input-npy X.npy ... --ref-npy Y.npy ...
 
 Rebuilds the model in Python, a built-in one with scripts/export_models.py's builders, a corpus
 fixture with scripts/corpus.py's (from the manifest's id; run it with the corpus libraries on
@@ -10,7 +11,9 @@ unless --file says otherwise), so both sides compute with the same tensors. A bu
 on seeded inputs of the --input specs, a corpus fixture on its own input_<i>.npy files, as
 torchgraph's run does. Eager's output is checked against the file's: the fixture's output_<i>.npy,
 or the TorchScript module's own output for a built-in; over 1e-4 apart, it refuses (the weights
-do not fit). Then it prepares PyTorch eager, torch.compile (inductor, default) and torch.compile
+do not fit). A user's own file (--model) is not rebuilt but run as it is, on the inputs
+torchgraph ran it on (--input-npy, in forward's order), and each mode's output is compared with
+torchgraph's original run's (--ref-npy): see file_subject. Then it prepares PyTorch eager, torch.compile (inductor, default) and torch.compile
 with inductor's freezing (weights folded into constants, convolutions and linears on prepacked
 weights), and answers one JSON line per request on stdin, so that the bench can interleave these
 runs with its own:
@@ -20,7 +23,9 @@ runs with its own:
     {"cmd": "quit"}
 
 The first line it writes is {"ready": true, "modes": [...], "compileSeconds": {...}, "threads": N,
-"eagerMaxAbsDiff": D} or {"error": "..."}; failures after that are {"error": "..."} replies.
+"eagerMaxAbsDiff": D, "routes": {...}, "skipped": {mode: reason}} or {"error": "..."}; failures
+after that are {"error": "..."} replies. A mode that cannot be prepared (torch.compile failing on
+the model) is skipped with its reason; eager failing is an error.
 """
 import argparse
 import copy
@@ -105,27 +110,101 @@ def fixture_subject(args: argparse.Namespace):
     return load_weights(model, file, manifest["name"]), npy[0], npy[1]
 
 
-def prepare(model: torch.nn.Module, inputs, modes, refs):
+def module_modes(model: torch.nn.Module):
+    """Each mode of a Python module: (what it runs, a thunk that makes its callable)."""
+    return {
+        "eager": ("the module in eager PyTorch", lambda: model),
+        "inductor": ("torch.compile (inductor)", lambda: torch.compile(copy.deepcopy(model))),
+        "inductor_freezing": ("torch.compile (inductor, freezing)",
+                              lambda: torch.compile(copy.deepcopy(model), options={"freezing": True})),
+    }
+
+
+def in_inference_mode(fn):
+    """`fn` run under inference mode, as native/module.cc runs a module (c10::InferenceMode)."""
+    def run(*xs):
+        with torch.inference_mode():
+            return fn(*xs)
+    return run
+
+
+def load_npy(paths):
+    try:
+        import numpy as np
+    except ImportError as e:
+        raise RuntimeError("reading torchgraph's inputs and outputs (.npy) needs numpy in this Python") from e
+    return [torch.from_numpy(np.load(p)) for p in paths]
+
+
+def file_modes(file: str, inputs):
+    """A user's own file as it is. TorchScript: torch.jit.load in eval mode, run with the graph
+    executor's optimizations off and under inference mode, as torchgraph's libtorch runs it
+    (native/addon.cc turns them off so that the graph runs as written). torch.compile refuses a
+    ScriptModule, so its compiled modes go through torch.export's TorchScript converter
+    (TS2EPConverter, a torch._export API) to a module it takes; when that fails, they are skipped
+    with the reason. A .pt2: torch.export.load(...).module(), eager and compiled."""
+    if file.endswith(".pt2"):
+        program = torch.export.load(file).module()
+        modes = module_modes(program)
+        modes["eager"] = ("torch.export.load(...).module(), eager", lambda: in_inference_mode(program))
+        for m in ("inductor", "inductor_freezing"):
+            modes[m] = (modes[m][0] + " of torch.export.load(...).module()", modes[m][1])
+        return modes
+    torch._C._set_graph_executor_optimize(False)
+    script = torch.jit.load(file, map_location="cpu").eval()
+    converted = {}
+
+    def converted_module():
+        if "module" not in converted:
+            from torch._export.converter import TS2EPConverter
+            try:
+                converted["module"] = TS2EPConverter(script, tuple(inputs)).convert().module()
+            except Exception as e:  # noqa: BLE001
+                converted["module"] = e
+        if isinstance(converted["module"], Exception):
+            e = converted["module"]
+            raise RuntimeError("torch.compile does not take a TorchScript module, and torch.export's converter "
+                               f"(TS2EPConverter) failed on this one: {type(e).__name__}: {first_line(e)}")
+        return converted["module"]
+
+    via = " of the module TS2EPConverter makes of torch.jit.load(...)"
+    return {
+        "eager": ("torch.jit.load, executor optimizations off, inference mode (as torchgraph runs it)",
+                  lambda: in_inference_mode(script)),
+        "inductor": ("torch.compile (inductor)" + via, lambda: torch.compile(converted_module())),
+        "inductor_freezing": ("torch.compile (inductor, freezing)" + via,
+                              lambda: torch.compile(converted_module(), options={"freezing": True})),
+    }
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
+
+
+def prepare(modes_of, inputs, modes, refs):
     """Each mode's callable, compiled and run warm once, the seconds that took, and each mode's
     max abs diff from the TorchScript file's outputs (inductor with freezing folds batch norms
-    and reorders weights too: its diff is the float32 noise such rewrites carry on this model)."""
-    runners, compile_s, diffs = {}, {}, {}
+    and reorders weights too: its diff is the float32 noise such rewrites carry on this model).
+    A compiled mode that fails is skipped with its reason; eager failing is an error."""
+    runners, compile_s, diffs, skipped, routes = {}, {}, {}, {}, {}
     for mode in modes:
+        if mode not in modes_of:
+            raise ValueError(f"unknown mode {mode} (known: {', '.join(modes_of)})")
+        routes[mode], make = modes_of[mode]
         t0 = time.perf_counter()
-        if mode == "eager":
-            fn = model
-        elif mode == "inductor":
-            fn = torch.compile(copy.deepcopy(model))
-        elif mode == "inductor_freezing":
-            fn = torch.compile(copy.deepcopy(model), options={"freezing": True})
-        else:
-            raise ValueError(f"unknown mode {mode}")
-        for _ in range(2):  # compile, then one warm run
-            out = fn(*inputs)
+        try:
+            fn = make()
+            for _ in range(2):  # compile, then one warm run
+                out = fn(*inputs)
+            diffs[mode] = em.max_abs_diff(em.flatten_outputs(out), refs)
+        except Exception as e:  # noqa: BLE001
+            if mode == "eager":
+                raise
+            skipped[mode] = f"{type(e).__name__}: {first_line(e)}"
+            continue
         compile_s[mode] = round(time.perf_counter() - t0, 2)
-        diffs[mode] = em.max_abs_diff(em.flatten_outputs(out), refs)
         runners[mode] = fn
-    return runners, compile_s, diffs
+    return runners, {"compileSeconds": compile_s, "maxAbsDiffs": diffs, "skipped": skipped, "routes": routes}
 
 
 def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -142,25 +221,38 @@ def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--builtin", help="a built-in model (none, and no --fixture: only the GEMM peak)")
+    ap.add_argument("--builtin", help="a built-in model (none, and no --fixture or --model: only the GEMM peak)")
     ap.add_argument("--fixture", help="a corpus fixture's manifest.json")
     ap.add_argument("--file", help="the TorchScript file with the weights (a fixture's: its traced.pt)")
     ap.add_argument("--input", action="append", default=[])
+    ap.add_argument("--model", help="a user's own TorchScript (.pt) or torch.export (.pt2) file, run as it is")
+    ap.add_argument("--input-npy", action="append", default=[], help="--model's inputs, in forward's order")
+    ap.add_argument("--ref-npy", action="append", default=[], help="torchgraph's outputs of --model on them")
+    ap.add_argument("--threads", type=int, help="intra-op threads (torchgraph's libtorch's)")
     ap.add_argument("--modes", default="eager,inductor,inductor_freezing")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     ready = {"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}
     try:
         torch.set_grad_enabled(False)
         runners, inputs = {}, []
-        subject = fixture_subject if args.fixture else builtin_subject if args.builtin else None
-        if subject is not None:
-            model, inputs, refs = subject(args)
+        if args.model:
+            inputs, refs = load_npy(args.input_npy), load_npy(args.ref_npy)
+            modes_of = file_modes(args.model, inputs)
+        elif args.fixture or args.builtin:
+            model, inputs, refs = (fixture_subject if args.fixture else builtin_subject)(args)
             diff = em.max_abs_diff(em.flatten_outputs(model(*inputs)), refs)
             ready["eagerMaxAbsDiff"] = diff
             if not diff <= TOLERANCE:
                 raise RuntimeError(f"eager's output is {diff:.3g} from the TorchScript file's (limit {TOLERANCE:g}): "
                                    "the rebuilt model does not compute what torchgraph runs")
-            runners, ready["compileSeconds"], ready["maxAbsDiffs"] = prepare(model, inputs, args.modes.split(","), refs)
+            modes_of = module_modes(model)
+        if args.model or args.fixture or args.builtin:
+            runners, prepared = prepare(modes_of, inputs, args.modes.split(","), refs)
+            ready.update(prepared)
+            if args.model:
+                ready["eagerMaxAbsDiff"] = prepared["maxAbsDiffs"]["eager"]
     except Exception as e:  # noqa: BLE001
         diff = {k: ready[k] for k in ("eagerMaxAbsDiff",) if k in ready}
         reply({"error": f"{type(e).__name__}: {e}", **diff, "trace": traceback.format_exc(limit=3)})

@@ -1,5 +1,7 @@
-// `npm run bench`: the standard suite (mha_demo, ViT-B/16 batch 1 and 8, attention at
-// L=2048), or the models named on the command line. `--json` prints the report as JSON.
+// `npm run bench`: the project's benchmark. The standard suite (mha_demo, ViT-B/16 batch 1 and 8,
+// attention at L=2048), or the models named on the command line, with the project's targets
+// judged: a miss is exit 1 (`torchgraph bench`, for a user's model, has none). `--json` prints
+// the report as JSON.
 // `--anchors`: PyTorch eager and torch.compile (inductor, default and with freezing) on the same
 // weights, timed in the same repetitions, with this machine's GEMM peak (lib/app/anchors.ts).
 // `--no-fold-batch-norm`: leave eval batch norms after convolutions unfolded (to measure folding).
@@ -67,7 +69,7 @@ async function main(): Promise<number> {
   // --with-suite: the standard suite first, then the corpus rows, in one run (one table).
   const cases = corpus && args.includes('--with-suite') ? [...STANDARD_SUITE, ...corpus] : corpus;
   const r = await runBench({
-    models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases,
+    models: cases ? [] : names, inputs: [], device: process.env.TORCHGRAPH_DEVICE ?? 'cpu', seed: 0, cases, project: true,
     anchors: args.includes('--anchors'),
     fuse: { foldBatchNorms: !args.includes('--no-fold-batch-norm') }, ablate: ablate as AblatableLowering[],
     json, verbose: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),

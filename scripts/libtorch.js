@@ -156,11 +156,31 @@ function missingPrerequisites({ needPip, needCompiler }) {
     }
   }
   if (needCompiler) {
+    const tools = sourceBuildTools();
+    if (tools.missing.length) {
+      missing.push({
+        what: `${tools.missing.join(' and ')} not installed (needed to build the addon from source; installs that use the prebuilt addon do without)`,
+        fix: `\`npm install --save-dev ${tools.missing.map((t) => `${t}@${tools.versions[t]}`).join(' ')}\` in your project, then run setup again`,
+      });
+    }
     if (!runs('cmake', ['--version'])) missing.push({ what: 'cmake not found (needed to build the addon from source)', fix: 'install cmake >= 3.18 (`apt install cmake` or `pip install cmake`)' });
     const cxx = process.env.CXX || 'c++';
     if (!runs(cxx, ['--version'])) missing.push({ what: `C++ compiler ${cxx} not found (needed to build the addon from source)`, fix: 'install g++ >= 11 or clang++ (`apt install g++`), or set CXX' });
   }
   return missing;
+}
+
+/** The npm packages a source build needs (cmake-js drives cmake, node-addon-api holds the C++
+ * headers): development dependencies of torchgraph and optional peer dependencies of the package,
+ * so that installs using the prebuilt addon do not carry them (the way sharp does it). */
+function sourceBuildTools() {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const versions = { ...pkg.devDependencies, ...pkg.peerDependencies };
+  const names = ['cmake-js', 'node-addon-api'];
+  const found = (name) => {
+    try { require.resolve(`${name}/package.json`, { paths: [ROOT] }); return true; } catch { return false; }
+  };
+  return { missing: names.filter((n) => !found(n)), versions: Object.fromEntries(names.map((n) => [n, versions[n]])) };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -269,6 +289,23 @@ function record(info) {
   fs.renameSync(tmp, f);
 }
 
+/** Where setup records how it ended, in the package itself: each project's copy of torchgraph
+ * knows whether its own setup ran (npm may skip install scripts) and why it failed. */
+function setupRecordFile() {
+  return path.join(ROOT, '.setup-result.json');
+}
+
+/** How the last setup of this copy of torchgraph ended ({ ok, error?, at }), or null when none ran here. */
+function lastSetup() {
+  try { return JSON.parse(fs.readFileSync(setupRecordFile(), 'utf8')); } catch { return null; }
+}
+
+function recordSetup(result) {
+  try {
+    fs.writeFileSync(setupRecordFile(), JSON.stringify({ ...result, at: new Date().toISOString() }, null, 2));
+  } catch { /* a read-only package folder: the first use then says setup has not run, which names the same fix */ }
+}
+
 function current() {
   return resolve() || recorded();
 }
@@ -311,7 +348,7 @@ function preload(libDir) {
 
 module.exports = {
   resolve, installPinned, missingPrerequisites, recorded, record, current, forRuntime, preload, cacheDir, pinnedSite,
-  isDevCheckout, withLock, ResolveError, PINNED, PINNED_VERSION, ROOT,
+  isDevCheckout, withLock, lastSetup, recordSetup, sourceBuildTools, ResolveError, PINNED, PINNED_VERSION, ROOT,
   /** The cache folder (kept for scripts that read it as a constant). */
   get LOCAL_DIR() { return cacheDir(); },
 };

@@ -68,7 +68,8 @@ function buildFromSourceWanted() {
 }
 
 async function buildAddon() {
-  // Resolved as a module, not from .bin: when torchgraph is a dependency, npm may hoist it.
+  // Resolved as a module, not from .bin: when torchgraph is a dependency, npm may hoist it. It is
+  // a development dependency (an optional peer of the package): missingPrerequisites checked it.
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [ROOT] });
   const jobs = String(Math.max(1, require('os').cpus().length));
   await run(process.execPath, [cmakeJs, 'compile', '--CDCMAKE_BUILD_TYPE=Release', '-p', jobs]);
@@ -92,6 +93,7 @@ async function setup({ stream = process.stderr, quiet = false } = {}) {
     const missing = libtorch.missingPrerequisites({ needPip: !info, needCompiler: fromSource });
     if (missing.length) {
       for (const m of missing) r.fail(`${m.what}. Fix: ${m.fix}`);
+      libtorch.recordSetup({ ok: false, error: missing.map((m) => `${m.what}. Fix: ${m.fix}`).join('; ') });
       return 1;
     }
     if (!info) {
@@ -125,10 +127,13 @@ async function setup({ stream = process.stderr, quiet = false } = {}) {
       r.done(`the addon loads: torch ${await checkLoads()}`);
     }
     r.note(`setup done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    libtorch.recordSetup({ ok: true, libtorch: info.root });
     return 0;
   } catch (e) {
     const unwritable = ['EACCES', 'EROFS', 'EPERM'].includes(e.code);
-    r.fail(e.message.replace(/^torchgraph:\s*/, '') + (unwritable ? `. Fix: set TORCHGRAPH_CACHE to a folder you can write (the cache is ${libtorch.cacheDir()})` : ''));
+    const msg = e.message.replace(/^torchgraph:\s*/, '') + (unwritable ? `. Fix: set TORCHGRAPH_CACHE to a folder you can write (the cache is ${libtorch.cacheDir()})` : '');
+    r.fail(msg);
+    libtorch.recordSetup({ ok: false, error: msg });
     return 1;
   }
 }

@@ -1,7 +1,8 @@
-// `torchgraph bench` and `npm run bench`: which cases (the standard suite, built-in models on
-// their example inputs, model files with --input specs, or given cases such as the corpus'), a
-// progress bar on a terminal, and the table or JSON. Each case is measured by lib/pipeline/bench.ts,
-// with its anchors (lib/app/anchors.ts) when asked.
+// `torchgraph bench` and `npm run bench`: which cases (ViT-B/16 for the CLI, the project's
+// standard suite for npm run bench, built-in models on their example inputs, model files with
+// --input specs, or given cases such as the corpus'), a progress bar on a terminal, and the table
+// or JSON. Each case is measured by lib/pipeline/bench.ts, with its anchors (lib/app/anchors.ts)
+// when asked; only the project's run (`project`) judges its targets.
 import * as cliProgress from 'cli-progress';
 import * as os from 'os';
 import { TorchGraphError } from '../core/errors';
@@ -11,9 +12,11 @@ import type { FuseOptions, Partitioner } from '../pipeline/prepare';
 import {
   evaluateTargets, formatBenchTable, runCase, type AblatableLowering, type BenchCase, type BenchCaseResult, type BenchReport,
 } from '../pipeline/bench';
-import { builtinFile, programSignature, withoutDefaults } from './cli/model';
-import { parseInputSpec, readSpecFile } from './cli/input-spec';
-import { startAnchors, type AnchorTarget } from './anchors';
+import { formatRunsTable } from '../pipeline/bench-runs';
+import { builtinFile, orderedSpecs, programSignature, withoutDefaults } from './cli/model';
+import { readSpecFile } from './cli/input-spec';
+import { startAnchors, type AnchorMode, type AnchorProcess, type AnchorTarget } from './anchors';
+import { writeFileAnchorInputs } from './file-anchors';
 
 /** Whose anchors a case times (bench --anchors): a built-in model, or a corpus fixture (its
  * manifest.json, with the corpus libraries on `pythonPath`). */
@@ -34,14 +37,21 @@ export const STANDARD_SUITE: SuiteCase[] = [
   },
 ];
 
-async function modelFile(model: string): Promise<string> {
-  if (MODEL_NAMES.includes(model)) return builtinFile(await ensureModel(model as ModelName));
+/** `torchgraph bench` without a model: the README's model, ViT-B/16, at batch 1. */
+export const CLI_DEFAULT_CASES: SuiteCase[] = STANDARD_SUITE.filter((c) => c.name === 'vit_b_16 batch 1');
+
+/** A built-in model's file (the CLI exports only the variant it runs), or the path as given. */
+async function modelFile(model: string, runVariantOnly: boolean): Promise<string> {
+  if (MODEL_NAMES.includes(model)) return builtinFile(await ensureModel(model as ModelName, { runVariantOnly }));
   return model;
 }
 
 export interface RunBenchOptions {
-  /** Built-in model names or TorchScript files; empty: the standard suite. */
+  /** Built-in models or model files (.pt, .pt2); empty: ViT-B/16 (the standard suite with `project`). */
   models: string[];
+  /** The project's benchmark (npm run bench): the standard suite by default, every variant of a
+   * built-in model exported, the targets judged (a miss fails the run) and the suite's table. */
+  project?: boolean;
   /** --input SPEC strings, in order (for file models). */
   inputs: string[];
   device: string;
@@ -63,6 +73,8 @@ export interface RunBenchOptions {
   cases?: SuiteCase[];
   /** Time PyTorch eager and torch.compile (inductor, with and without freezing) in the same repetitions. */
   anchors?: boolean;
+  /** Which anchors (default: every one of ANCHOR_MODES). */
+  anchorModes?: readonly AnchorMode[];
   /** Lowerings on or off, for measuring each (prepareGraphs' options). */
   fuse?: FuseOptions;
   /** Lowerings also timed off, in the same repetitions (a "fused, NAME off" column each). */
@@ -72,7 +84,7 @@ export interface RunBenchOptions {
 /** The cases to run: the given ones, the standard suite, or one per named model. */
 async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
   if (options.cases) return options.cases;
-  if (!options.models.length) return STANDARD_SUITE;
+  if (!options.models.length) return options.project ? STANDARD_SUITE : CLI_DEFAULT_CASES;
   return Promise.all(options.models.map(async (m): Promise<SuiteCase> => {
     const std = STANDARD_SUITE.find((c) => c.model === m || c.name === m);
     if (std) return std;
@@ -87,8 +99,9 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
       throw new TorchGraphError('ERR_INVALID_ARG',
         `bench ${m}: a model file needs --input SPEC (one per forward() argument, e.g. --input 1x3x224x224)${withoutDefaults(program)}`);
     }
-    // Specs as validate takes them: SHAPE[:DTYPE][:FILL] draws seeded random inputs, FILE.npy runs on the file.
-    const specs = texts.map(parseInputSpec);
+    // Specs as validate takes them: SHAPE[:DTYPE][:FILL] draws seeded random inputs, FILE.npy runs
+    // on the file; NAME=SPEC ones are put in forward's order.
+    const { specs } = await orderedSpecs(texts, MODEL_NAMES.includes(m) ? await modelFile(m, !options.project) : m);
     const arrays = specs.map((p) => (p.kind === 'npy' ? readSpecFile(p) : undefined));
     return {
       name: m, model: m,
@@ -100,35 +113,69 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
   }));
 }
 
-/** The anchors of a case (its model's file `file`), if it has any: its own, or its built-in model's. */
-function anchorTarget(anchor: CaseAnchor | undefined, { model, inputs }: SuiteCase, file: string): AnchorTarget | undefined {
+/** The anchors of a rebuilt model (its own, or its built-in model's), if it has any. */
+function rebuiltTarget(anchor: CaseAnchor | undefined, { model, inputs }: SuiteCase, file: string): AnchorTarget | undefined {
   const a = anchor ?? (MODEL_NAMES.includes(model) ? { builtin: model } : undefined);
   return a && 'builtin' in a ? { builtin: a.builtin, file, inputs } : a;
 }
 
-/** One case, with its anchors (built-in models and corpus fixtures, on CPU) timed in the same repetitions. */
-async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
-  const file = await modelFile(c.model);
-  const target = options.anchors && options.device === 'cpu' ? anchorTarget(anchor, c, file) : undefined;
-  if (options.anchors && !target && !options.quiet) {
-    options.stderr(`bench: ${c.name}: no anchors (they rebuild built-in models and corpus transformers classes in Python, on CPU)\n`);
+/** The anchors of case `c` (its model's file `file`) started, on CPU: a built-in model or a corpus
+ * fixture rebuilt in Python, or (torchgraph bench) a user's file run as it is, on the inputs this
+ * bench runs it on. */
+async function caseAnchors(
+  anchor: CaseAnchor | undefined, c: Omit<SuiteCase, 'anchor'>, file: string, options: RunBenchOptions,
+): Promise<{ anchors: AnchorProcess; close(): void } | undefined> {
+  if (!options.anchors) return undefined;
+  if (options.device !== 'cpu') {
+    if (!options.quiet) options.stderr(`bench: ${c.name}: no anchors on ${options.device} (they run on CPU)\n`);
+    return undefined;
   }
-  const anchors = target ? await startAnchors(target) : undefined;
+  const rebuilt = rebuiltTarget(anchor, c, file);
+  if (rebuilt) {
+    const anchors = await startAnchors(rebuilt, options.anchorModes);
+    return { anchors, close: () => anchors.close() };
+  }
+  if (options.project) {
+    // The suite's anchors are what a PyTorch user would run: the model's own class, rebuilt.
+    const why = "the suite's rebuild built-in models and corpus transformers classes";
+    if (!options.quiet) options.stderr(`bench: ${c.name}: no anchors (${why})\n`);
+    return undefined;
+  }
+  const written = await writeFileAnchorInputs({ ...c, file }, options.seed);
   try {
-    if (anchors && !options.quiet) {
-      const diffs = Object.entries(anchors.maxAbsDiffs).map(([m, d]) => `${m} ${d.toExponential(1)}`).join(', ');
-      options.stderr(`bench: ${c.name}: anchors ready (eager max abs diff ${anchors.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}; `
-        + `each mode's: ${diffs}; compile s: ${JSON.stringify(anchors.compileSeconds)})\n`);
-    }
+    const anchors = await startAnchors(written.target, options.anchorModes);
+    return { anchors, close: () => { anchors.close(); written.remove(); } };
+  } catch (e) {
+    written.remove();
+    throw e;
+  }
+}
+
+function describeAnchors(name: string, a: AnchorProcess): string {
+  const diffs = Object.entries(a.maxAbsDiffs).map(([m, d]) => `${m} ${d.toExponential(1)}`).join(', ');
+  const lines = [`bench: ${name}: anchors ready (eager max abs diff ${a.eagerMaxAbsDiff?.toExponential(2) ?? 'n/a'}; `
+    + `each mode's: ${diffs}; compile s: ${JSON.stringify(a.compileSeconds)})`];
+  for (const [mode, why] of Object.entries(a.skipped)) lines.push(`  ${mode} skipped: ${why}`);
+  return lines.join('\n') + '\n';
+}
+
+/** One case, with its anchors timed in the same repetitions. */
+async function runWithAnchors({ anchor, ...c }: SuiteCase, options: RunBenchOptions, onRun: () => void): Promise<BenchCaseResult> {
+  const file = await modelFile(c.model, !options.project);
+  const started = await caseAnchors(anchor, c, file, options);
+  const anchors = started?.anchors;
+  try {
+    if (anchors && !options.quiet) options.stderr(describeAnchors(c.name, anchors));
     const r = await runCase({ ...c, file }, {
       device: options.device, seed: options.seed, partition: options.partition, onRun, external: anchors?.runners,
       fuse: options.fuse, ablate: options.ablate,
     });
     if (!anchors) return r;
-    const { compileSeconds, maxAbsDiffs, eagerMaxAbsDiff } = anchors;
-    return { ...r, anchors: { compileSeconds, maxAbsDiffs, ...(eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff } : {}) } };
+    const { compileSeconds, maxAbsDiffs, eagerMaxAbsDiff, routes, skipped } = anchors;
+    const eager = eagerMaxAbsDiff !== undefined ? { eagerMaxAbsDiff } : {};
+    return { ...r, anchors: { compileSeconds, maxAbsDiffs, ...eager, routes, skipped } };
   } finally {
-    anchors?.close();
+    started?.close();
   }
 }
 
@@ -162,10 +209,11 @@ export async function runBench(options: RunBenchOptions): Promise<BenchReport> {
     },
     ...(gemmGflops !== undefined ? { gemmGflops } : {}),
     cases: results,
-    targets: evaluateTargets(results),
+    ...(options.project ? { targets: evaluateTargets(results) } : {}),
     passed: true,
   };
-  report.passed = report.targets.every((t) => t.passed);
-  options.stdout((options.json ? JSON.stringify(report, null, 2) : formatBenchTable(report)) + '\n');
+  report.passed = (report.targets ?? []).every((t) => t.passed);
+  const table = options.project ? formatBenchTable : formatRunsTable;
+  options.stdout((options.json ? JSON.stringify(report, null, 2) : table(report)) + '\n');
   return report;
 }

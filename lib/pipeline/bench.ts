@@ -52,7 +52,11 @@ export interface BenchCaseResult {
    * eager output from the model file's, the proof they hold the same weights. */
   /** The optimized model's (optimize()) max abs diff from the original's output, when it was timed (as the external run "optimized"). */
   optimizedMaxAbsDiff?: number | null;
-  anchors?: { compileSeconds: Record<string, number>; eagerMaxAbsDiff?: number; maxAbsDiffs?: Record<string, number> };
+  anchors?: {
+    compileSeconds: Record<string, number>; eagerMaxAbsDiff?: number; maxAbsDiffs?: Record<string, number>;
+    /** What each mode ran, and the modes that could not be prepared with the reason (scripts/anchors.py). */
+    routes?: Record<string, string>; skipped?: Record<string, string>;
+  };
 }
 
 export interface BenchTarget { name: string; value: number; limit: number; passed: boolean; detail: string }
@@ -62,7 +66,8 @@ export interface BenchReport {
   /** This machine's float32 GEMM rate measured in the same run (bench --anchors): the limit for GFLOP/s. */
   gemmGflops?: number;
   cases: BenchCaseResult[];
-  targets: BenchTarget[];
+  /** The project's targets (npm run bench); absent for `torchgraph bench`, which has none. */
+  targets?: BenchTarget[];
   passed: boolean;
 }
 
@@ -140,14 +145,19 @@ async function ablationRunners(
   };
 }
 
-export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<BenchCaseResult> {
-  const module = await loadModel(c.file, { device: opts.device ?? 'cpu' });
-  const inputs: Tensor[] = c.inputs.map((s, i) => {
+/** The inputs a case runs on: input i drawn from seed + i as its spec says, or read from its .npy file. */
+export function caseInputs(c: Pick<BenchCase, 'inputs' | 'files'>, seed = 0): Tensor[] {
+  return c.inputs.map((s, i) => {
     const f = c.files?.[i];
-    if (f === undefined) return randomTensor(s.shape, s.dtype, (opts.seed ?? 0) + i, s.fill);
+    if (f === undefined) return randomTensor(s.shape, s.dtype, (seed + i) >>> 0, s.fill);
     const a = readNpy(f);
     return Tensor.from(a.data as TypedArray, a.shape, a.dtype);
   });
+}
+
+export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<BenchCaseResult> {
+  const module = await loadModel(c.file, { device: opts.device ?? 'cpu' });
+  const inputs = caseInputs(c, opts.seed);
   let ablation: Awaited<ReturnType<typeof ablationRunners>> | undefined;
   let optimized: Awaited<ReturnType<typeof optimizedRunner>> | undefined;
   try {
@@ -276,8 +286,8 @@ export function formatBenchTable(report: BenchReport): string {
     out.push(`${c.name}: every fused run was slower than every original run; `
       + `profiled, the time grew most in: ${describeSlowerOps(c.comparison.slowerOps)}`, '');
   }
-  out.push('targets (medians, same process):');
-  for (const t of report.targets) {
+  if (report.targets) out.push('targets (medians, same process):');
+  for (const t of report.targets ?? []) {
     out.push(`  ${t.passed ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(3)} (limit ${t.limit}) ${t.detail}`);
   }
   if (report.gemmGflops) out.push(`machine peak: float32 GEMM 2048x2048 at ${report.gemmGflops.toFixed(0)} GFLOP/s (same run)`);

@@ -9,7 +9,8 @@ import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscrip
 import type { WarmUp } from './warm-up';
 import { median } from './median';
 import { interleavedRuns, ranSlower, runDiscardingOutputs, type RunMeasurement } from './interleaved-runs';
-import { slowerOps, type SlowerOp } from './slower-ops';
+import { profileOps, slowerOps, type SlowerOp } from './slower-ops';
+import type { OpTime } from '../report/types';
 import { loadBefore, machineLoad, type MachineLoad } from './machine-load';
 
 export type RunName = 'original' | 'unfused' | 'fused';
@@ -48,6 +49,8 @@ export interface Comparison {
   load: MachineLoad;
   /** When the fused runs were slower (ranSlower, interleaved-runs.ts): the op kinds whose time grew most, profiled (slower-ops.ts). */
   slowerOps?: SlowerOp[];
+  /** With the `profile` option: every op kind's time in the fused and unfused graphs (slower-ops.ts). */
+  opTimes?: OpTime[];
 }
 
 export interface CompareOptions {
@@ -58,6 +61,8 @@ export interface CompareOptions {
   onRun?: (name: RunName, rep: number, ms: number) => void;
   /** Timed in each repetition after this process's three runs (warmed up by their owner). */
   external?: readonly ExternalRunner[];
+  /** Profile the fused and unfused graphs per op kind after timing them (a few more runs each). */
+  profile?: boolean;
 }
 
 interface Runner { name: RunName; run(inputs: NativeValue[]): Promise<NativeRunResult>; dispose(): void }
@@ -151,14 +156,14 @@ export async function compareGraphs(
       ...(warmUps[i] ? { warmUp: warmUps[i] } : {}),
     });
     const runs = Object.fromEntries(runners.map((r, i) => [r.name, stats(r, i)])) as Record<RunName, RunStats>;
-    // Slower (ranSlower, optimize's test too): profile where the time goes while the graphs are built.
-    const slower = ranSlower(runs.fused.samples, runs.original.samples)
-      ? await slowerOps({ unfused: built[0], fused: built[1] }, graphs.fused, args)
-      : undefined;
+    // Asked for, or slower (ranSlower, optimize's test too): profile where the time goes while the graphs are built.
+    const slowerThanOriginal = ranSlower(runs.fused.samples, runs.original.samples);
+    const opTimes = options.profile || slowerThanOriginal
+      ? await profileOps({ unfused: built[0], fused: built[1] }, graphs.fused, args) : undefined;
     const result: Comparison = {
-      device,
-      runs,
-      ...(slower ? { slowerOps: slower } : {}),
+      device, runs,
+      ...(slowerThanOriginal && opTimes ? { slowerOps: slowerOps(opTimes) } : {}),
+      ...(options.profile && opTimes ? { opTimes } : {}),
       rssDeltaBytes: process.memoryUsage().rss - rss0,
       load: machineLoad(load0, times),
       ...(externalTimes.size ? { external: Object.fromEntries([...externalTimes].map(([k, ts]) => [k, timing(ts)])) } : {}),

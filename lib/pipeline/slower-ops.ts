@@ -1,11 +1,12 @@
-// Where a fused graph that ran slower than the original spends its time: the fused and unfused
-// graphs profiled per operator kind (libtorch's timing of each top-level op, medians of a few
-// runs), the kinds whose time grew most against the unfused graph, each with the lowering that
-// emitted it. Measured on the run, so the report names causes instead of guessing them.
+// Where a fused graph spends its time: the fused and unfused graphs profiled per operator kind
+// (libtorch's timing of each top-level op, medians of a few runs), each kind with the lowering that
+// emitted it (the report's time per op kind); when the fused graph ran slower than the original,
+// the kinds whose time grew most against the unfused graph. Measured on the run, so the report names causes instead of guessing them.
 import type { Graph } from '../core/ir';
 import type { NativeGraph, NativeValue } from '../torchscript/binding';
 import { median } from './median';
 import { runDiscardingOutputs, type RunMeasurement } from './interleaved-runs';
+import type { OpTime } from '../report/types';
 
 export interface SlowerOp {
   /** The operator, as libtorch names it (aten::scaled_dot_product_attention, ...). */
@@ -17,16 +18,21 @@ export interface SlowerOp {
   loweredBy: string[];
 }
 
-async function profileByKind(g: NativeGraph, args: NativeValue[], runs: number): Promise<Map<string, number>> {
+/** A kind's time per run and its calls per run (median over the runs). */
+interface KindTime { ms: number; calls: number }
+
+async function profileByKind(g: NativeGraph, args: NativeValue[], runs: number): Promise<Map<string, KindTime>> {
   const results: RunMeasurement[] = [];
   for (let i = 0; i < runs; i++) results.push(await runDiscardingOutputs(() => g.run(args, { profile: true })));
   const kinds = new Set(results.flatMap((r) => Object.keys(r.opTimes ?? {})));
-  return new Map([...kinds].map((k) => [k, median(results.map((r) => r.opTimes?.[k]?.ms ?? 0))]));
+  return new Map([...kinds].map((k) => [k, {
+    ms: median(results.map((r) => r.opTimes?.[k]?.ms ?? 0)), calls: median(results.map((r) => r.opTimes?.[k]?.calls ?? 0)),
+  }]));
 }
 
-/** The op kinds whose time grew most from the unfused graph to the fused one (at most `top`, growth first). */
-export async function slowerOps(graphs: { fused: NativeGraph; unfused: NativeGraph }, fusedGraph: Graph, args: NativeValue[],
-  opts: { runs?: number; top?: number } = {}): Promise<SlowerOp[]> {
+/** Every op kind of the fused graph, its time per run beside the unfused graph's, slowest first. */
+export async function profileOps(graphs: { fused: NativeGraph; unfused: NativeGraph }, fusedGraph: Graph, args: NativeValue[],
+  opts: { runs?: number } = {}): Promise<OpTime[]> {
   const runs = opts.runs ?? 3;
   const fused = await profileByKind(graphs.fused, args, runs);
   const unfused = await profileByKind(graphs.unfused, args, runs);
@@ -39,8 +45,17 @@ export async function slowerOps(graphs: { fused: NativeGraph; unfused: NativeGra
     loweredBy.set(n.kind, set);
   }
   return [...fused]
-    .map(([kind, ms]) => ({ kind, fusedMs: ms, unfusedMs: unfused.get(kind) ?? 0, loweredBy: [...(loweredBy.get(kind) ?? [])] }))
+    .map(([kind, t]) => ({
+      kind, fusedMs: t.ms, unfusedMs: unfused.get(kind)?.ms ?? 0, calls: t.calls, loweredBy: [...(loweredBy.get(kind) ?? [])],
+    }))
+    .sort((a, b) => b.fusedMs - a.fusedMs);
+}
+
+/** The op kinds whose time grew most from the unfused graph to the fused one (at most `top`, growth first). */
+export function slowerOps(ops: readonly OpTime[], opts: { top?: number } = {}): SlowerOp[] {
+  return ops
     .filter((o) => o.fusedMs > o.unfusedMs)
+    .map((o) => ({ kind: o.kind, fusedMs: o.fusedMs, unfusedMs: o.unfusedMs, loweredBy: o.loweredBy }))
     .sort((a, b) => (b.fusedMs - b.unfusedMs) - (a.fusedMs - a.unfusedMs))
     .slice(0, opts.top ?? 3);
 }

@@ -3,6 +3,7 @@
 // attention region with the rest collapsed into "summary" nodes.
 import type { Graph, Node, Value } from '../core/ir';
 import { typeToString } from '../core/ir/types';
+import { shapeText, valueShape } from './inspect';
 import { metaAttention, opKind } from './stats';
 import type { DrawingEdge, DrawingNode, GraphDrawing } from './types';
 
@@ -14,6 +15,10 @@ export interface DrawingOptions {
   /** Attention region of a node (its module path), drawn as a labelled box; default:
    * node.meta.attention.id as the decomposition records it. */
   attentionOf?: (n: Node) => string | undefined;
+  /** The lowering that emitted a node (fused graph), drawn as a fused op. */
+  loweredOf?: (n: Node) => string | undefined;
+  /** Mean time of one call of a node's op kind, from a profile. */
+  msOf?: (n: Node) => number | undefined;
   /** Most nodes drawn individually (default 160). */
   maxNodes?: number;
   /** Node kinds never drawn (default prim::Constant and prim::GetAttr). */
@@ -28,8 +33,22 @@ function shortLabel(kind: string): string {
   return kind.replace(/^aten::/, '');
 }
 
+/** The shape and dtype the shape run recorded (node.meta.outputInfo), else a complete tensor type's: float32[4, 196, 768]. */
+function drawnShape(v: Value): string | undefined {
+  const t = v.type;
+  const typed = t.kind === 'Tensor' && t.dtype && t.shape?.every((d) => typeof d === 'number')
+    ? shapeText(t.dtype, t.shape as number[]) : undefined;
+  return valueShape(v) ?? typed;
+}
+
 function valueTitle(v: Value): string {
-  return `%${v.debugName}: ${typeToString(v.type, { tensorDetails: true })}`;
+  return `%${v.debugName}: ${drawnShape(v) ?? typeToString(v.type, { tensorDetails: true })}`;
+}
+
+/** The first output's shape, as drawn under the op's name: [4, 196, 768]. */
+function shapeLabel(v: Value | undefined): string | undefined {
+  const s = v ? drawnShape(v) : undefined;
+  return s?.slice(s.indexOf('['));
 }
 
 export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDrawing {
@@ -44,7 +63,7 @@ export function drawingFromGraph(g: Graph, opts: DrawingOptions = {}): GraphDraw
     const p = posOf.get(i)!;
     return p < lo ? 'before' : p >= hi ? 'after' : `n${i}`;
   };
-  const { nodes, inputId } = drawnNodes(g, top, visible, lo, hi, attOf, opts.groupOf);
+  const { nodes, inputId } = drawnNodes(g, top, visible, lo, hi, attOf, opts);
   const edges = dataEdges(g, top, topIndex, inputId, drawnId);
 
   const drawn = hi - lo;
@@ -100,7 +119,7 @@ function drawnWindow(top: Node[], visible: number[], attOf: (n: Node) => string 
 
 /** The drawn nodes: graph inputs, a summary before the window, its ops, a summary after it, the output. */
 function drawnNodes(g: Graph, top: Node[], visible: number[], lo: number, hi: number, attOf: (n: Node) => string | undefined,
-  groupOf: DrawingOptions['groupOf']): { nodes: DrawingNode[]; inputId: Map<Value, string> } {
+  opts: DrawingOptions): { nodes: DrawingNode[]; inputId: Map<Value, string> } {
   const nodes: DrawingNode[] = [];
   // Graph inputs (the module's `self` is not data).
   const inputId = new Map<Value, string>();
@@ -108,7 +127,10 @@ function drawnNodes(g: Graph, top: Node[], visible: number[], lo: number, hi: nu
     if (v.type.kind === 'Class') return;
     const id = `in${k}`;
     inputId.set(v, id);
-    nodes.push({ id, label: v.name ? v.name.replace(/\.\d+$/, '') : `input ${k}`, kind: 'input', title: valueTitle(v) });
+    const shape = shapeLabel(v);
+    nodes.push({
+      id, label: v.name ? v.name.replace(/\.\d+$/, '') : `input ${k}`, kind: 'input', title: valueTitle(v), ...(shape ? { shape } : {}),
+    });
   });
 
   const countAttention = (ps: number[]) => new Set(ps.map((p) => attOf(top[visible[p]])).filter((a) => a !== undefined)).size;
@@ -124,14 +146,19 @@ function drawnNodes(g: Graph, top: Node[], visible: number[], lo: number, hi: nu
     const i = visible[p];
     const n = top[i];
     const kind = opKind(n);
-    const group = groupOf?.(n);
+    const group = opts.groupOf?.(n);
+    const lowered = opts.loweredOf?.(n);
+    const ms = opts.msOf?.(n);
     const attention = attOf(n);
+    const shape = shapeLabel(n.outputs[0]);
     const d: DrawingNode = {
-      id: `n${i}`, label: shortLabel(kind), kind: 'op',
+      id: `n${i}`, label: shortLabel(kind), kind: 'op', ...(shape ? { shape } : {}),
       title: [kind, ...n.outputs.map(valueTitle), n.modulePath ? `in ${n.modulePath}` : ''].filter(Boolean).join('\n'),
     };
     if (group !== undefined) d.group = String(group);
     if (attention !== undefined) d.attention = attention;
+    if (lowered !== undefined) d.lowered = lowered;
+    if (ms !== undefined) d.kindMs = ms;
     nodes.push(d);
   }
   if (hi < visible.length) {

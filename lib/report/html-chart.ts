@@ -1,6 +1,7 @@
 // The memory section of the HTML report: the estimated live-bytes timeline of the unfused and
 // fused graphs drawn as an SVG chart, with the measured peaks; html.ts's page script adds the hover readout.
 import { escapeHtml, formatBytes } from './format';
+import { heldWeights } from './lowering';
 import type { MemoryPoint, ValidationReport } from './types';
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -71,19 +72,24 @@ export function memorySection(report: ValidationReport): string {
     }
     if (s.measured >= 0) {
       let ly = y(s.measured) + 4;
-      for (const other of labelYs) if (Math.abs(other - ly) < 13) ly = other + 13; // keep labels apart
+      for (const other of labelYs) if (Math.abs(other - ly) < 26) ly = other + 26; // keep labels (two lines each) apart
+      ly = Math.min(ly, H - 14);
       labelYs.push(ly);
       const my = r1(y(s.measured));
       parts.push(`<line class="measured measured-${s.key}" data-measured="${s.key}" x1="${L}" x2="${W - R}" y1="${my}" y2="${my}"/>`);
-      parts.push(`<text class="measured-label measured-label-${s.key}" x="${W - R + 6}" y="${r1(ly)}">` +
-        `measured ${s.key} peak ${escapeHtml(formatBytes(s.measured))}</text>`);
+      // Two short lines, so that the label fits the margin right of the plot (CHART.right).
+      parts.push(`<text class="measured-label measured-label-${s.key}" data-measured="${s.key}" x="${W - R + 6}" y="${r1(ly - 6)}">` +
+        `<tspan x="${W - R + 6}">measured ${s.key} peak</tspan>` +
+        `<tspan x="${W - R + 6}" dy="12">${escapeHtml(formatBytes(s.measured))}</tspan></text>`);
     }
   }
   parts.push(`<line id="hover-line" x1="0" x2="0" y1="${T}" y2="${H - B}" visibility="hidden"/>`);
   parts.push(`<rect id="chart-hit" x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="transparent"/>`);
 
+  const held = report.graphs.fused.lowering ? heldWeights(report.graphs.fused.lowering) : [];
+  const heldText = held.map((h) => `${h.count ? `${h.count} ` : ''}${h.what} (${formatBytes(h.bytes)})`).join('; ');
   const extra = m.fusedExtraWeightsBytes
-    ? ` The fused graph holds ${escapeHtml(formatBytes(m.fusedExtraWeightsBytes))} more: projection weights concatenated once for one GEMM.`
+    ? ` The fused graph holds ${escapeHtml(formatBytes(m.fusedExtraWeightsBytes))} more${heldText ? `: ${escapeHtml(heldText)}` : ''}.`
     : '';
   const weights = m.weightsBytes !== undefined
     ? ` Weights (${escapeHtml(formatBytes(m.weightsBytes))}) are counted apart and not drawn.${extra}`
@@ -98,5 +104,34 @@ ${parts.join('\n')}
 </svg>
 <div class="chart-legend">${legend}
 <span><span class="key key-measured"></span>measured peak</span><span><span class="key key-dot"></span>estimated peak</span></div>
-<div id="chart-readout" class="readout">&nbsp;</div></div></section>`;
+<div id="chart-readout" class="readout">&nbsp;</div></div>
+${memoryTotalsTable(report)}</section>`;
+}
+
+/** What each graph holds in all while it runs: the weights, the lowerings' held copies, the activations' peak, estimated
+ * and measured, and their sums. */
+export function memoryTotalsTable(report: ValidationReport): string {
+  const w = report.memory?.weightsBytes;
+  if (w === undefined) return '';
+  const held = report.memory?.fusedExtraWeightsBytes ?? 0;
+  const r = report.runs;
+  const b = (n: number | undefined) => escapeHtml(n === undefined || n < 0 ? '-' : formatBytes(n));
+  const sum = (peak: number | undefined, extra: number) => (peak === undefined || peak < 0 ? undefined : w + extra + peak);
+  const est = [r.original.estimatedPeakBytes, r.unfused.estimatedPeakBytes, r.fused.estimatedPeakBytes];
+  const meas = [r.original.peakBytes, r.unfused.peakBytes, r.fused.peakBytes];
+  const extras = [0, 0, held];
+  const rows: [string, (number | undefined)[], string?][] = [
+    ['weights', [w, w, w]],
+    ['held weights (the lowerings\' copies)', extras],
+    ['activations peak, estimated', est],
+    ['activations peak, measured', meas],
+    ['total, estimated', est.map((p, i) => sum(p, extras[i])), 'total'],
+    ['total, measured', meas.map((p, i) => sum(p, extras[i])), 'total'],
+  ];
+  const body = rows.map(([name, v, cls]) => `<tr${cls ? ` class="${cls}"` : ''}><th scope="row">${escapeHtml(name)}</th>` +
+    `${v.map((x) => `<td>${b(x)}</td>`).join('')}</tr>`).join('\n');
+  return `<h3>Total memory</h3>
+<table id="memory-totals" class="numbers"><thead><tr><th></th><th>original</th><th>unfused</th><th>fused</th></tr></thead><tbody>
+${body}
+</tbody></table>`;
 }

@@ -4,9 +4,10 @@
 // The report object itself is embedded as JSON (<script type="application/json" id="report-data">) for tools.
 import { escapeHtml, formatDiff, formatMs, formatPercent } from './format';
 import { CHART, memorySection } from './html-chart';
-import { graphSection, layoutDrawing } from './html-graph';
+import { graphSection, layoutDrawing, type GraphSectionOptions } from './html-graph';
+import { opTimesSection } from './html-profile';
 import { reportToJsonObject } from './json';
-import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
+import { describeLowering, loweringNotes, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
 import { memoryReduction, type LoweringReport, type ValidationReport } from './types';
 import { writeFileAtomic } from './write';
 import { attentionLine, summaryRows } from './summary';
@@ -23,6 +24,12 @@ export interface HtmlOptions {
 function scriptJson(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
+
+const FUSED_GRAPH: GraphSectionOptions = {
+  id: 'fused-graph', prefix: 'fused-', heading: 'Fused graph',
+  note: 'Outlined in red: the fused ops the lowerings emitted (SDPA where the attention core was); each box shows its output\'s shape '
+    + 'and, from the profile, the mean time of one call of its op kind.',
+};
 
 // ---- tables ------------------------------------------------------------------------------------
 
@@ -53,7 +60,7 @@ ${rows.join('\n')}
 </tbody></table>
 <p class="caption">${e(RUN_CAPTION)}</p>
 ${timing}${reduction}
-${e(attentionLine(a))}.</p>
+${e(attentionLine(a, report.graphs.fused.lowering?.attentionCores.length))}.</p>
 ${skipped ? `<ul class="skipped">${skipped}</ul>` : ''}
 ${g.fused.lowering ? loweringList(g.fused.lowering) : ''}
 ${checks ? `<h3>Checks</h3><ul id="checks" class="checks">${checks}</ul>` : ''}
@@ -78,11 +85,16 @@ function loweringList(lw: LoweringReport): string {
     const why = l.lowered === null ? '' : l.unfused.map((u) => `<li>${u.count} not lowered: ${e(u.reason)}</li>`).join('');
     return `<li>${head}${why ? `<ul>${why}</ul>` : ''}</li>`;
   });
+  for (const note of loweringNotes(lw)) items.push(`<li class="lowering-note">${e(note)}</li>`);
   return `<h3>Fused lowering</h3><ul id="lowering">${items.join('\n')}</ul>`;
 }
 
 const ATTENTION_HEAD = '<thead><tr><th>where</th><th>form</th><th>heads</th><th>embed dim</th><th>batch first</th>' +
-  '<th>ops exposed</th><th>decomposed</th><th>max abs diff</th></tr></thead>';
+  '<th>ops exposed</th><th>decomposed</th><th>core max abs diff</th></tr></thead>';
+
+const ATTENTION_CAPTION = 'core max abs diff: the attention core\'s output in the fused graph (SDPA where it was lowered) against the '
+  + 'explicit core in the unfused graph, on the same inputs; differences from earlier layers reach later cores too. '
+  + '"-": the core is not in both graphs at the top level (inside a branch, or not decomposed).';
 
 function attentionSection(report: ValidationReport): string {
   const list = report.attentions ?? [];
@@ -96,7 +108,8 @@ function attentionSection(report: ValidationReport): string {
   return `<section id="attention-section"><h2>Attention</h2>
 <table id="attentions" class="numbers">${ATTENTION_HEAD}<tbody>
 ${rows.join('\n')}
-</tbody></table></section>`;
+</tbody></table>
+<p class="caption">${e(ATTENTION_CAPTION)}</p></section>`;
 }
 
 function environmentSection(report: ValidationReport): string {
@@ -152,20 +165,23 @@ tr.not-decomposed td { color: var(--fail); }
 .swatch { display: inline-block; width: 14px; height: 10px; border-radius: 3px; margin: 0 4px 0 10px; vertical-align: middle;
   border: 1px solid #7a8591; }
 .fused-swatch { background: linear-gradient(90deg, #8ecae6 50%, #ffb703 50%); } .plain-swatch { background: #fff; }
+.lowered-swatch { background: #fff; border: 2.5px solid #b3261e; }
 .region-swatch { background: rgba(120, 90, 200, .12); border: 1px dashed #7c5cc4; }
 .summary-swatch { background: #eceff3; border-style: dashed; }
 .graph-frame { border: 1px solid var(--line); border-radius: 6px; height: 72vh; min-height: 240px; overflow: hidden; background: #fcfdfe; }
-#graph { width: 100%; height: 100%; cursor: grab; touch-action: none; user-select: none; }
-#graph.dragging { cursor: grabbing; }
-#graph .node rect { fill: #fff; stroke: #6b7785; stroke-width: 1; }
-#graph .node text { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; text-anchor: middle; fill: #1d232b; }
-#graph .node-input rect, #graph .node-output rect { fill: #e8f1fb; stroke: #2f6fb3; }
-#graph .node-summary rect { fill: #eceff3; stroke-dasharray: 4 3; }
-#graph .node:hover rect { stroke: #000; stroke-width: 2; }
-#graph .edge { fill: none; stroke: #8a96a3; stroke-width: 1.2; }
-#graph marker path { fill: #8a96a3; }
-#graph .region rect { fill: rgba(120, 90, 200, .07); stroke: #7c5cc4; stroke-dasharray: 5 4; }
-#graph .region text { font: 600 12px system-ui, sans-serif; fill: #5a3fa6; paint-order: stroke; stroke: #fcfdfe; stroke-width: 3px; }
+svg.graph { width: 100%; height: 100%; cursor: grab; touch-action: none; user-select: none; }
+svg.graph.dragging { cursor: grabbing; }
+svg.graph .node rect { fill: #fff; stroke: #6b7785; stroke-width: 1; }
+svg.graph .node text { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; text-anchor: middle; fill: #1d232b; }
+svg.graph .node text.sub { font-size: 10px; fill: #4a5561; }
+svg.graph .node.lowered rect { stroke: #b3261e; stroke-width: 2.5; }
+svg.graph .node-input rect, svg.graph .node-output rect { fill: #e8f1fb; stroke: #2f6fb3; }
+svg.graph .node-summary rect { fill: #eceff3; stroke-dasharray: 4 3; }
+svg.graph .node:hover rect { stroke: #000; stroke-width: 2; }
+svg.graph .edge { fill: none; stroke: #8a96a3; stroke-width: 1.2; }
+svg.graph marker path { fill: #8a96a3; }
+svg.graph .region rect { fill: rgba(120, 90, 200, .07); stroke: #7c5cc4; stroke-dasharray: 5 4; }
+svg.graph .region text { font: 600 12px system-ui, sans-serif; fill: #5a3fa6; paint-order: stroke; stroke: #fcfdfe; stroke-width: 3px; }
 .chart-frame { position: relative; max-width: 980px; }
 #memory-chart { width: 100%; height: auto; }
 #memory-chart .grid { stroke: #eef1f4; } #memory-chart .axis, #memory-chart .tickmark { stroke: #8a96a3; }
@@ -184,6 +200,7 @@ tr.not-decomposed td { color: var(--fail); }
 #hover-line { stroke: #444; stroke-width: 1; stroke-dasharray: 2 2; }
 .readout { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted); min-height: 1.5em; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; } dt { color: var(--muted); } dd { margin: 0; }
+#memory-totals tr.total th, #memory-totals tr.total td { font-weight: 600; }
 code { font: 12.5px ui-monospace, "DejaVu Sans Mono", monospace; }
 `;
 
@@ -192,9 +209,9 @@ const CLIENT_JS = `
 (function () {
   'use strict';
   var data = JSON.parse(document.getElementById('report-data').textContent);
-  var svg = document.getElementById('graph');
-  if (svg) {
-    var vp = document.getElementById('viewport');
+  var panZoom = function (svg) {
+    var section = svg.closest('section');
+    var vp = svg.querySelector('g.viewport');
     var W = +svg.getAttribute('data-width'), H = +svg.getAttribute('data-height');
     var view = { x: 0, y: 0, w: W, h: H };
     var apply = function () { svg.setAttribute('viewBox', view.x + ' ' + view.y + ' ' + view.w + ' ' + view.h); };
@@ -255,12 +272,13 @@ const CLIENT_JS = `
     });
     var end = function () { drag = null; svg.classList.remove('dragging'); };
     svg.addEventListener('pointerup', end); svg.addEventListener('pointercancel', end);
-    document.getElementById('zoom-in').addEventListener('click', function () { zoom(1.25); });
-    document.getElementById('zoom-out').addEventListener('click', function () { zoom(0.8); });
-    document.getElementById('zoom-fit').addEventListener('click', fit);
+    section.querySelector('[data-zoom=in]').addEventListener('click', function () { zoom(1.25); });
+    section.querySelector('[data-zoom=out]').addEventListener('click', function () { zoom(0.8); });
+    section.querySelector('[data-zoom=fit]').addEventListener('click', fit);
     vp.setAttribute('data-ready', '1');
     initial();
-  }
+  };
+  Array.prototype.forEach.call(document.querySelectorAll('svg.graph'), panZoom);
   var chart = document.getElementById('memory-chart');
   if (chart && data.memory) {
     var hit = document.getElementById('chart-hit'), line = document.getElementById('hover-line');
@@ -309,6 +327,8 @@ export function renderHtml(report: ValidationReport, opts: HtmlOptions = {}): st
 <main>
 ${summarySection(report)}
 ${graphSection(report.drawing)}
+${report.fusedDrawing ? graphSection(report.fusedDrawing, FUSED_GRAPH) : ''}
+${opTimesSection(report)}
 ${memorySection(report)}
 ${attentionSection(report)}
 ${environmentSection(report)}

@@ -10,14 +10,14 @@
 //               "unfused":  { "peakBytes": int, "estimatedPeakBytes": int, "medianMs": num, "maxAbsDiff": num|null },
 //               "fused":    { "peakBytes": int, "estimatedPeakBytes": int, "medianMs": num, "maxAbsDiff": num|null } },
 //     "passed": bool,
-//     ...optional extras: format, tolerance, checks, inputs, attentions, memory, drawing, environment;
+//     ...optional extras: format, tolerance, checks, inputs, attentions, memory, drawing, fusedDrawing, environment;
 //     graphs.fused.lowering says what each fusion group became, or why it stayed unfused }
 // Keys come out in this order (the contract's first, extras after), so outputs diff cleanly.
 import type { ValidationReport } from './types';
 import { REPORT_FORMAT } from './types';
 
 const TOP_ORDER = ['format', 'model', 'attention', 'graphs', 'runs', 'passed', 'tolerance', 'checks', 'inputs',
-  'attentions', 'memory', 'drawing', 'environment'];
+  'attentions', 'memory', 'drawing', 'fusedDrawing', 'environment'];
 const ORDERS: Record<string, string[]> = {
   attention: ['found', 'decomposed', 'skipped'],
   graphs: ['standard', 'decomposed', 'fused'],
@@ -99,6 +99,15 @@ const oneOf = (...vals: string[]): Check => (v, at, e) => {
   if (typeof v !== 'string' || !vals.includes(v)) e.push(`${at}: expected one of ${vals.join(', ')}, got ${JSON.stringify(v)}`);
 };
 
+const drawing = obj({
+  caption: str,
+  nodes: arrayOf(obj(
+    { id: str, label: str, kind: oneOf('op', 'input', 'output', 'summary') },
+    { group: str, attention: str, title: str, shape: str, lowered: str, kindMs: num },
+  )),
+  edges: arrayOf(obj({ from: str, to: str })),
+}, { totalNodes: int(), drawnNodes: int() });
+
 const graphExtras = { attentionOps: int(), flops: num };
 const graph = obj({ nodes: int(), ops: record(int()) }, graphExtras);
 const outcomes = arrayOf(obj({ id: str, lowered: bool }, { reason: str, heldBytes: int() }));
@@ -136,7 +145,10 @@ const reportCheck: Check = obj({
       fused: obj({ runs: int(), settled: bool }),
     }),
     loadAverage: num, cores: int(1), spread: num,
-  }, { warning: str, fusedSlower: str, slowerOps: arrayOf(obj({ kind: str, fusedMs: num, unfusedMs: num, loweredBy: arrayOf(str) })) }),
+  }, {
+    warning: str, fusedSlower: str, slowerOps: arrayOf(obj({ kind: str, fusedMs: num, unfusedMs: num, loweredBy: arrayOf(str) })),
+    opTimes: arrayOf(obj({ kind: str, fusedMs: num, unfusedMs: num, loweredBy: arrayOf(str) }, { calls: int() })),
+  }),
   inputs: arrayOf(obj({ name: str, shape: arrayOf(int()), dtype: str, source: str })),
   attentions: arrayOf(obj({ id: str, form: oneOf('module', 'native_mha', 'encoder_layer', 'sdpa'), opsExposed: int(), decomposed: bool },
     { heads: int(1), embedDim: int(1), batchFirst: bool, reason: str, maxAbsDiff: numOrNull })),
@@ -144,14 +156,8 @@ const reportCheck: Check = obj({
     unfused: arrayOf(obj({ index: int(), node: str, liveBytes: int() })),
     fused: arrayOf(obj({ index: int(), node: str, liveBytes: int() })),
   }, { weightsBytes: int(), fusedExtraWeightsBytes: int() }),
-  drawing: obj({
-    caption: str,
-    nodes: arrayOf(obj(
-      { id: str, label: str, kind: oneOf('op', 'input', 'output', 'summary') },
-      { group: str, attention: str, title: str },
-    )),
-    edges: arrayOf(obj({ from: str, to: str })),
-  }, { totalNodes: int(), drawnNodes: int() }),
+  drawing,
+  fusedDrawing: drawing,
   environment: obj({}, {
     torchVersion: str, device: str, node: str, platform: str, torchgraphVersion: str, createdAt: str,
     timings: record(num),
@@ -187,15 +193,17 @@ export function validateReportJson(value: unknown): string[] {
     const sum = Object.values(g.ops).reduce((a, b) => a + b, 0);
     if (sum !== g.nodes) errors.push(`$.graphs.${k}: ops add up to ${sum}, nodes is ${g.nodes}`);
   }
-  if (v.drawing) {
+  for (const key of ['drawing', 'fusedDrawing'] as const) {
+    const d = v[key];
+    if (!d) continue;
     const ids = new Set<string>();
-    v.drawing.nodes.forEach((n, i) => {
-      if (ids.has(n.id)) errors.push(`$.drawing.nodes[${i}].id: duplicate ${JSON.stringify(n.id)}`);
+    d.nodes.forEach((n, i) => {
+      if (ids.has(n.id)) errors.push(`$.${key}.nodes[${i}].id: duplicate ${JSON.stringify(n.id)}`);
       ids.add(n.id);
     });
-    v.drawing.edges.forEach((ed, i) => {
-      if (!ids.has(ed.from)) errors.push(`$.drawing.edges[${i}].from: no node ${JSON.stringify(ed.from)}`);
-      if (!ids.has(ed.to)) errors.push(`$.drawing.edges[${i}].to: no node ${JSON.stringify(ed.to)}`);
+    d.edges.forEach((ed, i) => {
+      if (!ids.has(ed.from)) errors.push(`$.${key}.edges[${i}].from: no node ${JSON.stringify(ed.from)}`);
+      if (!ids.has(ed.to)) errors.push(`$.${key}.edges[${i}].to: no node ${JSON.stringify(ed.to)}`);
     });
   }
   return errors;

@@ -24,6 +24,14 @@ export function notLoweredText(kind: string, groups: number, reason: string): st
   return `${kind}: ${groups} group${groups === 1 ? '' : 's'} found, run as ${groups === 1 ? 'it is' : 'they are'} (${reason})`;
 }
 
+/** The lines after the kinds, in every format: activations written out as arithmetic, and ops made in place. */
+export function loweringNotes(lw: LoweringReport): string[] {
+  const out = Object.entries(lw.writtenOutActivations ?? {})
+    .map(([form, n]) => `${form} written out as arithmetic: ${n} -> one ATen op each`);
+  if (lw.inPlaceOps) out.push(`in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);
+  return out;
+}
+
 export function describeLowering(lw: LoweringReport): LoweringLine[] {
   const kinds: [string, LoweringOutcome[], string][] = [
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
@@ -47,5 +55,27 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
   for (const n of lw.notLowered) {
     out.push({ kind: n.kind, lowered: null, total: n.groups, unfused: [{ reason: n.reason, count: n.groups }] });
   }
+  return out;
+}
+
+/** What holds the fused graph's extra weight bytes: the lowerings' own counts (each outcome's heldBytes), in the order
+ * they replace one another (a concatenated projection weight that oneDNN then packs is held once, as the packed copy). */
+export function heldWeights(lw: LoweringReport): { what: string; count: number; bytes: number }[] {
+  const kinds: [LoweringOutcome[] | undefined, string][] = [
+    [lw.packedLinears, 'linear weights oneDNN reordered once (mkldnn::_linear_pointwise)'],
+    [lw.convolutions, 'convolution weights oneDNN prepacked, channels last'],
+    [lw.foldedBatchNorms, 'convolution weights with the batch norm folded in'],
+    [lw.projections, 'projection weights concatenated once for one GEMM'],
+  ];
+  let left = lw.heldWeightBytes;
+  const out: { what: string; count: number; bytes: number }[] = [];
+  for (const [outcomes, what] of kinds) {
+    const held = (outcomes ?? []).filter((o) => o.lowered && (o.heldBytes ?? 0) > 0);
+    const bytes = Math.min(left, held.reduce((s, o) => s + o.heldBytes!, 0));
+    if (bytes <= 0) continue;
+    out.push({ what, count: held.length, bytes });
+    left -= bytes;
+  }
+  if (left > 0) out.push({ what: 'other weights the lowerings made', count: 0, bytes: left });
   return out;
 }

@@ -151,6 +151,7 @@ function sampleLowering(blocks: number): LoweringReport {
       },
     ],
     heldWeightBytes: 0,
+    inPlaceOps: 2 * blocks,
   };
 }
 

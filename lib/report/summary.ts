@@ -23,8 +23,15 @@ export function summaryRows(report: ValidationReport): string[][] {
   ];
 }
 
-/** Attentions counted by module; sites (a scripted layer's fast and slow path) apart when they differ. */
-export function attentionLine(a: ValidationReport['attention']): string {
+/** Attention cores a model spells as explicit ops itself (eager attention), in words. */
+export function writtenOutAttentions(cores: number): string {
+  return `${cores} attention core${cores === 1 ? '' : 's'} written out as explicit ops in the model (matmul, softmax, matmul)`;
+}
+
+/** Attentions counted by module; sites (a scripted layer's fast and slow path) apart when they differ.
+ * `writtenOutCores`: the attention cores the partitioner found where no attention op was. */
+export function attentionLine(a: ValidationReport['attention'], writtenOutCores = 0): string {
+  if (a.found === 0 && writtenOutCores) return `Attentions decomposed: none to decompose (${writtenOutAttentions(writtenOutCores)})`;
   const skipped = a.skipped.length ? ` (${a.skipped.length} skipped)` : '';
   if (!a.modules || a.modules.found === a.found) return `Attentions decomposed: ${a.decomposed} of ${a.found}${skipped}`;
   return `Attentions decomposed: ${a.modules.decomposed} of ${a.modules.found} `

@@ -2,7 +2,7 @@
 // honest about what is estimated and what is measured, followed by the checks.
 import { formatBytes, formatPercent, textTable } from './format';
 import { attentionLine, summaryRows } from './summary';
-import { describeLowering, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
+import { describeLowering, loweringNotes, notLoweredText, RUN_CAPTION, RUN_COLUMNS } from './lowering';
 import { memoryReduction, memoryTotals, type LoweringReport, type ValidationReport } from './types';
 
 export interface TerminalOptions {
@@ -61,7 +61,7 @@ export function renderTerminal(report: ValidationReport, opts: TerminalOptions =
   if (lw) out.push(...loweringLines(lw));
 
   const a = report.attention;
-  out.push(attentionLine(a));
+  out.push(attentionLine(a, report.graphs.fused.lowering?.attentionCores.length));
   for (const s of a.skipped) out.push(`  skipped ${s.node}: ${s.reason}`);
 
   if (report.checks?.length) {
@@ -96,9 +96,6 @@ function loweringLines(lw: LoweringReport): string[] {
     out.push(`  ${l.kind}: ${l.lowered} of ${l.total} -> ${l.to}`);
     for (const u of l.unfused) out.push(`    ${u.count} not lowered: ${u.reason}`);
   }
-  for (const [form, n] of Object.entries(lw.writtenOutActivations ?? {})) {
-    out.push(`  ${form} written out as arithmetic: ${n} -> one ATen op each`);
-  }
-  if (lw.inPlaceOps) out.push(`  in place where the input dies: ${lw.inPlaceOps} activations and residual adds`);
+  for (const note of loweringNotes(lw)) out.push(`  ${note}`);
   return out;
 }

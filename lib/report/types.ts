@@ -114,7 +114,8 @@ export interface AttentionDetail {
   decomposed: boolean;
   /** Why it was skipped, when it was. */
   reason?: string;
-  /** Max abs diff of this attention's output alone, when the runtime compared it. */
+  /** Max abs diff of this attention's core output, fused against unfused (lib/pipeline/attention-diffs.ts); differences
+   * from earlier layers included. Absent where the core was not found in both graphs. */
   maxAbsDiff?: number | null;
 }
 
@@ -150,8 +151,14 @@ export interface DrawingNode {
   group?: string;
   /** Attention region id (module path); nodes sharing one are boxed and labelled together. */
   attention?: string;
-  /** Longer text for the tooltip (shape, module path, ...). */
+  /** Longer text for the tooltip (outputs with their shapes and dtypes, module path, ...). */
   title?: string;
+  /** The first output's shape, drawn under the label, e.g. "[4, 196, 768]". */
+  shape?: string;
+  /** The lowering that emitted this op (fused drawing): "attention_core", "packed_linear", ... */
+  lowered?: string;
+  /** Mean time of one call of this op's kind in the run, from libtorch's profile (timing.opTimes). */
+  kindMs?: number;
 }
 
 export interface DrawingEdge {
@@ -214,6 +221,21 @@ export interface TimingInfo {
    * run, and the lowering that emitted each.
    */
   slowerOps?: { kind: string; fusedMs: number; unfusedMs: number; loweredBy: string[] }[];
+  /**
+   * Every op kind of the fused graph with its time per run (libtorch's profile of each top-level op, all calls together,
+   * median of a few runs), beside the same kind's time in the unfused graph, and the lowerings that emitted it.
+   */
+  opTimes?: OpTime[];
+}
+
+/** One op kind's time in the fused and the unfused graph (lib/pipeline/slower-ops.ts). */
+export interface OpTime {
+  kind: string;
+  fusedMs: number;
+  unfusedMs: number;
+  /** Calls per run in the fused graph. */
+  calls?: number;
+  loweredBy: string[];
 }
 
 export interface ValidationReport {
@@ -247,8 +269,10 @@ export interface ValidationReport {
   attentions?: AttentionDetail[];
   /** extra: estimated live bytes over execution order. */
   memory?: MemoryTimelines;
-  /** extra: the graph to draw in the HTML report. */
+  /** extra: the graph to draw in the HTML report (the unfused graph, its fusion groups coloured). */
   drawing?: GraphDrawing;
+  /** extra: the fused graph, drawn over the same window: fused ops where the groups were. */
+  fusedDrawing?: GraphDrawing;
   environment?: Environment;
 }
 

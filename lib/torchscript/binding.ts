@@ -4,7 +4,7 @@ import * as path from 'path';
 import type { DType, GraphData } from '../core/ir/serialized';
 import { TorchGraphError } from '../core/errors';
 import { packageRoot } from './package-root';
-import { libtorchScript, type ResolvedTorch } from './package-scripts';
+import { libtorchScript, type ResolvedTorch, type SetupResult } from './package-scripts';
 
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
@@ -160,6 +160,8 @@ export interface Binding {
   releaseMemory(): void;
 }
 
+export type { SetupResult };
+
 /** How the addon is being loaded: which libtorch, and whether this is a development checkout
  * (whose fixes are npm install / build:native) or an installed package (setup / rebuild). */
 export interface LoadContext { libtorch: Pick<ResolvedTorch, 'version' | 'libDir' | 'source'> | null; devCheckout: boolean }
@@ -194,14 +196,60 @@ export function explainLoadFailure(e: Error, ctx: LoadContext): string {
   return lines.join('\n');
 }
 
-/** The error when nothing was set up yet (install scripts skipped, or the cache cleaned). */
-export function notSetUpMessage(devCheckout: boolean): string {
-  return devCheckout
-    ? 'torchgraph: libtorch is not set up in this checkout: run `npm install` (or `node scripts/setup.js`)'
-    : 'torchgraph: libtorch is not set up yet (install scripts did not run, or the cache was cleaned): run `npx torchgraph setup`';
+/** The command that finishes an install: what the install script runs. */
+export const SETUP_COMMAND = 'npx torchgraph setup';
+
+/** The error when no libtorch is found, in one line: whether setup never ran here (npm skipped
+ * the install script: --ignore-scripts, or npm's allowScripts), failed (and why), or ran and its
+ * torch is gone; then the one command that fixes it. */
+export function notSetUpMessage(devCheckout: boolean, last: SetupResult | null = null, cache?: string): string {
+  if (devCheckout) return 'torchgraph: libtorch is not set up in this checkout: run `npm install` (or `node scripts/setup.js`)';
+  const where = cache ? ` (${cache})` : '';
+  if (last && !last.ok) {
+    // The first line, and the next when the first only introduces it ("pip ... failed (exit 1):").
+    const lines = (last.error ?? 'no reason recorded').split('\n').map((l) => l.trim()).filter(Boolean);
+    const why = (lines[0].endsWith(':') && lines[1] ? `${lines[0]} ${lines[1]}` : lines[0]).replace(/[.:]$/, '');
+    return `torchgraph: setup failed: ${why}${/Fix:/.test(why) ? ';' : '. Fix that;'} then run \`${SETUP_COMMAND}\``;
+  }
+  if (last?.ok) {
+    return `torchgraph: setup ran, but no libtorch is found now (the cache${where} was cleaned, or TORCHGRAPH_LIBTORCH `
+      + `or TORCHGRAPH_PYTHON changed). Fix: run \`${SETUP_COMMAND}\``;
+  }
+  return 'torchgraph: setup has not run: npm skipped torchgraph\'s install script (--ignore-scripts or npm\'s allowScripts) '
+    + `and no torch is in the cache${where}. Fix: run \`${SETUP_COMMAND}\``;
+}
+
+/** Whether an error is "no libtorch set up" (the CLI can then offer to run setup itself). */
+export function isNotSetUp(e: unknown): boolean {
+  return e instanceof TorchGraphError && (e as { notSetUp?: boolean }).notSetUp === true;
 }
 
 let cached: Binding | undefined;
+
+/** Whether setup is done, checked without loading anything: null when a libtorch is found and an
+ * addon to load against it is there; else one line saying what is missing and the command that
+ * fixes it (the CLI's first use says it before anything else). */
+export function setupProblem(): string | null {
+  // Loaded already; or an addon named by hand (TORCHGRAPH_ADDON), whose load says what is wrong.
+  if (cached || process.env.TORCHGRAPH_ADDON) return null;
+  const root = packageRoot();
+  const resolver = libtorchScript();
+  const devCheckout = resolver.isDevCheckout();
+  let found: ResolvedTorch | null;
+  try {
+    found = resolver.forRuntime();
+  } catch (e) {
+    return `torchgraph: cannot resolve libtorch: ${(e as Error).message}`;
+  }
+  if (!found) return notSetUpMessage(devCheckout, resolver.lastSetup(), resolver.cacheDir());
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('node-gyp-build') as { path(dir: string): string }).path(root);
+    return null;
+  } catch (e) {
+    return explainLoadFailure(e as Error, { libtorch: found, devCheckout }).replace(/\n/g, ' ');
+  }
+}
 
 /** Load the addon once: libtorch from the resolver first (so the addon's libtorch dependencies
  * are met without an RPATH), then TORCHGRAPH_ADDON (a .node path), else node-gyp-build (a
@@ -216,7 +264,10 @@ export function binding(): Binding {
   } catch (e) {
     throw new TorchGraphError('ERR_ADDON', `torchgraph: cannot resolve libtorch: ${(e as Error).message}`, { cause: e });
   }
-  if (!ctx.libtorch) throw new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout));
+  if (!ctx.libtorch) {
+    const err = new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout, resolver.lastSetup(), resolver.cacheDir()));
+    throw Object.assign(err, { notSetUp: true });
+  }
   try {
     resolver.preload(ctx.libtorch.libDir);
     const explicit = process.env.TORCHGRAPH_ADDON;

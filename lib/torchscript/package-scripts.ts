@@ -39,7 +39,12 @@ export interface LibtorchScript {
   isDevCheckout(): boolean;
   /** TORCHGRAPH_CACHE, a checkout's .torchgraph/, else the per-user cache. */
   cacheDir(): string;
+  /** How the last setup of this copy ended (setup.js records it); null when it never ran. */
+  lastSetup(): SetupResult | null;
 }
+
+/** How the last setup of this copy of torchgraph ended (scripts/setup.js writes it). */
+export interface SetupResult { ok: boolean; error?: string; at?: string }
 
 /** scripts/setup.js: what npm's install script runs (resolve or install torch, build or check the addon). */
 export interface SetupScript {

@@ -13,6 +13,13 @@ import { asCommonJS, normalizeOutput, readmeExamples } from '../support/readme';
 const ROOT = path.resolve(__dirname, '..', '..');
 const WARM_LIMIT_S = 20;
 
+/** The non-empty lines of stderr: exactly one. */
+function oneLine(err: string): string {
+  const lines = err.split('\n').filter(Boolean);
+  assert.equal(lines.length, 1, err);
+  return lines[0];
+}
+
 function which(cmd: string): string | null {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : null;
@@ -90,11 +97,15 @@ describe('install: a packed torchgraph in a fresh project, no compiler on PATH',
     const pkg = path.join(p1, 'node_modules', 'torchgraph');
     assert.ok(!fs.existsSync(path.join(pkg, 'build')), 'the addon was built from source: the prebuild was not used');
     for (const d of ['test', 'dist/test', '.ci', 'docs', '.torchgraph']) assert.ok(!fs.existsSync(path.join(pkg, d)), `the package holds ${d}`);
+    // The prebuilt addon was used: the source build's tools (optional peers) and their dependencies are not installed.
+    for (const d of ['cmake-js', 'node-addon-api', 'yargs', 'tar']) assert.ok(!fs.existsSync(path.join(p1, 'node_modules', d)), `node_modules holds ${d}`);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(pkg, '.setup-result.json'), 'utf8')).ok, true);
   });
 
-  it('npx torchgraph validate mha_demo passes there', () => {
+  it('npx torchgraph validate mha_demo passes there, and says nothing about setup (it ran)', () => {
     const r = sh(p1, 'npx', ['torchgraph', 'validate', 'mha_demo'], 'validateS');
     assert.match(r.stdout, /Result: PASSED/);
+    assert.doesNotMatch(r.stderr, /setup/i);
   });
 
   it("the README's examples print what the README says", () => {
@@ -123,7 +134,30 @@ describe('install: a packed torchgraph in a fresh project, no compiler on PATH',
     assert.equal(r.status, 3, r.stderr);
     const lines = r.stderr.split('\n').filter(Boolean);
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /[Rr]un `npx torchgraph setup`/);
+    assert.match(lines[0], /^torchgraph: setup has not run: npm skipped torchgraph's install script .*[Rr]un `npx torchgraph setup`/);
+    // The library says the same at its first call that needs libtorch (importing it needs none).
+    const lib = spawnSync('node', ['-e', "const t = require('torchgraph'); console.log('imported'); t.runtimeInfo()"],
+      { cwd: p3, env: empty, encoding: 'utf8' });
+    assert.notEqual(lib.status, 0);
+    assert.equal(lib.stdout.trim(), 'imported');
+    assert.match(lib.stderr, /setup has not run: npm skipped torchgraph's install script .*Fix: run `npx torchgraph setup`/);
+    // A setup that fails (here: a cache under a file) is what the next use names, with its reason.
+    fs.writeFileSync(path.join(tmp, 'a-file'), '');
+    const broken = { ...env, TORCHGRAPH_CACHE: path.join(tmp, 'a-file', 'cache') };
+    assert.notEqual(spawnSync('npx', ['torchgraph', 'setup'], { cwd: p3, env: broken, encoding: 'utf8' }).status, 0);
+    const failed = spawnSync('npx', ['torchgraph', 'inspect', 'mha_demo'], { cwd: p3, env: broken, encoding: 'utf8' });
+    assert.equal(failed.status, 3, failed.stderr);
+    assert.match(oneLine(failed.stderr), /^torchgraph: setup failed: .*a-file.*then run `npx torchgraph setup`/);
+    // TORCHGRAPH_AUTO_SETUP=1: the first use runs setup itself (pip into the empty cache), then the command.
+    const autoEnv = { ...env, TORCHGRAPH_CACHE: path.join(tmp, 'auto-cache'), TORCHGRAPH_AUTO_SETUP: '1' };
+    const t0 = Date.now();
+    const auto = spawnSync('npx', ['torchgraph', 'validate', 'mha_demo'], { cwd: p3, env: autoEnv, encoding: 'utf8', timeout: 600_000 });
+    timings.autoSetupValidateS = (Date.now() - t0) / 1000;
+    assert.equal(auto.status, 0, auto.stderr);
+    assert.match(auto.stderr, /^torchgraph: TORCHGRAPH_AUTO_SETUP=1: running `npx torchgraph setup` first$/m);
+    assert.match(auto.stderr, /^torchgraph: installed torch 2\.13\.0/m);
+    assert.match(auto.stdout, /Result: PASSED/);
+    fs.rmSync(path.join(tmp, 'auto-cache'), { recursive: true, force: true });
     // setup with the shared cache (torch already there): one line per step, then it works.
     const s = sh(p3, 'npx', ['torchgraph', 'setup'], 'setupWarmS');
     assert.match(s.stderr, /^torchgraph: using the prebuilt addon prebuilds\/linux-x64\/torchgraph\.node$/m);

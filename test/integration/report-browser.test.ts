@@ -9,7 +9,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { writeHtmlReport } from '../../lib/report/html';
+import { formatBytes, formatDiff } from '../../lib/report/format';
 import { sampleReport } from '../../lib/report/sample';
+import type { ValidationReport } from '../../lib/report/types';
+import { runCli } from '../support/cli';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CHROMIUM = process.env.TORCHGRAPH_CHROMIUM ?? '/usr/bin/chromium';
@@ -56,6 +59,17 @@ async function open(ctx: PwContext, file: string): Promise<{ page: PwPage; rec: 
   page.on('request', (r: { url(): string }) => rec.requests.push(r.url()));
   await page.goto(pathToFileURL(file).href);
   return { page, rec };
+}
+
+/** The measured-peak labels whose box reaches outside the chart's svg (clipped), as text. */
+function measuredLabelsOutside(page: PwPage): Promise<string[]> {
+  return page.evaluate<string[]>(`(() => {
+    const svg = document.getElementById('memory-chart').getBoundingClientRect();
+    return [...document.querySelectorAll('#memory-chart text.measured-label')].filter((t) => {
+      const b = t.getBoundingClientRect();
+      return !(b.width > 0 && b.left >= svg.left && b.right <= svg.right && b.top >= svg.top && b.bottom <= svg.bottom);
+    }).map((t) => t.textContent);
+  })()`);
 }
 
 describe('report: HTML in headless Chromium (integration)', function () {
@@ -144,12 +158,77 @@ describe('report: HTML in headless Chromium (integration)', function () {
       'attention cores: ', 'parallel projections: ', 'linear + activation: ',
       'norm_linear: 1 group found, run as it is (libtorch has no fused op for this pattern)',
       "elementwise: 1 group found, run as it is (TorchScript's fuser (NNC) cannot generate CPU code in this libtorch (the torch wheels are built without LLVM))",
+      'in place where the input dies: 24 activations and residual adds',
     ]);
+    assert.deepEqual(await measuredLabelsOutside(page), [], 'the measured peaks\' labels lie inside the chart');
 
     const shot = path.join(SCREENSHOTS, 'report.png');
     await page.screenshot({ path: shot, fullPage: true });
     await page.locator('#graph-section').first().screenshot({ path: path.join(SCREENSHOTS, 'report-graph.png') });
     assert.ok(fs.statSync(shot).size > 20_000, 'a real screenshot');
+    await page.close();
+  });
+
+  it('a real run (validate mha_demo --report): shapes in tooltips, the fused graph with SDPA, time per op, diffs, totals', async function () {
+    const file = path.join(tmp, 'mha_demo.html');
+    const r = runCli(['validate', 'mha_demo', '--report', file, '--json'], { timeoutMs: 600_000 });
+    if (r.code !== 0 && /cannot be exported|no Python torch|addon/i.test(r.err)) {
+      console.log(`      skipped: ${r.err.split('\n')[0]}`);
+      this.skip();
+    }
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out) as ValidationReport;
+    const { page, rec } = await open(ctx!, file);
+    const s = await page.evaluate<{
+      unfusedTitles: string[]; fusedTitles: string[]; sdpa: { text: string; title: string }[]; fusedReady: string | null;
+      diffs: string[]; notes: string[]; opRow: string[]; totals: Record<string, string[]>; memoryCaption: string;
+    }>(`(() => {
+      const titles = (sel) => [...document.querySelectorAll(sel + ' .node title')].map((t) => t.textContent);
+      const row = (tr) => [...tr.children].map((c) => c.textContent.trim());
+      return {
+        unfusedTitles: titles('#graph'),
+        fusedTitles: titles('#fused-graph'),
+        sdpa: [...document.querySelectorAll('#fused-graph .node[data-lowered="attention_core"]')]
+          .map((g) => ({ text: [...g.querySelectorAll('text')].map((t) => t.textContent).join(' | '), title: g.querySelector('title').textContent })),
+        fusedReady: document.querySelector('#fused-graph g.viewport').getAttribute('data-ready'),
+        diffs: [...document.querySelectorAll('#attentions tbody tr')].map((tr) => tr.lastElementChild.textContent),
+        notes: [...document.querySelectorAll('#lowering li.lowering-note')].map((li) => li.textContent),
+        opRow: row(document.querySelector('#op-times tr[data-kind="aten::scaled_dot_product_attention"]')),
+        totals: Object.fromEntries([...document.querySelectorAll('#memory-totals tbody tr')].map((tr) => [tr.firstElementChild.textContent, row(tr).slice(1)])),
+        memoryCaption: document.querySelector('#memory-section .caption').textContent,
+      };
+    })()`);
+    assert.deepEqual(rec.errors, []);
+    // Tooltips give each output's shape and dtype, in both graphs.
+    assert.ok(s.unfusedTitles.some((t) => /^aten::softmax\n%\S+: float32\[4, 12, 196, 196\]/.test(t)), s.unfusedTitles.join('\n---\n'));
+    assert.ok(s.fusedTitles.some((t) => /^aten::layer_norm\n%\S+: float32\[4, 196, 768\]/.test(t)), s.fusedTitles.join('\n---\n'));
+    // The fused graph: SDPA where the core was, its shape and profiled time on the box, the lowering in the tooltip.
+    assert.equal(s.fusedReady, '1', 'the fused graph zooms and pans too');
+    assert.equal(s.sdpa.length, 1, JSON.stringify(s.sdpa));
+    assert.match(s.sdpa[0].text, /^scaled_dot_product_attention \| \[4, 12, 196, 64\] \u00b7 [\d.]+ ms$/);
+    assert.match(s.sdpa[0].title, /fused op from the attention_core lowering\n.*attention attn\nprofiled: [\d.]+ ms per call/s);
+    assert.ok(!s.fusedTitles.some((t) => t.startsWith('aten::softmax')), 'no explicit softmax left in the fused graph');
+    // Per-attention diffs: numbers, from the report's data.
+    const diff = report.attentions![0].maxAbsDiff!;
+    assert.ok(typeof diff === 'number' && diff >= 0 && diff < 1e-4, `diff ${diff}`);
+    assert.deepEqual(s.diffs, [formatDiff(diff)]);
+    assert.match(s.diffs[0], /^(0|\d\.\d\de-\d+)$/);
+    // The terminal's in-place line.
+    assert.deepEqual(s.notes, [`in place where the input dies: ${report.graphs.fused.lowering!.inPlaceOps} activations and residual adds`]);
+    // Time per op kind from the profile.
+    const sdpaTime = report.timing!.opTimes!.find((o) => o.kind === 'aten::scaled_dot_product_attention')!;
+    assert.equal(s.opRow[1], '1');
+    assert.ok(sdpaTime.fusedMs > 0 && sdpaTime.unfusedMs === 0);
+    assert.equal(s.opRow[6], 'attention_core');
+    // Total memory: weights + held weights + peak, as the report's figures add up.
+    const m = report.memory!;
+    const total = m.weightsBytes! + m.fusedExtraWeightsBytes! + report.runs.fused.peakBytes;
+    assert.equal(s.totals['total, measured'][2], formatBytes(total));
+    assert.equal(s.totals['total, estimated'][2], formatBytes(m.weightsBytes! + m.fusedExtraWeightsBytes! + report.runs.fused.estimatedPeakBytes));
+    // What holds the extra weights: the packed linears, as the lowering counted them.
+    assert.match(s.memoryCaption, /holds [\d.]+ MiB more: 2 linear weights oneDNN reordered once \(mkldnn::_linear_pointwise\) \([\d.]+ MiB\)\./);
+    assert.deepEqual(await measuredLabelsOutside(page), []);
+    await page.locator('#fused-graph-section').first().screenshot({ path: path.join(SCREENSHOTS, 'report-fused-graph.png') });
     await page.close();
   });
 

@@ -4,7 +4,7 @@ import { Module, Tensor, runtimeInfo } from '../../lib';
 import { ensureModel, type ModelName } from '../../lib/app/models';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
-import { describeSlowerOps, slowerOps } from '../../lib/pipeline/slower-ops';
+import { describeSlowerOps, profileOps, slowerOps } from '../../lib/pipeline/slower-ops';
 import { nativeOf } from '../../lib/torchscript/tensor';
 import { partitionGraph } from '../../lib/analysis';
 import { binding } from '../../lib/torchscript/binding';
@@ -186,7 +186,11 @@ describe('runtime: original, unfused and fused', function () {
     const fused = m._native.buildGraph(prepared.fused.toData());
     const unfused = m._native.buildGraph(prepared.decomposed.toData());
     try {
-      const ops = await slowerOps({ fused, unfused }, prepared.fused, args, { runs: 2, top: 50 });
+      const all = await profileOps({ fused, unfused }, prepared.fused, args, { runs: 2 });
+      // Every kind of the fused graph, with its calls per run (the report's time per op kind).
+      assert.equal(all.find((o) => o.kind === 'aten::scaled_dot_product_attention')?.calls, 1);
+      assert.ok(all.every((o, i) => i === 0 || all[i - 1].fusedMs >= o.fusedMs), 'slowest first');
+      const ops = slowerOps(all, { top: 50 });
       const sdpa = ops.find((o) => o.kind === 'aten::scaled_dot_product_attention');
       assert.ok(sdpa, JSON.stringify(ops));
       assert.equal(sdpa.unfusedMs, 0);

@@ -32,6 +32,11 @@ describe('torchgraph validate (real pipeline)', function () {
       assert.ok(report.graphs.fused.ops['aten::scaled_dot_product_attention'] === report.attention.found);
       assert.equal(report.graphs.decomposed.ops['aten::scaled_dot_product_attention'], undefined);
       assert.ok(report.checks!.some((c) => c.name === 'estimate-vs-measured' && c.passed));
+      // The HTML report's extras: a core diff per attention, the fused graph with SDPA, time per op kind.
+      assert.ok(report.attentions!.every((a) => typeof a.maxAbsDiff === 'number' && a.maxAbsDiff < 1e-4), JSON.stringify(report.attentions));
+      assert.ok(report.fusedDrawing!.nodes.some((n) => n.lowered === 'attention_core' && /^\[/.test(n.shape ?? '')));
+      const sdpa = report.timing!.opTimes!.find((o) => o.kind === 'aten::scaled_dot_product_attention');
+      assert.equal(sdpa?.calls, report.attention.found);
     });
   }
 

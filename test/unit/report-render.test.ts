@@ -14,6 +14,7 @@ import { reportToJson, validateReportJson } from '../../lib/report/json';
 import { sampleDecomposedGraph, sampleReport, sampleTimeline } from '../../lib/report/sample';
 import { opKind } from '../../lib/report/stats';
 import { renderTerminal } from '../../lib/report/terminal';
+import { heldWeights, loweringNotes } from '../../lib/report/lowering';
 import { memoryReduction } from '../../lib/report/types';
 import { writeFileAtomic } from '../../lib/report/write';
 
@@ -283,5 +284,74 @@ describe('report: HTML page', () => {
     assert.deepEqual(fs.readdirSync(tmp), ['report.html']);
     // Writing into a missing folder fails without creating anything.
     await assert.rejects(() => writeFileAtomic(path.join(tmp, 'nope', 'r.html'), 'x'), /does not exist/);
+  });
+});
+
+describe('report: the HTML report\'s extras (fused graph, time per op, totals, held weights)', () => {
+  it('the lowering list ends with the terminal\'s own lines (written out, in place), from one source', () => {
+    const r = sampleReport();
+    r.graphs.fused.lowering = { ...r.graphs.fused.lowering!, inPlaceOps: 37, writtenOutActivations: { 'GELU (tanh)': 2 } };
+    const notes = loweringNotes(r.graphs.fused.lowering);
+    assert.deepEqual(notes, ['GELU (tanh) written out as arithmetic: 2 -> one ATen op each',
+      'in place where the input dies: 37 activations and residual adds']);
+    const t = renderTerminal(r);
+    const html = renderHtml(r);
+    for (const n of notes) {
+      assert.ok(t.includes(`\n  ${n}\n`), t);
+      assert.ok(html.includes(`<li class="lowering-note">${escapeHtml(n)}</li>`));
+    }
+  });
+
+  it('names what holds the extra weights from the outcomes\' counts; a packed copy replaces a concatenated one', () => {
+    const lw = {
+      attentionCores: [], linearActs: [], notLowered: [],
+      projections: [{ id: 'p', lowered: true, heldBytes: 3000 }],
+      packedLinears: [{ id: 'a', lowered: true, heldBytes: 4000 }, { id: 'b', lowered: true, heldBytes: 2000 }, { id: 'c', lowered: true }],
+      heldWeightBytes: 6500,
+    };
+    assert.deepEqual(heldWeights(lw), [
+      { what: 'linear weights oneDNN reordered once (mkldnn::_linear_pointwise)', count: 2, bytes: 6000 },
+      { what: 'projection weights concatenated once for one GEMM', count: 1, bytes: 500 },
+    ]);
+    const r = sampleReport();
+    r.graphs.fused.lowering = { ...r.graphs.fused.lowering!, ...lw };
+    r.memory!.fusedExtraWeightsBytes = 6500;
+    assert.match(renderHtml(r), /holds 6\.35 KiB more: 2 linear weights oneDNN reordered once \(mkldnn::_linear_pointwise\) \(5\.86 KiB\); 1 projection/);
+  });
+
+  it('the fused graph: lowered ops marked, shapes and profiled times on the boxes and in the tooltips; time per op kind', () => {
+    const s = sampleDecomposedGraph(1);
+    const matmul = s.graph.nodes().find((n) => n.kind === 'aten::matmul')!;
+    const d = drawingFromGraph(s.graph, {
+      loweredOf: (n) => (n === matmul ? 'attention_core' : undefined), msOf: (n) => (n === matmul ? 1.5 : undefined),
+    });
+    const node = d.nodes.find((n) => n.lowered === 'attention_core')!;
+    assert.equal(node.shape, '[1, 12, 197, 197]');
+    assert.equal(node.kindMs, 1.5);
+    assert.match(node.title!, /^aten::matmul\n%\S+: float32\[1, 12, 197, 197\]/);
+    const r = sampleReport();
+    r.fusedDrawing = d;
+    r.timing = {
+      warmUp: { original: { runs: 2, settled: true }, unfused: { runs: 2, settled: true }, fused: { runs: 2, settled: true } },
+      loadAverage: 0.5, cores: 2, spread: 0.05,
+      opTimes: [{ kind: 'aten::matmul', fusedMs: 3, unfusedMs: 4, calls: 2, loweredBy: ['attention_core'] }],
+    };
+    const html = renderHtml(r);
+    assert.match(html, /<svg id="fused-graph" class="graph"/);
+    assert.match(html, /<g class="node node-op lowered" data-id="[^"]+" data-lowered="attention_core"><title>aten::matmul\n[^<]*fused op from the attention_core lowering[^<]*profiled: 1\.500 ms per call/);
+    assert.match(html, /<text class="sub" [^>]*>\[1, 12, 197, 197\] \u00b7 1\.50 ms<\/text>/);
+    assert.match(html, /<tr data-kind="aten::matmul"><th scope="row"><code>aten::matmul<\/code><\/th><td>2<\/td><td>3\.00<\/td><td>100\.0%<\/td><td>1\.50<\/td><td>4\.00<\/td><td>attention_core<\/td><\/tr>/);
+    assert.deepEqual(validateReportJson(JSON.parse(reportToJson(r))), []);
+  });
+
+  it('total memory: weights, held copies and each peak, estimated and measured, summed', () => {
+    const r = sampleReport();
+    r.memory!.fusedExtraWeightsBytes = 1 << 20;
+    const html = renderHtml(r);
+    const w = r.memory!.weightsBytes!;
+    const fused = formatBytes(w + (1 << 20) + r.runs.fused.peakBytes);
+    const est = formatBytes(w + (1 << 20) + r.runs.fused.estimatedPeakBytes);
+    assert.match(html, new RegExp(`<tr class="total"><th scope="row">total, measured</th><td>[^<]+</td><td>[^<]+</td><td>${fused}</td></tr>`));
+    assert.match(html, new RegExp(`<tr class="total"><th scope="row">total, estimated</th><td>-</td><td>[^<]+</td><td>${est}</td></tr>`));
   });
 });

@@ -9,7 +9,7 @@ import {
 } from '../../report/inspect';
 import { EXIT_OK, UsageError } from './errors';
 import type { CliIO } from './io';
-import { modelFileAndInputs, orderedSpecs, programSignature, resolveModelArg, withoutDefaults } from './model';
+import { ModelOnce, modelFileAndInputs, orderedSpecs, programSignature, resolveModelArg, withoutDefaults } from './model';
 import type { LoweringSwitches } from '../../fusion/lowerings';
 import { describeOff } from './lowering-options';
 
@@ -96,15 +96,23 @@ export async function inspectCommand(modelArg: string, o: InspectCliOptions, io:
     throw new UsageError(`inspect --view ${o.view} of a model file needs --input SPEC for each model input `
       + `(as validate takes them: SHAPE[:DTYPE][:FILL], a .npy file, or NAME=SPEC)${withoutDefaults(program)}`);
   }
-  const { specs, names } = await orderedSpecs(inputTexts, ref.kind === 'file' ? ref.path : null);
-  const quiet = Boolean(o.quiet) && !o.verbose;
-  const { file, inputs } = await modelFileAndInputs(ref, inputTexts, { specs, names }, Number(o.seed ?? 0), program?.names,
-    { verbose: Boolean(o.verbose), quiet, step: () => {}, done: () => {}, stderr: io.stderr });
+  // A model file is loaded once: for the names of inputs given by name, and for the view.
+  const once = ref.kind === 'file' ? new ModelOnce(ref.path) : null;
+  let module;
+  let file;
+  let inputs;
+  try {
+    const { specs, names } = await orderedSpecs(inputTexts, once);
+    const quiet = Boolean(o.quiet) && !o.verbose;
+    ({ file, inputs } = await modelFileAndInputs(ref, inputTexts, { specs, names }, Number(o.seed ?? 0), program?.names,
+      { verbose: Boolean(o.verbose), quiet, step: () => {}, done: () => {}, stderr: io.stderr }));
+    module = await (once?.file === file ? once.get() : new ModelOnce(file).get());
+  } catch (e) {
+    await once?.dispose();
+    throw e;
+  }
   const shapes: InputSpec[] = inputs.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype }));
   inputs.tensors.forEach((t) => t.dispose());
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { loadModel } = require('../../program/load-model') as typeof import('../../program/load-model');
-  const module = await loadModel(file);
   try {
     const { graph, notes } = await viewGraph(module, o.view, shapes, fuse);
     if (inputs.info.length) {

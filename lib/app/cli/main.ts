@@ -2,7 +2,8 @@
 // torchgraph: the command line. Exit codes: 0 every check passed, 1 a check failed, 2 bad usage
 // or bad input (one line on stderr), 3 could not run (environment or internal error).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { dispatchBench } from './bench';
+import { anchorOptions, BENCH_HELP, dispatchBench, parseAnchorModes } from './bench';
+import { ANCHOR_MODES, type AnchorMode } from '../anchors';
 import { cacheCommand, setupCommand } from './cache-command';
 import { exportCommand, type ExportCliOptions } from './export-command';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors';
@@ -14,6 +15,7 @@ import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { validateCommand, type ValidateCliOptions } from './validate-command';
 import { optimizeCommand, type OptimizeCliOptions } from './optimize-command';
 import { addLoweringOptions, loweringSwitches } from './lowering-options';
+import { ensureSetUp, NEEDS_SETUP, terminalAsk } from './first-use';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -82,8 +84,10 @@ function addInstallCommands(program: Command, io: CliIO, setExit: (code: number)
     .option('-q, --quiet', 'print only errors')
     .addHelpText('after', `
 What \`npm install\` runs; run it yourself where install scripts were skipped (--ignore-scripts,
-pnpm, npm's allowScripts). TORCHGRAPH_BUILD_FROM_SOURCE=1 builds the addon even when a prebuild
-matches (needs cmake and a C++ compiler). The cache: TORCHGRAPH_CACHE, else
+pnpm, npm's allowScripts): the first command that needs torch says so, and runs it for you with
+TORCHGRAPH_AUTO_SETUP=1 (or a yes at its prompt on a terminal). TORCHGRAPH_BUILD_FROM_SOURCE=1
+builds the addon even when a prebuild matches (needs cmake, a C++ compiler, and cmake-js and
+node-addon-api in your project: npm install --save-dev cmake-js node-addon-api). The cache: TORCHGRAPH_CACHE, else
 $XDG_CACHE_HOME/torchgraph, else ~/.cache/torchgraph.
 ${EXIT_CODES}`)
     .action(async (o: { quiet?: boolean }) => { setExit(await setupCommand(o)); });
@@ -236,35 +240,39 @@ Examples:
 
   const bench = program
     .command('bench')
-    .description('benchmark original/unfused/fused runs: times and peak memory (the runtime harness)')
-    .argument('[models...]', 'built-in models or TorchScript files (default: the standard suite)')
-    .option('-i, --input <spec>', 'an input for file models (repeatable)', collect)
+    .description('time your model: original/unfused/fused (and optimized) runs interleaved, peak memory, max abs diffs')
+    .argument('[models...]', 'TorchScript (.pt) or .pt2 files, or built-in models (default: vit_b_16 at batch 1)')
+    .option('-i, --input <spec>', 'an input: [NAME=]SHAPE[:DTYPE][:FILL] or a .npy file (repeat for several inputs)', collect)
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--warmup <n>', 'warm-up runs before timing', nonNegativeInt('warmup'))
     .option('--repeat <n>', 'timed repetitions', positiveInt('repeat'))
     .option('--json', 'print one JSON object instead of a table')
-    .option('--anchors',
-      'also time PyTorch eager and torch.compile (inductor, with and without freezing) on the same weights, and the GEMM peak')
+    .option('--anchors', 'also time PyTorch on the same model, inputs and threads (eager, torch.compile), and the GEMM peak')
+    .option('--anchor-modes <modes>', `which anchors (implies --anchors): some of ${ANCHOR_MODES.join(',')}`, parseAnchorModes)
     .option('-v, --verbose', 'progress; full errors with stack traces')
     .option('-q, --quiet', 'no progress on stderr, only errors');
   addLoweringOptions(bench)
-    .addHelpText('after', EXIT_CODES)
+    .addHelpText('after', BENCH_HELP + EXIT_CODES)
     .action(async (models: string[], o: BenchCliOptions, cmd: Command) => {
       setExit(await dispatchBench({
         models, inputs: o.input ?? [], device: o.device, seed: o.seed, warmup: o.warmup, repeat: o.repeat,
-        anchors: Boolean(o.anchors), fuse: loweringSwitches(cmd),
+        ...anchorOptions(o.anchors, o.anchorModes), fuse: loweringSwitches(cmd),
         json: Boolean(o.json), verbose: Boolean(o.verbose), quiet: Boolean(o.quiet), stdout: io.stdout, stderr: io.stderr,
       }));
     });
 
   addInstallCommands(program, io, setExit);
+  // The first use says whether setup is done (or runs it), before a command that needs libtorch.
+  program.hook('preAction', async (_program, action) => {
+    if (NEEDS_SETUP.has(action.name())) await ensureSetUp(io, { ask: io.stderrIsTTY ? terminalAsk() : undefined });
+  });
   return program;
 }
 
 interface BenchCliOptions {
   input?: string[]; seed: number; device: string; warmup?: number; repeat?: number;
-  json?: boolean; anchors?: boolean; verbose?: boolean; quiet?: boolean;
+  json?: boolean; anchors?: boolean; anchorModes?: AnchorMode[]; verbose?: boolean; quiet?: boolean;
 }
 
 /** Run the CLI on `argv` (without node and script) and return the exit code. */

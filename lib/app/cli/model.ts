@@ -6,6 +6,7 @@ import * as path from 'path';
 import { MODEL_NAMES, type ModelFixture, type ModelName, type VariantName } from '../models';
 import type { ReportInput } from '../../report/types';
 import type { Tensor } from '../../torchscript/tensor';
+import type { LoadOptions, Module } from '../../torchscript/module';
 import { CliError, EXIT_INTERNAL, UsageError } from './errors';
 import { describeSpec, inputSeed, parseInputSpec, readSpecFile, type InputSpec } from './input-spec';
 
@@ -116,19 +117,67 @@ export const NAMED_SPEC = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/s;
 
 export interface NamedSpecs { specs: InputSpec[]; names: string[] | null }
 
+/** A model file loaded at most once: reading its forward() names and running it share one load. */
+export class ModelOnce {
+  private loading: Promise<Module> | undefined;
+  /** How long the load took, in milliseconds (0 until it finished). */
+  loadMs = 0;
+
+  constructor(readonly file: string, private readonly options: LoadOptions = {}, private readonly onLoad?: () => void) {}
+
+  get(): Promise<Module> {
+    if (!this.loading) {
+      this.onLoad?.();
+      const t0 = performance.now();
+      this.loading = loadModel(this.file, this.options).then((m) => {
+        this.loadMs = performance.now() - t0;
+        return m;
+      });
+    }
+    return this.loading;
+  }
+
+  /** Whether the file was loaded (or is loading). */
+  get started(): boolean {
+    return this.loading !== undefined;
+  }
+
+  /** forward()'s argument names after self, from the file's schema. */
+  async argumentNames(): Promise<string[]> {
+    return (await this.get()).inputs().map((a) => a.name);
+  }
+
+  /** The module if it was loaded, for the run to take over (and free); undefined otherwise. */
+  take(): Promise<Module> | undefined {
+    const m = this.loading;
+    this.loading = undefined;
+    return m;
+  }
+
+  /** Free the module if it was loaded and not taken over. */
+  async dispose(): Promise<void> {
+    const m = this.take();
+    if (m) (await m.catch(() => undefined))?.dispose();
+  }
+}
+
 /** Parse every --input; named ones (all or none) are put in the order of forward's arguments,
  * read from the model file's schema. Arguments after the last one given take their defaults; one
- * left out before a given one cannot be (the runs take inputs in order). */
-export async function orderedSpecs(texts: readonly string[], file: string | null): Promise<NamedSpecs> {
+ * left out before a given one cannot be (the runs take inputs in order). `model`: the file, or
+ * the file loaded once for the run as well. */
+export async function orderedSpecs(texts: readonly string[], model: string | ModelOnce | null): Promise<NamedSpecs> {
   const split = texts.map((t) => NAMED_SPEC.exec(t.trim()));
   if (split.every((m) => !m)) return { specs: parseSpecs(texts), names: null };
   if (split.some((m) => !m)) throw new UsageError('--input: give every input by name (name=SPEC) or none');
   const given = split.map((m) => ({ name: m![1], text: m![0], spec: parseInputSpec(m![2]) }));
-  if (!file) return { specs: given.map((g) => g.spec), names: given.map((g) => g.name) };
-  const m = await loadModel(file);
-  const sig = m.inputs();
-  m.dispose();
-  const names = sig.map((a) => a.name);
+  if (!model) return { specs: given.map((g) => g.spec), names: given.map((g) => g.name) };
+  const once = typeof model === 'string' ? new ModelOnce(model) : model;
+  let names: string[];
+  try {
+    names = await once.argumentNames();
+  } finally {
+    if (typeof model === 'string') await once.dispose();
+  }
   const pos = given.map((g) => {
     const i = names.indexOf(g.name);
     if (i < 0) throw new UsageError(`--input ${g.text}: forward has no argument '${g.name}' (${names.join(', ')})`);
@@ -146,19 +195,10 @@ export async function orderedSpecs(texts: readonly string[], file: string | null
 
 /** The names of a model file's first `count` forward() arguments (its schema: a traced file's
  * carry forward's parameter names, e.g. input_ids, attention_mask), for inputs given by position;
- * undefined when the file does not load here (the run that follows reports why) or names fewer. */
-export async function positionalNames(file: string, count: number): Promise<string[] | undefined> {
-  try {
-    const m = await loadModel(file);
-    try {
-      const names = m.inputs().map((a) => a.name);
-      return names.length >= count ? names.slice(0, count) : undefined;
-    } finally {
-      m.dispose();
-    }
-  } catch {
-    return undefined;
-  }
+ * undefined when it names fewer. A file that does not load throws what is wrong with it. */
+export async function positionalNames(model: ModelOnce, count: number): Promise<string[] | undefined> {
+  const names = await model.argumentNames();
+  return names.length >= count ? names.slice(0, count) : undefined;
 }
 
 /**
