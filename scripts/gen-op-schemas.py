@@ -17,7 +17,7 @@ logical_or size permute flatten _addmm_activation layer_norm gelu relu silu sigm
 _convolution conv1d conv2d batch_norm embedding index_select narrow detach alias unflatten arange
 max_pool1d max_pool2d max_pool3d max_pool2d_with_indices avg_pool1d avg_pool2d avg_pool3d _batch_norm_impl_index native_batch_norm
 alpha_dropout feature_alpha_dropout native_dropout dropout_ feature_dropout_ alpha_dropout_ feature_alpha_dropout_ gelu_ _log_softmax
-_scaled_dot_product_attention_math add_""".split()
+_scaled_dot_product_attention_math add_ sub_ mul_ div_ masked_fill_ copy_""".split()
 
 skip_overload = ("out",)
 lines = []

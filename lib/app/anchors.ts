@@ -9,7 +9,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as path from 'path';
 import * as readline from 'readline';
-import { packageRoot } from '../torchscript/package-root';
+import { pythonScriptPath } from '../torchscript/package-scripts';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import type { ExternalRunner } from '../pipeline/compare';
 import { runtimeInfo } from '../torchscript/runtime-info';
@@ -99,7 +99,7 @@ export function anchorName(target: AnchorTarget | undefined): string {
 export async function startAnchors(target: AnchorTarget | undefined, modes: readonly AnchorMode[] = ANCHOR_MODES): Promise<AnchorProcess> {
   const py = resolvedPython();
   const name = anchorName(target);
-  const args = [path.join(packageRoot(), 'scripts', 'anchors.py'), '--modes', modes.join(','), ...anchorArgs(target),
+  const args = [pythonScriptPath('anchors.py'), '--modes', modes.join(','), ...anchorArgs(target),
     '--threads', String(runtimeInfo().threads)];
   const pythonPath = target && 'pythonPath' in target ? target.pythonPath : py.pythonPath;
   const env = { ...process.env, ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) };

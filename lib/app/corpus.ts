@@ -10,13 +10,12 @@
 // complete. loadCorpus({ set: 'bench' }) loads the bench set instead (standard-size models for
 // bench --corpus --set bench, traced only), exported only when asked, under its own key.
 // No native code is loaded here.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
   contentKey, ensureExported, modelsDir, runExporter, toFixture, type EnsureOptions, type ModelFixture, type VariantName,
 } from './models';
-import { packageRoot } from '../torchscript/package-root';
+import { corpusSetupScript, pythonScriptHash, type CorpusPython } from '../torchscript/package-scripts';
 
 export type CorpusCategory = 'text-encoder' | 'decoder' | 'encoder-decoder' | 'vision-transformer' | 'vision-conv';
 
@@ -78,13 +77,6 @@ export interface CorpusOptions extends EnsureOptions {
   set?: 'default' | 'bench';
 }
 
-interface CorpusPython {
-  exe: string; torchPath: string; libPath: string; visionPath: string; torchVersion: string;
-  /** torchvision's files emptied so that its Python code imports (scripts/setup-corpus.js). */
-  torchvisionEmptied?: string[];
-  versions: Record<string, string>; installed: boolean; seconds: number;
-}
-
 interface IndexJson {
   versions: Record<string, string>;
   variants: VariantName[];
@@ -96,17 +88,13 @@ interface IndexJson {
 
 /** Install the pinned model libraries (once; a stamp says they are there). */
 export function ensureCorpusPython(log?: (line: string) => void): CorpusPython {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const setup = require(path.join(packageRoot(), 'scripts', 'setup-corpus.js')) as {
-    ensureCorpusPython(o: { log?: (m: string) => void }): CorpusPython;
-  };
-  return setup.ensureCorpusPython(log ? { log } : {});
+  return corpusSetupScript().ensureCorpusPython(log ? { log } : {});
 }
 
 /** Install the libraries if needed, export the corpus if it is not cached, and return it. */
 export async function loadCorpus(opts: CorpusOptions = {}): Promise<Corpus> {
   const py = ensureCorpusPython(opts.log ? (m) => opts.log!(`torchgraph: ${m}`) : undefined);
-  const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
+  const scriptHash = pythonScriptHash('corpus.py');
   const bench = opts.set === 'bench';
   const set = bench ? 'bench' : opts.small ? 'small' : 'all';
   const what = `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${JSON.stringify(py.torchvisionEmptied ?? [])}\0${set}`;

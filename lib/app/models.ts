@@ -10,14 +10,14 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { packageRoot } from '../torchscript/package-root';
+import {
+  builtinModelNames, libtorchScript, pythonScriptPath, pythonScriptSource, type PythonInfo, type PythonScript,
+} from '../torchscript/package-scripts';
 import { NpyDtype } from '../torchscript/npy';
 import { damagedFixtureFiles } from './cache-check';
 
 /** The built-in models, by name: the one list, shared with scripts/export_models.py. */
-export const MODEL_NAMES: readonly string[] = JSON.parse(
-  fs.readFileSync(path.join(packageRoot(), 'scripts', 'builtin-models.json'), 'utf8'),
-) as string[];
+export const MODEL_NAMES: readonly string[] = builtinModelNames();
 /** A name in MODEL_NAMES. */
 export type ModelName = string;
 export const VARIANT_NAMES = ['traced', 'traced_grad', 'scripted'] as const;
@@ -144,13 +144,12 @@ export function variantPath(fx: ModelFixture, variant: VariantName): string {
 
 // ---------------------------------------------------------------------------------------------
 
-export interface PythonInfo { exe: string; pythonPath: string | null }
+export type { PythonInfo };
 export interface TorchInfo { version: string; python: PythonInfo | null; source?: string }
 
 /** The cache of scripts/libtorch.js (TORCHGRAPH_CACHE, a checkout's .torchgraph/, else the per-user cache). */
 export function cacheDir(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { cacheDir(): string }).cacheDir();
+  return libtorchScript().cacheDir();
 }
 
 export function modelsDir(): string {
@@ -171,11 +170,9 @@ export function torchInfo(): TorchInfo {
 }
 
 function resolveTorch(): TorchInfo {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const resolver = require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): TorchInfo | null };
   let info: TorchInfo | null;
   try {
-    info = resolver.current();
+    info = libtorchScript().current();
   } catch (e) {
     throw new Error(`torchgraph: cannot resolve torch for model export: ${(e as Error).message}`, { cause: e });
   }
@@ -198,8 +195,8 @@ function stableJson(v: unknown): string {
 export function contentKey(torchVersion: string, what: string): string {
   const h = crypto.createHash('sha256');
   h.update('torchgraph-fixtures/1\0');
-  for (const f of ['export_models.py', 'vit.py']) {
-    h.update(fs.readFileSync(path.join(packageRoot(), 'scripts', f)));
+  for (const f of ['export_models.py', 'vit.py'] as const) {
+    h.update(pythonScriptSource(f));
     h.update('\0');
   }
   h.update(`${torchVersion}\0${what}`);
@@ -259,7 +256,7 @@ async function withLock<T>(lock: string, done: () => boolean, fn: () => Promise<
 
 /** Run a Python exporter of scripts/ (default export_models.py) with `info`'s Python and path. */
 export function runExporter(info: TorchInfo, args: string[], what: string, log?: (line: string) => void,
-  scriptName = 'export_models.py'): Promise<void> {
+  scriptName: PythonScript = 'export_models.py'): Promise<void> {
   const python = info.python;
   if (!python) {
     return Promise.reject(new Error(`torchgraph: cannot export ${what}: ` +
@@ -267,7 +264,7 @@ export function runExporter(info: TorchInfo, args: string[], what: string, log?:
       'and model export needs a Python torch: set TORCHGRAPH_PYTHON to a Python that has torch ' +
       '(or point TORCHGRAPH_LIBTORCH at a Python torch package).'));
   }
-  const script = path.join(packageRoot(), 'scripts', scriptName);
+  const script = pythonScriptPath(scriptName);
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
   if (python.pythonPath) env.PYTHONPATH = [python.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
   return new Promise<void>((resolve, reject) => {

@@ -2,13 +2,12 @@
 // scripts/export_programs.py and cached by content in a key of their own (the exporter's
 // sources, export_models.py's model builders, vit.py and the torch version), next to the
 // TorchScript fixtures. The manifest's outputs are torch.export.load(program).module()'s.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
   contentKey, ensureExported, modelsDir, MODEL_NAMES, runExporter, toFixture, torchInfo, type EnsureOptions, type ModelFixture,
 } from './models';
-import { packageRoot } from '../torchscript/package-root';
+import { pythonScriptHash } from '../torchscript/package-scripts';
 
 export interface ProgramFixture extends ModelFixture {
   /** The exported .pt2 file. */
@@ -19,7 +18,7 @@ export interface ProgramFixture extends ModelFixture {
 export const PROGRAM_ONLY: readonly string[] = ['vit_b_16_dynamic_batch', 'rotary_grad_region'];
 
 function programKey(torchVersion: string, name: string): string {
-  const h = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'export_programs.py'))).digest('hex');
+  const h = pythonScriptHash('export_programs.py');
   return contentKey(torchVersion, `program\0${h}\0${name}`);
 }
 
@@ -58,7 +57,7 @@ export async function ensureCorpusPrograms(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { ensureCorpusPython } = require('./corpus') as typeof import('./corpus');
   const py = ensureCorpusPython(opts.log);
-  const scriptHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(packageRoot(), 'scripts', 'corpus.py'))).digest('hex');
+  const scriptHash = pythonScriptHash('corpus.py');
   const key = programKey(py.torchVersion, `corpus\0${scriptHash}\0${JSON.stringify(py.versions)}\0${[...ids].sort().join(',')}`);
   const dir = path.join(modelsDir(), key);
   const info = { version: py.torchVersion, python: { exe: py.exe, pythonPath: [py.torchPath, py.libPath].join(path.delimiter) } };

@@ -15,7 +15,7 @@ import type { AttentionCore, CoreReading } from './attention-core';
 import { Emitter } from '../transforms/emit';
 import { contiguousStrides, layoutIsSafe } from '../core/strides';
 import { tensorInfo } from '../core/value-info';
-import { constantOf } from '../core/constants';
+import { constantOf, constNumber } from '../core/constants';
 import { moduleCone } from './weights-on-module';
 
 export interface LoweringOutcome {
@@ -35,7 +35,7 @@ export function outcomeId(n: Node): string {
 export interface LoweringReport {
   attentionCores: LoweringOutcome[];
   projections: LoweringOutcome[];
-  linearActivations: LoweringOutcome[];
+  linearActs: LoweringOutcome[];
   /** conv_bn_act groups: the batch norm folded into the convolution's weights (fusion/fold-batch-norm.ts). */
   foldedBatchNorms?: LoweringOutcome[];
   /** conv_bn_act groups on oneDNN's pointwise kernels over prepacked weights (fusion/conv-pointwise.ts). */
@@ -63,13 +63,6 @@ export interface PackedWeights {
   /** Output rows of each linear, in the order given. */
   rows: number[];
   bytes: number;
-}
-
-function num(v: Value | undefined): number | undefined {
-  const c = constantOf(v);
-  if (typeof c === 'number') return c;
-  if (typeof c === 'bigint') return Number(c);
-  return undefined;
 }
 
 /** The single user of a value, or undefined when there are several (or none). */
@@ -201,11 +194,13 @@ function combinedMask(em: Emitter, c: AttentionCore): Value | null {
 
 interface SliceOf { base: Value; start: number; end: number }
 
+/** A slice of rows at offsets the graph fixes (prim::Constants, not what the example inputs made them). */
 function rowSlice(v: Value | undefined): SliceOf | undefined {
   const n = v?.node;
-  if (!n || n.kind !== 'aten::slice' || num(n.arg('dim')) !== 0 || num(n.arg('step')) !== 1) return undefined;
-  const start = num(n.arg('start'));
-  const end = num(n.arg('end'));
+  const fixed = (name: string) => constNumber(n?.arg(name), { recorded: false });
+  if (!n || n.kind !== 'aten::slice' || fixed('dim') !== 0 || fixed('step') !== 1) return undefined;
+  const start = fixed('start');
+  const end = fixed('end');
   if (start === undefined || end === undefined) return undefined;
   return { base: n.arg('self')!, start, end };
 }
@@ -302,7 +297,7 @@ function splitColumns(em: Emitter, linears: Node[], y: Value, parts: { i: number
  * one GEMM with the bias and the activation applied in place on its output, so the
  * pre-activation tensor is never a separate buffer.
  */
-export function lowerLinearActivation(
+export function lowerLinearAct(
   g: Graph, groupNodes: Node[], id: string, rankOf: (v: Value) => number | undefined, device = 'cpu',
 ): LoweringOutcome {
   const linear = groupNodes.find((n) => n.kind === 'aten::linear');
@@ -326,12 +321,12 @@ export function lowerLinearActivation(
   const rank = rankOf(x);
   if (rank === undefined || rank < 2) return { id, lowered: false, reason: 'input rank unknown or below 2' };
   const em = new Emitter(g, act, { id, scope: act.scope, attention: false });
-  em.role = 'fused_linear_activation';
+  em.role = 'fused_linear_act';
   const x2d = rank === 2 ? x : em.reshape(x, [-1, em.size(x, -1)]);
   const y2d = em.op('aten::_addmm_activation', b, x2d, em.op('aten::t', w), em.int(1), em.int(1), em.constant(act.kind === 'aten::gelu'));
   const batch = Array.from({ length: rank - 1 }, (_, i) => em.size(x, i));
   const y = rank === 2 ? y2d : em.view(y2d, [...batch, em.size(w, 0)]);
   act.output.replaceAllUsesWith(y);
-  for (const n of em.emitted) n.meta.fused = { kind: 'linear_activation', id };
+  for (const n of em.emitted) n.meta.fused = { kind: 'linear_act', id };
   return { id, lowered: true };
 }

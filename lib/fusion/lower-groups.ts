@@ -5,7 +5,7 @@ import { moduleSelf, type Graph, type Node } from '../core/ir';
 import { partitionGraph, type Partition } from './partition';
 import type { CoreReading } from './attention-core';
 import {
-  lowerAttentionCore, lowerLinearActivation, lowerParallelProjections, outcomeId, type LoweringReport, type PackedWeights,
+  lowerAttentionCore, lowerLinearAct, lowerParallelProjections, outcomeId, type LoweringReport, type PackedWeights,
 } from './lower-fused';
 import { scoresProductOf } from './attention-candidates';
 import { tensorInfo } from '../core/value-info';
@@ -39,10 +39,10 @@ function notLoweredReason(kind: string, device: string): string {
 export function lowerFusionGroups(
   graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
   folded: ReadonlyMap<string, FoldedWeights | string> = new Map(),
-  linearActivationOff: (nodes: Node[]) => string | undefined = () => undefined,
+  linearActOff: (nodes: Node[]) => string | undefined = () => undefined,
 ): LoweringReport {
   const report: LoweringReport = {
-    attentionCores: [], projections: [], linearActivations: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0,
+    attentionCores: [], projections: [], linearActs: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0,
   };
   const others = new Map<string, number>();
   for (const g of groups) {
@@ -51,10 +51,10 @@ export function lowerFusionGroups(
       const linears = g.nodes.filter((n) => n.kind === 'aten::linear');
       report.projections.push(lowerParallelProjections(graph, linears, g.id, packed.get(g.id)));
     } else if (g.kind === 'linear_act') {
-      const off = linearActivationOff(g.nodes);
-      report.linearActivations.push(off
+      const off = linearActOff(g.nodes);
+      report.linearActs.push(off
         ? { id: g.id, lowered: false, reason: off }
-        : lowerLinearActivation(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
+        : lowerLinearAct(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));
     } else if (g.kind === 'conv_bn_act' && folded.size) {
       report.foldedBatchNorms!.push(lowerConvBatchNorm(graph, g.nodes, g.id, folded.get(g.id)));
     } else others.set(g.kind, (others.get(g.kind) ?? 0) + 1);

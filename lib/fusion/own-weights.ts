@@ -13,6 +13,7 @@ import { isInPlaceKind } from '../core/ir/node';
 import type { ArgumentInfo, DefaultValue } from '../torchscript/arguments';
 import { copyNodeBefore } from '../transforms/inline-modules';
 import { setValueInfo, valueInfo } from '../core/value-info';
+import { tensorConstantOf } from '../core/constants';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
 
 /** The class of an owned module (one per module: each lives in its own compilation unit). */
@@ -38,11 +39,6 @@ export interface OwnedGraph {
 
 /** Tensor constants of at most this many elements stay in the graph. */
 const SMALL_CONSTANT = 64;
-
-function isTensorConstant(n: Node): boolean {
-  const v = n.isConstant ? n.attr('value') : undefined;
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && 'shape' in v;
-}
 
 /** GetAttr reads inside blocks (scripted models' branches) moved to the top block: an attribute read is pure. */
 function hoistAttributeReads(g: Graph): void {
@@ -188,9 +184,8 @@ export async function ownWeights(module: NativeModule, graph: Graph): Promise<Ow
   // constants: a trace records scalars as 0-d tensor constants, and shape runs need their values.
   const byHandle = new Map<TensorHandleLike, string>();
   for (const n of graph.allNodes()) {
-    if (!isTensorConstant(n)) continue;
-    const t = n.attr('value') as TensorHandleLike;
-    if (t.shape.reduce((a, b) => a * b, 1) <= SMALL_CONSTANT) continue;
+    const t = n.isConstant ? tensorConstantOf(n.output) : undefined;
+    if (!t || t.shape.reduce((a, b) => a * b, 1) <= SMALL_CONSTANT) continue;
     let name = byHandle.get(t);
     if (!name) {
       name = uniqueName(`constant_${n.output.uses[0]?.node.modulePath || 'graph'}`);

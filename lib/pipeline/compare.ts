@@ -6,8 +6,9 @@ import type { Module } from '../torchscript/module';
 import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/binding';
 import { native, nativeSync } from '../core/errors';
 import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
-import { warmUp, type WarmUp } from './warm-up';
+import type { WarmUp } from './warm-up';
 import { median } from './median';
+import { interleavedRuns, ranSlower, runDiscardingOutputs, type RunMeasurement } from './interleaved-runs';
 import { profileOps, slowerOps, type SlowerOp } from './slower-ops';
 import type { OpTime } from '../report/types';
 import { loadBefore, machineLoad, type MachineLoad } from './machine-load';
@@ -46,7 +47,7 @@ export interface Comparison {
   rssDeltaBytes: number;
   /** How busy the machine was while timing, and a warning when the times cannot be trusted. */
   load: MachineLoad;
-  /** When every fused run was slower than every original run: the op kinds whose time grew most, profiled (slower-ops.ts). */
+  /** When the fused runs were slower (ranSlower, interleaved-runs.ts): the op kinds whose time grew most, profiled (slower-ops.ts). */
   slowerOps?: SlowerOp[];
   /** With the `profile` option: every op kind's time in the fused and unfused graphs (slower-ops.ts). */
   opTimes?: OpTime[];
@@ -126,51 +127,37 @@ export async function compareGraphs(
   const rss0 = process.memoryUsage().rss;
   try {
     const outputs = new Map<RunName, Tensor[]>();
-    const warmUps = new Map<RunName, WarmUp>();
-    for (const r of runners) {
+    const externalTimes = new Map<string, number[]>((options.external ?? []).map((x) => [x.name, []]));
+    let load0 = 0;
+    const forms = runners.map((r) => ({
       // The last warm-up run's outputs are the ones compared.
-      const once = async () => {
+      warm: async () => {
         const res = await native(() => r.run(args));
         outputs.get(r.name)?.forEach((t) => t.dispose());
         outputs.set(r.name, flattenTensors(fromNativeValue(res.output)));
         return res.ms;
-      };
-      if (warmup > 0) warmUps.set(r.name, await warmUp(once, { min: warmup }));
-      else await once();
-    }
-    const load0 = loadBefore();
-    const times = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
-    const peaks = new Map<RunName, number[]>(runners.map((r) => [r.name, []]));
-    const externalTimes = new Map<string, number[]>((options.external ?? []).map((x) => [x.name, []]));
-    for (let rep = 0; rep < reps; rep++) {
-      // Rotate the order each repetition so no graph always runs first (caches, turbo).
-      for (let k = 0; k < runners.length; k++) {
-        const r = runners[(rep + k) % runners.length];
-        const res = await native(() => r.run(args));
-        flattenTensors(fromNativeValue(res.output)).forEach((t) => t.dispose());
-        times.get(r.name)!.push(res.ms);
-        peaks.get(r.name)!.push(res.peakBytes);
+      },
+      timed: async (rep: number): Promise<RunMeasurement> => {
+        const res = await runDiscardingOutputs(() => r.run(args));
         options.onRun?.(r.name, rep, res.ms);
-      }
-      for (const x of options.external ?? []) externalTimes.get(x.name)!.push(await x.time());
-    }
+        return res;
+      },
+    }));
+    const { warmUps, results } = await interleavedRuns(forms, {
+      repetitions: reps, warmUp: warmup > 0 ? { min: warmup } : null, beforeTiming: () => { load0 = loadBefore(); },
+      afterRepetition: async () => { for (const x of options.external ?? []) externalTimes.get(x.name)!.push(await x.time()); },
+    });
     const original = outputs.get('original')!;
-    const stats = (name: RunName): RunStats => {
-      const ts = times.get(name)!;
-      return {
-        name,
-        medianMs: median(ts),
-        minMs: Math.min(...ts),
-        maxMs: Math.max(...ts),
-        samples: ts,
-        peakBytes: median(peaks.get(name)!),
-        maxAbsDiff: name === 'original' ? 0 : maxAbsDiff(outputs.get(name)!, original),
-        ...(warmUps.has(name) ? { warmUp: warmUps.get(name)! } : {}),
-      };
-    };
-    const runs = { original: stats('original'), unfused: stats('unfused'), fused: stats('fused') };
-    // Asked for, or slower beyond the runs' own spread: profile where the time goes while the graphs are built.
-    const slowerThanOriginal = runs.fused.minMs > runs.original.maxMs;
+    const times = results.map((rs) => rs.map((m) => m.ms));
+    const stats = (r: Runner, i: number): RunStats => ({
+      name: r.name, ...timing(times[i]),
+      peakBytes: median(results[i].map((m) => m.peakBytes)),
+      maxAbsDiff: r.name === 'original' ? 0 : maxAbsDiff(outputs.get(r.name)!, original),
+      ...(warmUps[i] ? { warmUp: warmUps[i] } : {}),
+    });
+    const runs = Object.fromEntries(runners.map((r, i) => [r.name, stats(r, i)])) as Record<RunName, RunStats>;
+    // Asked for, or slower (ranSlower, optimize's test too): profile where the time goes while the graphs are built.
+    const slowerThanOriginal = ranSlower(runs.fused.samples, runs.original.samples);
     const opTimes = options.profile || slowerThanOriginal
       ? await profileOps({ unfused: built[0], fused: built[1] }, graphs.fused, args) : undefined;
     const result: Comparison = {
@@ -178,7 +165,7 @@ export async function compareGraphs(
       ...(slowerThanOriginal && opTimes ? { slowerOps: slowerOps(opTimes) } : {}),
       ...(options.profile && opTimes ? { opTimes } : {}),
       rssDeltaBytes: process.memoryUsage().rss - rss0,
-      load: machineLoad(load0, [...times.values()]),
+      load: machineLoad(load0, times),
       ...(externalTimes.size ? { external: Object.fromEntries([...externalTimes].map(([k, ts]) => [k, timing(ts)])) } : {}),
     };
     for (const outs of outputs.values()) outs.forEach((t) => t.dispose());

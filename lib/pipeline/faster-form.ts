@@ -5,12 +5,12 @@
 import type { Graph } from '../core/ir';
 import type { Module } from '../torchscript/module';
 import type { InputSpec } from '../torchscript/propagate-shapes';
-import { native, nativeSync } from '../core/errors';
-import { flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
+import { nativeSync } from '../core/errors';
+import { nativeOf } from '../torchscript/tensor';
 import { randomTensor } from '../torchscript/random';
-import { warmUp } from './warm-up';
 import { median } from './median';
 import type { NativeRunResult } from '../torchscript/binding';
+import { interleavedRuns, ranSlower, runDiscardingOutputs } from './interleaved-runs';
 
 export interface FormChoice {
   /** The form optimize kept. */
@@ -21,10 +21,10 @@ export interface FormChoice {
   reason: string;
 }
 
-/** Slower beyond the runs' spread, and by more than timer-level noise: the original is kept. */
+/** Slower beyond the runs' spread, and by more than timer-level noise (ranSlower): the original is kept. */
 export function chooseForm(rewritten: readonly number[], original: readonly number[]): FormChoice {
   const r = median(rewritten), o = median(original);
-  const slower = Math.min(...rewritten) > Math.max(...original) && r > 1.05 * o;
+  const slower = ranSlower(rewritten, original);
   const times = `${r.toFixed(3)} ms against the original's ${o.toFixed(3)} ms (medians of ${rewritten.length} interleaved runs)`;
   return slower
     ? {
@@ -34,11 +34,10 @@ export function chooseForm(rewritten: readonly number[], original: readonly numb
     : { kept: 'rewritten', rewrittenMs: r, originalMs: o, reason: `the rewritten graph ran ${times}` };
 }
 
-/** One timed run (inside libtorch): its outputs disposed, its time returned. */
-async function timedRun(run: () => Promise<NativeRunResult>): Promise<number> {
-  const r = await native(run);
-  flattenTensors(fromNativeValue(r.output)).forEach((t) => t.dispose());
-  return r.ms;
+/** A form timed inside libtorch, its outputs disposed. */
+function form(run: () => Promise<NativeRunResult>) {
+  const once = async () => (await runDiscardingOutputs(run)).ms;
+  return { warm: once, timed: once };
 }
 
 /** Time `rewritten` (built over `module`'s weights) against `module`'s own forward on seeded inputs like `specs`. */
@@ -50,16 +49,11 @@ export async function timeAgainstOriginal(
   const args = module._resolveInputs(moved.map(nativeOf));
   const g = nativeSync(() => module._native.buildGraph(rewritten.toData()));
   try {
-    const runs = [
-      () => timedRun(() => module._native.run('forward', args)),
-      () => timedRun(() => g.run(args)),
-    ];
-    for (const run of runs) await warmUp(run, { min: 2, budgetMs: 5_000 });
-    const times: number[][] = [[], []];
-    for (let rep = 0; rep < repetitions; rep++) {
-      for (let k = 0; k < 2; k++) { const j = (rep + k) % 2; times[j].push(await runs[j]()); }
-    }
-    return chooseForm(times[1], times[0]);
+    const { results: [original, rewrittenTimes] } = await interleavedRuns(
+      [form(() => module._native.run('forward', args)), form(() => g.run(args))],
+      { repetitions, warmUp: { min: 2, budgetMs: 5_000 } },
+    );
+    return chooseForm(rewrittenTimes, original);
   } finally {
     g.dispose();
     moved.forEach((t, i) => { if (t !== inputs[i]) t.dispose(); });

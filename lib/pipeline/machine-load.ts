@@ -3,6 +3,7 @@
 // 2: 39 ms quiet, 500-1,500 ms beside other jobs on 2 cores). The load average before the runs
 // says how busy the machine was; the spread of each graph's timed runs says whether it stayed so.
 import { availableParallelism, loadavg } from 'os';
+import { median } from './median';
 
 export interface MachineLoad {
   /** The 1-minute load average when the timed runs began. */
@@ -28,9 +29,8 @@ export function machineLoad(loadAverage: number, samples: readonly (readonly num
   const cores = availableParallelism();
   const spreadOf = (xs: readonly number[]) => {
     if (xs.length < 2) return 0;
-    const s = [...xs].sort((a, b) => a - b);
-    const mid = s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    return mid > 0 ? (s[s.length - 1] - s[0]) / mid : 0;
+    const mid = median(xs);
+    return mid > 0 ? (Math.max(...xs) - Math.min(...xs)) / mid : 0;
   };
   const spread = Math.max(0, ...samples.map(spreadOf));
   const reasons: string[] = [];

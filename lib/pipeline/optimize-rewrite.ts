@@ -143,7 +143,7 @@ async function portableGraph(module: Module, inputs: readonly InputSpec[], optio
 
 /** A fresh report of no portable lowering (the owned-module steps add to it). */
 const nothingLowered = (): LoweringReport => ({
-  attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0,
+  attentionCores: [], projections: [], linearActs: [], notLowered: [], heldWeightBytes: 0,
 });
 
 /**

@@ -2,7 +2,7 @@
 // (optimize-rewrite.ts) runs in a worker thread by default (optimize-worker.ts); the model it
 // makes runs the prepacked graph here, re-planned per input shapes, and save() writes the
 // portable graph with plain weights.
-import type { Graph } from '../core/ir';
+import { moduleSelf, type Graph } from '../core/ir';
 import { Module } from '../torchscript/module';
 import { releaseFreedMemory, type NativeGraph, type NativeTensor } from '../torchscript/binding';
 import { native, nativeSync, TorchGraphError } from '../core/errors';
@@ -200,8 +200,9 @@ export class OptimizedModel {
 
   /** Every weight the portable graph reads, packed ones turned back into plain tensors (copies, freed after saving). */
   async #plainWeights(): Promise<Map<string, NativeTensor>> {
-    const names = [...new Set(this.#portable.inputs[0].users().map((u) => String(u.attr('name'))))];
-    const reads = names.map((n) => this.#portable.inputs[0].users().find((u) => String(u.attr('name')) === n)!.output);
+    const self = moduleSelf(this.#portable)!;
+    const names = [...new Set(self.users().map((u) => String(u.attr('name'))))];
+    const reads = names.map((n) => self.users().find((u) => String(u.attr('name')) === n)!.output);
     const tensors = await computeOnModule(this.#module._native, this.#portable, reads, (g, map) => names.map((n, i) => {
       const read = map.get(reads[i])!;
       const p = this.#packed.get(n);

@@ -8,7 +8,7 @@ import type { Module } from '../torchscript/module';
 import { decomposeModelGraph, type DecompositionResult } from '../transforms/decompose-model';
 import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from '../fusion/lower-groups';
 import type { LoweringReport } from '../fusion/lower-fused';
-import type { TensorHandleLike } from '../core/ir/serialized';
+import { tensorConstantOf } from '../core/constants';
 import { PACKED_OVER_ADDMM_REASON, planPackedLinears } from '../fusion/linear-packed';
 import { canonicalize } from '../transforms/canonicalize';
 import { inlineModuleCalls } from '../transforms/inline-modules';
@@ -128,7 +128,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   const on = (name: LoweringName) => loweringOn(name, options, module.device);
   const pass: LoweringPass = {
     module: module._native, device: module.device, graph, groups: [], concatenated: new Map(), folded: new Map(),
-    lowering: { attentionCores: [], projections: [], linearActivations: [], notLowered: [], heldWeightBytes: 0 },
+    lowering: { attentionCores: [], projections: [], linearActs: [], notLowered: [], heldWeightBytes: 0 },
     propagateShapes: async (g) => { await propagateShapes(g, module, inputs); },
     partition: partitionForLowering, convolutionsOff,
   };
@@ -162,8 +162,7 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
 
 /** Bytes of the tensor constants `fused` holds that `decomposed` does not (concatenated, folded, prepacked weights). */
 function heldBytes(fused: Graph, decomposed: Graph): number {
-  const isTensor = (t: unknown): t is TensorHandleLike => typeof t === 'object' && t !== null && 'shape' in t;
-  const tensorsOf = (g: Graph) => g.allNodes().filter((n) => n.isConstant).map((n) => n.attr('value')).filter(isTensor);
+  const tensorsOf = (g: Graph) => g.allNodes().filter((n) => n.isConstant).flatMap((n) => tensorConstantOf(n.output) ?? []);
   const own = new Set(tensorsOf(decomposed));
   return [...new Set(tensorsOf(fused))].filter((t) => !own.has(t)).reduce((sum, t) => sum + ((t as { nbytes?: number }).nbytes ?? 0), 0);
 }

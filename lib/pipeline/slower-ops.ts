@@ -3,10 +3,9 @@
 // emitted it (the report's time per op kind); when the fused graph ran slower than the original,
 // the kinds whose time grew most against the unfused graph. Measured on the run, so the report names causes instead of guessing them.
 import type { Graph } from '../core/ir';
-import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/binding';
-import { native } from '../core/errors';
-import { flattenTensors, fromNativeValue } from '../torchscript/tensor';
+import type { NativeGraph, NativeValue } from '../torchscript/binding';
 import { median } from './median';
+import { runDiscardingOutputs, type RunMeasurement } from './interleaved-runs';
 import type { OpTime } from '../report/types';
 
 export interface SlowerOp {
@@ -23,12 +22,8 @@ export interface SlowerOp {
 interface KindTime { ms: number; calls: number }
 
 async function profileByKind(g: NativeGraph, args: NativeValue[], runs: number): Promise<Map<string, KindTime>> {
-  const results: NativeRunResult[] = [];
-  for (let i = 0; i < runs; i++) {
-    const r = await native(() => g.run(args, { profile: true }));
-    flattenTensors(fromNativeValue(r.output)).forEach((t) => t.dispose());
-    results.push(r);
-  }
+  const results: RunMeasurement[] = [];
+  for (let i = 0; i < runs; i++) results.push(await runDiscardingOutputs(() => g.run(args, { profile: true })));
   const kinds = new Set(results.flatMap((r) => Object.keys(r.opTimes ?? {})));
   return new Map([...kinds].map((k) => [k, {
     ms: median(results.map((r) => r.opTimes?.[k]?.ms ?? 0)), calls: median(results.map((r) => r.opTimes?.[k]?.calls ?? 0)),

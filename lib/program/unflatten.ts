@@ -7,7 +7,7 @@
 // from its own `self`; values from outside come in as arguments; values used after the call come
 // out (a tuple when several). In place on `graph` (the flat program graph of to-graph.ts);
 // returns the methods, callees first.
-import { Graph, type Node, type Value } from '../core/ir';
+import { getAttrObject, Graph, type Node, type Value } from '../core/ir';
 import type { ScopeFrame, TypeData } from '../core/ir/serialized';
 
 /** Containers torch.fx traces through although they live in torch.nn (as transforms/module-calls.ts). */
@@ -45,7 +45,7 @@ function attrPaths(g: Graph): Map<Value, string> {
   const paths = new Map<Value, string>([[g.inputs[0], '']]);
   for (const n of g.nodes()) {
     if (n.kind !== 'prim::GetAttr') continue;
-    const parent = paths.get(n.inputs[0]);
+    const parent = paths.get(getAttrObject(n));
     if (parent === undefined) continue;
     const name = String(n.attr('name'));
     paths.set(n.output, parent ? `${parent}.${name}` : name);
@@ -94,7 +94,7 @@ function fixClassTypes(m: Graph, base: string, classOf: (path: string) => string
   const paths = new Map<Value, string>([[m.inputs[0], base]]);
   for (const n of m.nodes()) {
     if (n.kind !== 'prim::GetAttr') continue;
-    const p = `${paths.get(n.inputs[0])}.${String(n.attr('name'))}`;
+    const p = `${paths.get(getAttrObject(n))}.${String(n.attr('name'))}`;
     paths.set(n.output, p);
     if (n.output.type.kind === 'Class') n.output.type = { kind: 'Class', name: classOf(p) ?? '' };
   }

@@ -162,7 +162,7 @@ export function inspectInputs(g: Graph): { id: number; name: string; type: strin
 /** Fill colours for groups, by group kind (a group's id is in its nodes' labels). */
 const KIND_COLOURS: Record<string, string> = {
   attention: '#fde2c8', attention_core: '#fde2c8', qkv_projection: '#d9ead3', kv_projection: '#d9ead3', parallel_linear: '#d9ead3',
-  parallel_projection: '#d9ead3', linear_act: '#e4dcf2', linear_activation: '#e4dcf2', elementwise: '#fff2b3',
+  parallel_projection: '#d9ead3', linear_act: '#e4dcf2', elementwise: '#fff2b3',
   conv_bn_act: '#d5e8f0', conv_pointwise: '#d5e8f0', packed_linear: '#e1f0d9',
 };
 const OTHER_COLOURS = ['#f4cccc', '#cfe2f3', '#ead1dc', '#d0e0e3', '#fce5cd'];

@@ -112,7 +112,7 @@ const graphExtras = { attentionOps: int(), flops: num };
 const graph = obj({ nodes: int(), ops: record(int()) }, graphExtras);
 const outcomes = arrayOf(obj({ id: str, lowered: bool }, { reason: str, heldBytes: int() }));
 const lowering = obj({
-  attentionCores: outcomes, projections: outcomes, linearActivations: outcomes,
+  attentionCores: outcomes, projections: outcomes, linearActs: outcomes,
   notLowered: arrayOf(obj({ kind: str, groups: int(), reason: str })), heldWeightBytes: int(),
 }, {
   foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, addNorms: outcomes, biasGelus: outcomes, inPlaceOps: int(),

@@ -36,7 +36,7 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
   const kinds: [string, LoweringOutcome[], string][] = [
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
     ['parallel projections', lw.projections, 'one GEMM each'],
-    ['linear + activation', lw.linearActivations, '_addmm_activation'],
+    ['linear + activation', lw.linearActs, '_addmm_activation'],
     ['convolution + batch norm', lw.foldedBatchNorms ?? [], 'the batch norm folded into the convolution'],
     ['linear', lw.packedLinears ?? [], 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
     ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [],

@@ -2,7 +2,7 @@
 // blocks, attention decomposed into the ops the decomposition emits, fusion groups for Q/K/V,
 // the attention core, linear+GELU and residual adds). For tests, docs and previewing the
 // renderers without running a model; every number is marked as made up by the model name.
-import { Graph, type Node, type Value } from '../core/ir';
+import { dataInput, Graph, type Node, type Value } from '../core/ir';
 import { ClassType, IntType, ListType, TensorType } from '../core/ir/types';
 import { drawingFromGraph } from './drawing';
 import { graphStats } from './stats';
@@ -98,7 +98,10 @@ export function sampleTimeline(s: SampleGraph, fused: boolean): MemoryPoint[] {
   const nodes = s.graph.nodes().filter((n) => s.bytes.has(n));
   const index = new Map(nodes.map((n, i) => [n, i]));
   // The base a view aliases, transitively.
-  const base = (n: Node): Node => (s.bytes.get(n) === 0 && n.inputs[0]?.node && s.bytes.has(n.inputs[0].node) ? base(n.inputs[0].node) : n);
+  const base = (n: Node): Node => {
+    const from = dataInput(n)?.node;
+    return s.bytes.get(n) === 0 && from && s.bytes.has(from) ? base(from) : n;
+  };
   const lastUse = new Map<Node, number>();
   const keep = (n: Node, i: number) => lastUse.set(n, Math.max(lastUse.get(n) ?? -1, i));
   nodes.forEach((n, i) => {
@@ -137,7 +140,7 @@ function sampleLowering(blocks: number): LoweringReport {
   return {
     attentionCores: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
     projections: Array.from({ length: blocks }, (_, i) => ({ id: `encoder.layers.encoder_layer_${i}.self_attention`, lowered: true })),
-    linearActivations: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
+    linearActs: Array.from({ length: 3 * blocks }, (_, i) => (i % 3 === 0
       ? { id: `group ${i}`, lowered: true }
       : { id: `group ${i}`, lowered: false, reason: 'no activation after the linear (dropout or a residual add only)' })),
     notLowered: [

@@ -214,7 +214,7 @@ export interface TimingInfo {
   spread: number;
   /** Why the times cannot be trusted, when they cannot. */
   warning?: string;
-  /** Set when every fused run was slower than every original run: the fused graph is slower here. */
+  /** Set when every fused run was slower than every original run, the medians over 5% apart (ranSlower): the fused graph is slower here. */
   fusedSlower?: string;
   /**
    * With fusedSlower: the op kinds whose time grew most against the unfused graph, profiled on the

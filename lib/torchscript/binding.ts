@@ -4,6 +4,7 @@ import * as path from 'path';
 import type { DType, GraphData } from '../core/ir/serialized';
 import { TorchGraphError } from '../core/errors';
 import { packageRoot } from './package-root';
+import { libtorchScript, type ResolvedTorch, type SetupResult } from './package-scripts';
 
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
@@ -159,23 +160,11 @@ export interface Binding {
   releaseMemory(): void;
 }
 
-/** What scripts/libtorch.js resolved: the libtorch this process loads. */
-export interface Resolved { version: string; libDir: string; source: string }
-
-/** How the last setup of this copy of torchgraph ended (scripts/setup.js writes it). */
-export interface SetupResult { ok: boolean; error?: string; at?: string }
-
-interface Resolver {
-  forRuntime(): Resolved | null;
-  preload(libDir: string): string[];
-  isDevCheckout(): boolean;
-  lastSetup?(): SetupResult | null;
-  cacheDir(): string;
-}
+export type { SetupResult };
 
 /** How the addon is being loaded: which libtorch, and whether this is a development checkout
  * (whose fixes are npm install / build:native) or an installed package (setup / rebuild). */
-export interface LoadContext { libtorch: Resolved | null; devCheckout: boolean }
+export interface LoadContext { libtorch: Pick<ResolvedTorch, 'version' | 'libDir' | 'source'> | null; devCheckout: boolean }
 
 function fixFor(ctx: LoadContext): string {
   return ctx.devCheckout
@@ -237,11 +226,6 @@ export function isNotSetUp(e: unknown): boolean {
 
 let cached: Binding | undefined;
 
-function resolverModule(root: string): Resolver {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(root, 'scripts', 'libtorch.js')) as Resolver;
-}
-
 /** Whether setup is done, checked without loading anything: null when a libtorch is found and an
  * addon to load against it is there; else one line saying what is missing and the command that
  * fixes it (the CLI's first use says it before anything else). */
@@ -249,15 +233,15 @@ export function setupProblem(): string | null {
   // Loaded already; or an addon named by hand (TORCHGRAPH_ADDON), whose load says what is wrong.
   if (cached || process.env.TORCHGRAPH_ADDON) return null;
   const root = packageRoot();
-  const resolver = resolverModule(root);
+  const resolver = libtorchScript();
   const devCheckout = resolver.isDevCheckout();
-  let found: Resolved | null;
+  let found: ResolvedTorch | null;
   try {
     found = resolver.forRuntime();
   } catch (e) {
     return `torchgraph: cannot resolve libtorch: ${(e as Error).message}`;
   }
-  if (!found) return notSetUpMessage(devCheckout, resolver.lastSetup?.() ?? null, resolver.cacheDir());
+  if (!found) return notSetUpMessage(devCheckout, resolver.lastSetup(), resolver.cacheDir());
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require('node-gyp-build') as { path(dir: string): string }).path(root);
@@ -273,7 +257,7 @@ export function setupProblem(): string | null {
 export function binding(): Binding {
   if (cached) return cached;
   const root = packageRoot();
-  const resolver = resolverModule(root);
+  const resolver = libtorchScript();
   const ctx: LoadContext = { libtorch: null, devCheckout: resolver.isDevCheckout() };
   try {
     ctx.libtorch = resolver.forRuntime();
@@ -281,7 +265,7 @@ export function binding(): Binding {
     throw new TorchGraphError('ERR_ADDON', `torchgraph: cannot resolve libtorch: ${(e as Error).message}`, { cause: e });
   }
   if (!ctx.libtorch) {
-    const err = new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout, resolver.lastSetup?.() ?? null, resolver.cacheDir()));
+    const err = new TorchGraphError('ERR_ADDON', notSetUpMessage(ctx.devCheckout, resolver.lastSetup(), resolver.cacheDir()));
     throw Object.assign(err, { notSetUp: true });
   }
   try {

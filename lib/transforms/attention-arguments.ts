@@ -1,7 +1,7 @@
 // The arguments of an attention op or module call as the decomposition needs them: constants
 // read as numbers and bools (anything else skips the attention, with why), masks and ranks from
 // the shapes propagation recorded (decompose-attention.ts).
-import type { Value } from '../core/ir';
+import { dataInput, type Value } from '../core/ir';
 import { shortClassName } from '../core/ir/types';
 import { tensorInfo } from '../core/value-info';
 import { constantOf, isNoneValue } from '../core/constants';
@@ -50,7 +50,7 @@ export function knownTensor(v: Value, depth = 0): ReturnType<typeof tensorInfo> 
   if (info || depth > 8) return info;
   const n = v.node;
   if (!n) return undefined;
-  if (SAME_SHAPE_OPS.has(n.kind)) return knownTensor(n.inputs[0], depth + 1);
+  if (SAME_SHAPE_OPS.has(n.kind)) return knownTensor(dataInput(n), depth + 1);
   if (n.kind === 'prim::CallMethod' && n.inputs[0].type.kind === 'Class' && SAME_SHAPE_MODULES.has(shortClassName(n.inputs[0].type.name))) {
     return knownTensor(n.inputs[1], depth + 1);
   }

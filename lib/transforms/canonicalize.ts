@@ -18,7 +18,7 @@
 //     unflatten/unsqueeze/transpose/squeeze/contiguous and select(0, i)) -> one linear per piece
 //     over a row slice of the packed weight, as torchgraph decomposes the TorchScript fast path
 //     (packed-projections.ts): a .pt2 and a .pt of one model then group and lower alike.
-import type { Graph, Node, Value } from '../core/ir';
+import { dataInput, type Graph, type Node, type Value } from '../core/ir';
 import { constOf } from '../core/constants';
 import { setValueInfo, tensorInfo, valueInfo } from '../core/value-info';
 import { contiguousStrides } from '../core/strides';
@@ -89,10 +89,10 @@ function keepsDtype(self: Value, other: Value | undefined): boolean {
 
 /** `n` updates in place a value no other node reads, made by an op that returns a new tensor, on the way to a softmax. */
 function updatesPrivateValue(n: Node): boolean {
-  const self = n.inputs[0];
+  const self = n.arg('self');
   const producer = self?.node;
-  if (!producer || !FRESH_PRODUCERS.has(producer.kind) || producer.outputs.length !== 1) return false;
-  const other = n.kind === 'aten::masked_fill_' ? undefined : n.inputs[1];
+  if (!self || !producer || !FRESH_PRODUCERS.has(producer.kind) || producer.outputs.length !== 1) return false;
+  const other = n.kind === 'aten::masked_fill_' ? undefined : n.arg('other');
   return self.uses.length === 1 && n.outputs.length === 1 && keepsDtype(self, other) && feedsSoftmax(n.output);
 }
 
@@ -158,19 +158,20 @@ function sliceUpdate(
   n: Node, order: Map<Node, number>,
 ): { base: Value; steps: SliceStep[]; shape: number[]; writeBack?: Node } | undefined {
   if (n.kind !== 'aten::add_' && n.kind !== 'aten::sub_') return undefined;
-  if (n.inputs[1]?.type.kind !== 'Tensor' || !keepsDtype(n.inputs[0], n.inputs[1])) return undefined;
+  const self = n.arg('self'), other = n.arg('other');
+  if (!self || other?.type.kind !== 'Tensor' || !keepsDtype(self, other)) return undefined;
   // A trace of `x[i] += y` writes the result back (copy_ into the same slices): a no-op, dropped with it.
   const writeBack = n.output.uses.length === 1 && n.output.uses[0].node.kind === 'aten::copy_' && n.output.uses[0].index === 1
     ? n.output.uses[0].node
     : undefined;
-  if (n.output.hasUses() && !(writeBack && sameSlices(writeBack.inputs[0], n.inputs[0]))) return undefined;
+  if (n.output.hasUses() && !(writeBack && sameSlices(writeBack.arg('self')!, self))) return undefined;
   const steps: SliceStep[] = [];
-  let v = n.inputs[0];
+  let v = self;
   while (v.node?.kind === 'aten::slice') {
     const sl = v.node;
     if (v.uses.length !== 1) return undefined;
     const dim = constOf(sl.arg('dim')!), start = constOf(sl.arg('start')!), end = constOf(sl.arg('end')!), step = constOf(sl.arg('step')!);
-    const size = tensorInfo(sl.inputs[0])?.shape;
+    const size = tensorInfo(sl.arg('self')!)?.shape;
     const isInt = (x: unknown): x is number | bigint => typeof x === 'number' || typeof x === 'bigint';
     if (!isInt(dim) || !isInt(step) || Number(step) !== 1 || !size) return undefined;
     const d = Number(dim) < 0 ? Number(dim) + size.length : Number(dim);
@@ -187,7 +188,7 @@ function sliceUpdate(
       if (steps.some((x) => x.dim === d)) return undefined;
       steps.push({ dim: d, start: s0, end: e0 });
     }
-    v = sl.inputs[0];
+    v = sl.arg('self')!;
   }
   const base = v, producer = base.node;
   const shape = tensorInfo(base)?.shape;
@@ -214,7 +215,8 @@ const RESHAPES = new Set(['aten::view', 'aten::reshape']);
  */
 function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whole' | undefined {
   if (n.kind !== 'aten::copy_') return undefined;
-  const dst = n.inputs[0], src = n.inputs[1];
+  const dst = n.arg('self'), src = n.arg('src');
+  if (!dst || !src) return undefined;
   const shape = tensorInfo(dst)?.shape, srcShape = tensorInfo(src)?.shape;
   if (!shape || !srcShape || shape.join() !== srcShape.join()) return undefined;
   // Into slices (a trace) the copy_'s result goes unread; into the whole value (a program, where
@@ -228,14 +230,14 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
   const leads = (w: Value, depth = 0): boolean => {
     if (isReread(w)) return true;
     if (depth > 12 || w.uses.length !== 1 || !w.node) return false;
-    if (RESHAPES.has(w.node.kind)) return leads(w.node.inputs[0], depth + 1);
+    if (RESHAPES.has(w.node.kind)) return leads(dataInput(w.node), depth + 1);
     if (w.node.kind === 'aten::add' && unitAlpha(w.node)) {
       return leads(w.node.arg('self')!, depth + 1) || leads(w.node.arg('other')!, depth + 1);
     }
     return false;
   };
   let v = src;
-  while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = v.node!.inputs[0]; }
+  while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = dataInput(v.node!); }
   // Every add at one shape (no reshape between them), the shape of the reshaped slices.
   const sumShape = tensorInfo(v)?.shape;
   const terms: Value[] = [];
@@ -248,7 +250,7 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
     terms.push(term);
     v = run;
   }
-  while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = v.node!.inputs[0]; }
+  while (RESHAPES.has(v.node?.kind ?? '') && v.uses.length === 1) { dead.push(v.node!); v = dataInput(v.node!); }
   if (!terms.length || !sumShape || !isReread(v)) return undefined;
   if (whole) {
     // The value itself: private, on its way to a softmax, read before only by what is rewritten.
@@ -280,7 +282,7 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
   n.destroy();
   for (const d of dead) d.destroy();
   for (let c: Node | null | undefined = v.node; (c?.kind === 'aten::slice' || c?.kind === 'aten::alias') && !c.output.hasUses();) {
-    const next: Node | null | undefined = c.inputs[0].node;
+    const next: Node | null | undefined = dataInput(c).node;
     c.destroy();
     c = next;
   }
@@ -289,12 +291,12 @@ function additiveCopy(g: Graph, n: Node, order: Map<Node, number>): Node | 'whol
 
 /** `a` and `b` are the same chain of slices (equal constant arguments) of one value; an alias is its input. */
 function sameSlices(a: Value, b: Value): boolean {
-  if (a.node?.kind === 'aten::alias') return sameSlices(a.node.inputs[0], b);
-  if (b.node?.kind === 'aten::alias') return sameSlices(a, b.node.inputs[0]);
+  if (a.node?.kind === 'aten::alias') return sameSlices(dataInput(a.node), b);
+  if (b.node?.kind === 'aten::alias') return sameSlices(a, dataInput(b.node));
   const x = a.node, y = b.node;
   if (x?.kind !== 'aten::slice' || y?.kind !== 'aten::slice') return a === b;
   const sameArgs = x.inputs.slice(1).every((v, i) => constOf(v) === constOf(y.inputs[i + 1]) && constOf(v) !== undefined);
-  return sameArgs && sameSlices(x.inputs[0], y.inputs[0]);
+  return sameArgs && sameSlices(x.arg('self')!, y.arg('self')!);
 }
 
 function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sliceUpdate>>, order: Map<Node, number>): void {
@@ -302,7 +304,7 @@ function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sl
   // The update at the slice's shape, then zeros around it: constant_pad_nd's pads run from the last dim.
   const sliced = [...u.shape];
   for (const st of u.steps) sliced[st.dim] = st.end - st.start;
-  const other = create('aten::expand', [n.inputs[1], ints(sliced), constant(false)]);
+  const other = create('aten::expand', [n.arg('other')!, ints(sliced), constant(false)]);
   const pads: number[] = [];
   for (let d = u.shape.length - 1; d >= 0; d--) {
     const st = u.steps.find((x) => x.dim === d);
@@ -310,19 +312,19 @@ function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sl
   }
   // Slices of whole dims only (MViTv2 without a class token): the update covers the value.
   const full = u.steps.length ? create('aten::constant_pad_nd', [other, ints(pads), constant(0)]) : other;
-  const updated = create(n.kind === 'aten::add_' ? 'aten::add' : 'aten::sub', [u.base, full, n.inputs[2]]);
+  const updated = create(n.kind === 'aten::add_' ? 'aten::add' : 'aten::sub', [u.base, full, n.arg('alpha')!]);
   const info = valueInfo(u.base);
   if (info) setValueInfo(updated, info);
   const dropChain = (from: Node | null | undefined) => {
     for (let c = from; c?.kind === 'aten::slice' && !c.output.hasUses();) {
-      const next = c.inputs[0].node;
+      const next = c.arg('self')!.node;
       c.destroy();
       c = next;
     }
   };
   if (u.writeBack) {
-    const dst = u.writeBack.inputs[0].node;
-    if (u.writeBack.output.hasUses()) u.writeBack.output.replaceAllUsesWith(u.writeBack.inputs[0]);
+    const dst = u.writeBack.arg('self')!.node;
+    if (u.writeBack.output.hasUses()) u.writeBack.output.replaceAllUsesWith(u.writeBack.arg('self')!);
     u.writeBack.destroy();
     dropChain(dst);
   }
@@ -338,7 +340,7 @@ function sliceUpdateToAdd(g: Graph, n: Node, u: NonNullable<ReturnType<typeof sl
     return Math.max(order.get(block.owningNode) ?? -1, ...block.nodes().map(subtreeEnd)) + 0.5;
   };
   for (const use of [...u.base.uses]) if (orderOf(use.node) > when) use.node.replaceInput(use.index, updated);
-  const chain = n.inputs[0].node;
+  const chain = n.arg('self')!.node;
   n.destroy();
   dropChain(chain);
 }
@@ -361,7 +363,7 @@ export function canonicalize(g: Graph): CanonicalizeReport {
       continue;
     }
     const updater = additive ?? n;
-    const update = updater.inputs[0]?.node?.kind === 'aten::slice' ? sliceUpdate(updater, order) : undefined;
+    const update = dataInput(updater)?.node?.kind === 'aten::slice' ? sliceUpdate(updater, order) : undefined;
     if (update) {
       note(`${additive ? 'aten::copy_ (an additive update)' : n.kind} (into a slice, as a full-size add)`);
       sliceUpdateToAdd(g, updater, update, order);

@@ -105,7 +105,7 @@ export class Emitter {
   }
   /** not t; not (not b) of a bool b is b itself (no tensor made: a lowered SDPA mask reads the model's own). */
   logicalNot(t: Value): Value {
-    const inner = t.node?.kind === 'aten::logical_not' ? t.node.inputs[0] : undefined;
+    const inner = t.node?.kind === 'aten::logical_not' ? t.node.arg('self') : undefined;
     if (inner && tensorInfo(inner)?.dtype === 'bool') return inner;
     return this.op('aten::logical_not', t);
   }

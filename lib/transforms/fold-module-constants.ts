@@ -2,9 +2,9 @@
 // attributes (training, _qkv_same_embed_dim, bias_k, ...) at run time and branch on them
 // with prim::If; with the attributes known, the branches not taken go away. In place.
 import type { ModuleTreeData } from '../torchscript/binding';
-import type { Block, Graph, Node, Value } from '../core/ir';
+import { getAttrObject, type Block, type Graph, type Node, type Value } from '../core/ir';
 import { modulePaths } from './module-calls';
-import { constantOf } from '../core/constants';
+import { constantOf, type ScalarConstantValue } from '../core/constants';
 
 export interface FoldReport {
   attributesFolded: number;
@@ -14,7 +14,9 @@ export interface FoldReport {
   remaining: { kind: string; node: string; condition: string }[];
 }
 
-type Scalar = bigint | number | boolean | string | null;
+type Scalar = ScalarConstantValue;
+/** The folds read scalar constants only: two list constants are never compared here. */
+const SCALARS = { scalarOnly: true } as const;
 
 function attributeTable(tree: ModuleTreeData): Map<string, Record<string, unknown>> {
   const table = new Map<string, Record<string, unknown>>();
@@ -23,32 +25,25 @@ function attributeTable(tree: ModuleTreeData): Map<string, Record<string, unknow
   return table;
 }
 
-function scalarOf(v: Value): { value: Scalar } | undefined {
-  const c = constantOf(v);
-  if (c === undefined) return undefined;
-  if (c === null || typeof c === 'bigint' || typeof c === 'number' || typeof c === 'boolean' || typeof c === 'string') return { value: c };
-  return undefined;
-}
-
 function isNoneTyped(v: Value): boolean { return v.type.kind === 'None'; }
 function cannotBeNone(v: Value): boolean { return !['Optional', 'None', 'Other'].includes(v.type.kind); }
 
 /** The folded value of a node on constant inputs, or undefined. */
 function foldOp(n: Node): { value: Scalar } | undefined {
-  const c = n.inputs.map(scalarOf);
-  const all = c.every((x) => x !== undefined);
-  const vals = c.map((x) => x?.value);
+  const vals = n.inputs.map((v) => constantOf(v, SCALARS));
+  const all = vals.every((x) => x !== undefined);
   switch (n.kind) {
     case 'aten::__not__': return all ? { value: !vals[0] } : undefined;
     case 'aten::__is__':
     case 'aten::__isnot__': {
       const [a, b] = n.inputs;
       let same: boolean | undefined;
-      const ca = scalarOf(a), cb = scalarOf(b);
-      if (ca && cb && typeof ca.value === 'boolean' && typeof cb.value === 'boolean') same = ca.value === cb.value;
-      else if ((isNoneTyped(a) || scalarOf(a)?.value === null) && (isNoneTyped(b) || scalarOf(b)?.value === null)) same = true;
-      else if ((isNoneTyped(b) || scalarOf(b)?.value === null) && cannotBeNone(a)) same = false;
-      else if ((isNoneTyped(a) || scalarOf(a)?.value === null) && cannotBeNone(b)) same = false;
+      const ca = constantOf(a, SCALARS), cb = constantOf(b, SCALARS);
+      const none = (v: Value, c: Scalar | undefined) => isNoneTyped(v) || c === null;
+      if (typeof ca === 'boolean' && typeof cb === 'boolean') same = ca === cb;
+      else if (none(a, ca) && none(b, cb)) same = true;
+      else if (none(b, cb) && cannotBeNone(a)) same = false;
+      else if (none(a, ca) && cannotBeNone(b)) same = false;
       if (same === undefined) return undefined;
       return { value: n.kind === 'aten::__is__' ? same : !same };
     }
@@ -129,7 +124,7 @@ function foldAgreeingOutputs(g: Graph, n: Node): boolean {
     if (a === b && !inner(a)) {
       o.replaceAllUsesWith(a);
       folded = true;
-    } else if (scalarOf(a)?.value === null && scalarOf(b)?.value === null) {
+    } else if (constantOf(a, SCALARS) === null && constantOf(b, SCALARS) === null) {
       const c = g.withInsertPoint(n, () => g.insertConstant(null));
       c.type = o.type;
       o.replaceAllUsesWith(c);
@@ -169,7 +164,7 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
       for (const n of g.allNodes()) {
         if (n.isDestroyed) continue;
         if (n.kind === 'prim::GetAttr') {
-          const path = paths.get(n.inputs[0]);
+          const path = paths.get(getAttrObject(n));
           const name = n.attr('name');
           if (path === undefined || typeof name !== 'string') continue;
           const table = attrs.get(path);
@@ -185,9 +180,9 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
           report.attributesFolded++;
           changed = true;
         } else if (n.kind === 'prim::If') {
-          const c = scalarOf(n.inputs[0]);
-          if (c && typeof c.value === 'boolean') {
-            inlineBranch(n, c.value);
+          const c = constantOf(n.inputs[0], SCALARS);
+          if (typeof c === 'boolean') {
+            inlineBranch(n, c);
             report.ifsResolved++;
             changed = true;
           } else if (foldAgreeingOutputs(g, n) || pruneUnusedOutputs(n)) {
@@ -195,8 +190,8 @@ export function foldModuleConstants(g: Graph, tree: ModuleTreeData): FoldReport 
             changed = true;
           }
         } else if (n.kind === 'prim::TupleIndex' && n.inputs[0].node?.kind === 'prim::TupleConstruct'
-          && typeof scalarOf(n.inputs[1])?.value === 'bigint') {
-          n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(scalarOf(n.inputs[1])!.value)]);
+          && typeof constantOf(n.inputs[1], SCALARS) === 'bigint') {
+          n.output.replaceAllUsesWith(n.inputs[0].node.inputs[Number(constantOf(n.inputs[1], SCALARS))]);
           n.destroy();
           report.opsFolded++;
           changed = true;

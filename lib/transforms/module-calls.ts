@@ -1,6 +1,6 @@
 // Which module a Class-typed value is, and which calls are torch.nn leaf-module calls
 // (torch.fx's default tracer keeps those as single call_module nodes).
-import type { Graph, Node, Value } from '../core/ir';
+import { getAttrObject, moduleSelf, type Graph, type Node, type Value } from '../core/ir';
 import { shortClassName } from '../core/ir/types';
 
 /** Containers torch.fx traces through even though they live in torch.nn. */
@@ -14,12 +14,12 @@ export function isLeafModuleClass(qualified: string): boolean {
 /** Dotted module path of each Class-typed value reachable from `self` by prim::GetAttr. */
 export function modulePaths(g: Graph): Map<Value, string> {
   const paths = new Map<Value, string>();
-  const self = g.inputs[0];
-  if (!self || self.type.kind !== 'Class') return paths;
+  const self = moduleSelf(g);
+  if (!self) return paths;
   paths.set(self, '');
   for (const n of g.allNodes()) {
     if (n.kind !== 'prim::GetAttr' || n.output.type.kind !== 'Class') continue;
-    const parent = paths.get(n.inputs[0]);
+    const parent = paths.get(getAttrObject(n));
     if (parent === undefined) continue;
     const name = n.attr('name');
     if (typeof name !== 'string') continue;

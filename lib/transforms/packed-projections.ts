@@ -14,7 +14,7 @@
 // TorchScript fast path) writes the same projections. With one spelling, the partitioner's
 // parallel-projection rule sees the same group in both, and its lowering (one linear over the
 // packed weight, column slices of its output) replaces the unflatten/transpose/contiguous copy.
-import type { Graph, Node, Value } from '../core/ir';
+import { dataInput, type Graph, type Node, type Value } from '../core/ir';
 import { constOf } from '../core/constants';
 import { setValueInfo, tensorInfo } from '../core/value-info';
 import { contiguousStrides } from '../core/strides';
@@ -23,7 +23,7 @@ import { contiguousStrides } from '../core/strides';
 function soleUser(v: Value, kind: string): Node | undefined {
   if (v.uses.length !== 1) return undefined;
   const n = v.uses[0].node;
-  return n.kind === kind && n.inputs[0] === v ? n : undefined;
+  return n.kind === kind && dataInput(n) === v ? n : undefined;
 }
 
 function intArg(n: Node, name: string): number | undefined {

@@ -5,15 +5,14 @@
 // which the interpreter never does. One iteration stands for all: each iteration frees what
 // the one before allocated, except the loop-carried values, which the copy keeps as well.
 import type { Block, Graph, Node } from '../core/ir';
-import { tensorInfo, valueInfo } from '../core/value-info';
+import { constOf } from '../core/constants';
+import { tensorInfo } from '../core/value-info';
 
 /** Which branch ran: from the condition's recorded value, else from which branch has tensor shapes. */
 export function takenBranch(n: Node): number | undefined {
   const cond = n.inputs[0];
-  const known = cond.node?.isConstant ? cond.node.constantValue() : undefined;
+  const known = constOf(cond);
   if (typeof known === 'boolean') return known ? 0 : 1;
-  const info = valueInfo(cond);
-  if (info?.kind === 'Bool') return info.value ? 0 : 1;
   // The shape run records the tensors of the branch taken only (native ExposeBlockTensors).
   const ran = n.blocks.map(hasRecordedTensors);
   return ran[0] !== ran[1] ? (ran[0] ? 0 : 1) : undefined;

@@ -53,7 +53,7 @@ function match(e: Expr, v: Value, bind: { x?: Value }, nodes: Node[]): boolean {
   const n = v.node;
   if (!n || n.kind !== e.op || n.outputs.length !== 1) return false;
   // add's alpha must be 1; the operands are the first two inputs of mul/add/div/pow.
-  if (n.kind === 'aten::add' && (n.inputs.length !== 3 || constNumber(n.inputs[2]) !== 1)) return false;
+  if (n.kind === 'aten::add' && (n.inputs.length !== 3 || constNumber(n.arg('alpha')) !== 1)) return false;
   const operands = n.inputs.slice(0, e.args.length);
   if (operands.length !== e.args.length) return false;
   const orders = COMMUTATIVE.has(n.kind) ? [operands, [...operands].reverse()] : [operands];

@@ -66,7 +66,7 @@ describe('torchgraph export', function () {
       assert.equal(v.code, 0, v.err + v.out);
       const report = JSON.parse(v.out) as { inputs: { name: string; shape: number[] }[]; graphs: { fused: { lowering: Record<string, unknown> } } };
       const count = (k: string) => { const l = report.graphs.fused.lowering[k] as { lowered: boolean }[] | undefined; return `${l?.filter((o) => o.lowered).length ?? 0} of ${l?.length ?? 0}`; };
-      return { inputs: report.inputs.map((i) => [i.name, i.shape]), ...Object.fromEntries(['attentionCores', 'projections', 'linearActivations', 'packedLinears'].map((k) => [k, count(k)])) };
+      return { inputs: report.inputs.map((i) => [i.name, i.shape]), ...Object.fromEntries(['attentionCores', 'projections', 'linearActs', 'packedLinears'].map((k) => [k, count(k)])) };
     };
     const got = lowered(pt2, []);
     assert.deepEqual(got, lowered(pt, ['--input', '2x16x64']));

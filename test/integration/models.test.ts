@@ -5,15 +5,13 @@ import * as os from 'os';
 import * as path from 'path';
 import { ensureMhaVariants, ensureModel, MhaVariantSpec, ModelFixture, variantPath, VARIANT_NAMES } from '../../lib/app/models';
 import { readNpy } from '../../lib/torchscript/npy';
+import { libtorchScript, type PythonInfo } from '../../lib/torchscript/package-scripts';
 import { packageRoot } from '../../lib/torchscript/package-root';
-
-interface PythonInfo { exe: string; pythonPath: string | null }
 
 /** The Python that has torch, or why there is none (then the suite is skipped). */
 function findPython(): PythonInfo | string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const info = (require(path.join(packageRoot(), 'scripts', 'libtorch.js')) as { current(): { python: PythonInfo | null } | null }).current();
+    const info = libtorchScript().current();
     if (!info) return 'no torch configured (run npm install, or set TORCHGRAPH_PYTHON)';
     if (!info.python) return 'torch is a bare libtorch; model export needs a Python torch (set TORCHGRAPH_PYTHON)';
     return info.python;

@@ -51,7 +51,7 @@ describe('runtime: original, unfused and fused', function () {
     const fx = await ensureModel('vit_b_16');
     const m = await Module.load(fx.variants.traced!);
     const prepared = await prepareGraphs(m, [{ shape: [1, 3, 224, 224], dtype: 'float32' }], { packedLinears: false });
-    assert.equal(prepared.lowering.linearActivations.filter((o) => o.lowered).length, 12);
+    assert.equal(prepared.lowering.linearActs.filter((o) => o.lowered).length, 12);
     const cmp = await compareGraphs(m, { unfused: prepared.decomposed, fused: prepared.fused }, fx.inputs.map(tensorFromFile), { warmup: 1, repetitions: 1 });
     assert.ok(cmp.runs.fused.maxAbsDiff! <= 1e-5);
     // Batch 1 peaks in the MLP: fc1 output and GELU output (197 x 3072 floats each) at once, unless fused.

@@ -63,3 +63,26 @@ describe('layers: dependency direction and cycles (dependency-cruiser)', functio
     assert.doesNotMatch(r.out, /lib\/core\/x\.ts/);
   });
 });
+
+describe('layers: lib/ reaches scripts/ only through lib/torchscript/package-scripts.ts (eslint)', function () {
+  this.timeout(120_000);
+  const src = "import * as path from 'path';\nexport const f = path.join(__dirname, '..', 'scripts', 'libtorch.js');\n";
+
+  async function ruleIds(filePath: string): Promise<string[]> {
+    const { ESLint } = await import('eslint');
+    const [result] = await new ESLint({ cwd: ROOT }).lintText(src, { filePath: path.join(ROOT, filePath) });
+    return result.messages.map((m) => `${m.ruleId}: ${m.message}`);
+  }
+
+  it('a path built to scripts/ in a lib/ file fails lint, naming the module to use', async () => {
+    const app = await ruleIds('lib/app/scratch.ts');
+    assert.ok(app.some((m) => /^no-restricted-syntax: .*package-scripts\.ts/.test(m)), app.join('\n'));
+    // fusion/ and analysis/ carry a rule of their own (no literal .inputs[k]); this one holds there too.
+    const fusion = await ruleIds('lib/fusion/scratch.ts');
+    assert.ok(fusion.some((m) => /^no-restricted-syntax: .*package-scripts\.ts/.test(m)), fusion.join('\n'));
+  });
+
+  it('the module that declares the scripts may build their paths', async () => {
+    assert.deepEqual(await ruleIds('lib/torchscript/package-scripts.ts'), []);
+  });
+});

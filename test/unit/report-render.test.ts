@@ -105,7 +105,7 @@ describe('report: terminal table', () => {
     r.graphs.fused.lowering = {
       attentionCores: [{ id: 'a0', lowered: true }, { id: 'a1', lowered: false, reason: 'attention weights are returned' }],
       projections: [unfused('p0'), unfused('p1'), { id: 'p2', lowered: true, heldBytes: 1024 }],
-      linearActivations: [],
+      linearActs: [],
       notLowered: [{ kind: 'residual', groups: 24, reason: 'no fused libtorch op for this pattern' }],
       heldWeightBytes: 1024,
     };
@@ -304,7 +304,7 @@ describe('report: the HTML report\'s extras (fused graph, time per op, totals, h
 
   it('names what holds the extra weights from the outcomes\' counts; a packed copy replaces a concatenated one', () => {
     const lw = {
-      attentionCores: [], linearActivations: [], notLowered: [],
+      attentionCores: [], linearActs: [], notLowered: [],
       projections: [{ id: 'p', lowered: true, heldBytes: 3000 }],
       packedLinears: [{ id: 'a', lowered: true, heldBytes: 4000 }, { id: 'b', lowered: true, heldBytes: 2000 }, { id: 'c', lowered: true }],
       heldWeightBytes: 6500,

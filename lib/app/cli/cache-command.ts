@@ -2,7 +2,7 @@
 // without install scripts, and show or clean the per-user cache (scripts/libtorch.js cacheDir()).
 import * as fs from 'fs';
 import * as path from 'path';
-import { packageRoot } from '../../torchscript/package-root';
+import { setupScript } from '../../torchscript/package-scripts';
 import { cacheDir } from '../models';
 import { EXIT_INTERNAL, EXIT_OK, UsageError } from './errors';
 import type { CliIO } from './io';
@@ -118,7 +118,5 @@ export async function cacheCommand(o: { clean?: string | boolean; json?: boolean
 
 /** `torchgraph setup`: what the install script does (scripts/setup.js). */
 export async function setupCommand(o: { quiet?: boolean }): Promise<number> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { setup } = require(path.join(packageRoot(), 'scripts', 'setup.js')) as { setup(o: { quiet?: boolean }): Promise<number> };
-  return (await setup({ quiet: Boolean(o.quiet) })) === 0 ? EXIT_OK : EXIT_INTERNAL;
+  return (await setupScript().setup({ quiet: Boolean(o.quiet) })) === 0 ? EXIT_OK : EXIT_INTERNAL;
 }

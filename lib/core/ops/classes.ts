@@ -126,25 +126,8 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Row-major contiguity, ignoring size-1 dims (their strides are arbitrary). */
-export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
-  let expected = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    if (shape[i] === 1) continue;
-    if (shape[i] === 0) return true;
-    if (strides[i] !== expected) return false;
-    expected *= shape[i];
-  }
-  return true;
-}
-
-/**
- * Channels-last contiguity of a 4-D (NHWC) or 5-D (NDHWC) tensor, ignoring size-1 dims: what
- * `is_contiguous(memory_format=channels_last)` answers (so `contiguous(channels_last)` does not copy).
- */
-export function isChannelsLastContiguous(shape: readonly number[], strides: readonly number[]): boolean {
-  if (shape.length !== 4 && shape.length !== 5) return false;
-  const order = shape.length === 4 ? [1, 3, 2, 0] : [1, 4, 3, 2, 0];
+/** Dense in `order` (innermost dim first), ignoring size-1 dims (their strides are arbitrary); an empty tensor is. */
+function isDenseInOrder(shape: readonly number[], strides: readonly number[], order: readonly number[]): boolean {
   let expected = 1;
   for (const d of order) {
     if (shape[d] === 1) continue;
@@ -153,6 +136,20 @@ export function isChannelsLastContiguous(shape: readonly number[], strides: read
     expected *= shape[d];
   }
   return true;
+}
+
+/** Row-major contiguity, ignoring size-1 dims (their strides are arbitrary). */
+export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  return isDenseInOrder(shape, strides, shape.map((_, i) => shape.length - 1 - i));
+}
+
+/**
+ * Channels-last contiguity of a 4-D (NHWC) or 5-D (NDHWC) tensor, ignoring size-1 dims: what
+ * `is_contiguous(memory_format=channels_last)` answers (so `contiguous(channels_last)` does not copy).
+ */
+export function isChannelsLastContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  if (shape.length !== 4 && shape.length !== 5) return false;
+  return isDenseInOrder(shape, strides, shape.length === 4 ? [1, 3, 2, 0] : [1, 4, 3, 2, 0]);
 }
 
 /**
