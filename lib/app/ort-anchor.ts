@@ -15,7 +15,7 @@ import * as readline from 'readline';
 import type { ExternalRunner } from '../pipeline/compare';
 import type { InputSpec } from '../torchscript/propagate-shapes';
 import { runtimeInfo } from '../torchscript/runtime-info';
-import { packageRoot } from '../torchscript/package-root';
+import { pythonScriptPath, pythonScriptSource } from '../torchscript/package-scripts';
 import { anchorName, type RebuiltAnchorTarget } from './anchors';
 import { cacheDir } from './models';
 import { ensureOnnxPython, ensureOrtNode, ONNX_PYTHON_PINS, ORT_NODE_VERSION } from './ort-install';
@@ -51,9 +51,7 @@ function exportArgs(target: RebuiltAnchorTarget): string[] {
 /** What decides the export: the scripts, the pins, the model file (path, size, time) and the inputs. */
 function exportKey(target: RebuiltAnchorTarget, args: string[]): string {
   const h = crypto.createHash('sha256');
-  for (const f of ['onnx_export.py', 'anchors.py', 'export_models.py', 'corpus.py']) {
-    h.update(fs.readFileSync(path.join(packageRoot(), 'scripts', f)));
-  }
+  for (const f of ['onnx_export.py', 'anchors.py', 'export_models.py', 'corpus.py'] as const) h.update(pythonScriptSource(f));
   const file = 'builtin' in target ? target.file : target.file ?? target.manifest;
   const st = fs.statSync(file);
   h.update(JSON.stringify({ args, size: st.size, mtime: st.mtimeMs, pins: ONNX_PYTHON_PINS, torch: runtimeInfo().torchVersion }));
@@ -79,7 +77,7 @@ export async function exportOnnx(target: RebuiltAnchorTarget, log: (s: string) =
   const py = ensureOnnxPython('pythonPath' in target ? target.pythonPath : undefined, log);
   log(`exporting ${anchorName(target)} to ONNX (torch.onnx.export, dynamo) into ${dir}`);
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(py.exe, [path.join(packageRoot(), 'scripts', 'onnx_export.py'), '--out', dir, ...args],
+    const child = spawn(py.exe, [pythonScriptPath('onnx_export.py'), '--out', dir, ...args],
       { env: { ...process.env, PYTHONPATH: py.pythonPath }, stdio: ['ignore', 'ignore', 'pipe'] });
     let tail = '';
     readline.createInterface({ input: child.stderr }).on('line', (l) => {

@@ -10,7 +10,8 @@ import { packageRoot } from './package-root';
 
 /** The Python scripts lib/ runs or hashes into cache keys. */
 export type PythonScript =
-  | 'export_models.py' | 'vit.py' | 'export_model.py' | 'export_programs.py' | 'corpus.py' | 'anchors.py' | 'to_program.py';
+  | 'export_models.py' | 'vit.py' | 'export_model.py' | 'export_programs.py' | 'corpus.py' | 'anchors.py' | 'to_program.py'
+  | 'onnx_export.py';
 
 /** A Python that can import the resolved torch, and the PYTHONPATH it needs (null: none). */
 export interface PythonInfo { exe: string; pythonPath: string | null }
