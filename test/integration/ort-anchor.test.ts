@@ -90,7 +90,7 @@ describe('bench: onnxruntime-node anchor', function () {
     const ort = withOrtNode([{ name: 'mha_demo', model: 'mha_demo', inputs: INPUTS, warmup: 1, repetitions: 3 }], (s) => logs.push(s));
     let table = '';
     const report = await runBench({
-      models: [], inputs: [], device: 'cpu', seed: 0, cases: ort.cases, json: false, verbose: false, quiet: true,
+      models: [], inputs: [], device: 'cpu', seed: 0, cases: ort.cases, json: false, verbose: false, quiet: true, project: true,
       stdout: (s) => { table += s; }, stderr: () => {},
     });
     const timed = report.cases[0].comparison.external?.[ORT_RUNNER];
