@@ -12,8 +12,8 @@ import { outcomeId, type LoweringOutcome } from './lower-fused';
 import type { LoweringPass, OwnedPass } from './lowering-pass';
 
 const NORMS: Record<string, { fused: string; schema: string }> = {
-  'aten::layer_norm': { fused: 'torchgraph::add_layer_norm', schema: OWN_OP_SCHEMAS[0] },
-  'aten::rms_norm': { fused: 'torchgraph::add_rms_norm', schema: OWN_OP_SCHEMAS[1] },
+  'aten::layer_norm': { fused: 'torchgraph::add_layer_norm', schema: OWN_OP_SCHEMAS['torchgraph::add_layer_norm'] },
+  'aten::rms_norm': { fused: 'torchgraph::add_rms_norm', schema: OWN_OP_SCHEMAS['torchgraph::add_rms_norm'] },
 };
 
 /** Why the add before `norm` cannot join it, or undefined when it can. `strict`: operand shapes must be recorded. */

@@ -74,7 +74,7 @@ export function lowerBiasGelus(g: Graph, device: string): LoweringOutcome[] {
     const em = new Emitter(g, gelu, { id, scope: gelu.scope, attention: false });
     const x = producer.emit(em);
     const fused = g.withInsertPoint(gelu, () => g.createNode(BIAS_GELU_KIND, [x, producer.bias, em.str(approximate as string)],
-      [{ kind: 'Tensor' }], {}, { scope: gelu.scope, schema: OWN_OP_SCHEMAS[2] }));
+      [{ kind: 'Tensor' }], {}, { scope: gelu.scope, schema: OWN_OP_SCHEMAS[BIAS_GELU_KIND] }));
     for (const n of [...em.emitted, fused]) n.meta.fused = { kind: 'bias_gelu', id };
     gelu.output.replaceAllUsesWith(fused.output);
     gelu.destroy();

@@ -63,9 +63,9 @@ describe('fused ops (native/fused_ops.cc) against ATen', function () {
     const w = affine ? wv : g.insertConstant(null), b = affine ? bv : g.insertConstant(null);
     const eps = g.insertConstant(1e-5);
     const fused = rms
-      ? g.createNode('torchgraph::add_rms_norm', [xv, rv, ns, w, eps, g.insertConstant(true)], [...T, ...T], {}, { schema: OWN_OP_SCHEMAS[1] })
+      ? g.createNode('torchgraph::add_rms_norm', [xv, rv, ns, w, eps, g.insertConstant(true)], [...T, ...T], {}, { schema: OWN_OP_SCHEMAS['torchgraph::add_rms_norm'] })
       : g.createNode('torchgraph::add_layer_norm', [xv, rv, ns, w, b, eps, g.insertConstant(true)], [...T, ...T], {},
-          { schema: OWN_OP_SCHEMAS[0] });
+          { schema: OWN_OP_SCHEMAS['torchgraph::add_layer_norm'] });
     const sum = g.createNode('aten::add', [xv, rv, g.insertConstant(1n)], T).output;
     const ref = rms
       ? g.createNode('aten::rms_norm', [sum, ns, w, eps], T).output
@@ -93,7 +93,7 @@ describe('fused ops (native/fused_ops.cc) against ATen', function () {
   it('add + layer_norm over a 3-D batch, and the sum left out when not asked for', async () => {
     const { g, ins: [x, r] } = graphOver(m, ['x', 'r']);
     const n = g.createNode('torchgraph::add_layer_norm', [x, r, ints(g, [48n]), g.insertConstant(null), g.insertConstant(null),
-      g.insertConstant(1e-6), g.insertConstant(false)], [...T, ...T], {}, { schema: OWN_OP_SCHEMAS[0] });
+      g.insertConstant(1e-6), g.insertConstant(false)], [...T, ...T], {}, { schema: OWN_OP_SCHEMAS['torchgraph::add_layer_norm'] });
     const ref = g.createNode('aten::layer_norm', [g.createNode('aten::add', [x, r, g.insertConstant(1n)], T).output,
       ints(g, [48n]), g.insertConstant(null), g.insertConstant(null), g.insertConstant(1e-6), g.insertConstant(false)], T);
     returnAll(g, [...n.outputs, ref.output]);
@@ -117,7 +117,7 @@ describe('fused ops (native/fused_ops.cc) against ATen', function () {
       it(`bias + GELU (${approximate}): ${rows} rows of ${n}`, async () => {
         const { g, ins: [x, b] } = graphOver(m, ['x', 'b']);
         const a = g.insertConstant(approximate);
-        const fused = g.createNode('torchgraph::bias_gelu', [x, b, a], T, {}, { schema: OWN_OP_SCHEMAS[2] });
+        const fused = g.createNode('torchgraph::bias_gelu', [x, b, a], T, {}, { schema: OWN_OP_SCHEMAS['torchgraph::bias_gelu'] });
         const ref = g.createNode('aten::gelu', [g.createNode('aten::add', [x, b, g.insertConstant(1n)], T).output, a], T);
         returnAll(g, [fused.output, ref.output]);
         const [got, want] = await runGraph(m, g, [randomTensor([rows, n], 'float32', n), randomTensor([n], 'float32', rows)]);
@@ -128,7 +128,7 @@ describe('fused ops (native/fused_ops.cc) against ATen', function () {
 
   it('bias + GELU refuses an unknown approximation with a clear error', async () => {
     const { g, ins: [x, b] } = graphOver(m, ['x', 'b']);
-    returnAll(g, [g.createNode('torchgraph::bias_gelu', [x, b, g.insertConstant('erf')], T, {}, { schema: OWN_OP_SCHEMAS[2] }).output]);
+    returnAll(g, [g.createNode('torchgraph::bias_gelu', [x, b, g.insertConstant('erf')], T, {}, { schema: OWN_OP_SCHEMAS['torchgraph::bias_gelu'] }).output]);
     await assert.rejects(runGraph(m, g, [randomTensor([2, 3]), randomTensor([3])]), /approximate must be 'none' or 'tanh'/);
   });
 

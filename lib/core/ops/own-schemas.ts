@@ -1,12 +1,13 @@
 // Schemas of the ops torchgraph registers itself (native/fused_ops.cc, TORCH_LIBRARY(torchgraph)):
 // torch's schema table (schemas-table.ts) cannot list them, and passes read them by name too.
-export const OWN_OP_SCHEMAS: readonly string[] = [
-  'torchgraph::add_layer_norm(Tensor input, Tensor residual, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, '
-    + 'float eps=1e-05, bool return_sum=False) -> (Tensor, Tensor)',
-  'torchgraph::add_rms_norm(Tensor input, Tensor residual, int[] normalized_shape, Tensor? weight=None, float? eps=None, '
-    + 'bool return_sum=False) -> (Tensor, Tensor)',
-  'torchgraph::bias_gelu(Tensor input, Tensor bias, str approximate=\'none\') -> Tensor',
-];
+// Keyed by op name, so a lowering takes its op's schema by the name it emits.
+export const OWN_OP_SCHEMAS = {
+  'torchgraph::add_layer_norm': 'torchgraph::add_layer_norm(Tensor input, Tensor residual, int[] normalized_shape, '
+    + 'Tensor? weight=None, Tensor? bias=None, float eps=1e-05, bool return_sum=False) -> (Tensor, Tensor)',
+  'torchgraph::add_rms_norm': 'torchgraph::add_rms_norm(Tensor input, Tensor residual, int[] normalized_shape, '
+    + 'Tensor? weight=None, float? eps=None, bool return_sum=False) -> (Tensor, Tensor)',
+  'torchgraph::bias_gelu': 'torchgraph::bias_gelu(Tensor input, Tensor bias, str approximate=\'none\') -> Tensor',
+} as const;
 
 /** The residual add + norm ops: their first result is the norm, their second the sum (empty unless return_sum). */
 export const ADD_NORM_KINDS: ReadonlySet<string> = new Set(['torchgraph::add_layer_norm', 'torchgraph::add_rms_norm']);

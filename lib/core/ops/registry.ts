@@ -10,7 +10,7 @@ let byName: Map<string, OpSchema[]> | undefined;
 function known(kind: string): readonly OpSchema[] {
   if (!byName) {
     byName = new Map();
-    for (const text of [...SCHEMA_TABLE, ...OWN_OP_SCHEMAS]) {
+    for (const text of [...SCHEMA_TABLE, ...Object.values(OWN_OP_SCHEMAS)]) {
       const s = parseSchema(text);
       const list = byName.get(s.name);
       if (list) list.push(s); else byName.set(s.name, [s]);
