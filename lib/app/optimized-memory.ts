@@ -2,8 +2,8 @@
 // process that loads the model, optimizes it (the original is disposed by optimize) and runs it,
 // against a fresh process that loads the original and runs it. Each figure is its own process's
 // high-water mark, so the optimize step itself counts. Run by `npm run bench -- --optimized-memory`.
-import { spawn } from 'child_process';
 import * as fs from 'fs';
+import { runChildForJson } from './child-json';
 import { Module } from '../torchscript/module';
 import { randomTensor } from '../torchscript/random';
 import { disposeValue, Tensor } from '../torchscript/tensor';
@@ -61,25 +61,15 @@ export async function measureInThisProcess(
 }
 
 /** measureInThisProcess in a fresh process (`files`: .npy inputs instead of seeded random ones). */
-export function measureInFreshProcess(
+export async function measureInFreshProcess(
   mode: 'original' | 'optimized', file: string, inputs: InputSpec[], files: readonly string[] = [],
 ): Promise<ProcessPeak> {
-  return new Promise((resolve, reject) => {
-    // From a checkout under mocha, tsx's hook is not in execArgv: this file is TypeScript.
-    const loader = __filename.endsWith('.ts') && !process.execArgv.length ? ['--require', require.resolve('tsx/cjs')] : [];
-    const args = [...loader, ...process.execArgv, __filename, mode, file, JSON.stringify(inputs), JSON.stringify(files)];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { err = (err + s).slice(-4000); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as ProcessPeak);
-      else reject(new Error(`the ${mode} process for ${file} exited with ${code}: ${err.trim().split('\n').slice(-5).join('\n')}`));
-    });
-  });
+  // From a checkout under mocha, tsx's hook is not in execArgv: this file is TypeScript.
+  const loader = __filename.endsWith('.ts') && !process.execArgv.length ? ['--require', require.resolve('tsx/cjs')] : [];
+  const args = [...loader, ...process.execArgv, __filename, mode, file, JSON.stringify(inputs), JSON.stringify(files)];
+  const { code, result, stderrTail } = await runChildForJson(process.execPath, args);
+  if (code === 0 && result) return result as unknown as ProcessPeak;
+  throw new Error(`the ${mode} process for ${file} exited with ${code}: ${stderrTail.split('\n').slice(-5).join('\n')}`);
 }
 
 /** The process whose peak is the median of `ps`. */

@@ -21,6 +21,7 @@ import { cacheDir } from './models';
 import { ensureOnnxPython, ensureOrtNode, ONNX_PYTHON_PINS, ORT_NODE_VERSION } from './ort-install';
 import type { OrtRunnerConfig } from './ort-runner';
 import { measureInFreshProcess } from './optimized-memory';
+import { runChildForJson } from './child-json';
 
 /** The external run's name in the bench's tables (`fused / ORT-node`). */
 export const ORT_RUNNER = 'ORT-node';
@@ -151,19 +152,12 @@ export interface PeakPair { fusedPeakBytes: number; ortPeakBytes: number; fusedM
  * (load + optimize() + 4 runs, lib/app/optimized-memory.ts), on the export's input files. */
 export async function measurePeaks(exp: OnnxExport, file: string, inputs: InputSpec[]): Promise<PeakPair> {
   const fused = await measureInFreshProcess('optimized', file, inputs, exp.inputs);
-  const ort = await new Promise<{ peakRssBytes: number; medianMs: number }>((resolve, reject) => {
-    const child = spawn(process.execPath, runnerCommand({ ...runnerConfig(exp, 'peak'), runs: 4 }), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { err = (err + s).slice(-2000); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const r = JSON.parse(out.trim().split('\n').pop() || '{}') as { peakRssBytes?: number; medianMs: number; error?: string };
-      if (code === 0 && r.peakRssBytes) resolve(r as { peakRssBytes: number; medianMs: number });
-      else reject(new Error(`the ORT-node peak process exited ${code}: ${r.error ?? err.trim()}`));
-    });
-  });
+  const peak = await runChildForJson(process.execPath, runnerCommand({ ...runnerConfig(exp, 'peak'), runs: 4 }), 2000);
+  const r = peak.result as { peakRssBytes?: number; medianMs: number; error?: string } | undefined;
+  if (peak.code !== 0 || !r?.peakRssBytes) {
+    throw new Error(`the ORT-node peak process exited ${peak.code}: ${r?.error ?? peak.stderrTail}`);
+  }
+  const ort = { peakRssBytes: r.peakRssBytes, medianMs: r.medianMs };
   return { fusedPeakBytes: fused.peakRssBytes, ortPeakBytes: ort.peakRssBytes, fusedMs: fused.medianMs, ortMs: ort.medianMs };
 }
 
