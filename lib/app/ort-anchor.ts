@@ -138,7 +138,7 @@ export async function startOrtNode(exp: OnnxExport): Promise<OrtAnchor> {
     return r[key];
   };
   return {
-    runner: { name: ORT_RUNNER, time: async () => (await answer({ cmd: 'time' }, 'ms')) as number },
+    runner: { name: ORT_RUNNER, time: async () => (await answer({ cmd: 'time' }, 'ms')) as number, pid: child.pid },
     maxAbsDiff: ready.maxAbsDiff as number,
     versions: ready.versions as Record<string, string>,
     saveOutputs: async (dir) => (await answer({ cmd: 'save', dir }, 'files')) as string[],

@@ -7,6 +7,7 @@ import type { NativeGraph, NativeRunResult, NativeValue } from '../torchscript/b
 import { native, nativeSync } from '../core/errors';
 import { Tensor, flattenTensors, fromNativeValue, nativeOf } from '../torchscript/tensor';
 import type { WarmUp } from './warm-up';
+import { untilIdle } from './process-idle';
 import { median } from './median';
 import { interleavedRuns, ranSlower, runDiscardingOutputs, type RunMeasurement } from './interleaved-runs';
 import { profileOps, slowerOps, type SlowerOp } from './slower-ops';
@@ -34,6 +35,9 @@ export interface ExternalRunner {
   name: string;
   /** Runs once; resolves to its time in ms. */
   time(): Promise<number>;
+  /** The process it runs in, when not this one: its threads may spin on after it answers, and the
+   * next run waits until they are idle (process-idle.ts). */
+  pid?: number;
 }
 
 export interface TimingStats { medianMs: number; minMs: number; maxMs: number; samples: number[] }
@@ -66,6 +70,20 @@ export interface CompareOptions {
 }
 
 interface Runner { name: RunName; run(inputs: NativeValue[]): Promise<NativeRunResult>; dispose(): void }
+
+/**
+ * One run of each external runner, in an order rotating with `rep` as the forms' does. One in
+ * another process starts once this process is idle and is waited out after (its thread pool's
+ * spinning would otherwise slow whatever runs next, here or there).
+ */
+export async function timeExternals(external: readonly ExternalRunner[], rep: number, times: Map<string, number[]>): Promise<void> {
+  for (let k = 0; k < external.length; k++) {
+    const x = external[(rep + k) % external.length];
+    if (x.pid !== undefined) await untilIdle([process.pid]);
+    times.get(x.name)!.push(await x.time());
+    if (x.pid !== undefined) await untilIdle([x.pid, process.pid]);
+  }
+}
 
 function timing(ts: number[]): TimingStats {
   return { medianMs: median(ts), minMs: Math.min(...ts), maxMs: Math.max(...ts), samples: ts };
@@ -145,7 +163,7 @@ export async function compareGraphs(
     }));
     const { warmUps, results } = await interleavedRuns(forms, {
       repetitions: reps, warmUp: warmup > 0 ? { min: warmup } : null, beforeTiming: () => { load0 = loadBefore(); },
-      afterRepetition: async () => { for (const x of options.external ?? []) externalTimes.get(x.name)!.push(await x.time()); },
+      afterRepetition: (rep) => timeExternals(options.external ?? [], rep, externalTimes),
     });
     const original = outputs.get('original')!;
     const times = results.map((rs) => rs.map((m) => m.ms));
