@@ -118,7 +118,9 @@ export async function startAnchors(target: AnchorTarget | undefined, modes: read
     maxAbsDiffs: (ready.maxAbsDiffs ?? {}) as Record<string, number>,
     routes: (ready.routes ?? {}) as Record<string, string>,
     skipped: (ready.skipped ?? {}) as Record<string, string>,
-    runners: target ? (ready.modes as string[]).map((mode) => ({ name: mode, time: () => request({ cmd: 'time', mode }, 'ms'), pid: child.pid })) : [],
+    runners: target
+      ? (ready.modes as string[]).map((mode) => ({ name: mode, time: () => request({ cmd: 'time', mode }, 'ms'), pid: child.pid }))
+      : [],
     gemmGflops: () => request({ cmd: 'gemm' }, 'gflops'),
     close: () => { child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n'); },
   };

@@ -13,45 +13,16 @@ import { dataInput, isInPlaceKind, moduleSelf, Value, type Graph, type Node } fr
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constNumber, constOf, isNoneValue, tensorConstantOf } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
-import { LAYOUT_KINDS, METADATA_INPUT0, baseName } from '../core/ops/classes';
+import { LAYOUT_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
 import type { LoweringPass, OwnedPass } from './lowering-pass';
 import { restoreLayouts } from './channels-last';
+import { soleDataUser, unaryOf, type UnaryPostOp } from './onednn-post-ops';
 import { attributeOf, attributeReads, readAttribute } from './own-weights';
 import { nativeSync, TorchGraphError } from '../core/errors';
 import { releaseFreedMemory } from '../torchscript/binding';
-
-/** A oneDNN eltwise post-op: attr, its scalars and algorithm, as mkldnn::_convolution_pointwise takes them. */
-export interface UnaryPostOp { attr: string; scalars: number[]; algorithm: string | null }
-
-/** Activations oneDNN applies on the convolution's output (checked equal to PyTorch's in conv-pointwise.test.ts), read by argument name. */
-const UNARY_POST_OPS: Record<string, (act: Node) => UnaryPostOp | string> = {
-  relu: () => ({ attr: 'relu', scalars: [], algorithm: null }),
-  sigmoid: () => ({ attr: 'sigmoid', scalars: [], algorithm: null }),
-  tanh: () => ({ attr: 'tanh', scalars: [], algorithm: null }),
-  silu: () => ({ attr: 'swish', scalars: [], algorithm: null }),
-  hardswish: () => ({ attr: 'hardswish', scalars: [], algorithm: null }),
-  hardsigmoid: () => ({ attr: 'hardsigmoid', scalars: [], algorithm: null }),
-  relu6: () => ({ attr: 'hardtanh', scalars: [0, 6], algorithm: null }),
-  gelu: (act) => {
-    const approx = constOf(act.arg('approximate')!);
-    return approx === 'none' || approx === 'tanh'
-      ? { attr: 'gelu', scalars: [], algorithm: approx }
-      : 'a GELU whose approximation is not a constant';
-  },
-  hardtanh: (act) => {
-    const [lo, hi] = [constNumber(act.arg('min_val')), constNumber(act.arg('max_val'))];
-    return lo !== undefined && hi !== undefined
-      ? { attr: 'hardtanh', scalars: [lo, hi], algorithm: null }
-      : 'hardtanh bounds are not constants';
-  },
-  leaky_relu: (act) => {
-    const slope = constNumber(act.arg('negative_slope'));
-    return slope !== undefined ? { attr: 'leaky_relu', scalars: [slope], algorithm: null } : 'the leaky ReLU slope is not a constant';
-  },
-};
 
 /** After a binary post-op, oneDNN's pointwise kernel applies ReLU only ("Unary Fusion behavior undefined" otherwise). */
 const UNARY_AFTER_ADD = new Set(['relu']);
@@ -78,23 +49,12 @@ function tensorOf(v: Value): { shape: number[]; dtype: string } | undefined {
 /** Metadata reads that see the same answer on the fused output (its strides differ, its shape, dtype and device do not). */
 const SAME_FOR_Y = new Set([...METADATA_INPUT0].filter((k) => !/is_contiguous|stride/.test(k)));
 
-function soleDataUser(v: Value): Node | undefined {
-  const users = v.uses.filter((u) => !METADATA_INPUT0.has(u.node.kind)).map((u) => u.node);
-  return users.length === 1 ? users[0] : undefined;
-}
-
 function pair(v: Value | undefined): number[] | undefined {
   if (!v) return undefined;
   const c = constOf(v);
   const xs = Array.isArray(c) ? c.map(Number) : typeof c === 'bigint' || typeof c === 'number' ? [Number(c)] : undefined;
   if (!xs || xs.some((x) => !Number.isInteger(x))) return undefined;
   return xs.length === 1 ? [xs[0], xs[0]] : xs.length === 2 ? xs : undefined;
-}
-
-function unaryOf(act: Node): UnaryPostOp | string {
-  const base = baseName(act.kind);
-  const read = UNARY_POST_OPS[base];
-  return read ? read(act) : `${act.kind} has no oneDNN post-op`;
 }
 
 /** The residual add after `y` (alpha 1, the other operand of y's shape), or why not. */

@@ -8,17 +8,18 @@
 // and aten::linear for ViT-B/16's and BERT's shapes (197-1024 rows, 768-3072 wide).
 // aten::addmm(b, x, W) over a module weight laid out (in, out) (transformers' Conv1D, GPT-2's
 // projections) is the same GEMM: W^T is reordered.
-import { moduleSelf, Value, type Graph, type Node } from '../core/ir';
+import { dataInput, moduleSelf, Value, type Graph, type Node } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constantOf, constNumber, isNoneValue } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
-import { numel } from '../core/ops/classes';
+import { CONTIGUOUS_KINDS, RESHAPE_KINDS, VIEW_KINDS, numel } from '../core/ops/classes';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, computeOnModule, moduleCone } from './weights-on-module';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
 import type { LoweringPass, OwnedPass, PackedWeight } from './lowering-pass';
 import { attributeOf, attributeReads, readAttribute } from './own-weights';
 import { nativeSync } from '../core/errors';
+import { soleDataUser, unaryOf, type UnaryPostOp } from './onednn-post-ops';
 import { releaseFreedMemory } from '../torchscript/binding';
 
 export interface PackedLinearRequest {
@@ -26,8 +27,10 @@ export interface PackedLinearRequest {
   /** The weight is (in, out), an addmm's mat2: packed and passed transposed. */
   transposed: boolean;
   rows: number;
-  /** aten::_addmm_activation's activation, as oneDNN's post-op (attr and algorithm). */
-  postOp?: { attr: 'gelu' | 'relu'; algorithm: string | null };
+  /** The activation applied as oneDNN's post-op: aten::_addmm_activation's own, or that of `act`. */
+  postOp?: UnaryPostOp;
+  /** The activation node after the linear that the post-op replaces (its sole reader). */
+  act?: Node;
 }
 
 /**
@@ -55,7 +58,33 @@ function operands(n: Node): Pick<PackedLinearRequest, 'x' | 'weight' | 'bias' | 
   if (n.kind !== 'aten::_addmm_activation') return ops;
   const gelu = constantOf(n.arg('use_gelu'));
   if (typeof gelu !== 'boolean') return 'an _addmm_activation whose activation is not a constant';
-  return { ...ops, postOp: gelu ? { attr: 'gelu', algorithm: 'none' } : { attr: 'relu', algorithm: null } };
+  return { ...ops, postOp: gelu ? { attr: 'gelu', scalars: [], algorithm: 'none' } : { attr: 'relu', scalars: [], algorithm: null } };
+}
+
+/** A post-op as the report names it: "gelu tanh", "leaky_relu 0.1", "swish". */
+function postOpName(p: UnaryPostOp): string {
+  return [p.attr, ...(p.algorithm && p.algorithm !== 'none' ? [p.algorithm] : []), ...p.scalars.map(String)].join(' ');
+}
+
+/** Layout ops an elementwise activation commutes with: one tensor out, each element one of the input's. */
+const COMMUTES_WITH_ACTIVATION = new Set([...VIEW_KINDS, ...RESHAPE_KINDS, ...CONTIGUOUS_KINDS]);
+
+/**
+ * The activation that alone reads the linear's output, possibly through views and reshapes that
+ * alone read it in turn (transformers' Conv1D reshapes addmm's 2-D output back to 3-D first), and
+ * that oneDNN can apply as the GEMM's post-op while the tile is in cache (GPT-2's tanh GELU, an
+ * MLP's SiLU gate, ReLU, ...): it saves a pass over the output.
+ */
+function activationAfter(linear: Node): { act: Node; postOp: UnaryPostOp } | undefined {
+  let v = linear.output;
+  let act = soleDataUser(v);
+  while (act && COMMUTES_WITH_ACTIVATION.has(act.kind) && act.outputs.length === 1 && act.inputs.length && dataInput(act) === v) {
+    v = act.output;
+    act = soleDataUser(v);
+  }
+  if (!act || act.inputs.length === 0 || dataInput(act) !== v) return undefined;
+  const postOp = unaryOf(act);
+  return typeof postOp === 'string' ? undefined : { act, postOp };
 }
 
 function requestFor(id: string, linear: Node, self: Value | undefined): PackedLinearRequest | string {
@@ -69,7 +98,7 @@ function requestFor(id: string, linear: Node, self: Value | undefined): PackedLi
   if (rows * numel(wi.shape) < MIN_PACKED_MACS) {
     return `a GEMM of fewer than ${MIN_PACKED_MACS} multiply-adds: oneDNN's per-call setup outweighs it`;
   }
-  return { id, linear, ...ops, rows };
+  return { id, linear, ...ops, rows, ...(ops.postOp ? {} : activationAfter(linear)) };
 }
 
 /**
@@ -121,18 +150,25 @@ export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: Nati
   // Read now, not at planning: an earlier lowering may have replaced the producer of x.
   const ops = operands(l) as Exclude<ReturnType<typeof operands>, string>;
   const weight = packed instanceof Value ? packed : em.tensorConstant(packed);
-  const post = ops.postOp;
+  const after = ops.postOp ? undefined : activationAfter(l);
+  const post = ops.postOp ?? after?.postOp;
+  const scalars = em.list((post?.scalars ?? []).map((x) => em.constant(x)), { kind: 'Optional', elem: { kind: 'Number' } });
   const y = em.op('mkldnn::_linear_pointwise', ops.x, weight, ops.bias ?? em.none(), em.str(post?.attr ?? 'none'),
-    em.list([], { kind: 'Optional', elem: { kind: 'Number' } }), post?.algorithm ? em.str(post.algorithm) : em.none());
+    scalars, post?.algorithm ? em.str(post.algorithm) : em.none());
+  // The activation read only the linear's output (or a view of it): that value stands for the
+  // activation's output now, y for the linear's (metadata reads see the same shape, dtype, device).
+  if (after) {
+    after.act.output.replaceAllUsesWith(dataInput(after.act));
+    after.act.destroy();
+  }
   l.output.replaceAllUsesWith(y);
   l.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'packed_linear', id: r.id };
-  return { id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes };
+  return {
+    id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes,
+    ...(post ? { postOp: postOpName(post) } : {}),
+  };
 }
-
-/** Why a linear + activation group whose linear will be packed keeps its activation after it (lower-groups.ts). */
-export const PACKED_OVER_ADDMM_REASON = 'the linear runs on a weight oneDNN reordered once, and the activation after it'
-  + ' (in place where its input dies); _addmm_activation would read the plain weight';
 
 /**
  * prepareGraphs' step: every linear on its weight reordered for the row count it runs with (the
@@ -200,7 +236,9 @@ export async function prepackLinearsOnOwnedModule(pass: OwnedPass): Promise<void
     const name = attributeOf(g, r.weight);
     const p = name === undefined ? undefined : reordered.get(name);
     if (!p || p.transposed !== r.transposed) continue;
-    lowerPackedLinear(g, r, p.inPlace ? r.weight : readAttribute(g, p.attribute));
+    const { postOp } = lowerPackedLinear(g, r, p.inPlace ? r.weight : readAttribute(g, p.attribute));
+    const outcome = outcomes.find((o) => o.id === r.id && o.lowered);
+    if (outcome && postOp) outcome.postOp = postOp;
   }
   g.eliminateDeadCode();
 }

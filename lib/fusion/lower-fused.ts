@@ -24,6 +24,8 @@ export interface LoweringOutcome {
   reason?: string;
   /** Bytes of weights concatenated for this group and held by the fused graph (not in any run's peak). */
   heldBytes?: number;
+  /** The activation the fused op applies as its post-op, when it took one over (e.g. "gelu tanh"). */
+  postOp?: string;
 }
 
 /** The id of an outcome for one op outside any group: its kind, output and module, e.g. "aten::linear -> %x (encoder.fc1)". */

@@ -34,12 +34,13 @@ function notLoweredReason(kind: string, device: string): string {
  * Lower the groups, in place on `graph` (pass a clone to keep the unfused graph). Groups must
  * have been computed on this graph (their nodes belong to it). `packed` holds concatenated
  * weights for projection groups whose weights are separate tensors (concat-weights.ts),
- * or why there are none, by group id.
+ * or why there are none, by group id. `linearActOff` says why a linear + activation group stays as
+ * it is, or null where a later lowering takes it over (the packed linear, with oneDNN's post-op).
  */
 export function lowerFusionGroups(
   graph: Graph, groups: FusionGroupLike[], device = 'cpu', packed: ReadonlyMap<string, PackedWeights | string> = new Map(),
   folded: ReadonlyMap<string, FoldedWeights | string> = new Map(),
-  linearActOff: (nodes: Node[]) => string | undefined = () => undefined,
+  linearActOff: (nodes: Node[]) => string | null | undefined = () => undefined,
 ): LoweringReport {
   const report: LoweringReport = {
     attentionCores: [], projections: [], linearActs: [], foldedBatchNorms: [], notLowered: [], heldWeightBytes: 0,
@@ -52,6 +53,8 @@ export function lowerFusionGroups(
       report.projections.push(lowerParallelProjections(graph, linears, g.id, packed.get(g.id)));
     } else if (g.kind === 'linear_act') {
       const off = linearActOff(g.nodes);
+      // null: a later lowering takes the group over and reports it.
+      if (off === null) continue;
       report.linearActs.push(off
         ? { id: g.id, lowered: false, reason: off }
         : lowerLinearAct(graph, g.nodes, g.id, (v) => tensorInfo(v)?.shape.length, device));

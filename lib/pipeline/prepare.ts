@@ -9,7 +9,7 @@ import { decomposeModelGraph, type DecompositionResult } from '../transforms/dec
 import { lowerFusionGroups, partitionForLowering, type FusionGroupLike } from '../fusion/lower-groups';
 import type { LoweringReport } from '../fusion/lower-fused';
 import { tensorConstantOf } from '../core/constants';
-import { PACKED_OVER_ADDMM_REASON, planPackedLinears } from '../fusion/linear-packed';
+import { planPackedLinears } from '../fusion/linear-packed';
 import { canonicalize } from '../transforms/canonicalize';
 import { inlineModuleCalls } from '../transforms/inline-modules';
 import { foldModuleConstants } from '../transforms/fold-module-constants';
@@ -145,12 +145,13 @@ Promise<{ fused: Graph; groups: FusionGroupLike[]; lowering: LoweringReport }> {
   });
   pass.groups = groups;
   await runStage('weights');
-  // linear + activation groups whose linear will be packed keep their activation after it.
+  // linear + activation groups whose linear will be packed are left to that lowering (the
+  // activation becomes oneDNN's post-op on the reordered weight, reported with the linear).
   const willPack = new Set(on('packedLinears') ? planPackedLinears(pass.graph).requests.map((r) => r.linear) : []);
   const early = pass.lowering;
   pass.lowering = {
     ...lowerFusionGroups(pass.graph, groups, module.device, pass.concatenated, pass.folded,
-      (nodes) => (nodes.some((n) => willPack.has(n)) ? PACKED_OVER_ADDMM_REASON : undefined)),
+      (nodes) => (nodes.some((n) => willPack.has(n)) ? null : undefined)),
     ...(early.writtenOutActivations ? { writtenOutActivations: early.writtenOutActivations } : {}),
   };
   await runStage('groups');

@@ -32,6 +32,15 @@ export function loweringNotes(lw: LoweringReport): string[] {
   return out;
 }
 
+/** "; 12 with their activation as oneDNN's post-op (gelu tanh)": the lowered ops that took an activation over. */
+function postOpsNote(outcomes: LoweringOutcome[]): string {
+  const by = new Map<string, number>();
+  for (const o of outcomes) if (o.lowered && o.postOp) by.set(o.postOp, (by.get(o.postOp) ?? 0) + 1);
+  if (!by.size) return '';
+  const n = [...by.values()].reduce((a, b) => a + b, 0);
+  return `; ${n} with the activation after it as oneDNN's post-op (${[...by].map(([p, c]) => (by.size > 1 ? `${c} ${p}` : p)).join(', ')})`;
+}
+
 export function describeLowering(lw: LoweringReport): LoweringLine[] {
   const kinds: [string, LoweringOutcome[], string][] = [
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
@@ -50,7 +59,7 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     const why = new Map<string, number>();
     for (const o of outcomes) if (!o.lowered) why.set(o.reason ?? 'no reason given', (why.get(o.reason ?? 'no reason given') ?? 0) + 1);
     out.push({
-      kind, lowered: outcomes.filter((o) => o.lowered).length, total: outcomes.length, to,
+      kind, lowered: outcomes.filter((o) => o.lowered).length, total: outcomes.length, to: to + postOpsNote(outcomes),
       unfused: [...why].map(([reason, count]) => ({ reason, count })),
     });
   }

@@ -2,7 +2,8 @@
 // adds in place where their input dies (lib/fusion/in-place.ts), on a user's module exported by
 // `torchgraph export` (traced and scripted): nn.Linear with and without bias, a GPT-2-style
 // Conv1D (addmm over an (in, out) weight), a weight computed from the input (left alone), a
-// GELU whose input is read again afterwards (must not be overwritten), and skip connections.
+// GELU whose input is read again afterwards (must not be overwritten), and skip connections; then
+// every activation oneDNN applies as the packed linear's post-op, behind a view (Conv1D) or not.
 import { strict as assert } from 'assert';
 import { userModel } from '../support/user-model';
 import { Module } from '../../lib/torchscript/module';
@@ -67,7 +68,9 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
         assert.equal(packed.filter((o) => o.lowered).length, 5, JSON.stringify(packed));
         assert.match(packed.filter((o) => !o.lowered).map((o) => o.reason).join(), /computed from the inputs/);
         assert.equal(count(p.fused, 'mkldnn::_linear_pointwise'), 5);
-        assert.equal(count(p.fused, 'aten::gelu_'), 1, 'the first GELU in place; the second reads g, which is read again');
+        assert.deepEqual(packed.filter((o) => o.postOp).map((o) => o.postOp), ['gelu'], 'the first GELU is fc1\'s post-op');
+        assert.equal(count(p.fused, 'aten::gelu') + count(p.fused, 'aten::gelu_'), 1, 'the second GELU reads g, which is read again');
+        assert.equal(count(p.fused, 'aten::gelu_'), 0, 'and so is not in place');
         assert.ok(count(p.fused, 'aten::add_') >= 1, 'a skip connection in place');
         assert.ok(p.lowering.heldWeightBytes > 0);
         const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, [x], { warmup: 1, repetitions: 1 });
@@ -84,4 +87,63 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
       }
     });
   }
+});
+
+const ACTIVATIONS_PY = `import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Conv1D(nn.Module):
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.05)
+        self.bias = nn.Parameter(torch.randn(nf) * 0.5)
+
+    def forward(self, x):
+        size_out = list(x.size()[:-1]) + [self.weight.size(-1)]
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class Acts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_fc = Conv1D(192, 96)
+        self.fcs = nn.ModuleList([nn.Linear(96, 96) for _ in range(7)])
+
+    def forward(self, x):
+        a = F.gelu(self.c_fc(x), approximate='tanh')[..., :96]   # GPT-2's MLP: through Conv1D's view
+        outs = [a, F.silu(self.fcs[0](x)), F.leaky_relu(self.fcs[1](x), 0.2), F.hardtanh(self.fcs[2](x), -0.5, 0.75),
+                torch.sigmoid(self.fcs[3](x)), torch.tanh(self.fcs[4](x)), F.relu6(self.fcs[5](x)), F.hardswish(self.fcs[6](x))]
+        return torch.cat(outs, -1)
+
+
+def make():
+    torch.manual_seed(0)
+    return Acts().eval()
+`;
+
+describe('activations after a packed linear as oneDNN post-ops', function () {
+  this.timeout(600_000);
+  const user = userModel(ACTIVATIONS_PY, 'packed_acts');
+
+  it('tanh GELU (through a view), SiLU, leaky ReLU, hardtanh, sigmoid, tanh, ReLU6, hardswish: equal to PyTorch', async () => {
+    const m = await Module.load(user.exportAs('traced', 'make', '2x40x96', 'traced'));
+    const specs = [{ shape: [2, 40, 96], dtype: 'float32' as const }];
+    const x = randomTensor([2, 40, 96], 'float32', 7);
+    try {
+      const p = await prepareGraphs(m, specs);
+      const postOps = (p.lowering.packedLinears ?? []).map((o) => o.postOp).sort();
+      assert.deepEqual(postOps, ['gelu tanh', 'hardswish', 'hardtanh -0.5 0.75', 'hardtanh 0 6', 'leaky_relu 0.2', 'sigmoid', 'swish', 'tanh']);
+      const acts = ['gelu', 'silu', 'leaky_relu', 'hardtanh', 'sigmoid', 'tanh', 'relu6', 'hardswish'];
+      const left = p.fused.allNodes().filter((n) => acts.some((a) => n.kind === `aten::${a}` || n.kind === `aten::${a}_`));
+      assert.deepEqual(left.map((n) => n.kind), [], 'every activation is a post-op');
+      const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, [x], { warmup: 1, repetitions: 1 });
+      assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
+    } finally {
+      x.dispose();
+      m.dispose();
+    }
+  });
 });

@@ -89,7 +89,7 @@ describe('planPackedLinears', () => {
     });
     const withActs = planPackedLinears(b.g, true);
     const gelu = withActs.requests.find((r) => r.id === id(act));
-    assert.deepEqual(gelu && [gelu.transposed, gelu.rows, gelu.postOp], [true, 64, { attr: 'gelu', algorithm: 'none' }]);
+    assert.deepEqual(gelu && [gelu.transposed, gelu.rows, gelu.postOp], [true, 64, { attr: 'gelu', scalars: [], algorithm: 'none' }]);
   });
 });
 
