@@ -50,7 +50,7 @@ export interface LoweringReport {
   biasGelus?: LoweringOutcome[];
   /** Activations and residual adds rewritten to run in place (fusion/in-place.ts). */
   inPlaceOps?: number;
-  /** Activations written out as arithmetic, now one ATen op each, by form (transforms/written-out-activations.ts). */
+  /** Activations and RMSNorm written out as arithmetic, now one ATen op each, by form (transforms/written-out-ops.ts). */
   writtenOutActivations?: Record<string, number>;
   /** Group kinds with no fused kernel here, and why they stay as they are. */
   notLowered: { kind: string; groups: number; reason: string }[];

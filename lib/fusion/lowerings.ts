@@ -4,7 +4,7 @@
 // steps. prepareGraphs runs each one's `lower` at its stage, optimize its `onOwnedModule`,
 // `bench --ablate` switches them off by name. Adding a lowering is one entry here and its file.
 import { runtimeInfo } from '../torchscript/runtime-info';
-import { recognizeWrittenOutActivations } from '../transforms/written-out-activations';
+import { recognizeWrittenOutOps } from '../transforms/written-out-ops';
 import type { LoweringPass, OwnedPass } from './lowering-pass';
 import { concatenateProjectionsStep, concatenationsOff } from './concat-weights';
 import { foldBatchNormsOnOwnedModule, foldBatchNormsStep } from './fold-batch-norm';
@@ -49,7 +49,7 @@ export interface LoweringSwitches {
   inPlace?: boolean;
   /**
    * Activations written out as arithmetic (GPT-2's tanh GELU, ...) as the one ATen op
-   * (transforms/written-out-activations.ts). Default: on.
+   * (transforms/written-out-ops.ts). Default: on.
    */
   writtenOutActivations?: boolean;
 }
@@ -91,9 +91,9 @@ const oneDnnCpu = (device: string) => device === 'cpu' && runtimeInfo().hasMkldn
 
 export const LOWERINGS: readonly LoweringEntry[] = [
   { name: 'writtenOutActivations', portable: true, onByDefault: () => true, when: 'always', stage: 'rewrite',
-    what: 'activations written out as arithmetic as the one ATen op (transforms/written-out-activations.ts)',
+    what: 'activations and RMSNorm written out as arithmetic as the one ATen op (transforms/written-out-ops.ts)',
     lower: (pass) => {
-      const found = recognizeWrittenOutActivations(pass.graph);
+      const found = recognizeWrittenOutOps(pass.graph);
       if (Object.keys(found).length) pass.lowering.writtenOutActivations = found;
     } },
   { name: 'concatenateProjections', portable: true, onByDefault: (d) => d !== 'cpu', when: 'on CUDA', stage: 'weights',

@@ -27,8 +27,10 @@ export function processCpuNs(pid: number): number | null {
 export interface IdleOptions {
   /** The window over which use is measured (ms). */
   windowMs?: number;
-  /** Idle: together they used less than this fraction of one core over a window. */
+  /** Idle: together they used less than this fraction of one core over a window... */
   busyFraction?: number;
+  /** ...this many windows in a row (a busy process sharing cores with others may get none for one window). */
+  idleWindows?: number;
   /** Give up waiting after this long (ms). */
   maxMs?: number;
 }
@@ -36,12 +38,12 @@ export interface IdleOptions {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * Wait until processes `pids` together use less than `busyFraction` of one core over a window of
- * `windowMs`, at most `maxMs`. Resolves to the ms waited. Where /proc cannot be read (not Linux),
- * it waits `maxMs / 10` once instead.
+ * Wait until processes `pids` together use less than `busyFraction` of one core over `idleWindows`
+ * windows of `windowMs` in a row, at most `maxMs`. Resolves to the ms waited. Where /proc cannot be
+ * read (not Linux), it waits `maxMs / 10` once instead.
  */
 export async function untilIdle(pids: readonly number[], o: IdleOptions = {}): Promise<number> {
-  const windowMs = o.windowMs ?? 5, busyFraction = o.busyFraction ?? 0.15, maxMs = o.maxMs ?? 500;
+  const windowMs = o.windowMs ?? 10, busyFraction = o.busyFraction ?? 0.15, maxMs = o.maxMs ?? 500, idleWindows = o.idleWindows ?? 2;
   const t0 = performance.now();
   const used = () => {
     let sum = 0;
@@ -57,13 +59,15 @@ export async function untilIdle(pids: readonly number[], o: IdleOptions = {}): P
     await sleep(maxMs / 10);
     return performance.now() - t0;
   }
+  let idle = 0;
   while (performance.now() - t0 < maxMs) {
     const w0 = performance.now();
     await sleep(windowMs);
     const after = used();
     if (after === null) break;
     const elapsedNs = (performance.now() - w0) * 1e6;
-    if (after - before < busyFraction * elapsedNs) break;
+    idle = after - before < busyFraction * elapsedNs ? idle + 1 : 0;
+    if (idle >= idleWindows) break;
     before = after;
   }
   return performance.now() - t0;

@@ -1,14 +1,20 @@
-// Activations written out as arithmetic (lib/transforms/written-out-activations.ts), as
+// Activations written out as arithmetic (lib/transforms/written-out-ops.ts), as
 // transformers writes them (activations.py: NewGELUActivation, FastGELUActivation,
 // GELUActivation._gelu_python) and as users write SiLU, become one ATen op in the fused graph,
 // equal to the original; a near miss (another constant) and an expression whose inner value is
-// read elsewhere stay as written.
+// read elsewhere stay as written. RMSNorm as transformers writes it (MistralRMSNorm, Qwen2RMSNorm,
+// T5LayerNorm, in the corpus' real models) becomes aten::rms_norm, and with the residual add before
+// it torchgraph::add_rms_norm.
 import { strict as assert } from 'assert';
 import { userModel } from '../support/user-model';
 import { Module } from '../../lib/torchscript/module';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
 import { randomTensor } from '../../lib/torchscript/random';
+import { loadCorpus } from '../../lib/app/corpus';
+import { readNpy } from '../../lib/torchscript/npy';
+import { Tensor } from '../../lib/torchscript/tensor';
+import type { TypedArray } from '../../lib/torchscript/binding';
 
 const MODEL_PY = `import math
 import torch
@@ -51,6 +57,30 @@ describe('activations written out as arithmetic', function () {
         assert.equal(off.lowering.writtenOutActivations, undefined);
       } finally {
         x.dispose();
+        m.dispose();
+      }
+    });
+  }
+
+  for (const [id, norms, adds] of [['mistral_gqa_eager', 5, 4], ['qwen2_gqa_sdpa', 5, 4], ['t5_eager', 12, 10]] as const) {
+    it(`${id}: the model's own RMSNorms become aten::rms_norm, those after a residual add torchgraph::add_rms_norm, equal`, async () => {
+      const corpus = await loadCorpus({ log: () => {} });
+      const fx = corpus.byId[id];
+      if (!fx?.variants.traced) assert.fail(`${id} not exported: ${JSON.stringify(fx?.errors ?? corpus.skips)}`);
+      const m = await Module.load(fx.variants.traced);
+      const xs = fx.inputs.map((i) => { const a = readNpy(i.file); return Tensor.from(a.data as TypedArray, a.shape, a.dtype); });
+      try {
+        const p = await prepareGraphs(m, fx.inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })));
+        assert.deepEqual(p.lowering.writtenOutActivations, { RMSNorm: norms });
+        const fusedAdds = (p.lowering.addNorms ?? []).filter((o) => o.lowered).length;
+        assert.equal(fusedAdds, adds, JSON.stringify(p.lowering.addNorms));
+        const kinds = p.fused.allNodes().map((n) => n.kind);
+        assert.equal(kinds.filter((k) => k === 'aten::rms_norm').length + kinds.filter((k) => k === 'torchgraph::add_rms_norm').length, norms);
+        assert.equal(kinds.filter((k) => k === 'aten::rsqrt').length, 0, 'no RMSNorm left written out');
+        const cmp = await compareGraphs(m, { unfused: p.decomposed, fused: p.fused }, xs, { warmup: 1, repetitions: 1 });
+        assert.ok(cmp.runs.fused.maxAbsDiff !== null && cmp.runs.fused.maxAbsDiff <= 1e-5, `fused max abs diff ${cmp.runs.fused.maxAbsDiff}`);
+      } finally {
+        xs.forEach((t) => t.dispose());
         m.dispose();
       }
     });

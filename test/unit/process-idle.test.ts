@@ -25,22 +25,22 @@ describe('process idle: waiting out another process\'s spinning threads', () => 
   it('reads a process\'s CPU time from /proc, and none for a process that is not there', function () {
     if (!linux) this.skip();
     const a = processCpuNs(process.pid)!;
-    const end = performance.now() + 30;
-    while (performance.now() < end);
-    assert.ok(processCpuNs(process.pid)! - a >= 20e6, 'a 30 ms busy loop adds at least 20 ms of CPU time');
+    const end = performance.now() + 5_000;
+    while (performance.now() < end && processCpuNs(process.pid)! - a < 20e6);
+    assert.ok(processCpuNs(process.pid)! - a >= 20e6, 'a busy loop adds CPU time, read back within 5 s');
     assert.equal(processCpuNs(2 ** 22 + 12345), null);
   });
 
   it('waits while a process is busy, and returns at once when it is idle', async function () {
     if (!linux) this.skip();
     this.timeout(20_000);
-    const busy = await child(400);
+    const busy = await child(600);
     children.push(busy);
     const waited = await untilIdle([busy.pid!], { maxMs: 3_000 });
-    assert.ok(waited >= 250, `waited ${waited.toFixed(0)} ms for a process busy for ~400 ms`);
+    assert.ok(waited >= 200, `waited ${waited.toFixed(0)} ms for a process busy for ~600 ms`);
     assert.ok(waited < 2_500, `waited ${waited.toFixed(0)} ms: the busy loop ended long before`);
     const again = await untilIdle([busy.pid!], { maxMs: 3_000 });
-    assert.ok(again < 100, `waited ${again.toFixed(0)} ms on an idle process`);
+    assert.ok(again < 150, `waited ${again.toFixed(0)} ms on an idle process`);
   });
 
   it('gives up after maxMs on a process that never idles', async function () {
@@ -49,7 +49,7 @@ describe('process idle: waiting out another process\'s spinning threads', () => 
     const busy = await child(60_000);
     children.push(busy);
     const waited = await untilIdle([busy.pid!], { maxMs: 200 });
-    assert.ok(waited >= 200 && waited < 600, `waited ${waited.toFixed(0)} ms with maxMs 200`);
+    assert.ok(waited >= 200 && waited < 1_000, `waited ${waited.toFixed(0)} ms with maxMs 200`);
   });
 });
 
@@ -57,9 +57,9 @@ describe('external runs in the bench\'s repetitions', () => {
   it('rotate their order with the repetition, and wait out a runner\'s own process after it', async function () {
     if (!linux) this.skip();
     this.timeout(20_000);
-    // b's process answers at once, then spins for 300 ms (as a thread pool does after a run).
+    // b's process answers at once, then spins for 400 ms (as a thread pool does after a run).
     const b = spawn(process.execPath, ['-e', 'process.stdin.on(\'data\', () => { process.stdout.write(\'ms\\n\'); '
-      + 'const end = Date.now() + 300; while (Date.now() < end); }); process.stdout.write(\'go\\n\');']);
+      + 'const end = Date.now() + 400; while (Date.now() < end); }); process.stdout.write(\'go\\n\');']);
     await new Promise((resolve) => b.stdout.once('data', resolve));
     const log: { name: string; at: number }[] = [];
     const times = new Map<string, number[]>([['a', []], ['b', []], ['c', []]]);
@@ -84,7 +84,7 @@ describe('external runs in the bench\'s repetitions', () => {
     log.forEach((l, i) => {
       if (l.name === 'b' && log[i + 1]) {
         const gap = log[i + 1].at - l.at;
-        assert.ok(gap >= 250, `the run after b's started ${gap.toFixed(0)} ms after b's, while b's process was still spinning`);
+        assert.ok(gap >= 200, `the run after b's started ${gap.toFixed(0)} ms after b's, while b's process was still spinning`);
       }
     });
   });
