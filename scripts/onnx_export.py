@@ -16,7 +16,8 @@ exports it with torch.onnx.export(dynamo=True), then builds candidates:
                  ort_fusions model, and "transformers_on_export" on the exporter's own;
 
 each run in Python onnxruntime with ORT_ENABLE_ALL on --threads intra-op threads. A candidate
-whose outputs are over 1e-4 from the TorchScript file's is dropped; of the rest the most
+whose outputs are over 1e-4 from the TorchScript file's (or 1e-5 of their largest magnitude, when
+that is more: see RELATIVE) is dropped; of the rest the most
 optimized (in PREFERENCE's order) is written as DIR/model.onnx, with the inputs it was checked on
 (DIR/input_<i>.npy), the TorchScript file's outputs on them (DIR/expected_<i>.npy) and
 DIR/onnx.json (the candidates' times, diffs and fusion counts, and which one won). Everything is
@@ -41,6 +42,11 @@ import anchors  # noqa: E402 (the same rebuilt model, weights and inputs as the 
 import export_models as em  # noqa: E402
 
 TOLERANCE = 1e-4
+# An ONNX candidate may be RELATIVE of the outputs' largest magnitude off, when that is over
+# TOLERANCE: the exporter folds batch norms into convolutions, which rounds as our own fused graph
+# and inductor with freezing do (a random-weight ResNet-50's outputs reach 356; folded, 4.1e-4 off
+# here, our fused graph 7.2e-4, inductor with freezing 7.6e-4). Wrong weights are off by O(1) relative.
+RELATIVE = 1e-5
 # The most optimized candidate within TOLERANCE wins; the times are a record only (a few Python
 # runs on a shared machine cannot tell candidates 10% apart).
 PREFERENCE = ("transformers", "ort_fusions", "transformers_on_export", "export")
@@ -154,9 +160,10 @@ def main() -> int:
                 log(f"{name}: max abs diff {diff:.2e}, {ms:.1f} ms (Python onnxruntime)")
             except Exception as e:  # noqa: BLE001 (a model ORT cannot load is a candidate less)
                 failed[name] = f"{type(e).__name__}: {e}"[:300]
-        ok = {n: r for n, r in report.items() if r["maxAbsDiff"] <= TOLERANCE}
+        limit = max(TOLERANCE, RELATIVE * max(float(r.abs().max()) for r in refs))
+        ok = {n: r for n, r in report.items() if r["maxAbsDiff"] <= limit}
         if not ok:
-            raise RuntimeError(f"no ONNX model within {TOLERANCE:g} of the TorchScript file: {json.dumps(report)[:400]}; failed: {failed}")
+            raise RuntimeError(f"no ONNX model within {limit:.3g} of the TorchScript file: {json.dumps(report)[:400]}; failed: {failed}")
         best = next(n for n in PREFERENCE if n in ok)
         os.replace(dict((n, p) for n, p, _ in built)[best], os.path.join(tmp, "model.onnx"))
         for n, _, _ in built:
@@ -169,7 +176,7 @@ def main() -> int:
             np.save(os.path.join(tmp, f"expected_{i}.npy"), t.numpy())
         import onnxruntime
         info = {
-            "chosen": best, "maxAbsDiff": ok[best]["maxAbsDiff"], "inputNames": names, "candidates": report, "failed": failed,
+            "chosen": best, "maxAbsDiff": ok[best]["maxAbsDiff"], "limit": limit, "inputNames": names, "candidates": report, "failed": failed,
             "eagerMaxAbsDiff": eager, "exportSeconds": round(export_s, 1), "seconds": round(time.perf_counter() - t0, 1),
             "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
             "modelType": args.model_type, "threads": args.threads,
