@@ -27,10 +27,8 @@ export interface PackedLinearRequest {
   /** The weight is (in, out), an addmm's mat2: packed and passed transposed. */
   transposed: boolean;
   rows: number;
-  /** The activation applied as oneDNN's post-op: aten::_addmm_activation's own, or that of `act`. */
+  /** The activation applied as oneDNN's post-op: aten::_addmm_activation's own, or the one that alone reads the output. */
   postOp?: UnaryPostOp;
-  /** The activation node after the linear that the post-op replaces (its sole reader). */
-  act?: Node;
 }
 
 /**
@@ -98,7 +96,8 @@ function requestFor(id: string, linear: Node, self: Value | undefined): PackedLi
   if (rows * numel(wi.shape) < MIN_PACKED_MACS) {
     return `a GEMM of fewer than ${MIN_PACKED_MACS} multiply-adds: oneDNN's per-call setup outweighs it`;
   }
-  return { id, linear, ...ops, rows, ...(ops.postOp ? {} : activationAfter(linear)) };
+  const postOp = ops.postOp ?? activationAfter(linear)?.postOp;
+  return { id, linear, ...ops, rows, ...(postOp ? { postOp } : {}) };
 }
 
 /**
