@@ -31,12 +31,13 @@ const meanLast = (e: Expr): Expr => ({
   op: 'aten::mean', args: [e],
   where: (n) => {
     const dims = constOf(n.arg('dim'));
-    const rank = tensorInfo(n.inputs[0])?.shape.length;
+    const self = n.arg('self');
+    const rank = self && tensorInfo(self)?.shape.length;
     const last = Array.isArray(dims) && dims.length === 1 && (Number(dims[0]) === -1 || Number(dims[0]) === (rank ?? 0) - 1);
     return last && constOf(n.arg('keepdim')) === true && isNoneValue(n.arg('dtype'));
   },
 });
-/** 1 / sqrt(mean(x^2) + eps), as rsqrt or as a division by sqrt. */
+/** mean(x^2) over the last dim, the square as pow(x, 2) or x * x. */
 const MEAN_SQUARE = [meanLast(pow('X', 2)), meanLast(mul('X', 'X'))];
 
 export interface WrittenOutOp {
@@ -55,6 +56,7 @@ const rmsNorm = (name: string, expr: Expr): WrittenOutOp => ({
   emit: (em, b) => em.op('aten::rms_norm', b.x, em.intList([tensorInfo(b.x)!.shape.at(-1)!]), b.w ?? em.none(), em.constant(b.eps!)),
 });
 
+/** x / sqrt(mean(x^2) + eps), as x * rsqrt(...) or x / sqrt(...). */
 const normed = MEAN_SQUARE.flatMap((ms) => [mul('X', rsqrt(add(ms, 'EPS'))), div('X', sqrt(add(ms, 'EPS')))]);
 
 export const EXPRESSIONS: readonly WrittenOutOp[] = [
