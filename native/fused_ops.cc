@@ -5,7 +5,9 @@
 //                               (the residual stream), as onnxruntime's SkipLayerNormalization
 //   torchgraph::add_rms_norm    the same with rms_norm
 //   torchgraph::bias_gelu       input + bias (over the last dim), then GELU (erf or tanh)
-// The fast path is float32, contiguous, same-shape operands; anything else (other dtypes,
+//   torchgraph::max_pool2d      aten::max_pool2d on a channels-last float32 input without the
+//                               indices ATen computes for it (and drops) on the way
+// The fast path is float32, contiguous (channels last for the pool), same-shape operands; anything else (other dtypes,
 // broadcasting, strided views) runs the ATen ops the op replaces, so the result is the same.
 // Each op has a Meta kernel for shape propagation (lib/torchscript/propagate-shapes.ts).
 #include <ATen/ATen.h>
@@ -47,6 +49,14 @@ void RunBiasGelu(const BiasGeluArgs& a) {
   if (CpuIsa() == Isa::kAvx2) return BiasGeluAvx2(a);
 #endif
   CPU_CAPABILITY::BiasGelu(a);
+}
+
+void RunMaxPool(const MaxPoolArgs& a) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (CpuIsa() == Isa::kAvx512) return MaxPoolAvx512(a);
+  if (CpuIsa() == Isa::kAvx2) return MaxPoolAvx2(a);
+#endif
+  CPU_CAPABILITY::MaxPool(a);
 }
 
 bool IsFloatContiguous(const at::Tensor& t) {
@@ -122,6 +132,31 @@ at::Tensor BiasGeluCpu(const at::Tensor& input, const at::Tensor& bias, c10::str
   return out;
 }
 
+// Pool parameters as aten::max_pool2d takes them: one value for both dims, or one per dim; an
+// empty stride is the kernel size.
+std::pair<int64_t, int64_t> PairOf(c10::IntArrayRef v, c10::IntArrayRef otherwise) {
+  if (v.empty()) v = otherwise;
+  return {v[0], v.size() == 1 ? v[0] : v[1]};
+}
+
+at::Tensor MaxPool2dCpu(const at::Tensor& input, c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                        c10::IntArrayRef dilation, bool ceil_mode) {
+  // ATen on a meta tensor checks the arguments and gives the output's size, exactly as it would here.
+  const at::Tensor shape = at::max_pool2d(at::empty(input.sizes(), input.options().device(at::kMeta)), kernel_size, stride, padding,
+                                          dilation, ceil_mode);
+  const bool fast = input.device().is_cpu() && input.scalar_type() == at::kFloat && input.dim() == 4 && input.numel() > 0
+                    && input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_neg();
+  if (!fast) return at::max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode);
+  at::Tensor out = at::empty(shape.sizes(), input.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const auto [kh, kw] = PairOf(kernel_size, {});
+  const auto [sh, sw] = PairOf(stride, kernel_size);
+  const auto [ph, pw] = PairOf(padding, {});
+  const auto [dh, dw] = PairOf(dilation, {});
+  RunMaxPool({input.const_data_ptr<float>(), out.mutable_data_ptr<float>(), input.size(0), input.size(2), input.size(3), input.size(1),
+              out.size(2), out.size(3), kh, kw, sh, sw, ph, pw, dh, dw});
+  return out;
+}
+
 // ---- Meta: shapes only ------------------------------------------------------------------------
 
 std::tuple<at::Tensor, at::Tensor> AddNormMeta(const at::Tensor& input, const at::Tensor& residual, bool return_sum) {
@@ -145,6 +180,13 @@ at::Tensor BiasGeluMeta(const at::Tensor& input, const at::Tensor& bias, c10::st
   return at::empty(at::infer_size(input.sizes(), bias.sizes()), input.options());
 }
 
+at::Tensor MaxPool2dMeta(const at::Tensor& input, c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                         c10::IntArrayRef dilation, bool ceil_mode) {
+  at::Tensor out = at::max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode);
+  if (input.dim() == 4 && input.is_contiguous(at::MemoryFormat::ChannelsLast)) out = out.contiguous(at::MemoryFormat::ChannelsLast);
+  return out;
+}
+
 }  // namespace
 }  // namespace tg::fused_ops
 
@@ -154,16 +196,20 @@ TORCH_LIBRARY(torchgraph, m) {
   m.def("add_rms_norm(Tensor input, Tensor residual, int[] normalized_shape, Tensor? weight=None, float? eps=None, "
         "bool return_sum=False) -> (Tensor, Tensor)");
   m.def("bias_gelu(Tensor input, Tensor bias, str approximate='none') -> Tensor");
+  m.def("max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) "
+        "-> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torchgraph, CPU, m) {
   m.impl("add_layer_norm", TORCH_FN(tg::fused_ops::AddLayerNormCpu));
   m.impl("add_rms_norm", TORCH_FN(tg::fused_ops::AddRmsNormCpu));
   m.impl("bias_gelu", TORCH_FN(tg::fused_ops::BiasGeluCpu));
+  m.impl("max_pool2d", TORCH_FN(tg::fused_ops::MaxPool2dCpu));
 }
 
 TORCH_LIBRARY_IMPL(torchgraph, Meta, m) {
   m.impl("add_layer_norm", TORCH_FN(tg::fused_ops::AddLayerNormMeta));
   m.impl("add_rms_norm", TORCH_FN(tg::fused_ops::AddRmsNormMeta));
   m.impl("bias_gelu", TORCH_FN(tg::fused_ops::BiasGeluMeta));
+  m.impl("max_pool2d", TORCH_FN(tg::fused_ops::MaxPool2dMeta));
 }

@@ -8,6 +8,7 @@ namespace tg::fused_ops {
 
 void AddNormAvx2(const AddNormArgs& a) { AVX2::AddNorm(a); }
 void BiasGeluAvx2(const BiasGeluArgs& a) { AVX2::BiasGelu(a); }
+void MaxPoolAvx2(const MaxPoolArgs& a) { AVX2::MaxPool(a); }
 
 }  // namespace tg::fused_ops
 #endif

@@ -8,6 +8,7 @@ namespace tg::fused_ops {
 
 void AddNormAvx512(const AddNormArgs& a) { AVX512::AddNorm(a); }
 void BiasGeluAvx512(const BiasGeluArgs& a) { AVX512::BiasGelu(a); }
+void MaxPoolAvx512(const MaxPoolArgs& a) { AVX512::MaxPool(a); }
 
 }  // namespace tg::fused_ops
 #endif

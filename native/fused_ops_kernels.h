@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <utility>
 
 #include "fused_ops_kernels_api.h"
 
@@ -108,6 +110,64 @@ inline void BiasGelu(const BiasGeluArgs& a) {
       if (d < a.n) {
         const int64_t left = a.n - d;
         GeluVec(Vec::loadu(x + d, left) + Vec::loadu(a.bias + d, left), a.tanh).store(y + d, left);
+      }
+    }
+  });
+}
+
+// The window of output position o along one dim: its first input index at or after 0 (stepping
+// by the dilation from the padded start) and its end, clipped to the input, as ATen's pooling.
+inline std::pair<int64_t, int64_t> WindowOf(int64_t o, int64_t stride, int64_t pad, int64_t dilation, int64_t k, int64_t size) {
+  int64_t start = o * stride - pad;
+  const int64_t stop = std::min(start + (k - 1) * dilation + 1, size);
+  while (start < 0) start += dilation;
+  return {start, stop};
+}
+
+// Up to `count` channels of one output pixel: the max over the window, one vector at a time.
+inline void MaxPoolChannels(const float* img, float* o, int64_t count, int64_t wc, int64_t c, std::pair<int64_t, int64_t> ys,
+                            std::pair<int64_t, int64_t> xs, int64_t dh, int64_t dw) {
+  const Vec lowest(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < count; j += Vec::size()) {
+    const int64_t lanes = std::min<int64_t>(Vec::size(), count - j);
+    Vec m = lowest;
+    for (int64_t y = ys.first; y < ys.second; y += dh) {
+      for (int64_t x = xs.first; x < xs.second; x += dw) m = at::vec::maximum(m, Vec::loadu(img + y * wc + x * c + j, lanes));
+    }
+    m.store(o + j, lanes);
+  }
+}
+
+// at::vec::maximum propagates NaN, as ATen's `val > max || isnan(val)`. Channels go four vectors
+// at a time (ResNet's 64 in one block), each window element read once per block.
+inline void MaxPool(const MaxPoolArgs& a) {
+  constexpr int64_t kBlock = 4 * Vec::size();
+  const int64_t wc = a.w * a.c;
+  at::parallel_for(0, a.n * a.oh, RowGrain(a.ow * a.c), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* img = a.x + (row / a.oh) * a.h * wc;
+      const auto ys = WindowOf(row % a.oh, a.sh, a.ph, a.dh, a.kh, a.h);
+      for (int64_t ox = 0; ox < a.ow; ++ox) {
+        const auto xs = WindowOf(ox, a.sw, a.pw, a.dw, a.kw, a.w);
+        float* o = a.out + (row * a.ow + ox) * a.c;
+        int64_t d = 0;
+        for (; d + kBlock <= a.c; d += kBlock) {
+          Vec m0(-std::numeric_limits<float>::infinity()), m1 = m0, m2 = m0, m3 = m0;
+          for (int64_t y = ys.first; y < ys.second; y += a.dh) {
+            for (int64_t x = xs.first; x < xs.second; x += a.dw) {
+              const float* p = img + y * wc + x * a.c + d;
+              m0 = at::vec::maximum(m0, Vec::loadu(p));
+              m1 = at::vec::maximum(m1, Vec::loadu(p + Vec::size()));
+              m2 = at::vec::maximum(m2, Vec::loadu(p + 2 * Vec::size()));
+              m3 = at::vec::maximum(m3, Vec::loadu(p + 3 * Vec::size()));
+            }
+          }
+          m0.store(o + d);
+          m1.store(o + d + Vec::size());
+          m2.store(o + d + 2 * Vec::size());
+          m3.store(o + d + 3 * Vec::size());
+        }
+        if (d < a.c) MaxPoolChannels(img + d, o + d, a.c - d, wc, a.c, ys, xs, a.dh, a.dw);
       }
     }
   });

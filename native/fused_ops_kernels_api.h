@@ -23,9 +23,20 @@ struct BiasGeluArgs {
   bool tanh;
 };
 
+// Max pooling of a channels-last (N, H, W, C) float32 tensor into (N, OH, OW, C), without the
+// indices ATen's max_pool2d computes and throws away; NaN propagates as in ATen. The window of
+// output (oy, ox) starts at oy * sh - ph (dilated by dh), clipped to the input.
+struct MaxPoolArgs {
+  const float* x; float* out;
+  int64_t n, h, w, c, oh, ow;
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
 void AddNormAvx2(const AddNormArgs& a);
 void AddNormAvx512(const AddNormArgs& a);
 void BiasGeluAvx2(const BiasGeluArgs& a);
 void BiasGeluAvx512(const BiasGeluArgs& a);
+void MaxPoolAvx2(const MaxPoolArgs& a);
+void MaxPoolAvx512(const MaxPoolArgs& a);
 
 }  // namespace tg::fused_ops

@@ -8,11 +8,12 @@
 import { dataInput, isInPlaceKind, type Block, type Graph, type Node, type Value } from '../core/ir';
 import { ACT_KINDS_LIST, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
 import { tensorInfo } from '../core/value-info';
+import { MAX_POOL_KIND } from '../core/ops/own-schemas';
 import { Emitter } from '../transforms/emit';
 
 const KEEPS_LAYOUT = new Set([...ACT_KINDS_LIST, ...['add', 'sub', 'mul', 'div', 'clamp', 'clamp_min', 'clamp_max', 'neg', 'dropout']
   .flatMap((k) => [`aten::${k}`, `aten::${k}_`]),
-'aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_avg_pool2d', 'aten::batch_norm', 'mkldnn::_convolution_pointwise']);
+'aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_avg_pool2d', 'aten::batch_norm', 'mkldnn::_convolution_pointwise', MAX_POOL_KIND]);
 
 /** Whether `n`, reading region values, writes channels last: every full-shape tensor operand is in the region. */
 function keepsLayout(n: Node, region: ReadonlySet<Value>): boolean {

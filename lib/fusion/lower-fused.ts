@@ -48,6 +48,8 @@ export interface LoweringReport {
   addNorms?: LoweringOutcome[];
   /** A bias add and the GELU after it as one op of ours (fusion/bias-gelu.ts). */
   biasGelus?: LoweringOutcome[];
+  /** Max pools over channels-last activations as our op without indices (fusion/max-pool.ts). */
+  maxPools?: LoweringOutcome[];
   /** Activations and residual adds rewritten to run in place (fusion/in-place.ts). */
   inPlaceOps?: number;
   /** Activations and RMSNorm written out as arithmetic, now one ATen op each, by form (transforms/written-out-ops.ts). */

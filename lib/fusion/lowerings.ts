@@ -13,6 +13,7 @@ import { packLinearsStep, prepackLinearsOnOwnedModule } from './linear-packed';
 import { inPlaceWhereInputsDie } from './in-place';
 import { addNormsOnOwnedModule, addNormsStep } from './add-norm';
 import { biasGelusOnOwnedModule, biasGelusStep } from './bias-gelu';
+import { maxPoolsOnOwnedModule, maxPoolsStep } from './max-pool';
 
 /** On or off per lowering; one left out takes its default (LOWERINGS). */
 export interface LoweringSwitches {
@@ -45,6 +46,11 @@ export interface LoweringSwitches {
   addNorms?: boolean;
   /** A bias add and the GELU after it as one op of ours, float32 on CPU (bias-gelu.ts). Default: on CPU. */
   biasGelus?: boolean;
+  /**
+   * Max pools over channels-last activations (a pointwise convolution's output) as one op of ours
+   * that computes no indices, float32 on CPU (max-pool.ts). Default: on CPU.
+   */
+  maxPools?: boolean;
   /** Activations and residual adds in place where their input dies there (in-place.ts). Default: on. */
   inPlace?: boolean;
   /**
@@ -115,6 +121,9 @@ export const LOWERINGS: readonly LoweringEntry[] = [
   { name: 'biasGelus', portable: false, onByDefault: (d) => d === 'cpu', when: 'on CPU', stage: 'groups',
     what: 'a bias add and the GELU after it as one op of ours, where the linear stays on ATen (bias-gelu.ts)',
     lower: biasGelusStep, onOwnedModule: biasGelusOnOwnedModule },
+  { name: 'maxPools', portable: false, onByDefault: (d) => d === 'cpu', when: 'on CPU', stage: 'groups',
+    what: 'max pools over channels-last activations as one op of ours without indices (max-pool.ts)',
+    lower: maxPoolsStep, onOwnedModule: maxPoolsOnOwnedModule },
   { name: 'inPlace', portable: true, onByDefault: () => true, when: 'always', stage: 'last',
     what: 'activations and residual adds in place where their input dies (in-place.ts)',
     lower: (pass) => { pass.lowering.inPlaceOps = inPlaceWhereInputsDie(pass.graph); } },

@@ -115,8 +115,8 @@ const lowering = obj({
   attentionCores: outcomes, projections: outcomes, linearActs: outcomes,
   notLowered: arrayOf(obj({ kind: str, groups: int(), reason: str })), heldWeightBytes: int(),
 }, {
-  foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, addNorms: outcomes, biasGelus: outcomes, inPlaceOps: int(),
-  writtenOutActivations: record(int()),
+  foldedBatchNorms: outcomes, convolutions: outcomes, packedLinears: outcomes, addNorms: outcomes, biasGelus: outcomes,
+  maxPools: outcomes, inPlaceOps: int(), writtenOutActivations: record(int()),
 });
 const fusedGraph = obj({ nodes: int(), ops: record(int()), groups: int() }, { ...graphExtras, averageGroupSize: num, lowering });
 const compared = obj({ peakBytes: int(-1), estimatedPeakBytes: int(-1), medianMs: num, maxAbsDiff: numOrNull });

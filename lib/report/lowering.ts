@@ -52,6 +52,7 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
       'oneDNN pointwise convolution on a prepacked weight, channels last'],
     ['residual add + norm', lw.addNorms ?? [], 'torchgraph::add_layer_norm / add_rms_norm, one pass per row'],
     ['bias + GELU', lw.biasGelus ?? [], 'torchgraph::bias_gelu'],
+    ['max pool', lw.maxPools ?? [], 'torchgraph::max_pool2d, no indices'],
   ];
   const out: LoweringLine[] = [];
   for (const [kind, outcomes, to] of kinds) {

@@ -7,7 +7,7 @@
 
 import { outOfPlaceKind } from '../ir/node';
 import { viewStrides } from '../strides';
-import { ADD_NORM_KINDS } from './own-schemas';
+import { ADD_NORM_KINDS, MAX_POOL_KIND } from './own-schemas';
 
 export type OpClass =
   | 'matmul'      // activation x activation: matmul, bmm, mm, baddbmm
@@ -77,9 +77,9 @@ const ELEMENTWISE_KINDS = new Set(Object.keys(ELEMENTWISE_COST).flatMap((k) => [
 export const CAST_KINDS = new Set(kinds('to', 'type_as', 'float', 'double', 'half', 'bfloat16', 'int', 'long', 'bool', '_to_copy'));
 export const REDUCTION_KINDS = new Set(kinds('sum', 'mean', 'amax', 'amin', 'max', 'min', 'var', 'std', 'var_mean', 'std_mean',
   'norm', 'linalg_vector_norm', 'logsumexp', 'argmax', 'argmin', 'prod', 'cumsum', 'cumprod', 'all', 'any', 'count_nonzero'));
-export const POOL_KINDS = new Set(kinds('max_pool1d', 'max_pool2d', 'max_pool3d', 'avg_pool1d', 'avg_pool2d', 'avg_pool3d',
+export const POOL_KINDS = new Set([...kinds('max_pool1d', 'max_pool2d', 'max_pool3d', 'avg_pool1d', 'avg_pool2d', 'avg_pool3d',
   'adaptive_avg_pool1d', 'adaptive_avg_pool2d', 'adaptive_avg_pool3d', 'adaptive_max_pool1d', 'adaptive_max_pool2d',
-  'max_pool2d_with_indices'));
+  'max_pool2d_with_indices'), MAX_POOL_KIND]);
 export const CREATE_KINDS = new Set(kinds('new_ones', 'new_zeros', 'new_full', 'new_empty', 'zeros_like', 'ones_like', 'empty_like',
   'full_like', 'rand_like', 'randn_like', 'zeros', 'ones', 'empty', 'full', 'arange', 'rand', 'randn', 'tensor', 'scalar_tensor',
   'eye', 'linspace'));

@@ -7,8 +7,11 @@ export const OWN_OP_SCHEMAS = {
   'torchgraph::add_rms_norm': 'torchgraph::add_rms_norm(Tensor input, Tensor residual, int[] normalized_shape, '
     + 'Tensor? weight=None, float? eps=None, bool return_sum=False) -> (Tensor, Tensor)',
   'torchgraph::bias_gelu': 'torchgraph::bias_gelu(Tensor input, Tensor bias, str approximate=\'none\') -> Tensor',
+  'torchgraph::max_pool2d': 'torchgraph::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, '
+    + 'int[2] dilation=1, bool ceil_mode=False) -> Tensor',
 } as const;
 
 /** The residual add + norm ops: their first result is the norm, their second the sum (empty unless return_sum). */
 export const ADD_NORM_KINDS: ReadonlySet<string> = new Set(['torchgraph::add_layer_norm', 'torchgraph::add_rms_norm']);
 export const BIAS_GELU_KIND = 'torchgraph::bias_gelu';
+export const MAX_POOL_KIND = 'torchgraph::max_pool2d';
