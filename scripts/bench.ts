@@ -72,7 +72,12 @@ async function main(): Promise<number> {
   // --with-suite: the standard suite first, then the corpus rows, in one run (one table).
   let cases = corpus && args.includes('--with-suite') ? [...STANDARD_SUITE, ...corpus] : corpus;
   const ortOnly = args.includes('--ort') && !args.includes('--anchors');
-  if (ortOnly && !cases) cases = names.length ? STANDARD_SUITE.filter((c) => names.includes(c.model)) : ortSet(await corpusCases([], 'bench'));
+  if (ortOnly && !cases) {
+    // #28's four cases (10 repetitions each), or those named (by case or model name: `--ort resnet18`).
+    const four = ortSet(await corpusCases([], 'bench'));
+    cases = names.length ? four.filter((c) => names.includes(c.name) || names.includes(c.model)) : four;
+    if (!cases.length) throw new Error(`bench --ort: no ${names.join(', ')} among ${four.map((c) => c.name).join(', ')}`);
+  }
   const ort = args.includes('--ort') || args.includes('--anchors') ? withOrtNode(cases ?? STANDARD_SUITE, (s) => process.stderr.write(`${s}\n`)) : undefined;
   if (ort && (cases || !names.length)) cases = ort.cases;
   const r = await runBench({
