@@ -22,7 +22,7 @@ import type { OwnedPass, PackedWeight } from '../fusion/lowering-pass';
 import { packageVersion } from '../torchscript/package-root';
 import { exportView, functionGraphs } from '../transforms/module-views';
 import { inlineFunctionCalls } from '../transforms/inline-functions';
-import { timeAgainstOriginal, type FormChoice } from './faster-form';
+import { chooseForm, timeOriginalRuns, timeRewrittenRuns, type FormChoice } from './faster-form';
 
 export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
   /**
@@ -116,9 +116,9 @@ export const OTHER_SHAPES = (maxPlans: number) => 'a call with other shapes re-p
 
 /** The portable rewrite: the fused graph (or, where it ran slower, the original's), or a saved file's graph as it is. */
 async function portableGraph(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, saved: OptimizedMetadata | null,
-  time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>,
+  time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>, originalMs: number[] | undefined,
 ): Promise<{ portable: Graph; lowering: LoweringReport; fromSaved: boolean; form?: FormChoice }> {
-  if (saved && typeof saved.torchgraph === 'string') {
+  if (savedRewrite(module)) {
     // Already rewritten by torchgraph: only the weights move and are prepacked again.
     return { portable: exportView(module, 'inlined').graph, lowering: nothingLowered(), fromSaved: true };
   }
@@ -128,12 +128,14 @@ async function portableGraph(module: Module, inputs: readonly InputSpec[], optio
   const fuseOptions: FuseOptions = {
     ...portableOnly(options), ...Object.fromEntries(LOWERINGS.filter((l) => l.onOwnedModule).map((l) => [l.name, false])), inPlace: false,
   };
+  const keepFaster = options.keepFaster !== false;
+  const originalTimes = keepFaster ? originalMs ?? await time('time the original', () => timeOriginalFirst(module, inputs)) : [];
   const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
   // TorchScript functions a scripted model calls (timm's F.layer_norm) live in its compilation
   // unit, not in the module of its own the weights move to: their bodies are inlined first.
   if (inlineFunctionCalls(p.fused, functionGraphs(module)) > 0) await propagateShapes(p.fused, module, inputs);
-  if (options.keepFaster === false) return { portable: p.fused, lowering: p.lowering, fromSaved: false };
-  const form = await time('time against the original', () => timeAgainstOriginal(module, p.fused, inputs));
+  if (!keepFaster) return { portable: p.fused, lowering: p.lowering, fromSaved: false };
+  const form = chooseForm(await time('time the rewritten graph', () => timeRewrittenRuns(module, p.fused, inputs)), originalTimes);
   if (form.kept === 'rewritten') return { portable: p.fused, lowering: p.lowering, fromSaved: false, form };
   const original = exportView(module, 'inlined').graph;
   inlineFunctionCalls(original, functionGraphs(module));
@@ -146,13 +148,37 @@ const nothingLowered = (): LoweringReport => ({
   attentionCores: [], projections: [], linearActs: [], notLowered: [], heldWeightBytes: 0,
 });
 
+/** Whether `module` is a file OptimizedModel.save() wrote: only its weights move and are prepacked again. */
+function savedRewrite(module: Module): boolean {
+  const saved = module.metadata as OptimizedMetadata | null;
+  return !!saved && typeof saved.torchgraph === 'string';
+}
+
+async function timeOriginalFirst(module: Module, inputs: readonly InputSpec[]): Promise<number[]> {
+  const times = await timeOriginalRuns(module, inputs);
+  releaseFreedMemory();
+  return times;
+}
+
 /**
- * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts). The module is
- * disposed once its weights have moved, after `weightsMoved` resolves (a worker's caller disposes
- * its own handle then).
+ * The original's timed runs for the faster-form check, when optimize will make one: before the
+ * rewrite packs anything, and before a worker thread exists (faster-form.ts says why), so that
+ * they add nothing to the peak of load + run of the original.
+ */
+export async function timeOriginalBeforeRewrite(
+  module: Module, inputs: readonly InputSpec[], options: OptimizeOptions,
+): Promise<number[] | undefined> {
+  if (options.keepFaster === false || savedRewrite(module)) return undefined;
+  return timeOriginalFirst(module, inputs);
+}
+
+/**
+ * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts), with the original's
+ * timed runs if taken already (timeOriginalBeforeRewrite). The module is disposed once its weights
+ * have moved, after `weightsMoved` resolves (a worker's caller disposes its own handle then).
  */
 export async function rewriteModel(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number,
-  weightsMoved: () => Promise<void> = async () => {}): Promise<RewrittenModel> {
+  originalMs?: number[], weightsMoved: () => Promise<void> = async () => {}): Promise<RewrittenModel> {
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -162,7 +188,7 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
   const originalBytes = module.parameterBytes;
   const signature = module._signature('forward').map((a) => ({ ...a }));
   const saved = module.metadata as OptimizedMetadata | null;
-  const { portable, lowering, fromSaved, form } = await portableGraph(module, inputs, options, saved, time);
+  const { portable, lowering, fromSaved, form } = await portableGraph(module, inputs, options, saved, time, originalMs);
   const owned = await time('own weights', () => moveWeights(module, portable, signature));
   // The original's tensors that the graph does not read are freed here.
   try {

@@ -23,6 +23,8 @@ interface RewriteRequest {
   inputs: InputSpec[];
   options: OptimizeOptions;
   maxPlans: number;
+  /** The original's timed runs, taken on the caller's thread before the worker started. */
+  originalMs?: number[];
 }
 
 /** A RewrittenModel as it crosses threads: native handles as tokens. */
@@ -94,13 +96,14 @@ function workerScript(): { file: string; execArgv: string[] } {
  * has moved its weights (as rewriteModel disposes it); before that a failure leaves it as it was.
  */
 export function rewriteInWorker(
-  module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number,
+  module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number, originalMs?: number[],
 ): Promise<RewrittenModel> {
   const token = module._native.share();
   const request: RewriteRequest = {
     torchgraphOptimize: true, token, path: module.path, signature: module._signature('forward').map((a) => ({ ...a })),
     metadata: module.metadata ? JSON.stringify(module.metadata) : undefined,
     inputs: inputs.map((s) => ({ shape: [...s.shape], dtype: s.dtype })), options: { ...options }, maxPlans,
+    ...(originalMs ? { originalMs } : {}),
   };
   const { file, execArgv } = workerScript();
   return new Promise<RewrittenModel>((resolve, reject) => {
@@ -164,7 +167,7 @@ async function serveRewrite(port: NonNullable<typeof parentPort>, request: Rewri
     port.postMessage({ kind: 'weights-moved' } satisfies WorkerMessage);
   });
   try {
-    const r = await rewriteModel(module, request.inputs, request.options, request.maxPlans, weightsMoved);
+    const r = await rewriteModel(module, request.inputs, request.options, request.maxPlans, request.originalMs, weightsMoved);
     const rewrite: SharedRewrite = {
       token: r.module._native.share(), path: r.module.path, portable: shareTensors(r.portable.toData()), run: shareTensors(r.run.toData()),
       packed: [...r.packed], signature: r.signature, metadata: r.metadata, report: shareTensors(r.report), inPlace: r.inPlace,

@@ -14,7 +14,9 @@ import { computeOnModule } from '../fusion/weights-on-module';
 import type { PackedWeight } from '../fusion/lowering-pass';
 import * as nodePath from 'path';
 import { checkTarget, programWriter, saveTorchScript, writeBeside } from './save-model';
-import { rewriteModel, type OptimizedMetadata, type OptimizeOptions, type OptimizeReport } from './optimize-rewrite';
+import {
+  rewriteModel, timeOriginalBeforeRewrite, type OptimizedMetadata, type OptimizeOptions, type OptimizeReport,
+} from './optimize-rewrite';
 import { rewriteInWorker } from './optimize-worker';
 
 export type { OptimizedMetadata, OptimizeOptions, OptimizeReport, PackedWeight };
@@ -248,9 +250,10 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   if (module.disposed) throw new TorchGraphError('ERR_DISPOSED', 'optimize: the module was disposed');
   module._checkInputShapes(inputs.map((s) => s?.shape));
   const t0 = performance.now();
+  const originalMs = await timeOriginalBeforeRewrite(module, inputs, options);
   const r = options.worker === false
-    ? await rewriteModel(module, inputs, options, MAX_PLANS)
-    : await rewriteInWorker(module, inputs, options, MAX_PLANS);
+    ? await rewriteModel(module, inputs, options, MAX_PLANS, originalMs)
+    : await rewriteInWorker(module, inputs, options, MAX_PLANS, originalMs);
   r.report.timings.rewrite = performance.now() - t0;
   const model = new OptimizedModel(r.module, r.portable, r.run, r.packed, r.signature, r.metadata, r.report, r.inPlace);
   try {
