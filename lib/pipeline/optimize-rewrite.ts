@@ -23,6 +23,7 @@ import { packageVersion } from '../torchscript/package-root';
 import { exportView, functionGraphs } from '../transforms/module-views';
 import { inlineFunctionCalls } from '../transforms/inline-functions';
 import { chooseForm, timeOriginalRuns, timeRewrittenRuns, type FormChoice } from './faster-form';
+import { loadModel } from '../program/load-model';
 
 export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
   /**
@@ -114,10 +115,10 @@ export const OTHER_SHAPES = (maxPlans: number) => 'a call with other shapes re-p
   + '(shapes, ops on the prepacked weights, adds in place where an input dies at those shapes) in milliseconds; '
   + `the ${maxPlans} most recent plans are kept; the prepacked weights serve every shape`;
 
-/** The portable rewrite: the fused graph (or, where it ran slower, the original's), or a saved file's graph as it is. */
-async function portableGraph(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, saved: OptimizedMetadata | null,
+/** The portable rewrite: the fused graph, or a saved file's graph as it is; with the original's timed runs for the faster-form check. */
+async function portableGraph(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions,
   time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>, originalMs: number[] | undefined,
-): Promise<{ portable: Graph; lowering: LoweringReport; fromSaved: boolean; form?: FormChoice }> {
+): Promise<{ portable: Graph; lowering: LoweringReport; fromSaved: boolean; originalTimes?: number[] }> {
   if (savedRewrite(module)) {
     // Already rewritten by torchgraph: only the weights move and are prepacked again.
     return { portable: exportView(module, 'inlined').graph, lowering: nothingLowered(), fromSaved: true };
@@ -128,19 +129,54 @@ async function portableGraph(module: Module, inputs: readonly InputSpec[], optio
   const fuseOptions: FuseOptions = {
     ...portableOnly(options), ...Object.fromEntries(LOWERINGS.filter((l) => l.onOwnedModule).map((l) => [l.name, false])), inPlace: false,
   };
-  const keepFaster = options.keepFaster !== false;
-  const originalTimes = keepFaster ? originalMs ?? await time('time the original', () => timeOriginalFirst(module, inputs)) : [];
+  const originalTimes = options.keepFaster === false ? undefined
+    : originalMs ?? await time('time the original', () => timeOriginalFirst(module, inputs));
   const p = await time('prepare', () => prepareGraphs(module, inputs, fuseOptions));
   // TorchScript functions a scripted model calls (timm's F.layer_norm) live in its compilation
   // unit, not in the module of its own the weights move to: their bodies are inlined first.
   if (inlineFunctionCalls(p.fused, functionGraphs(module)) > 0) await propagateShapes(p.fused, module, inputs);
-  if (!keepFaster) return { portable: p.fused, lowering: p.lowering, fromSaved: false };
-  const form = chooseForm(await time('time the rewritten graph', () => timeRewrittenRuns(module, p.fused, inputs)), originalTimes);
-  if (form.kept === 'rewritten') return { portable: p.fused, lowering: p.lowering, fromSaved: false, form };
-  const original = exportView(module, 'inlined').graph;
-  inlineFunctionCalls(original, functionGraphs(module));
-  await propagateShapes(original, module, inputs);
-  return { portable: original, lowering: nothingLowered(), fromSaved: false, form };
+  return { portable: p.fused, lowering: p.lowering, fromSaved: false, ...(originalTimes ? { originalTimes } : {}) };
+}
+
+/** The original model's own graph over a module of its own, loaded again from its file (the rewrite ran slower). */
+async function originalOwned(
+  path: string, device: string, inputs: readonly InputSpec[], signature: readonly ArgumentInfo[],
+): Promise<{ portable: Graph; module: Module; weights: OwnedWeight[] }> {
+  const again = await loadModel(path, { device });
+  try {
+    const portable = exportView(again, 'inlined').graph;
+    inlineFunctionCalls(portable, functionGraphs(again));
+    await propagateShapes(portable, again, inputs);
+    return { portable, ...await moveWeights(again, portable, signature) };
+  } finally {
+    again.dispose();
+    releaseFreedMemory();
+  }
+}
+
+/**
+ * The faster-form check on what optimize will run (its run graph, every lowering in it, over the
+ * module that owns the weights), against the original's runs timed before the rewrite began:
+ * timed apart, neither runs beside the other's memory (faster-form.ts). Where every run was
+ * slower, the original's own graph is kept, unlowered, over its weights loaded again from its file.
+ */
+async function fasterForm(
+  owned: { portable: Graph; run: Graph; module: Module; weights: OwnedWeight[] }, originalTimes: number[], inputs: readonly InputSpec[],
+  signature: readonly ArgumentInfo[], time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>,
+): Promise<{ form: FormChoice; portable: Graph; run: Graph; module: Module; weights: OwnedWeight[] }> {
+  const rewrittenTimes = await time('time the rewritten graph', () => timeRewrittenRuns(owned.module, owned.run, inputs));
+  const form = chooseForm(rewrittenTimes, originalTimes);
+  if (form.kept === 'rewritten') return { form, ...owned };
+  const path = owned.module.path;
+  try {
+    const original = await time('load the original again', () => originalOwned(path, owned.module.device, inputs, signature));
+    owned.module.dispose();
+    return { form, ...original, run: original.portable.clone() };
+  } catch (e) {
+    const reason = `${form.reason.replace(/; the original graph is kept$/, '')}, but the original could not be loaded again from ${path} `
+      + `(${(e as Error).message}): the rewritten graph is kept`;
+    return { form: { ...form, kept: 'rewritten', reason }, ...owned };
+  }
 }
 
 /** A fresh report of no portable lowering (the owned-module steps add to it). */
@@ -188,7 +224,10 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
   const originalBytes = module.parameterBytes;
   const signature = module._signature('forward').map((a) => ({ ...a }));
   const saved = module.metadata as OptimizedMetadata | null;
-  const { portable, lowering, fromSaved, form } = await portableGraph(module, inputs, options, saved, time, originalMs);
+  const rewrite = await portableGraph(module, inputs, options, time, originalMs);
+  const { fromSaved, originalTimes } = rewrite;
+  const { lowering } = rewrite;
+  let { portable } = rewrite;
   const owned = await time('own weights', () => moveWeights(module, portable, signature));
   // The original's tensors that the graph does not read are freed here.
   try {
@@ -199,6 +238,7 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
   }
   let ownedModule = owned.module;
   let weights = owned.weights;
+  let form: FormChoice | undefined;
   const on = (l: LoweringEntry) => l.onOwnedModule !== undefined && loweringOn(l.name, options, device);
   const pass: OwnedPass = {
     module: ownedModule._native, portable, run: portable, packed: new Map(), lowering, partition: partitionForLowering,
@@ -229,6 +269,14 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
     // Machine-specific steps, one weight at a time in place, on the run graph only.
     pass.run = portable.clone();
     for (const l of LOWERINGS.filter((x) => !x.portable && on(x))) await time(`prepack: ${l.name}`, () => l.onOwnedModule!(pass));
+    if (originalTimes) {
+      const checked = await fasterForm({ portable, run: pass.run, module: ownedModule, weights }, originalTimes, inputs, signature, time);
+      form = checked.form;
+      if (form.kept === 'original') {
+        ({ portable, run: pass.run, module: ownedModule, weights } = checked);
+        Object.assign(pass, { portable, module: ownedModule._native, packed: new Map(), lowering: nothingLowered() });
+      }
+    }
     const packed = pass.packed;
     const metadata: OptimizedMetadata = {
       torchgraph: packageVersion(), torch: binding().torchVersion, optimizedFrom: saved?.optimizedFrom ?? module.path,
