@@ -251,9 +251,11 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   module._checkInputShapes(inputs.map((s) => s?.shape));
   const t0 = performance.now();
   const originalMs = await timeOriginalBeforeRewrite(module, inputs, options);
+  const originalTimed = performance.now() - t0;
   const r = options.worker === false
     ? await rewriteModel(module, inputs, options, MAX_PLANS, originalMs)
     : await rewriteInWorker(module, inputs, options, MAX_PLANS, originalMs);
+  if (originalMs) r.report.timings['time the original'] = originalTimed;
   r.report.timings.rewrite = performance.now() - t0;
   const model = new OptimizedModel(r.module, r.portable, r.run, r.packed, r.signature, r.metadata, r.report, r.inPlace);
   try {

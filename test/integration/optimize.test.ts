@@ -83,6 +83,8 @@ describe('optimize: the fused model as the user\'s own', function () {
       // lowered block (its 196 x 196 scores no longer materialised) is kept.
       assert.equal(o.report.form?.kept, 'rewritten', JSON.stringify(o.report.form));
       assert.ok(o.report.form.rewrittenMs > 0 && o.report.form.originalMs > 0);
+      // The original timed on this thread before the worker began, the rewrite in the worker after its weights moved.
+      assert.ok(o.report.timings['time the original'] > 0 && o.report.timings['time the rewritten graph'] > 0, JSON.stringify(o.report.timings));
       assert.ok(o.report.packed.length >= 2, JSON.stringify(o.report.packedLinears));
       // Each weight once: the reordered weights replace the originals.
       assert.ok(o.heldBytes <= o.report.originalBytes * 1.01, `${o.heldBytes} B held against ${o.report.originalBytes} B`);
