@@ -79,6 +79,14 @@ at::Tensor ConvolutionPointwiseBinaryMeta(const at::Tensor& x, const at::Tensor&
   return PointwiseConvolutionMeta(x, w, padding, stride, dilation);
 }
 
+// The same writing its sum into `other` (the skip connection), in place.
+at::Tensor& ConvolutionPointwiseBinaryInPlaceMeta(at::Tensor& other, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                                  c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, int64_t, c10::string_view,
+                                                  std::optional<at::Scalar>, std::optional<c10::string_view>,
+                                                  c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>) {
+  return other;
+}
+
 // MKL's linear on a packed weight: (..., in) -> (..., out), out from the original weight.
 at::Tensor MklLinearMeta(const at::Tensor& x, const at::Tensor&, const at::Tensor& origin_weight, const std::optional<at::Tensor>&, int64_t) {
   auto sizes = x.sizes().vec();
@@ -117,6 +125,7 @@ TORCH_LIBRARY_IMPL(mkl, Meta, m) {
 TORCH_LIBRARY_IMPL(mkldnn, Meta, m) {
   m.impl("_convolution_pointwise", TORCH_FN(ConvolutionPointwiseMeta));
   m.impl("_convolution_pointwise.binary", TORCH_FN(ConvolutionPointwiseBinaryMeta));
+  m.impl("_convolution_pointwise_.binary", TORCH_FN(ConvolutionPointwiseBinaryInPlaceMeta));
   m.impl("_linear_pointwise", TORCH_FN(LinearPointwiseMeta));
 }
 

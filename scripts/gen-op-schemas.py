@@ -20,7 +20,8 @@ alpha_dropout feature_alpha_dropout native_dropout dropout_ feature_dropout_ alp
 _scaled_dot_product_attention_math add_ sub_ mul_ div_ masked_fill_ copy_ hardtanh hardtanh_ leaky_relu leaky_relu_""".split()
 
 # oneDNN's and MKL's kernels as PyTorch's inductor uses them on CPU (lib/fusion/conv-pointwise.ts, linear-packed.ts).
-KERNELS = """mkldnn::_convolution_pointwise mkldnn::_convolution_pointwise.binary mkl::_mkl_linear mkl::_mkl_reorder_linear_weight
+KERNELS = """mkldnn::_convolution_pointwise mkldnn::_convolution_pointwise.binary mkldnn::_convolution_pointwise_.binary
+mkl::_mkl_linear mkl::_mkl_reorder_linear_weight
 mkldnn::_linear_pointwise mkldnn::_reorder_linear_weight mkldnn::_reorder_convolution_weight""".split()
 
 skip_overload = ("out",)

@@ -378,10 +378,13 @@ export function dataInput(n: Node): Value { return n.inputs[0]; }
 /** The object a `prim::GetAttr` reads its attribute from (its only input; prim ops have no schema). */
 export function getAttrObject(n: Node): Value { return n.inputs[0]; }
 
-/** aten::add_ and friends, but not dunder ops such as aten::__and__. */
+/**
+ * aten::add_ and friends, but not dunder ops such as aten::__and__; and oneDNN's
+ * mkldnn::_convolution_pointwise_ (its sum written into the skip connection).
+ */
 export function isInPlaceKind(kind: string): boolean {
   const op = kind.slice(kind.indexOf('::') + 2).split('.')[0];
-  return kind.startsWith('aten::') && /[^_]_$/.test(op);
+  return (kind.startsWith('aten::') || kind.startsWith('mkldnn::')) && /[^_]_$/.test(op);
 }
 
 /** The op an in-place kind is the in-place form of (aten::add_ -> aten::add); any other kind as it is. */
