@@ -15,6 +15,7 @@
 
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "fused_ops_kernels.h"
 
@@ -32,32 +33,30 @@ Isa CpuIsa() {
   return isa;
 }
 
-// The AVX2 and AVX-512 copies exist on x86-64 only (fused_ops_avx2.cc, fused_ops_avx512.cc);
-// otherwise, and where libtorch stays on its baseline, the copy compiled in this file runs (its
-// namespace is literally CPU_CAPABILITY: the macro is not set here).
-void RunAddNorm(const AddNormArgs& a) {
+// The AVX2 and AVX-512 copies exist on x86-64 only (fused_ops_avx2.cc, fused_ops_avx512.cc:
+// elsewhere they are not even named, so nothing links against them); otherwise, and where
+// libtorch stays on its baseline, the copy compiled in this file runs (its namespace is literally
+// CPU_CAPABILITY: the macro is not set here).
 #if defined(__x86_64__) || defined(_M_X64)
-  if (CpuIsa() == Isa::kAvx512) return AddNormAvx512(a);
-  if (CpuIsa() == Isa::kAvx2) return AddNormAvx2(a);
+#define TG_KERNEL_COPIES(name) name##Avx512, name##Avx2, CPU_CAPABILITY::name
+#else
+#define TG_KERNEL_COPIES(name) nullptr, nullptr, CPU_CAPABILITY::name
 #endif
-  CPU_CAPABILITY::AddNorm(a);
+
+// The copies' type, left out of deduction (Args comes from the arguments) so nullptr passes for a missing one.
+template <typename Args>
+using Kernel = typename std::common_type<void (*)(const Args&)>::type;
+
+template <typename Args>
+void Run(const Args& a, Kernel<Args> avx512, Kernel<Args> avx2, Kernel<Args> baseline) {
+  if (avx512 && CpuIsa() == Isa::kAvx512) return avx512(a);
+  if (avx2 && CpuIsa() == Isa::kAvx2) return avx2(a);
+  baseline(a);
 }
 
-void RunBiasGelu(const BiasGeluArgs& a) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (CpuIsa() == Isa::kAvx512) return BiasGeluAvx512(a);
-  if (CpuIsa() == Isa::kAvx2) return BiasGeluAvx2(a);
-#endif
-  CPU_CAPABILITY::BiasGelu(a);
-}
-
-void RunMaxPool(const MaxPoolArgs& a) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (CpuIsa() == Isa::kAvx512) return MaxPoolAvx512(a);
-  if (CpuIsa() == Isa::kAvx2) return MaxPoolAvx2(a);
-#endif
-  CPU_CAPABILITY::MaxPool(a);
-}
+void RunAddNorm(const AddNormArgs& a) { Run(a, TG_KERNEL_COPIES(AddNorm)); }
+void RunBiasGelu(const BiasGeluArgs& a) { Run(a, TG_KERNEL_COPIES(BiasGelu)); }
+void RunMaxPool(const MaxPoolArgs& a) { Run(a, TG_KERNEL_COPIES(MaxPool)); }
 
 bool IsFloatContiguous(const at::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && !t.is_neg() && !t.is_conj();
