@@ -8,6 +8,7 @@ import { buildFacts, isActivation, type GraphFacts } from '../core/facts';
 import { constNumber } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
 import { isChannelsLastContiguous, METADATA_INPUT0 } from '../core/ops/classes';
+import { SCHEMA_TABLE } from '../core/ops/schemas-table';
 
 const IN_PLACE_ACTIVATIONS = new Set(
   ['gelu', 'relu', 'silu', 'sigmoid', 'tanh', 'hardtanh', 'hardswish', 'hardsigmoid', 'leaky_relu'].map((k) => `aten::${k}`),
@@ -34,9 +35,8 @@ function mayOverwrite(f: GraphFacts, n: Node, v: Value, readsBefore: ReadonlySet
 }
 
 const POINTWISE_CONV = 'mkldnn::_convolution_pointwise';
-const POINTWISE_CONV_IN_PLACE_SCHEMA = 'mkldnn::_convolution_pointwise_.binary(Tensor(a!) other, Tensor X, Tensor W, Tensor? B, '
-  + 'int[] padding, int[] stride, int[] dilation, int groups, str binary_attr, Scalar? alpha, str? unary_attr, '
-  + 'Scalar?[] unary_scalars, str? unary_algorithm) -> Tensor(a!) Y';
+/** The in-place overload's schema, as torch's table lists it (other first). */
+const POINTWISE_CONV_IN_PLACE_SCHEMA = SCHEMA_TABLE.find((t) => t.startsWith(`${POINTWISE_CONV}_.binary(`))!;
 
 /**
  * A pointwise convolution with a residual add (conv-pointwise.ts) whose skip connection dies
