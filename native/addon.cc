@@ -307,6 +307,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // are compiled into x86 CPU builds; other builds may lack either.
   exports.Set("hasMkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
   exports.Set("hasMkl", Napi::Boolean::New(env, at::hasMKL()));
+  // The instruction set ATen's own CPU kernels (and ours, native/kernel_dispatch.h) run: AVX512, AVX2 or DEFAULT.
+  exports.Set("cpuCapability", Napi::String::New(env, at::get_cpu_capability()));
   exports.Set("libtorchHasCuda", Napi::Boolean::New(env, c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA)));
   return exports;
 }

@@ -32,11 +32,28 @@ struct MaxPoolArgs {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw;
 };
 
+// Output features per packed weight panel (native/gemm_kernel.h): the packed weight of an (N, K)
+// linear weight is (ceil(N / 16), K, 16), panel p holding features 16p..16p+15 for each k, zeros past N.
+constexpr int64_t kPanel = 16;
+
+// The activation torchgraph::linear applies to its output (oneDNN's post-op names, lib/fusion/onednn-post-ops.ts).
+enum class Activation { kNone, kRelu, kGeluErf, kGeluTanh, kSwish, kSigmoid, kTanh, kLeakyRelu, kHardtanh, kHardswish, kHardsigmoid };
+
+// out (m, n) = act(x (m, k) W^T + bias), W packed as above; alpha: leaky ReLU's slope or hardtanh's min, beta: its max.
+struct LinearArgs {
+  const float* x; const float* packed; const float* bias; float* out;
+  int64_t m, k, n;
+  Activation act;
+  float alpha, beta;
+};
+
 void AddNormAvx2(const AddNormArgs& a);
 void AddNormAvx512(const AddNormArgs& a);
 void BiasGeluAvx2(const BiasGeluArgs& a);
 void BiasGeluAvx512(const BiasGeluArgs& a);
 void MaxPoolAvx2(const MaxPoolArgs& a);
 void MaxPoolAvx512(const MaxPoolArgs& a);
+void LinearAvx2(const LinearArgs& a);
+void LinearAvx512(const LinearArgs& a);
 
 }  // namespace tg::fused_ops

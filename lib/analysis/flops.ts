@@ -159,6 +159,12 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
     if (!x || !w) return MISSING;
     return linearFlops(x, w, isTensorArg(n.argPosition('B')));
   }
+  if (kind === 'torchgraph::linear') {
+    // x, the packed weight ((panels, K, 16): out_features says N), the bias.
+    const x = shp(n.argPosition('input')), N = constNumber(n.arg('out_features'));
+    if (!x || N === undefined) return MISSING;
+    return linearFlops(x, [N, x[x.length - 1]], isTensorArg(n.argPosition('bias')));
+  }
   if (kind === 'mkldnn::_linear_pointwise') {
     // X, the reordered weight (its shape is the plain weight's), the bias.
     const x = shp(n.argPosition('X')), w = shp(n.argPosition('W'));

@@ -285,6 +285,12 @@ export function nodeWorkspace(
     // ConvNeXt's channels-last MLP) is copied to contiguous first, and the copy lives throughout.
     return 2 * (numel(x.shape) / Math.max(1, inner)) * 4 + (isContiguous(x.shape, x.strides) ? 0 : x.bytes);
   }
+  if (kind === 'torchgraph::linear') {
+    // A strided x is copied contiguous first (native/packed_linear.cc); the GEMM's own scratch
+    // (a row block of x, about 0.4 MiB a thread) is outside torch's allocator, as oneDNN's is.
+    const x = shapeAt(f, n, 0);
+    return !x || isContiguous(x.shape, x.strides) ? 0 : x.bytes;
+  }
   if (kind === 'aten::linear' || kind === 'mkl::_mkl_linear' || kind === 'mkldnn::_linear_pointwise') {
     const x = shapeAt(f, n, 0);
     if (!x || x.shape.length <= 2) return 0;

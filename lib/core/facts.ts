@@ -414,7 +414,7 @@ const FIXED_CLASSES: Map<string, OpClass[]> = (() => {
   const m = new Map<string, OpClass[]>();
   const put = (ks: Iterable<string>, c: OpClass[]) => { for (const k of ks) if (!m.has(k)) m.set(k, c); };
   put(ATTENTION_KINDS, ['attention']);
-  put(['aten::linear', 'aten::_linear', 'mkl::_mkl_linear', 'mkldnn::_linear_pointwise'], C_LINEAR);
+  put(['aten::linear', 'aten::_linear', 'mkl::_mkl_linear', 'mkldnn::_linear_pointwise', 'torchgraph::linear'], C_LINEAR);
   put(CONV_KINDS, ['conv']);
   put(BATCHNORM_KINDS, ['batchnorm']);
   put(NORM_KINDS, ['norm']);

@@ -1,13 +1,17 @@
-// Linear layers on weights oneDNN reorders once (mkldnn::_reorder_linear_weight ahead of the runs,
-// mkldnn::_linear_pointwise in the graph), as PyTorch's inductor does with freezing for weights it
-// does not give to MKL. oneDNN's reordered weight is the weight's own bytes in a blocked layout
-// (1.0x; MKL's packed format measured 2.0-4.0x and needs the original beside it as the fallback
-// for other row counts), serves every row count, and turns back into the plain weight exactly
-// (aten::to_dense): so it can replace the original (lib/pipeline/optimize.ts does). On this
-// project's CPUs (AMD EPYC, 2 threads) it measured 2.3-2.9x faster than both MKL's packed GEMM
-// and aten::linear for ViT-B/16's and BERT's shapes (197-1024 rows, 768-3072 wide).
+// Linear layers on weights packed once ahead of the runs, as PyTorch's inductor does with freezing,
+// on one of two GEMMs, whichever is the faster on this machine's instruction set (`linearKernel`):
+// - oneDNN: mkldnn::_reorder_linear_weight, then mkldnn::_linear_pointwise. On AVX-512 (AMD EPYC,
+//   Zen 5 class, 2 threads) it measured 2.3-2.9x faster than MKL's packed GEMM and aten::linear
+//   for ViT-B/16's and BERT's shapes (197-1024 rows, 768-3072 wide).
+// - torchgraph's own (native/gemm_kernel.h): torchgraph::pack_linear_weight, then
+//   torchgraph::linear. On AVX2 (AMD EPYC, Zen 3, 2 threads, in one built graph) 170-179 GFLOP/s
+//   on those shapes, against 148-156 for oneDNN's and 143-162 for aten::linear's (MKL).
+// Either packed weight is the weight's own bytes in a blocked layout (ours padded to 16 outputs),
+// serves every row count, and turns back into the plain weight exactly (aten::to_dense,
+// torchgraph::unpack_linear_weight): so it replaces the original (lib/pipeline/optimize.ts does).
+// MKL's packed format measured 2.0-4.0x the weight and needs the original beside it.
 // aten::addmm(b, x, W) over a module weight laid out (in, out) (transformers' Conv1D, GPT-2's
-// projections) is the same GEMM: W^T is reordered.
+// projections) is the same GEMM: W^T is packed.
 import { dataInput, moduleSelf, Value, type Graph, type Node } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constantOf, constNumber, isNoneValue } from '../core/constants';
@@ -21,6 +25,27 @@ import { attributeOf, attributeReads, readAttribute } from './own-weights';
 import { nativeSync } from '../core/errors';
 import { soleDataUser, unaryOf, type UnaryPostOp } from './onednn-post-ops';
 import { releaseFreedMemory } from '../torchscript/binding';
+import { runtimeInfo } from '../torchscript/runtime-info';
+import { OWN_OP_SCHEMAS, LINEAR_KIND, PACK_LINEAR_KIND } from '../core/ops/own-schemas';
+
+/** The GEMM packed linears run on: oneDNN's, or torchgraph's own. */
+export type LinearKernel = 'onednn' | 'torchgraph';
+
+/**
+ * Ours where ATen's kernels run AVX2 (measured faster there, see above), oneDNN's elsewhere;
+ * TORCHGRAPH_LINEAR_KERNEL=onednn|torchgraph picks one on any machine (the tests run both).
+ */
+export function linearKernel(): LinearKernel {
+  const forced = process.env.TORCHGRAPH_LINEAR_KERNEL;
+  if (forced === 'onednn' || forced === 'torchgraph') return forced;
+  if (forced) throw new Error(`TORCHGRAPH_LINEAR_KERNEL is '${forced}': it takes 'onednn' or 'torchgraph'`);
+  return runtimeInfo().cpuCapability === 'AVX2' ? 'torchgraph' : 'onednn';
+}
+
+/** The op a packed linear runs as on `kernel`, as the report names it. */
+export function packedLinearOp(kernel: LinearKernel = linearKernel()): string {
+  return kernel === 'torchgraph' ? LINEAR_KIND : 'mkldnn::_linear_pointwise';
+}
 
 export interface PackedLinearRequest {
   id: string; linear: Node; x: Value; weight: Value; bias: Value | undefined;
@@ -118,28 +143,42 @@ export function planPackedLinears(graph: Graph, activations = false): { requests
   return { requests, refused };
 }
 
-/** The reorder of one weight value in `g` (W^T for an addmm's (in, out) weight), as a node output. */
-export function emitLinearReorder(g: Graph, weight: Value, transposed: boolean, rows: number): Value {
+/** The packing of one weight value in `g` for `kernel` (W^T for an addmm's (in, out) weight), as a node output. */
+export function emitLinearReorder(
+  g: Graph, weight: Value, transposed: boolean, rows: number, kernel: LinearKernel = linearKernel(),
+): Value {
   const plain = asTensor(g, weight);
   const w = transposed ? g.createNode('aten::t', [plain], [{ kind: 'Tensor' }]).output : plain;
+  if (kernel === 'torchgraph') {
+    return g.createNode(PACK_LINEAR_KIND, [w], [{ kind: 'Tensor' }], {}, { schema: OWN_OP_SCHEMAS[PACK_LINEAR_KIND] }).output;
+  }
   return g.createNode('mkldnn::_reorder_linear_weight', [w, g.insertConstant(BigInt(rows))], [{ kind: 'Tensor' }]).output;
 }
 
-/** Each request's weight reordered by oneDNN (for its row count, which only tunes the layout); a failure is every request's reason. */
+/** Each request's weight packed (for oneDNN, for its row count, which only tunes the layout); a failure is every request's reason. */
 export function packLinearWeights(
-  module: NativeModule, graph: Graph, requests: PackedLinearRequest[],
+  module: NativeModule, graph: Graph, requests: PackedLinearRequest[], kernel: LinearKernel = linearKernel(),
 ): Promise<Map<string, NativeTensor | string>> {
   return computeEachOnModule(module, graph, requests, (r) => [r.weight],
-    (g, map, r) => emitLinearReorder(g, map.get(r.weight)!, r.transposed, r.rows),
-    'oneDNN could not reorder the weights');
+    (g, map, r) => emitLinearReorder(g, map.get(r.weight)!, r.transposed, r.rows, kernel),
+    'the weights could not be packed');
+}
+
+/** The linear's output width: the weight's rows ((out, in)), or its columns for an addmm's (in, out). */
+function outFeatures(r: Pick<PackedLinearRequest, 'weight' | 'transposed'>): number {
+  const shape = tensorInfo(r.weight)!.shape;
+  return shape[r.transposed ? 1 : 0];
 }
 
 /**
- * aten::linear(x, W, b) -> mkldnn::_linear_pointwise(x, reordered W, b); aten::addmm(b, x, W) the
- * same with W^T reordered. `packed` is the reordered weight as a tensor (held by the graph as a
- * constant), or a value of the graph that holds it (an attribute of an optimized model's module).
+ * aten::linear(x, W, b) -> mkldnn::_linear_pointwise(x, reordered W, b), or torchgraph::linear(x,
+ * packed W, b, out_features) on our kernel; aten::addmm(b, x, W) the same with W^T packed.
+ * `packed` is the packed weight as a tensor (held by the graph as a constant), or a value of the
+ * graph that holds it (an attribute of an optimized model's module).
  */
-export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: NativeTensor | Value | string | undefined): LoweringOutcome {
+export function lowerPackedLinear(
+  g: Graph, r: PackedLinearRequest, packed: NativeTensor | Value | string | undefined, kernel: LinearKernel = linearKernel(),
+): LoweringOutcome {
   if (packed === undefined || typeof packed === 'string') {
     return { id: r.id, lowered: false, reason: packed ?? 'the weight was not packed' };
   }
@@ -152,8 +191,11 @@ export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: Nati
   const after = ops.postOp ? undefined : activationAfter(l);
   const post = ops.postOp ?? after?.postOp;
   const scalars = em.list((post?.scalars ?? []).map((x) => em.constant(x)), { kind: 'Optional', elem: { kind: 'Number' } });
-  const y = em.op('mkldnn::_linear_pointwise', ops.x, weight, ops.bias ?? em.none(), em.str(post?.attr ?? 'none'),
-    scalars, post?.algorithm ? em.str(post.algorithm) : em.none());
+  const algorithm = post?.algorithm ? em.str(post.algorithm) : em.none();
+  const y = kernel === 'torchgraph'
+    ? em.op(LINEAR_KIND, ops.x, weight, ops.bias ?? em.none(), em.constant(BigInt(outFeatures(r))), em.str(post?.attr ?? 'none'),
+        scalars, algorithm)
+    : em.op('mkldnn::_linear_pointwise', ops.x, weight, ops.bias ?? em.none(), em.str(post?.attr ?? 'none'), scalars, algorithm);
   // The activation read only the linear's output (or a view of it): that value stands for the
   // activation's output now, y for the linear's (metadata reads see the same shape, dtype, device).
   if (after) {
@@ -164,7 +206,7 @@ export function lowerPackedLinear(g: Graph, r: PackedLinearRequest, packed: Nati
   l.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'packed_linear', id: r.id };
   return {
-    id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes,
+    id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes, op: packedLinearOp(kernel),
     ...(post ? { postOp: postOpName(post) } : {}),
   };
 }
@@ -177,8 +219,9 @@ export async function packLinearsStep(pass: LoweringPass): Promise<void> {
   const g = pass.graph;
   await pass.propagateShapes(g);
   const plan = planPackedLinears(g);
-  const weights = await packLinearWeights(pass.module, g, plan.requests);
-  pass.lowering.packedLinears = [...plan.requests.map((r) => lowerPackedLinear(g, r, weights.get(r.id))),
+  const kernel = linearKernel();
+  const weights = await packLinearWeights(pass.module, g, plan.requests, kernel);
+  pass.lowering.packedLinears = [...plan.requests.map((r) => lowerPackedLinear(g, r, weights.get(r.id), kernel)),
     ...[...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }))];
   g.eliminateDeadCode();
 }
@@ -191,6 +234,7 @@ export async function packLinearsStep(pass: LoweringPass): Promise<void> {
 export async function prepackLinearsOnOwnedModule(pass: OwnedPass): Promise<void> {
   const g = pass.run;
   const plan = planPackedLinears(g, true);
+  const kernel = linearKernel();
   const outcomes: LoweringOutcome[] = [...plan.refused].map(([id, reason]) => ({ id, lowered: false, reason }));
   const reads = attributeReads(g);
   const byAttribute = new Map<string, PackedLinearRequest[]>();
@@ -213,29 +257,31 @@ export async function prepackLinearsOnOwnedModule(pass: OwnedPass): Promise<void
     let tensor: NativeTensor;
     try {
       [tensor] = await computeOnModule(pass.module, g, [same[0].weight],
-        (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows)]);
+        (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows, kernel)]);
     } catch (e) {
-      const reason = `oneDNN could not reorder the weight: ${(e as Error).message.split('\n')[0]}`;
+      const reason = `the weight could not be packed: ${(e as Error).message.split('\n')[0]}`;
       for (const r of same) outcomes.push({ id: r.id, lowered: false, reason });
       continue;
     }
     const attribute = inPlace ? name : `${name}_reordered`;
     nativeSync(() => pass.module.setAttribute(attribute, tensor));
-    const p: PackedWeight = { attribute, format: 'onednn-linear', transposed, inPlace, bytes: tensor.nbytes };
+    const p: PackedWeight = kernel === 'torchgraph'
+      ? { attribute, format: 'torchgraph-linear', transposed, inPlace, bytes: tensor.nbytes, outFeatures: outFeatures(same[0]) }
+      : { attribute, format: 'onednn-linear', transposed, inPlace, bytes: tensor.nbytes };
     reordered.set(name, p);
     pass.packed.set(name, p);
     tensor.dispose();
     // The replaced weight's pages go back now: freed chunks left between reordered weights of
     // other sizes would otherwise stay resident (ResNet-50's optimize peaked 27 MiB higher).
     releaseFreedMemory();
-    for (const r of same) outcomes.push({ id: r.id, lowered: true, heldBytes: inPlace ? undefined : p.bytes });
+    for (const r of same) outcomes.push({ id: r.id, lowered: true, heldBytes: inPlace ? undefined : p.bytes, op: packedLinearOp(kernel) });
   }
   pass.lowering.packedLinears = outcomes;
   for (const r of planPackedLinears(g, true).requests) {
     const name = attributeOf(g, r.weight);
     const p = name === undefined ? undefined : reordered.get(name);
     if (!p || p.transposed !== r.transposed) continue;
-    const { postOp } = lowerPackedLinear(g, r, p.inPlace ? r.weight : readAttribute(g, p.attribute));
+    const { postOp } = lowerPackedLinear(g, r, p.inPlace ? r.weight : readAttribute(g, p.attribute), kernel);
     const outcome = outcomes.find((o) => o.id === r.id && o.lowered);
     if (outcome && postOp) outcome.postOp = postOp;
   }

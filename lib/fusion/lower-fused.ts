@@ -26,6 +26,8 @@ export interface LoweringOutcome {
   heldBytes?: number;
   /** The activation the fused op applies as its post-op, when it took one over (e.g. "gelu tanh"). */
   postOp?: string;
+  /** The op it runs as, where the lowering picks one by machine (packed linears: oneDNN's or ours). */
+  op?: string;
 }
 
 /** The id of an outcome for one op outside any group: its kind, output and module, e.g. "aten::linear -> %x (encoder.fc1)". */

@@ -28,11 +28,13 @@ export interface LoweringPass {
 
 /**
  * A weight an optimized model holds prepacked: the attribute that holds it, whether it replaced
- * the plain weight (save() turns it back with aten::to_dense, transposed for an addmm's (in, out)
+ * the plain weight (save() turns it back with aten::to_dense, or torchgraph::unpack_linear_weight
+ * for our own linear's panels of `outFeatures` outputs, transposed for an addmm's (in, out)
  * weight) or sits beside it, and its bytes.
  */
 export interface PackedWeight {
-  attribute: string; format: 'onednn-linear' | 'onednn-conv'; transposed: boolean; inPlace: boolean; bytes: number;
+  attribute: string; format: 'onednn-linear' | 'onednn-conv' | 'torchgraph-linear'; transposed: boolean; inPlace: boolean; bytes: number;
+  outFeatures?: number;
 }
 
 /**

@@ -34,9 +34,10 @@ export interface LoweringSwitches {
    */
   pointwiseConvolutions?: boolean;
   /**
-   * float32 linear layers on weights oneDNN reorders once (mkldnn::_linear_pointwise,
-   * linear-packed.ts), held by the fused graph (the weight's own size); `optimize` replaces the
-   * originals with them. Default: on CPU where libtorch has oneDNN.
+   * float32 linear layers on weights packed once, held by the fused graph (the weight's own size;
+   * `optimize` replaces the originals with them), on oneDNN's GEMM (mkldnn::_linear_pointwise) or,
+   * where ATen runs AVX2, torchgraph's own (torchgraph::linear; linear-packed.ts says why).
+   * Default: on CPU where libtorch has oneDNN.
    */
   packedLinears?: boolean;
   /**
@@ -113,7 +114,7 @@ export const LOWERINGS: readonly LoweringEntry[] = [
       + ' channels last (conv-pointwise.ts)',
     lower: lowerConvolutionsStep, onOwnedModule: prepackConvolutionsOnOwnedModule },
   { name: 'packedLinears', portable: false, onByDefault: oneDnnCpu, when: 'on CPU with oneDNN', stage: 'groups',
-    what: 'linear layers on weights oneDNN reorders once (linear-packed.ts)',
+    what: 'linear layers on weights packed once, on oneDNN\'s GEMM or (AVX2) our own (linear-packed.ts)',
     lower: packLinearsStep, onOwnedModule: prepackLinearsOnOwnedModule },
   { name: 'addNorms', portable: false, onByDefault: (d) => d === 'cpu', when: 'on CPU', stage: 'groups',
     what: 'residual adds and the layer norm or RMSNorm after them as one op of ours (add-norm.ts)',

@@ -1,6 +1,7 @@
 // oneDNN's eltwise post-ops: the activations its pointwise kernels (mkldnn::_convolution_pointwise,
 // mkldnn::_linear_pointwise) apply to their output while it is in cache, read from the activation
-// node that follows the convolution or the linear. One table for both lowerings.
+// node that follows the convolution or the linear. One table for both lowerings; torchgraph::linear
+// (native/packed_linear.cc) takes the same names.
 import type { Node, Value } from '../core/ir';
 import { constNumber, constOf } from '../core/constants';
 import { METADATA_INPUT0, baseName } from '../core/ops/classes';

@@ -11,6 +11,7 @@ import { resolveArguments, resolveNamedArguments, type ArgumentInfo } from '../t
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { inPlaceWhereInputsDie } from '../fusion/in-place';
 import { computeOnModule } from '../fusion/weights-on-module';
+import { UNPACK_LINEAR_KIND } from '../core/ops/own-schemas';
 import type { PackedWeight } from '../fusion/lowering-pass';
 import * as nodePath from 'path';
 import { checkTarget, programWriter, saveTorchScript, writeBeside } from './save-model';
@@ -209,8 +210,10 @@ export class OptimizedModel {
       const read = map.get(reads[i])!;
       const p = this.#packed.get(n);
       if (!p?.inPlace) return read;
-      const dense = g.createNode('aten::to_dense', [read, g.insertConstant(null), g.insertConstant(null)], [{ kind: 'Tensor' }]).output;
-      // A linear's weight read transposed (an addmm's (in, out) mat2) was reordered as W.
+      const dense = p.format === 'torchgraph-linear'
+        ? g.createNode(UNPACK_LINEAR_KIND, [read, g.insertConstant(BigInt(p.outFeatures!))], [{ kind: 'Tensor' }]).output
+        : g.createNode('aten::to_dense', [read, g.insertConstant(null), g.insertConstant(null)], [{ kind: 'Tensor' }]).output;
+      // A linear's weight read transposed (an addmm's (in, out) mat2) was packed as W.
       return p.transposed ? g.createNode('aten::t', [dense], [{ kind: 'Tensor' }]).output : dense;
     }));
     return new Map(names.map((n, i) => [n, tensors[i]]));

@@ -1,6 +1,7 @@
 // What the fused graph's groups became, grouped for display: per kind, how many were lowered
 // and to what, then each distinct reason for the rest once, with its count.
 import type { LoweringOutcome, LoweringReport } from './types';
+import { LINEAR_KIND } from '../core/ops/own-schemas';
 
 export interface LoweringLine {
   kind: string;
@@ -32,13 +33,17 @@ export function loweringNotes(lw: LoweringReport): string[] {
   return out;
 }
 
+/** Whether the packed linears run on torchgraph's own GEMM (their outcomes say which op they run as). */
+const onOwnGemm = (outcomes: LoweringOutcome[] | undefined) => (outcomes ?? []).some((o) => o.op === LINEAR_KIND);
+
 /** "; 12 with their activation as oneDNN's post-op (gelu tanh)": the lowered ops that took an activation over. */
 function postOpsNote(outcomes: LoweringOutcome[]): string {
   const by = new Map<string, number>();
   for (const o of outcomes) if (o.lowered && o.postOp) by.set(o.postOp, (by.get(o.postOp) ?? 0) + 1);
   if (!by.size) return '';
   const n = [...by.values()].reduce((a, b) => a + b, 0);
-  return `; ${n} with the activation after it as oneDNN's post-op (${[...by].map(([p, c]) => (by.size > 1 ? `${c} ${p}` : p)).join(', ')})`;
+  const whose = onOwnGemm(outcomes) ? 'the GEMM\'s' : 'oneDNN\'s';
+  return `; ${n} with the activation after it as ${whose} post-op (${[...by].map(([p, c]) => (by.size > 1 ? `${c} ${p}` : p)).join(', ')})`;
 }
 
 export function describeLowering(lw: LoweringReport): LoweringLine[] {
@@ -47,7 +52,8 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     ['parallel projections', lw.projections, 'one GEMM each'],
     ['linear + activation', lw.linearActs, '_addmm_activation'],
     ['convolution + batch norm', lw.foldedBatchNorms ?? [], 'the batch norm folded into the convolution'],
-    ['linear', lw.packedLinears ?? [], 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
+    ['linear', lw.packedLinears ?? [], onOwnGemm(lw.packedLinears) ? 'torchgraph::linear on a weight packed once for its own GEMM'
+    : 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
     ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [],
       'oneDNN pointwise convolution on a prepacked weight, channels last'],
     ['residual add + norm', lw.addNorms ?? [], 'torchgraph::add_layer_norm / add_rms_norm, one pass per row'],
@@ -74,7 +80,8 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
  * they replace one another (a concatenated projection weight that oneDNN then packs is held once, as the packed copy). */
 export function heldWeights(lw: LoweringReport): { what: string; count: number; bytes: number }[] {
   const kinds: [LoweringOutcome[] | undefined, string][] = [
-    [lw.packedLinears, 'linear weights oneDNN reordered once (mkldnn::_linear_pointwise)'],
+    [lw.packedLinears, onOwnGemm(lw.packedLinears) ? 'linear weights packed once (torchgraph::linear)'
+    : 'linear weights oneDNN reordered once (mkldnn::_linear_pointwise)'],
     [lw.convolutions, 'convolution weights oneDNN prepacked, channels last'],
     [lw.foldedBatchNorms, 'convolution weights with the batch norm folded in'],
     [lw.projections, 'projection weights concatenated once for one GEMM'],

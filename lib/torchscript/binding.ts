@@ -151,6 +151,8 @@ export interface Binding {
   /** Whether this libtorch has oneDNN (mkldnn) kernels, and MKL's. */
   hasMkldnn: boolean;
   hasMkl: boolean;
+  /** The instruction set ATen's CPU kernels run here (at::get_cpu_capability): 'AVX512', 'AVX2' or 'DEFAULT'. */
+  cpuCapability?: string;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   /** libtorch's intra-op threads (at::get_num_threads). */

@@ -5,6 +5,8 @@ export interface RuntimeInfo {
   libtorchHasCuda: boolean;
   hasMkldnn: boolean;
   hasMkl: boolean;
+  /** The instruction set ATen's CPU kernels (and torchgraph's own) run: 'AVX512', 'AVX2' or 'DEFAULT'. */
+  cpuCapability: string;
   cudaAvailable: boolean;
   cudaDevices: number;
   threads: number;
@@ -15,6 +17,7 @@ export function runtimeInfo(): RuntimeInfo {
   const b = binding();
   return {
     torchVersion: b.torchVersion, libtorchHasCuda: b.libtorchHasCuda, hasMkldnn: b.hasMkldnn === true, hasMkl: b.hasMkl === true,
+    cpuCapability: b.cpuCapability ?? 'DEFAULT',
     cudaAvailable: b.cudaAvailable(), cudaDevices: b.cudaDeviceCount(), threads: b.numThreads(),
   };
 }

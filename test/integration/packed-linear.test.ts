@@ -1,10 +1,12 @@
-// Linear layers on oneDNN-reordered weights (lib/fusion/linear-packed.ts) and activations / residual
+// Linear layers on packed weights (lib/fusion/linear-packed.ts), on each GEMM it picks from
+// (oneDNN's, torchgraph's own: TORCHGRAPH_LINEAR_KERNEL forces one), and activations / residual
 // adds in place where their input dies (lib/fusion/in-place.ts), on a user's module exported by
 // `torchgraph export` (traced and scripted): nn.Linear with and without bias, a GPT-2-style
 // Conv1D (addmm over an (in, out) weight), a weight computed from the input (left alone), a
 // GELU whose input is read again afterwards (must not be overwritten), and skip connections; then
 // every activation oneDNN applies as the packed linear's post-op, behind a view (Conv1D) or not.
 import { strict as assert } from 'assert';
+import { packedLinearOp } from '../../lib/fusion/linear-packed';
 import { userModel } from '../support/user-model';
 import { Module } from '../../lib/torchscript/module';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
@@ -53,7 +55,22 @@ def make():
 
 const count = (g: Graph, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
 
-describe('linear layers on oneDNN-reordered weights, activations and adds in place', function () {
+/** The describe blocks below once per GEMM, the kernel forced for their duration. */
+function onEachKernel(body: (kernel: string) => void): void {
+  for (const kernel of ['onednn', 'torchgraph']) {
+    describe(`on ${kernel === 'onednn' ? 'oneDNN\'s' : 'torchgraph\'s own'} GEMM`, () => {
+      let before: string | undefined;
+      beforeEach(() => { before = process.env.TORCHGRAPH_LINEAR_KERNEL; process.env.TORCHGRAPH_LINEAR_KERNEL = kernel; });
+      afterEach(() => {
+        if (before === undefined) delete process.env.TORCHGRAPH_LINEAR_KERNEL;
+        else process.env.TORCHGRAPH_LINEAR_KERNEL = before;
+      });
+      body(kernel);
+    });
+  }
+}
+
+onEachKernel(() => describe('linear layers on packed weights, activations and adds in place', function () {
   this.timeout(600_000);
   const user = userModel(MODEL_PY, 'packed');
 
@@ -67,7 +84,7 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
         const packed = p.lowering.packedLinears ?? [];
         assert.equal(packed.filter((o) => o.lowered).length, 5, JSON.stringify(packed));
         assert.match(packed.filter((o) => !o.lowered).map((o) => o.reason).join(), /computed from the inputs/);
-        assert.equal(count(p.fused, 'mkldnn::_linear_pointwise'), 5);
+        assert.equal(count(p.fused, packedLinearOp()), 5);
         assert.deepEqual(packed.filter((o) => o.postOp).map((o) => o.postOp), ['gelu'], 'the first GELU is fc1\'s post-op');
         assert.equal(count(p.fused, 'aten::gelu') + count(p.fused, 'aten::gelu_'), 1, 'the second GELU reads g, which is read again');
         assert.equal(count(p.fused, 'aten::gelu_'), 0, 'and so is not in place');
@@ -79,7 +96,7 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
         const off_by = Math.abs(cmp.runs.fused.peakBytes - p.estimates.fused.peakBytes);
         assert.ok(off_by <= 64, `fused peak measured ${cmp.runs.fused.peakBytes} B, estimated ${p.estimates.fused.peakBytes} B`);
         const off = await prepareGraphs(m, specs, { packedLinears: false, inPlace: false });
-        assert.equal(count(off.fused, 'mkldnn::_linear_pointwise') + count(off.fused, 'aten::gelu_'), 0);
+        assert.equal(count(off.fused, packedLinearOp()) + count(off.fused, 'aten::gelu_'), 0);
         assert.ok(p.estimates.fused.peakBytes <= off.estimates.fused.peakBytes, `in place never costs memory: ${p.estimates.fused.peakBytes} vs ${off.estimates.fused.peakBytes}`);
       } finally {
         x.dispose();
@@ -87,7 +104,7 @@ describe('linear layers on oneDNN-reordered weights, activations and adds in pla
       }
     });
   }
-});
+}));
 
 const ACTIVATIONS_PY = `import torch
 from torch import nn
@@ -124,7 +141,7 @@ def make():
     return Acts().eval()
 `;
 
-describe('activations after a packed linear as oneDNN post-ops', function () {
+onEachKernel(() => describe('activations after a packed linear as the GEMM\'s post-ops', function () {
   this.timeout(600_000);
   const user = userModel(ACTIVATIONS_PY, 'packed_acts');
 
@@ -146,4 +163,4 @@ describe('activations after a packed linear as oneDNN post-ops', function () {
       m.dispose();
     }
   });
-});
+}));

@@ -4,6 +4,8 @@
 // browser path. Screenshots go to .torchgraph/screenshots/ (git-ignored) or
 // $TORCHGRAPH_SCREENSHOTS.
 import { strict as assert } from 'assert';
+import { packedLinearOp } from '../../lib/fusion/linear-packed';
+import { LINEAR_KIND } from '../../lib/core/ops/own-schemas';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -226,7 +228,9 @@ describe('report: HTML in headless Chromium (integration)', function () {
     assert.equal(s.totals['total, measured'][2], formatBytes(total));
     assert.equal(s.totals['total, estimated'][2], formatBytes(m.weightsBytes! + m.fusedExtraWeightsBytes! + report.runs.fused.estimatedPeakBytes));
     // What holds the extra weights: the packed linears, as the lowering counted them.
-    assert.match(s.memoryCaption, /holds [\d.]+ MiB more: 2 linear weights oneDNN reordered once \(mkldnn::_linear_pointwise\) \([\d.]+ MiB\)\./);
+    const held = packedLinearOp() === LINEAR_KIND ? 'linear weights packed once \\(torchgraph::linear\\)'
+      : 'linear weights oneDNN reordered once \\(mkldnn::_linear_pointwise\\)';
+    assert.match(s.memoryCaption, new RegExp(`holds [\\d.]+ MiB more: 2 ${held} \\([\\d.]+ MiB\\)\\.`));
     assert.deepEqual(await measuredLabelsOutside(page), []);
     await page.locator('#fused-graph-section').first().screenshot({ path: path.join(SCREENSHOTS, 'report-fused-graph.png') });
     await page.close();

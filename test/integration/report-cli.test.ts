@@ -3,6 +3,7 @@
 // report paths.
 // Skipped where the fixtures cannot be exported (no Python torch) or the addon does not load.
 import { strict as assert } from 'assert';
+import { packedLinearOp } from '../../lib/fusion/linear-packed';
 import { runCli, oneLine, type CliResult } from '../support/cli';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -85,10 +86,10 @@ describe('cli: end to end on real models (integration)', function () {
       if (!runtimeInfo().hasMkldnn) this.skip();
       const on = cli(['inspect', 'mha_demo', '--view', 'fused']);
       assert.equal(on.code, 0, on.err);
-      assert.match(on.out, /mkldnn::_linear_pointwise\(.*packed_linear, fused\]/);
+      assert.match(on.out, new RegExp(`${packedLinearOp()}\\(.*packed_linear, fused\\]`));
       const off = cli(['inspect', 'mha_demo', '--view', 'fused', '--no-packed-linears']);
       assert.equal(off.code, 0, off.err);
-      assert.doesNotMatch(off.out, /mkldnn::_linear_pointwise/);
+      assert.doesNotMatch(off.out, new RegExp(packedLinearOp()));
       assert.match(off.out, /^# lowerings switched off: --no-packed-linears$/m);
       assert.match(off.out, /aten::scaled_dot_product_attention\(.*# \[attn: attention_core, fused\]/);
       const dot = cli(['inspect', 'mha_demo', '--view', 'fused', '--dot', '--no-packed-linears']);

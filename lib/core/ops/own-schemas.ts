@@ -1,4 +1,4 @@
-// Schemas of the ops torchgraph registers itself (native/fused_ops.cc, TORCH_LIBRARY(torchgraph)):
+// Schemas of the ops torchgraph registers itself (native/fused_ops.cc, native/packed_linear.cc):
 // torch's schema table (schemas-table.ts) cannot list them, and passes read them by name too.
 // Keyed by op name, so a lowering takes its op's schema by the name it emits.
 export const OWN_OP_SCHEMAS = {
@@ -9,9 +9,17 @@ export const OWN_OP_SCHEMAS = {
   'torchgraph::bias_gelu': 'torchgraph::bias_gelu(Tensor input, Tensor bias, str approximate=\'none\') -> Tensor',
   'torchgraph::max_pool2d': 'torchgraph::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, '
     + 'int[2] dilation=1, bool ceil_mode=False) -> Tensor',
+  'torchgraph::pack_linear_weight': 'torchgraph::pack_linear_weight(Tensor weight) -> Tensor',
+  'torchgraph::unpack_linear_weight': 'torchgraph::unpack_linear_weight(Tensor packed, int out_features) -> Tensor',
+  'torchgraph::linear': 'torchgraph::linear(Tensor input, Tensor packed_weight, Tensor? bias, int out_features, '
+    + 'str attr, Scalar?[] scalars, str? algorithm=None) -> Tensor',
 } as const;
 
 /** The residual add + norm ops: their first result is the norm, their second the sum (empty unless return_sum). */
 export const ADD_NORM_KINDS: ReadonlySet<string> = new Set(['torchgraph::add_layer_norm', 'torchgraph::add_rms_norm']);
 export const BIAS_GELU_KIND = 'torchgraph::bias_gelu';
 export const MAX_POOL_KIND = 'torchgraph::max_pool2d';
+/** A linear layer on a weight torchgraph::pack_linear_weight packed (lib/fusion/linear-packed.ts), its activation as a post-op. */
+export const LINEAR_KIND = 'torchgraph::linear';
+export const PACK_LINEAR_KIND = 'torchgraph::pack_linear_weight';
+export const UNPACK_LINEAR_KIND = 'torchgraph::unpack_linear_weight';
