@@ -21,6 +21,8 @@
 // `--with-suite` (with --corpus): the standard suite's rows first, in the same run and table.
 // onnxruntime-node (scripts/bench-ort.ts): with `--anchors` on every anchored case; `--ort` alone
 // (no PyTorch anchors) on issue #28's four models (or on the cases named), then both peak RSS.
+// `--gemm`: the packed linears' GEMMs (ours, oneDNN's, MKL's) on transformer shapes, one op each
+// in a built graph, and the one this machine picks (scripts/bench-gemm.ts).
 import { loadCorpus } from '../lib/app/corpus';
 import { runBench, STANDARD_SUITE, type SuiteCase } from '../lib/app/bench';
 import { formatMemoryRow, measureOptimizedMemory, type MemoryCase } from '../lib/app/optimized-memory';
@@ -28,6 +30,7 @@ import { ensureModel } from '../lib/app/models';
 import { builtinFile } from '../lib/app/cli/model';
 import { ABLATABLE_LOWERINGS, type AblatableLowering } from '../lib/pipeline/bench';
 import { ortSet, withOrtNode } from './bench-ort';
+import { benchGemm } from './bench-gemm';
 
 /** The traced models of corpus set `set`; `names`, when given, picks some by fixture name. */
 async function corpusCases(names: string[], set: 'default' | 'bench'): Promise<SuiteCase[]> {
@@ -60,6 +63,10 @@ async function optimizedMemory(names: string[]): Promise<number> {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args.includes('--optimized-memory')) return optimizedMemory(args.filter((a) => !a.startsWith('--')));
+  if (args.includes('--gemm')) {
+    await benchGemm();
+    return 0;
+  }
   const json = args.includes('--json');
   const ablateAt = args.indexOf('--ablate');
   const ablate = ablateAt >= 0 ? args.splice(ablateAt, 2)[1]?.split(',') ?? [] : [];
