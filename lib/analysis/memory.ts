@@ -71,8 +71,9 @@ export interface MemoryOptions {
    */
   threads?: number;
   /**
-   * oneDNN's channel block on this CPU: 16 with AVX-512 (the default), 8 with AVX2. Blocked
-   * layouts (nChw16c) pad channels up to a multiple of it.
+   * oneDNN's channel block on this CPU: 16 with AVX-512 (the default), 8 with AVX2 (the pipeline
+   * passes it from runtimeInfo().cpuCapability). Blocked layouts (nChw16c, nChw8c) pad channels
+   * up to a multiple of it.
    */
   cpuChannelBlock?: number;
   /**

@@ -73,8 +73,11 @@ Promise<{ decomposedStandard: Graph; decomposed: Graph; decomposition: Decomposi
  */
 export function estimatePeak(graph: Graph, device: string, mode: 'unfused' | 'fused'): MemoryEstimate {
   if (device !== 'cpu') return estimateMemory(inlineTakenBranches(graph).graph, { alignBytes: 512 });
-  const threads = runtimeInfo().threads;
-  const options = mode === 'fused' ? { threads, sdpaWorkspace: cpuFlashAttentionWorkspace(threads) } : { threads };
+  const { threads, cpuCapability } = runtimeInfo();
+  // oneDNN's channel block follows the instruction set it runs: nChw16c with AVX-512, nChw8c below.
+  const cpuChannelBlock = cpuCapability === 'AVX512' ? 16 : 8;
+  const options = mode === 'fused'
+    ? { threads, cpuChannelBlock, sdpaWorkspace: cpuFlashAttentionWorkspace(threads) } : { threads, cpuChannelBlock };
   return estimateMemory(inlineTakenBranches(graph).graph, options);
 }
 
