@@ -116,6 +116,14 @@ inline void CopyRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, floa
 
 inline void Linear(const LinearArgs& a) {
   using namespace gemm;
+  if (a.k == 0) {  // no products: each row is the bias (or zeros), activated
+    for (int64_t r = 0; r < a.m; ++r) {
+      float* y = a.out + r * a.n;
+      for (int64_t c = 0; c < a.n; ++c) y[c] = a.bias ? a.bias[c] : 0.f;
+      if (a.act != Activation::kNone) ActivateRow(y, a.n, a);
+    }
+    return;
+  }
   const int64_t panels = (a.n + kPanel - 1) / kPanel, full = a.n / kPanel;
   // The bias padded to whole panels, so a panel reads 16 values; the last partial panel's
   // outputs go through a scratch column block (rows x 16) and are copied out at the end.

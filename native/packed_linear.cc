@@ -101,7 +101,7 @@ at::Tensor LinearCpu(const at::Tensor& input, const at::Tensor& packed, const st
   const at::Tensor w = packed.contiguous();
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   RunLinear({x.const_data_ptr<float>(), w.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
-             out.mutable_data_ptr<float>(), x.numel() / x.size(-1), x.size(-1), out_features, act, alpha, beta});
+             out.mutable_data_ptr<float>(), out.numel() / out_features, x.size(-1), out_features, act, alpha, beta});
   return out;
 }
 
