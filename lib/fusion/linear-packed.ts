@@ -144,7 +144,7 @@ export function planPackedLinears(graph: Graph, activations = false): { requests
 }
 
 /** The packing of one weight value in `g` for `kernel` (W^T for an addmm's (in, out) weight), as a node output. */
-export function emitLinearReorder(
+export function emitLinearPack(
   g: Graph, weight: Value, transposed: boolean, rows: number, kernel: LinearKernel = linearKernel(),
 ): Value {
   const plain = asTensor(g, weight);
@@ -160,7 +160,7 @@ export function packLinearWeights(
   module: NativeModule, graph: Graph, requests: PackedLinearRequest[], kernel: LinearKernel = linearKernel(),
 ): Promise<Map<string, NativeTensor | string>> {
   return computeEachOnModule(module, graph, requests, (r) => [r.weight],
-    (g, map, r) => emitLinearReorder(g, map.get(r.weight)!, r.transposed, r.rows, kernel),
+    (g, map, r) => emitLinearPack(g, map.get(r.weight)!, r.transposed, r.rows, kernel),
     'the weights could not be packed');
 }
 
@@ -257,7 +257,7 @@ export async function prepackLinearsOnOwnedModule(pass: OwnedPass): Promise<void
     let tensor: NativeTensor;
     try {
       [tensor] = await computeOnModule(pass.module, g, [same[0].weight],
-        (h, map) => [emitLinearReorder(h, map.get(same[0].weight)!, transposed, same[0].rows, kernel)]);
+        (h, map) => [emitLinearPack(h, map.get(same[0].weight)!, transposed, same[0].rows, kernel)]);
     } catch (e) {
       const reason = `the weight could not be packed: ${(e as Error).message.split('\n')[0]}`;
       for (const r of same) outcomes.push({ id: r.id, lowered: false, reason });
@@ -265,9 +265,10 @@ export async function prepackLinearsOnOwnedModule(pass: OwnedPass): Promise<void
     }
     const attribute = inPlace ? name : `${name}_reordered`;
     nativeSync(() => pass.module.setAttribute(attribute, tensor));
-    const p: PackedWeight = kernel === 'torchgraph'
-      ? { attribute, format: 'torchgraph-linear', transposed, inPlace, bytes: tensor.nbytes, outFeatures: outFeatures(same[0]) }
-      : { attribute, format: 'onednn-linear', transposed, inPlace, bytes: tensor.nbytes };
+    const p: PackedWeight = {
+      attribute, format: kernel === 'torchgraph' ? 'torchgraph-linear' : 'onednn-linear', transposed, inPlace, bytes: tensor.nbytes,
+      ...(kernel === 'torchgraph' ? { outFeatures: outFeatures(same[0]) } : {}),
+    };
     reordered.set(name, p);
     pass.packed.set(name, p);
     tensor.dispose();
