@@ -22,7 +22,9 @@ import type { OwnedPass, PackedWeight } from '../fusion/lowering-pass';
 import { packageVersion } from '../torchscript/package-root';
 import { exportView, functionGraphs } from '../transforms/module-views';
 import { inlineFunctionCalls } from '../transforms/inline-functions';
-import { chooseForm, timeOriginalRuns, timeRewrittenRuns, type FormChoice } from './faster-form';
+import {
+  chooseForm, timeOriginalRuns, timeRewrittenRuns, timeSideBySide, type FormChoice, type OwnedGraph, type SideBySideTimes,
+} from './faster-form';
 import { loadModel } from '../program/load-model';
 
 export interface OptimizeOptions extends Omit<FuseOptions, 'partition'> {
@@ -155,27 +157,53 @@ async function originalOwned(
 }
 
 /**
+ * The original's times for optimize's faster-form check: its runs timed before the rewrite began
+ * (timeOriginalBeforeRewrite), and how the two are timed side by side where the rewrite ran slower
+ * apart (timeSideBySide; a test gives times of its own to drive either outcome).
+ */
+export interface FormCheck {
+  originalMs: number[];
+  sideBySide?: (rewritten: OwnedGraph, original: OwnedGraph, inputs: readonly InputSpec[]) => Promise<SideBySideTimes>;
+}
+
+/**
  * The faster-form check on what optimize will run (its run graph, every lowering in it, over the
  * module that owns the weights), against the original's runs timed before the rewrite began:
  * timed apart, neither runs beside the other's memory (faster-form.ts). Where every run was
- * slower, the original's own graph is kept, unlowered, over its weights loaded again from its file.
+ * slower, the original's own graph is loaded again from its file, unlowered, over its own weights,
+ * and the two are timed side by side: where the rewrite is slower there too, the original is kept.
  */
 async function fasterForm(
-  owned: { portable: Graph; run: Graph; module: Module; weights: OwnedWeight[] }, originalTimes: number[], inputs: readonly InputSpec[],
+  owned: { portable: Graph; run: Graph; module: Module; weights: OwnedWeight[] }, check: FormCheck, inputs: readonly InputSpec[],
   signature: readonly ArgumentInfo[], time: <T>(name: string, f: () => T | Promise<T>) => Promise<T>,
 ): Promise<{ form: FormChoice; portable: Graph; run: Graph; module: Module; weights: OwnedWeight[] }> {
   const rewrittenTimes = await time('time the rewritten graph', () => timeRewrittenRuns(owned.module, owned.run, inputs));
-  const form = chooseForm(rewrittenTimes, originalTimes);
-  if (form.kept === 'rewritten') return { form, ...owned };
+  const apart = chooseForm(rewrittenTimes, check.originalMs);
+  if (apart.kept === 'rewritten') return { form: apart, ...owned };
   const path = owned.module.path;
+  let original: Awaited<ReturnType<typeof originalOwned>>;
   try {
-    const original = await time('load the original again', () => originalOwned(path, owned.module.device, inputs, signature));
+    original = await time('load the original again', () => originalOwned(path, owned.module.device, inputs, signature));
+  } catch (e) {
+    const reason = `${apart.reason.replace(/; the original graph is kept$/, '')}, but the original could not be loaded again from ${path} `
+      + `(${(e as Error).message}): the rewritten graph is kept`;
+    return { form: { ...apart, kept: 'rewritten', reason }, ...owned };
+  }
+  let keep = false;
+  try {
+    const sideBySide = check.sideBySide ?? timeSideBySide;
+    const t = await time('time both side by side', () => sideBySide(
+      { module: owned.module, graph: owned.run }, { module: original.module, graph: original.portable }, inputs));
+    const form = chooseForm(t.rewritten, t.original, 'side by side');
+    if (form.kept === 'rewritten') {
+      const before = `apart, it had run ${apart.rewrittenMs.toFixed(3)} ms against ${apart.originalMs.toFixed(3)}`;
+      return { form: { ...form, reason: `${form.reason} (${before})` }, ...owned };
+    }
+    keep = true;
     owned.module.dispose();
     return { form, ...original, run: original.portable.clone() };
-  } catch (e) {
-    const reason = `${form.reason.replace(/; the original graph is kept$/, '')}, but the original could not be loaded again from ${path} `
-      + `(${(e as Error).message}): the rewritten graph is kept`;
-    return { form: { ...form, kept: 'rewritten', reason }, ...owned };
+  } finally {
+    if (!keep) original.module.dispose();
   }
 }
 
@@ -209,12 +237,12 @@ export async function timeOriginalBeforeRewrite(
 }
 
 /**
- * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts), with the original's
- * timed runs if taken already (timeOriginalBeforeRewrite). The module is disposed once its weights
+ * optimize()'s rewrite of `module` for inputs like `inputs` (see optimize.ts), with the faster-form
+ * check's original times if taken already (timeOriginalBeforeRewrite). The module is disposed once its weights
  * have moved, after `weightsMoved` resolves (a worker's caller disposes its own handle then).
  */
 export async function rewriteModel(module: Module, inputs: readonly InputSpec[], options: OptimizeOptions, maxPlans: number,
-  originalMs?: number[], weightsMoved: () => Promise<void> = async () => {}): Promise<RewrittenModel> {
+  check?: FormCheck, weightsMoved: () => Promise<void> = async () => {}): Promise<RewrittenModel> {
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -224,7 +252,7 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
   const originalBytes = module.parameterBytes;
   const signature = module._signature('forward').map((a) => ({ ...a }));
   const saved = module.metadata as OptimizedMetadata | null;
-  const rewrite = await portableGraph(module, inputs, options, time, originalMs);
+  const rewrite = await portableGraph(module, inputs, options, time, check?.originalMs);
   const { fromSaved, originalTimes } = rewrite;
   const { lowering } = rewrite;
   let { portable } = rewrite;
@@ -270,7 +298,8 @@ export async function rewriteModel(module: Module, inputs: readonly InputSpec[],
     pass.run = portable.clone();
     for (const l of LOWERINGS.filter((x) => !x.portable && on(x))) await time(`prepack: ${l.name}`, () => l.onOwnedModule!(pass));
     if (originalTimes) {
-      const checked = await fasterForm({ portable, run: pass.run, module: ownedModule, weights }, originalTimes, inputs, signature, time);
+      const checked = await fasterForm(
+        { portable, run: pass.run, module: ownedModule, weights }, { ...check, originalMs: originalTimes }, inputs, signature, time);
       form = checked.form;
       if (form.kept === 'original') {
         ({ portable, run: pass.run, module: ownedModule, weights } = checked);

@@ -167,7 +167,8 @@ async function serveRewrite(port: NonNullable<typeof parentPort>, request: Rewri
     port.postMessage({ kind: 'weights-moved' } satisfies WorkerMessage);
   });
   try {
-    const r = await rewriteModel(module, request.inputs, request.options, request.maxPlans, request.originalMs, weightsMoved);
+    const r = await rewriteModel(module, request.inputs, request.options, request.maxPlans,
+      request.originalMs ? { originalMs: request.originalMs } : undefined, weightsMoved);
     const rewrite: SharedRewrite = {
       token: r.module._native.share(), path: r.module.path, portable: shareTensors(r.portable.toData()), run: shareTensors(r.run.toData()),
       packed: [...r.packed], signature: r.signature, metadata: r.metadata, report: shareTensors(r.report), inPlace: r.inPlace,

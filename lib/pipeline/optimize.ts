@@ -256,7 +256,7 @@ export async function optimize(module: Module, inputs: readonly InputSpec[], opt
   const originalMs = await timeOriginalBeforeRewrite(module, inputs, options);
   const originalTimed = performance.now() - t0;
   const r = options.worker === false
-    ? await rewriteModel(module, inputs, options, MAX_PLANS, originalMs)
+    ? await rewriteModel(module, inputs, options, MAX_PLANS, originalMs ? { originalMs } : undefined)
     : await rewriteInWorker(module, inputs, options, MAX_PLANS, originalMs);
   if (originalMs) r.report.timings['time the original'] = originalTimed;
   r.report.timings.rewrite = performance.now() - t0;

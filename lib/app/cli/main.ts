@@ -141,6 +141,8 @@ function addOptimizeCommand(program: Command, io: CliIO, setExit: (code: number)
     .option('-f, --force', 'replace --out if it exists')
     .option('--seed <n>', 'seed for generated inputs', parseSeed, 0)
     .option('--tolerance <x>', 'max abs diff allowed against the original', parseTolerance, DEFAULT_TOLERANCE)
+    .option('--keep-rewrite',
+      'keep the rewrite without timing it against the original (by default, where it runs slower, the original graph is kept)')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('-v, --verbose', 'progress with timings; full errors with stack traces')
     .option('-q, --quiet', 'no progress on stderr, only errors');

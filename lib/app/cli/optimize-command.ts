@@ -21,6 +21,8 @@ export interface OptimizeCliOptions {
   force?: boolean;
   seed: number;
   tolerance?: number;
+  /** Keep the rewrite without the faster-form check (optimize's keepFaster false). */
+  keepRewrite?: boolean;
   json?: boolean;
   verbose?: boolean;
   quiet?: boolean;
@@ -62,7 +64,8 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
     }
     progress.step('optimizing');
     const model = await loadModel(file);
-    const optimized = await optimize(model, inputs.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype })), { ...o.fuse });
+    const optimized = await optimize(model, inputs.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype })),
+      { ...o.fuse, ...(o.keepRewrite ? { keepFaster: false } : {}) });
     try {
       progress.step('checking the optimized model');
       const got = flattenTensors(await optimized.forward(...inputs.tensors));
@@ -129,7 +132,7 @@ export function renderOptimize(r: OptimizeResult): string {
   }
   lines.push(`  weights held: ${(rep.heldBytes / MiB).toFixed(1)} MiB in ${rep.weights.length} tensors `
     + `(the original: ${(rep.originalBytes / MiB).toFixed(1)} MiB); `
-    + `${rep.packed.length} replaced by their oneDNN-reordered form (redone when the file is optimized again)`);
+    + `${rep.packed.length} replaced by their prepacked form (redone when the file is optimized again)`);
   lines.push(`  other shapes: ${rep.otherShapes}`);
   lines.push(`  max abs diff vs the original: optimized model ${diffText(r.maxAbsDiff, r.tolerance)}; `
     + `saved file read back ${diffText(r.savedMaxAbsDiff, r.tolerance)}`);
