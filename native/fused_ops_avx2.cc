@@ -11,6 +11,7 @@ void AddNormAvx2(const AddNormArgs& a) { AVX2::AddNorm(a); }
 void BiasGeluAvx2(const BiasGeluArgs& a) { AVX2::BiasGelu(a); }
 void MaxPoolAvx2(const MaxPoolArgs& a) { AVX2::MaxPool(a); }
 void LinearAvx2(const LinearArgs& a) { AVX2::Linear(a); }
+void Conv2dAvx2(const Conv2dArgs& a) { AVX2::Conv2d(a); }
 
 }  // namespace tg::fused_ops
 #endif

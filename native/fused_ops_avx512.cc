@@ -11,6 +11,7 @@ void AddNormAvx512(const AddNormArgs& a) { AVX512::AddNorm(a); }
 void BiasGeluAvx512(const BiasGeluArgs& a) { AVX512::BiasGelu(a); }
 void MaxPoolAvx512(const MaxPoolArgs& a) { AVX512::MaxPool(a); }
 void LinearAvx512(const LinearArgs& a) { AVX512::Linear(a); }
+void Conv2dAvx512(const Conv2dArgs& a) { AVX512::Conv2d(a); }
 
 }  // namespace tg::fused_ops
 #endif

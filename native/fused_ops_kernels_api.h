@@ -47,6 +47,16 @@ struct LinearArgs {
   float alpha, beta;
 };
 
+// out (n, oh, ow, o), channels last, = act(conv2d(x) + bias) with x zero-padded already and laid
+// out (n, hp, wp, c), the weight (o, c, kh, kw) packed as a linear weight of (o, kh * kw * c), that
+// is in x's order: an output pixel's window row is kw * c contiguous floats of x (no im2col copy).
+struct Conv2dArgs {
+  const float* x; const float* packed; const float* bias; float* out;
+  int64_t n, hp, wp, c, oh, ow, o, kh, kw, sh, sw;
+  Activation act;
+  float alpha, beta;
+};
+
 void AddNormAvx2(const AddNormArgs& a);
 void AddNormAvx512(const AddNormArgs& a);
 void BiasGeluAvx2(const BiasGeluArgs& a);
@@ -55,5 +65,7 @@ void MaxPoolAvx2(const MaxPoolArgs& a);
 void MaxPoolAvx512(const MaxPoolArgs& a);
 void LinearAvx2(const LinearArgs& a);
 void LinearAvx512(const LinearArgs& a);
+void Conv2dAvx2(const Conv2dArgs& a);
+void Conv2dAvx512(const Conv2dArgs& a);
 
 }  // namespace tg::fused_ops

@@ -1,4 +1,4 @@
-// The float32 GEMM behind torchgraph::linear (native/packed_linear.cc): y = act(x W^T + b) with W
+// The float32 GEMM behind torchgraph::linear and torchgraph::conv2d (native/packed_linear.cc): y = act(x W^T + b) with W
 // packed once into panels of 16 output features (kPanel), each panel K rows of 16 contiguous
 // floats, zero-padded past N. Written over at::vec::Vectorized<float> and compiled once per
 // instruction set like fused_ops_kernels.h (fused_ops_avx2.cc, fused_ops_avx512.cc include it).
@@ -36,8 +36,9 @@ constexpr int64_t kDepth = 512;                    // K per pass over the weight
 constexpr int64_t kWholeDepth = 768;
 constexpr int64_t kRowBlock = 192;                 // x rows copied per pass (a multiple of kRows)
 
-// The activation on n floats in place (the tile just stored, still in L1), as ATen computes it.
-inline Vec Activate(Vec x, const LinearArgs& a) {
+// The activation, as ATen computes it (`a`: LinearArgs or Conv2dArgs, their act, alpha and beta).
+template <typename A>
+inline Vec Activate(Vec x, const A& a) {
   const Vec zero(0.f), one(1.f), three(3.f), six(6.f);
   switch (a.act) {
     case Activation::kNone: return x;
@@ -58,6 +59,7 @@ inline Vec Activate(Vec x, const LinearArgs& a) {
   return x;
 }
 
+// The activation on n floats in place (the tile just stored, still in L1).
 inline void ActivateRow(float* y, int64_t n, const LinearArgs& a) {
   int64_t d = 0;
   for (; d + Vec::size() <= n; d += Vec::size()) Activate(Vec::loadu(y + d), a).store(y + d);
@@ -101,6 +103,50 @@ inline void TileOf(int64_t rows, int64_t kc, const float* xp, const float* w, fl
   if constexpr (R > 0) {
     if (rows == R) return Tile<R>(kc, xp, w, y, ldy, first, init);
     return TileOf<R - 1>(rows, kc, xp, w, y, ldy, first, init);
+  }
+}
+
+// R output pixels of one output row x kPanel output channels: pixel r's window starts at
+// x + r * ldr, each of its kh rows (rowStride apart) kwc contiguous floats, read where they are;
+// w the panel (kh * kwc rows of kPanel). The tile starts at the bias and is activated when stored.
+template <int64_t R>
+inline void ConvTile(const float* x, int64_t ldr, int64_t rowStride, int64_t kh, int64_t kwc, const float* w, float* y, int64_t ldy,
+                     const float* init, const Conv2dArgs& a) {
+  Vec acc[R][kVecs];
+#pragma GCC unroll 16
+  for (int64_t r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < kVecs; ++v) acc[r][v] = Vec::loadu(init + v * Vec::size());
+  }
+  for (int64_t i = 0; i < kh; ++i) {
+    const float* xi = x + i * rowStride;
+    const float* wi = w + i * kwc * kPanel;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kwc; ++k) {
+      Vec b[kVecs];
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < kVecs; ++v) b[v] = Vec::loadu(wi + k * kPanel + v * Vec::size());
+#pragma GCC unroll 16
+      for (int64_t r = 0; r < R; ++r) {
+        const Vec xv(xi[r * ldr + k]);
+#pragma GCC unroll 4
+        for (int64_t v = 0; v < kVecs; ++v) acc[r][v] = at::vec::fmadd(xv, b[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int64_t r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < kVecs; ++v) Activate(acc[r][v], a).store(y + r * ldy + v * Vec::size());
+  }
+}
+
+template <int64_t R>
+inline void ConvTileOf(int64_t rows, const float* x, int64_t ldr, int64_t rowStride, int64_t kh, int64_t kwc, const float* w, float* y,
+                       int64_t ldy, const float* init, const Conv2dArgs& a) {
+  if constexpr (R > 0) {
+    if (rows == R) return ConvTile<R>(x, ldr, rowStride, kh, kwc, w, y, ldy, init, a);
+    return ConvTileOf<R - 1>(rows, x, ldr, rowStride, kh, kwc, w, y, ldy, init, a);
   }
 }
 
@@ -168,6 +214,38 @@ inline void Linear(const LinearArgs& a) {
       for (int64_t r = 0; r < a.m; ++r) {
         std::copy(tail.data() + r * kPanel, tail.data() + r * kPanel + width, a.out + r * a.n + c0);
         if (a.act != Activation::kNone) ActivateRow(a.out + r * a.n + c0, width, a);
+      }
+    }
+  });
+}
+
+// Threads split the output rows (n * oh); each row runs panel by panel (a panel's kh * kw * c x 16
+// weights stay in L1: 9.4 KiB for a 7 x 7 RGB stem) over groups of kRows pixels.
+inline void Conv2d(const Conv2dArgs& a) {
+  using namespace gemm;
+  const int64_t panels = (a.o + kPanel - 1) / kPanel, full = a.o / kPanel;
+  const int64_t kwc = a.kw * a.c, k = a.kh * kwc, ldr = a.sw * a.c, rowStride = a.wp * a.c;
+  std::vector<float> bias(panels * kPanel, 0.f);
+  if (a.bias) std::copy(a.bias, a.bias + a.o, bias.begin());
+  const int64_t grain = a.ow * a.o * k < (int64_t{1} << 16) ? 16 : 1;
+  at::parallel_for(0, a.n * a.oh, grain, [&](int64_t row0, int64_t row1) {
+    float tail[kRows * kPanel];
+    for (int64_t row = row0; row < row1; ++row) {
+      const int64_t img = row / a.oh, oy = row % a.oh;
+      const float* x = a.x + (img * a.hp + oy * a.sh) * rowStride;
+      float* out = a.out + row * a.ow * a.o;
+      for (int64_t p = 0; p < panels; ++p) {
+        const float* w = a.packed + p * k * kPanel;
+        const float* init = bias.data() + p * kPanel;
+        const bool partial = p >= full;
+        for (int64_t j = 0; j < a.ow; j += kRows) {
+          const int64_t rows = std::min(kRows, a.ow - j);
+          float* y = partial ? tail : out + j * a.o + p * kPanel;
+          ConvTileOf<kRows>(rows, x + j * ldr, ldr, rowStride, a.kh, kwc, w, y, partial ? kPanel : a.o, init, a);
+          if (partial) {
+            for (int64_t r = 0; r < rows; ++r) std::copy(tail + r * kPanel, tail + r * kPanel + (a.o - full * kPanel), out + (j + r) * a.o + p * kPanel);
+          }
+        }
       }
     }
   });

@@ -2,13 +2,16 @@
 // this machine. Each of ViT-B/16's and BERT-base's linear shapes runs as one op in a built graph,
 // on torchgraph's own GEMM (torchgraph::linear), oneDNN's (mkldnn::_linear_pointwise) and MKL's
 // (aten::linear), interleaved; each op's time comes from libtorch's per-op timing, so the packing
-// in the graph is not counted. Prints medians in ms and GFLOP/s, and the GEMM this machine picks.
+// in the graph is not counted. Then the same for image stems (few input channels) on
+// torchgraph::conv2d and oneDNN's pointwise convolution (lib/fusion/conv-pointwise.ts). Prints
+// medians in ms and GFLOP/s, and the kernels this machine picks.
 import { Module } from '../lib';
 import { ClassType, Graph, TensorType, type Value } from '../lib/core/ir';
-import { OWN_OP_SCHEMAS, LINEAR_KIND, PACK_LINEAR_KIND } from '../lib/core/ops/own-schemas';
+import { OWN_OP_SCHEMAS, LINEAR_KIND, PACK_LINEAR_KIND, CONV2D_KIND, PACK_CONV2D_KIND } from '../lib/core/ops/own-schemas';
 import { ensureModel } from '../lib/app/models';
 import { median } from '../lib/pipeline/compare';
 import { linearKernel } from '../lib/fusion/linear-packed';
+import { convKernel } from '../lib/fusion/conv-pointwise';
 import { randomTensor } from '../lib/torchscript/random';
 import { nativeOf } from '../lib/torchscript/tensor';
 import { runtimeInfo } from '../lib/torchscript/runtime-info';
@@ -45,6 +48,79 @@ function linearGraph(m: Module, kernel: Kernel, rows: number, out: number): Grap
   return g;
 }
 
+const CONV_KERNELS = { torchgraph: CONV2D_KIND, onednn: 'mkldnn::_convolution_pointwise' } as const;
+type ConvKernel = keyof typeof CONV_KERNELS;
+
+/** Convolutions with few input channels: [input shape, out channels, kernel, stride, padding]. */
+const CONVS: [number[], number, number, number, number][] = [
+  [[2, 3, 224, 224], 64, 7, 2, 3], // ResNet's stem, batch 2
+  [[1, 3, 224, 224], 32, 3, 2, 1], // MobileNet's and EfficientNet's stem
+  [[1, 3, 224, 224], 768, 16, 16, 0], // ViT-B/16's patches
+];
+
+/** A graph of (self, x, w, b) -> the convolution (relu after it) on `kernel`, its weight packed inside the graph. */
+function convGraph(m: Module, kernel: ConvKernel, [x0, out, k, stride, padding]: (typeof CONVS)[number]): Graph {
+  const g = new Graph();
+  g.addInput(ClassType(m.tree().type), 'self');
+  const [x, w, b] = ['x', 'w', 'b'].map((n) => g.addInput(TensorType, n));
+  const ints = (xs: number[]) => g.createNode('prim::ListConstruct', xs.map((v) => g.insertConstant(BigInt(v))),
+    [{ kind: 'List', elem: { kind: 'Int' } }]).output;
+  const scalars = () => g.createNode('prim::ListConstruct', [], [{ kind: 'List', elem: { kind: 'Optional', elem: { kind: 'Number' } } }]).output;
+  let y: Value;
+  if (kernel === 'onednn') {
+    const p = g.createNode('mkldnn::_reorder_convolution_weight', [w, ints([padding, padding]), ints([stride, stride]), ints([1, 1]),
+      g.insertConstant(1n), ints(x0)], T).output;
+    y = g.createNode(CONV_KERNELS.onednn, [x, p, b, ints([padding, padding]), ints([stride, stride]), ints([1, 1]), g.insertConstant(1n),
+      g.insertConstant('relu'), scalars(), g.insertConstant(null)], T).output;
+  } else {
+    const p = g.createNode(PACK_CONV2D_KIND, [w], T, {}, { schema: OWN_OP_SCHEMAS[PACK_CONV2D_KIND] }).output;
+    y = g.createNode(CONV2D_KIND, [x, p, b, g.insertConstant(BigInt(out)), ints([k, k]), ints([padding, padding]), ints([stride, stride]),
+      g.insertConstant('relu'), scalars(), g.insertConstant(null)], T, {}, { schema: OWN_OP_SCHEMAS[CONV2D_KIND] }).output;
+  }
+  g.setOutputs([y]);
+  return g;
+}
+
+/** Per-op medians (ms) of each graph, run interleaved on the same inputs; the first 2 runs are warm-up. */
+async function interleavedOpTimes<K extends string>(
+  m: Module, graphs: [K, Graph][], op: (k: K) => string, inputs: ReturnType<typeof randomTensor>[], repetitions: number,
+): Promise<Map<K, number>> {
+  const built = graphs.map(([kernel, graph]) => ({ kernel, g: m._native.buildGraph(graph.toData()) }));
+  const times = new Map<K, number[]>(built.map((b) => [b.kernel, []]));
+  try {
+    const args = inputs.map(nativeOf);
+    for (let r = 0; r < repetitions + 2; r++) {
+      for (const b of built) {
+        const res = await b.g.run(args, { profile: true });
+        const t = res.opTimes?.[op(b.kernel)];
+        if (r >= 2 && t) times.get(b.kernel)!.push(t.ms);
+      }
+    }
+  } finally {
+    built.forEach((b) => b.g.dispose());
+  }
+  return new Map([...times].map(([k, ts]) => [k, median(ts)]));
+}
+
+async function benchConvs(m: Module, repetitions: number): Promise<void> {
+  process.stdout.write(`\nconvolutions with few input channels; picked here: ${convKernel()}\n`);
+  process.stdout.write('input -> out, kernel/stride   ' + Object.keys(CONV_KERNELS).map((k) => `${k} ms (GFLOP/s)`.padStart(24)).join('') + '\n');
+  for (const c of CONVS) {
+    const [x0, out, k, stride, padding] = c;
+    const inputs = [randomTensor(x0, 'float32', 1), randomTensor([out, x0[1], k, k], 'float32', 2), randomTensor([out], 'float32', 3)];
+    try {
+      const kernels = Object.keys(CONV_KERNELS) as ConvKernel[];
+      const ms = await interleavedOpTimes(m, kernels.map((kernel) => [kernel, convGraph(m, kernel, c)]), (kk) => CONV_KERNELS[kk], inputs, repetitions);
+      const side = (d: number) => Math.floor((d + 2 * padding - k) / stride) + 1;
+      const macs = x0[0] * out * side(x0[2]) * side(x0[3]) * x0[1] * k * k;
+      const cells = kernels.map((kk) => `${ms.get(kk)!.toFixed(3)} (${(2 * macs / 1e6 / ms.get(kk)!).toFixed(0)})`.padStart(24));
+      process.stdout.write(`${`${x0.join('x')} -> ${out}, ${k}/${stride}`.padEnd(30)}${cells.join('')}\n`);
+    } finally {
+      inputs.forEach((t) => t.dispose());
+    }
+  }
+}
+
 export async function benchGemm(repetitions = 25): Promise<void> {
   const m = await Module.load((await ensureModel('mha_demo')).variants.traced!);
   const info = runtimeInfo();
@@ -53,27 +129,17 @@ export async function benchGemm(repetitions = 25): Promise<void> {
   try {
     for (const [rows, k, n] of SHAPES) {
       const inputs = [randomTensor([rows, k], 'float32', 1), randomTensor([n, k], 'float32', 2), randomTensor([n], 'float32', 3)];
-      const built = (Object.keys(KERNELS) as Kernel[]).map((kernel) => ({ kernel, g: m._native.buildGraph(linearGraph(m, kernel, rows, n).toData()) }));
-      const times = new Map<Kernel, number[]>(built.map((b) => [b.kernel, []]));
       try {
-        const args = inputs.map(nativeOf);
-        for (let r = 0; r < repetitions + 2; r++) {
-          for (const b of built) {
-            const res = await b.g.run(args, { profile: true });
-            const op = res.opTimes?.[KERNELS[b.kernel]];
-            if (r >= 2 && op) times.get(b.kernel)!.push(op.ms);
-          }
-        }
+        const kernels = Object.keys(KERNELS) as Kernel[];
+        const ms = await interleavedOpTimes(m, kernels.map((kernel) => [kernel, linearGraph(m, kernel, rows, n)]), (kk) => KERNELS[kk],
+          inputs, repetitions);
+        const cells = kernels.map((kk) => `${ms.get(kk)!.toFixed(3)} (${(2 * rows * k * n / 1e6 / ms.get(kk)!).toFixed(0)})`.padStart(24));
+        process.stdout.write(`${`${rows} x ${k} x ${n}`.padEnd(17)}${cells.join('')}\n`);
       } finally {
-        built.forEach((b) => b.g.dispose());
         inputs.forEach((t) => t.dispose());
       }
-      const cells = [...times.values()].map((ts) => {
-        const ms = median(ts);
-        return `${ms.toFixed(3)} (${(2 * rows * k * n / 1e6 / ms).toFixed(0)})`.padStart(24);
-      });
-      process.stdout.write(`${`${rows} x ${k} x ${n}`.padEnd(17)}${cells.join('')}\n`);
     }
+    await benchConvs(m, repetitions);
   } finally {
     m.dispose();
   }

@@ -13,7 +13,8 @@
 //   _native_multi_head_attention          q/k/v and output projections as linear, plus the core as SDPA
 //   _transformer_encoder_layer_fwd        the same, plus two layer norms, the FFN, its activation, two residual adds
 //   views, copies, casts, creation        0
-import type { Graph, Node } from '../core/ir';
+import { CONV2D_KIND } from '../core/ops/own-schemas';
+import { isInPlaceKind, type Graph, type Node } from '../core/ir';
 import { buildFacts, type GraphFacts } from '../core/facts';
 import { constNumber, constOf } from '../core/constants';
 import { ACT_COST, ELEMENTWISE_COST, baseName, numel, type OpClass } from '../core/ops/classes';
@@ -94,7 +95,9 @@ interface NodeAt {
 
 /** FLOPs of the node at position p; negative codes for "shapes missing" / "no formula". */
 function flopsAt(f: GraphFacts, p: number): number {
-  if (f.role[p] !== 'compute') return 0;
+  // An op in place aliases its input (role 'view' for memory) but computes all the same (relu_,
+  // oneDNN's convolution writing its residual sum into the skip connection).
+  if (f.role[p] !== 'compute' && !(f.role[p] === 'view' && isInPlaceKind(f.nodes[p].kind))) return 0;
   const cls = f.classes[p];
   const formula = FORMULAS.find(([classes]) => classes.some((c) => cls.includes(c)));
   if (!formula) return NO_FORMULA;
@@ -190,12 +193,13 @@ function matmulFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
 function convFlops({ n, kind, shp, out, isTensorArg }: NodeAt): number {
   // By argument name: oneDNN's pointwise ops call them X, W, B, and .binary puts `other` second.
   const at = (...names: string[]) => names.map((a) => n.argPosition(a)).find((i) => i >= 0) ?? -1;
-  const [xi, wi, bi] = [at('input', 'self', 'X'), at('weight', 'W'), at('bias', 'B')];
+  const [xi, wi, bi] = [at('input', 'self', 'X'), at('weight', 'W', 'packed_weight'), at('bias', 'B')];
   const o = out(), x = xi >= 0 ? shp(xi) : undefined, w = wi >= 0 ? shp(wi) : undefined;
   if (!o || !x || !w) return MISSING;
   const t = n.arg('transposed');
   const transposed = /conv_transpose/.test(kind) || (!!t && constOf(t) === true);
-  const perOut = numel(w.slice(1));
+  // torchgraph::conv2d's packed weight is (panels, kh * kw * C, 16): its rows are one output's inputs.
+  const perOut = kind === CONV2D_KIND ? w[1] : numel(w.slice(1));
   const bias = bi >= 0 && isTensorArg(bi) ? numel(o) : 0;
   return (transposed ? 2 * numel(x) * perOut : 2 * numel(o) * perOut) + bias;
 }

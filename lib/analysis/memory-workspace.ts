@@ -1,6 +1,7 @@
 // The memory model's per-node workspace rules: what an op allocates and frees inside itself while it
 // runs (attention kernels, CPU convolutions, pooling indices, norm statistics, matmul/einsum copies).
 // memory.ts adds these to each step of its liveness sweep.
+import { CONV2D_KIND } from '../core/ops/own-schemas';
 import type { Node } from '../core/ir';
 import type { GraphFacts } from '../core/facts';
 import { constOf } from '../core/constants';
@@ -143,6 +144,7 @@ const notOne = (v: number | boolean | string | null | number[] | undefined) =>
  */
 function cpuConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number {
   if (n.kind === 'mkldnn::_convolution_pointwise') return pointwiseConvWorkspace(f, n, cpu);
+  if (n.kind === CONV2D_KIND) return packedConvWorkspace(f, n);
   // Arguments by schema name (input and weight lead every convolution schema; the first is
   // `self` in mkldnn_convolution's). A transposed convolution is not modelled.
   const transposed = n.arg('transposed');
@@ -213,6 +215,18 @@ function pointwiseConvWorkspace(f: GraphFacts, n: Node, cpu: CpuKernels): number
   const groups = Number(constOf(n.arg('groups')!) ?? 1);
   const depthwise = groups > 1 && w.shape[1] === 1;
   return inCopy + (depthwise ? 0 : 4120 * cpu.threads + 4096);
+}
+
+/** torchgraph::conv2d (native/packed_linear.cc): its input zero-padded and channels last, for the op's duration. */
+function packedConvWorkspace(f: GraphFacts, n: Node): number {
+  const v = n.arg('input');
+  const i = v ? f.vindex.get(v) : undefined;
+  const x = i === undefined ? undefined : f.info[i];
+  const padding = constOf(n.arg('padding')!);
+  if (!x || x.shape.length !== 4 || !Array.isArray(padding)) return 0;
+  const [ph, pw] = padding.map(Number);
+  const [N, C, H, W] = x.shape;
+  return N * (H + 2 * ph) * (W + 2 * pw) * C * 4;
 }
 
 export function nodeWorkspace(

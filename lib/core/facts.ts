@@ -415,7 +415,8 @@ const FIXED_CLASSES: Map<string, OpClass[]> = (() => {
   const put = (ks: Iterable<string>, c: OpClass[]) => { for (const k of ks) if (!m.has(k)) m.set(k, c); };
   put(ATTENTION_KINDS, ['attention']);
   put(['aten::linear', 'aten::_linear', 'mkl::_mkl_linear', 'mkldnn::_linear_pointwise', 'torchgraph::linear'], C_LINEAR);
-  put(CONV_KINDS, ['conv']);
+  // oneDNN's convolution with its residual sum written into the skip connection (lib/fusion/in-place.ts) too.
+  put([...CONV_KINDS, 'mkldnn::_convolution_pointwise_'], ['conv']);
   put(BATCHNORM_KINDS, ['batchnorm']);
   put(NORM_KINDS, ['norm']);
   put(SOFTMAX_KINDS, ['softmax']);

@@ -1,4 +1,4 @@
-// Where the fused graph's channels-last activations (written by oneDNN's pointwise convolutions,
+// Where the fused graph's channels-last activations (written by the pointwise convolutions,
 // conv-pointwise.ts) meet code written for contiguous tensors, the graph's own layout comes back.
 // The region is what those convolutions write and what ops that keep a channels-last input
 // channels last make of it (activations, elementwise arithmetic with broadcast or scalar
@@ -6,19 +6,19 @@
 // other reader, and the graph's outputs, get aten::contiguous of the value: a view such as
 // `x.view(n, -1)` would refuse channels-last strides, and callers see the strides they had.
 import { dataInput, isInPlaceKind, type Block, type Graph, type Node, type Value } from '../core/ir';
-import { ACT_KINDS_LIST, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
+import { ACT_KINDS_LIST, LAYOUT_KINDS, LIST_VIEW_KINDS, METADATA_INPUT0, POINTWISE_CONV_KINDS } from '../core/ops/classes';
 import { tensorInfo } from '../core/value-info';
 import { MAX_POOL_KIND } from '../core/ops/own-schemas';
 import { Emitter } from '../transforms/emit';
 
 const KEEPS_LAYOUT = new Set([...ACT_KINDS_LIST, ...['add', 'sub', 'mul', 'div', 'clamp', 'clamp_min', 'clamp_max', 'neg', 'dropout']
   .flatMap((k) => [`aten::${k}`, `aten::${k}_`]),
-'aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_avg_pool2d', 'aten::batch_norm', 'mkldnn::_convolution_pointwise', MAX_POOL_KIND]);
+'aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_avg_pool2d', 'aten::batch_norm', ...POINTWISE_CONV_KINDS, MAX_POOL_KIND]);
 
 /** Whether `n`, reading region values, writes channels last: every full-shape tensor operand is in the region. */
 function keepsLayout(n: Node, region: ReadonlySet<Value>): boolean {
   if (!KEEPS_LAYOUT.has(n.kind) || n.outputs.length !== 1 || n.output.type.kind !== 'Tensor') return false;
-  if (n.kind === 'mkldnn::_convolution_pointwise') return true;
+  if (POINTWISE_CONV_KINDS.has(n.kind)) return true;
   if (isInPlaceKind(n.kind)) return region.has(dataInput(n)); // in place: the written tensor keeps its layout
   const shape = tensorInfo(n.output)?.shape;
   if (!shape) return false;

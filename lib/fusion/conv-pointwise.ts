@@ -9,11 +9,20 @@
 // Measured on this project's 2-core CPU (transformers' ResNet-18 config, batch 2 at 224, Python,
 // medians of 11): eager 37.1 ms, these kernels on dense weights 29.7 ms, on prepacked weights
 // 25.1 ms, inductor with freezing 34.5 ms.
+//
+// A convolution with few input channels (an image stem: RGB in) runs on torchgraph::conv2d
+// instead where `convKernel` picks ours: oneDNN's kernels vectorize over input channels, and on
+// AVX2 (AMD EPYC, Zen 3, 2 threads) its 7x7 stride-2 stem of ResNet-18 at batch 2 ran 3.8-4.1 ms
+// (about 120 GFLOP/s) where onnxruntime's ran 2.8; ours reads each window row (kw x C floats,
+// contiguous in a padded channels-last copy) where it lies, 2.5 ms. Ours has no binary post-op
+// (a stem has no residual add) and takes the same activations.
 import { dataInput, isInPlaceKind, moduleSelf, Value, type Graph, type Node } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constNumber, constOf, isNoneValue, tensorConstantOf } from '../core/constants';
 import { tensorInfo } from '../core/value-info';
-import { LAYOUT_KINDS, METADATA_INPUT0 } from '../core/ops/classes';
+import { LAYOUT_KINDS, METADATA_INPUT0, POINTWISE_CONV_KINDS } from '../core/ops/classes';
+import { CONV2D_KIND, OWN_OP_SCHEMAS, PACK_CONV2D_KIND } from '../core/ops/own-schemas';
+import { runtimeInfo } from '../torchscript/runtime-info';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
@@ -29,10 +38,38 @@ const UNARY_AFTER_ADD = new Set(['relu']);
 
 const CONV_OPS = new Set(['aten::_convolution', 'aten::convolution', 'aten::conv2d']);
 
+/** Input channels up to which a convolution is an image stem's, for torchgraph::conv2d. */
+const FEW_CHANNELS = 4;
+/** The largest weight torchgraph::conv2d takes: it runs every 16-output panel over each output row,
+ * so the weight should stay in L2 (a stem's: 37.6 KiB for ResNet's 7x7 to 64; ViT-B/16's 16x16
+ * patches to 768, 2.3 MiB, stay on oneDNN, which blocks for it). */
+const STEM_WEIGHT_BYTES = 256 * 1024;
+
+export type ConvKernel = 'onednn' | 'torchgraph';
+
+/**
+ * The kernel for convolutions with few input channels: ours where ATen's kernels run AVX2
+ * (measured faster there, see above), oneDNN's elsewhere (ours is unmeasured on AVX-512);
+ * TORCHGRAPH_CONV_KERNEL=onednn|torchgraph picks one on any machine.
+ */
+export function convKernel(): ConvKernel {
+  const forced = process.env.TORCHGRAPH_CONV_KERNEL;
+  if (forced === 'onednn' || forced === 'torchgraph') return forced;
+  if (forced) throw new Error(`TORCHGRAPH_CONV_KERNEL is '${forced}': it takes 'onednn' or 'torchgraph'`);
+  return runtimeInfo().cpuCapability === 'AVX2' ? 'torchgraph' : 'onednn';
+}
+
+/** The kernel `r` runs on (packing and lowering ask alike). */
+const kernelOf = (r: ConvPointwiseRequest): ConvKernel => (r.stem ? convKernel() : 'onednn');
+
 export interface ConvPointwiseRequest {
   id: string;
   conv: Node;
+  /** An image stem (few input channels, ungrouped, undilated, no residual add, a small weight): convKernel() picks its kernel. */
+  stem: boolean;
   x: Value; weight: Value; bias: Value | undefined;
+  /** (out, in, kh, kw). */
+  weightShape: number[];
   padding: number[]; stride: number[]; dilation: number[]; groups: number;
   /** The residual add folded in as a binary post-op (the skip connection is its other operand). */
   add?: Node;
@@ -74,7 +111,7 @@ function residualOf(add: Node, y: Value): true | string {
 }
 
 /** Why `conv` cannot run on a prepacked oneDNN kernel, or its geometry. */
-function convGeometry(conv: Node, self: Value | undefined): Omit<ConvPointwiseRequest, 'id' | 'conv' | 'last'> | string {
+function convGeometry(conv: Node, self: Value | undefined): Omit<ConvPointwiseRequest, 'id' | 'conv' | 'last' | 'stem'> | string {
   if (!CONV_OPS.has(conv.kind)) return `${conv.kind} is not a plain convolution`;
   const transposed = conv.arg('transposed');
   if (transposed && constOf(transposed) !== false) return 'a transposed convolution';
@@ -91,7 +128,7 @@ function convGeometry(conv: Node, self: Value | undefined): Omit<ConvPointwiseRe
   if (!moduleCone(bias ? [weight, bias] : [weight], self)) {
     return 'the weights depend on the inputs, so they cannot be packed once ahead of the runs';
   }
-  return { x, weight, bias, padding, stride, dilation, groups };
+  return { x, weight, bias, padding, stride, dilation, groups, weightShape: wi.shape };
 }
 
 /** One conv_bn_act group (its batch norm already folded) as a pointwise-kernel request, or why not. */
@@ -102,7 +139,7 @@ function requestFor(id: string, nodes: Node[], self: Value | undefined): ConvPoi
   if (alive.some((n) => n.kind.includes('batch_norm'))) return 'its batch norm is not folded';
   const geometry = convGeometry(conv, self);
   if (typeof geometry === 'string') return geometry;
-  const req: ConvPointwiseRequest = { id, conv, ...geometry, last: conv };
+  const req: ConvPointwiseRequest = { id, conv, stem: false, ...geometry, last: conv };
   let next = soleDataUser(conv.output);
   if (next && alive.includes(next) && next.kind.startsWith('aten::add')) {
     const r = residualOf(next, conv.output);
@@ -125,6 +162,8 @@ function requestFor(id: string, nodes: Node[], self: Value | undefined): ConvPoi
     const hit = own.has(n) ? undefined : inPlaceWriteOf(n, read);
     if (hit) return `${hit.kind} between the convolution and its post-ops writes one of their inputs`;
   }
+  req.stem = req.weightShape[1] <= FEW_CHANNELS && req.groups === 1 && req.dilation.every((d) => d === 1) && !req.add
+    && req.weightShape.reduce((a, d) => a * d, 4) <= STEM_WEIGHT_BYTES;
   return req;
 }
 
@@ -163,7 +202,10 @@ export function planConvPointwise(
   return { requests, refused };
 }
 
-/** Each request's weight reordered once into oneDNN's blocked layout for its input's shape; a failure is every request's reason. */
+/**
+ * Each request's weight packed once: in oneDNN's blocked layout for its input's shape, or in our
+ * GEMM's panels (torchgraph::conv2d); a failure is every request's reason.
+ */
 export function packConvWeights(
   module: NativeModule, graph: Graph, requests: ConvPointwiseRequest[],
 ): Promise<Map<string, NativeTensor | string>> {
@@ -171,6 +213,10 @@ export function packConvWeights(
     const ints = (xs: number[]) => g.createNode(
       'prim::ListConstruct', xs.map((x) => g.insertConstant(BigInt(x))), [{ kind: 'List', elem: { kind: 'Int' } }],
     ).output;
+    if (kernelOf(r) === 'torchgraph') {
+      return g.createNode(PACK_CONV2D_KIND, [asTensor(g, map.get(r.weight)!)], [{ kind: 'Tensor' }], {},
+        { schema: OWN_OP_SCHEMAS[PACK_CONV2D_KIND] }).output;
+    }
     return g.createNode('mkldnn::_reorder_convolution_weight', [
       asTensor(g, map.get(r.weight)!), ints(r.padding), ints(r.stride), ints(r.dilation),
       g.insertConstant(BigInt(r.groups)), ints(tensorOf(r.x)!.shape)], [{ kind: 'Tensor' }]).output;
@@ -198,10 +244,13 @@ export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: Na
   const bias = r.bias ?? em.none();
   const geometry = [ints(r.padding), ints(r.stride), ints(r.dilation), em.int(r.groups)];
   const unary = r.unary ?? { attr: 'none', scalars: [], algorithm: null };
-  const y = r.add
-    ? em.op('mkldnn::_convolution_pointwise', x, other!, w, bias, ...geometry, str('add'), em.none(),
-        r.unary ? str(unary.attr) : em.none(), scalars(unary.scalars), str(unary.algorithm))
-    : em.op('mkldnn::_convolution_pointwise', x, w, bias, ...geometry, str(unary.attr), scalars(unary.scalars), str(unary.algorithm));
+  const y = kernelOf(r) === 'torchgraph'
+    ? em.op(CONV2D_KIND, x, w, bias, em.int(r.weightShape[0]), ints(r.weightShape.slice(2)), ints(r.padding), ints(r.stride),
+        str(unary.attr), scalars(unary.scalars), str(unary.algorithm))
+    : r.add
+      ? em.op('mkldnn::_convolution_pointwise', x, other!, w, bias, ...geometry, str('add'), em.none(),
+          r.unary ? str(unary.attr) : em.none(), scalars(unary.scalars), str(unary.algorithm))
+      : em.op('mkldnn::_convolution_pointwise', x, w, bias, ...geometry, str(unary.attr), scalars(unary.scalars), str(unary.algorithm));
   r.last.output.replaceAllUsesWith(y);
   // Reads of the replaced values' rank (scripted BatchNorm's input-dim check, which runs before
   // y exists) are 4; later reads of their shape, dtype or device read y's, the same. Reads of
@@ -220,7 +269,10 @@ export function lowerConvPointwise(g: Graph, r: ConvPointwiseRequest, packed: Na
   }
   for (const n of [r.act, r.add, r.conv]) if (n && !n.hasUses()) n.destroy();
   for (const n of em.emitted) n.meta.fused = { kind: 'conv_pointwise', id: r.id };
-  return { id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes };
+  return {
+    id: r.id, lowered: true, heldBytes: packed instanceof Value ? undefined : packed.nbytes,
+    op: kernelOf(r) === 'torchgraph' ? CONV2D_KIND : 'mkldnn::_convolution_pointwise',
+  };
 }
 
 /** The reason every lowered convolution of `outcomes` is refused when the layouts cannot be restored. */
@@ -241,7 +293,7 @@ export async function lowerConvolutionsStep(pass: LoweringPass): Promise<void> {
   const refused = [...plan.refused].map(([id, reason]): LoweringOutcome => ({ id, lowered: false, reason }));
   let outcomes = [...plan.requests.map((r) => lowerConvPointwise(g, r, weights.get(r.id))), ...refused];
   try {
-    restoreLayouts(g, g.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output));
+    restoreLayouts(g, g.allNodes().filter((n) => POINTWISE_CONV_KINDS.has(n.kind)).map((n) => n.output));
   } catch (e) {
     outcomes = layoutsRefused(outcomes, e);
   }
@@ -275,7 +327,7 @@ export async function prepackConvolutionsOnOwnedModule(pass: OwnedPass): Promise
   if (outcomes.length) pass.lowering.convolutions = outcomes;
   if (!lowered.length) return;
   try {
-    restoreLayouts(attempt, attempt.allNodes().filter((n) => n.kind === 'mkldnn::_convolution_pointwise').map((n) => n.output));
+    restoreLayouts(attempt, attempt.allNodes().filter((n) => POINTWISE_CONV_KINDS.has(n.kind)).map((n) => n.output));
   } catch (e) {
     pass.lowering.convolutions = layoutsRefused(outcomes, e);
     return;
@@ -286,8 +338,8 @@ export async function prepackConvolutionsOnOwnedModule(pass: OwnedPass): Promise
   for (const r of lowered) {
     const name = attributeOf(attempt, r.weight)!;
     const users = (reads.get(name) ?? []).flatMap((v) => v.uses);
-    const inPlace = !prepacked.has(name)
-      && users.every((u) => u.node.kind === 'mkldnn::_convolution_pointwise' && u.index === u.node.argPosition('W'));
+    const weightOf = (n: Node) => n.argPosition(n.kind === CONV2D_KIND ? 'packed_weight' : 'W');
+    const inPlace = !prepacked.has(name) && users.every((u) => POINTWISE_CONV_KINDS.has(u.node.kind) && u.index === weightOf(u.node));
     const tensor = (await packConvWeights(pass.module, attempt, [r])).get(r.id);
     if (tensor === undefined || typeof tensor === 'string') {
       throw new TorchGraphError('ERR_TORCH', `optimize: the weight ${name} could not be prepacked: ${tensor ?? 'no result'}`);
@@ -295,11 +347,13 @@ export async function prepackConvolutionsOnOwnedModule(pass: OwnedPass): Promise
     const attribute = inPlace ? name : `${name}_prepacked_${pass.packed.size}`;
     nativeSync(() => pass.module.setAttribute(attribute, tensor));
     if (!inPlace) {
-      const conv = r.weight.uses.find((u) => u.node.kind === 'mkldnn::_convolution_pointwise');
+      const conv = r.weight.uses.find((u) => POINTWISE_CONV_KINDS.has(u.node.kind));
       conv?.node.replaceInput(conv.index, readAttribute(attempt, attribute));
     }
     prepacked.add(name);
-    pass.packed.set(attribute, { attribute, format: 'onednn-conv', transposed: false, inPlace, bytes: tensor.nbytes });
+    pass.packed.set(attribute, kernelOf(r) === 'torchgraph'
+      ? { attribute, format: 'torchgraph-conv2d', transposed: false, inPlace, bytes: tensor.nbytes, weightSize: r.weightShape }
+      : { attribute, format: 'onednn-conv', transposed: false, inPlace, bytes: tensor.nbytes });
     tensor.dispose();
     releaseFreedMemory();  // as in prepackLinearsOnOwnedModule (linear-packed.ts)
   }

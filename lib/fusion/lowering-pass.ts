@@ -30,11 +30,14 @@ export interface LoweringPass {
  * A weight an optimized model holds prepacked: the attribute that holds it, whether it replaced
  * the plain weight (save() turns it back with aten::to_dense, or torchgraph::unpack_linear_weight
  * for our own linear's panels of `outFeatures` outputs, transposed for an addmm's (in, out)
- * weight) or sits beside it, and its bytes.
+ * weight, or torchgraph::unpack_conv2d_weight to `weightSize`) or sits beside it, and its bytes.
  */
 export interface PackedWeight {
-  attribute: string; format: 'onednn-linear' | 'onednn-conv' | 'torchgraph-linear'; transposed: boolean; inPlace: boolean; bytes: number;
+  attribute: string; format: 'onednn-linear' | 'onednn-conv' | 'torchgraph-linear' | 'torchgraph-conv2d'; transposed: boolean;
+  inPlace: boolean; bytes: number;
   outFeatures?: number;
+  /** torchgraph::conv2d's plain weight's (out, in, kh, kw), for torchgraph::unpack_conv2d_weight. */
+  weightSize?: number[];
 }
 
 /**

@@ -7,7 +7,7 @@
 // saved model keeps the ATen op.
 import type { Graph, Node, Value } from '../core/ir';
 import { tensorInfo } from '../core/value-info';
-import { isChannelsLastContiguous } from '../core/ops/classes';
+import { isChannelsLastContiguous, POINTWISE_CONV_KINDS } from '../core/ops/classes';
 import { OWN_OP_SCHEMAS, MAX_POOL_KIND } from '../core/ops/own-schemas';
 import { Emitter } from '../transforms/emit';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
@@ -22,7 +22,7 @@ function refusal(pool: Node, device: string): string | undefined {
   const input = pool.arg('self')!;
   // A pointwise convolution writes float32 channels last by construction (conv-pointwise.ts);
   // optimize()'s run graph has no shapes recorded for the ones it put there.
-  if (input.node?.kind === 'mkldnn::_convolution_pointwise') return undefined;
+  if (input.node && POINTWISE_CONV_KINDS.has(input.node.kind)) return undefined;
   const x = tensorInfo(input);
   if (!x) return 'its input has no recorded shape';
   if (x.dtype !== 'float32') return `its input is ${x.dtype}, not float32`;

@@ -11,7 +11,7 @@ import { resolveArguments, resolveNamedArguments, type ArgumentInfo } from '../t
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { inPlaceWhereInputsDie } from '../fusion/in-place';
 import { computeOnModule } from '../fusion/weights-on-module';
-import { UNPACK_LINEAR_KIND } from '../core/ops/own-schemas';
+import { OWN_OP_SCHEMAS, UNPACK_CONV2D_KIND, UNPACK_LINEAR_KIND } from '../core/ops/own-schemas';
 import type { PackedWeight } from '../fusion/lowering-pass';
 import * as nodePath from 'path';
 import { checkTarget, programWriter, saveTorchScript, writeBeside } from './save-model';
@@ -210,9 +210,14 @@ export class OptimizedModel {
       const read = map.get(reads[i])!;
       const p = this.#packed.get(n);
       if (!p?.inPlace) return read;
+      const T = [{ kind: 'Tensor' as const }];
+      const ints = (xs: number[]) => g.createNode('prim::ListConstruct', xs.map((d) => g.insertConstant(BigInt(d))),
+        [{ kind: 'List', elem: { kind: 'Int' } }]).output;
       const dense = p.format === 'torchgraph-linear'
-        ? g.createNode(UNPACK_LINEAR_KIND, [read, g.insertConstant(BigInt(p.outFeatures!))], [{ kind: 'Tensor' }]).output
-        : g.createNode('aten::to_dense', [read, g.insertConstant(null), g.insertConstant(null)], [{ kind: 'Tensor' }]).output;
+        ? g.createNode(UNPACK_LINEAR_KIND, [read, g.insertConstant(BigInt(p.outFeatures!))], T).output
+        : p.format === 'torchgraph-conv2d'
+          ? g.createNode(UNPACK_CONV2D_KIND, [read, ints(p.weightSize!)], T, {}, { schema: OWN_OP_SCHEMAS[UNPACK_CONV2D_KIND] }).output
+          : g.createNode('aten::to_dense', [read, g.insertConstant(null), g.insertConstant(null)], T).output;
       // A linear's weight read transposed (an addmm's (in, out) mat2) was packed as W.
       return p.transposed ? g.createNode('aten::t', [dense], [{ kind: 'Tensor' }]).output : dense;
     }));

@@ -1,7 +1,7 @@
 // What the fused graph's groups became, grouped for display: per kind, how many were lowered
 // and to what, then each distinct reason for the rest once, with its count.
 import type { LoweringOutcome, LoweringReport } from './types';
-import { LINEAR_KIND } from '../core/ops/own-schemas';
+import { CONV2D_KIND, LINEAR_KIND } from '../core/ops/own-schemas';
 
 export interface LoweringLine {
   kind: string;
@@ -46,6 +46,15 @@ function postOpsNote(outcomes: LoweringOutcome[]): string {
   return `; ${n} with the activation after it as ${whose} post-op (${[...by].map(([p, c]) => (by.size > 1 ? `${c} ${p}` : p)).join(', ')})`;
 }
 
+/** The convolutions' target: oneDNN's pointwise kernels, the stems on ours where they ran there. */
+function convolutionsTo(outcomes: LoweringOutcome[]): string {
+  const ours = outcomes.filter((o) => o.lowered && o.op === CONV2D_KIND).length;
+  const onednn = 'oneDNN pointwise convolution on a prepacked weight, channels last';
+  const stems = 'torchgraph::conv2d on a weight packed once, reading each window where it lies, channels last';
+  if (!ours) return onednn;
+  return ours === outcomes.filter((o) => o.lowered).length ? stems : `${onednn}; ${ours} with few input channels: ${stems}`;
+}
+
 export function describeLowering(lw: LoweringReport): LoweringLine[] {
   const kinds: [string, LoweringOutcome[], string][] = [
     ['attention cores', lw.attentionCores, 'scaled_dot_product_attention'],
@@ -54,8 +63,7 @@ export function describeLowering(lw: LoweringReport): LoweringLine[] {
     ['convolution + batch norm', lw.foldedBatchNorms ?? [], 'the batch norm folded into the convolution'],
     ['linear', lw.packedLinears ?? [], onOwnGemm(lw.packedLinears) ? 'torchgraph::linear on a weight packed once for its own GEMM'
     : 'mkldnn::_linear_pointwise on a weight oneDNN reordered once'],
-    ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [],
-      'oneDNN pointwise convolution on a prepacked weight, channels last'],
+    ['convolution [+ residual add] [+ activation]', lw.convolutions ?? [], convolutionsTo(lw.convolutions ?? [])],
     ['residual add + norm', lw.addNorms ?? [], 'torchgraph::add_layer_norm / add_rms_norm, one pass per row'],
     ['bias + GELU', lw.biasGelus ?? [], 'torchgraph::bias_gelu'],
     ['max pool', lw.maxPools ?? [], 'torchgraph::max_pool2d, no indices'],

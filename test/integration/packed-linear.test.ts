@@ -8,6 +8,7 @@
 import { strict as assert } from 'assert';
 import { packedLinearOp } from '../../lib/fusion/linear-packed';
 import { userModel } from '../support/user-model';
+import { onEachKernel } from '../support/kernel-env';
 import { Module } from '../../lib/torchscript/module';
 import { prepareGraphs } from '../../lib/pipeline/prepare';
 import { compareGraphs } from '../../lib/pipeline/compare';
@@ -56,21 +57,10 @@ def make():
 const count = (g: Graph, kind: string) => g.allNodes().filter((n) => n.kind === kind).length;
 
 /** The describe blocks below once per GEMM, the kernel forced for their duration. */
-function onEachKernel(body: (kernel: string) => void): void {
-  for (const kernel of ['onednn', 'torchgraph']) {
-    describe(`on ${kernel === 'onednn' ? 'oneDNN\'s' : 'torchgraph\'s own'} GEMM`, () => {
-      let before: string | undefined;
-      beforeEach(() => { before = process.env.TORCHGRAPH_LINEAR_KERNEL; process.env.TORCHGRAPH_LINEAR_KERNEL = kernel; });
-      afterEach(() => {
-        if (before === undefined) delete process.env.TORCHGRAPH_LINEAR_KERNEL;
-        else process.env.TORCHGRAPH_LINEAR_KERNEL = before;
-      });
-      body(kernel);
-    });
-  }
-}
+const onEachGemm = (body: (kernel: string) => void) => onEachKernel('TORCHGRAPH_LINEAR_KERNEL',
+  (kernel) => `on ${kernel === 'onednn' ? 'oneDNN\'s' : 'torchgraph\'s own'} GEMM`, body);
 
-onEachKernel(() => describe('linear layers on packed weights, activations and adds in place', function () {
+onEachGemm(() => describe('linear layers on packed weights, activations and adds in place', function () {
   this.timeout(600_000);
   const user = userModel(MODEL_PY, 'packed');
 
@@ -141,7 +131,7 @@ def make():
     return Acts().eval()
 `;
 
-onEachKernel(() => describe('activations after a packed linear as the GEMM\'s post-ops', function () {
+onEachGemm(() => describe('activations after a packed linear as the GEMM\'s post-ops', function () {
   this.timeout(600_000);
   const user = userModel(ACTIVATIONS_PY, 'packed_acts');
 

@@ -60,6 +60,8 @@ describe('planConvPointwise', () => {
       [['a', 'relu', '', 'aten::relu'], ['b', 'relu', 'add', 'aten::relu'], [aloneId, undefined, '', 'aten::conv2d']]);
     assert.deepEqual(plan.requests.map((r) => [r.padding, r.stride, r.dilation, r.groups, r.bias ? 'bias' : '']),
       [[[1, 1], [1, 1], [1, 1], 1, ''], [[0, 0], [1, 1], [1, 1], 1, 'bias'], [[0, 0], [1, 1], [1, 1], 1, '']]);
+    // 4 input channels: a stem's kernel may take them, but not with a residual add.
+    assert.deepEqual(plan.requests.map((r) => r.stem), [true, false, true]);
     assert.deepEqual(refusals(plan), {
       bn: 'its batch norm is not folded',
       runtime: 'padding, stride, dilation or groups is not a constant (or padding is a string)',

@@ -7,7 +7,7 @@
 
 import { outOfPlaceKind } from '../ir/node';
 import { viewStrides } from '../strides';
-import { ADD_NORM_KINDS, MAX_POOL_KIND } from './own-schemas';
+import { ADD_NORM_KINDS, CONV2D_KIND, MAX_POOL_KIND } from './own-schemas';
 
 export type OpClass =
   | 'matmul'      // activation x activation: matmul, bmm, mm, baddbmm
@@ -36,7 +36,9 @@ const kinds = (...ks: string[]) => ks.map(op);
 
 export const CONV_KINDS = new Set([...kinds('_convolution', 'convolution', 'conv1d', 'conv2d', 'conv3d',
   'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d', 'mkldnn_convolution', 'cudnn_convolution', '_convolution_mode'),
-'mkldnn::_convolution_pointwise']);
+'mkldnn::_convolution_pointwise', CONV2D_KIND]);
+/** Convolutions that write channels last whatever their input's layout, on a prepacked weight (lib/fusion/conv-pointwise.ts). */
+export const POINTWISE_CONV_KINDS: ReadonlySet<string> = new Set(['mkldnn::_convolution_pointwise', CONV2D_KIND]);
 export const BATCHNORM_KINDS = new Set(kinds('batch_norm', '_batch_norm_impl_index', 'native_batch_norm',
   '_native_batch_norm_legit_no_training'));
 export const NORM_KINDS = new Set([...kinds('layer_norm', 'native_layer_norm', 'group_norm', 'native_group_norm', 'instance_norm',

@@ -13,6 +13,10 @@ export const OWN_OP_SCHEMAS = {
   'torchgraph::unpack_linear_weight': 'torchgraph::unpack_linear_weight(Tensor packed, int out_features) -> Tensor',
   'torchgraph::linear': 'torchgraph::linear(Tensor input, Tensor packed_weight, Tensor? bias, int out_features, '
     + 'str attr, Scalar?[] scalars, str? algorithm=None) -> Tensor',
+  'torchgraph::pack_conv2d_weight': 'torchgraph::pack_conv2d_weight(Tensor weight) -> Tensor',
+  'torchgraph::unpack_conv2d_weight': 'torchgraph::unpack_conv2d_weight(Tensor packed, int[] weight_size) -> Tensor',
+  'torchgraph::conv2d': 'torchgraph::conv2d(Tensor input, Tensor packed_weight, Tensor? bias, int out_channels, int[] kernel_size, '
+    + 'int[] padding, int[] stride, str attr, Scalar?[] scalars, str? algorithm=None) -> Tensor',
 } as const;
 
 /** The residual add + norm ops: their first result is the norm, their second the sum (empty unless return_sum). */
@@ -23,3 +27,8 @@ export const MAX_POOL_KIND = 'torchgraph::max_pool2d';
 export const LINEAR_KIND = 'torchgraph::linear';
 export const PACK_LINEAR_KIND = 'torchgraph::pack_linear_weight';
 export const UNPACK_LINEAR_KIND = 'torchgraph::unpack_linear_weight';
+/** A convolution with few input channels (an image stem) on a weight torchgraph::pack_conv2d_weight packed, written channels
+ * last, its activation as a post-op (lib/fusion/conv-pointwise.ts). */
+export const CONV2D_KIND = 'torchgraph::conv2d';
+export const PACK_CONV2D_KIND = 'torchgraph::pack_conv2d_weight';
+export const UNPACK_CONV2D_KIND = 'torchgraph::unpack_conv2d_weight';
