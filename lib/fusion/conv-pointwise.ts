@@ -10,12 +10,14 @@
 // medians of 11): eager 37.1 ms, these kernels on dense weights 29.7 ms, on prepacked weights
 // 25.1 ms, inductor with freezing 34.5 ms.
 //
-// A convolution with few input channels (an image stem: RGB in) runs on torchgraph::conv2d
-// instead where `convKernel` picks ours: oneDNN's kernels vectorize over input channels, and on
-// AVX2 (AMD EPYC, Zen 3, 2 threads) its 7x7 stride-2 stem of ResNet-18 at batch 2 ran 3.8-4.1 ms
-// (about 120 GFLOP/s) where onnxruntime's ran 2.8; ours reads each window row (kw x C floats,
-// contiguous in a padded channels-last copy) where it lies, 2.5 ms. Ours has no binary post-op
-// (a stem has no residual add) and takes the same activations.
+// A convolution with few input channels (an image stem or patch embedding: RGB in) runs on
+// torchgraph::conv2d instead where `convKernel` picks ours: oneDNN's kernels vectorize over input
+// channels. On AVX2 (AMD EPYC, Zen 3, 2 threads; `npm run bench -- --gemm`, one op in a built
+// graph) ResNet's 7x7 stride-2 stem at batch 2 ran 2.67-2.68 ms on ours against 3.27 on oneDNN's
+// (onnxruntime's: 2.8 in its profile), MobileNet's 3x3 stride-2 stem 0.24 against 0.25-0.26,
+// ViT-B/16's 16x16 patches 1.50-1.52 against 1.58-1.60. Ours reads each window row (kw x C floats,
+// contiguous in a padded channels-last copy) where it lies. It has no binary post-op (a stem has
+// no residual add) and takes the same activations.
 import { dataInput, isInPlaceKind, moduleSelf, Value, type Graph, type Node } from '../core/ir';
 import type { NativeModule, NativeTensor } from '../torchscript/binding';
 import { constNumber, constOf, isNoneValue, tensorConstantOf } from '../core/constants';
@@ -40,10 +42,6 @@ const CONV_OPS = new Set(['aten::_convolution', 'aten::convolution', 'aten::conv
 
 /** Input channels up to which a convolution is an image stem's, for torchgraph::conv2d. */
 const FEW_CHANNELS = 4;
-/** The largest weight torchgraph::conv2d takes: it runs every 16-output panel over each output row,
- * so the weight should stay in L2 (a stem's: 37.6 KiB for ResNet's 7x7 to 64; ViT-B/16's 16x16
- * patches to 768, 2.3 MiB, stay on oneDNN, which blocks for it). */
-const STEM_WEIGHT_BYTES = 256 * 1024;
 
 export type ConvKernel = 'onednn' | 'torchgraph';
 
@@ -65,7 +63,7 @@ const kernelOf = (r: ConvPointwiseRequest): ConvKernel => (r.stem ? convKernel()
 export interface ConvPointwiseRequest {
   id: string;
   conv: Node;
-  /** An image stem (few input channels, ungrouped, undilated, no residual add, a small weight): convKernel() picks its kernel. */
+  /** An image stem (few input channels, ungrouped, undilated, no residual add): convKernel() picks its kernel. */
   stem: boolean;
   x: Value; weight: Value; bias: Value | undefined;
   /** (out, in, kh, kw). */
@@ -162,8 +160,7 @@ function requestFor(id: string, nodes: Node[], self: Value | undefined): ConvPoi
     const hit = own.has(n) ? undefined : inPlaceWriteOf(n, read);
     if (hit) return `${hit.kind} between the convolution and its post-ops writes one of their inputs`;
   }
-  req.stem = req.weightShape[1] <= FEW_CHANNELS && req.groups === 1 && req.dilation.every((d) => d === 1) && !req.add
-    && req.weightShape.reduce((a, d) => a * d, 4) <= STEM_WEIGHT_BYTES;
+  req.stem = req.weightShape[1] <= FEW_CHANNELS && req.groups === 1 && req.dilation.every((d) => d === 1) && !req.add;
   return req;
 }
 
