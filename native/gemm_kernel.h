@@ -14,6 +14,9 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
+#if defined(CPU_CAPABILITY_AVX2)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -150,11 +153,55 @@ inline void ConvTileOf(int64_t rows, const float* x, int64_t ldr, int64_t rowStr
   }
 }
 
+#if defined(CPU_CAPABILITY_AVX2)
+// 8 k's of the 6 rows at x (ldx apart) into d k-major (d[k * 6 + r]), by an 8 x 8 transpose in
+// registers (rows 6 and 7 zero). Each k's 8 floats are stored whole, ascending: the next store
+// overwrites the 2 past its 6, and the last writes 2 floats past d[47] (the caller's slack, or
+// what it writes next).
+inline void Transpose6x8(const float* x, int64_t ldx, float* d) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 r0 = _mm256_loadu_ps(x), r1 = _mm256_loadu_ps(x + ldx), r2 = _mm256_loadu_ps(x + 2 * ldx);
+  const __m256 r3 = _mm256_loadu_ps(x + 3 * ldx), r4 = _mm256_loadu_ps(x + 4 * ldx), r5 = _mm256_loadu_ps(x + 5 * ldx);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(zero, zero), t7 = _mm256_unpackhi_ps(zero, zero);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(d, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(d + 6, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(d + 12, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(d + 18, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(d + 30, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(d + 36, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(d + 42, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
+// Floats CopyRows may write past xp's rows * kc (Transpose6x8's last store).
+constexpr int64_t kCopySlack = 8;
+
 // x[r0 : r0 + rows, k0 : k0 + kc] into xp, each group of kRows rows k-major.
 inline void CopyRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, float* xp) {
   for (int64_t g = 0; g < rows; g += kRows) {
     const int64_t n = std::min(kRows, rows - g);
     float* d = xp + g * kc;
+#if defined(CPU_CAPABILITY_AVX2)
+    // Whole groups 8 k's at a time in registers (the scalar copy was 5-9% of a 197 x 3072 x 768 GEMM).
+    if constexpr (kRows == 6) {
+      if (n == 6) {
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) Transpose6x8(x + g * ldx + k, ldx, d + k * 6);
+        for (; k < kc; ++k) {
+          for (int64_t r = 0; r < 6; ++r) d[k * 6 + r] = x[(g + r) * ldx + k];
+        }
+        continue;
+      }
+    }
+#endif
     for (int64_t r = 0; r < n; ++r) {
       const float* s = x + (g + r) * ldx;
       for (int64_t k = 0; k < kc; ++k) d[k * n + r] = s[k];
@@ -186,7 +233,7 @@ inline void Linear(const LinearArgs& a) {
   // Each thread a run of panels; one thread where the GEMM is too small to split (about 2^20 MACs).
   const int64_t grain = a.m * a.k * a.n < (int64_t{1} << 20) ? panels : 1;
   at::parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
-    std::vector<float> xp(kRowBlock * depth);
+    std::vector<float> xp(kRowBlock * depth + kCopySlack);
     std::vector<float> tail(p1 > full ? a.m * kPanel : 0);
     for (int64_t k0 = 0; k0 < a.k; k0 += depth) {
       const int64_t kc = std::min(depth, a.k - k0);
