@@ -24,7 +24,7 @@ import { constNumber, constOf, isNoneValue, tensorConstantOf } from '../core/con
 import { tensorInfo } from '../core/value-info';
 import { LAYOUT_KINDS, METADATA_INPUT0, POINTWISE_CONV_KINDS } from '../core/ops/classes';
 import { CONV2D_KIND, OWN_OP_SCHEMAS, PACK_CONV2D_KIND } from '../core/ops/own-schemas';
-import { runtimeInfo } from '../torchscript/runtime-info';
+import { kernelChoice, type KernelChoice } from './kernel-choice';
 import { Emitter } from '../transforms/emit';
 import { asTensor, computeEachOnModule, moduleCone } from './weights-on-module';
 import { outcomeId, type LoweringOutcome } from './lower-fused';
@@ -43,19 +43,10 @@ const CONV_OPS = new Set(['aten::_convolution', 'aten::convolution', 'aten::conv
 /** Input channels up to which a convolution is an image stem's, for torchgraph::conv2d. */
 const FEW_CHANNELS = 4;
 
-export type ConvKernel = 'onednn' | 'torchgraph';
+export type ConvKernel = KernelChoice;
 
-/**
- * The kernel for convolutions with few input channels: ours where ATen's kernels run AVX2
- * (measured faster there, see above), oneDNN's elsewhere (ours is unmeasured on AVX-512);
- * TORCHGRAPH_CONV_KERNEL=onednn|torchgraph picks one on any machine.
- */
-export function convKernel(): ConvKernel {
-  const forced = process.env.TORCHGRAPH_CONV_KERNEL;
-  if (forced === 'onednn' || forced === 'torchgraph') return forced;
-  if (forced) throw new Error(`TORCHGRAPH_CONV_KERNEL is '${forced}': it takes 'onednn' or 'torchgraph'`);
-  return runtimeInfo().cpuCapability === 'AVX2' ? 'torchgraph' : 'onednn';
-}
+/** The kernel for convolutions with few input channels (kernel-choice.ts): TORCHGRAPH_CONV_KERNEL forces one. */
+export const convKernel = (): ConvKernel => kernelChoice('TORCHGRAPH_CONV_KERNEL');
 
 /** The kernel `r` runs on (packing and lowering ask alike). */
 const kernelOf = (r: ConvPointwiseRequest): ConvKernel => (r.stem ? convKernel() : 'onednn');

@@ -25,22 +25,14 @@ import { attributeOf, attributeReads, readAttribute } from './own-weights';
 import { nativeSync } from '../core/errors';
 import { soleDataUser, unaryOf, type UnaryPostOp } from './onednn-post-ops';
 import { releaseFreedMemory } from '../torchscript/binding';
-import { runtimeInfo } from '../torchscript/runtime-info';
+import { kernelChoice, type KernelChoice } from './kernel-choice';
 import { OWN_OP_SCHEMAS, LINEAR_KIND, PACK_LINEAR_KIND } from '../core/ops/own-schemas';
 
 /** The GEMM packed linears run on: oneDNN's, or torchgraph's own. */
-export type LinearKernel = 'onednn' | 'torchgraph';
+export type LinearKernel = KernelChoice;
 
-/**
- * Ours where ATen's kernels run AVX2 (measured faster there, see above), oneDNN's elsewhere;
- * TORCHGRAPH_LINEAR_KERNEL=onednn|torchgraph picks one on any machine (the tests run both).
- */
-export function linearKernel(): LinearKernel {
-  const forced = process.env.TORCHGRAPH_LINEAR_KERNEL;
-  if (forced === 'onednn' || forced === 'torchgraph') return forced;
-  if (forced) throw new Error(`TORCHGRAPH_LINEAR_KERNEL is '${forced}': it takes 'onednn' or 'torchgraph'`);
-  return runtimeInfo().cpuCapability === 'AVX2' ? 'torchgraph' : 'onednn';
-}
+/** Ours where ATen's kernels run AVX2 (measured faster there, see above), oneDNN's elsewhere; TORCHGRAPH_LINEAR_KERNEL forces one. */
+export const linearKernel = (): LinearKernel => kernelChoice('TORCHGRAPH_LINEAR_KERNEL');
 
 /** The op a packed linear runs as on `kernel`, as the report names it. */
 export function packedLinearOp(kernel: LinearKernel = linearKernel()): string {
