@@ -3,7 +3,8 @@
 // on torchgraph's own GEMM (torchgraph::linear), oneDNN's (mkldnn::_linear_pointwise) and MKL's
 // (aten::linear), interleaved; each op's time comes from libtorch's per-op timing, so the packing
 // in the graph is not counted. Then the same for image stems (few input channels) on
-// torchgraph::conv2d and oneDNN's pointwise convolution (lib/fusion/conv-pointwise.ts). Prints
+// torchgraph::conv2d and oneDNN's pointwise convolution (lib/fusion/conv-pointwise.ts), and for
+// ResNet-18's 3x3 body convolutions, which stay on oneDNN: the row says by how much. Prints
 // medians in ms and GFLOP/s, and the kernels this machine picks.
 import { Module } from '../lib';
 import { ClassType, Graph, TensorType, type Value } from '../lib/core/ir';
@@ -51,18 +52,30 @@ function linearGraph(m: Module, kernel: Kernel, rows: number, out: number): Grap
 const CONV_KERNELS = { torchgraph: CONV2D_KIND, onednn: 'mkldnn::_convolution_pointwise' } as const;
 type ConvKernel = keyof typeof CONV_KERNELS;
 
-/** Convolutions with few input channels: [input shape, out channels, kernel, stride, padding]. */
+/**
+ * [input shape, out channels, kernel, stride, padding]: image stems (few input channels, the
+ * image NCHW as a graph gets it), then ResNet-18's body at batch 2 (channels last, as the
+ * convolution before it writes them).
+ */
 const CONVS: [number[], number, number, number, number][] = [
   [[2, 3, 224, 224], 64, 7, 2, 3], // ResNet's stem, batch 2
   [[1, 3, 224, 224], 32, 3, 2, 1], // MobileNet's and EfficientNet's stem
   [[1, 3, 224, 224], 768, 16, 16, 0], // ViT-B/16's patches
+  [[2, 64, 56, 56], 64, 3, 1, 1],
+  [[2, 64, 56, 56], 128, 3, 2, 1],
+  [[2, 256, 14, 14], 256, 3, 1, 1],
+  [[2, 512, 7, 7], 512, 3, 1, 1],
 ];
+
+const isStem = (inputShape: number[]) => inputShape[1] <= 4;
 
 /** A graph of (self, x, w, b) -> the convolution (relu after it) on `kernel`, its weight packed inside the graph. */
 function convGraph(m: Module, kernel: ConvKernel, [x0, out, k, stride, padding]: (typeof CONVS)[number]): Graph {
   const g = new Graph();
   g.addInput(ClassType(m.tree().type), 'self');
-  const [x, w, b] = ['x', 'w', 'b'].map((n) => g.addInput(TensorType, n));
+  const [image, w, b] = ['x', 'w', 'b'].map((n) => g.addInput(TensorType, n));
+  // torch.channels_last is 2 in a TorchScript graph's memory_format argument.
+  const x = isStem(x0) ? image : g.createNode('aten::contiguous', [image, g.insertConstant(2n)], T).output;
   const ints = (xs: number[]) => g.createNode('prim::ListConstruct', xs.map((v) => g.insertConstant(BigInt(v))),
     [{ kind: 'List', elem: { kind: 'Int' } }]).output;
   const scalars = () => g.createNode('prim::ListConstruct', [], [{ kind: 'List', elem: { kind: 'Optional', elem: { kind: 'Number' } } }]).output;
@@ -103,7 +116,7 @@ async function interleavedOpTimes<K extends string>(
 }
 
 async function benchConvs(m: Module, repetitions: number): Promise<void> {
-  process.stdout.write(`\nconvolutions with few input channels; picked here: ${convKernel()}\n`);
+  process.stdout.write(`\nconvolutions: stems (few input channels; picked here: ${convKernel()}), then ResNet-18's body (oneDNN's)\n`);
   process.stdout.write('input -> out, kernel/stride   ' + Object.keys(CONV_KERNELS).map((k) => `${k} ms (GFLOP/s)`.padStart(24)).join('') + '\n');
   for (const c of CONVS) {
     const [x0, out, k, stride, padding] = c;

@@ -23,6 +23,9 @@ async function main(): Promise<void> {
   if (!model) throw new Error('usage: npm run profile -- MODEL [--input SPEC ...] [--repeat N]');
   const fx = MODEL_NAMES.includes(model) ? await ensureModel(model as ModelName) : undefined;
   const file = fx ? builtinFile(fx) : model;
+  if (!fx && !specs.length) {
+    throw new Error(`profile: ${model} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument (e.g. --input 1x3x224x224)`);
+  }
   const inputs: Tensor[] = specs.length
     ? specs.map(parseInputSpec).map((p, i) => {
         if (p.kind !== 'npy') return randomTensor(p.shape, p.dtype, i);
