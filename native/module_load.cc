@@ -2,9 +2,12 @@
 // loaded module (its submodule tree, a submodule by path) for JS.
 #include "module_load.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/runtime/graph_iterator.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <unordered_map>
 
 namespace tg {
 namespace {
@@ -64,6 +67,58 @@ Napi::Object TensorInfo(Napi::Env env, const std::string& name, const at::Tensor
   return o;
 }
 
+// libtorch gives each tensor of an archive the bytes data.pkl (or constants.pkl) says it has and
+// reads its record into a buffer of the record's own size, without comparing the two: a record
+// cut short loads, then a run reads past its end (a segfault, or numbers from whatever lies
+// there). So the storages the module holds (attributes, and tensor constants of its code), each
+// counted once, must not need more bytes than the archive's tensor records hold together.
+using StorageBytes = std::unordered_map<const c10::StorageImpl*, size_t>;
+
+void CollectStorages(const c10::IValue& v, StorageBytes& out) {
+  if (v.isTensor()) {
+    const at::Tensor& t = v.toTensor();
+    if (t.defined() && t.has_storage()) out.emplace(t.storage().unsafeGetStorageImpl(), t.storage().nbytes());
+  } else if (v.isTensorList() || v.isList()) {
+    for (const c10::IValue& e : v.toListRef()) CollectStorages(e, out);
+  } else if (v.isTuple()) {
+    for (const c10::IValue& e : v.toTupleRef().elements()) CollectStorages(e, out);
+  } else if (v.isGenericDict()) {
+    for (const auto& kv : v.toGenericDict()) CollectStorages(kv.value(), out);
+  } else if (v.isObject()) {
+    auto obj = v.toObject();
+    for (size_t i = 0; i < obj->type()->numAttributes(); ++i) CollectStorages(obj->getSlot(i), out);
+  }
+}
+
+void CollectConstantStorages(const torch::jit::Module& m, StorageBytes& out) {
+  for (const auto& method : m.get_methods()) {
+    std::shared_ptr<torch::jit::Graph> graph = method.graph();
+    for (torch::jit::DepthFirstGraphNodeIterator it(graph);;) {
+      torch::jit::Node* n = it.next();
+      if (!n) break;
+      if (n->kind() == c10::prim::Constant && n->hasAttribute(c10::attr::value) && n->kindOf(c10::attr::value) == torch::jit::AttributeKind::t)
+        CollectStorages(n->t(c10::attr::value), out);
+    }
+  }
+  for (const auto& c : m.named_children()) CollectConstantStorages(c.value, out);
+}
+
+void CheckRecordsHoldTensors(const torch::jit::Module& m, const std::string& path) {
+  StorageBytes storages;
+  CollectStorages(m._ivalue(), storages);
+  CollectConstantStorages(m, storages);
+  size_t need = 0;
+  for (const auto& s : storages) need += s.second;
+  caffe2::serialize::PyTorchStreamReader reader(path);
+  size_t held = 0;
+  for (const std::string& r : reader.getAllRecords()) {
+    if (r.rfind("data/", 0) == 0 || r.rfind("constants/", 0) == 0) held += reader.getRecordSize(r);
+  }
+  if (need > held)
+    throw Error("ERR_LOAD", "cannot load '" + path + "' as TorchScript: its tensors need " + std::to_string(need) +
+                                " bytes, its tensor records hold " + std::to_string(held) + " (the archive is damaged: a record was cut short)");
+}
+
 }  // namespace
 
 // torch::jit::load with every failure as ERR_LOAD naming the file: only regular files are opened
@@ -84,7 +139,9 @@ torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::j
   if (!S_ISREG(st.st_mode)) throw Error("ERR_LOAD", what + ": not a regular file (a FIFO, device or socket)");
   if (st.st_size == 0) throw Error("ERR_LOAD", what + ": the file is empty");
   try {
-    return torch::jit::load(path, device, *extra);
+    torch::jit::Module m = torch::jit::load(path, device, *extra);
+    CheckRecordsHoldTensors(m, path);
+    return m;
   } catch (const c10::Error& e) {
     throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what_without_backtrace())));
   } catch (const Error&) {

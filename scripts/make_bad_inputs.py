@@ -7,6 +7,8 @@ by torch, damaged where a damaged file would be.
   bad_code.pt                        a TorchScript archive whose code/ source does not parse
   bad_data_pkl.pt                    a TorchScript archive whose data.pkl is garbage
   no_data_pkl.pt                     a TorchScript archive without data.pkl
+  short_weight.pt                    a TorchScript archive whose weight's record is cut short
+  short_constant.pt                  traced, its tensor constant's record (constants/) cut short
   export.pt2                         a torch.export program (torch.export.save)
 and one good model with awkward outputs:
   nonfinite.pt                       traced; its outputs hold inf, -inf and NaN on any input
@@ -42,6 +44,23 @@ rewrite(good, os.path.join(out, "bad_code.pt"),
 rewrite(good, os.path.join(out, "bad_data_pkl.pt"),
         lambda n, d: b"\x80\x02garbage that is not a pickle" if n.endswith("/data.pkl") else d)
 rewrite(good, os.path.join(out, "no_data_pkl.pt"), lambda n, d: None if n.endswith("/data.pkl") else d)
+# The weight (12 floats, the largest record under data/) keeps 8 of its 48 bytes: libtorch loads
+# it and a run would read past the buffer.
+rewrite(good, os.path.join(out, "short_weight.pt"), lambda n, d: d[:8] if "/data/" in n and len(d) == 48 else d)
+
+
+class AddsConstant(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = torch.arange(64.0)  # a plain attribute: tracing makes it a constant of the code
+
+    def forward(self, x):
+        return x + self.t
+
+
+buf = io.BytesIO()
+torch.jit.save(torch.jit.trace(AddsConstant(), (torch.randn(2, 64),)), buf)
+rewrite(buf.getvalue(), os.path.join(out, "short_constant.pt"), lambda n, d: d[:16] if "/constants/" in n else d)
 
 torch.library.define("mylib::twice", "(Tensor x) -> Tensor")
 torch.library.impl("mylib::twice", "CompositeExplicitAutograd", lambda x: x * 2)

@@ -37,6 +37,9 @@ describe('bad model files (issue 14)', function () {
     ['bad_code.pt', /code\/ does not compile/],
     ['bad_data_pkl.pt', /data\.pkl is damaged/],
     ['no_data_pkl.pt', /a TorchScript archive without data\.pkl/],
+    // libtorch loads these and a run would read past the record (a segfault, or garbage numbers).
+    ['short_weight.pt', /its tensors need 60 bytes, its tensor records hold 20 \(the archive is damaged: a record was cut short\)/],
+    ['short_constant.pt', /its tensors need 256 bytes, its tensor records hold 16 /],
     // Module.load says what it is; the CLI loads it as a program (test/integration/program.test.ts).
     ['export.pt2', /a torch\.export program \(\.pt2\), not TorchScript: load it with loadModel\(\) or loadProgram\(\)/],
     ['state_dict.pt', /torch\.save\(\) checkpoint/],
