@@ -10,7 +10,7 @@ import { native, nativeSync, TorchGraphError } from '../core/errors';
 import { ownedModuleSpec } from '../fusion/own-weights';
 
 /** Checks `file` can be written: a non-empty path in an existing folder, not an existing file unless `overwrite`. */
-export function checkTarget(file: unknown, overwrite: boolean, what = 'save(path)'): string {
+export function checkTarget(file: unknown, overwrite: boolean, what = 'save(path)', toReplace = 'pass { overwrite: true }'): string {
   if (typeof file !== 'string' || file.length === 0 || file.includes('\0')) {
     throw new TorchGraphError('ERR_INVALID_ARG', `${what}: path must be a non-empty string`);
   }
@@ -22,7 +22,7 @@ export function checkTarget(file: unknown, overwrite: boolean, what = 'save(path
     if (fs.statSync(file).isDirectory()) throw new TorchGraphError('ERR_INVALID_ARG', `${what}: ${file} is a directory`);
     if (!overwrite) {
       throw new TorchGraphError('ERR_INVALID_ARG',
-        `${what}: ${file} exists (pass { overwrite: true }, or --force on the command line, to replace it)`);
+        `${what}: ${file} exists (${toReplace} to replace it)`);
     }
   }
   return path.resolve(file);

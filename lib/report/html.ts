@@ -2,6 +2,7 @@
 // it is viewed). This file holds the page: its shell, the tables, the stylesheet and the script that
 // zooms and pans the graph (drawn by html-graph.ts) and reads out the memory chart (html-chart.ts).
 // The report object itself is embedded as JSON (<script type="application/json" id="report-data">) for tools.
+import * as fs from 'fs';
 import { escapeHtml, formatDiff, formatMs, formatPercent } from './format';
 import { CHART, memorySection } from './html-chart';
 import { graphSection, layoutDrawing, type GraphSectionOptions } from './html-graph';
@@ -311,6 +312,24 @@ const CLIENT_JS = `
 })();
 `;
 
+/** The head line every report page carries: how a file is known as one of ours. */
+const GENERATOR = '<meta name="generator" content="torchgraph">';
+
+/** Whether `file` is a report page this module wrote (its first 4 KiB carry the generator line). */
+export function isHtmlReport(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(4096);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    return head.subarray(0, n).toString('utf8').includes(GENERATOR);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 /** The whole report page as one HTML string. */
 export function renderHtml(report: ValidationReport, opts: HtmlOptions = {}): string {
   const title = opts.title ?? `torchgraph: ${report.model}`;
@@ -319,7 +338,7 @@ export function renderHtml(report: ValidationReport, opts: HtmlOptions = {}): st
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="torchgraph">
+${GENERATOR}
 <title>${escapeHtml(title)}</title>
 <style>${CSS}</style>
 </head><body>

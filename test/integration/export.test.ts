@@ -89,6 +89,19 @@ describe('torchgraph export', function () {
     assert.match(oneLine(wrongName.err), /name it FILE\.pt2/);
   });
 
+  it('an existing --out is replaced only with --force, and refused before Python runs', () => {
+    const out = path.join(tmp, 'kept.pt');
+    fs.writeFileSync(out, 'precious');
+    const r = runCli(['export', `${py}:make`, '--input', '2x16x64', '--out', out]);
+    assert.equal(r.code, 2, r.err);
+    assert.match(oneLine(r.err), /kept\.pt exists \(pass --force to replace it\)/);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'precious');
+    assert.match(oneLine(runCli(['export', `${py}:make`, '--input', '2x16x64', '--out', '-q']).err), /--out -q: looks like an option/);
+    const f = runCli(['export', `${py}:make`, '--input', '2x16x64', '--out', out, '--force', '--quiet']);
+    assert.equal(f.code, 0, f.err);
+    assert.equal(fs.readFileSync(out).subarray(0, 2).toString(), 'PK');
+  });
+
   it('a factory that is not there, or a target without :FACTORY, is exit 2 with one line', () => {
     const r = runCli(['export', `${py}:nope`, '--input', '2x16x64', '--out', path.join(tmp, 'x.pt')]);
     assert.equal(r.code, 2, r.err);

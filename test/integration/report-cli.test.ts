@@ -199,6 +199,8 @@ describe('cli: end to end on real models (integration)', function () {
 
     it('the table, the HTML report, and exit 1 when a check fails', () => {
       const html = path.join(tmp, 'r.html');
+      // A report from an earlier run is replaced (only a report is: test/unit/report-target.test.ts).
+      fs.writeFileSync(html, '<!DOCTYPE html>\n<meta name="generator" content="torchgraph">\n<title>an earlier run</title>\n');
       const r = cli(['validate', 'mha_demo', '--report', html, '--tolerance', '1e-30']);
       assert.equal(r.code, 1, r.err);
       assert.match(r.out, /^torchgraph validate: mha_demo$/m);
@@ -211,6 +213,7 @@ describe('cli: end to end on real models (integration)', function () {
       assert.ok(r.err.endsWith(`torchgraph: report written to ${html}\n`), r.err);
       assert.ok(!r.err.includes('\r') && !r.err.includes('\x1b'), 'no terminal control characters');
       const page = fs.readFileSync(html, 'utf8');
+      assert.doesNotMatch(page, /an earlier run/);
       assert.match(page, /<span class="verdict fail">FAILED<\/span>/);
       assert.match(page, /<g class="node node-op"/);
       assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');

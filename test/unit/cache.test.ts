@@ -104,6 +104,10 @@ describe('shared cache', function () {
     try {
       assert.equal(await cacheCommand({}, io), 0);
       assert.match(out, /model\s+mha_demo\s+3\.0 MiB/);
+      // A name every object has is no kind (a plain lookup found a function there).
+      for (const what of ['toString', 'constructor', '__proto__']) {
+        await assert.rejects(cacheCommand({ clean: what }, io), new RegExp(`--clean ${what}: give models, torch or all`));
+      }
       assert.equal(await cacheCommand({ clean: 'models' }, io), 0);
     } finally {
       if (saved === undefined) delete process.env.TORCHGRAPH_CACHE; else process.env.TORCHGRAPH_CACHE = saved;

@@ -75,6 +75,9 @@ describe('cli: --input SPEC parsing', () => {
     ['1x-3', /dimension 2 is "-3": dimensions must be positive integers/],
     ['1.5x3', /dimension 1 is "1.5"/],
     ['1x3:float16', /unknown dtype "float16" \(one of float32, float64, int64, int32, uint8, bool\)/],
+    // Names every object has are no aliases (they read as functions and objects from a plain lookup).
+    ['1x3:constructor', /unknown dtype "constructor"/],
+    ['1x3:__proto__', /unknown dtype "__proto__"/],
     ['1x3:', /missing dtype after ':'/],
     ['1x3:int64:bool', /unknown fill "bool" \(ones, zeros or LOW\.\.HIGH/],
     ['1x3:int64:ones:2', /more than two ':'/],

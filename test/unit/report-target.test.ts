@@ -92,7 +92,12 @@ describe('validate --report is checked before the run', () => {
     const { main } = require('../../lib/app/cli/main') as typeof import('../../lib/app/cli/main');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tg-report-cli-'));
     try {
-      for (const [arg, why] of [['', /empty path/], [path.join(dir, 'newdir') + '/', /names a folder/], ['/dev/full', /not a regular file/]] as const) {
+      // A file that is not one of our reports (the model itself, say) is never replaced; a path
+      // that reads as an option is no path.
+      const precious = path.join(dir, 'model.pt');
+      fs.writeFileSync(precious, 'precious');
+      for (const [arg, why] of [['', /empty path/], [path.join(dir, 'newdir') + '/', /names a folder/], ['/dev/full', /not a regular file/],
+        [precious, /the file exists and is not a torchgraph report: it is never replaced/], ['-q', /looks like an option/]] as const) {
         let err = '';
         const t0 = Date.now();
         const code = await main(['validate', 'mha_demo', '--report', arg], { stdout: () => {}, stderr: (s) => { err += s; }, stderrIsTTY: false, color: false });
@@ -101,7 +106,8 @@ describe('validate --report is checked before the run', () => {
         assert.equal(err.trim().split('\n').length, 1, err);
         assert.ok(Date.now() - t0 < 10_000, 'refused before the run');
       }
-      assert.deepEqual(fs.readdirSync(dir), []);
+      assert.deepEqual(fs.readdirSync(dir), ['model.pt']);
+      assert.equal(fs.readFileSync(precious, 'utf8'), 'precious');
       assert.ok(fs.statSync('/dev/full').isCharacterDevice());
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

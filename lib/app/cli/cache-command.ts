@@ -80,7 +80,7 @@ const CLEAN_KINDS: Record<string, readonly string[]> = { models: ['model'], torc
 export async function cacheCommand(o: { clean?: string | boolean; json?: boolean }, io: CliIO): Promise<number> {
   const root = cacheDir();
   const what = o.clean === true ? 'all' : o.clean || undefined;
-  if (what !== undefined && !CLEAN_KINDS[what]) throw new UsageError(`--clean ${what}: give models, torch or all`);
+  if (what !== undefined && !Object.hasOwn(CLEAN_KINDS, what)) throw new UsageError(`--clean ${what}: give models, torch or all`);
   const entries = listCache(root);
   if (what === undefined) {
     if (o.json) {

@@ -10,9 +10,13 @@ import { exportUserModel } from '../models';
 import { CliError, EXIT_OK, EXIT_USAGE, UsageError } from './errors';
 import { canonicalSpec, parseInputSpec } from './input-spec';
 import { NAMED_SPEC } from './model';
+import { outPath } from './out-path';
+import { checkTarget } from '../../pipeline/save-model';
 import type { CliIO } from './io';
 
-export interface ExportCliOptions { input?: string[]; output?: string; script?: boolean; pt2?: boolean; out?: string; quiet?: boolean }
+export interface ExportCliOptions {
+  input?: string[]; output?: string; script?: boolean; pt2?: boolean; out?: string; force?: boolean; quiet?: boolean;
+}
 
 export async function exportCommand(target: string, o: ExportCliOptions, io: CliIO): Promise<number> {
   const m = /^(.+\.py):([A-Za-z_][A-Za-z0-9_]*)$/.exec(target);
@@ -45,6 +49,12 @@ export async function exportCommand(target: string, o: ExportCliOptions, io: Cli
   if (o.output !== undefined && !/^([A-Za-z_][A-Za-z0-9_.]*|\d+)$/.test(o.output)) throw new UsageError(`export: --output ${JSON.stringify(o.output)}: give an output's name or index`);
   if (o.output !== undefined && o.script) throw new UsageError('export: --output picks from a traced run: drop --script');
   const out = o.out ?? `${path.basename(m[1], '.py')}.${program ? 'pt2' : 'pt'}`;
+  // Before Python runs: an existing file is replaced only with --force (as optimize's --out).
+  try {
+    checkTarget(outPath(out, '--out'), Boolean(o.force), `export: --out ${out}`, 'pass --force');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   try {
     // The exporter's own notes (which output was kept) are the user's to read; its other
     // chatter (library warnings) is not.

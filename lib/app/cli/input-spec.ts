@@ -85,7 +85,9 @@ export function parseInputSpec(text: string): InputSpec {
     const d = tail[0];
     if (d === '') throw bad(`missing dtype after ':' (one of ${SPEC_DTYPES.join(', ')})`);
     if (looksLikeFill(d)) throw bad(`the dtype comes before the fill: SHAPE:DTYPE:FILL (e.g. 2x128:int64:${d})`);
-    const resolved = (SPEC_DTYPES as readonly string[]).includes(d) ? (d as SpecDtype) : DTYPE_ALIASES[d];
+    // Own keys only: 'constructor' or '__proto__' is no alias.
+    const alias = Object.hasOwn(DTYPE_ALIASES, d) ? DTYPE_ALIASES[d] : undefined;
+    const resolved = (SPEC_DTYPES as readonly string[]).includes(d) ? (d as SpecDtype) : alias;
     if (!resolved) throw bad(`unknown dtype ${JSON.stringify(d)} (one of ${SPEC_DTYPES.join(', ')})`);
     dtype = resolved;
     if (tail.length === 2) {

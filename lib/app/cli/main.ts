@@ -104,6 +104,7 @@ ${EXIT_CODES}`)
     .option('--pt2', 'a torch.export program (torch.export.export, torch.export.save) instead of TorchScript; also when --out names a .pt2')
     .option('-o, --out <file>',
       'where to write: FILE.pt, or FILE.pt2 for a torch.export program (default: FILE.pt here, FILE.pt2 with --pt2)')
+    .option('-f, --force', 'replace --out if it exists')
     .option('-q, --quiet', 'print only errors')
     .addHelpText('after', `${SPEC_HELP}
 Inputs by position take forward's first parameters; by name (--input attention_mask=...) any

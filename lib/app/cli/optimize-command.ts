@@ -8,6 +8,7 @@ import { modelFileAndInputs, orderedSpecs, programSignature, resolveModelArg, wi
 import { loadModel } from '../../program/load-model';
 import { optimize, type OptimizeReport } from '../../pipeline/optimize';
 import { checkTarget } from '../../pipeline/save-model';
+import { outPath } from './out-path';
 import { maxAbsDiff } from '../../pipeline/compare';
 import { DEFAULT_TOLERANCE } from '../../pipeline/stages';
 import { flattenTensors, type Tensor } from '../../torchscript/tensor';
@@ -39,7 +40,7 @@ export async function optimizeCommand(modelArg: string, o: OptimizeCliOptions, i
   if (!o.out) {
     throw new UsageError('optimize: give the file to write with --out FILE (FILE.pt: TorchScript; FILE.pt2: a torch.export program)');
   }
-  const out = checkTarget(o.out, Boolean(o.force), `--out ${o.out}`);
+  const out = checkTarget(outPath(o.out, '--out'), Boolean(o.force), `--out ${o.out}`, 'pass --force');
   const inputTexts = [...(o.input ?? [])];
   const program = ref.kind === 'file' ? await programSignature(ref.path, inputTexts.length === 0) : undefined;
   if (ref.kind === 'file' && inputTexts.length === 0 && program?.defaults) inputTexts.push(...program.defaults);

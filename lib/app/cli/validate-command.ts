@@ -1,7 +1,9 @@
 // `torchgraph validate`: arguments to a ValidationReport to the terminal, JSON and HTML.
+import * as fs from 'fs';
 import { reportToJson } from '../../report/json';
 import { renderTerminal } from '../../report/terminal';
-import { writeHtmlReport } from '../../report/html';
+import { isHtmlReport, writeHtmlReport } from '../../report/html';
+import { outPath } from './out-path';
 import { checkReportTarget } from '../../report/write';
 import type { Environment } from '../../report/types';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from './errors';
@@ -48,7 +50,14 @@ export async function validateCommand(modelArg: string, o: ValidateCliOptions, i
       + 'pass --input SPEC for each forward() argument, in order '
       + `(e.g. --input 1x3x224x224; arguments after the last one given take their defaults)${withoutDefaults(program)}`);
   }
-  if (o.report !== undefined) checkReportTarget(o.report, `--report ${JSON.stringify(o.report)}`);
+  if (o.report !== undefined) {
+    const target = checkReportTarget(outPath(o.report, '--report'), `--report ${JSON.stringify(o.report)}`);
+    // A report replaces the last one; any other file (the model itself, say) stays.
+    if (fs.existsSync(target) && !isHtmlReport(target)) {
+      throw new UsageError(`--report ${JSON.stringify(o.report)}: the file exists and is not a torchgraph report: `
+        + 'it is never replaced (remove it, or name another file)');
+    }
+  }
   const reference = o.reference === undefined ? undefined : resolveModelArg(o.reference);
   if (reference && reference.kind !== 'file') {
     throw new UsageError(`--reference ${o.reference}: give the model file the validated one was made from`);
