@@ -91,8 +91,9 @@ async function resolveCases(options: RunBenchOptions): Promise<SuiteCase[]> {
   if (options.cases) return options.cases;
   if (!options.models.length) return options.project ? STANDARD_SUITE : CLI_DEFAULT_CASES;
   return Promise.all(options.models.map(async (m): Promise<SuiteCase> => {
+    // A suite model keeps its case (repetitions, inputs) unless --input gives other inputs.
     const std = STANDARD_SUITE.find((c) => c.model === m || c.name === m);
-    if (std) return std;
+    if (std && !options.inputs.length) return std;
     // Other built-in models run on their example inputs unless --input says otherwise.
     if (!options.inputs.length && MODEL_NAMES.includes(m)) {
       return { name: m, model: m, inputs: (await ensureModel(m as ModelName)).inputs.map((i) => ({ shape: i.shape, dtype: i.dtype })) };

@@ -6,6 +6,7 @@ import { loadModel } from '../program/load-model';
 import { readNpy } from '../torchscript/npy';
 import type { TypedArray } from '../torchscript/binding';
 import { prepareGraphs, type FuseOptions, type Partitioner } from './prepare';
+import { checkModelTakesInputs } from './input-check';
 import { randomTensor } from '../torchscript/random';
 import { runtimeInfo } from '../torchscript/runtime-info';
 import type { InputSpec } from '../torchscript/propagate-shapes';
@@ -161,6 +162,7 @@ export async function runCase(c: BenchCase, opts: RunCaseOptions = {}): Promise<
   let ablation: Awaited<ReturnType<typeof ablationRunners>> | undefined;
   let optimized: Awaited<ReturnType<typeof optimizedRunner>> | undefined;
   try {
+    await checkModelTakesInputs(module, inputs);
     ablation = await ablationRunners(module, c, opts, inputs);
     if (opts.optimized ?? module.device === 'cpu') optimized = await optimizedRunner(c, module.device, inputs, module);
     const prepared = await prepareGraphs(module, c.inputs, { ...opts.fuse, partition: opts.partition });

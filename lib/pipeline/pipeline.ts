@@ -3,13 +3,13 @@
 // lowered to fused kernels -> original, unfused and fused run and compared.
 import type { Graph, Node } from '../core/ir';
 import type { Module } from '../torchscript/module';
-import { disposeValue, type Tensor } from '../torchscript/tensor';
-import { TorchGraphError } from '../core/errors';
+import type { Tensor } from '../torchscript/tensor';
 import { analyzeGraph, countFlops } from '../analysis';
 import { decomposeStandardView, fuseDecomposed, type FuseOptions } from './prepare';
 import { attentionModuleOf } from '../transforms/decompose-attention';
 import { propagateShapes, type InputSpec } from '../torchscript/propagate-shapes';
 import { compareGraphs } from './compare';
+import { checkModelTakesInputs } from './input-check';
 import { attentionDiffs } from './attention-diffs';
 import { describeSlowerOps } from './slower-ops';
 import { runtimeInfo } from '../torchscript/runtime-info';
@@ -31,16 +31,7 @@ async function standardStage(model: Module, inputs: Tensor[] = []): Promise<Stag
   // FLOPs of the original: leaf module calls hide their ops, so count on the inlined view.
   let flops: number | undefined;
   if (inputs.length) {
-    // The unmodified model failing on these shapes or dtypes is a problem with the inputs
-    // (exit 2), not with torchgraph: check once before any rewriting.
-    try {
-      disposeValue((await model.run('forward', inputs.map((t) => (t.device === model.device ? t : t.to(model.device))))).output);
-    } catch (e) {
-      if (e instanceof TorchGraphError && e.code === 'ERR_TORCH') {
-        throw new TorchGraphError('ERR_INVALID_ARG', `the model rejects these inputs: ${e.message.split('\n')[0]}`, { cause: e });
-      }
-      throw e;
-    }
+    await checkModelTakesInputs(model, inputs);
     const inlined = exportView(model, 'inlined').graph;
     await propagateShapes(inlined, model, specsOf(inputs));
     flops = countFlops(inlined).total;

@@ -68,13 +68,17 @@ describe('torchgraph validate (real pipeline)', function () {
     });
   }
 
+  // validate, bench and inspect (every view: the fused one, and the standard one, which used to
+  // type an int64 input it would never run) check the inputs on the unmodified model first.
   for (const spec of ['2x3', '4x196x768:int64']) {
-    it(`inputs the model rejects (${spec}) are bad input: exit 2, one line with torch's reason`, () => {
-      const r = cli('validate', 'mha_demo', '--input', spec, '--quiet');
-      assert.equal(r.code, 2, r.err);
-      assert.equal(r.err.trim().split('\n').length, 1, r.err);
-      assert.match(r.err, /the model rejects these inputs: RuntimeError: /);
-    });
+    for (const args of [['validate'], ['bench', '--repeat', '1'], ['inspect', '--view', 'fused'], ['inspect']]) {
+      it(`${args.join(' ')}: inputs the model rejects (${spec}) are bad input: exit 2, one line with torch's reason`, () => {
+        const r = cli(args[0], 'mha_demo', ...args.slice(1), '--input', spec, '--quiet');
+        assert.equal(r.code, 2, r.err);
+        assert.equal(r.err.trim().split('\n').length, 1, r.err);
+        assert.match(r.err, /the model rejects these inputs: RuntimeError: /);
+      });
+    }
   }
 
   it('a model file without --input is a usage error (exit 2, one line)', () => {

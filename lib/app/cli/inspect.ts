@@ -4,6 +4,7 @@ import type { Graph } from '../../core/ir';
 import type { Module } from '../../torchscript/module';
 import type { InputSpec } from '../../torchscript/propagate-shapes';
 import { graphStats } from '../../report/stats';
+import { checkModelTakesSpecs } from '../../pipeline/input-check';
 import {
   groupKey, inspectInputs, inspectNodes, nodeGroup, renderInspectDot, renderInspectText, shapeText, type NodeGroup,
 } from '../../report/inspect';
@@ -43,6 +44,8 @@ export async function viewGraph(
   module: Module, view: InspectView, inputs: readonly InputSpec[] = [], fuse: LoweringSwitches = {},
 ): Promise<ViewResult> {
   const notes: string[] = [];
+  // Inputs the model rejects are the user's to fix (exit 2), in every view.
+  if (inputs.length) await checkModelTakesSpecs(module, inputs);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { exportView } = require('../../transforms/module-views') as typeof import('../../transforms/module-views');
   if (view === 'standard' || view === 'inlined') {
