@@ -2,6 +2,7 @@
 // Builds the three graphs as validate does, runs the fused one N times (after two warm-ups)
 // with libtorch's per-operator timing on, and prints the top-level ops by median total time
 // with their share of the run, calls and time per call. MODEL is a built-in name or a file.
+import { parseArgs } from 'util';
 import { loadModel } from '../lib/program/load-model';
 import { prepareGraphs } from '../lib/pipeline/prepare';
 import { median } from '../lib/pipeline/compare';
@@ -13,18 +14,34 @@ import { parseInputSpec, readSpecFile } from '../lib/app/cli/input-spec';
 import { Tensor } from '../lib/torchscript/tensor';
 import type { NativeRunResult, TypedArray } from '../lib/torchscript/binding';
 
+const USAGE = 'usage: npm run profile -- MODEL [--input SPEC ...] [--repeat N]';
+
+const OPTIONS = { input: { type: 'string', short: 'i', multiple: true }, repeat: { type: 'string' } } as const;
+
+function parsed(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${USAGE}`, { cause: e });
+  }
+}
+
+/** The arguments, by node's own parser (strict: an unknown option or a missing value is an error). */
+function parseArguments(argv: string[]): { model: string; specs: string[]; repeat: number } {
+  const { values, positionals } = parsed(argv);
+  if (positionals.length !== 1) throw new Error(positionals.length ? `one MODEL, got ${positionals.join(' ')}\n${USAGE}` : USAGE);
+  const repeat = values.repeat === undefined ? 7 : Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat ${values.repeat}: give a whole number of runs, 1 or more`);
+  return { model: positionals[0], specs: values.input ?? [], repeat };
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const repeatAt = args.indexOf('--repeat');
-  const repeat = repeatAt >= 0 ? Number(args.splice(repeatAt, 2)[1]) : 7;
-  const specs: string[] = [];
-  for (let i = args.indexOf('--input'); i >= 0; i = args.indexOf('--input')) specs.push(args.splice(i, 2)[1]);
-  const model = args[0];
-  if (!model) throw new Error('usage: npm run profile -- MODEL [--input SPEC ...] [--repeat N]');
+  const { model, specs, repeat } = parseArguments(process.argv.slice(2));
   const fx = MODEL_NAMES.includes(model) ? await ensureModel(model as ModelName) : undefined;
   const file = fx ? builtinFile(fx) : model;
   if (!fx && !specs.length) {
-    throw new Error(`profile: ${model} is a model file, so its inputs must be given: pass --input SPEC for each forward() argument (e.g. --input 1x3x224x224)`);
+    throw new Error(`profile: ${model} is a model file, so its inputs must be given: `
+      + 'pass --input SPEC for each forward() argument (e.g. --input 1x3x224x224)');
   }
   const inputs: Tensor[] = specs.length
     ? specs.map(parseInputSpec).map((p, i) => {
