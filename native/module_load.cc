@@ -12,25 +12,11 @@
 namespace tg {
 namespace {
 
-// The first non-empty line of a libtorch message, without miniz's paragraph of generic advice.
-std::string FirstLine(const std::string& msg) {
-  size_t start = 0;
-  while (start < msg.size()) {
-    size_t nl = msg.find('\n', start);
-    std::string line = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-    if (line.find_first_not_of(" \t\r") != std::string::npos) {
-      auto advice = line.find(" This is an internal miniz error");
-      return advice == std::string::npos ? line : line.substr(0, advice);
-    }
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return "unknown error";
-}
 
 // Why a file is not loadable TorchScript, as one line with a hint where the cause is known.
 // lib/torchscript/module.ts adds what the archive's listing says (a torch.export program, ...).
 std::string LoadFailure(const std::string& why) {
+  if (why.find("not one torch wrote)") != std::string::npos) return why;  // TorchMessageLine gave the hint
   if (why.find("Unknown builtin op") != std::string::npos)
     return why + " (the model calls a custom op that is not registered in this process: load the library that "
                  "defines it first, or export the model without it)";
@@ -121,12 +107,35 @@ void CheckRecordsHoldTensors(const torch::jit::Module& m, const std::string& pat
 
 }  // namespace
 
-// torch::jit::load with every failure as ERR_LOAD naming the file: only regular files are opened
-// (a FIFO would block, a device would be read without end), and any exception libtorch raises
-// (c10::Error, the TorchScript compiler's ErrorReport for a damaged code/ entry or an unknown op,
-// the unpickler's errors) is a bad file, not an internal error.
-torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::jit::ExtraFilesMap* extra) {
-  const std::string what = "cannot load '" + path + "'";
+// The first non-empty line of a libtorch message, without miniz's paragraph of generic advice or
+// c10's "(Could this error message be improved? ...)", with a hint where the zip reader's own
+// words are all there is.
+std::string TorchMessageLine(const std::string& msg) {
+  std::string line = "unknown error";
+  for (size_t start = 0; start < msg.size();) {
+    size_t nl = msg.find('\n', start);
+    std::string l = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (l.find_first_not_of(" \t\r") != std::string::npos) { line = l; break; }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  for (const char* boilerplate : {" This is an internal miniz error", "  (Could this error message be improved?"}) {
+    auto at = line.find(boilerplate);
+    if (at != std::string::npos) line = line.substr(0, at);
+  }
+  // c10's TORCH_CHECK prefix ("[enforce fail at inline_container.cc:180] . ") names our caller's caller.
+  if (line.rfind("[enforce fail at ", 0) == 0) {
+    auto end = line.find("] . ");
+    if (end != std::string::npos) line = line.substr(end + 4);
+  }
+  if (line.find("hasRecord(\"version\")") != std::string::npos || line.find("is not in a subdirectory") != std::string::npos)
+    line += " (a zip archive, but not one torch wrote)";
+  return line;
+}
+
+// A path that names a regular, non-empty file, or ERR_LOAD with what it names instead: a FIFO
+// would block a reader, a device would be read without end.
+void CheckModelFile(const std::string& path, const std::string& what) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     int err = errno;
@@ -138,16 +147,25 @@ torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::j
   if (S_ISDIR(st.st_mode)) throw Error("ERR_LOAD", what + ": it is a directory");
   if (!S_ISREG(st.st_mode)) throw Error("ERR_LOAD", what + ": not a regular file (a FIFO, device or socket)");
   if (st.st_size == 0) throw Error("ERR_LOAD", what + ": the file is empty");
+}
+
+// torch::jit::load with every failure as ERR_LOAD naming the file: only regular files are opened
+// (a FIFO would block, a device would be read without end), and any exception libtorch raises
+// (c10::Error, the TorchScript compiler's ErrorReport for a damaged code/ entry or an unknown op,
+// the unpickler's errors) is a bad file, not an internal error.
+torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::jit::ExtraFilesMap* extra) {
+  const std::string what = "cannot load '" + path + "'";
+  CheckModelFile(path, what);
   try {
     torch::jit::Module m = torch::jit::load(path, device, *extra);
     CheckRecordsHoldTensors(m, path);
     return m;
   } catch (const c10::Error& e) {
-    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what_without_backtrace())));
+    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(TorchMessageLine(e.what_without_backtrace())));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(FirstLine(e.what())));
+    throw Error("ERR_LOAD", what + " as TorchScript: " + LoadFailure(TorchMessageLine(e.what())));
   }
 }
 

@@ -5,6 +5,13 @@
 
 namespace tg {
 
+// One line of a libtorch message: its first, without the zip reader's and c10's boilerplate.
+std::string TorchMessageLine(const std::string& msg);
+
+// ERR_LOAD ("<what>: no such file", "... it is a directory", "... the file is empty", ...) unless
+// path names a regular, non-empty file.
+void CheckModelFile(const std::string& path, const std::string& what);
+
 // torch::jit::load of a regular file, every failure an ERR_LOAD naming the file and, where known, the cause.
 torch::jit::Module LoadFile(const std::string& path, at::Device device, torch::jit::ExtraFilesMap* extra);
 

@@ -5,6 +5,7 @@
 // once, shared by every run) with methods built from that data by the graph builder. No
 // decisions about the program live here.
 #include "common.h"
+#include "module_load.h"
 #include "graph_build.h"
 #include "module.h"
 
@@ -23,12 +24,14 @@ bool IsTextRecord(const std::string& name) {
 }
 
 std::unique_ptr<caffe2::serialize::PyTorchStreamReader> OpenArchive(const std::string& path) {
+  const std::string what = "cannot read '" + path + "'";
+  CheckModelFile(path, what);
   try {
     return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error& e) {
-    std::string why = e.what_without_backtrace();
-    auto nl = why.find('\n');
-    throw Error("ERR_LOAD", "cannot read '" + path + "' as a zip archive: " + (nl == std::string::npos ? why : why.substr(0, nl)));
+    std::string why = TorchMessageLine(e.what_without_backtrace());
+    if (why.find("not a ZIP archive") != std::string::npos || why.find("central directory") != std::string::npos) why += " (not a zip archive, or a truncated one)";
+    throw Error("ERR_LOAD", what + " as a zip archive: " + why);
   }
 }
 

@@ -10,6 +10,8 @@ by torch, damaged where a damaged file would be.
   short_weight.pt                    a TorchScript archive whose weight's record is cut short
   short_constant.pt                  traced, its tensor constant's record (constants/) cut short
   export.pt2                         a torch.export program (torch.export.save)
+  foreign_zip.pt, foreign_zip.pt2    zip archives torch did not write (a file at the top; one
+                                     folder without a version record)
 and one good model with awkward outputs:
   nonfinite.pt                       traced; its outputs hold inf, -inf and NaN on any input
 """
@@ -72,6 +74,10 @@ class UsesCustomOp(torch.nn.Module):
 
 
 torch.jit.save(torch.jit.script(UsesCustomOp()), os.path.join(out, "custom_op.pt"))
+
+for name, entry in (("foreign_zip.pt", "notes.txt"), ("foreign_zip.pt2", "docs/notes.txt")):
+    with zipfile.ZipFile(os.path.join(out, name), "w") as z:
+        z.writestr(entry, "a zip archive, not a model")
 
 ep = torch.export.export(m, (torch.randn(2, 4),))
 torch.export.save(ep, os.path.join(out, "export.pt2"))

@@ -69,6 +69,25 @@ describe('bad model files (issue 14)', function () {
     });
   }
 
+  it('.pt and .pt2 alike: empty, text and foreign zip files say what they are, in one line without libtorch\'s boilerplate', async () => {
+    fs.writeFileSync(path.join(dir, 'empty.pt2'), '');
+    fs.writeFileSync(path.join(dir, 'text.pt2'), 'this is not a model\n');
+    const cases: [string, RegExp][] = [
+      ['empty.pt2', /: the file is empty$/],
+      ['text.pt2', /not a ZIP archive\. \(not a zip archive, or a truncated one\)$/],
+      ['foreign_zip.pt', /: file in archive is not in a subdirectory: notes\.txt \(a zip archive, but not one torch wrote\)$/],
+      ['foreign_zip.pt2', /\(a zip archive, but not one torch wrote\)$/],
+    ];
+    for (const [name, why] of cases) {
+      await assert.rejects(loadModel(path.join(dir, name)), (e: unknown) => {
+        assert.ok(e instanceof TorchGraphError && e.code === 'ERR_LOAD', String(e));
+        assert.match(e.message, why);
+        assert.doesNotMatch(e.message, /Could this error message be improved|internal miniz error|enforce fail|\n/);
+        return true;
+      });
+    }
+  });
+
   it('a FIFO named .pt2, or a FIFO that fails as TorchScript, is refused without blocking', async () => {
     const fifo = path.join(dir, 'fifo.pt2');
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
