@@ -24,6 +24,9 @@ std::string LoadFailure(const std::string& why) {
   if (why.size() >= 5 && why.compare(why.size() - 5, 5, "here:") == 0)
     return why + " (the TorchScript source in the archive's code/ does not compile: the file is damaged, or was "
                  "written by an incompatible torch)";
+  // data.pkl names a tensor record the archive lacks: a TorchScript archive with a part missing.
+  if (why.find("failed locating file data/") != std::string::npos || why.find("failed locating file constants/") != std::string::npos)
+    return why + " (the archive is damaged: a tensor record is missing)";
   if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos ||
       why.find("PytorchStreamReader failed locating file") != std::string::npos)
     return why + " (this looks like a torch.save() checkpoint, not a TorchScript archive: export the model with "

@@ -8,6 +8,7 @@ by torch, damaged where a damaged file would be.
   bad_data_pkl.pt                    a TorchScript archive whose data.pkl is garbage
   no_data_pkl.pt                     a TorchScript archive without data.pkl
   short_weight.pt                    a TorchScript archive whose weight's record is cut short
+  no_weight.pt                       a TorchScript archive without its weight's record
   short_constant.pt                  traced, its tensor constant's record (constants/) cut short
   export.pt2                         a torch.export program (torch.export.save)
   foreign_zip.pt, foreign_zip.pt2    zip archives torch did not write (a file at the top; one
@@ -49,6 +50,7 @@ rewrite(good, os.path.join(out, "no_data_pkl.pt"), lambda n, d: None if n.endswi
 # The weight (12 floats, the largest record under data/) keeps 8 of its 48 bytes: libtorch loads
 # it and a run would read past the buffer.
 rewrite(good, os.path.join(out, "short_weight.pt"), lambda n, d: d[:8] if "/data/" in n and len(d) == 48 else d)
+rewrite(good, os.path.join(out, "no_weight.pt"), lambda n, d: None if "/data/" in n and len(d) == 48 else d)
 
 
 class AddsConstant(torch.nn.Module):

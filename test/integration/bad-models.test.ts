@@ -40,6 +40,7 @@ describe('bad model files (issue 14)', function () {
     // libtorch loads these and a run would read past the record (a segfault, or garbage numbers).
     ['short_weight.pt', /its tensors need 60 bytes, its tensor records hold 20 \(the archive is damaged: a record was cut short\)/],
     ['short_constant.pt', /its tensors need 256 bytes, its tensor records hold 16 /],
+    ['no_weight.pt', /failed locating file data\/\d+: file not found\. \(the archive is damaged: a tensor record is missing\)$/],
     // Module.load says what it is; the CLI loads it as a program (test/integration/program.test.ts).
     ['export.pt2', /a torch\.export program \(\.pt2\), not TorchScript: load it with loadModel\(\) or loadProgram\(\)/],
     ['state_dict.pt', /torch\.save\(\) checkpoint/],
