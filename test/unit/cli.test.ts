@@ -92,6 +92,9 @@ describe('cli: parsing and exit codes', () => {
     const mixed = await run(['inspect', 'mha_demo', '-i', 'x=2x3', '-i', '2x3']);
     assert.equal(mixed.code, EXIT_USAGE);
     assert.match(mixed.err, /give every input by name \(name=SPEC\) or none/);
+    const twice = await run(['inspect', 'mha_demo', '-i', 'x=2x3', '-i', 'x=2x3']);
+    assert.equal(twice.code, EXIT_USAGE);
+    assert.match(twice.err, /--input x=\.\.\.: given twice/);
   });
 
   it('validate --help documents every option of the issue', async () => {

@@ -170,6 +170,8 @@ export async function orderedSpecs(texts: readonly string[], model: string | Mod
   if (split.every((m) => !m)) return { specs: parseSpecs(texts), names: null };
   if (split.some((m) => !m)) throw new UsageError('--input: give every input by name (name=SPEC) or none');
   const given = split.map((m) => ({ name: m![1], text: m![0], spec: parseInputSpec(m![2]) }));
+  const twice = given.find((g, i) => given.findIndex((h) => h.name === g.name) !== i);
+  if (twice) throw new UsageError(`--input ${twice.name}=...: given twice`);
   if (!model) return { specs: given.map((g) => g.spec), names: given.map((g) => g.name) };
   const once = typeof model === 'string' ? new ModelOnce(model) : model;
   let names: string[];
