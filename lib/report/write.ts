@@ -108,6 +108,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   } catch (e) {
     if (fh !== undefined) await fh.close().catch(() => { /* already failing */ });
     try { fs.unlinkSync(tmp); } catch { /* never created, or already renamed */ }
+    // A folder that passed the checks and still takes no file (/proc, a read-only mount).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== undefined && ['ENOENT', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT'].includes(code)) {
+      throw new ReportPathError(`report ${JSON.stringify(file)}: cannot be written in ${path.dirname(target)} (${code})`);
+    }
     throw e;
   } finally {
     stopListening();

@@ -47,6 +47,11 @@ describe('report targets', () => {
     refused(path.join(tmp, 'dangling.html'), /symlink to nothing/);
   });
 
+  it('a folder that takes no file (/proc) is a ReportPathError, not a raw ENOENT', async () => {
+    await assert.rejects(() => writeFileAtomic('/proc/tg-report-test.html', 'x'),
+      (e: unknown) => e instanceof ReportPathError && /cannot be written in \/proc \(|folder \/proc is not writable/.test(e.message));
+  });
+
   it('writes through a symlink to a regular file: the link stays a link', async () => {
     const real = path.join(tmp, 'real.html');
     fs.writeFileSync(real, 'old');
