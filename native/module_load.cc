@@ -12,7 +12,6 @@
 namespace tg {
 namespace {
 
-
 // Why a file is not loadable TorchScript, as one line with a hint where the cause is known.
 // lib/torchscript/module.ts adds what the archive's listing says (a torch.export program, ...).
 std::string LoadFailure(const std::string& why) {
